@@ -1,0 +1,282 @@
+package wsgate
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lxzan/gws"
+)
+
+// MessageType is the type of a WebSocket data message.
+type MessageType uint8
+
+// Data message types (RFC 6455 §5.6). The values are the frame opcodes.
+const (
+	Text   MessageType = 1
+	Binary MessageType = 2
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case Text:
+		return "text"
+	case Binary:
+		return "binary"
+	}
+	return "invalid"
+}
+
+// Message is a data message received from a peer. Data is only valid until Handler.OnMessage
+// returns: wsgate reuses the buffer. Copy it to keep it (Send copies for you).
+type Message struct {
+	Type MessageType
+	Data []byte
+}
+
+// connState is the life of a connection: open → closing (close frame queued) → closed.
+type connState uint8
+
+const (
+	stateOpen connState = iota
+	stateClosing
+	stateClosed
+)
+
+// outMsg is one queued data message; buf is pooled and owned by the queue until written.
+type outMsg struct {
+	typ MessageType
+	buf *[]byte
+}
+
+// Conn is one WebSocket connection.
+//
+// Concurrency: every method is safe for concurrent use. Internally a connection has one reader
+// (the goroutine that calls the Handler, in order) and at most one writer goroutine, started when
+// there is something to write and gone when the queue is empty; only the writer writes to the
+// socket, everyone else enqueues. An idle connection therefore costs one goroutine.
+type Conn struct {
+	srv    *Server
+	sock   *gws.Conn
+	wire   *wire
+	id     uint64
+	header http.Header
+	proto  string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// lastRead is the server clock (unix nanoseconds, coarse) at the last successful read;
+	// awaitPong is set while a heartbeat read deadline is armed; closeDeadline is the read deadline
+	// of a close handshake in progress (unix nanoseconds, 0 if none).
+	lastRead      atomic.Int64
+	awaitPong     atomic.Bool
+	closeDeadline atomic.Int64
+	received      atomic.Uint64
+	sent          atomic.Uint64
+	dropped       atomic.Uint64
+
+	mu       sync.Mutex // guards the fields below
+	state    connState
+	writing  bool // a writer goroutine is running
+	queue    []outMsg
+	spare    []outMsg
+	queued   int // payload bytes queued or being written
+	pingDue  bool
+	pong     []byte // payload of the latest unanswered ping; nil if none
+	pongDue  bool
+	closeMsg []byte      // close frame payload to write after the queue; set once
+	closeErr *CloseError // why we closed, if we did
+	result   *CloseError // final reason, set when the connection has ended
+}
+
+// ID returns the connection's identifier, unique within its Server.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Context returns a context cancelled as soon as the connection starts closing.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// RemoteAddr returns the peer's network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.wire.RemoteAddr() }
+
+// Header returns the headers of the upgrade request. Do not modify it.
+func (c *Conn) Header() http.Header { return c.header }
+
+// Subprotocol returns the negotiated subprotocol, or "" if none was.
+func (c *Conn) Subprotocol() string { return c.proto }
+
+// ConnStats counts a connection's traffic.
+type ConnStats struct {
+	Received uint64 // messages received
+	Sent     uint64 // messages written to the socket
+	Dropped  uint64 // messages discarded by PolicyDropOldest or PolicyDropNewest
+	Queued   int    // payload bytes waiting to be written
+}
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() ConnStats {
+	c.mu.Lock()
+	q := c.queued
+	c.mu.Unlock()
+	return ConnStats{Received: c.received.Load(), Sent: c.sent.Load(), Dropped: c.dropped.Load(), Queued: q}
+}
+
+// Send queues a message for the peer and returns at once; it never waits for the network. The data
+// is copied, so the caller may reuse it. Send fails with ErrClosed once the connection is closing,
+// and with ErrQueueFull when the queue is full, after applying Config.SlowConsumer.
+func (c *Conn) Send(typ MessageType, data []byte) error {
+	if typ != Text && typ != Binary {
+		return ErrInvalidMessageType
+	}
+	cfg := &c.srv.cfg
+	n := len(data)
+	if n > cfg.SendQueueBytes {
+		return ErrMessageTooLarge
+	}
+	if typ == Text && !utf8.Valid(data) {
+		return ErrInvalidUTF8
+	}
+	buf := getBuf(n)
+	copy(*buf, data)
+
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		putBuf(buf)
+		return ErrClosed
+	}
+	if len(c.queue) >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes {
+		switch cfg.SlowConsumer {
+		case PolicyDropOldest:
+			c.evictLocked(n)
+		case PolicyDropNewest:
+			c.mu.Unlock()
+			putBuf(buf)
+			c.dropped.Add(1)
+			c.srv.dropped.Add(1)
+			return ErrQueueFull
+		default:
+			c.closeLocked(&CloseError{Code: ClosePolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
+			c.mu.Unlock()
+			putBuf(buf)
+			return ErrQueueFull
+		}
+	}
+	c.queue = append(c.queue, outMsg{typ: typ, buf: buf})
+	c.queued += n
+	c.kickLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// evictLocked drops the oldest queued messages until n more bytes and one more message fit, or
+// nothing queued is left to drop (bytes in the batch being written cannot be evicted).
+func (c *Conn) evictLocked(n int) {
+	cfg := &c.srv.cfg
+	i := 0
+	for i < len(c.queue) && (len(c.queue)-i >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
+		c.queued -= len(*c.queue[i].buf)
+		putBuf(c.queue[i].buf)
+		i++
+	}
+	if i > 0 {
+		k := copy(c.queue, c.queue[i:])
+		clear(c.queue[k:])
+		c.queue = c.queue[:k]
+		c.dropped.Add(uint64(i))
+		c.srv.dropped.Add(uint64(i))
+	}
+}
+
+// Close starts the closing handshake: messages already queued are written, then a close frame with
+// code and reason (truncated to 123 bytes); the connection ends when the peer answers or after
+// Config.CloseTimeout. Close returns at once; Handler.OnClose reports the end. Calling it again, or
+// on a closed connection, does nothing. Codes an endpoint may not send return ErrInvalidCloseCode.
+func (c *Conn) Close(code CloseCode, reason string) error {
+	if !code.sendable() {
+		return ErrInvalidCloseCode
+	}
+	c.mu.Lock()
+	c.closeLocked(&CloseError{Code: code, Reason: truncateReason(reason)}, false)
+	c.mu.Unlock()
+	return nil
+}
+
+// CloseNow closes the connection at once, without a close frame (the peer sees 1006). Queued
+// messages are discarded.
+func (c *Conn) CloseNow() {
+	c.mu.Lock()
+	if c.closeErr == nil {
+		c.closeErr = &CloseError{Code: CloseAbnormal, Reason: "closed by server"}
+	}
+	c.mu.Unlock()
+	c.shut()
+}
+
+// shut cancels the context and closes the socket; the reader then ends the connection.
+func (c *Conn) shut() {
+	c.cancel()
+	c.wire.sealed.Store(true)
+	_ = c.wire.Conn.Close()
+}
+
+// closeLocked moves an open connection to closing with reason ce; discard drops what is queued
+// (the close frame then goes out as soon as the batch in flight is written).
+func (c *Conn) closeLocked(ce *CloseError, discard bool) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosing
+	c.closeErr = ce
+	if discard {
+		c.releaseQueueLocked()
+	}
+	c.closeMsg = closePayload(ce.Code, ce.Reason)
+	c.kickLocked()
+	c.cancel()
+}
+
+// releaseQueueLocked returns every queued buffer to the pool.
+func (c *Conn) releaseQueueLocked() {
+	for i := range c.queue {
+		c.queued -= len(*c.queue[i].buf)
+		putBuf(c.queue[i].buf)
+	}
+	clear(c.queue)
+	c.queue = c.queue[:0]
+}
+
+// kickLocked starts the writer goroutine unless it is already running.
+func (c *Conn) kickLocked() {
+	if c.writing || c.state == stateClosed {
+		return
+	}
+	c.writing = true
+	c.srv.goroutines.Add(1)
+	go func() { // owner: the connection; stops when the queue is empty or the socket fails
+		defer c.srv.goroutines.Done()
+		c.writeLoop()
+	}()
+}
+
+// touch records that the peer is alive; called by the reader for every successful read.
+func (c *Conn) touch() {
+	if now := c.srv.clock.Load(); c.lastRead.Load() != now {
+		c.lastRead.Store(now)
+	}
+	if c.awaitPong.Load() && c.awaitPong.CompareAndSwap(true, false) {
+		c.restoreReadDeadline()
+	}
+}
+
+// restoreReadDeadline clears the heartbeat deadline, keeping a close-handshake deadline if one is set.
+func (c *Conn) restoreReadDeadline() {
+	var t time.Time
+	if d := c.closeDeadline.Load(); d != 0 {
+		t = time.Unix(0, d)
+	}
+	_ = c.wire.Conn.SetReadDeadline(t)
+}

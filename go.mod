@@ -1,0 +1,14 @@
+module github.com/wsgate/wsgate
+
+go 1.26.8
+
+require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/lxzan/gws v1.8.9
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
+)

@@ -1,0 +1,153 @@
+package wsgate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/lxzan/gws"
+)
+
+// session carries the *Conn inside the transport's connection; it implements the transport's
+// session interface with no storage of its own.
+type session struct{ c *Conn }
+
+func (*session) Len() int                     { return 0 }
+func (*session) Load(string) (any, bool)      { return nil, false }
+func (*session) Delete(string)                {}
+func (*session) Store(string, any)            {}
+func (*session) Range(func(string, any) bool) {}
+func connOf(sock *gws.Conn) *Conn             { return sock.Session().(*session).c }
+
+// events adapts the transport's callbacks, all made on the connection's reader goroutine, to the
+// Handler: in order, OnOpen first, OnClose exactly once and last.
+type events struct{ s *Server }
+
+func (e *events) OnOpen(sock *gws.Conn) {
+	c := connOf(sock)
+	c.lastRead.Store(e.s.clock.Load())
+	c.call("OnOpen", func() { e.s.handler.OnOpen(c) })
+}
+
+func (e *events) OnPing(sock *gws.Conn, payload []byte) {
+	// RFC 6455 §5.5.3: the pong carries the ping's payload; only the latest ping needs an answer.
+	c := connOf(sock)
+	c.mu.Lock()
+	if c.state == stateOpen {
+		c.pong, c.pongDue = payload, true
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+}
+
+func (e *events) OnPong(*gws.Conn, []byte) {} // liveness is recorded by every read (wire.Read)
+
+func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
+	c := connOf(sock)
+	defer m.Close()
+	c.received.Add(1)
+	c.mu.Lock()
+	open := c.state == stateOpen
+	c.mu.Unlock()
+	if !open {
+		return // closing: the handler has seen its last message
+	}
+	msg := Message{Type: MessageType(m.Opcode), Data: m.Bytes()}
+	c.call("OnMessage", func() { e.s.handler.OnMessage(c, msg) })
+}
+
+func (e *events) OnClose(sock *gws.Conn, err error) {
+	c := connOf(sock)
+	c.finish(err)
+}
+
+// call runs a handler callback; a panic is recovered, logged with its stack, and closes the
+// connection with 1011. The process keeps running.
+func (c *Conn) call(what string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.srv.panics.Add(1)
+			c.srv.cfg.Logger.Error("wsgate: handler panic", "callback", what, "conn", c.id,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.mu.Lock()
+			c.closeLocked(&CloseError{Code: CloseInternalError, Reason: "internal error", Err: ErrHandlerPanic}, true)
+			c.mu.Unlock()
+		}
+	}()
+	f()
+}
+
+// finish ends the connection on its reader goroutine once the transport has stopped reading: it
+// settles why the connection closed, releases the queue, and calls OnClose.
+func (c *Conn) finish(err error) {
+	c.shut() // the transport has usually closed the socket already; make sure
+	c.mu.Lock()
+	c.state = stateClosed
+	c.releaseQueueLocked()
+	c.pong = nil
+	res := c.closeErr
+	c.mu.Unlock()
+
+	var remote *gws.CloseError
+	switch {
+	case res != nil && res.Code != CloseAbnormal:
+		// We started the close; say so if the peer never answered it.
+		if c.wire.timedOut.Load() && c.closeDeadline.Load() != 0 {
+			cp := *res
+			cp.Err = errors.Join(res.Err, ErrCloseTimeout)
+			if res.Err == nil {
+				cp.Err = ErrCloseTimeout
+			}
+			res = &cp
+		}
+	case errors.As(err, &remote):
+		code := CloseCode(remote.Code)
+		if code == 0 {
+			code = CloseNoStatus
+		}
+		res = &CloseError{Code: code, Reason: string(remote.Reason), Remote: true}
+	case res != nil:
+		// CloseNow, or a write failure, recorded before the reader stopped.
+	case c.wire.timedOut.Load():
+		res = &CloseError{Code: CloseAbnormal, Reason: "pong timeout", Err: ErrPongTimeout}
+	case c.wire.sentCode.Load() != 0:
+		// The transport rejected what the peer sent (protocol error, bad UTF-8, too big).
+		res = &CloseError{Code: CloseCode(c.wire.sentCode.Load()), Reason: transportReason(err), Err: err}
+	default:
+		if errors.Is(err, io.EOF) || err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		res = &CloseError{Code: CloseAbnormal, Reason: "connection lost", Err: err}
+	}
+	c.mu.Lock()
+	c.result = res
+	c.mu.Unlock()
+
+	c.srv.unregister(c)
+	c.call("OnClose", func() { c.srv.handler.OnClose(c, res) })
+}
+
+// transportReason words a transport error for CloseError.Reason without naming the transport.
+func transportReason(err error) string {
+	if err == nil {
+		return ""
+	}
+	switch {
+	case errors.Is(err, gws.ErrTextEncoding):
+		return "invalid UTF-8 in text message"
+	}
+	if s, ok := err.(interface{ Uint16() uint16 }); ok {
+		switch CloseCode(s.Uint16()) {
+		case CloseProtocolError:
+			return "protocol error"
+		case CloseMessageTooBig:
+			return "message too big"
+		case CloseInvalidPayload:
+			return "invalid payload"
+		}
+	}
+	return err.Error()
+}
+
+func sprint(v []any) string { return fmt.Sprint(v...) }

@@ -1,0 +1,274 @@
+package wsgate
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// Server is an http.Handler that upgrades requests to WebSocket connections and runs them with a
+// Handler. Mount it on any route; it keeps its own registry of live connections, because
+// http.Server.Shutdown does not track hijacked ones: call Server.Shutdown too.
+type Server struct {
+	cfg       Config
+	handler   Handler
+	upgraders []*gws.Upgrader // one per subprotocol, in cfg.Subprotocols order; the last for none
+	tick      time.Duration
+
+	clock   atomic.Int64 // coarse unix nanoseconds, advanced by the heartbeat
+	nextID  atomic.Uint64
+	live    atomic.Int64 // connections registered or reserved
+	closing atomic.Bool
+
+	accepted, rejected, dropped, panics atomic.Uint64
+
+	shards [connShards]connShard
+
+	goroutines sync.WaitGroup // every reader and writer goroutine, and the heartbeat
+
+	hbMu      sync.Mutex
+	hbStarted bool
+	hbStop    chan struct{}
+	hbDone    chan struct{}
+}
+
+const connShards = 32
+
+type connShard struct {
+	mu sync.Mutex
+	m  map[uint64]*Conn
+}
+
+// NewServer returns a Server running h with cfg (nil means all defaults). It fails only for a
+// configuration that cannot work, saying which field is wrong.
+func NewServer(h Handler, cfg *Config) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		h = HandlerFunc(func(*Conn, Message) {})
+	}
+	s := &Server{cfg: c, handler: h, hbStop: make(chan struct{}), hbDone: make(chan struct{})}
+	for i := range s.shards {
+		s.shards[i].m = make(map[uint64]*Conn)
+	}
+	s.clock.Store(time.Now().UnixNano())
+	s.tick = heartbeatTick(c.PingInterval, c.PongTimeout)
+	ev := &events{s: s}
+	for i := 0; i <= len(c.Subprotocols); i++ {
+		opt := &gws.ServerOption{
+			ReadMaxPayloadSize:  c.ReadLimit,
+			WriteMaxPayloadSize: max(c.SendQueueBytes, 125),
+			CheckUtf8Enabled:    true,
+			HandshakeTimeout:    c.HandshakeTimeout,
+			NewSession:          func() gws.SessionStorage { return &session{} },
+			Logger:              gwsLogger{s},
+			PermessageDeflate: gws.PermessageDeflate{
+				Enabled:   c.Compression,
+				Threshold: 512,
+			},
+		}
+		if i < len(c.Subprotocols) {
+			opt.SubProtocols = []string{c.Subprotocols[i]}
+		}
+		s.upgraders = append(s.upgraders, gws.NewUpgrader(ev, opt))
+	}
+	return s, nil
+}
+
+// gwsLogger routes the transport's own error logs to the configured logger.
+type gwsLogger struct{ s *Server }
+
+func (l gwsLogger) Error(v ...any) {
+	l.s.cfg.Logger.Error("wsgate: transport", "msg", strings.TrimSpace(sprint(v)))
+}
+
+// ServeHTTP checks the handshake, answering a precise HTTP status for each failure, and upgrades.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		s.reject(w, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	if status, msg := checkHandshake(w, r); status != 0 {
+		s.reject(w, status, msg)
+		return
+	}
+	if !s.cfg.originAllowed(r.Header.Get("Origin"), r.Host) {
+		s.reject(w, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	if n := s.live.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
+		s.live.Add(-1)
+		s.reject(w, http.StatusServiceUnavailable, "too many connections")
+		return
+	}
+	idx, proto := s.selectSubprotocol(r.Header)
+	netConn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.live.Add(-1)
+		s.reject(w, http.StatusInternalServerError, "connection cannot be upgraded")
+		return
+	}
+	wc := &wire{Conn: netConn}
+	if n := brw.Reader.Buffered(); n > 0 {
+		p, _ := brw.Reader.Peek(n)
+		wc.pre = append([]byte(nil), p...)
+	}
+	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), r)
+	if err != nil {
+		s.live.Add(-1)
+		s.rejected.Add(1)
+		s.cfg.Logger.Debug("wsgate: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	wc.framed.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{srv: s, sock: sock, wire: wc, id: s.nextID.Add(1), header: r.Header, proto: proto, ctx: ctx, cancel: cancel}
+	wc.c = c
+	sock.Session().(*session).c = c
+	s.accepted.Add(1)
+	s.register(c)
+	s.goroutines.Add(1)
+	go func() { // owner: the Server; ends when the connection does (finish runs on it)
+		defer s.goroutines.Done()
+		sock.ReadLoop()
+	}()
+}
+
+func (s *Server) reject(w http.ResponseWriter, status int, msg string) {
+	s.rejected.Add(1)
+	http.Error(w, "websocket: "+msg, status)
+}
+
+// checkHandshake validates an opening handshake (RFC 6455 §4.2.1) and returns 0 or the status to
+// answer with.
+func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		return http.StatusMethodNotAllowed, "method must be GET"
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return http.StatusBadRequest, "HTTP/1.1 or later required"
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return http.StatusBadRequest, "not a websocket handshake: 'Connection: Upgrade' and 'Upgrade: websocket' required"
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return http.StatusUpgradeRequired, "unsupported version: Sec-WebSocket-Version must be 13"
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
+		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
+	}
+	return 0, ""
+}
+
+// headerHasToken reports whether the comma-separated header name contains token, case-insensitively.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// selectSubprotocol picks the first of the server's subprotocols the client offered.
+func (s *Server) selectSubprotocol(h http.Header) (int, string) {
+	offered := h.Values("Sec-WebSocket-Protocol")
+	for i, p := range s.cfg.Subprotocols {
+		for _, v := range offered {
+			for _, t := range strings.Split(v, ",") {
+				if strings.TrimSpace(t) == p {
+					return i, p
+				}
+			}
+		}
+	}
+	return len(s.cfg.Subprotocols), ""
+}
+
+func (s *Server) shard(id uint64) *connShard { return &s.shards[id%connShards] }
+
+func (s *Server) register(c *Conn) {
+	sh := s.shard(c.id)
+	sh.mu.Lock()
+	sh.m[c.id] = c
+	sh.mu.Unlock()
+	s.startHeartbeat()
+	if s.closing.Load() { // Shutdown began after our check and may have missed us
+		_ = c.Close(CloseGoingAway, "server shutting down")
+	}
+}
+
+func (s *Server) unregister(c *Conn) {
+	sh := s.shard(c.id)
+	sh.mu.Lock()
+	delete(sh.m, c.id)
+	sh.mu.Unlock()
+	s.live.Add(-1)
+}
+
+// Conn returns the live connection with the given ID, or nil.
+func (s *Server) Conn(id uint64) *Conn {
+	sh := s.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[id]
+}
+
+// Range calls f for every live connection until f returns false. f runs without any server lock
+// held, on a snapshot: connections may close meanwhile.
+func (s *Server) Range(f func(*Conn) bool) {
+	var buf []*Conn
+	for i := range s.shards {
+		buf = s.shards[i].snapshot(buf[:0])
+		for _, c := range buf {
+			if !f(c) {
+				return
+			}
+		}
+	}
+}
+
+func (sh *connShard) snapshot(buf []*Conn) []*Conn {
+	sh.mu.Lock()
+	for _, c := range sh.m {
+		buf = append(buf, c)
+	}
+	sh.mu.Unlock()
+	return buf
+}
+
+// ServerStats counts a server's connections and messages.
+type ServerStats struct {
+	Connections int64  // live now
+	Accepted    uint64 // upgrades completed
+	Rejected    uint64 // handshakes refused
+	Dropped     uint64 // messages discarded by the slow-consumer policy
+	Panics      uint64 // handler panics recovered
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	var n int64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += int64(len(sh.m))
+		sh.mu.Unlock()
+	}
+	return ServerStats{Connections: n, Accepted: s.accepted.Load(), Rejected: s.rejected.Load(),
+		Dropped: s.dropped.Load(), Panics: s.panics.Load()}
+}
