@@ -42,9 +42,11 @@ func (w *wire) Read(p []byte) (int, error) {
 	if n > 0 {
 		w.c.touch()
 	}
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		w.timedOut.Store(true)
-		w.sealed.Store(true) // the peer is gone or dead: no close frame to a void
+	if err != nil {
+		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
+		// and the end is reported as abnormal (1006), not as a close we never negotiated.
+		w.timedOut.Store(errors.Is(err, os.ErrDeadlineExceeded))
+		w.sealed.Store(true)
 	}
 	return n, err
 }
