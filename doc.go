@@ -1,0 +1,40 @@
+// Package wsgate is a WebSocket server runtime: an http.Handler that upgrades requests (RFC 6455)
+// and runs each connection with a Handler, with bounded memory, heartbeats and clean closes.
+//
+// # Model
+//
+// A Server is mounted on a route and given a Handler. For every connection it calls OnOpen, then
+// OnMessage for each message in order, then OnClose exactly once. The handler answers with
+// Conn.Send, which queues and returns at once; a writer goroutine, started only while there is
+// something to write, drains the queue in batches. The seed's demo, an echo that answers
+// "<msg> done", is:
+//
+//	srv, _ := wsgate.NewServer(wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+//		c.Send(m.Type, append(m.Data, " done"...))
+//	}), nil)
+//	http.Handle("/ws", srv)
+//
+// # Concurrency
+//
+// Every exported method is safe for concurrent use. Per connection there is one reader goroutine,
+// which also runs the Handler (so a connection's callbacks never overlap), and at most one writer;
+// only the writer touches the socket for writing. Heartbeats are driven by one ticker per Server.
+// An idle connection costs one goroutine.
+//
+// # Limits and policies
+//
+// Incoming messages are limited by Config.ReadLimit (1009 beyond it). Each connection's send queue
+// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1008 (the
+// default), drop the newest, or drop the oldest, and never blocks the sender. A peer silent for
+// PingInterval is pinged and disconnected if it stays silent for PongTimeout more.
+//
+// # Closing
+//
+// Conn.Close writes what is queued, then a close frame, and waits up to Config.CloseTimeout for the
+// peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
+// closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
+// for protocol violations, 1007 for invalid UTF-8, 1009 for oversized messages, 1011 when a handler
+// panics (the panic is recovered and logged). OnClose receives a *CloseError saying why.
+//
+// The transport (RFC 6455 framing) is github.com/lxzan/gws; none of its types appear in this API.
+package wsgate

@@ -1,0 +1,70 @@
+package wsgate_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate"
+)
+
+// The seed's server: every message is answered with "<msg> done", in the frame type received.
+func Example() {
+	srv, err := wsgate.NewServer(wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		_ = c.Send(m.Type, append(m.Data, " done"...))
+	}), nil)
+	if err != nil {
+		panic(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("Hello!"))
+	_, reply, _ := ws.ReadMessage()
+	fmt.Println(string(reply))
+	// Output: Hello! done
+}
+
+// A Handler with all three callbacks; OnClose learns why the connection ended.
+type chatHandler struct{}
+
+func (chatHandler) OnOpen(c *wsgate.Conn) { _ = c.Send(wsgate.Text, []byte("welcome")) }
+func (chatHandler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
+	if string(m.Data) == "bye" {
+		_ = c.Close(wsgate.CloseNormal, "see you")
+	}
+}
+func (chatHandler) OnClose(c *wsgate.Conn, err error) {
+	fmt.Println("closed with", wsgate.CloseStatus(err))
+}
+
+func ExampleHandler() {
+	srv, _ := wsgate.NewServer(chatHandler{}, &wsgate.Config{AllowedOrigins: []string{"*.example.com"}})
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	if err != nil {
+		panic(err)
+	}
+	_, welcome, _ := ws.ReadMessage()
+	fmt.Println(string(welcome))
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("bye"))
+	_, _, err = ws.ReadMessage() // gorilla answers the close frame here
+	fmt.Println(err)
+	ws.Close()
+	_ = srv.Shutdown(context.Background()) // waits for OnClose
+	// Output:
+	// welcome
+	// websocket: close 1000 (normal): see you
+	// closed with 1000
+}
