@@ -78,6 +78,7 @@ type Conn struct {
 	received      atomic.Uint64
 	sent          atomic.Uint64
 	dropped       atomic.Uint64
+	closing       atomic.Bool // state != stateOpen, readable without the lock on the read path
 
 	mu       sync.Mutex // guards the fields below
 	state    connState
@@ -218,6 +219,7 @@ func (c *Conn) CloseNow() {
 
 // shut cancels the context and closes the socket; the reader then ends the connection.
 func (c *Conn) shut() {
+	c.closing.Store(true)
 	c.cancel()
 	c.wire.sealed.Store(true)
 	_ = c.wire.Conn.Close()
@@ -230,6 +232,7 @@ func (c *Conn) closeLocked(ce *CloseError, discard bool) {
 		return
 	}
 	c.state = stateClosing
+	c.closing.Store(true)
 	c.closeErr = ce
 	if discard {
 		c.releaseQueueLocked()

@@ -26,7 +26,6 @@ type events struct{ s *Server }
 
 func (e *events) OnOpen(sock *gws.Conn) {
 	c := connOf(sock)
-	c.lastRead.Store(e.s.clock.Load())
 	c.call("OnOpen", func() { e.s.handler.OnOpen(c) })
 }
 
@@ -47,10 +46,7 @@ func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
 	defer m.Close()
 	c.received.Add(1)
-	c.mu.Lock()
-	open := c.state == stateOpen
-	c.mu.Unlock()
-	if !open {
+	if c.closing.Load() {
 		return // closing: the handler has seen its last message
 	}
 	msg := Message{Type: MessageType(m.Opcode), Data: m.Bytes()}

@@ -132,6 +132,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wc.framed.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{srv: s, sock: sock, wire: wc, id: s.nextID.Add(1), header: r.Header, proto: proto, ctx: ctx, cancel: cancel}
+	c.lastRead.Store(s.clock.Load())
 	wc.c = c
 	sock.Session().(*session).c = c
 	s.accepted.Add(1)
