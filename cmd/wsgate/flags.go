@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate"
+)
+
+// options is everything "wsgate serve" needs. defaultOptions fills it, the environment overrides
+// that, and flags override both (flags > env > defaults).
+type options struct {
+	addr            string
+	logLevel        slog.Level
+	logFormat       string // "text" or "json"
+	shutdownTimeout time.Duration
+	ws              wsgate.Config // Logger is set from logLevel and logFormat
+	http            httpTimeouts  // fixed, not flags; tests shorten them
+}
+
+// httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
+// They do not reach WebSocket connections: net/http clears a connection's deadlines when it is
+// hijacked, and wsgate sets its own from then on.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+func defaultOptions() options {
+	return options{
+		addr:            ":8080",
+		logLevel:        slog.LevelInfo,
+		logFormat:       "text",
+		shutdownTimeout: 10 * time.Second,
+		ws: wsgate.Config{
+			ReadLimit:         wsgate.DefaultReadLimit,
+			SendQueueMessages: wsgate.DefaultSendQueueMessages,
+			SendQueueBytes:    wsgate.DefaultSendQueueBytes,
+			SlowConsumer:      wsgate.PolicyClose,
+			PingInterval:      wsgate.DefaultPingInterval,
+			PongTimeout:       wsgate.DefaultPongTimeout,
+			WriteTimeout:      wsgate.DefaultWriteTimeout,
+			HandshakeTimeout:  wsgate.DefaultHandshakeTimeout,
+			CloseTimeout:      wsgate.DefaultCloseTimeout,
+		},
+		http: httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 15 * time.Second, idle: 60 * time.Second},
+	}
+}
+
+// newFlagSet returns the serve flags bound to o; o's current values are the defaults shown. The
+// set prints nothing itself: parse errors are returned, usage is written by printUsage.
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("wsgate serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	c := &o.ws
+
+	fs.StringVar(&o.addr, "addr", o.addr, "`address` to listen on, host:port")
+	fs.Var(newValue(&o.logLevel, parseLogLevel, formatLogLevel), "log-level", "log `level`: debug, info, warn or error (debug logs every connection's open and close)")
+	fs.Var(newValue(&o.logFormat, parseLogFormat, identity), "log-format", "log `format`: text or json")
+	fs.Var(newValue(&o.shutdownTimeout, parseTimeout, time.Duration.String), "shutdown-timeout", "on SIGINT/SIGTERM, how long connections get to close (code 1001) before they are cut")
+
+	fs.Var(newValue(&c.ReadLimit, parseCount, strconv.Itoa), "read-limit", "largest message a peer may send, in `bytes`, after decompression; bigger closes with 1009")
+	fs.Var(newValue(&c.SendQueueMessages, parseCount, strconv.Itoa), "send-queue-messages", "most `messages` queued for one connection and not yet written")
+	fs.Var(newValue(&c.SendQueueBytes, parseCount, strconv.Itoa), "send-queue-bytes", "most payload `bytes` queued for one connection and not yet written")
+	fs.Var(newValue(&c.SlowConsumer, wsgate.ParseSlowConsumerPolicy, wsgate.SlowConsumerPolicy.String), "slow-consumer", "`policy` when a connection's send queue is full: close (the connection, with 1008), drop-newest or drop-oldest")
+	fs.Var(newValue(&c.PingInterval, time.ParseDuration, time.Duration.String), "ping-interval", "how long a connection may stay silent before it is pinged; negative disables heartbeats")
+	fs.Var(newValue(&c.PongTimeout, parseTimeout, time.Duration.String), "pong-timeout", "how long a pinged peer has to answer before it is disconnected")
+	fs.Var(newValue(&c.WriteTimeout, parseTimeout, time.Duration.String), "write-timeout", "bound on every write to a connection; a peer that stops reading is disconnected")
+	fs.Var(newValue(&c.HandshakeTimeout, parseTimeout, time.Duration.String), "handshake-timeout", "bound on writing the upgrade response")
+	fs.Var(newValue(&c.CloseTimeout, parseTimeout, time.Duration.String), "close-timeout", "how long the server waits for the peer's close frame after sending its own")
+	fs.Var(newValue(&c.AllowedOrigins, parseList, formatList), "allowed-origins", "comma-separated browser `origins` allowed to connect: hosts (example.com, *.example.com) or full origins (https://app.example.com); \"*\" allows any. Empty: same origin only")
+	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
+	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")
+	fs.Var(newValue(&c.MaxConnections, parseCount, strconv.Itoa), "max-connections", "cap on live connections, further upgrades get 503; 0 means no cap")
+	return fs
+}
+
+// parseArgs fills o from args and env; the errors it returns are usage errors.
+func parseArgs(o *options, args []string, env func(string) string) (*flag.FlagSet, error) {
+	fs := newFlagSet(o)
+	if err := fs.Parse(args); err != nil {
+		return fs, err
+	}
+	if fs.NArg() > 0 {
+		return fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return fs, applyEnv(fs, env)
+}
+
+// envName is the environment variable that sets a flag: -read-limit is WSGATE_READ_LIMIT.
+func envName(flagName string) string {
+	return "WSGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its environment variable, if that is
+// not empty. It reports every bad variable, naming it, its flag and its value.
+func applyEnv(fs *flag.FlagSet, env func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := env(name)
+		if given[f.Name] || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("invalid value %q for env %s (flag -%s): %v", v, name, f.Name, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// printUsage documents every flag with its type, default and environment variable.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, `Usage: wsgate [serve] [flags]
+
+Serves the demo page at /, WebSocket connections at /ws (each message is answered
+"<message> done" in the same frame type) and a health check at /healthz (200 "ok").
+SIGINT or SIGTERM shuts down gracefully: connections are closed with code 1001.
+
+Every flag can also be set by an environment variable: WSGATE_ and the flag name in
+upper snake case, e.g. WSGATE_READ_LIMIT=1048576 for -read-limit. A flag given on the
+command line wins over the environment; an empty variable counts as unset.
+Durations are written like 10s, 1m30s or 500ms.
+
+Flags:
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if typ == "value" { // a flag.Value without a `name` in its usage: say what it takes
+			switch f.Value.(type) {
+			case *value[time.Duration]:
+				typ = "duration"
+			case *value[int]:
+				typ = "int"
+			default:
+				typ = "string"
+			}
+		}
+		if typ != "" {
+			typ = " " + typ
+		}
+		fmt.Fprintf(w, "  -%s%s\n    \t%s", f.Name, typ, usage)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "\n    \tenv %s\n", envName(f.Name))
+	})
+}
+
+// value is a flag.Value of any type, parsed and formatted by the functions it holds.
+type value[T any] struct {
+	p      *T
+	parse  func(string) (T, error)
+	format func(T) string
+}
+
+func newValue[T any](p *T, parse func(string) (T, error), format func(T) string) *value[T] {
+	return &value[T]{p: p, parse: parse, format: format}
+}
+
+func (v *value[T]) String() string {
+	if v == nil || v.p == nil { // flag's zero-value probe
+		return ""
+	}
+	return v.format(*v.p)
+}
+
+func (v *value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = x
+	return nil
+}
+
+// parseCount parses a non-negative whole number, parseTimeout a non-negative duration.
+var (
+	parseCount   = nonNegative(strconv.Atoi, "not a whole number")
+	parseTimeout = nonNegative(time.ParseDuration, "not a duration (write it like 10s or 500ms)")
+)
+
+// nonNegative wraps parse to refuse negative values and to word its errors for a person.
+func nonNegative[T int | time.Duration](parse func(string) (T, error), want string) func(string) (T, error) {
+	return func(s string) (T, error) {
+		v, err := parse(s)
+		if err != nil {
+			return 0, errors.New(want)
+		}
+		if v < 0 {
+			return 0, errors.New("must not be negative")
+		}
+		return v, nil
+	}
+}
+
+// parseList splits a comma-separated list, dropping blanks: "" is the empty list.
+func parseList(s string) ([]string, error) {
+	var l []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			l = append(l, e)
+		}
+	}
+	return l, nil
+}
+
+func formatList(l []string) string { return strings.Join(l, ",") }
+
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	if l, ok := logLevels[strings.ToLower(s)]; ok {
+		return l, nil
+	}
+	return 0, errors.New("want debug, info, warn or error")
+}
+
+func formatLogLevel(l slog.Level) string { return strings.ToLower(l.String()) }
+
+func parseLogFormat(s string) (string, error) {
+	if s != "text" && s != "json" {
+		return "", errors.New("want text or json")
+	}
+	return s, nil
+}
+
+func identity(s string) string { return s }

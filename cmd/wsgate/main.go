@@ -1,0 +1,68 @@
+// Command wsgate is the wsgate server binary: the WebSocket endpoint at /ws, the demo page at / and
+// a health check at /healthz, configured by flags and WSGATE_* environment variables.
+//
+//	wsgate [serve] [flags]
+//
+// Run "wsgate -h" for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default behaviour: a second Ctrl-C kills a shutdown that hangs.
+	context.AfterFunc(ctx, stop)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsgate:", err)
+		code := exitCode(err)
+		if code == 2 {
+			fmt.Fprintln(os.Stderr, "Run 'wsgate -h' for usage.")
+		}
+		os.Exit(code)
+	}
+}
+
+// run is the whole program behind main, testable: args without the program name, env to read the
+// environment (os.Getenv), stdout for requested output such as -h, stderr for logs. It returns when
+// ctx is cancelled and everything has shut down, or on the first error; exitCode maps that error to
+// the process's exit status.
+func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve" // plain "wsgate [flags]" serves
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, args, env, stdout, stderr)
+	}
+	return usageError{fmt.Errorf("unknown command %q (want serve)", cmd)}
+}
+
+// usageError marks a mistake in the command line or the environment rather than a failure at run
+// time: the process exits with status 2, as flag.ExitOnError would.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCode is the process exit status for run's result: 0 for success, 2 for usage errors, 1 otherwise.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate"
+)
+
+// runServe is "wsgate serve": parse the configuration, listen, serve until ctx ends, shut down.
+func runServe(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	o := defaultOptions()
+	fs, err := parseArgs(&o, args, env)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs)
+		return nil
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(stderr, o.logLevel, o.logFormat)
+	g, err := newGateway(&o, log)
+	if err != nil {
+		return usageError{err}
+	}
+	// Listen before serving so that a taken port is an error of its own, before any log says "listening".
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	return g.serve(ctx, ln)
+}
+
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// gateway is the running server: one http.Server for the routes, one wsgate.Server for the
+// WebSocket connections it hijacks (http.Server does not track those, so both are shut down).
+type gateway struct {
+	http            *http.Server
+	ws              *wsgate.Server
+	log             *slog.Logger
+	shutdownTimeout time.Duration
+}
+
+// newGateway builds the routes for o; it fails only for a configuration wsgate refuses.
+func newGateway(o *options, log *slog.Logger) (*gateway, error) {
+	cfg := o.ws
+	cfg.Logger = log
+	if err := checkEchoFits(&cfg); err != nil {
+		return nil, err
+	}
+	ws, err := wsgate.NewServer(logConns(echoDone, log), &cfg)
+	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /", pageHandler())
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("GET /ws", ws)
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: o.http.readHeader,
+		ReadTimeout:       o.http.read,
+		WriteTimeout:      o.http.write,
+		IdleTimeout:       o.http.idle,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return &gateway{http: hs, ws: ws, log: log, shutdownTimeout: o.shutdownTimeout}, nil
+}
+
+// serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
+func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
+	g.log.Info("listening", "addr", ln.Addr().String())
+	served := make(chan error, 1)
+	go func() { // owner: serve; ends when shutdown closes the listener
+		served <- g.http.Serve(ln)
+	}()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	err := g.shutdown()
+	if serveErr == nil {
+		serveErr = <-served
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	if err = errors.Join(serveErr, err); err == nil {
+		g.log.Info("stopped")
+	}
+	return err
+}
+
+// shutdown stops accepting and closes every WebSocket connection with 1001, at the same time so that
+// a slow HTTP client does not delay the WebSocket goodbyes. After shutdownTimeout what is left is cut.
+func (g *gateway) shutdown() error {
+	g.log.Info("shutting down", "timeout", g.shutdownTimeout, "connections", g.ws.Stats().Connections)
+	ctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var httpErr error
+	wg.Go(func() { // owner: shutdown; ends by ctx at the latest
+		if httpErr = g.http.Shutdown(ctx); httpErr != nil {
+			_ = g.http.Close()
+		}
+	})
+	wsErr := g.ws.Shutdown(ctx)
+	wg.Wait()
+	if err := cmp.Or(wsErr, httpErr); err != nil { // both are ctx's error, if any
+		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
+	}
+	return nil
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, "ok")
+}
