@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"log/slog"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate"
+)
+
+func TestBadValuesAreUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want []string // all in the message
+	}{
+		{args: []string{"-read-limit", "abc"}, want: []string{"-read-limit", `"abc"`, "not a whole number"}},
+		{args: []string{"-send-queue-bytes=-1"}, want: []string{"-send-queue-bytes", `"-1"`, "negative"}},
+		{args: []string{"-max-connections", "1.5"}, want: []string{"-max-connections", `"1.5"`}},
+		{args: []string{"-pong-timeout", "ten"}, want: []string{"-pong-timeout", `"ten"`, "not a duration"}},
+		{args: []string{"-close-timeout", "-1s"}, want: []string{"-close-timeout", `"-1s"`, "negative"}},
+		{args: []string{"-slow-consumer", "panic"}, want: []string{"-slow-consumer", `"panic"`, "drop-oldest"}},
+		{args: []string{"-log-level", "loud"}, want: []string{"-log-level", `"loud"`, "debug, info, warn or error"}},
+		{args: []string{"-log-format", "xml"}, want: []string{"-log-format", `"xml"`, "text or json"}},
+		{args: []string{"-compression=maybe"}, want: []string{"-compression", `"maybe"`}},
+		{args: []string{"-no-such-flag"}, want: []string{"-no-such-flag"}},
+		{args: []string{"serve", "extra"}, want: []string{`unexpected argument "extra"`}},
+		{args: []string{"-allowed-origins", "[bad"}, want: []string{"invalid configuration", `"[bad"`}},
+		{args: []string{"-subprotocols", `a"b`}, want: []string{"invalid configuration", `a\"b`}},
+		{args: []string{"-read-limit", "1000"}, env: map[string]string{"WSGATE_SEND_QUEUE_BYTES": "1004"},
+			want: []string{"-send-queue-bytes 1004", "-read-limit 1000"}},
+		{args: []string{"-read-limit", "1048576"}, want: []string{"-send-queue-bytes 1048576"}},
+		{env: map[string]string{"WSGATE_READ_LIMIT": "lots"}, want: []string{"WSGATE_READ_LIMIT", `"lots"`, "-read-limit"}},
+		{env: map[string]string{"WSGATE_PING_INTERVAL": "soon", "WSGATE_SLOW_CONSUMER": "x"},
+			want: []string{"WSGATE_PING_INTERVAL", `"soon"`, "WSGATE_SLOW_CONSUMER", `"x"`}},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), tc.args, envOf(tc.env), &stdout, &stderr)
+		if code := exitCode(err); code != 2 {
+			t.Errorf("run(%q, env %v) = %v, exit %d; want a usage error, exit 2", tc.args, tc.env, err, code)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("run(%q, env %v) error %q does not mention %q", tc.args, tc.env, err, w)
+			}
+		}
+		if stdout.Len()+stderr.Len() > 0 {
+			t.Errorf("run(%q) wrote output on a usage error; main reports it: stdout %q stderr %q", tc.args, &stdout, &stderr)
+		}
+	}
+}
+
+func TestDefaultsAreWsgateDefaults(t *testing.T) {
+	o := defaultOptions()
+	if _, err := parseArgs(&o, nil, noEnv); err != nil {
+		t.Fatal(err)
+	}
+	want := defaultOptions()
+	if !reflect.DeepEqual(o, want) {
+		t.Fatalf("no flags and no env changed the options:\n got %+v\nwant %+v", o, want)
+	}
+	if o.addr != ":8080" || o.shutdownTimeout != 10*time.Second || o.logLevel != slog.LevelInfo || o.logFormat != "text" {
+		t.Errorf("binary defaults: %+v", o)
+	}
+	c := o.ws
+	if c.ReadLimit != wsgate.DefaultReadLimit || c.SendQueueMessages != wsgate.DefaultSendQueueMessages ||
+		c.SendQueueBytes != wsgate.DefaultSendQueueBytes || c.PingInterval != wsgate.DefaultPingInterval ||
+		c.PongTimeout != wsgate.DefaultPongTimeout || c.WriteTimeout != wsgate.DefaultWriteTimeout ||
+		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
+		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
+		c.AllowedOrigins != nil || c.Subprotocols != nil {
+		t.Errorf("wsgate defaults not shown as flag defaults: %+v", c)
+	}
+}
+
+func TestFlagsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"WSGATE_ADDR":                "127.0.0.1:9999",
+		"WSGATE_READ_LIMIT":          "1000", // overridden by the flag
+		"WSGATE_SEND_QUEUE_MESSAGES": "7",
+		"WSGATE_SEND_QUEUE_BYTES":    "4096",
+		"WSGATE_SLOW_CONSUMER":       "drop-oldest",
+		"WSGATE_PING_INTERVAL":       "-1s",
+		"WSGATE_PONG_TIMEOUT":        "3s",
+		"WSGATE_WRITE_TIMEOUT":       "4s",
+		"WSGATE_HANDSHAKE_TIMEOUT":   "1s",
+		"WSGATE_CLOSE_TIMEOUT":       "2s",
+		"WSGATE_ALLOWED_ORIGINS":     " example.com, https://app.example.com ,,",
+		"WSGATE_SUBPROTOCOLS":        "wsgate.v1",
+		"WSGATE_COMPRESSION":         "true", // overridden by the flag
+		"WSGATE_MAX_CONNECTIONS":     "100",
+		"WSGATE_LOG_LEVEL":           "DEBUG",
+		"WSGATE_LOG_FORMAT":          "json",
+		"WSGATE_SHUTDOWN_TIMEOUT":    "30s",
+		"WSGATE_UNKNOWN":             "ignored",
+	}
+	o := defaultOptions()
+	if _, err := parseArgs(&o, []string{"-read-limit", "2000", "-compression=false"}, envOf(env)); err != nil {
+		t.Fatal(err)
+	}
+	want := defaultOptions()
+	want.addr = "127.0.0.1:9999"
+	want.logLevel = slog.LevelDebug
+	want.logFormat = "json"
+	want.shutdownTimeout = 30 * time.Second
+	want.ws = wsgate.Config{
+		ReadLimit:         2000,
+		SendQueueMessages: 7,
+		SendQueueBytes:    4096,
+		SlowConsumer:      wsgate.PolicyDropOldest,
+		PingInterval:      -time.Second,
+		PongTimeout:       3 * time.Second,
+		WriteTimeout:      4 * time.Second,
+		HandshakeTimeout:  time.Second,
+		CloseTimeout:      2 * time.Second,
+		AllowedOrigins:    []string{"example.com", "https://app.example.com"},
+		Subprotocols:      []string{"wsgate.v1"},
+		MaxConnections:    100,
+	}
+	if !reflect.DeepEqual(o, want) {
+		t.Fatalf("flags > env > defaults broken:\n got %+v\nwant %+v", o, want)
+	}
+}
+
+// TestEveryConfigFieldHasAFlag keeps the binary complete when wsgate.Config grows: each field but
+// Logger (set by -log-level and -log-format) needs a flag named after it, documented in -h.
+func TestEveryConfigFieldHasAFlag(t *testing.T) {
+	o := defaultOptions()
+	fs := newFlagSet(&o)
+	upper := regexp.MustCompile(`[A-Z]`)
+	typ := reflect.TypeFor[wsgate.Config]()
+	for i := range typ.NumField() {
+		field := typ.Field(i).Name
+		if field == "Logger" {
+			continue
+		}
+		name := strings.TrimPrefix(upper.ReplaceAllStringFunc(field, func(s string) string { return "-" + strings.ToLower(s) }), "-")
+		if fs.Lookup(name) == nil {
+			t.Errorf("wsgate.Config.%s has no flag -%s", field, name)
+		}
+	}
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"serve", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), args, noEnv, &stdout, &stderr); err != nil {
+			t.Fatalf("run(%q) = %v, want nil (exit 0)", args, err)
+		}
+		help := stdout.String()
+		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
+			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
+			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout"} {
+			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
+				t.Errorf("run(%q): usage does not document -%s", args, name)
+			}
+			if !strings.Contains(help, envName(name)+"\n") {
+				t.Errorf("run(%q): usage does not give %s for -%s", args, envName(name), name)
+			}
+		}
+		for _, want := range []string{"Usage: wsgate [serve] [flags]", "(default 65536)", "(default 25s)", "(default close)", `(default :8080)`} {
+			if !strings.Contains(help, want) {
+				t.Errorf("run(%q): usage lacks %q", args, want)
+			}
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("run(%q) wrote to stderr: %q", args, &stderr)
+		}
+	}
+	o := defaultOptions()
+	var all []string
+	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
+	if len(all) != 17 {
+		t.Errorf("flags %v: the help check above lists 17; update it", all)
+	}
+}
+
+func TestEchoFitsBoundary(t *testing.T) {
+	if err := checkEchoFits(&wsgate.Config{ReadLimit: 1000, SendQueueBytes: 1005}); err != nil {
+		t.Errorf("a reply of exactly -send-queue-bytes refused: %v", err)
+	}
+	if err := checkEchoFits(&wsgate.Config{}); err != nil {
+		t.Errorf("wsgate defaults refused: %v", err)
+	}
+	if err := checkEchoFits(&wsgate.Config{ReadLimit: 1001, SendQueueBytes: 1005}); err == nil {
+		t.Error("a reply one byte over -send-queue-bytes accepted")
+	}
+}
