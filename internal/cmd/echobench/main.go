@@ -1,0 +1,155 @@
+// Command echobench compares wsgate's echo server with raw gws and raw gorilla/websocket ones, run
+// side by side in one invocation so that the machine's noise hits all three alike.
+//
+//	go run ./internal/cmd/echobench            # from the module root; about 5 minutes
+//
+// It builds internal/cmd/echoserve and internal/cmd/echoload into bench/bin, then runs -rounds
+// rounds; in each, every scenario runs once per implementation, the order of the implementations
+// rotated from round to round (gws, gorilla, wsgate; then gorilla, wsgate, gws; ...). Every
+// measurement gets a fresh server process, pinned to one CPU and the load generator to another with
+// taskset where there are two CPUs or more. It prints a markdown table of medians and the ratios
+// wsgate/gws and wsgate/gorilla, and writes every raw measurement to -raw as JSON.
+//
+// Everything talks to 127.0.0.1 only, every child is bounded in time, and every child it starts it
+// stops itself, by PID.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/echoserver"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "echobench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	rounds    int
+	duration  time.Duration
+	idle      int
+	bin       string
+	raw       string
+	only      string
+	serverCPU string
+	clientCPU string
+	pin       bool
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("echobench", flag.ContinueOnError)
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "duration of each echo measurement")
+	fs.IntVar(&c.idle, "idle", 10000, "connections held for the idle-memory measurement")
+	fs.StringVar(&c.bin, "bin", "bench/bin", "where to build echoserve and echoload")
+	fs.StringVar(&c.raw, "raw", "", "write every measurement to this JSON file")
+	fs.StringVar(&c.only, "only", "", "run only the scenarios whose name contains this")
+	fs.StringVar(&c.serverCPU, "server-cpu", "0", "CPU list for the servers (taskset -c)")
+	fs.StringVar(&c.clientCPU, "client-cpu", "1", "CPU list for the load generator (taskset -c)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 {
+		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000")
+	}
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		c.pin = true
+	} else {
+		fmt.Fprintln(stderr, "echobench: no taskset or a single CPU: server and client are not pinned")
+	}
+	if err := build(ctx, c.bin); err != nil {
+		return err
+	}
+	scenarios := selectScenarios(c)
+	if len(scenarios) == 0 {
+		return fmt.Errorf("no scenario matches %q", c.only)
+	}
+	started := time.Now()
+	var all []measurement
+	for r := range c.rounds {
+		for _, sc := range scenarios {
+			for i := range echoserver.Impls {
+				impl := echoserver.Impls[(i+r)%len(echoserver.Impls)]
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				m, err := measure(ctx, c, sc, impl)
+				m.Round = r + 1
+				if err != nil {
+					m.Err = err.Error()
+					fmt.Fprintf(stderr, "round %d %s %s: %v\n", r+1, sc.name, impl, err)
+				} else {
+					fmt.Fprintf(stderr, "round %d %-16s %-8s %s\n", r+1, sc.name, impl, m.brief())
+				}
+				all = append(all, m)
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "echobench: %d measurements in %v\n", len(all), time.Since(started).Round(time.Second))
+	if c.raw != "" {
+		b, _ := json.MarshalIndent(all, "", "  ")
+		if err := os.WriteFile(c.raw, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	report(stdout, c, scenarios, all)
+	return nil
+}
+
+// build compiles the server and the load generator, so that no measurement includes a compile.
+func build(ctx context.Context, bin string) error {
+	for _, cmd := range []string{"echoserve", "echoload"} {
+		b := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, cmd), "./internal/cmd/"+cmd)
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("go build %s (run echobench from the module root): %w", cmd, err)
+		}
+	}
+	return nil
+}
+
+// scenario is one kind of measurement.
+type scenario struct {
+	name   string
+	conns  int
+	size   int
+	window int
+	idle   int // > 0: an idle-memory measurement with this many connections
+}
+
+func selectScenarios(c config) []scenario {
+	all := []scenario{
+		{name: "echo 100×32B", conns: 100, size: 32, window: 1},
+		{name: "echo 1000×32B", conns: 1000, size: 32, window: 1},
+		{name: "echo 100×64KiB", conns: 100, size: 64 << 10, window: 1},
+		{name: "echo 1000×64KiB", conns: 1000, size: 64 << 10, window: 1},
+		{name: "pipelined w16 100×32B", conns: 100, size: 32, window: 16},
+		{name: fmt.Sprintf("idle %d", c.idle), idle: c.idle},
+	}
+	var out []scenario
+	for _, s := range all {
+		if strings.Contains(s.name, c.only) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/wsgate/wsgate/internal/echoserver"
+)
+
+// metric is one figure the report compares, read from a measurement (NaN where it has none).
+type metric struct {
+	name   string
+	better string // "higher" or "lower"
+	format string
+	get    func(*measurement) float64
+}
+
+func loadMetric(name, better, format string, f func(*loadResult) float64) metric {
+	return metric{name, better, format, func(m *measurement) float64 {
+		if m.Load == nil || m.Err != "" {
+			return math.NaN()
+		}
+		return f(m.Load)
+	}}
+}
+
+var (
+	msgsPerSec = loadMetric("msgs/s", "higher", "%.0f", func(l *loadResult) float64 { return l.MsgsPerSec })
+	p50        = loadMetric("p50 µs", "lower", "%.0f", func(l *loadResult) float64 { return l.P50Micros })
+	p99        = loadMetric("p99 µs", "lower", "%.0f", func(l *loadResult) float64 { return l.P99Micros })
+	jainIdx    = loadMetric("Jain index", "higher", "%.3f", func(l *loadResult) float64 { return l.Jain })
+	perConnMin = loadMetric("per-conn min", "higher", "%.0f", func(l *loadResult) float64 { return float64(l.PerConnMin) })
+	perConnMax = loadMetric("per-conn max", "-", "%.0f", func(l *loadResult) float64 { return float64(l.PerConnMax) })
+	errorsN    = loadMetric("errors", "lower", "%.0f", func(l *loadResult) float64 { return float64(l.Errors) })
+	cpuPerMsg  = metric{"server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 {
+		if m.Load == nil || m.Err != "" {
+			return math.NaN()
+		}
+		return m.ServerCPUMicrosPerMsg
+	}}
+	clientCPU = metric{"client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 {
+		if m.Load == nil || m.Err != "" {
+			return math.NaN()
+		}
+		return m.ClientCPUMicrosPerMsg
+	}}
+	idleMetric = func(name, format string, f func(*measurement) float64) metric {
+		return metric{name, "lower", format, func(m *measurement) float64 {
+			if m.IdleConns == 0 || m.Err != "" {
+				return math.NaN()
+			}
+			return f(m)
+		}}
+	}
+	heapStack  = idleMetric("heap+stack B/conn", "%.0f", func(m *measurement) float64 { return m.HeapStackPerConn })
+	rss        = idleMetric("RSS B/conn", "%.0f", func(m *measurement) float64 { return m.RSSPerConn })
+	goroutines = idleMetric("goroutines/conn", "%.2f", func(m *measurement) float64 { return m.GoroutinesPerConn })
+)
+
+func metricsFor(sc scenario) []metric {
+	switch {
+	case sc.idle > 0:
+		return []metric{heapStack, rss, goroutines}
+	case sc.window > 1:
+		return []metric{msgsPerSec, jainIdx, perConnMin, perConnMax, p99, cpuPerMsg, clientCPU, errorsN}
+	}
+	return []metric{msgsPerSec, p50, p99, cpuPerMsg, clientCPU, errorsN}
+}
+
+// report prints, per scenario and metric, the median over rounds for each implementation and the
+// ratios wsgate/gws and wsgate/gorilla of those medians, with the range of the per-round ratios
+// (each round's three measurements ran back to back).
+func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
+	fmt.Fprintf(w, "Medians of %d rounds; ratio = wsgate / other (per-round ratios in brackets).\n\n", c.rounds)
+	fmt.Fprintln(w, "| scenario | metric | better | gws | gorilla | wsgate | wsgate/gws | wsgate/gorilla |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, sc := range scenarios {
+		for _, mt := range metricsFor(sc) {
+			perImpl := map[string][]float64{} // by impl, indexed by round-1
+			for _, impl := range echoserver.Impls {
+				perImpl[impl] = make([]float64, c.rounds)
+				for i := range perImpl[impl] {
+					perImpl[impl][i] = math.NaN()
+				}
+			}
+			for i := range all {
+				m := &all[i]
+				if m.Scenario == sc.name {
+					perImpl[m.Impl][m.Round-1] = mt.get(m)
+				}
+			}
+			med := map[string]float64{}
+			cells := []string{sc.name, mt.name, mt.better}
+			for _, impl := range echoserver.Impls {
+				med[impl] = median(perImpl[impl])
+				cells = append(cells, fmtNum(mt.format, med[impl]))
+			}
+			for _, other := range []string{"gws", "gorilla"} {
+				cells = append(cells, ratioCell(med["wsgate"], med[other], perImpl["wsgate"], perImpl[other]))
+			}
+			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
+		}
+	}
+}
+
+func ratioCell(a, b float64, as, bs []float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+		return "–"
+	}
+	var rs []float64
+	for i := range as {
+		if !math.IsNaN(as[i]) && !math.IsNaN(bs[i]) && bs[i] != 0 {
+			rs = append(rs, as[i]/bs[i])
+		}
+	}
+	s := fmt.Sprintf("%.2f×", a/b)
+	if len(rs) > 1 {
+		s += fmt.Sprintf(" [%.2f–%.2f]", slices.Min(rs), slices.Max(rs))
+	}
+	return s
+}
+
+// median of the values that are not NaN; NaN if none.
+func median(xs []float64) float64 {
+	var v []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func fmtNum(format string, x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf(format, x)
+}
