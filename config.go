@@ -37,6 +37,23 @@ func (p SlowConsumerPolicy) String() string {
 	return fmt.Sprintf("SlowConsumerPolicy(%d)", int(p))
 }
 
+// MarshalText implements encoding.TextMarshaler, so the policy works with flag.TextVar and config files.
+func (p SlowConsumerPolicy) MarshalText() ([]byte, error) {
+	if p < PolicyClose || p > PolicyDropOldest {
+		return nil, fmt.Errorf("wsgate: unknown slow-consumer policy %d", int(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseSlowConsumerPolicy.
+func (p *SlowConsumerPolicy) UnmarshalText(b []byte) error {
+	v, err := ParseSlowConsumerPolicy(string(b))
+	if err == nil {
+		*p = v
+	}
+	return err
+}
+
 // ParseSlowConsumerPolicy parses "close", "drop-newest" or "drop-oldest".
 func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
 	for _, p := range []SlowConsumerPolicy{PolicyClose, PolicyDropNewest, PolicyDropOldest} {

@@ -94,27 +94,27 @@ func (l gwsLogger) Error(v ...any) {
 // ServeHTTP checks the handshake, answering a precise HTTP status for each failure, and upgrades.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
-		s.reject(w, http.StatusServiceUnavailable, "server shutting down")
+		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
 	if status, msg := checkHandshake(w, r); status != 0 {
-		s.reject(w, status, msg)
+		s.reject(w, r, status, msg)
 		return
 	}
 	if !s.cfg.originAllowed(r.Header.Get("Origin"), r.Host) {
-		s.reject(w, http.StatusForbidden, "origin not allowed")
+		s.reject(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
 	if n := s.live.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
 		s.live.Add(-1)
-		s.reject(w, http.StatusServiceUnavailable, "too many connections")
+		s.reject(w, r, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
 	idx, proto := s.selectSubprotocol(r.Header)
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		s.live.Add(-1)
-		s.reject(w, http.StatusInternalServerError, "connection cannot be upgraded")
+		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
 	wc := &wire{Conn: netConn}
@@ -144,8 +144,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-func (s *Server) reject(w http.ResponseWriter, status int, msg string) {
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.rejected.Add(1)
+	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
+		"origin", r.Header.Get("Origin"))
 	http.Error(w, "websocket: "+msg, status)
 }
 

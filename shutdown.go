@@ -40,27 +40,39 @@ func (s *Server) Close() error {
 	return s.wait(context.Background())
 }
 
-// wait stops the heartbeat once no connection is left, or forces every connection closed when ctx ends.
+// forcedGrace bounds how long Shutdown still waits for handlers after forcing connections closed
+// at its deadline: forced reads fail at once, so only a handler stuck in its own code takes longer.
+const forcedGrace = time.Second
+
+// wait waits for every connection to end. If ctx ends first, it forces the rest closed and waits
+// up to forcedGrace more for their handlers, then returns ctx's error.
 func (s *Server) wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { // owner: this call; ends when the connections have
-		for s.live.Load() > 0 {
-			select {
-			case <-ctx.Done():
-				close(done)
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-		s.stopHeartbeat()
-		s.goroutines.Wait()
-		close(done)
-	}()
-	<-done
-	if err := ctx.Err(); err != nil {
+	err := s.drained(ctx)
+	if err != nil {
 		s.Range(func(c *Conn) bool { c.CloseNow(); return true })
-		s.stopHeartbeat()
-		return err
+		grace, cancel := context.WithTimeout(context.Background(), forcedGrace)
+		defer cancel()
+		_ = s.drained(grace)
+	}
+	s.stopHeartbeat()
+	if s.live.Load() == 0 {
+		// Every reader has unregistered, so no goroutine can be added any more; the writers left
+		// end at once on their closed sockets.
+		s.goroutines.Wait()
+	}
+	return err
+}
+
+// drained polls until no connection is left or ctx ends.
+func (s *Server) drained(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for s.live.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 	return nil
 }
