@@ -6,9 +6,15 @@
 // It builds internal/cmd/echoserve and internal/cmd/echoload into bench/bin, then runs -rounds
 // rounds; in each, every scenario runs once per implementation, the order of the implementations
 // rotated from round to round (gws, gorilla, wsgate; then gorilla, wsgate, gws; ...). Every
-// measurement gets a fresh server process, pinned to one CPU and the load generator to another with
-// taskset where there are two CPUs or more. It prints a markdown table of medians and the ratios
-// wsgate/gws and wsgate/gorilla, and writes every raw measurement to -raw as JSON.
+// measurement gets a fresh server process, pinned to one CPU and the load generator to another
+// with taskset where there are two CPUs or more.
+//
+// The machine is shared: before each measurement echobench waits (boundedly) for other processes
+// to leave the CPUs alone, and it redoes a measurement during which they took more than
+// -max-foreign-cpu, until -budget is spent; every measurement records that noise.
+//
+// It prints a markdown table of medians and the ratios wsgate/gws and wsgate/gorilla, and writes
+// every raw measurement to -raw as JSON.
 //
 // Everything talks to 127.0.0.1 only, every child is bounded in time, and every child it starts it
 // stops itself, by PID.
@@ -52,6 +58,12 @@ type config struct {
 	serverCPU string
 	clientCPU string
 	pin       bool
+	// maxForeign is the CPU, in CPUs' worth, that other processes may take during a measurement
+	// before it is redone (up to retries times).
+	maxForeign float64
+	retries    int
+	quietWait  time.Duration
+	budget     time.Duration
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.only, "only", "", "run only the scenarios whose name contains this")
 	fs.StringVar(&c.serverCPU, "server-cpu", "0", "CPU list for the servers (taskset -c)")
 	fs.StringVar(&c.clientCPU, "client-cpu", "1", "CPU list for the load generator (taskset -c)")
+	fs.Float64Var(&c.maxForeign, "max-foreign-cpu", 0.15, "redo a measurement while other processes took more CPUs' worth than this")
+	fs.IntVar(&c.retries, "retries", 2, "how many times a disturbed measurement is redone")
+	fs.DurationVar(&c.budget, "budget", 12*time.Minute, "stop waiting for quiet and redoing disturbed measurements after this long")
+	fs.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each measurement, wait up to this long for the machine to be quiet")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,8 +108,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
+				// Patience with a busy machine is bounded by -budget: past it, every scenario is measured
+				// once, as it comes, and its noise figure says how much to trust it.
+				patient := time.Since(started) < c.budget
+				if patient {
+					waitQuiet(ctx, c.maxForeign, c.quietWait)
+				}
 				m, err := measure(ctx, c, sc, impl)
-				m.Round = r + 1
+				// A measurement during which others took much CPU is redone, a bounded number of times.
+				attempts := 1
+				for ; patient && err == nil && m.ForeignCPU > c.maxForeign && attempts <= c.retries; attempts++ {
+					fmt.Fprintf(stderr, "round %d %-16s %-8s disturbed (%.2f CPUs to others), again\n", r+1, sc.name, impl, m.ForeignCPU)
+					waitQuiet(ctx, c.maxForeign, c.quietWait)
+					m, err = measure(ctx, c, sc, impl)
+				}
+				m.Round, m.Attempts = r+1, attempts
 				if err != nil {
 					m.Err = err.Error()
 					fmt.Fprintf(stderr, "round %d %s %s: %v\n", r+1, sc.name, impl, err)

@@ -51,6 +51,9 @@ type measurement struct {
 	// CPU time the load generator used per echoed message, in microseconds: when the server's
 	// figure times msgs/s is well under one second per second, the client was the limit.
 	ClientCPUMicrosPerMsg float64 `json:"client_cpu_us_per_msg,omitempty"`
+	// CPUs' worth of work done by other processes and the hypervisor (steal) meanwhile.
+	ForeignCPU float64 `json:"foreign_cpu"`
+	Attempts   int     `json:"attempts"`
 	// Idle measurements: server memory and goroutines added per connection.
 	IdleConns         int     `json:"idle_conns,omitempty"`
 	HeapStackPerConn  float64 `json:"heap_stack_per_conn,omitempty"`
@@ -62,8 +65,8 @@ type measurement struct {
 
 func (m *measurement) brief() string {
 	if m.Load != nil {
-		return fmt.Sprintf("%9.0f msgs/s  p99 %7.0f µs  cpu server %5.2f client %5.2f µs/msg  jain %.3f  errors %d",
-			m.Load.MsgsPerSec, m.Load.P99Micros, m.ServerCPUMicrosPerMsg, m.ClientCPUMicrosPerMsg, m.Load.Jain, m.Load.Errors)
+		return fmt.Sprintf("%9.0f msgs/s  p99 %7.0f µs  cpu server %5.2f client %5.2f µs/msg  jain %.3f  errors %d  noise %.2f",
+			m.Load.MsgsPerSec, m.Load.P99Micros, m.ServerCPUMicrosPerMsg, m.ClientCPUMicrosPerMsg, m.Load.Jain, m.Load.Errors, m.ForeignCPU)
 	}
 	return fmt.Sprintf("%7.0f B/conn heap+stack  %7.0f B/conn RSS  %.2f goroutines/conn",
 		m.HeapStackPerConn, m.RSSPerConn, m.GoroutinesPerConn)
@@ -91,7 +94,10 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 	cmd := clientCmd(lctx, c, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
-	if err := cmd.Run(); err != nil {
+	cpu0 := readCPU()
+	err = cmd.Run()
+	cpu1 := readCPU()
+	if err != nil {
 		return m, fmt.Errorf("echoload: %w", err)
 	}
 	var lr loadResult
@@ -105,9 +111,13 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 	m.Load, m.Before, m.After = &lr, &before, &after
 	if lr.Messages > 0 {
 		m.ServerCPUMicrosPerMsg = float64(after.CPUNanos-before.CPUNanos) / 1e3 / float64(lr.Messages)
-		ps := cmd.ProcessState
-		m.ClientCPUMicrosPerMsg = float64((ps.UserTime() + ps.SystemTime()).Nanoseconds()) / 1e3 / float64(lr.Messages)
 	}
+	ps := cmd.ProcessState
+	clientCPU := ps.UserTime() + ps.SystemTime()
+	if lr.Messages > 0 {
+		m.ClientCPUMicrosPerMsg = float64(clientCPU.Nanoseconds()) / 1e3 / float64(lr.Messages)
+	}
+	m.ForeignCPU = foreignCPU(cpu0, cpu1, clientCPU+time.Duration(after.CPUNanos-before.CPUNanos))
 	return m, nil
 }
 

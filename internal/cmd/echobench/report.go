@@ -47,6 +47,12 @@ var (
 		}
 		return m.ClientCPUMicrosPerMsg
 	}}
+	foreign = metric{"foreign CPU (noise)", "-", "%.2f", func(m *measurement) float64 {
+		if m.Load == nil || m.Err != "" {
+			return math.NaN()
+		}
+		return m.ForeignCPU
+	}}
 	idleMetric = func(name, format string, f func(*measurement) float64) metric {
 		return metric{name, "lower", format, func(m *measurement) float64 {
 			if m.IdleConns == 0 || m.Err != "" {
@@ -65,9 +71,9 @@ func metricsFor(sc scenario) []metric {
 	case sc.idle > 0:
 		return []metric{heapStack, rss, goroutines}
 	case sc.window > 1:
-		return []metric{msgsPerSec, jainIdx, perConnMin, perConnMax, p99, cpuPerMsg, clientCPU, errorsN}
+		return []metric{msgsPerSec, jainIdx, perConnMin, perConnMax, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 	}
-	return []metric{msgsPerSec, p50, p99, cpuPerMsg, clientCPU, errorsN}
+	return []metric{msgsPerSec, p50, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 }
 
 // report prints, per scenario and metric, the median over rounds for each implementation and the
