@@ -12,3 +12,5 @@ require (
 	github.com/dolthub/maphash v0.1.0 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
 )
+
+replace github.com/lxzan/gws => ./third_party/gws
