@@ -161,7 +161,7 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	for _, p := range r.Subprotocols {
 		if p == "" || strings.ContainsAny(p, " ,\t\"") {
-			errs = append(errs, fmt.Errorf("wsgate: bad subprotocol %q", p))
+			errs = append(errs, fmt.Errorf("wsgate: bad Subprotocols entry %q", p))
 		}
 	}
 	if len(errs) > 0 {

@@ -35,7 +35,7 @@ func Example() {
 }
 
 // A Handler with all three callbacks; OnClose learns why the connection ended.
-type chatHandler struct{}
+type chatHandler struct{ closed chan error }
 
 func (chatHandler) OnOpen(c *wsgate.Conn) { _ = c.Send(wsgate.Text, []byte("welcome")) }
 func (chatHandler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
@@ -43,12 +43,11 @@ func (chatHandler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
 		_ = c.Close(wsgate.CloseNormal, "see you")
 	}
 }
-func (chatHandler) OnClose(c *wsgate.Conn, err error) {
-	fmt.Println("closed with", wsgate.CloseStatus(err))
-}
+func (h chatHandler) OnClose(c *wsgate.Conn, err error) { h.closed <- err }
 
 func ExampleHandler() {
-	srv, _ := wsgate.NewServer(chatHandler{}, &wsgate.Config{AllowedOrigins: []string{"*.example.com"}})
+	h := chatHandler{closed: make(chan error, 1)}
+	srv, _ := wsgate.NewServer(h, &wsgate.Config{AllowedOrigins: []string{"*.example.com"}})
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 
@@ -62,9 +61,10 @@ func ExampleHandler() {
 	_, _, err = ws.ReadMessage() // gorilla answers the close frame here
 	fmt.Println(err)
 	ws.Close()
-	_ = srv.Shutdown(context.Background()) // waits for OnClose
+	fmt.Println("server saw", <-h.closed)
+	_ = srv.Shutdown(context.Background())
 	// Output:
 	// welcome
 	// websocket: close 1000 (normal): see you
-	// closed with 1000
+	// server saw wsgate: closed with 1000 "see you"
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"unicode/utf8"
 
 	"github.com/lxzan/gws"
 )
@@ -99,10 +100,15 @@ func (c *Conn) finish(err error) {
 		}
 	case errors.As(err, &remote):
 		code := CloseCode(remote.Code)
-		if code == 0 {
-			code = CloseNoStatus
+		switch {
+		case code == 0:
+			res = &CloseError{Code: CloseNoStatus, Remote: true}
+		case !code.sendable() || !utf8.Valid(remote.Reason):
+			// The transport answered 1002 (or 1007): report what we sent, not what the peer claimed.
+			res = &CloseError{Code: CloseCode(c.wire.sentCode.Load()), Reason: fmt.Sprintf("invalid close frame from peer (code %d)", code)}
+		default:
+			res = &CloseError{Code: code, Reason: string(remote.Reason), Remote: true}
 		}
-		res = &CloseError{Code: code, Reason: string(remote.Reason), Remote: true}
 	case res != nil:
 		// CloseNow, or a write failure, recorded before the reader stopped.
 	case c.wire.timedOut.Load():
@@ -147,3 +153,24 @@ func transportReason(err error) string {
 }
 
 func sprint(v []any) string { return fmt.Sprint(v...) }
+
+// recoverTransport contains a panic of the transport's read loop to its own connection, as net/http
+// does per request: the peer gets 1011, OnClose runs once, and the process lives on.
+func (c *Conn) recoverTransport() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.srv.panics.Add(1)
+	c.srv.cfg.Logger.Error("wsgate: transport panic", "conn", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	c.mu.Lock()
+	ended := c.result != nil
+	if c.closeErr == nil {
+		c.closeErr = &CloseError{Code: CloseInternalError, Reason: "internal error", Err: fmt.Errorf("wsgate: transport panic: %v", r)}
+	}
+	c.mu.Unlock()
+	if !ended {
+		_ = c.sock.WriteClose(uint16(CloseInternalError), []byte("internal error"))
+		c.finish(nil)
+	}
+}

@@ -122,7 +122,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, _ := brw.Reader.Peek(n)
 		wc.pre = append([]byte(nil), p...)
 	}
-	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), r)
+	ur := r
+	if proto != "" && len(r.Header.Values("Sec-WebSocket-Protocol")) > 1 {
+		// The transport reads only the first Sec-WebSocket-Protocol line; RFC 6455 §11.3.4 lets a
+		// client send several. Hand it the one we chose, keeping r.Header intact for Conn.Header.
+		ur = r.Clone(r.Context())
+		ur.Header.Set("Sec-WebSocket-Protocol", proto)
+	}
+	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), ur)
 	if err != nil {
 		s.live.Add(-1)
 		s.rejected.Add(1)
@@ -140,6 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.goroutines.Add(1)
 	go func() { // owner: the Server; ends when the connection does (finish runs on it)
 		defer s.goroutines.Done()
+		defer c.recoverTransport()
 		sock.ReadLoop()
 	}()
 }
