@@ -47,11 +47,42 @@ const (
 	stateClosed
 )
 
-// outMsg is one queued data message; buf is pooled and owned by the queue until written.
+// outMsg is one queued data message. data is what goes on the wire; pooled, when set, is the
+// buffer holding it, owned by the queue until written and then returned to its pool. A prepared
+// message has no pooled buffer: its bytes are shared by every queue it is in, and never change.
 type outMsg struct {
-	typ MessageType
-	buf *[]byte
+	typ    MessageType
+	data   []byte
+	pooled *[]byte
 }
+
+func (m *outMsg) release() {
+	if m.pooled != nil {
+		putBuf(m.pooled)
+	}
+	*m = outMsg{}
+}
+
+// PreparedMessage is a message validated and copied once, to be queued to many connections
+// without a copy per connection: the same immutable bytes are written to every one (fan-out).
+type PreparedMessage struct {
+	typ  MessageType
+	data []byte
+}
+
+// NewPreparedMessage copies data into a PreparedMessage, checking the type and, for Text, UTF-8.
+func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) {
+	if typ != Text && typ != Binary {
+		return nil, ErrInvalidMessageType
+	}
+	if typ == Text && !utf8.Valid(data) {
+		return nil, ErrInvalidUTF8
+	}
+	return &PreparedMessage{typ: typ, data: append([]byte(nil), data...)}, nil
+}
+
+// Len returns the size of the message's payload in bytes.
+func (p *PreparedMessage) Len() int { return len(p.data) }
 
 // Conn is one WebSocket connection.
 //
@@ -142,11 +173,26 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	}
 	buf := getBuf(n)
 	copy(*buf, data)
+	return c.enqueue(outMsg{typ: typ, data: *buf, pooled: buf})
+}
 
+// SendPrepared queues a prepared message, as Send does, without copying it.
+func (c *Conn) SendPrepared(p *PreparedMessage) error {
+	if len(p.data) > c.srv.cfg.SendQueueBytes {
+		return ErrMessageTooLarge
+	}
+	return c.enqueue(outMsg{typ: p.typ, data: p.data})
+}
+
+// enqueue appends m to the queue, applying the slow-consumer policy when it is full, and wakes the
+// writer. It owns m: whatever is not queued is released.
+func (c *Conn) enqueue(m outMsg) error {
+	cfg := &c.srv.cfg
+	n := len(m.data)
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
-		putBuf(buf)
+		m.release()
 		return ErrClosed
 	}
 	if len(c.queue) >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes {
@@ -155,18 +201,18 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 			c.evictLocked(n)
 		case PolicyDropNewest:
 			c.mu.Unlock()
-			putBuf(buf)
+			m.release()
 			c.dropped.Add(1)
 			c.srv.dropped.Add(1)
 			return ErrQueueFull
 		default:
 			c.closeLocked(&CloseError{Code: ClosePolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
 			c.mu.Unlock()
-			putBuf(buf)
+			m.release()
 			return ErrQueueFull
 		}
 	}
-	c.queue = append(c.queue, outMsg{typ: typ, buf: buf})
+	c.queue = append(c.queue, m)
 	c.queued += n
 	c.kickLocked()
 	c.mu.Unlock()
@@ -179,8 +225,8 @@ func (c *Conn) evictLocked(n int) {
 	cfg := &c.srv.cfg
 	i := 0
 	for i < len(c.queue) && (len(c.queue)-i >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
-		c.queued -= len(*c.queue[i].buf)
-		putBuf(c.queue[i].buf)
+		c.queued -= len(c.queue[i].data)
+		c.queue[i].release()
 		i++
 	}
 	if i > 0 {
@@ -245,8 +291,8 @@ func (c *Conn) closeLocked(ce *CloseError, discard bool) {
 // releaseQueueLocked returns every queued buffer to the pool.
 func (c *Conn) releaseQueueLocked() {
 	for i := range c.queue {
-		c.queued -= len(*c.queue[i].buf)
-		putBuf(c.queue[i].buf)
+		c.queued -= len(c.queue[i].data)
+		c.queue[i].release()
 	}
 	clear(c.queue)
 	c.queue = c.queue[:0]

@@ -37,8 +37,8 @@ func (c *Conn) writeLoop() {
 
 		c.mu.Lock()
 		for i := range batch {
-			c.queued -= len(*batch[i].buf)
-			putBuf(batch[i].buf)
+			c.queued -= len(batch[i].data)
+			batch[i].release()
 		}
 		clear(batch)
 		c.spare = batch[:0]
@@ -82,7 +82,7 @@ func (c *Conn) writeBatch(batch []outMsg, pong []byte, pongDue, ping bool) error
 		}
 	}
 	for i := range batch {
-		if err := c.sock.WriteMessage(gws.Opcode(batch[i].typ), *batch[i].buf); err != nil {
+		if err := c.sock.WriteMessage(gws.Opcode(batch[i].typ), batch[i].data); err != nil {
 			return err
 		}
 		c.sent.Add(1)
