@@ -110,6 +110,7 @@ type Conn struct {
 	sent          atomic.Uint64
 	dropped       atomic.Uint64
 	closing       atomic.Bool // state != stateOpen, readable without the lock on the read path
+	data          atomic.Pointer[any]
 
 	mu       sync.Mutex // guards the fields below
 	state    connState
@@ -139,6 +140,17 @@ func (c *Conn) Header() http.Header { return c.header }
 
 // Subprotocol returns the negotiated subprotocol, or "" if none was.
 func (c *Conn) Subprotocol() string { return c.proto }
+
+// SetData attaches an application value to the connection (a user, a session); Data returns it.
+func (c *Conn) SetData(v any) { c.data.Store(&v) }
+
+// Data returns the value given to SetData, or nil.
+func (c *Conn) Data() any {
+	if p := c.data.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // ConnStats counts a connection's traffic.
 type ConnStats struct {

@@ -1,0 +1,35 @@
+package protocol
+
+import "fmt"
+
+// Code is a stable error code of wsgate.v1. Codes are never renumbered; new ones are added.
+type Code int
+
+// Error codes. 1xx: the request is wrong and retrying it unchanged will fail again. 2xx: the
+// request was refused now and may succeed later.
+const (
+	CodeBadRequest        Code = 100 // not JSON, no id, no op, missing or invalid fields
+	CodeUnknownOp         Code = 101 // op not known to this server
+	CodeBadChannel        Code = 102 // channel name missing or invalid
+	CodeTooLarge          Code = 103 // data larger than the server allows
+	CodeForbidden         Code = 104 // the authorization hook refused
+	CodeNotSubscribed     Code = 105 // unsubscribe from a channel not subscribed
+	CodeAlreadySubscribed Code = 106 // subscribe twice to one channel
+	CodeLimitExceeded     Code = 107 // too many subscriptions on this connection
+	CodeNotText           Code = 108 // a binary frame on a wsgate.v1 connection
+	CodeInternal          Code = 200 // the server failed; retry later
+	CodeUnavailable       Code = 201 // the broker is unavailable; retry later
+)
+
+// Error is the error object of a reply.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("wsgate.v1 error %d: %s", e.Code, e.Message) }
+
+// Errorf builds an *Error.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
