@@ -1,0 +1,99 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		code Code // 0: valid
+		id   uint64
+	}{
+		{`{"id":1,"op":"subscribe","channel":"chat","since":{"epoch":"e","offset":3},"presence":true}`, 0, 1},
+		{`{"id":2,"op":"publish","channel":"a:b/c.d@e_f-g","data":[1,2]}`, 0, 2},
+		{`{"id":3,"op":"ping"}`, 0, 3},
+		{`{"id":4,"op":"history","channel":"c","limit":10}`, 0, 4},
+		{`{"id":5,"op":"publish","channel":"c","data":1,"future":"ignored"}`, 0, 5},
+		{``, CodeBadRequest, 0},
+		{`{"id":6,"op":`, CodeBadRequest, 0},
+		{`{"id":7,"op":"x","channel":1}`, CodeBadRequest, 7},
+		{`{"op":"ping"}`, CodeBadRequest, 0},
+		{`{"id":-1,"op":"ping"}`, CodeBadRequest, 0},
+		{`{"id":8}`, CodeBadRequest, 8},
+		{`{"id":9,"op":"fly"}`, CodeUnknownOp, 9},
+		{`{"id":10,"op":"subscribe","channel":""}`, CodeBadChannel, 10},
+		{`{"id":11,"op":"subscribe","channel":"a b"}`, CodeBadChannel, 11},
+		{`{"id":12,"op":"subscribe","channel":"` + strings.Repeat("a", 256) + `"}`, CodeBadChannel, 12},
+		{`{"id":13,"op":"publish","channel":"c"}`, CodeBadRequest, 13},
+		{`{"id":14,"op":"history","channel":"c","limit":1001}`, CodeBadRequest, 14},
+		{`{"id":15,"op":"subscribe","channel":"ключ"}`, CodeBadChannel, 15},
+	} {
+		r, err := Parse([]byte(tc.in))
+		switch {
+		case tc.code == 0 && err != nil:
+			t.Errorf("%s: %v", tc.in, err)
+		case tc.code != 0 && (err == nil || err.Code != tc.code):
+			t.Errorf("%s: got %v, want code %d", tc.in, err, tc.code)
+		case r.ID != tc.id:
+			t.Errorf("%s: id %d, want %d", tc.in, r.ID, tc.id)
+		}
+	}
+}
+
+func TestEncoding(t *testing.T) {
+	push := PubPush("chat", "Ab-_9", Publication{Offset: 7, Data: json.RawMessage(`{"t":"<b>\"x\""}`)})
+	var got struct {
+		Push, Channel, Epoch string
+		Offset               uint64
+		Data                 json.RawMessage
+	}
+	if err := json.Unmarshal(push, &got); err != nil || got.Push != "pub" || got.Channel != "chat" ||
+		got.Epoch != "Ab-_9" || got.Offset != 7 || string(got.Data) != `{"t":"<b>\"x\""}` {
+		t.Fatalf("pub push %s: %+v %v", push, got, err)
+	}
+	if s := string(ErrorReply(0, Errorf(CodeBadRequest, "bad \"x\""))); s != `{"error":{"code":100,"message":"bad \"x\""}}` {
+		t.Fatalf("error reply without id: %s", s)
+	}
+	if s := string(Reply(3, PublishResult{Epoch: "e", Offset: 1})); s != `{"id":3,"result":{"epoch":"e","offset":1}}` {
+		t.Fatalf("reply: %s", s)
+	}
+	if s := string(PresencePush("join", "c", ClientInfo{Conn: "1", User: "u"})); s != `{"push":"join","channel":"c","client":{"conn":"1","user":"u"}}` {
+		t.Fatalf("join: %s", s)
+	}
+}
+
+// FuzzParse: any frame gets a request or a coded error, never a panic; valid requests re-encode
+// to something Parse accepts again.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{"id":1,"op":"subscribe","channel":"chat","since":{"epoch":"e","offset":3}}`,
+		`{"id":2,"op":"publish","channel":"c","data":{"a":[1,2,{"b":null}]}}`,
+		`{"id":3,"op":"history","channel":"c","limit":10,"since":{"epoch":"e","offset":0}}`,
+		`{"id":4,"op":"presence","channel":"c"}`, `{"id":5,"op":"ping"}`, `{"id":6,"op":"unsubscribe","channel":"c"}`,
+		`{"id":1e3}`, `[1,2]`, `"str"`, `{"id":1,"op":"publish","channel":"c","data":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := Parse(b)
+		if err != nil {
+			if err.Code == 0 || err.Message == "" {
+				t.Fatalf("uncoded error %+v", err)
+			}
+			if !json.Valid(ErrorReply(r.ID, err)) {
+				t.Fatal("error reply is not JSON")
+			}
+			return
+		}
+		again, _ := json.Marshal(r)
+		if _, err := Parse(again); err != nil {
+			t.Fatalf("re-encoded %s rejected: %v", again, err)
+		}
+		if r.Op == OpPublish && !json.Valid(PubPush(r.Channel, "e", Publication{Offset: 1, Data: r.Data})) {
+			t.Fatalf("push of %s is not JSON", r.Data)
+		}
+	})
+}
