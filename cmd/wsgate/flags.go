@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/hub"
 )
 
 // options is everything "wsgate serve" needs. defaultOptions fills it, the environment overrides
@@ -20,8 +22,10 @@ type options struct {
 	logLevel        slog.Level
 	logFormat       string // "text" or "json"
 	shutdownTimeout time.Duration
-	ws              wsgate.Config // Logger is set from logLevel and logFormat
-	http            httpTimeouts  // fixed, not flags; tests shorten them
+	ws              wsgate.Config  // Logger is set from logLevel and logFormat
+	hub             hub.Options    // the wsgate.v1 pub/sub layer
+	history         memory.Options // the embedded broker's history
+	http            httpTimeouts   // fixed, not flags; tests shorten them
 }
 
 // httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
@@ -48,7 +52,9 @@ func defaultOptions() options {
 			HandshakeTimeout:  wsgate.DefaultHandshakeTimeout,
 			CloseTimeout:      wsgate.DefaultCloseTimeout,
 		},
-		http: httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 15 * time.Second, idle: 60 * time.Second},
+		hub:     hub.Options{MaxSubscriptions: hub.DefaultMaxSubscriptions, MaxDataSize: hub.DefaultMaxDataSize},
+		history: memory.Options{HistorySize: memory.DefaultHistorySize, HistoryTTL: memory.DefaultHistoryTTL},
+		http:    httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 15 * time.Second, idle: 60 * time.Second},
 	}
 }
 
@@ -78,6 +84,11 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")
 	fs.Var(newValue(&c.MaxConnections, parseCount, strconv.Itoa), "max-connections", "cap on live connections, further upgrades get 503; 0 means no cap")
+
+	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")
+	fs.Var(newValue(&o.history.HistoryTTL, parseTimeout, time.Duration.String), "history-ttl", "wsgate.v1: how long a publication is kept for history and recovery")
+	fs.Var(newValue(&o.hub.MaxSubscriptions, parseCount, strconv.Itoa), "max-subscriptions", "wsgate.v1: most channels one connection may subscribe to")
+	fs.Var(newValue(&o.hub.MaxDataSize, parseCount, strconv.Itoa), "max-data-size", "wsgate.v1: largest publication data, in `bytes`")
 	return fs
 }
 

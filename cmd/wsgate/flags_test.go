@@ -157,7 +157,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		help := stdout.String()
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
-			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout"} {
+			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
+			"history-size", "history-ttl", "max-subscriptions", "max-data-size"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -177,8 +178,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 17 {
-		t.Errorf("flags %v: the help check above lists 17; update it", all)
+	if len(all) != 21 {
+		t.Errorf("flags %v: the help check above lists 21; update it", all)
 	}
 }
 

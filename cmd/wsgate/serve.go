@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // runServe is "wsgate serve": parse the configuration, listen, serve until ctx ends, shut down.
@@ -35,6 +39,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	// Listen before serving so that a taken port is an error of its own, before any log says "listening".
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
+		_ = g.hub.Close(context.Background())
 		return err
 	}
 	return g.serve(ctx, ln)
@@ -53,6 +58,7 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 type gateway struct {
 	http            *http.Server
 	ws              *wsgate.Server
+	hub             *hub.Hub
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 }
@@ -64,8 +70,19 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 	if err := checkEchoFits(&cfg); err != nil {
 		return nil, err
 	}
-	ws, err := wsgate.NewServer(logConns(echoDone, log), &cfg)
+	// Connections that negotiate wsgate.v1 get pub/sub; the others are raw and get the seed's echo.
+	if !slices.Contains(cfg.Subprotocols, protocol.Subprotocol) {
+		cfg.Subprotocols = append(slices.Clone(cfg.Subprotocols), protocol.Subprotocol)
+	}
+	hubOpts := o.hub
+	hubOpts.Logger = log
+	h, err := hub.New(context.Background(), memory.New(&o.history), &hubOpts)
 	if err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	ws, err := wsgate.NewServer(logConns(h.Handler(echoDone), log), &cfg)
+	if err != nil {
+		_ = h.Close(context.Background())
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	mux := http.NewServeMux()
@@ -80,7 +97,7 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 		IdleTimeout:       o.http.idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &gateway{http: hs, ws: ws, log: log, shutdownTimeout: o.shutdownTimeout}, nil
+	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout}, nil
 }
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
@@ -123,6 +140,7 @@ func (g *gateway) shutdown() error {
 	})
 	wsErr := g.ws.Shutdown(ctx)
 	wg.Wait()
+	_ = g.hub.Close(ctx)                           // after the connections: nothing publishes any more
 	if err := cmp.Or(wsErr, httpErr); err != nil { // both are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}
