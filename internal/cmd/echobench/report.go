@@ -47,7 +47,7 @@ var (
 		}
 		return m.ClientCPUMicrosPerMsg
 	}}
-	foreign = metric{"foreign CPU (noise)", "-", "%.2f", func(m *measurement) float64 {
+	foreign = metric{"foreign CPU (noise)", "n/a", "%.2f", func(m *measurement) float64 {
 		if m.Load == nil || m.Err != "" {
 			return math.NaN()
 		}
@@ -105,6 +105,10 @@ func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 				cells = append(cells, fmtNum(mt.format, med[impl]))
 			}
 			for _, other := range []string{"gws", "gorilla"} {
+				if mt.better == "n/a" { // a property of the machine, not of the server: no ratio
+					cells = append(cells, "")
+					continue
+				}
 				cells = append(cells, ratioCell(med["wsgate"], med[other], perImpl["wsgate"], perImpl[other]))
 			}
 			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")

@@ -44,8 +44,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	impl := fs.String("impl", "wsgate", "echo server: "+strings.Join(echoserver.Impls, ", "))
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	lifetime := fs.Duration("lifetime", time.Hour, "stop by itself after this long")
+	memRate := fs.Int("memprofilerate", 0, "set runtime.MemProfileRate (1 = record every allocation; 0 = Go's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
 	}
 	echo, err := echoserver.New(*impl)
 	if err != nil {
