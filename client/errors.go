@@ -1,0 +1,55 @@
+package client
+
+import (
+	"errors"
+	"strings"
+)
+
+// Sentinel errors of the client. They are stable: match them with errors.Is.
+var (
+	// ErrClosed is returned by Write, Ping and Close on a connection that is closing or closed.
+	ErrClosed = errors.New("client: connection closed")
+	// ErrBadURL is wrapped by Dial's error for a URL that is not ws:// or wss://.
+	ErrBadURL = errors.New("client: URL must be ws:// or wss://")
+	// ErrBadOptions is wrapped by Dial's error for Options that cannot work (a header Dial sets
+	// itself, a subprotocol that is not a token, a negative limit).
+	ErrBadOptions = errors.New("client: invalid options")
+	// ErrBadHandshake is wrapped by every error of a server's upgrade response that is not a valid
+	// WebSocket handshake: a *HandshakeError for a status other than 101, or a 101 with wrong
+	// headers (Sec-WebSocket-Accept, a subprotocol that was not offered).
+	ErrBadHandshake = errors.New("client: bad handshake")
+	// ErrCloseTimeout is returned by Close, and wrapped by the final CloseError, when the server did
+	// not answer the close frame within Options.CloseTimeout.
+	ErrCloseTimeout = errors.New("client: close handshake timeout")
+	// ErrInvalidCloseCode is returned by Close for a code an endpoint may not send (RFC 6455 §7.4).
+	ErrInvalidCloseCode = errors.New("client: invalid close code")
+	// ErrInvalidMessageType is returned by Write for a type other than wsgate.Text or wsgate.Binary.
+	ErrInvalidMessageType = errors.New("client: invalid message type")
+	// ErrInvalidUTF8 is returned by Write for a text message that is not valid UTF-8 (RFC 6455
+	// §5.6). The connection stays open.
+	ErrInvalidUTF8 = errors.New("client: text message is not valid UTF-8")
+)
+
+// HandshakeError is Dial's error when the server answered the upgrade request with a status other
+// than 101 Switching Protocols: a 403 for an origin it does not allow, a 503 while it shuts down.
+type HandshakeError struct {
+	StatusCode int    // the HTTP status code, e.g. 403
+	Status     string // the status line's text, e.g. "403 Forbidden"
+	Body       string // the start of the response body (up to 1 KiB), spaces trimmed
+}
+
+func (e *HandshakeError) Error() string {
+	s := "client: handshake failed: " + e.Status
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
+}
+
+// Unwrap makes a HandshakeError match ErrBadHandshake.
+func (e *HandshakeError) Unwrap() error { return ErrBadHandshake }
+
+// bodyText turns the start of a response body into one readable line.
+func bodyText(b []byte) string {
+	return strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
+}
