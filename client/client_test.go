@@ -20,17 +20,17 @@ import (
 func TestEchoTextAndBinary(t *testing.T) {
 	_, url := startWsgate(t, echoDone, nil)
 	c := dial(t, url, nil)
-	write(t, c, wsgate.Text, "Hello!")
-	if typ, got := read(t, c); typ != wsgate.Text || got != "Hello! done" {
-		t.Fatalf("got %v %q, want text %q", typ, got, "Hello! done")
-	}
-	write(t, c, wsgate.Binary, "\x00\xff")
-	if typ, got := read(t, c); typ != wsgate.Binary || got != "\x00\xff done" {
-		t.Fatalf("got %v %q, want binary %q", typ, got, "\x00\xff done")
-	}
-	write(t, c, wsgate.Text, "")
-	if _, got := read(t, c); got != " done" {
-		t.Fatalf("empty message: got %q", got)
+	echoes(t, c, wsgate.Text, "Hello!")
+	echoes(t, c, wsgate.Binary, "\x00\xff")
+	echoes(t, c, wsgate.Text, "")
+}
+
+// echoes sends msg and checks that echoDone's reply comes back in the same type.
+func echoes(t *testing.T, c *client.Conn, typ wsgate.MessageType, msg string) {
+	t.Helper()
+	write(t, c, typ, msg)
+	if gotTyp, got := read(t, c); gotTyp != typ || got != msg+" done" {
+		t.Fatalf("sent %v %q, got %v %q; want the same type and %q", typ, msg, gotTyp, got, msg+" done")
 	}
 }
 
@@ -264,10 +264,7 @@ func TestWriteRefusalsKeepConnection(t *testing.T) {
 	if err := c.Close(1005, ""); !errors.Is(err, client.ErrInvalidCloseCode) {
 		t.Fatalf("Close(1005): %v", err)
 	}
-	write(t, c, wsgate.Text, "still here")
-	if _, got := read(t, c); got != "still here done" {
-		t.Fatalf("got %q", got)
-	}
+	echoes(t, c, wsgate.Text, "still here")
 }
 
 func TestReadContextLeavesConnectionOpen(t *testing.T) {
@@ -276,10 +273,7 @@ func TestReadContextLeavesConnectionOpen(t *testing.T) {
 	if _, _, err := c.Read(ctxT(t, 20*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Read: %v, want DeadlineExceeded", err)
 	}
-	write(t, c, wsgate.Text, "after")
-	if _, got := read(t, c); got != "after done" {
-		t.Fatalf("got %q", got)
-	}
+	echoes(t, c, wsgate.Text, "after")
 }
 
 func TestCloseNowIsAbnormalForServer(t *testing.T) {

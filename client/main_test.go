@@ -3,11 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +10,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/client"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind: every Conn's reader must be gone
@@ -26,39 +22,11 @@ var echoDone = wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
 	_ = c.Send(m.Type, append(append([]byte(nil), m.Data...), " done"...))
 })
 
-// startWsgate serves h with a wsgate.Server on a loopback port and returns its ws:// URL.
-func startWsgate(t testing.TB, h wsgate.Handler, cfg *wsgate.Config) (*wsgate.Server, string) {
-	t.Helper()
-	if cfg == nil {
-		cfg = &wsgate.Config{}
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := wsgate.NewServer(h, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, serve(t, srv, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-}
+// startWsgate serves h with a wsgate.Server on a loopback port and returns it and its ws:// URL.
+var startWsgate = wstest.Wsgate
 
-// serve runs h on a loopback httptest server, stopped at cleanup after shutdown (nil allowed),
-// and returns the ws:// URL of its /ws path.
-func serve(t testing.TB, h http.Handler, shutdown func()) string {
-	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle("/ws", h)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		if shutdown != nil {
-			shutdown()
-		}
-		hs.Close()
-	})
-	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
-}
+// serve runs h on a loopback port, calls shutdown at cleanup, and returns the ws:// URL.
+var serve = wstest.Serve
 
 // dial connects with the client under test and drops the connection at cleanup.
 func dial(t testing.TB, url string, o *client.Options) *client.Conn {
