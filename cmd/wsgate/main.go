@@ -1,9 +1,11 @@
 // Command wsgate is the wsgate server binary: the WebSocket endpoint at /ws, the demo page at / and
-// a health check at /healthz, configured by flags and WSGATE_* environment variables.
+// a health check at /healthz, configured by flags and WSGATE_* environment variables. It is also a
+// terminal client for any WebSocket server, in the spirit of wscat and websocat.
 //
 //	wsgate [serve] [flags]
+//	wsgate client [flags] URL
 //
-// Run "wsgate -h" for every flag.
+// Run "wsgate -h" or "wsgate client -h" for every flag; the client's help lists its exit statuses.
 package main
 
 import (
@@ -27,7 +29,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "wsgate:", err)
 		code := exitCode(err)
 		if code == 2 {
-			fmt.Fprintln(os.Stderr, "Run 'wsgate -h' for usage.")
+			fmt.Fprintln(os.Stderr, "Run 'wsgate -h' (server) or 'wsgate client -h' (client) for usage.")
 		}
 		os.Exit(code)
 	}
@@ -45,8 +47,10 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	switch cmd {
 	case "serve":
 		return runServe(ctx, args, env, stdout, stderr)
+	case "client":
+		return runClient(ctx, args, os.Stdin, stdout, stderr)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve or client)", cmd)}
 }
 
 // usageError marks a mistake in the command line or the environment rather than a failure at run
@@ -56,13 +60,18 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// exitCode is the process exit status for run's result: 0 for success, 2 for usage errors, 1 otherwise.
+// exitCode is the process exit status for run's result: 0 for success, 2 for usage errors, the
+// code of an exitError ("wsgate client"), 1 otherwise.
 func exitCode(err error) int {
 	if err == nil {
 		return 0
 	}
 	if errors.As(err, new(usageError)) {
 		return 2
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
 	}
 	return 1
 }
