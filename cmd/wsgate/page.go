@@ -4,12 +4,20 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
-// web holds the demo page: plain HTML, CSS and one script, no build step and nothing from elsewhere.
+// web holds the demo page and the browser client it runs on (js/wsgate.js, with its types in
+// js/wsgate.d.ts): plain HTML, CSS and ES modules, no build step and nothing from elsewhere.
 //
 //go:embed web
 var web embed.FS
+
+// The browser client's stable paths: the ES module and its TypeScript declarations.
+const (
+	clientPath      = "/js/wsgate.js"
+	clientTypesPath = "/js/wsgate.d.ts"
+)
 
 // pageCSP lets the page load its own script, style and WebSocket only: no inline script, nothing
 // from another origin, no framing. ('self' covers ws:// and wss:// to the same host in CSP Level 3.)
@@ -29,6 +37,17 @@ func pageHandler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache") // embedded files have no modification time to revalidate with
+		if strings.HasPrefix(r.URL.Path, "/js/") {
+			// The client is public: pages of other origins may import it, and module scripts need CORS.
+			h.Set("Access-Control-Allow-Origin", "*")
+		}
+		switch {
+		case strings.HasSuffix(r.URL.Path, ".d.ts"):
+			// Not the system's guess for .ts (video/mp2t, or Qt Linguist on Debian).
+			h.Set("Content-Type", "application/typescript; charset=utf-8")
+		case r.URL.Path == clientPath:
+			h.Set("X-TypeScript-Types", clientTypesPath) // Deno and other TypeScript-aware loaders
+		}
 		fileServer.ServeHTTP(w, r)
 	})
 }

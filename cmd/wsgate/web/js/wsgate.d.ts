@@ -1,0 +1,206 @@
+// Types of wsgate's browser client, /js/wsgate.js. Written by hand; scripts/test-web checks them
+// against the module's JSDoc and a usage file with the TypeScript compiler.
+
+/** Close codes (RFC 6455 §7.4.1 and the IANA registry). 1005, 1006 and 1015 are only ever reported. */
+export declare const CloseCode: Readonly<{
+  NORMAL: 1000;
+  GOING_AWAY: 1001;
+  PROTOCOL_ERROR: 1002;
+  UNSUPPORTED_DATA: 1003;
+  NO_STATUS: 1005;
+  ABNORMAL: 1006;
+  INVALID_PAYLOAD: 1007;
+  POLICY_VIOLATION: 1008;
+  MESSAGE_TOO_BIG: 1009;
+  MANDATORY_EXTENSION: 1010;
+  INTERNAL_ERROR: 1011;
+  SERVICE_RESTART: 1012;
+  TRY_AGAIN_LATER: 1013;
+  BAD_GATEWAY: 1014;
+  TLS_HANDSHAKE: 1015;
+}>;
+
+/** Codes after which the client reconnects, besides 4500–4999; every other code is terminal. */
+export declare const RECONNECT_CODES: readonly number[];
+
+/** Whether a connection closed with code should be reconnected (the shared close-code policy). */
+export declare function shouldReconnect(code: number): boolean;
+
+/** Option defaults; delays in milliseconds. */
+export declare const defaults: Readonly<{
+  minDelay: number;
+  maxDelay: number;
+  factor: number;
+  maxAttempts: number;
+  stableAfter: number;
+  outboxMessages: number;
+  outboxBytes: number;
+}>;
+
+export interface Backoff {
+  minDelay: number;
+  maxDelay: number;
+  factor: number;
+}
+
+/**
+ * Wait before reconnect attempt `attempt` (1 for the first), in whole milliseconds: uniform in
+ * [0, min(maxDelay, minDelay × factor^(attempt−1))) — exponential backoff with full jitter.
+ */
+export declare function backoffDelay(attempt: number, backoff: Backoff, random?: () => number): number;
+
+/** send() failed because the client is closed or closing. */
+export declare class ClosedError extends Error {
+  constructor(message: string);
+}
+
+/** send() failed because the outbox has no room for the message. */
+export declare class OutboxFullError extends Error {
+  constructor(message: string, size: number);
+  /** Size of the refused message in bytes (UTF-8 for text). */
+  size: number;
+}
+
+/**
+ * connecting: first attempt after connect(); open; reconnecting: waiting for or making a reconnect
+ * attempt; closing: close() was called and the handshake is under way; closed: initial and final.
+ */
+export type State = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed';
+
+/** The part of the WebSocket API the client uses: the browser's WebSocket and Node's ws both fit. */
+export interface WebSocketLike {
+  readyState: number;
+  binaryType: string;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (ev: any) => void): void;
+}
+
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+export interface WsgateClientOptions {
+  /** Subprotocols to offer. */
+  protocols?: string | string[];
+  /** WebSocket implementation; globalThis.WebSocket by default. In Node pass the ws package. */
+  WebSocket?: WebSocketConstructor;
+  /** Ceiling of the first reconnect delay, ms. Default 500. */
+  minDelay?: number;
+  /** Largest reconnect delay, ms. Default 30000. */
+  maxDelay?: number;
+  /** Growth of the delay ceiling per attempt. Default 2. */
+  factor?: number;
+  /** Reconnect attempts in a row before giving up. Default Infinity. */
+  maxAttempts?: number;
+  /** A connection open at least this long, ms, restarts the backoff at attempt 1. Default 5000. */
+  stableAfter?: number;
+  /** Most messages held while disconnected. Default 100. */
+  outboxMessages?: number;
+  /** Most bytes held while disconnected (UTF-8 for text). Default 1 MiB. */
+  outboxBytes?: number;
+  /** Uniform in [0, 1), for the jitter. Default Math.random. */
+  random?: () => number;
+}
+
+/** A message the client was given: text, or binary as given (binary is copied while it waits). */
+export type OutgoingMessage = string | ArrayBuffer | Uint8Array;
+
+export declare class WsgateOpenEvent extends Event {
+  constructor(reconnected: boolean, flushed: number);
+  /** Whether a connection had been lost or had failed before this one. */
+  reconnected: boolean;
+  /** Outbox messages sent on this connection as it opened. */
+  flushed: number;
+}
+
+export declare class WsgateMessageEvent extends Event {
+  constructor(data: string | ArrayBuffer, binary: boolean);
+  /** A string for a text message, an ArrayBuffer for a binary one. */
+  data: string | ArrayBuffer;
+  binary: boolean;
+}
+
+export declare class WsgateCloseEvent extends Event {
+  constructor(init: { code: number; reason: string; wasClean: boolean; willReconnect: boolean; unsent: OutgoingMessage[] });
+  /** The close code; 1006 when the connection broke or never opened. */
+  code: number;
+  reason: string;
+  /** Whether both sides exchanged close frames. */
+  wasClean: boolean;
+  /** Whether a reconnect follows (a reconnecting event comes next). */
+  willReconnect: boolean;
+  /** Messages still in the outbox when the client gave up: never sent. */
+  unsent: OutgoingMessage[];
+}
+
+export declare class WsgateErrorEvent extends Event {
+  constructor(error: unknown);
+  /** The cause when the implementation gives one (Node's ws does; browsers do not). */
+  error: unknown;
+  message: string;
+}
+
+export declare class WsgateReconnectingEvent extends Event {
+  constructor(attempt: number, delay: number);
+  /** 1 for the first attempt after a loss, then 2, 3, … */
+  attempt: number;
+  /** Milliseconds until the attempt starts. */
+  delay: number;
+}
+
+export declare class WsgateStateEvent extends Event {
+  constructor(state: State, previous: State);
+  state: State;
+  previous: State;
+}
+
+export interface WsgateEventMap {
+  open: WsgateOpenEvent;
+  message: WsgateMessageEvent;
+  close: WsgateCloseEvent;
+  error: WsgateErrorEvent;
+  reconnecting: WsgateReconnectingEvent;
+  state: WsgateStateEvent;
+}
+
+/**
+ * A WebSocket client that reconnects with exponential backoff and full jitter, stops on terminal
+ * close codes and on close(), and holds messages sent while disconnected in a bounded outbox.
+ */
+export declare class WsgateClient extends EventTarget {
+  /**
+   * @param url ws:// or wss://; http(s):// and, in a page, relative URLs map to the matching
+   *   WebSocket URL. Throws SyntaxError for other schemes.
+   */
+  constructor(url: string | URL, options?: WsgateClientOptions);
+  /** The WebSocket URL. */
+  readonly url: string;
+  readonly state: State;
+  /** Messages and bytes waiting in the outbox. */
+  readonly outbox: { messages: number; bytes: number };
+  /** Starts connecting; a no-op unless closed; throws ClosedError while closing. */
+  connect(): void;
+  /**
+   * Sends text (string) or binary data; while not open it waits in the outbox.
+   * Throws TypeError, ClosedError or OutboxFullError.
+   */
+  send(data: string | ArrayBuffer | ArrayBufferView): 'sent' | 'queued';
+  /** Closes with code (1000 or 3000–4999) and reason (≤ 123 UTF-8 bytes) and stops reconnecting. */
+  close(code?: number, reason?: string): void;
+  /** Adds a listener and returns a function that removes it. */
+  on<K extends keyof WsgateEventMap>(type: K, listener: (ev: WsgateEventMap[K]) => void): () => void;
+  addEventListener<K extends keyof WsgateEventMap>(
+    type: K,
+    listener: (ev: WsgateEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof WsgateEventMap>(
+    type: K,
+    listener: (ev: WsgateEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+
+/** Creates a client and connects it. */
+export declare function connect(url: string | URL, options?: WsgateClientOptions): WsgateClient;

@@ -1,0 +1,557 @@
+// wsgate browser client: a WebSocket that reconnects by itself, with a bounded outbox.
+//
+// A dependency-free ES module, served by wsgate at /js/wsgate.js (types: /js/wsgate.d.ts). Use it
+// from a page with no build step:
+//
+//   <script type="module">
+//     import { WsgateClient } from '/js/wsgate.js';
+//     const client = new WsgateClient('/ws');
+//     client.on('message', (ev) => console.log(ev.data));
+//     client.connect();
+//     client.send('Hello!');   // queued until the connection is open
+//   </script>
+//
+// In Node, pass a WebSocket implementation: new WsgateClient(url, { WebSocket: require('ws') }).
+//
+// Delivery is at most once. The outbox holds what is sent while no connection is open and is flushed,
+// in order, when one opens; a message already handed to a socket that then dies is lost, as with a
+// plain WebSocket. Nothing is dropped silently: send() throws when the outbox is full, and the close
+// event that ends the client lists what was still in the outbox (unsent).
+
+/**
+ * Close codes (RFC 6455 §7.4.1 and the IANA registry). 1005, 1006 and 1015 are only ever reported.
+ * @readonly
+ */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  UNSUPPORTED_DATA: 1003,
+  NO_STATUS: 1005,
+  ABNORMAL: 1006,
+  INVALID_PAYLOAD: 1007,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  MANDATORY_EXTENSION: 1010,
+  INTERNAL_ERROR: 1011,
+  SERVICE_RESTART: 1012,
+  TRY_AGAIN_LATER: 1013,
+  BAD_GATEWAY: 1014,
+  TLS_HANDSHAKE: 1015,
+});
+
+/**
+ * The codes after which a client reconnects, besides the application range 4500–4999: the server is
+ * going away or restarting (1001, 1012), overloaded (1013), failed (1011), a gateway failed (1014), or
+ * the connection broke without a close frame or without a code (1006, 1005). Everything else is
+ * terminal: a normal close (1000) means the server is done with this client, and protocol, data,
+ * policy and size errors (1002, 1003, 1007, 1008, 1009, 1010), TLS failures (1015), the registered
+ * range 3000–3999, the application range 4000–4499 and unknown codes would only repeat.
+ * @readonly
+ */
+export const RECONNECT_CODES = Object.freeze([1001, 1005, 1006, 1011, 1012, 1013, 1014]);
+
+/**
+ * Reports whether a connection closed with code should be reconnected: the close-code policy shared
+ * by the JS client, the CLI and the server's documentation (README, "Close codes").
+ * @param {number} code
+ * @returns {boolean}
+ */
+export function shouldReconnect(code) {
+  return RECONNECT_CODES.includes(code) || (code >= 4500 && code <= 4999);
+}
+
+/**
+ * Option defaults. Delays are in milliseconds.
+ * @readonly
+ */
+export const defaults = Object.freeze({
+  minDelay: 500,
+  maxDelay: 30000,
+  factor: 2,
+  maxAttempts: Infinity,
+  stableAfter: 5000,
+  outboxMessages: 100,
+  outboxBytes: 1 << 20,
+});
+
+/**
+ * The wait before reconnect attempt number attempt (1 for the first): exponential backoff with full
+ * jitter, uniform in [0, min(maxDelay, minDelay × factor^(attempt−1))). Spreading the whole range
+ * keeps clients that lost the same server from coming back at the same moment.
+ * @param {number} attempt 1, 2, …
+ * @param {{minDelay: number, maxDelay: number, factor: number}} backoff
+ * @param {() => number} [random] uniform in [0, 1); Math.random by default
+ * @returns {number} milliseconds, an integer
+ */
+export function backoffDelay(attempt, backoff, random = Math.random) {
+  const { minDelay, maxDelay, factor } = backoff;
+  const ceiling = Math.min(maxDelay, minDelay * Math.pow(factor, Math.max(0, attempt - 1)));
+  return Math.min(Math.floor(random() * ceiling), Math.max(0, Math.ceil(ceiling) - 1));
+}
+
+/** send() failed because the client is closed: call connect() first. */
+export class ClosedError extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = 'ClosedError';
+  }
+}
+
+/** send() failed because the outbox, which holds messages while disconnected, has no room. */
+export class OutboxFullError extends Error {
+  /**
+   * @param {string} message
+   * @param {number} size UTF-8 or binary size of the refused message, in bytes
+   */
+  constructor(message, size) {
+    super(message);
+    this.name = 'OutboxFullError';
+    /** Size of the refused message, in bytes. */
+    this.size = size;
+  }
+}
+
+/** A connection opened; any outbox was flushed just before. */
+export class WsgateOpenEvent extends Event {
+  /**
+   * @param {boolean} reconnected
+   * @param {number} flushed
+   */
+  constructor(reconnected, flushed) {
+    super('open');
+    /** Whether a connection had been lost or had failed before this one. */
+    this.reconnected = reconnected;
+    /** How many outbox messages were sent on this connection as it opened. */
+    this.flushed = flushed;
+  }
+}
+
+/** A message arrived. */
+export class WsgateMessageEvent extends Event {
+  /**
+   * @param {string | ArrayBuffer} data
+   * @param {boolean} binary
+   */
+  constructor(data, binary) {
+    super('message');
+    /** A string for a text message, an ArrayBuffer for a binary one. */
+    this.data = data;
+    /** Whether the message came in a binary frame. */
+    this.binary = binary;
+  }
+}
+
+/** A connection closed, or a connection attempt failed (code 1006). */
+export class WsgateCloseEvent extends Event {
+  /**
+   * @param {{code: number, reason: string, wasClean: boolean, willReconnect: boolean, unsent: Array<string | ArrayBuffer | Uint8Array>}} init
+   */
+  constructor(init) {
+    super('close');
+    /** The close code; 1006 when the connection broke or never opened. */
+    this.code = init.code;
+    /** The close reason, possibly empty. */
+    this.reason = init.reason;
+    /** Whether both sides exchanged close frames. */
+    this.wasClean = init.wasClean;
+    /** Whether a reconnect follows (a reconnecting event comes next). */
+    this.willReconnect = init.willReconnect;
+    /** Messages still in the outbox when the client gave up: they were never sent. */
+    this.unsent = init.unsent;
+  }
+}
+
+/** The connection failed; browsers give no details, the close event that follows has the code. */
+export class WsgateErrorEvent extends Event {
+  /** @param {unknown} error */
+  constructor(error) {
+    super('error');
+    /** The cause when the WebSocket implementation gives one (Node's ws does), else undefined. */
+    this.error = error;
+    /** A description, possibly empty. */
+    this.message = error instanceof Error ? error.message : '';
+  }
+}
+
+/** A reconnect attempt is scheduled. */
+export class WsgateReconnectingEvent extends Event {
+  /**
+   * @param {number} attempt
+   * @param {number} delay
+   */
+  constructor(attempt, delay) {
+    super('reconnecting');
+    /** 1 for the first attempt after a loss, then 2, 3, … */
+    this.attempt = attempt;
+    /** Milliseconds until the attempt starts. */
+    this.delay = delay;
+  }
+}
+
+/** The client's state changed. */
+export class WsgateStateEvent extends Event {
+  /**
+   * @param {State} state
+   * @param {State} previous
+   */
+  constructor(state, previous) {
+    super('state');
+    this.state = state;
+    this.previous = previous;
+  }
+}
+
+/**
+ * connecting: first attempt after connect(); open; reconnecting: waiting for or making a reconnect
+ * attempt; closing: close() was called, the handshake is under way; closed: initial and final.
+ * @typedef {'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed'} State
+ */
+
+/**
+ * The part of the WebSocket API the client uses: the browser's WebSocket and Node's ws both fit.
+ * @typedef {object} WebSocketLike
+ * @property {number} readyState
+ * @property {string} binaryType
+ * @property {(data: string | ArrayBuffer | ArrayBufferView) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ * @property {(type: string, listener: (ev: any) => void) => void} addEventListener
+ */
+
+/** @typedef {new (url: string, protocols?: string | string[]) => WebSocketLike} WebSocketConstructor */
+
+/**
+ * @typedef {object} WsgateClientOptions
+ * @property {string | string[]} [protocols] subprotocols to offer
+ * @property {WebSocketConstructor} [WebSocket] implementation to use; globalThis.WebSocket by default
+ * @property {number} [minDelay] ceiling of the first reconnect delay, ms (500)
+ * @property {number} [maxDelay] largest reconnect delay, ms (30000)
+ * @property {number} [factor] growth of the delay ceiling per attempt (2)
+ * @property {number} [maxAttempts] reconnect attempts in a row before giving up (Infinity)
+ * @property {number} [stableAfter] a connection open this long, ms, restarts the backoff at attempt 1 (5000)
+ * @property {number} [outboxMessages] most messages held while disconnected (100)
+ * @property {number} [outboxBytes] most bytes held while disconnected, UTF-8 for text (1 MiB)
+ * @property {() => number} [random] uniform in [0, 1), for the jitter; Math.random by default
+ */
+
+/** @typedef {{data: string | ArrayBuffer | Uint8Array, size: number}} OutboxEntry */
+
+const OPEN = 1; // WebSocket.OPEN, the same in every implementation
+
+/**
+ * A WebSocket client that reconnects with exponential backoff and full jitter, stops on terminal
+ * close codes (see shouldReconnect) and on close(), and holds messages sent while disconnected in a
+ * bounded outbox. Events: open, message, close, error, reconnecting, state.
+ */
+export class WsgateClient extends EventTarget {
+  /** @type {string} */ #url;
+  /** @type {Required<Omit<WsgateClientOptions, 'protocols'>> & {protocols: string | string[] | undefined}} */ #opts;
+  /** @type {State} */ #state = 'closed';
+  /** @type {WebSocketLike | null} */ #socket = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ #timer;
+  #attempt = 0; // reconnect attempts since the last stable connection
+  #openedAt = 0; // when the current connection opened (Date.now()), 0 if it did not
+  #everLost = false; // a connection failed or was lost since connect()
+  #closeRequested = false;
+  /** @type {OutboxEntry[]} */ #outbox = [];
+  #outboxSize = 0;
+
+  /**
+   * @param {string | URL} url ws:// or wss://; http(s):// and, in a page, relative URLs are mapped
+   *   to the matching WebSocket URL, so '/ws' follows the page's host and scheme
+   * @param {WsgateClientOptions} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    this.#url = webSocketURL(url);
+    const opts = { ...defaults, random: Math.random, WebSocket: globalThis.WebSocket, ...options };
+    if (typeof opts.WebSocket !== 'function') {
+      throw new TypeError('wsgate: no WebSocket implementation: pass options.WebSocket (in Node: the ws package)');
+    }
+    if (!(opts.minDelay > 0 && opts.maxDelay >= opts.minDelay && opts.factor >= 1)) {
+      throw new RangeError('wsgate: want 0 < minDelay <= maxDelay and factor >= 1');
+    }
+    if (!(opts.outboxMessages >= 0 && opts.outboxBytes >= 0 && opts.maxAttempts >= 0)) {
+      throw new RangeError('wsgate: outboxMessages, outboxBytes and maxAttempts must not be negative');
+    }
+    this.#opts = { protocols: undefined, ...opts };
+  }
+
+  /** The WebSocket URL. */
+  get url() {
+    return this.#url;
+  }
+
+  /** @returns {State} */
+  get state() {
+    return this.#state;
+  }
+
+  /** Messages and bytes waiting in the outbox. */
+  get outbox() {
+    return { messages: this.#outbox.length, bytes: this.#outboxSize };
+  }
+
+  /**
+   * Starts connecting. It does nothing if the client is already connecting, open or reconnecting,
+   * and throws while a close() handshake is under way (wait for its close event).
+   */
+  connect() {
+    if (this.#state === 'closing') {
+      throw new ClosedError('wsgate: still closing; connect again after the close event');
+    }
+    if (this.#state !== 'closed') {
+      return;
+    }
+    this.#closeRequested = false;
+    this.#everLost = false;
+    this.#attempt = 0;
+    this.#setState('connecting');
+    this.#dial();
+  }
+
+  /**
+   * Sends a text (string) or binary (ArrayBuffer, typed array, DataView) message. While not open the
+   * message waits in the outbox and is sent when a connection opens.
+   * @param {string | ArrayBuffer | ArrayBufferView} data
+   * @returns {'sent' | 'queued'}
+   * @throws {TypeError} for other data
+   * @throws {ClosedError} when the client is closed or closing
+   * @throws {OutboxFullError} when the message does not fit the outbox
+   */
+  send(data) {
+    const size = messageSize(data);
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      throw new ClosedError('wsgate: not connected: call connect() first');
+    }
+    const sock = this.#socket;
+    if (this.#state === 'open' && sock && sock.readyState === OPEN) {
+      sock.send(data);
+      return 'sent';
+    }
+    const { outboxMessages, outboxBytes } = this.#opts;
+    if (this.#outbox.length + 1 > outboxMessages || this.#outboxSize + size > outboxBytes) {
+      throw new OutboxFullError(
+        `wsgate: outbox full (${this.#outbox.length}/${outboxMessages} messages, ${this.#outboxSize}/${outboxBytes} bytes): ` +
+          `message of ${size} bytes not sent`,
+        size,
+      );
+    }
+    this.#outbox.push({ data: copyMessage(data), size });
+    this.#outboxSize += size;
+    return 'queued';
+  }
+
+  /**
+   * Closes the connection with code (1000 or 3000–4999) and reason (at most 123 UTF-8 bytes) and
+   * stops reconnecting. The close event follows with the code the server answered; when no socket is
+   * open (waiting to reconnect) it fires at once. Idempotent.
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  close(code = CloseCode.NORMAL, reason = '') {
+    if (code !== CloseCode.NORMAL && !(code >= 3000 && code <= 4999)) {
+      throw new RangeError(`wsgate: close code ${code}: want 1000 or 3000-4999`);
+    }
+    if (utf8Length(reason) > 123) {
+      throw new RangeError('wsgate: close reason longer than 123 UTF-8 bytes');
+    }
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      return;
+    }
+    this.#closeRequested = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const sock = this.#socket;
+    if (sock) {
+      this.#setState('closing');
+      sock.close(code, reason);
+      return;
+    }
+    const unsent = this.#takeOutbox();
+    this.#setState('closed');
+    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean: true, willReconnect: false, unsent }));
+  }
+
+  /**
+   * Adds listener for type and returns a function that removes it.
+   * @param {string} type
+   * @param {(ev: any) => void} listener
+   * @returns {() => void}
+   */
+  on(type, listener) {
+    this.addEventListener(type, listener);
+    return () => this.removeEventListener(type, listener);
+  }
+
+  #dial() {
+    let sock;
+    try {
+      sock = new this.#opts.WebSocket(this.#url, this.#opts.protocols);
+    } catch (err) {
+      // The URL was checked, so this is the environment refusing (a CSP, for instance): report it as
+      // a failed attempt, which backs off like any other.
+      this.dispatchEvent(new WsgateErrorEvent(err));
+      this.#closed({ code: CloseCode.ABNORMAL, reason: '', wasClean: false });
+      return;
+    }
+    sock.binaryType = 'arraybuffer';
+    this.#socket = sock;
+    sock.addEventListener('open', () => sock === this.#socket && this.#opened(sock));
+    sock.addEventListener('message', (ev) => {
+      if (sock === this.#socket) {
+        this.dispatchEvent(new WsgateMessageEvent(ev.data, typeof ev.data !== 'string'));
+      }
+    });
+    sock.addEventListener('error', (ev) => {
+      if (sock === this.#socket) {
+        this.dispatchEvent(new WsgateErrorEvent(ev.error));
+      }
+    });
+    sock.addEventListener('close', (ev) => {
+      if (sock === this.#socket) {
+        this.#socket = null;
+        this.#closed(ev);
+      }
+    });
+  }
+
+  /** @param {WebSocketLike} sock */
+  #opened(sock) {
+    this.#openedAt = Date.now();
+    // Flush before anyone hears of the open, so that what they send goes after the outbox.
+    const outbox = this.#takeOutbox();
+    for (const m of outbox) {
+      sock.send(m);
+    }
+    this.#setState('open');
+    this.dispatchEvent(new WsgateOpenEvent(this.#everLost, outbox.length));
+  }
+
+  /** @param {{code: number, reason: string, wasClean: boolean}} ev */
+  #closed({ code, reason, wasClean }) {
+    if (this.#openedAt && Date.now() - this.#openedAt >= this.#opts.stableAfter) {
+      this.#attempt = 0;
+    }
+    this.#openedAt = 0;
+    this.#everLost = true;
+    const retry = !this.#closeRequested && shouldReconnect(code) && this.#attempt < this.#opts.maxAttempts;
+    if (!retry) {
+      const unsent = this.#takeOutbox();
+      this.#setState('closed');
+      this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: false, unsent }));
+      return;
+    }
+    const attempt = ++this.#attempt;
+    const delay = backoffDelay(attempt, this.#opts, this.#opts.random);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#dial();
+    }, delay);
+    this.#setState('reconnecting');
+    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: true, unsent: [] }));
+    if (this.#state === 'reconnecting') { // a close listener may have called close()
+      this.dispatchEvent(new WsgateReconnectingEvent(attempt, delay));
+    }
+  }
+
+  /** @returns {Array<string | ArrayBuffer | Uint8Array>} */
+  #takeOutbox() {
+    const messages = this.#outbox.map((m) => m.data);
+    this.#outbox = [];
+    this.#outboxSize = 0;
+    return messages;
+  }
+
+  /** @param {State} state */
+  #setState(state) {
+    const previous = this.#state;
+    if (state !== previous) {
+      this.#state = state;
+      this.dispatchEvent(new WsgateStateEvent(state, previous));
+    }
+  }
+}
+
+/**
+ * Creates a client and connects it.
+ * @param {string | URL} url
+ * @param {WsgateClientOptions} [options]
+ * @returns {WsgateClient}
+ */
+export function connect(url, options) {
+  const client = new WsgateClient(url, options);
+  client.connect();
+  return client;
+}
+
+/**
+ * The ws:// or wss:// URL for url, resolved against the page's location when there is one.
+ * @param {string | URL} url
+ * @returns {string}
+ */
+function webSocketURL(url) {
+  const u = new URL(url, globalThis.location?.href);
+  if (u.protocol === 'http:' || u.protocol === 'https:') {
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') {
+    throw new SyntaxError(`wsgate: ${u.href}: want a ws:, wss:, http: or https: URL`);
+  }
+  u.hash = '';
+  return u.href;
+}
+
+/**
+ * The size of a message in bytes (UTF-8 for text); a TypeError for what cannot be sent.
+ * @param {unknown} data
+ * @returns {number}
+ */
+function messageSize(data) {
+  if (typeof data === 'string') {
+    return utf8Length(data);
+  }
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
+    return data.byteLength;
+  }
+  throw new TypeError('wsgate: send wants a string, an ArrayBuffer or an ArrayBufferView');
+}
+
+/**
+ * A copy of a binary message, so that the caller may reuse its buffer while the copy waits.
+ * @param {string | ArrayBuffer | ArrayBufferView} data
+ * @returns {string | ArrayBuffer | Uint8Array}
+ */
+function copyMessage(data) {
+  if (typeof data === 'string') {
+    return data;
+  }
+  if (data instanceof ArrayBuffer) {
+    return data.slice(0);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+}
+
+/**
+ * The length of s encoded as UTF-8 (lone surrogates count as U+FFFD, 3 bytes), without encoding it.
+ * @param {string} s
+ * @returns {number}
+ */
+function utf8Length(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) {
+      n += 1;
+    } else if (c < 0x800) {
+      n += 2;
+    } else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else {
+      n += 3;
+    }
+  }
+  return n;
+}
