@@ -1,0 +1,18 @@
+// The hand-written wsgate.d.ts, the JSDoc types of wsgate.js and the demo page that uses it must
+// agree: the TypeScript compiler checks them in strict mode (see types/tsconfig.json).
+
+import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+test('wsgate.d.ts, wsgate.js and app.js type-check', () => {
+  const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
+  try {
+    execFileSync(process.execPath, [tsc, '-p', join(here, 'types', 'tsconfig.json')], { encoding: 'utf8', timeout: 60_000 });
+  } catch (err) {
+    throw new Error(`tsc found type errors:\n${/** @type {any} */ (err).stdout}`);
+  }
+});
