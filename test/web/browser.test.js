@@ -1,0 +1,190 @@
+// End to end in a real browser: Debian's chromium, headless, driven by playwright-core, on the demo
+// page served by a real wsgate. No browser is ever downloaded; without chromium these tests fail.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startWsgate, stopAll } from './server.js';
+
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const artifacts = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts');
+const timeout = 10_000;
+
+/** @type {import('playwright-core').BrowserContext} */
+let browser;
+/** @type {string} */
+let profile;
+
+before(async () => {
+  assert.ok(existsSync(executablePath), `${executablePath} is missing: scripts/test-web installs it (apt-get install chromium)`);
+  profile = mkdtempSync(join(tmpdir(), 'wsgate-chromium-'));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1000, height: 720 },
+    timeout: 30_000,
+  });
+});
+
+after(async () => {
+  await Promise.race([browser?.close(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+  killProfileProcesses(profile); // whatever close() left behind, found by its unique profile folder
+  rmSync(profile, { recursive: true, force: true });
+  await stopAll();
+});
+
+/**
+ * SIGKILLs, by PID, every process whose command line names dir (chromium and its helpers).
+ * @param {string} dir
+ */
+function killProfileProcesses(dir) {
+  if (!dir) {
+    return;
+  }
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) {
+        process.kill(Number(pid), 'SIGKILL');
+      }
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+}
+
+/**
+ * A fresh page on url whose uncaught errors fail the test; closed at the end of the test.
+ * @param {import('node:test').TestContext} t
+ * @param {string} url
+ */
+async function openPage(t, url) {
+  const page = await browser.newPage();
+  /** @type {string[]} */
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  t.after(async () => {
+    await page.close();
+    assert.deepEqual(errors, [], 'uncaught errors in the page');
+  });
+  await page.goto(url);
+  return page;
+}
+
+/**
+ * Waits until the page's log contains text.
+ * @param {import('playwright-core').Page} page
+ * @param {string} text
+ */
+async function waitForLog(page, text) {
+  try {
+    await page.waitForFunction((t) => document.getElementById('log')?.textContent?.includes(t), text, { timeout });
+  } catch (err) {
+    throw new Error(`the log never showed ${JSON.stringify(text)}; it reads:\n${await logText(page)}`, { cause: err });
+  }
+}
+
+/** @param {import('playwright-core').Page} page */
+async function logText(page) {
+  return page.locator('#log').evaluate((el) => [...el.children].map((line) => line.textContent).join('\n'));
+}
+
+/**
+ * Waits until the state shown is state.
+ * @param {import('playwright-core').Page} page
+ * @param {string} state
+ */
+async function waitForState(page, state) {
+  await page.waitForFunction((s) => document.getElementById('state')?.textContent === s, state, { timeout });
+}
+
+/**
+ * Types text in the message box and presses Send.
+ * @param {import('playwright-core').Page} page
+ * @param {string} text
+ */
+async function send(page, text) {
+  await page.fill('#input', text);
+  await page.click('#send');
+}
+
+test('open, send Hello!, read Hello! done with its round trip, close with 1000', async (t) => {
+  const srv = await startWsgate();
+  const page = await openPage(t, srv.pageURL);
+  assert.equal(await page.textContent('#url'), srv.url, 'the WebSocket URL follows the page');
+  await page.click('#open');
+  await waitForState(page, 'open');
+  await waitForLog(page, 'OPEN ' + srv.url);
+  await send(page, 'Hello!');
+  await waitForLog(page, 'RECEIVED [text] Hello! done (round trip ');
+  assert.match(await page.textContent('#rtt') ?? '', /^\d+\.\d ms$/);
+  await page.check('#binary');
+  await send(page, 'bytes');
+  await waitForLog(page, 'RECEIVED [binary] bytes done (10 bytes)');
+  await page.click('#close');
+  await waitForLog(page, 'CLOSE code 1000 (normal), reason "", clean; closed'); // the server's answer to ours
+  await waitForState(page, 'closed');
+  await send(page, 'too late');
+  await waitForLog(page, 'ERROR not sent: not connected, click Open first');
+});
+
+test('markup sent and echoed is shown as text, never parsed', async (t) => {
+  const srv = await startWsgate();
+  const page = await openPage(t, srv.pageURL);
+  await page.click('#open');
+  await waitForState(page, 'open');
+  const markup = '<b>x</b><img src=x onerror="document.title=\'pwned\'">';
+  await send(page, markup);
+  await waitForLog(page, `RECEIVED [text] ${markup} done`);
+  assert.equal(await page.locator('#log b, #log img').count(), 0, 'markup became elements');
+  const text = await logText(page);
+  assert.ok(text.includes(`SENT [text] ${markup}`), text);
+  assert.ok(text.includes('<b>x</b>'), text);
+  assert.notEqual(await page.title(), 'pwned');
+});
+
+test('the server stops and starts again on the same port: the page reconnects by itself and works', async (t) => {
+  const srv = await startWsgate();
+  const page = await openPage(t, srv.pageURL);
+  await page.click('#open');
+  await waitForState(page, 'open');
+  await send(page, 'Hello!');
+  await waitForLog(page, 'RECEIVED [text] Hello! done');
+
+  await srv.stop('SIGTERM');
+  await waitForLog(page, 'CLOSE code 1001 (going away), reason "server shutting down", clean; reconnecting');
+  await waitForLog(page, 'RECONNECT attempt 1 in ');
+  await waitForState(page, 'reconnecting');
+  assert.match(await page.textContent('#countdown') ?? '', /^attempt \d+/);
+  await send(page, 'sent while down');
+  await waitForLog(page, 'QUEUED [text] sent while down');
+  assert.match(await page.textContent('#outbox') ?? '', /^1 message, 15 bytes$/);
+
+  await startWsgate([], { port: srv.port });
+  await waitForLog(page, '(reconnected); 1 queued message sent');
+  await waitForState(page, 'open');
+  await waitForLog(page, 'RECEIVED [text] sent while down done');
+  await send(page, 'after the restart');
+  await waitForLog(page, 'RECEIVED [text] after the restart done (round trip ');
+  assert.equal(await page.textContent('#outbox'), 'empty');
+  assert.equal(await page.textContent('#countdown'), '–');
+
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'demo-page.png'), fullPage: true });
+});
+
+test('the client module is served with its types', async (t) => {
+  const srv = await startWsgate();
+  const page = await openPage(t, srv.pageURL);
+  const exported = await page.evaluate(async () => Object.keys(await import('/js/wsgate.js')).sort());
+  for (const name of ['WsgateClient', 'connect', 'shouldReconnect', 'backoffDelay', 'CloseCode', 'OutboxFullError']) {
+    assert.ok(exported.includes(name), `/js/wsgate.js exports ${name}: ${exported}`);
+  }
+  const types = await page.evaluate(async () => (await fetch('/js/wsgate.d.ts')).text());
+  assert.match(types, /export declare class WsgateClient/);
+});
