@@ -112,18 +112,22 @@ type Conn struct {
 	closing       atomic.Bool // state != stateOpen, readable without the lock on the read path
 	data          atomic.Pointer[any]
 
-	mu       sync.Mutex // guards the fields below
-	state    connState
-	writing  bool // a writer goroutine is running
-	queue    []outMsg
-	spare    []outMsg
-	queued   int // payload bytes queued or being written
-	pingDue  bool
-	pong     []byte // payload of the latest unanswered ping; nil if none
-	pongDue  bool
-	closeMsg []byte      // close frame payload to write after the queue; set once
-	closeErr *CloseError // why we closed, if we did
-	result   *CloseError // final reason, set when the connection has ended
+	mu      sync.Mutex // guards the fields below
+	state   connState
+	writing bool // a writer goroutine is running, or the reader is writing inline
+	// inHandler is set while the reader runs a handler callback; Sends meanwhile leave the writing
+	// to the reader when the callback returns (deferred).
+	inHandler bool
+	deferred  bool
+	queue     []outMsg
+	spare     []outMsg
+	queued    int // payload bytes queued or being written
+	pingDue   bool
+	pong      []byte // payload of the latest unanswered ping; nil if none
+	pongDue   bool
+	closeMsg  []byte      // close frame payload to write after the queue; set once
+	closeErr  *CloseError // why we closed, if we did
+	result    *CloseError // final reason, set when the connection has ended
 }
 
 // ID returns the connection's identifier, unique within its Server.
@@ -310,17 +314,33 @@ func (c *Conn) releaseQueueLocked() {
 	c.queue = c.queue[:0]
 }
 
-// kickLocked starts the writer goroutine unless it is already running.
+// kickLocked makes sure what is queued gets written: by the writer goroutine, started unless it
+// runs already, or, while this connection's handler runs, by the reader itself once the handler
+// returns (see handle), which saves a goroutine hand-off per request/response.
 func (c *Conn) kickLocked() {
 	if c.writing || c.state == stateClosed {
 		return
 	}
+	if c.inHandler {
+		c.deferred = true
+		return
+	}
+	c.spawnWriterLocked()
+}
+
+// spawnWriterLocked starts the writer goroutine; c.writing is true from here until it returns.
+func (c *Conn) spawnWriterLocked() {
 	c.writing = true
 	c.srv.goroutines.Add(1)
 	go func() { // owner: the connection; stops when the queue is empty or the socket fails
 		defer c.srv.goroutines.Done()
-		c.writeLoop()
+		c.writeLoop(false)
 	}()
+}
+
+// hasWorkLocked reports whether anything waits to be written.
+func (c *Conn) hasWorkLocked() bool {
+	return len(c.queue) > 0 || c.pongDue || c.pingDue || c.closeMsg != nil
 }
 
 // touch records that the peer is alive; called by the reader for every successful read.

@@ -6,7 +6,10 @@ package wsgate
 // OnMessage has returned. Different connections are handled concurrently.
 //
 // A handler that blocks holds up its own connection only (its reads stop, and with them its
-// heartbeat answers), never anyone else's. A panic is recovered, logged, and closes the connection
+// heartbeat answers), never anyone else's. Messages queued for a connection while its OnOpen or
+// OnMessage runs, by the handler or by any other goroutine, are written when the callback returns,
+// in one batch by the reader goroutine (as a hand-written read loop would): keep callbacks short,
+// and hand long work to a goroutine of your own. A panic is recovered, logged, and closes the connection
 // with 1011; the server keeps running.
 type Handler interface {
 	// OnOpen is called once the connection is upgraded, before any message.

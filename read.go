@@ -27,7 +27,7 @@ type events struct{ s *Server }
 
 func (e *events) OnOpen(sock *gws.Conn) {
 	c := connOf(sock)
-	c.call("OnOpen", func() { e.s.handler.OnOpen(c) })
+	c.handle("OnOpen", func() { e.s.handler.OnOpen(c) })
 }
 
 func (e *events) OnPing(sock *gws.Conn, payload []byte) {
@@ -51,12 +51,34 @@ func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 		return // closing: the handler has seen its last message
 	}
 	msg := Message{Type: MessageType(m.Opcode), Data: m.Bytes()}
-	c.call("OnMessage", func() { e.s.handler.OnMessage(c, msg) })
+	c.handle("OnMessage", func() { e.s.handler.OnMessage(c, msg) })
 }
 
 func (e *events) OnClose(sock *gws.Conn, err error) {
 	c := connOf(sock)
 	c.finish(err)
+}
+
+// handle runs OnOpen or OnMessage on the reader goroutine. What the callback queues is written
+// when it returns, by the reader itself (one batch, as a raw echo server would write in its read
+// loop), instead of waking a writer goroutine for every reply.
+func (c *Conn) handle(what string, f func()) {
+	c.mu.Lock()
+	c.inHandler = true
+	c.mu.Unlock()
+	c.call(what, f)
+	c.mu.Lock()
+	c.inHandler = false
+	if c.deferred {
+		c.deferred = false
+		if !c.writing && c.state != stateClosed {
+			c.writing = true
+			c.mu.Unlock()
+			c.writeLoop(true)
+			return
+		}
+	}
+	c.mu.Unlock()
 }
 
 // call runs a handler callback; a panic is recovered, logged with its stack, and closes the

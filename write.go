@@ -11,9 +11,22 @@ import (
 // writeLoop is the connection's only writer. It drains everything queued per wake-up: the pong owed
 // to the latest ping, a heartbeat ping, the data messages in order, and finally the close frame.
 // It returns when nothing is left, so an idle connection has no writer goroutine.
-func (c *Conn) writeLoop() {
-	for {
+//
+// Inline, on the reader goroutine after a handler returned, it writes one batch only and hands
+// anything queued since to a writer goroutine, so that reading resumes at once.
+func (c *Conn) writeLoop(inline bool) {
+	for first := true; ; first = false {
 		c.mu.Lock()
+		if inline && !first {
+			if c.hasWorkLocked() && c.state != stateClosed {
+				c.spawnWriterLocked()
+			} else {
+				c.writing = false
+				c.releaseQueueLocked()
+			}
+			c.mu.Unlock()
+			return
+		}
 		batch := c.queue
 		c.queue = c.spare[:0]
 		c.spare = nil
