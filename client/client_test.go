@@ -140,8 +140,9 @@ func isStatus(err error, status int) bool {
 }
 
 func TestPingPong(t *testing.T) {
-	// The server pings every 20 ms of silence and drops a peer that does not answer within 50 ms.
-	_, url := startWsgate(t, echoDone, &wsgate.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+	// The server pings every 20 ms of silence and drops a peer that does not answer within 250 ms
+	// (enough for a loaded machine running the race detector).
+	_, url := startWsgate(t, echoDone, &wsgate.Config{PingInterval: 20 * time.Millisecond, PongTimeout: 250 * time.Millisecond})
 	c := dial(t, url, nil)
 	reading := make(chan error, 1)
 	go func() { // owner: the test; ends at CloseNow
@@ -153,7 +154,7 @@ func TestPingPong(t *testing.T) {
 			t.Fatalf("Ping: %v", err)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // six server heartbeats, each answered by the reader
+	time.Sleep(time.Second) // dozens of server heartbeats, each answered by the reader
 	select {
 	case err := <-reading:
 		t.Fatalf("connection ended while idle and answering pings: %v", err)
