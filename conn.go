@@ -93,9 +93,10 @@ func (p *PreparedMessage) Len() int { return len(p.data) }
 type Conn struct {
 	srv    *Server
 	sock   *gws.Conn
-	wire   *wire
+	wire   wire // embedded: one allocation less per connection
 	id     uint64
-	header http.Header
+	header []string // name, value, name, value...; see connHeader
+	hmap   atomic.Pointer[http.Header]
 	proto  string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -133,14 +134,43 @@ type Conn struct {
 // ID returns the connection's identifier, unique within its Server.
 func (c *Conn) ID() uint64 { return c.id }
 
-// Context returns a context cancelled as soon as the connection starts closing.
-func (c *Conn) Context() context.Context { return c.ctx }
+// Context returns a context cancelled as soon as the connection starts closing. It is made on the
+// first call, so that connections that never ask for one do not pay for it.
+func (c *Conn) Context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.closing.Load() {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
+
+// cancelLocked cancels the context, if one was made.
+func (c *Conn) cancelLocked() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
 
 // RemoteAddr returns the peer's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.wire.RemoteAddr() }
 
-// Header returns the headers of the upgrade request. Do not modify it.
-func (c *Conn) Header() http.Header { return c.header }
+// Header returns the headers of the upgrade request (Cookie, Origin, User-Agent, ...), without the
+// handshake's own (Connection, Upgrade, Sec-WebSocket-Key, -Version, -Extensions). Do not modify it.
+func (c *Conn) Header() http.Header {
+	if h := c.hmap.Load(); h != nil {
+		return *h
+	}
+	h := make(http.Header, len(c.header)/2)
+	for i := 0; i+1 < len(c.header); i += 2 {
+		h[c.header[i]] = append(h[c.header[i]], c.header[i+1])
+	}
+	c.hmap.CompareAndSwap(nil, &h)
+	return *c.hmap.Load()
+}
 
 // Subprotocol returns the negotiated subprotocol, or "" if none was.
 func (c *Conn) Subprotocol() string { return c.proto }
@@ -282,7 +312,9 @@ func (c *Conn) CloseNow() {
 // shut cancels the context and closes the socket; the reader then ends the connection.
 func (c *Conn) shut() {
 	c.closing.Store(true)
-	c.cancel()
+	c.mu.Lock()
+	c.cancelLocked()
+	c.mu.Unlock()
 	c.wire.sealed.Store(true)
 	_ = c.wire.Conn.Close()
 }
@@ -301,7 +333,7 @@ func (c *Conn) closeLocked(ce *CloseError, discard bool) {
 	}
 	c.closeMsg = closePayload(ce.Code, ce.Reason)
 	c.kickLocked()
-	c.cancel()
+	c.cancelLocked()
 }
 
 // releaseQueueLocked returns every queued buffer to the pool.

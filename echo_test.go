@@ -3,10 +3,13 @@ package wsgate_test
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -34,5 +37,16 @@ func TestSeedEcho(t *testing.T) {
 	_, _, err := ws.ReadMessage()
 	if !websocket.IsCloseError(err, 1000) {
 		t.Fatalf("want close 1000 echoed, got %v", err)
+	}
+}
+
+func TestConnHeaderKeepsRequestHeaders(t *testing.T) {
+	got := make(chan http.Header, 1)
+	ts := startServer(t, wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) { got <- c.Header() }), nil)
+	ws := dial(t, ts.URL, http.Header{"X-Trace": {"a", "b"}, "Cookie": {"s=1"}})
+	ws.WriteMessage(websocket.TextMessage, []byte("x"))
+	h := <-got
+	if h.Get("Cookie") != "s=1" || len(h.Values("X-Trace")) != 2 || h.Get("Sec-WebSocket-Key") != "" || h.Get("Upgrade") != "" {
+		t.Fatalf("Header() = %v", h)
 	}
 }

@@ -2,9 +2,9 @@ package wsgate
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,7 +117,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
-	wc := &wire{Conn: netConn}
+	c := &Conn{srv: s, id: s.nextID.Add(1), header: connHeader(r.Header), proto: proto}
+	wc := &c.wire
+	wc.Conn, wc.c = netConn, c
 	if n := brw.Reader.Buffered(); n > 0 {
 		p, _ := brw.Reader.Peek(n)
 		wc.pre = append([]byte(nil), p...)
@@ -137,10 +139,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wc.framed.Store(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &Conn{srv: s, sock: sock, wire: wc, id: s.nextID.Add(1), header: r.Header, proto: proto, ctx: ctx, cancel: cancel}
+	c.sock = sock
 	c.lastRead.Store(s.clock.Load())
-	wc.c = c
 	sock.Session().(*session).c = c
 	s.accepted.Add(1)
 	s.register(c)
@@ -157,6 +157,23 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg 
 	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
 		"origin", r.Header.Get("Origin"))
 	http.Error(w, "websocket: "+msg, status)
+}
+
+// connHeader keeps the request headers a connection needs, as flat name/value pairs, leaving out
+// the handshake's own: a map costs hundreds of bytes per idle connection, and most connections
+// never ask for their headers (Conn.Header builds the map on demand).
+func connHeader(h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		switch k {
+		case "Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, k, v)
+		}
+	}
+	return slices.Clip(out)
 }
 
 // checkHandshake validates an opening handshake (RFC 6455 §4.2.1) and returns 0 or the status to
