@@ -116,7 +116,8 @@ func (c *connector) request() (*http.Response, *bufio.Reader, error) {
 		r.Header.Set(internal.SecWebSocketKey.Key, c.secWebsocketKey)
 	}
 
-	var ch = make(chan error)
+	// wsgate patch 5: buffered, so the writer goroutine can always finish when the timeout wins.
+	var ch = make(chan error, 1)
 
 	// 发送http请求
 	// send http request
