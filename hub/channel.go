@@ -27,9 +27,9 @@ type subscription struct {
 
 // deliver is the Broker's DeliverFunc: encode once, queue to every local subscriber.
 func (h *Hub) deliver(p Publication) {
-	h.mu.Lock()
+	h.mu.RLock()
 	ch := h.channels[p.Channel]
-	h.mu.Unlock()
+	h.mu.RUnlock()
 	if ch == nil {
 		return
 	}
@@ -71,6 +71,9 @@ func (s *subscription) accept(p Publication) bool {
 // back and queued after the reply, which the caller sends through reply.
 func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *protocol.Position, events bool, id uint64) (*protocol.SubscribeResult, *protocol.Error) {
 	if !cl.addSub(name, h.opts.MaxSubscriptions) {
+		if cl.isClosed() {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "connection closed")
+		}
 		if cl.hasSub(name) {
 			return nil, protocol.Errorf(protocol.CodeAlreadySubscribed, "already subscribed to %q", name)
 		}

@@ -14,15 +14,16 @@ type client struct {
 	conn *wsgate.Conn
 	info protocol.ClientInfo
 
-	mu   sync.Mutex
-	subs map[string]struct{}
+	mu     sync.Mutex
+	subs   map[string]struct{}
+	closed bool // OnClose ran: no new subscriptions (a server-side Subscribe may race with it)
 }
 
 // addSub reserves a subscription slot; false if already subscribed or at the limit.
 func (c *client) addSub(name string, limit int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, dup := c.subs[name]; dup || len(c.subs) >= limit {
+	if _, dup := c.subs[name]; dup || len(c.subs) >= limit || c.closed {
 		return false
 	}
 	c.subs[name] = struct{}{}
@@ -34,6 +35,12 @@ func (c *client) hasSub(name string) bool {
 	defer c.mu.Unlock()
 	_, ok := c.subs[name]
 	return ok
+}
+
+func (c *client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 func (c *client) dropSub(name string) {
@@ -85,6 +92,9 @@ func (hd *handler) OnClose(c *wsgate.Conn, err error) {
 		return
 	}
 	h := hd.h
+	cl.mu.Lock()
+	cl.closed = true
+	cl.mu.Unlock()
 	for _, name := range cl.subNames() {
 		h.unsubscribe(cl, name)
 	}

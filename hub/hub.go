@@ -52,7 +52,7 @@ type Hub struct {
 	opts   Options
 	broker Broker
 
-	mu       sync.Mutex
+	mu       sync.RWMutex // guards channels, clients, closed
 	channels map[string]*channel
 	clients  map[*client]struct{}
 	closed   bool
@@ -169,9 +169,9 @@ func (h *Hub) History(ctx context.Context, channel string, since *protocol.Posit
 
 // Presence lists the connections subscribed to channel on this node.
 func (h *Hub) Presence(channel string) []protocol.ClientInfo {
-	h.mu.Lock()
+	h.mu.RLock()
 	ch := h.channels[channel]
-	h.mu.Unlock()
+	h.mu.RUnlock()
 	if ch == nil {
 		return []protocol.ClientInfo{}
 	}
