@@ -83,7 +83,7 @@ async function openPage(t, url) {
  */
 async function waitForLog(page, text) {
   try {
-    await page.waitForFunction((t) => document.getElementById('log')?.textContent?.includes(t), text, { timeout });
+    await page.waitForFunction((t) => document.getElementById('log')?.textContent?.includes(t), text, { timeout, polling: 50 });
   } catch (err) {
     throw new Error(`the log never showed ${JSON.stringify(text)}; it reads:\n${await logText(page)}`, { cause: err });
   }
@@ -100,7 +100,7 @@ async function logText(page) {
  * @param {string} state
  */
 async function waitForState(page, state) {
-  await page.waitForFunction((s) => document.getElementById('state')?.textContent === s, state, { timeout });
+  await page.waitForFunction((s) => document.getElementById('state')?.textContent === s, state, { timeout, polling: 50 });
 }
 
 /**
@@ -164,6 +164,11 @@ test('the server stops and starts again on the same port: the page reconnects by
   await send(page, 'sent while down');
   await waitForLog(page, 'QUEUED [text] sent while down');
   assert.match(await page.textContent('#outbox') ?? '', /^1 message, 15 bytes$/);
+  // An attempt fails while the server is down, and the page keeps trying.
+  await waitForLog(page, 'CLOSE code 1006 (abnormal), reason "", not clean; reconnecting');
+  await waitForLog(page, 'RECONNECT attempt 2 in ');
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'demo-page-reconnecting.png') });
 
   await startWsgate([], { port: srv.port });
   await waitForLog(page, '(reconnected); 1 queued message sent');
@@ -174,7 +179,6 @@ test('the server stops and starts again on the same port: the page reconnects by
   assert.equal(await page.textContent('#outbox'), 'empty');
   assert.equal(await page.textContent('#countdown'), '–');
 
-  mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: join(artifacts, 'demo-page.png'), fullPage: true });
 });
 
