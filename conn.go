@@ -123,6 +123,7 @@ type Conn struct {
 	queue     []outMsg
 	spare     []outMsg
 	queued    int // payload bytes queued or being written
+	stashed   int // bytes of c.wire.stash counted in queued
 	pingDue   bool
 	pong      []byte // payload of the latest unanswered ping; nil if none
 	pongDue   bool

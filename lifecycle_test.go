@@ -559,3 +559,34 @@ func TestShutdownForcesAtDeadline(t *testing.T) {
 }
 
 var _ net.Conn // keep net imported for helpers below
+
+// TestPipeliningClientThatNeverReads: replies written by the reader itself must not block it on a
+// peer that does not read; the peer falls under the slow-consumer policy instead.
+func TestPipeliningClientThatNeverReads(t *testing.T) {
+	rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) { echoDone(c, m) })
+	ts := startServer(t, rec, &wsgate.Config{CloseTimeout: 300 * time.Millisecond, WriteTimeout: 2 * time.Second})
+	other := dial(t, ts.URL, nil)
+	ws := dial(t, ts.URL, nil)
+	msg := make([]byte, 4<<10)
+	for i := range msg {
+		msg[i] = 'a'
+	}
+	sent := make(chan error, 1)
+	go func() {
+		for range 20000 { // 80 MB of echoes if the server kept reading and writing forever
+			ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	_, ce := rec.nextClose(t, 10*time.Second)
+	if ce.Code != wsgate.ClosePolicyViolation || !errors.Is(ce, wsgate.ErrSlowConsumer) {
+		t.Fatalf("non-reading client closed with %+v, want 1008 slow consumer", ce)
+	}
+	echoOnce(t, other, "unaffected")
+	ws.Close()
+	<-sent
+}

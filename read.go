@@ -71,7 +71,11 @@ func (c *Conn) handle(what string, f func()) {
 	c.inHandler = false
 	if c.deferred {
 		c.deferred = false
-		if !c.writing && c.state != stateClosed {
+		switch {
+		case c.writing || c.state == stateClosed:
+		case c.wire.raw == nil: // TLS: no non-blocking write under the record layer
+			c.spawnWriterLocked()
+		default:
 			c.writing = true
 			c.mu.Unlock()
 			c.writeLoop(true)

@@ -3,6 +3,7 @@ package wsgate
 import (
 	"bufio"
 	"encoding/base64"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -120,6 +121,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &Conn{srv: s, id: s.nextID.Add(1), header: connHeader(r.Header), proto: proto}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
+	if sc, ok := netConn.(*net.TCPConn); ok {
+		wc.raw, _ = sc.SyscallConn()
+	}
 	if n := brw.Reader.Buffered(); n > 0 {
 		p, _ := brw.Reader.Peek(n)
 		wc.pre = append([]byte(nil), p...)

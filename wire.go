@@ -1,10 +1,13 @@
 package wsgate
 
 import (
+	"cmp"
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // wire is the net.Conn the transport reads and writes through. It exists to keep promises the
@@ -27,6 +30,17 @@ type wire struct {
 	sealed   atomic.Bool  // a close frame was written, or the peer is gone: drop further writes
 	sentCode atomic.Int32 // the code of the close frame we wrote, 0 if none
 	timedOut atomic.Bool  // a read failed on its deadline
+
+	// Inline writing: the reader goroutine writes a handler's replies itself, but must never block
+	// on a peer that does not read. raw is the socket for non-blocking writes (nil for TLS, where
+	// the writer goroutine does all the writing). While inline is set, whatever the socket does not
+	// take at once goes to stash; while the stash is not empty or being flushed by the writer
+	// goroutine (Conn.flushStash), every frame joins it, so bytes never overtake each other.
+	raw      syscall.RawConn
+	wmu      sync.Mutex // guards the fields below
+	inline   bool
+	flushing bool
+	stash    []byte
 }
 
 func (w *wire) Read(p []byte) (int, error) {
@@ -66,5 +80,73 @@ func (w *wire) Write(p []byte) (int, error) {
 		}
 		w.sentCode.Store(int32(code))
 	}
+	w.wmu.Lock()
+	if w.inline || w.flushing || len(w.stash) > 0 {
+		n, err := w.writeInlineLocked(p)
+		w.wmu.Unlock()
+		return n, err
+	}
+	w.wmu.Unlock()
+	// Frames are written one at a time under the transport's lock, and no flush can start while
+	// the stash is empty: this write has the socket to itself.
 	return w.Conn.Write(p)
+}
+
+// setInline switches inline writing on or off, and returns how many bytes wait in the stash.
+func (w *wire) setInline(on bool) int {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	w.inline = on
+	return len(w.stash)
+}
+
+// writeInlineLocked writes what the socket takes without waiting, if nothing waits before p, and
+// stashes the rest.
+func (w *wire) writeInlineLocked(p []byte) (int, error) {
+	n := len(p)
+	if w.inline && !w.flushing && len(w.stash) == 0 {
+		k, err := w.tryWrite(p)
+		if err != nil || k == n {
+			return k, err
+		}
+		p = p[k:]
+	}
+	w.stash = append(w.stash, p...)
+	return n, nil
+}
+
+// takeStash hands the stash to the flushing writer goroutine; empty means the flush is over.
+func (w *wire) takeStash() []byte {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	b := w.stash
+	w.stash = nil
+	w.flushing = len(b) > 0
+	return b
+}
+
+// tryWrite is one non-blocking write(2) (repeated while it makes progress).
+func (w *wire) tryWrite(p []byte) (int, error) {
+	var n int
+	var werr error
+	err := w.raw.Write(func(fd uintptr) bool {
+		for len(p) > 0 {
+			k, e := syscall.Write(int(fd), p)
+			if k > 0 {
+				n += k
+				p = p[k:]
+			}
+			if e == syscall.EINTR {
+				continue
+			}
+			if e != nil && e != syscall.EAGAIN {
+				werr = e
+			}
+			if e != nil || k <= 0 {
+				break
+			}
+		}
+		return true // never wait for the socket: the stash and the writer goroutine do
+	})
+	return n, cmp.Or(err, werr)
 }

@@ -15,15 +15,20 @@ import (
 // Inline, on the reader goroutine after a handler returned, it writes one batch only and hands
 // anything queued since to a writer goroutine, so that reading resumes at once.
 func (c *Conn) writeLoop(inline bool) {
+	if !inline {
+		if err := c.flushStash(); err != nil {
+			c.writeFailed(err)
+			c.mu.Lock()
+			c.writing = false
+			c.releaseQueueLocked()
+			c.mu.Unlock()
+			return
+		}
+	}
 	for first := true; ; first = false {
 		c.mu.Lock()
 		if inline && !first {
-			if c.hasWorkLocked() && c.state != stateClosed {
-				c.spawnWriterLocked()
-			} else {
-				c.writing = false
-				c.releaseQueueLocked()
-			}
+			c.handOffLocked()
 			c.mu.Unlock()
 			return
 		}
@@ -46,17 +51,10 @@ func (c *Conn) writeLoop(inline bool) {
 		}
 		c.mu.Unlock()
 
-		err := c.writeBatch(batch, pong, pongDue, ping)
-
-		c.mu.Lock()
-		for i := range batch {
-			c.queued -= len(batch[i].data)
-			batch[i].release()
+		if inline {
+			c.wire.setInline(true)
 		}
-		clear(batch)
-		c.spare = batch[:0]
-		c.mu.Unlock()
-
+		err := c.writeBatch(batch, pong, pongDue, ping, inline)
 		if err == nil && closeMsg != nil {
 			err = c.sock.WriteMessage(gws.OpcodeCloseConnection, closeMsg)
 			if err == nil {
@@ -66,23 +64,75 @@ func (c *Conn) writeLoop(inline bool) {
 				_ = c.wire.Conn.SetReadDeadline(d)
 			}
 		}
+		stashed := 0
+		if inline {
+			stashed = c.wire.setInline(false)
+		}
+
+		c.mu.Lock()
+		for i := range batch {
+			c.queued -= len(batch[i].data)
+			batch[i].release()
+		}
+		c.stashed = stashed // still to be written, by the writer goroutine
+		c.queued += stashed
+		clear(batch)
+		c.spare = batch[:0]
+		c.mu.Unlock()
+
 		if err != nil {
 			c.writeFailed(err)
 		}
 		if err != nil || closeMsg != nil {
 			c.mu.Lock()
-			c.writing = false
-			c.releaseQueueLocked()
+			if err == nil && inline {
+				c.handOffLocked() // the close frame may sit in the stash
+			} else {
+				c.writing = false
+				c.releaseQueueLocked()
+			}
 			c.mu.Unlock()
 			return
 		}
 	}
 }
 
+// handOffLocked ends an inline write: anything stashed or queued since goes to a writer goroutine,
+// so that the reader goes back to reading at once.
+func (c *Conn) handOffLocked() {
+	if (c.stashed > 0 || c.hasWorkLocked()) && c.state != stateClosed {
+		c.spawnWriterLocked()
+		return
+	}
+	c.writing = false
+	c.releaseQueueLocked()
+}
+
+// flushStash writes, blocking, what inline writes left behind, and what joined it meanwhile; it
+// runs first in the writer goroutine, so the stashed bytes keep their place.
+func (c *Conn) flushStash() error {
+	var err error
+	for b := c.wire.takeStash(); len(b) > 0; b = c.wire.takeStash() {
+		if err == nil {
+			if err = c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err == nil {
+				_, err = c.wire.Conn.Write(b)
+			}
+		}
+	}
+	c.mu.Lock()
+	c.queued -= c.stashed
+	c.stashed = 0
+	c.mu.Unlock()
+	return err
+}
+
 // writeBatch writes control frames first, then the data messages, under one write deadline.
-func (c *Conn) writeBatch(batch []outMsg, pong []byte, pongDue, ping bool) error {
-	if err := c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
-		return err
+// Inline writes never block, so they need no deadline.
+func (c *Conn) writeBatch(batch []outMsg, pong []byte, pongDue, ping, inline bool) error {
+	if !inline {
+		if err := c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+			return err
+		}
 	}
 	if pongDue {
 		if err := c.sock.WritePong(pong); err != nil {
