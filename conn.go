@@ -307,17 +307,23 @@ func (c *Conn) CloseNow() {
 		c.closeErr = &CloseError{Code: CloseAbnormal, Reason: "closed by server"}
 	}
 	c.mu.Unlock()
-	c.shut()
+	c.shut(true)
 }
 
-// shut cancels the context and closes the socket; the reader then ends the connection.
-func (c *Conn) shut() {
+// shut cancels the context and closes the socket; the reader then ends the connection. Unless
+// hard, a socket that carried a close frame of ours is only half-closed and the reader lingers
+// (wire.Close).
+func (c *Conn) shut(hard bool) {
 	c.closing.Store(true)
 	c.mu.Lock()
 	c.cancelLocked()
 	c.mu.Unlock()
 	c.wire.sealed.Store(true)
-	_ = c.wire.Conn.Close()
+	if hard {
+		_ = c.wire.Conn.Close()
+	} else {
+		_ = c.wire.Close()
+	}
 }
 
 // closeLocked moves an open connection to closing with reason ce; discard drops what is queued

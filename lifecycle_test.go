@@ -590,3 +590,21 @@ func TestPipeliningClientThatNeverReads(t *testing.T) {
 	ws.Close()
 	<-sent
 }
+
+// TestOversizedMessageCloseIsSeen: after the 1009 close frame the server drains what the peer is
+// still sending instead of resetting the connection, so the peer reads the 1009 rather than 1006.
+func TestOversizedMessageCloseIsSeen(t *testing.T) {
+	ts := startServer(t, echoDone, &wsgate.Config{ReadLimit: 1024})
+	big := make([]byte, 3<<20)
+	for i := range 10 {
+		ws := dial(t, ts.URL, nil)
+		ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := ws.WriteMessage(websocket.BinaryMessage, big); err != nil {
+			t.Fatalf("trial %d: writing the oversized message: %v", i, err)
+		}
+		if ce := readClose(t, ws); ce.Code != 1009 {
+			t.Fatalf("trial %d: close %d, want 1009", i, ce.Code)
+		}
+		ws.Close()
+	}
+}

@@ -104,7 +104,7 @@ func (c *Conn) call(what string, f func()) {
 // finish ends the connection on its reader goroutine once the transport has stopped reading: it
 // settles why the connection closed, releases the queue, and calls OnClose.
 func (c *Conn) finish(err error) {
-	c.shut() // the transport has usually closed the socket already; make sure
+	c.shut(false) // the transport has usually closed the socket already; make sure
 	c.mu.Lock()
 	c.state = stateClosed
 	c.releaseQueueLocked()
@@ -113,6 +113,7 @@ func (c *Conn) finish(err error) {
 	c.mu.Unlock()
 
 	var remote *gws.CloseError
+	c.wire.peerDone.Store(errors.As(err, &remote))
 	switch {
 	case res != nil && res.Code != CloseAbnormal:
 		// We started the close; say so if the peer never answered it.

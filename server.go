@@ -153,6 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer s.goroutines.Done()
 		defer c.recoverTransport()
 		sock.ReadLoop()
+		c.wire.linger(s.cfg.CloseTimeout)
 	}()
 }
 

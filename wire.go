@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // wire is the net.Conn the transport reads and writes through. It exists to keep promises the
@@ -29,6 +30,8 @@ type wire struct {
 	framed   atomic.Bool
 	sealed   atomic.Bool  // a close frame was written, or the peer is gone: drop further writes
 	sentCode atomic.Int32 // the code of the close frame we wrote, 0 if none
+	lingered atomic.Bool  // Close half-closed the socket after our close frame; linger finishes
+	peerDone atomic.Bool  // the peer's close frame arrived: it sends nothing more, no need to drain
 	timedOut atomic.Bool  // a read failed on its deadline
 
 	// Inline writing: the reader goroutine writes a handler's replies itself, but must never block
@@ -90,6 +93,35 @@ func (w *wire) Write(p []byte) (int, error) {
 	// Frames are written one at a time under the transport's lock, and no flush can start while
 	// the stash is empty: this write has the socket to itself.
 	return w.Conn.Write(p)
+}
+
+// Close is how the transport ends a connection. After a close frame of ours, closing a socket
+// that still holds unread data from the peer makes the kernel send a reset, and the peer then
+// often never reads that close frame (it sees 1006 instead of, say, 1009). So Close only shuts
+// our side (FIN after the close frame); linger reads what the peer still sends and closes.
+func (w *wire) Close() error {
+	if tc, ok := w.Conn.(*net.TCPConn); ok && w.sentCode.Load() != 0 && !w.timedOut.Load() {
+		if w.lingered.CompareAndSwap(false, true) {
+			return tc.CloseWrite()
+		}
+		return nil
+	}
+	return w.Conn.Close()
+}
+
+// linger drains the peer after a half-close, for at most d, then closes the socket. A peer that
+// sent its close frame has nothing more to send, so there is nothing to drain.
+func (w *wire) linger(d time.Duration) {
+	if w.lingered.Load() && !w.peerDone.Load() {
+		_ = w.Conn.SetReadDeadline(time.Now().Add(d))
+		var buf [512]byte
+		for {
+			if _, err := w.Conn.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	_ = w.Conn.Close()
 }
 
 // setInline switches inline writing on or off, and returns how many bytes wait in the stash.
