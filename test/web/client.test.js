@@ -314,6 +314,25 @@ test('close() while waiting to reconnect stops all further attempts', async () =
   assert.equal(client.state, 'closed');
 });
 
+test('drop() gives up the connection at once, as if the network failed, and the client reconnects', async () => {
+  const srv = await startWsgate(['-subprotocols', 'chat.v2']);
+  const client = await openClient(srv.url, { protocols: ['chat.v2'] });
+  assert.equal(client.protocol, 'chat.v2');
+  const events = record(client);
+  client.drop('dead link');
+  assert.deepEqual(events.map((ev) => ev.type), ['state', 'close', 'reconnecting'], 'synchronously');
+  const close = ofType(events, 'close')[0];
+  assert.deepEqual([close.code, close.reason, close.wasClean, close.willReconnect], [1006, 'dead link', false, true]);
+  assert.equal(client.protocol, '');
+  await nextEvent(client, 'open');
+  assert.equal((await roundTrip(client, 'again')).data, 'again done');
+  client.close();
+  client.drop(); // nothing while the closing handshake is under way
+  await waitUntil(() => client.state === 'closed', 'the client to close');
+  client.drop(); // nor once closed
+  assert.deepEqual(ofType(events, 'close').map((ev) => [ev.code, ev.wasClean]), [[1006, false], [1000, true]]);
+});
+
 test('a close listener may call close(): no reconnecting event follows', async () => {
   const url = await deadURL();
   const client = newClient(url, { WebSocket, minDelay: 10, maxDelay: 10 });

@@ -71,6 +71,8 @@ export type State = 'connecting' | 'open' | 'reconnecting' | 'closing' | 'closed
 export interface WebSocketLike {
   readyState: number;
   binaryType: string;
+  /** The negotiated subprotocol, '' for none. */
+  protocol?: string;
   send(data: string | ArrayBuffer | ArrayBufferView): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: string, listener: (ev: any) => void): void;
@@ -186,6 +188,14 @@ export declare class WsgateClient extends EventTarget {
   send(data: string | ArrayBuffer | ArrayBufferView): 'sent' | 'queued';
   /** Closes with code (1000 or 3000–4999) and reason (≤ 123 UTF-8 bytes) and stops reconnecting. */
   close(code?: number, reason?: string): void;
+  /** The subprotocol the server chose for the open connection; '' for none or when not open. */
+  readonly protocol: string;
+  /**
+   * Drops the connection at once, without a closing handshake, as if the network had failed: the
+   * close event (1006, not clean, with reason) fires before it returns and the client reconnects by
+   * its policy. For dead links and tests; a no-op without a socket or while closing.
+   */
+  drop(reason?: string): void;
   /** Adds a listener and returns a function that removes it. */
   on<K extends keyof WsgateEventMap>(type: K, listener: (ev: WsgateEventMap[K]) => void): () => void;
   addEventListener<K extends keyof WsgateEventMap>(

@@ -214,6 +214,7 @@ export class WsgateStateEvent extends Event {
  * @typedef {object} WebSocketLike
  * @property {number} readyState
  * @property {string} binaryType
+ * @property {string} [protocol] the negotiated subprotocol, '' for none
  * @property {(data: string | ArrayBuffer | ArrayBufferView) => void} send
  * @property {(code?: number, reason?: string) => void} close
  * @property {(type: string, listener: (ev: any) => void) => void} addEventListener
@@ -291,6 +292,11 @@ export class WsgateClient extends EventTarget {
   /** Messages and bytes waiting in the outbox. */
   get outbox() {
     return { messages: this.#outbox.length, bytes: this.#outboxSize };
+  }
+
+  /** The subprotocol the server chose for the open connection; '' for none, or when not open. */
+  get protocol() {
+    return (this.#state === 'open' && this.#socket?.protocol) || '';
   }
 
   /**
@@ -372,6 +378,28 @@ export class WsgateClient extends EventTarget {
     const unsent = this.#takeOutbox();
     this.#setState('closed');
     this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean: true, willReconnect: false, unsent }));
+  }
+
+  /**
+   * Drops the connection (open or being attempted) at once, without waiting for a closing
+   * handshake, as if the network had failed: the close event (code 1006, not clean, with reason)
+   * fires before drop returns, and the client reconnects by its usual policy. It is how a dead link
+   * is given up (a socket whose peer vanished may wait minutes for a close frame) and how a test
+   * cuts a connection. It does nothing when no socket exists or close() is under way.
+   * @param {string} [reason] reported in the close event
+   */
+  drop(reason = '') {
+    const sock = this.#socket;
+    if (!sock || this.#state === 'closing') {
+      return;
+    }
+    this.#socket = null; // its own events are ignored from now on
+    try {
+      sock.close(); // tells a live peer; a dead one never answers, and nobody waits for it
+    } catch {
+      // closing a socket that never opened may throw in some implementations; it is abandoned anyway
+    }
+    this.#closed({ code: CloseCode.ABNORMAL, reason, wasClean: false });
   }
 
   /**
