@@ -1,0 +1,160 @@
+// Types of wsgate's pub/sub client, /js/wsgate-pubsub.js. Written by hand; scripts/test-web checks
+// them against the module's JSDoc and a usage file with the TypeScript compiler.
+
+import { WsgateClient, type WsgateClientOptions } from './wsgate.js';
+
+/** The subprotocol name, always offered by PubSubClient. */
+export declare const SUBPROTOCOL: 'wsgate.v1';
+
+/** The protocol's error codes: 1xx the request is wrong, 2xx refused now, may succeed later. */
+export declare const ErrorCode: Readonly<{
+  BAD_REQUEST: 100;
+  UNKNOWN_OP: 101;
+  BAD_CHANNEL: 102;
+  TOO_LARGE: 103;
+  FORBIDDEN: 104;
+  NOT_SUBSCRIBED: 105;
+  ALREADY_SUBSCRIBED: 106;
+  LIMIT_EXCEEDED: 107;
+  NOT_TEXT: 108;
+  INTERNAL: 200;
+  UNAVAILABLE: 201;
+}>;
+
+/** Option defaults of the pub/sub layer, in milliseconds. */
+export declare const pubsubDefaults: Readonly<{ pingTimeout: number; requestTimeout: number }>;
+
+/** The server answered a request with an error. */
+export declare class PubSubError extends Error {
+  constructor(code: number, message: string, op?: string, channel?: string);
+  /** The protocol's numeric error code (see ErrorCode). */
+  code: number;
+  /** The request's op and channel, when the reply matched a request. */
+  op: string | undefined;
+  channel: string | undefined;
+  /** Whether the same request may succeed later (a 2xx code). */
+  readonly temporary: boolean;
+}
+
+/** A request got no reply. */
+export declare class RequestError extends Error {
+  constructor(message: string, reason: RequestError['reason'], sent: boolean);
+  /**
+   * closed: the client is closed or closing, or gave up; disconnected: the connection was lost
+   * after the request was sent; timeout: no reply within requestTimeout; unsubscribed: a
+   * subscription ended before the server confirmed it.
+   */
+  reason: 'closed' | 'disconnected' | 'timeout' | 'unsubscribed';
+  /** Whether the request reached a socket: if so the server may have applied it. */
+  sent: boolean;
+}
+
+/** A place in a channel's stream. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** A subscriber, in presence replies and join/leave pushes. */
+export interface ClientInfo {
+  conn: string;
+  /** Present when the server knows the user behind the connection. */
+  user?: string;
+}
+
+/** A publication as history returns it. */
+export interface StoredPublication {
+  offset: number;
+  data: unknown;
+}
+
+/** A publication delivered to a subscription. */
+export interface Publication {
+  channel: string;
+  epoch: string;
+  offset: number;
+  data: unknown;
+  /** Whether it came with a re-subscribe: it was published while this client was disconnected. */
+  recovered: boolean;
+}
+
+/** A subscribe the server accepted, the first or one after a reconnect. */
+export interface SubscribedInfo {
+  channel: string;
+  epoch: string;
+  /** The channel's position when subscribed, recovered publications included. */
+  offset: number;
+  /** The position recovery was asked from; null for a fresh subscribe. */
+  since: Position | null;
+  /** With since: true if every publication after it follows; false if some are lost (resync). */
+  recovered: boolean;
+  /** Whether this follows a reconnect, or close() and connect(). */
+  resubscribed: boolean;
+  /** How many recovered publications follow this call. */
+  publications: number;
+}
+
+export interface SubscribeOptions {
+  /** Every publication, in offset order, exactly once; recovered ones first after a reconnect. */
+  onPublication?: (pub: Publication) => void;
+  /** Someone subscribed (with presence: true). */
+  onJoin?: (client: ClientInfo, channel: string) => void;
+  /** Someone unsubscribed or disconnected (with presence: true). */
+  onLeave?: (client: ClientInfo, channel: string) => void;
+  /** Each accepted subscribe, called before the recovered publications. */
+  onSubscribed?: (info: SubscribedInfo) => void;
+  /** The server refused a subscribe: 1xx ends the subscription, 2xx is retried with backoff. */
+  onError?: (err: PubSubError) => void;
+  /** Receive join and leave pushes. */
+  presence?: boolean;
+  /** Recover from this position on the first subscribe (one saved earlier). */
+  since?: Position;
+}
+
+export interface PubSubClientOptions extends Omit<WsgateClientOptions, 'protocols'> {
+  /** Ms without any frame from the server before the link is taken as dead and dropped. Default 50000; 0 never. */
+  pingTimeout?: number;
+  /** Ms a request may wait for its reply, or for a connection when sent while disconnected. Default 10000. */
+  requestTimeout?: number;
+}
+
+export interface HistoryResult {
+  epoch: string;
+  offset: number;
+  /** False when publications after `since` are gone, or the epoch changed. */
+  complete: boolean;
+  /** Oldest first. */
+  publications: StoredPublication[];
+}
+
+/** A subscription to one channel, made by PubSubClient.subscribe. */
+export declare class Subscription {
+  private constructor();
+  readonly channel: string;
+  /** subscribing (sent or waiting for a connection), subscribed, failed (refused with 1xx), unsubscribed. */
+  readonly state: 'subscribing' | 'subscribed' | 'failed' | 'unsubscribed';
+  /** The position of the last publication delivered, or of the subscribe; null before the first. */
+  readonly position: Position | null;
+  /** The first accepted subscribe; rejects with PubSubError (refused) or RequestError (closed, unsubscribed). */
+  readonly ready: Promise<SubscribedInfo>;
+  /** Stops the deliveries at once and tells the server if it knows the subscription. */
+  unsubscribe(): Promise<void>;
+}
+
+/**
+ * A WsgateClient speaking wsgate.v1. Requests made while no connection is open wait, in call order
+ * and within the outbox limits, for at most requestTimeout. Subscriptions last until unsubscribe()
+ * and are sent again, from their last position, on every new connection.
+ */
+export declare class PubSubClient extends WsgateClient {
+  constructor(url: string | URL, options?: PubSubClientOptions);
+  /** Throws PubSubError 106 if this client already has a subscription to channel. */
+  subscribe(channel: string, options?: SubscribeOptions): Subscription;
+  /** Publishes data (any JSON value); resolves with its position. */
+  publish(channel: string, data: unknown): Promise<Position>;
+  presence(channel: string): Promise<{ clients: ClientInfo[] }>;
+  /** After since, or the latest limit (0 or none: 100). */
+  history(channel: string, options?: { since?: Position; limit?: number }): Promise<HistoryResult>;
+  /** Resolves with the round-trip time in ms. */
+  ping(): Promise<number>;
+}

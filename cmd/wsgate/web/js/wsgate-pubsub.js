@@ -1,0 +1,675 @@
+// wsgate pub/sub client: channels over the wsgate.v1 protocol (docs/PROTOCOL.md), on top of the
+// reconnecting WsgateClient of ./wsgate.js.
+//
+// A dependency-free ES module, served by wsgate at /js/wsgate-pubsub.js (types:
+// /js/wsgate-pubsub.d.ts):
+//
+//   import { PubSubClient } from '/js/wsgate-pubsub.js';
+//   const ps = new PubSubClient('/ws');
+//   ps.subscribe('chat', {
+//     onPublication: (pub) => console.log(pub.offset, pub.data),
+//     onSubscribed: (ev) => { if (ev.since && !ev.recovered) reloadFromServer(); },
+//   });
+//   ps.connect();
+//   const { offset } = await ps.publish('chat', { text: 'hi' });
+//
+// What it adds to the transport: request ids, and a promise per request settled by its reply; the
+// (epoch, offset) of every subscription, so that after a reconnect it subscribes again from there
+// and hands the missed publications to onPublication, in order and before the live ones, or says
+// plainly that they are lost (recovered: false); a dead-link check on the server's
+// {"push":"ping"}, which browsers need because they cannot see WebSocket pings.
+//
+// Requests made while no connection is open wait, in call order and within the outbox limits, for
+// at most requestTimeout; a request that never reached a socket is rejected with sent: false and
+// was not applied. Subscriptions are not requests: they last until unsubscribe() and are sent again
+// on every connection, close() and connect() included.
+
+import { WsgateClient, CloseCode, OutboxFullError, WsgateErrorEvent, backoffDelay, defaults } from './wsgate.js';
+
+/** The subprotocol name. */
+export const SUBPROTOCOL = 'wsgate.v1';
+
+/**
+ * The protocol's error codes. 1xx: the request is wrong and fails again unchanged; 2xx: refused
+ * now, may succeed later.
+ * @readonly
+ */
+export const ErrorCode = Object.freeze({
+  BAD_REQUEST: 100,
+  UNKNOWN_OP: 101,
+  BAD_CHANNEL: 102,
+  TOO_LARGE: 103,
+  FORBIDDEN: 104,
+  NOT_SUBSCRIBED: 105,
+  ALREADY_SUBSCRIBED: 106,
+  LIMIT_EXCEEDED: 107,
+  NOT_TEXT: 108,
+  INTERNAL: 200,
+  UNAVAILABLE: 201,
+});
+
+/**
+ * Option defaults of the pub/sub layer, in milliseconds.
+ * @readonly
+ */
+export const pubsubDefaults = Object.freeze({
+  pingTimeout: 50000, // twice the server's {"push":"ping"} period of 25 s
+  requestTimeout: 10000,
+});
+
+/** The server answered a request with an error. */
+export class PubSubError extends Error {
+  /**
+   * @param {number} code the protocol's error code (see ErrorCode)
+   * @param {string} message the server's message
+   * @param {string} [op] the request's op, when the reply matched a request
+   * @param {string} [channel]
+   */
+  constructor(code, message, op, channel) {
+    super(message);
+    this.name = 'PubSubError';
+    /** The protocol's numeric error code. */
+    this.code = code;
+    this.op = op;
+    this.channel = channel;
+  }
+
+  /** Whether the server may accept the same request later (a 2xx code). */
+  get temporary() {
+    return this.code >= 200 && this.code < 300;
+  }
+}
+
+/**
+ * A request got no reply. reason: 'closed' (the client is closed or closing, or gave up),
+ * 'disconnected' (the connection was lost after the request was sent), 'timeout' (no reply within
+ * requestTimeout), 'unsubscribed' (a subscription ended before the server confirmed it).
+ */
+export class RequestError extends Error {
+  /**
+   * @param {string} message
+   * @param {'closed' | 'disconnected' | 'timeout' | 'unsubscribed'} reason
+   * @param {boolean} sent
+   */
+  constructor(message, reason, sent) {
+    super(message);
+    this.name = 'RequestError';
+    this.reason = reason;
+    /** Whether the request reached a socket: if so the server may have applied it. */
+    this.sent = sent;
+  }
+}
+
+/** @typedef {{epoch: string, offset: number}} Position */
+/** @typedef {{conn: string, user?: string}} ClientInfo */
+/** @typedef {{offset: number, data: unknown}} StoredPublication */
+
+/**
+ * A publication delivered to a subscription.
+ * @typedef {object} Publication
+ * @property {string} channel
+ * @property {string} epoch
+ * @property {number} offset
+ * @property {unknown} data
+ * @property {boolean} recovered whether it came with a re-subscribe, missed while disconnected
+ */
+
+/**
+ * A subscribe the server accepted, the first one or one after a reconnect.
+ * @typedef {object} SubscribedInfo
+ * @property {string} channel
+ * @property {string} epoch
+ * @property {number} offset the channel's position when subscribed (recovered publications included)
+ * @property {Position | null} since the position asked to recover from, null for a fresh subscribe
+ * @property {boolean} recovered with since: every publication after it follows; false: some are lost
+ * @property {boolean} resubscribed whether this follows a reconnect (or close() and connect())
+ * @property {number} publications how many recovered publications follow this call
+ */
+
+/**
+ * @typedef {object} SubscribeOptions
+ * @property {(pub: Publication) => void} [onPublication] every publication, in offset order, once
+ * @property {(client: ClientInfo, channel: string) => void} [onJoin] someone subscribed (needs presence)
+ * @property {(client: ClientInfo, channel: string) => void} [onLeave] someone left (needs presence)
+ * @property {(info: SubscribedInfo) => void} [onSubscribed] each accepted subscribe, before the recovered publications
+ * @property {(err: PubSubError) => void} [onError] the server refused a subscribe (2xx: it is retried)
+ * @property {boolean} [presence] receive join and leave pushes
+ * @property {Position} [since] recover from this position on the first subscribe (one saved earlier)
+ */
+
+/**
+ * @typedef {object} PubSubClientOptions
+ * @property {number} [pingTimeout] ms without any frame before the link is taken as dead and dropped (50000; 0: never)
+ * @property {number} [requestTimeout] ms a request may wait for its reply, or for a connection (10000)
+ */
+
+/** @typedef {Omit<import('./wsgate.js').WsgateClientOptions, 'protocols'> & PubSubClientOptions} Options */
+
+/**
+ * @typedef {object} Pending a request awaiting its reply
+ * @property {string} op
+ * @property {string | undefined} channel
+ * @property {string} frame
+ * @property {boolean} sent handed to the transport: on the wire, or in its outbox for the next connection
+ * @property {boolean} onWire handed to an open socket: lost with it
+ * @property {ReturnType<typeof setTimeout> | undefined} timer
+ * @property {(err: Error | null, result?: any) => void} done
+ */
+
+/**
+ * @typedef {object} SubRecord a subscription's state, shared with its Subscription object
+ * @property {string} channel
+ * @property {SubscribeOptions} opts
+ * @property {'subscribing' | 'subscribed' | 'failed' | 'unsubscribed'} state
+ * @property {Position | null} position
+ * @property {number} inflight the id of the subscribe on the wire, 0 if none
+ * @property {any[]} early pub pushes that came before the subscribe reply
+ * @property {boolean} established the server accepted it once
+ * @property {number} attempt retries after temporary errors
+ * @property {ReturnType<typeof setTimeout> | undefined} retry
+ * @property {Promise<SubscribedInfo>} ready
+ * @property {(info: SubscribedInfo) => void} resolve
+ * @property {(err: Error) => void} reject
+ * @property {boolean} settled
+ */
+
+/** A subscription to one channel; PubSubClient.subscribe makes them. */
+export class Subscription {
+  /** @type {SubRecord} */ #rec;
+  /** @type {() => Promise<void>} */ #unsubscribe;
+
+  /**
+   * @param {SubRecord} rec
+   * @param {() => Promise<void>} unsubscribe
+   */
+  constructor(rec, unsubscribe) {
+    this.#rec = rec;
+    this.#unsubscribe = unsubscribe;
+  }
+
+  /** The channel. */
+  get channel() {
+    return this.#rec.channel;
+  }
+
+  /**
+   * subscribing (sent or waiting for a connection), subscribed, failed (refused with a 1xx code),
+   * unsubscribed.
+   */
+  get state() {
+    return this.#rec.state;
+  }
+
+  /** @returns {Position | null} the position of the last publication delivered, or of the subscribe */
+  get position() {
+    return this.#rec.position && { ...this.#rec.position };
+  }
+
+  /**
+   * Resolves with the first accepted subscribe; rejects with PubSubError when the server refuses it
+   * for good, or RequestError when the client closes or unsubscribe() comes first.
+   * @returns {Promise<SubscribedInfo>}
+   */
+  get ready() {
+    return this.#rec.ready;
+  }
+
+  /**
+   * Stops the deliveries at once and tells the server if it knows the subscription.
+   * @returns {Promise<void>}
+   */
+  unsubscribe() {
+    return this.#unsubscribe();
+  }
+}
+
+/**
+ * A WsgateClient that speaks wsgate.v1: subscribe, publish, presence, history, with recovery of
+ * the publications missed while disconnected. Connection events (open, close, reconnecting, state)
+ * are the transport's; protocol frames also appear as message events. The error event also
+ * reports a server error that answers no request, and a frame that is not wsgate.v1 JSON.
+ */
+export class PubSubClient extends WsgateClient {
+  /** @type {Required<PubSubClientOptions> & {outboxMessages: number, outboxBytes: number, minDelay: number, maxDelay: number, factor: number, random: () => number}} */ #opts;
+  #nextId = 1;
+  /** @type {Map<number, Pending>} by request id */ #pending = new Map();
+  /** @type {number[]} ids of requests waiting for a connection, in call order */ #waiting = [];
+  #waitingBytes = 0;
+  /** @type {Map<string, SubRecord>} by channel */ #subs = new Map();
+  #lastSeen = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ #pingTimer;
+  #encoder = new TextEncoder();
+
+  /**
+   * @param {string | URL} url
+   * @param {Options} [options] the WsgateClient options (protocols is always wsgate.v1), and pingTimeout, requestTimeout
+   */
+  constructor(url, options = {}) {
+    const { pingTimeout, requestTimeout, ...transport } = { ...pubsubDefaults, ...options };
+    super(url, { ...transport, protocols: [SUBPROTOCOL] });
+    if (!(pingTimeout >= 0 && requestTimeout > 0)) {
+      throw new RangeError('wsgate: want pingTimeout >= 0 and requestTimeout > 0');
+    }
+    this.#opts = { ...defaults, random: Math.random, ...transport, pingTimeout, requestTimeout };
+    // Registered before any listener of the application: the subscriptions go out before what an
+    // open listener sends, and the bookkeeping is done before a close listener runs.
+    this.addEventListener('open', (ev) => this.#opened(ev));
+    this.addEventListener('message', (ev) => this.#received(ev.data, ev.binary));
+    this.addEventListener('close', (ev) => this.#lost(ev.willReconnect));
+  }
+
+  /**
+   * Subscribes to channel: now if the connection is open, else as soon as one opens.
+   * @param {string} channel 1–255 bytes of A–Z a–z 0–9 _ - : . @ /
+   * @param {SubscribeOptions} [options]
+   * @returns {Subscription}
+   * @throws {PubSubError} code 106 if this client already has a subscription to channel
+   */
+  subscribe(channel, options = {}) {
+    if (typeof channel !== 'string') {
+      throw new TypeError('wsgate: the channel must be a string');
+    }
+    if (this.#subs.has(channel)) {
+      throw new PubSubError(ErrorCode.ALREADY_SUBSCRIBED, `already subscribed to ${JSON.stringify(channel)}`, 'subscribe', channel);
+    }
+    /** @type {(info: SubscribedInfo) => void} */ let resolve = () => {};
+    /** @type {(err: Error) => void} */ let reject = () => {};
+    const ready = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    ready.catch(() => {}); // an application that does not await ready is told through onError
+    /** @type {SubRecord} */
+    const rec = {
+      channel, opts: options, state: 'subscribing', position: options.since ? { ...options.since } : null,
+      inflight: 0, early: [], established: false, attempt: 0, retry: undefined, ready, resolve, reject, settled: false,
+    };
+    this.#subs.set(channel, rec);
+    if (this.state === 'open') {
+      this.#sendSubscribe(rec);
+    }
+    return new Subscription(rec, () => this.#unsubscribe(rec));
+  }
+
+  /**
+   * Publishes data (any JSON value) on channel.
+   * @param {string} channel
+   * @param {unknown} data
+   * @returns {Promise<Position>} the publication's position
+   */
+  publish(channel, data) {
+    if (data === undefined) {
+      return Promise.reject(new TypeError('wsgate: publish needs data (any JSON value)'));
+    }
+    return this.#request('publish', channel, { data });
+  }
+
+  /**
+   * Who is subscribed to channel.
+   * @param {string} channel
+   * @returns {Promise<{clients: ClientInfo[]}>}
+   */
+  presence(channel) {
+    return this.#request('presence', channel, {});
+  }
+
+  /**
+   * Publications of channel: after since, or the latest limit (0 or none: the server's 100).
+   * @param {string} channel
+   * @param {{since?: Position, limit?: number}} [options]
+   * @returns {Promise<{epoch: string, offset: number, complete: boolean, publications: StoredPublication[]}>}
+   */
+  history(channel, { since, limit } = {}) {
+    return this.#request('history', channel, { since, limit });
+  }
+
+  /**
+   * A round trip to the server.
+   * @returns {Promise<number>} milliseconds from the call to the reply
+   */
+  async ping() {
+    const start = Date.now();
+    await this.#request('ping', undefined, {});
+    return Date.now() - start;
+  }
+
+  /**
+   * Sends a request now if open, else queues it; the promise settles with its reply.
+   * @param {string} op
+   * @param {string | undefined} channel
+   * @param {object} fields
+   * @returns {Promise<any>}
+   */
+  #request(op, channel, fields) {
+    return new Promise((resolve, reject) => {
+      if (this.state === 'closed' || this.state === 'closing') {
+        reject(new RequestError(`wsgate: ${op}: the client is ${this.state}`, 'closed', false));
+        return;
+      }
+      const id = this.#nextId++;
+      /** @type {Pending} */
+      const p = {
+        op, channel, frame: JSON.stringify({ id, op, channel, ...fields }), sent: false, onWire: false, timer: undefined,
+        done: (err, result) => (err ? reject(err) : resolve(result)),
+      };
+      if (this.state !== 'open') {
+        const size = this.#encoder.encode(p.frame).byteLength;
+        const { outboxMessages, outboxBytes } = this.#opts;
+        if (this.#waiting.length + 1 > outboxMessages || this.#waitingBytes + size > outboxBytes) {
+          reject(new OutboxFullError(`wsgate: ${op}: ${this.#waiting.length} requests (${this.#waitingBytes} bytes) already wait for a connection`, size));
+          return;
+        }
+        this.#waiting.push(id);
+        this.#waitingBytes += size;
+      }
+      this.#pending.set(id, p);
+      p.timer = setTimeout(() => this.#settle(id, new RequestError(
+        `wsgate: ${op}: no ${p.sent ? 'reply' : 'connection'} within ${this.#opts.requestTimeout} ms`, 'timeout', p.sent)), this.#opts.requestTimeout);
+      if (this.state === 'open') {
+        this.#transmit(id, p);
+      }
+    });
+  }
+
+  /**
+   * Hands a request to the transport.
+   * @param {number} id
+   * @param {Pending} p
+   */
+  #transmit(id, p) {
+    p.sent = true;
+    p.onWire = this.send(p.frame) === 'sent'; // 'queued': the transport sends it on its next connection
+    if (p.op === 'subscribe') {
+      const rec = this.#subs.get(/** @type {string} */ (p.channel));
+      if (rec) {
+        rec.inflight = id;
+      }
+    }
+  }
+
+  /**
+   * Settles request id, once: with its reply, or with why it got none.
+   * @param {number} id
+   * @param {Error | null} err
+   * @param {any} [result]
+   */
+  #settle(id, err, result) {
+    const p = this.#pending.get(id);
+    if (!p) {
+      return;
+    }
+    this.#pending.delete(id);
+    clearTimeout(p.timer);
+    if (!p.sent) {
+      const i = this.#waiting.indexOf(id);
+      if (i >= 0) {
+        this.#waiting.splice(i, 1);
+        this.#waitingBytes -= this.#encoder.encode(p.frame).byteLength;
+      }
+    }
+    p.done(err, result);
+  }
+
+  /** @param {SubRecord} rec */
+  #sendSubscribe(rec) {
+    clearTimeout(rec.retry);
+    rec.retry = undefined;
+    rec.state = 'subscribing';
+    rec.early = [];
+    const id = this.#nextId++;
+    /** @type {Pending} */
+    const p = {
+      op: 'subscribe', channel: rec.channel, sent: false, onWire: false, timer: undefined,
+      frame: JSON.stringify({ id, op: 'subscribe', channel: rec.channel, presence: rec.opts.presence || undefined, since: rec.position ?? undefined }),
+      done: (err, result) => this.#subscribed(rec, id, err, result),
+    };
+    // No timeout: a subscribe stays until its reply or the loss of its connection, then it is resent.
+    this.#pending.set(id, p);
+    this.#transmit(id, p);
+  }
+
+  /**
+   * The reply to a subscribe, or its loss.
+   * @param {SubRecord} rec
+   * @param {number} id
+   * @param {Error | null} err
+   * @param {any} result
+   */
+  #subscribed(rec, id, err, result) {
+    if (rec.inflight === id) {
+      rec.inflight = 0;
+    }
+    if (this.#subs.get(rec.channel) !== rec) {
+      return; // unsubscribed meanwhile
+    }
+    if (err instanceof PubSubError) {
+      if (err.temporary && this.state === 'open') {
+        rec.retry = setTimeout(() => this.state === 'open' && this.#sendSubscribe(rec), backoffDelay(++rec.attempt, this.#opts, this.#opts.random));
+      } else {
+        this.#subs.delete(rec.channel);
+        rec.state = 'failed';
+        settleReady(rec, err);
+      }
+      call(rec.opts.onError, err);
+      return;
+    }
+    if (err) {
+      return; // the connection was lost: #lost decides
+    }
+    rec.attempt = 0;
+    rec.state = 'subscribed';
+    const since = rec.position;
+    const epoch = String(result.epoch);
+    const offset = Number(result.offset);
+    // A publication is delivered once: what a recovery replays beyond the last one delivered.
+    /** @type {StoredPublication[]} */
+    const missed = (result.publications ?? []).filter((/** @type {StoredPublication} */ p) => !since || since.epoch !== epoch || p.offset > since.offset);
+    const early = rec.early;
+    rec.early = [];
+    rec.position = { epoch, offset };
+    /** @type {SubscribedInfo} */
+    const info = {
+      channel: rec.channel, epoch, offset, since, recovered: Boolean(result.recovered),
+      resubscribed: rec.established, publications: missed.length,
+    };
+    rec.established = true;
+    call(rec.opts.onSubscribed, info);
+    for (const p of missed) {
+      if (rec.state !== 'subscribed') {
+        return; // a callback unsubscribed
+      }
+      call(rec.opts.onPublication, { channel: rec.channel, epoch, offset: p.offset, data: p.data, recovered: true });
+    }
+    for (const push of early) {
+      this.#publication(rec, push);
+    }
+    settleReady(rec, null, info);
+  }
+
+  /**
+   * A pub push for a subscription: delivered unless it is not after the last one delivered.
+   * @param {SubRecord} rec
+   * @param {any} push
+   */
+  #publication(rec, push) {
+    if (rec.state === 'subscribing') {
+      rec.early.push(push); // ahead of the subscribe reply: after it, in order
+      return;
+    }
+    const pos = rec.position;
+    if (rec.state !== 'subscribed' || (pos && pos.epoch === push.epoch && push.offset <= pos.offset)) {
+      return;
+    }
+    rec.position = { epoch: push.epoch, offset: push.offset };
+    call(rec.opts.onPublication, { channel: rec.channel, epoch: push.epoch, offset: push.offset, data: push.data, recovered: false });
+  }
+
+  /**
+   * @param {SubRecord} rec
+   * @returns {Promise<void>}
+   */
+  async #unsubscribe(rec) {
+    if (this.#subs.get(rec.channel) !== rec) {
+      return;
+    }
+    this.#subs.delete(rec.channel);
+    clearTimeout(rec.retry);
+    const known = rec.state === 'subscribed' || rec.inflight !== 0;
+    rec.state = 'unsubscribed';
+    rec.early = [];
+    settleReady(rec, new RequestError(`wsgate: unsubscribed from ${JSON.stringify(rec.channel)} before the server confirmed it`, 'unsubscribed', rec.inflight !== 0));
+    if (!known || this.state !== 'open') {
+      return; // the server does not know it, or forgot it with the connection
+    }
+    try {
+      await this.#request('unsubscribe', rec.channel, {});
+    } catch (err) {
+      const forgotten = err instanceof RequestError ? err.reason !== 'timeout' : err instanceof PubSubError && err.code === ErrorCode.NOT_SUBSCRIBED;
+      if (!forgotten) {
+        throw err;
+      }
+    }
+  }
+
+  /** @param {import('./wsgate.js').WsgateOpenEvent} ev */
+  #opened(ev) {
+    if (this.protocol !== SUBPROTOCOL) {
+      ev.stopImmediatePropagation(); // the application hears of the close, not of a useless open
+      const why = `the server did not negotiate ${SUBPROTOCOL}`;
+      this.dispatchEvent(new WsgateErrorEvent(new Error(`wsgate: ${why}`)));
+      this.close(CloseCode.NORMAL, why);
+      return;
+    }
+    this.#lastSeen = Date.now();
+    this.#watch();
+    for (const rec of this.#subs.values()) {
+      if (!rec.inflight) { // else the transport's outbox held its subscribe, and sent it as it opened
+        this.#sendSubscribe(rec);
+      }
+    }
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    this.#waitingBytes = 0;
+    for (const id of waiting) {
+      const p = this.#pending.get(id);
+      if (p) {
+        this.#transmit(id, p);
+      }
+    }
+  }
+
+  /**
+   * The connection closed; willReconnect says whether another comes.
+   * @param {boolean} willReconnect
+   */
+  #lost(willReconnect) {
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = undefined;
+    for (const [id, p] of this.#pending) {
+      if (p.onWire) {
+        this.#settle(id, new RequestError(`wsgate: ${p.op}: the connection was lost before the reply`, 'disconnected', true));
+      } else if (!willReconnect) {
+        // Waiting here, or in the transport's outbox (which the close event hands back): never sent.
+        this.#settle(id, new RequestError(`wsgate: ${p.op}: the client closed`, 'closed', false));
+      }
+    }
+    for (const rec of this.#subs.values()) {
+      clearTimeout(rec.retry);
+      rec.state = 'subscribing';
+      rec.early = [];
+      if (!willReconnect) {
+        settleReady(rec, new RequestError(`wsgate: subscribe ${JSON.stringify(rec.channel)}: the client closed`, 'closed', false));
+      }
+    }
+  }
+
+  /**
+   * One frame from the server.
+   * @param {unknown} data
+   * @param {boolean} binary
+   */
+  #received(data, binary) {
+    this.#lastSeen = Date.now();
+    let msg;
+    try {
+      msg = binary ? undefined : JSON.parse(/** @type {string} */ (data));
+    } catch {
+      // reported below
+    }
+    if (typeof msg !== 'object' || msg === null) {
+      this.dispatchEvent(new WsgateErrorEvent(new Error(`wsgate: a frame that is not a wsgate.v1 JSON object: ${binary ? 'binary' : String(data).slice(0, 100)}`)));
+      return;
+    }
+    if (msg.push !== undefined) {
+      const rec = this.#subs.get(msg.channel);
+      if (msg.push === 'pub' && rec) {
+        this.#publication(rec, msg);
+      } else if ((msg.push === 'join' || msg.push === 'leave') && rec?.state === 'subscribed') {
+        call(msg.push === 'join' ? rec.opts.onJoin : rec.opts.onLeave, msg.client, rec.channel);
+      }
+      return; // ping, or for a channel no longer subscribed: liveness is all it brings
+    }
+    const p = this.#pending.get(msg.id);
+    const e = msg.error;
+    if (e) {
+      const err = new PubSubError(Number(e.code), String(e.message), p?.op, p?.channel);
+      if (p) {
+        this.#settle(msg.id, err);
+      } else {
+        this.dispatchEvent(new WsgateErrorEvent(err)); // the server could not read a frame's id
+      }
+    } else if (p) {
+      this.#settle(msg.id, null, msg.result ?? {});
+    }
+  }
+
+  /** One timer per client: it fires pingTimeout after the last frame, re-armed lazily. */
+  #watch() {
+    const timeout = this.#opts.pingTimeout;
+    if (!timeout || !Number.isFinite(timeout)) {
+      return;
+    }
+    const left = this.#lastSeen + timeout - Date.now();
+    if (left > 0) {
+      this.#pingTimer = setTimeout(() => this.#watch(), left);
+      return;
+    }
+    this.#pingTimer = undefined;
+    this.drop(`no frame from the server for ${timeout} ms`);
+  }
+}
+
+/**
+ * Settles a subscription's ready promise, once.
+ * @param {SubRecord} rec
+ * @param {Error | null} err
+ * @param {SubscribedInfo} [info]
+ */
+function settleReady(rec, err, info) {
+  if (rec.settled) {
+    return;
+  }
+  rec.settled = true;
+  if (err) {
+    rec.reject(err);
+  } else {
+    rec.resolve(/** @type {SubscribedInfo} */ (info));
+  }
+}
+
+/**
+ * Calls an application callback; what it throws is reported, as for an event listener, and does
+ * not break the client.
+ * @template {unknown[]} A
+ * @param {((...args: A) => void) | undefined} fn
+ * @param {A} args
+ */
+function call(fn, ...args) {
+  try {
+    fn?.(...args);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}

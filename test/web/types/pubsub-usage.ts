@@ -1,0 +1,52 @@
+// Compiled (never run) by types.test.js: the hand-written wsgate-pubsub.d.ts must accept what the
+// README shows and reject what the client refuses.
+import {
+  PubSubClient, PubSubError, RequestError, ErrorCode, SUBPROTOCOL,
+  type Position, type Publication, type SubscribedInfo, type Subscription,
+} from '../../../cmd/wsgate/web/js/wsgate-pubsub.js';
+import { OutboxFullError, type WsgateCloseEvent } from '../../../cmd/wsgate/web/js/wsgate.js';
+
+const ps = new PubSubClient('/ws', { pingTimeout: 50_000, requestTimeout: 5_000, maxDelay: 10_000 });
+ps.on('state', (ev) => console.log(ev.state, ps.protocol === SUBPROTOCOL));
+ps.on('close', (ev: WsgateCloseEvent) => console.log(ev.willReconnect));
+const sub: Subscription = ps.subscribe('chat', {
+  presence: true,
+  onPublication: (pub: Publication) => console.log(pub.channel, pub.epoch, pub.offset, pub.data, pub.recovered),
+  onJoin: (client, channel) => console.log(client.conn, client.user ?? '', channel),
+  onLeave: (client) => console.log(client.conn),
+  onSubscribed: (info: SubscribedInfo) => {
+    if (info.since && !info.recovered) console.log('resync', info.epoch, info.offset, info.resubscribed);
+    console.log(info.publications);
+  },
+  onError: (err) => console.log(err.code, err.temporary, err.op, err.channel),
+});
+ps.connect();
+
+async function run(): Promise<void> {
+  const info = await sub.ready;
+  const pos: Position | null = sub.position;
+  console.log(info.channel, pos?.offset, sub.state, sub.channel);
+  const { epoch, offset } = await ps.publish('chat', { text: 'hi' });
+  const h = await ps.history('chat', { since: { epoch, offset: offset - 1 }, limit: 10 });
+  console.log(h.complete, h.publications.map((p) => p.offset));
+  const { clients } = await ps.presence('chat');
+  console.log(clients.length, await ps.ping());
+  try {
+    await ps.publish('bad channel', 1);
+  } catch (err) {
+    if (err instanceof PubSubError && err.code === ErrorCode.BAD_CHANNEL) console.log(err.message);
+    if (err instanceof RequestError) console.log(err.reason, err.sent);
+    if (err instanceof OutboxFullError) console.log(err.size);
+  }
+  await sub.unsubscribe();
+  ps.drop('test');
+  ps.close();
+}
+void run();
+
+// @ts-expect-error: the protocol is always wsgate.v1
+new PubSubClient('/ws', { protocols: ['other'] });
+// @ts-expect-error: subscribe options are checked
+ps.subscribe('chat', { onPublish: () => {} });
+// @ts-expect-error: a channel is a string
+ps.publish(1, 'x');
