@@ -1,0 +1,370 @@
+// The pub/sub client (/js/wsgate-pubsub.js) in Node against a real wsgate speaking wsgate.v1:
+// publish and subscribe between clients, error codes, presence, history, and recovery of what a
+// client missed while its network was cut, while its link was dead, and across a server restart.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket, { WebSocketServer } from 'ws';
+import { PubSubClient, PubSubError, RequestError, ErrorCode } from '../../cmd/wsgate/web/js/wsgate-pubsub.js';
+import { OutboxFullError } from '../../cmd/wsgate/web/js/wsgate.js';
+import { startWsgate, stopAll, nextEvent, waitUntil } from './server.js';
+import { startProxy, closeProxies } from './proxy.js';
+
+/** @type {Set<PubSubClient>} */
+const clients = new Set();
+after(async () => {
+  clients.forEach((c) => c.close());
+  await closeProxies();
+  await stopAll();
+});
+
+/**
+ * A client with quick reconnects, closed by the file's after hook.
+ * @param {string} url
+ * @param {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').PubSubClientOptions} [options]
+ */
+function newClient(url, options = {}) {
+  const client = new PubSubClient(url, { WebSocket, minDelay: 50, maxDelay: 200, ...options });
+  clients.add(client);
+  return client;
+}
+
+/**
+ * A connected client.
+ * @param {string} url
+ * @param {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').PubSubClientOptions} [options]
+ */
+async function connected(url, options) {
+  const client = newClient(url, options);
+  const opened = nextEvent(client, 'open');
+  client.connect();
+  await opened;
+  return client;
+}
+
+/**
+ * Subscribes client to channel and records what it is given.
+ * @param {PubSubClient} client
+ * @param {string} channel
+ * @param {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').SubscribeOptions} [options]
+ */
+function recorder(client, channel, options = {}) {
+  /** @type {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').Publication[]} */
+  const pubs = [];
+  /** @type {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').SubscribedInfo[]} */
+  const subscribed = [];
+  /** @type {string[]} */
+  const presence = [];
+  /** @type {PubSubError[]} */
+  const errors = [];
+  const sub = client.subscribe(channel, {
+    onPublication: (p) => pubs.push(p),
+    onSubscribed: (info) => subscribed.push(info),
+    onJoin: (c) => presence.push('join ' + c.conn),
+    onLeave: (c) => presence.push('leave ' + c.conn),
+    onError: (err) => errors.push(err),
+    ...options,
+  });
+  return { sub, pubs, subscribed, presence, errors, data: () => pubs.map((p) => p.data) };
+}
+
+/**
+ * Publishes data, one at a time, in order.
+ * @param {PubSubClient} client
+ * @param {string} channel
+ * @param {unknown[]} data
+ */
+async function publishAll(client, channel, data) {
+  const positions = [];
+  for (const d of data) {
+    positions.push(await client.publish(channel, d));
+  }
+  return positions;
+}
+
+/**
+ * Asserts that pubs hold exactly the offsets from..to, in order.
+ * @param {{offset: number}[]} pubs
+ * @param {number} from
+ * @param {number} to
+ */
+function assertOffsets(pubs, from, to) {
+  assert.deepEqual(pubs.map((p) => p.offset), Array.from({ length: to - from + 1 }, (_, i) => from + i));
+}
+
+const range = (/** @type {string} */ prefix, /** @type {number} */ n) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
+
+test('what one client publishes reaches the other, in order, with its position', async () => {
+  const srv = await startWsgate();
+  const a = await connected(srv.url);
+  const b = await connected(srv.url);
+  assert.equal(a.protocol, 'wsgate.v1');
+  const rec = recorder(a, 'chat');
+  const info = await rec.sub.ready;
+  assert.equal(rec.sub.state, 'subscribed');
+  assert.deepEqual({ ...info, epoch: '' }, {
+    channel: 'chat', epoch: '', offset: 0, since: null, recovered: false, resubscribed: false, publications: 0,
+  });
+  const positions = await publishAll(b, 'chat', [{ text: 'hi' }, 'two', 3, null, [true]]);
+  assert.deepEqual(positions.map((p) => p.offset), [1, 2, 3, 4, 5]);
+  assert.ok(positions.every((p) => p.epoch === info.epoch));
+  await waitUntil(() => rec.pubs.length === 5, 'five publications');
+  assert.deepEqual(rec.data(), [{ text: 'hi' }, 'two', 3, null, [true]]);
+  assertOffsets(rec.pubs, 1, 5);
+  assert.ok(rec.pubs.every((p) => p.channel === 'chat' && p.epoch === info.epoch && !p.recovered));
+  assert.deepEqual(rec.sub.position, { epoch: info.epoch, offset: 5 });
+
+  await rec.sub.unsubscribe();
+  assert.equal(rec.sub.state, 'unsubscribed');
+  await b.publish('chat', 'after');
+  assert.ok((await a.ping()) >= 0); // the publication would have come before the ping's reply
+  assert.equal(rec.pubs.length, 5, 'delivered after unsubscribe');
+  assert.throws(() => { a.subscribe('x'); a.subscribe('x'); }, (/** @type {any} */ err) => err instanceof PubSubError && err.code === 106);
+});
+
+test('errors carry the protocol code and message; none closes the connection', async () => {
+  const srv = await startWsgate(['-max-data-size', '64']);
+  const a = await connected(srv.url);
+  const bad = recorder(a, 'no spaces');
+  await assert.rejects(bad.sub.ready, (/** @type {any} */ err) => err instanceof PubSubError && err.code === ErrorCode.BAD_CHANNEL &&
+    err.op === 'subscribe' && err.channel === 'no spaces' && /not allowed/.test(err.message) && !err.temporary);
+  assert.equal(bad.sub.state, 'failed');
+  assert.deepEqual(bad.errors.map((e) => e.code), [102]);
+  await assert.rejects(a.publish('', 1), { name: 'PubSubError', code: 102, op: 'publish' });
+  await assert.rejects(a.publish('chat', 'x'.repeat(100)), (/** @type {any} */ err) => err.code === ErrorCode.TOO_LARGE && /limit 64/.test(err.message));
+  await assert.rejects(a.history('chat', { limit: 5000 }), { code: ErrorCode.BAD_REQUEST });
+  await assert.rejects(a.publish('chat', undefined), TypeError);
+  // A frame the server cannot read has no id to answer to: the client reports it as an error event.
+  const error = nextEvent(a, 'error');
+  a.send('not json');
+  assert.equal(/** @type {any} */ (await error).error.code, ErrorCode.BAD_REQUEST);
+  assert.equal(a.state, 'open');
+  assert.deepEqual(await a.publish('chat', 'still fine'), { epoch: (await a.history('chat')).epoch, offset: 1 });
+
+  // What the client API cannot send: an unknown op, a binary frame, a duplicate subscribe.
+  const raw = new WebSocket(srv.url, ['wsgate.v1']);
+  await new Promise((resolve, reject) => raw.once('open', resolve).once('error', reject));
+  /** @type {any[]} */
+  const replies = [];
+  raw.on('message', (m) => replies.push(JSON.parse(String(m))));
+  raw.send('{"id":1,"op":"teleport"}');
+  raw.send(Buffer.from('{"id":2,"op":"ping"}'));
+  raw.send('{"id":3,"op":"subscribe","channel":"c"}');
+  raw.send('{"id":4,"op":"subscribe","channel":"c"}');
+  raw.send('{"id":5,"op":"unsubscribe","channel":"d"}');
+  await waitUntil(() => replies.length === 5, 'five replies');
+  assert.deepEqual(replies.map((r) => [r.id, r.error?.code]), [[1, 101], [undefined, 108], [3, undefined], [4, 106], [5, 105]]);
+  assert.equal(replies[0].error.message, 'unknown op "teleport"');
+  raw.close();
+});
+
+test('presence: who is there, join and leave pushes', async () => {
+  const srv = await startWsgate();
+  const a = await connected(srv.url);
+  const watch = recorder(a, 'room', { presence: true });
+  await watch.sub.ready;
+  const b = await connected(srv.url);
+  const other = recorder(b, 'room');
+  await other.sub.ready;
+  const { clients: present } = await a.presence('room');
+  assert.equal(present.length, 2);
+  const bConn = present.map((c) => c.conn).find((conn) => watch.presence.includes('join ' + conn));
+  assert.ok(bConn, `a join push names one of ${JSON.stringify(present)}: ${watch.presence}`);
+  assert.equal(other.presence.length, 0, 'presence pushes only with presence: true');
+  await other.sub.unsubscribe();
+  await waitUntil(() => watch.presence.length === 2, 'a leave push');
+  assert.deepEqual(watch.presence, ['join ' + bConn, 'leave ' + bConn]);
+  assert.deepEqual((await b.presence('room')).clients.map((c) => c.conn), present.map((c) => c.conn).filter((c) => c !== bConn));
+  // A client that goes away leaves too.
+  recorder(b, 'room');
+  await waitUntil(() => watch.presence.length === 3, 'a second join');
+  b.close();
+  await waitUntil(() => watch.presence.length === 4, 'a leave on disconnect');
+  assert.match(watch.presence[3], /^leave \d+$/);
+});
+
+test('history: the latest, after a position, and incomplete for another epoch', async () => {
+  const srv = await startWsgate(['-history-size', '4']);
+  const a = await connected(srv.url);
+  const empty = await a.history('log');
+  assert.deepEqual({ ...empty, epoch: '' }, { epoch: '', offset: 0, complete: true, publications: [] });
+  await publishAll(a, 'log', range('m', 6));
+  const latest = await a.history('log', { limit: 2 });
+  assert.deepEqual(latest.publications, [{ offset: 5, data: 'm5' }, { offset: 6, data: 'm6' }]);
+  assert.equal(latest.offset, 6);
+  const since = await a.history('log', { since: { epoch: latest.epoch, offset: 3 } });
+  assert.deepEqual(since.publications.map((p) => p.data), ['m4', 'm5', 'm6']);
+  assert.equal(since.complete, true);
+  const trimmed = await a.history('log', { since: { epoch: latest.epoch, offset: 0 } });
+  assert.equal(trimmed.complete, false, 'm1 and m2 fell out of a history of 4');
+  const other = await a.history('log', { since: { epoch: 'another', offset: 1 } });
+  assert.equal(other.complete, false);
+});
+
+test('recovery: a client whose network is cut gets every missed publication once, in order, then the live ones', async () => {
+  const srv = await startWsgate();
+  const proxy = await startProxy(srv.port);
+  const a = await connected(proxy.url);
+  const b = await connected(srv.url);
+  const rec = recorder(a, 'chat');
+  await rec.sub.ready;
+  await publishAll(b, 'chat', range('live', 2));
+  await waitUntil(() => rec.pubs.length === 2, 'two live publications');
+
+  const lost = nextEvent(a, 'close');
+  proxy.cut();
+  const close = /** @type {any} */ (await lost);
+  assert.deepEqual([close.code, close.willReconnect, a.state], [1006, true, 'reconnecting']);
+  assert.equal(rec.sub.state, 'subscribing');
+  await publishAll(b, 'chat', range('missed', 5));
+  await nextEvent(a, 'close', 2000); // an attempt fails while the network is down
+  proxy.restore();
+
+  await waitUntil(() => rec.subscribed.length === 2, 'the re-subscribe', 10_000);
+  const epoch = rec.subscribed[0].epoch;
+  assert.deepEqual(rec.subscribed[1], {
+    channel: 'chat', epoch, offset: 7, since: { epoch, offset: 2 }, recovered: true, resubscribed: true, publications: 5,
+  });
+  await publishAll(b, 'chat', range('after', 2));
+  await waitUntil(() => rec.pubs.length === 9, 'nine publications');
+  assert.deepEqual(rec.data(), [...range('live', 2), ...range('missed', 5), ...range('after', 2)]);
+  assertOffsets(rec.pubs, 1, 9);
+  assert.deepEqual(rec.pubs.map((p) => p.recovered), [false, false, true, true, true, true, true, false, false]);
+  assert.deepEqual(rec.errors, []);
+});
+
+test('recovery under load: dropped twice while another client publishes, nothing lost, nothing twice', async () => {
+  const srv = await startWsgate();
+  const a = await connected(srv.url, { minDelay: 1, maxDelay: 20 });
+  const b = await connected(srv.url);
+  const rec = recorder(a, 'busy');
+  await rec.sub.ready;
+  const n = 300;
+  for (let i = 1; i <= n; i++) {
+    await b.publish('busy', `p${i}`);
+    if (i === 100 || i === 200) {
+      a.drop(`test: cut after p${i}`); // the publisher goes on at once, the client comes back later
+    }
+  }
+  await waitUntil(() => rec.pubs.length === n && rec.subscribed.length === 3, `${n} publications and two re-subscribes`, 10_000);
+  assertOffsets(rec.pubs, 1, n);
+  assert.ok(rec.subscribed.slice(1).every((s) => s.resubscribed && s.recovered), JSON.stringify(rec.subscribed));
+  assert.ok(rec.pubs.some((p) => p.recovered), 'some publications came with a recovery');
+});
+
+test('a server restart loses the in-memory history: the client is told recovered: false and goes on', async () => {
+  const srv = await startWsgate();
+  const a = await connected(srv.url);
+  const rec = recorder(a, 'chat');
+  const first = await rec.sub.ready;
+  await publishAll(a, 'chat', ['before']);
+  await waitUntil(() => rec.pubs.length === 1, 'one publication');
+
+  await srv.stop('SIGTERM');
+  await startWsgate([], { port: srv.port });
+  await waitUntil(() => rec.subscribed.length === 2, 'the re-subscribe', 10_000);
+  const again = rec.subscribed[1];
+  assert.notEqual(again.epoch, first.epoch);
+  assert.deepEqual({ ...again, epoch: '' }, {
+    channel: 'chat', epoch: '', offset: 0, since: { epoch: first.epoch, offset: 1 }, recovered: false, resubscribed: true, publications: 0,
+  });
+  await publishAll(a, 'chat', ['after']);
+  await waitUntil(() => rec.pubs.length === 2, 'a publication in the new epoch');
+  assert.deepEqual(rec.pubs.map((p) => [p.epoch === again.epoch, p.offset, p.data]), [[false, 1, 'before'], [true, 1, 'after']]);
+});
+
+test('a dead link is noticed by the ping timeout: dropped, reconnected, recovered', async () => {
+  const srv = await startWsgate();
+  const proxy = await startProxy(srv.port);
+  const a = await connected(proxy.url, { pingTimeout: 400 });
+  const b = await connected(srv.url);
+  const rec = recorder(a, 'chat');
+  await rec.sub.ready;
+  const lost = nextEvent(a, 'close', 3000);
+  proxy.freeze(); // no frame passes, nothing is closed: only the timeout can tell
+  const t0 = Date.now();
+  await publishAll(b, 'chat', range('m', 3));
+  const close = /** @type {any} */ (await lost);
+  const waited = Date.now() - t0;
+  assert.deepEqual([close.code, close.wasClean, close.willReconnect, close.reason], [1006, false, true, 'no frame from the server for 400 ms']);
+  assert.ok(waited >= 300 && waited < 2000, `dropped after ${waited} ms`);
+  await waitUntil(() => rec.pubs.length === 3, 'the recovered publications');
+  assert.deepEqual(rec.pubs.map((p) => [p.data, p.recovered]), [['m1', true], ['m2', true], ['m3', true]]);
+  // While frames come (here the server's replies), the timeout never fires.
+  for (let i = 0; i < 8; i++) {
+    await a.ping();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(rec.subscribed.length, 2, 'no drop while the link was alive');
+});
+
+test('requests made while disconnected wait for the connection, within the outbox and the request timeout', async () => {
+  const srv = await startWsgate();
+  const a = newClient(srv.url, { requestTimeout: 2000 });
+  const rec = recorder(a, 'chat'); // subscriptions may be made before connect()
+  await assert.rejects(a.publish('chat', 'x'), (/** @type {any} */ err) => err instanceof RequestError && err.reason === 'closed' && !err.sent);
+  a.connect();
+  const published = a.publish('chat', 'sent while connecting'); // waits for the open
+  assert.equal(a.state, 'connecting');
+  assert.deepEqual((await published).offset, 1);
+  await waitUntil(() => rec.pubs.length === 1, 'its own publication, subscribed first');
+
+  const proxy = await startProxy(srv.port);
+  const b = await connected(proxy.url, { requestTimeout: 300, outboxMessages: 2 });
+  proxy.cut();
+  await waitUntil(() => b.state === 'reconnecting', 'b reconnecting');
+  const waiting = [b.publish('chat', 'w1'), b.publish('chat', 'w2')];
+  await assert.rejects(b.publish('chat', 'w3'), OutboxFullError);
+  for (const p of waiting) {
+    await assert.rejects(p, (/** @type {any} */ err) => err instanceof RequestError && err.reason === 'timeout' && !err.sent);
+  }
+  proxy.restore();
+  await waitUntil(() => b.state === 'open', 'b open again', 5000);
+  assert.equal((await b.history('chat')).offset, 1, 'a request rejected unsent was never applied');
+
+  // On the wire when the connection goes: the outcome is unknown, and the error says so.
+  const inFlight = b.publish('chat', 'in flight');
+  b.drop('test');
+  await assert.rejects(inFlight, (/** @type {any} */ err) => err instanceof RequestError && err.reason === 'disconnected' && err.sent);
+  // Waiting when the client closes.
+  const closing = b.publish('chat', 'never');
+  b.close();
+  await assert.rejects(closing, { name: 'RequestError', reason: 'closed', sent: false });
+});
+
+test('a temporary refusal is retried; a server without wsgate.v1 is left with an error', async () => {
+  // A scripted server: the first subscribe is refused with 201 unavailable, the second accepted.
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  after(() => wss.close());
+  let subscribes = 0;
+  wss.on('connection', (ws) => ws.on('message', (m) => {
+    const req = JSON.parse(String(m));
+    const reply = ++subscribes === 1
+      ? { id: req.id, error: { code: 201, message: 'broker busy' } }
+      : { id: req.id, result: { epoch: 'e', offset: 3, recovered: false } };
+    ws.send(JSON.stringify(reply));
+  }));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const port = /** @type {import('node:net').AddressInfo} */ (wss.address()).port;
+  const a = await connected(`ws://127.0.0.1:${port}/`);
+  const rec = recorder(a, 'chat');
+  const info = await rec.sub.ready;
+  assert.deepEqual(rec.errors.map((e) => [e.code, e.temporary]), [[201, true]]);
+  assert.deepEqual([info.epoch, info.offset, subscribes], ['e', 3, 2]);
+
+  // Node's ws refuses a handshake without the subprotocol it offered; a browser accepts it with
+  // protocol '', which this socket reports.
+  class NoSubprotocol extends WebSocket {
+    get protocol() {
+      return '';
+    }
+  }
+  const b = newClient(`ws://127.0.0.1:${port}/`, { WebSocket: NoSubprotocol });
+  const error = nextEvent(b, 'error');
+  const closed = nextEvent(b, 'close');
+  let opened = false;
+  b.on('open', () => { opened = true; });
+  b.connect();
+  assert.match(/** @type {any} */ (await error).message, /did not negotiate wsgate\.v1/);
+  assert.deepEqual([/** @type {any} */ (await closed).willReconnect, opened], [false, false]);
+});
