@@ -14,7 +14,9 @@
 // -max-foreign-cpu, until -budget is spent; every measurement records that noise.
 //
 // It prints a markdown table of medians and the ratios wsgate/gws and wsgate/gorilla, and writes
-// every raw measurement to -raw as JSON.
+// every raw measurement to -raw as JSON. With -base DIR (another checkout, e.g. a git worktree of
+// main), DIR's wsgate runs as a fourth server and the table adds wsgate/wsgate-base: run it from a
+// patched tree to measure the patch against its baseline, interleaved like the rest.
 //
 // Everything talks to 127.0.0.1 only, every child is bounded in time, and every child it starts it
 // stops itself, by PID.
@@ -32,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -64,7 +67,14 @@ type config struct {
 	retries    int
 	quietWait  time.Duration
 	budget     time.Duration
+	// base, when set, is another checkout of this module whose wsgate runs as a fourth server,
+	// "wsgate-base", so that a patch is measured against its baseline in the same invocation.
+	base  string
+	impls []string
 }
+
+// baseImpl names the baseline checkout's wsgate in measurements and tables.
+const baseImpl = "wsgate-base"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
@@ -81,8 +91,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.retries, "retries", 2, "how many times a disturbed measurement is redone")
 	fs.DurationVar(&c.budget, "budget", 12*time.Minute, "stop waiting for quiet and redoing disturbed measurements after this long")
 	fs.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each measurement, wait up to this long for the machine to be quiet")
+	fs.StringVar(&c.base, "base", "", "another checkout of this module (e.g. a git worktree of main): its wsgate runs beside this one as "+baseImpl)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	c.impls = echoserver.Impls
+	if c.base != "" {
+		c.impls = append(slices.Clip(c.impls), baseImpl)
 	}
 	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 {
 		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000")
@@ -92,8 +107,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		fmt.Fprintln(stderr, "echobench: no taskset or a single CPU: server and client are not pinned")
 	}
-	if err := build(ctx, c.bin); err != nil {
+	if err := build(ctx, ".", c.bin, ""); err != nil {
 		return err
+	}
+	if c.base != "" {
+		if err := build(ctx, c.base, c.bin, "-base"); err != nil {
+			return err
+		}
 	}
 	scenarios := selectScenarios(c)
 	if len(scenarios) == 0 {
@@ -103,8 +123,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var all []measurement
 	for r := range c.rounds {
 		for _, sc := range scenarios {
-			for i := range echoserver.Impls {
-				impl := echoserver.Impls[(i+r)%len(echoserver.Impls)]
+			for i := range c.impls {
+				impl := c.impls[(i+r)%len(c.impls)]
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -144,13 +164,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// build compiles the server and the load generator, so that no measurement includes a compile.
-func build(ctx context.Context, bin string) error {
+// build compiles the server and the load generator of the module checkout in dir into bin, with
+// suffix appended to their names, so that no measurement includes a compile.
+func build(ctx context.Context, dir, bin, suffix string) error {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
 	for _, cmd := range []string{"echoserve", "echoload"} {
-		b := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, cmd), "./internal/cmd/"+cmd)
+		b := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(abs, cmd+suffix), "./internal/cmd/"+cmd)
+		b.Dir = dir
 		b.Stdout, b.Stderr = os.Stderr, os.Stderr
 		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build %s (run echobench from the module root): %w", cmd, err)
+			return fmt.Errorf("go build %s in %s (run echobench from the module root): %w", cmd, dir, err)
 		}
 	}
 	return nil

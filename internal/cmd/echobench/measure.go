@@ -209,7 +209,11 @@ type server struct {
 }
 
 func startServer(ctx context.Context, c config, impl string) (*server, error) {
-	cmd := pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, "echoserve"), "-impl", impl,
+	bin := filepath.Join(c.bin, "echoserve")
+	if impl == baseImpl {
+		bin, impl = filepath.Join(c.bin, "echoserve-base"), "wsgate"
+	}
+	cmd := pinned(ctx, c, c.serverCPU, bin, "-impl", impl,
 		"-addr", "127.0.0.1:0", "-lifetime", "10m")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

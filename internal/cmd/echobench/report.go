@@ -6,8 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/wsgate/wsgate/internal/echoserver"
 )
 
 // metric is one figure the report compares, read from a measurement (NaN where it has none).
@@ -77,16 +75,25 @@ func metricsFor(sc scenario) []metric {
 }
 
 // report prints, per scenario and metric, the median over rounds for each implementation and the
-// ratios wsgate/gws and wsgate/gorilla of those medians, with the range of the per-round ratios
-// (each round's three measurements ran back to back).
+// ratios of wsgate's median to the others' (gws, gorilla, and wsgate-base with -base), with the
+// range of the per-round ratios (each round's measurements ran back to back).
 func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
+	others := slices.DeleteFunc(slices.Clone(c.impls), func(s string) bool { return s == "wsgate" })
+	head := []string{"scenario", "metric", "better"}
+	align := []string{"---", "---", "---"}
+	for _, impl := range c.impls {
+		head, align = append(head, impl), append(align, "---:")
+	}
+	for _, o := range others {
+		head, align = append(head, "wsgate/"+o), append(align, "---:")
+	}
 	fmt.Fprintf(w, "Medians of %d rounds; ratio = wsgate / other (per-round ratios in brackets).\n\n", c.rounds)
-	fmt.Fprintln(w, "| scenario | metric | better | gws | gorilla | wsgate | wsgate/gws | wsgate/gorilla |")
-	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
+	fmt.Fprintln(w, "| "+strings.Join(align, " | ")+" |")
 	for _, sc := range scenarios {
 		for _, mt := range metricsFor(sc) {
 			perImpl := map[string][]float64{} // by impl, indexed by round-1
-			for _, impl := range echoserver.Impls {
+			for _, impl := range c.impls {
 				perImpl[impl] = make([]float64, c.rounds)
 				for i := range perImpl[impl] {
 					perImpl[impl][i] = math.NaN()
@@ -100,11 +107,11 @@ func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 			}
 			med := map[string]float64{}
 			cells := []string{sc.name, mt.name, mt.better}
-			for _, impl := range echoserver.Impls {
+			for _, impl := range c.impls {
 				med[impl] = median(perImpl[impl])
 				cells = append(cells, fmtNum(mt.format, med[impl]))
 			}
-			for _, other := range []string{"gws", "gorilla"} {
+			for _, other := range others {
 				if mt.better == "n/a" { // a property of the machine, not of the server: no ratio
 					cells = append(cells, "")
 					continue
