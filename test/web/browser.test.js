@@ -3,78 +3,31 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, readdirSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { startWsgate, stopAll } from './server.js';
+import { launchChromium, openPage as open, artifacts } from './chromium.js';
 
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const artifacts = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-artifacts');
 const timeout = 10_000;
 
-/** @type {import('playwright-core').BrowserContext} */
+/** @type {Awaited<ReturnType<typeof launchChromium>>} */
 let browser;
-/** @type {string} */
-let profile;
 
 before(async () => {
-  assert.ok(existsSync(executablePath), `${executablePath} is missing: scripts/test-web installs it (apt-get install chromium)`);
-  profile = mkdtempSync(join(tmpdir(), 'wsgate-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1000, height: 720 },
-    timeout: 30_000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
-  await Promise.race([browser?.close(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-  killProfileProcesses(profile); // whatever close() left behind, found by its unique profile folder
-  rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
   await stopAll();
 });
 
 /**
- * SIGKILLs, by PID, every process whose command line names dir (chromium and its helpers).
- * @param {string} dir
- */
-function killProfileProcesses(dir) {
-  if (!dir) {
-    return;
-  }
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) {
-        process.kill(Number(pid), 'SIGKILL');
-      }
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-}
-
-/**
- * A fresh page on url whose uncaught errors fail the test; closed at the end of the test.
+ * A fresh page on url whose uncaught errors fail the test.
  * @param {import('node:test').TestContext} t
  * @param {string} url
  */
-async function openPage(t, url) {
-  const page = await browser.newPage();
-  /** @type {string[]} */
-  const errors = [];
-  page.on('pageerror', (err) => errors.push(err.message));
-  t.after(async () => {
-    await page.close();
-    assert.deepEqual(errors, [], 'uncaught errors in the page');
-  });
-  await page.goto(url);
-  return page;
-}
+const openPage = (t, url) => open(browser.context, t, url);
 
 /**
  * Waits until the page's log contains text.
