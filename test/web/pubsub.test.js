@@ -123,7 +123,7 @@ test('what one client publishes reaches the other, in order, with its position',
 });
 
 test('errors carry the protocol code and message; none closes the connection', async () => {
-  const srv = await startWsgate(['-max-data-size', '64']);
+  const srv = await startWsgate(['-max-data-size', '64', '-max-subscriptions', '2']);
   const a = await connected(srv.url);
   const bad = recorder(a, 'no spaces');
   await assert.rejects(bad.sub.ready, (/** @type {any} */ err) => err instanceof PubSubError && err.code === ErrorCode.BAD_CHANNEL &&
@@ -134,6 +134,8 @@ test('errors carry the protocol code and message; none closes the connection', a
   await assert.rejects(a.publish('chat', 'x'.repeat(100)), (/** @type {any} */ err) => err.code === ErrorCode.TOO_LARGE && /limit 64/.test(err.message));
   await assert.rejects(a.history('chat', { limit: 5000 }), { code: ErrorCode.BAD_REQUEST });
   await assert.rejects(a.publish('chat', undefined), TypeError);
+  await Promise.all([a.subscribe('s1').ready, a.subscribe('s2').ready]);
+  await assert.rejects(a.subscribe('s3').ready, { code: ErrorCode.LIMIT_EXCEEDED });
   // A frame the server cannot read has no id to answer to: the client reports it as an error event.
   const error = nextEvent(a, 'error');
   a.send('not json');
