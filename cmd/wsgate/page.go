@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// web holds the demo page and the browser client it runs on (js/wsgate.js, with its types in
-// js/wsgate.d.ts): plain HTML, CSS and ES modules, no build step and nothing from elsewhere.
+// web holds the demo pages (the console, index.html, and the chat, chat.html) and the browser
+// clients they run on (js/wsgate.js and js/wsgate-pubsub.js, each with its types in a .d.ts):
+// plain HTML, CSS and ES modules, no build step and nothing from elsewhere.
 //
 //go:embed web
 var web embed.FS
@@ -45,8 +46,9 @@ func pageHandler() http.Handler {
 		case strings.HasSuffix(r.URL.Path, ".d.ts"):
 			// Not the system's guess for .ts (video/mp2t, or Qt Linguist on Debian).
 			h.Set("Content-Type", "application/typescript; charset=utf-8")
-		case r.URL.Path == clientPath:
-			h.Set("X-TypeScript-Types", clientTypesPath) // Deno and other TypeScript-aware loaders
+		case strings.HasPrefix(r.URL.Path, "/js/") && strings.HasSuffix(r.URL.Path, ".js"):
+			// Each client module has its types beside it, for Deno and other TypeScript-aware loaders.
+			h.Set("X-TypeScript-Types", strings.TrimSuffix(r.URL.Path, ".js")+".d.ts")
 		}
 		fileServer.ServeHTTP(w, r)
 	})

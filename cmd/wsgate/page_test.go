@@ -24,6 +24,13 @@ func TestPageServesClient(t *testing.T) {
 		{clientTypesPath, "application/typescript", "export declare class WsgateClient", map[string]string{
 			"Access-Control-Allow-Origin": "*",
 		}},
+		{"/chat.html", "text/html", `<script type="module" src="chat.js">`, nil},
+		{"/chat.js", "javascript", "from './js/wsgate-pubsub.js'", nil},
+		{"/js/wsgate-pubsub.js", "javascript", "export class PubSubClient extends WsgateClient", map[string]string{
+			"X-TypeScript-Types":          "/js/wsgate-pubsub.d.ts",
+			"Access-Control-Allow-Origin": "*",
+		}},
+		{"/js/wsgate-pubsub.d.ts", "application/typescript", "export declare class PubSubClient", nil},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))

@@ -1,5 +1,6 @@
-// The hand-written wsgate.d.ts, the JSDoc types of wsgate.js and the demo page that uses it must
-// agree: the TypeScript compiler checks them in strict mode (see types/tsconfig.json).
+// The hand-written wsgate.d.ts and wsgate-pubsub.d.ts, the JSDoc types of both modules and the
+// pages that use them must agree: the TypeScript compiler checks them in strict mode (see
+// types/tsconfig.json).
 
 import { test } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-test('wsgate.d.ts, wsgate.js and app.js type-check', () => {
+test('the client modules, their .d.ts, app.js and chat.js type-check', () => {
   const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
     execFileSync(process.execPath, [tsc, '-p', join(here, 'types', 'tsconfig.json')], { encoding: 'utf8', timeout: 60_000 });
