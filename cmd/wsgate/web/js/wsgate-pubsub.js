@@ -377,8 +377,14 @@ export class PubSubClient extends WsgateClient {
    * @param {Pending} p
    */
   #transmit(id, p) {
+    try {
+      p.onWire = this.send(p.frame) === 'sent'; // 'queued': the transport sends it on its next connection
+    } catch (err) {
+      // The socket is going (state open, socket closing) and the transport's outbox is full.
+      this.#settle(id, /** @type {Error} */ (err));
+      return;
+    }
     p.sent = true;
-    p.onWire = this.send(p.frame) === 'sent'; // 'queued': the transport sends it on its next connection
     if (p.op === 'subscribe') {
       const rec = this.#subs.get(/** @type {string} */ (p.channel));
       if (rec) {
