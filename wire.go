@@ -42,6 +42,7 @@ type wire struct {
 	raw      syscall.RawConn
 	wmu      sync.Mutex // guards the fields below
 	inline   bool
+	corked   bool // frames gather in the stash, to leave in one write(2) (Conn.writeBatch)
 	flushing bool
 	stash    []byte
 }
@@ -84,7 +85,7 @@ func (w *wire) Write(p []byte) (int, error) {
 		w.sentCode.Store(int32(code))
 	}
 	w.wmu.Lock()
-	if w.inline || w.flushing || len(w.stash) > 0 {
+	if w.inline || w.corked || w.flushing || len(w.stash) > 0 {
 		n, err := w.writeInlineLocked(p)
 		w.wmu.Unlock()
 		return n, err
@@ -136,7 +137,7 @@ func (w *wire) setInline(on bool) int {
 // stashes the rest.
 func (w *wire) writeInlineLocked(p []byte) (int, error) {
 	n := len(p)
-	if w.inline && !w.flushing && len(w.stash) == 0 {
+	if w.inline && !w.corked && !w.flushing && len(w.stash) == 0 {
 		k, err := w.tryWrite(p)
 		if err != nil || k == n {
 			return k, err
@@ -147,14 +148,49 @@ func (w *wire) writeInlineLocked(p []byte) (int, error) {
 	return n, nil
 }
 
+// setCork starts or ends gathering frames in the stash.
+func (w *wire) setCork(on bool) {
+	w.wmu.Lock()
+	w.corked = on
+	w.wmu.Unlock()
+}
+
+// pushStash writes as much of the stash as the socket takes without waiting, keeping the rest.
+func (w *wire) pushStash() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if len(w.stash) == 0 || w.flushing {
+		return nil
+	}
+	k, err := w.tryWrite(w.stash)
+	w.stash = w.stash[:copy(w.stash, w.stash[k:])]
+	return err
+}
+
 // takeStash hands the stash to the flushing writer goroutine; empty means the flush is over.
 func (w *wire) takeStash() []byte {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	if len(w.stash) == 0 {
+		w.flushing = false
+		return nil
+	}
 	b := w.stash
 	w.stash = nil
-	w.flushing = len(b) > 0
+	w.flushing = true
 	return b
+}
+
+// recycle gives a flushed stash buffer back for the next batch, unless it grew large.
+func (w *wire) recycle(b []byte) {
+	if cap(b) > maxCork {
+		return
+	}
+	w.wmu.Lock()
+	if w.stash == nil {
+		w.stash = b[:0]
+	}
+	w.wmu.Unlock()
 }
 
 // tryWrite is one non-blocking write(2) (repeated while it makes progress).

@@ -118,6 +118,7 @@ func (c *Conn) flushStash() error {
 				_, err = c.wire.Conn.Write(b)
 			}
 		}
+		c.wire.recycle(b)
 	}
 	c.mu.Lock()
 	c.queued -= c.stashed
@@ -144,13 +145,39 @@ func (c *Conn) writeBatch(batch []outMsg, pong []byte, pongDue, ping, inline boo
 			return err
 		}
 	}
+	// Several small messages leave in one write(2): the frames gather in the stash (a copy, which
+	// costs less than a system call per message up to maxCork bytes).
+	cork := len(batch) > 1 && batchBytes(batch) <= maxCork
+	if cork {
+		c.wire.setCork(true)
+	}
+	var err error
 	for i := range batch {
-		if err := c.sock.WriteMessage(gws.Opcode(batch[i].typ), batch[i].data); err != nil {
-			return err
+		if err = c.sock.WriteMessage(gws.Opcode(batch[i].typ), batch[i].data); err != nil {
+			break
 		}
 		c.sent.Add(1)
 	}
-	return nil
+	if cork {
+		c.wire.setCork(false)
+		if err == nil && inline {
+			err = c.wire.pushStash()
+		} else if err == nil {
+			err = c.flushStash()
+		}
+	}
+	return err
+}
+
+// maxCork bounds the bytes of a batch gathered into one write.
+const maxCork = 64 << 10
+
+func batchBytes(batch []outMsg) int {
+	n := 0
+	for i := range batch {
+		n += len(batch[i].data)
+	}
+	return n
 }
 
 // writeFailed ends a connection whose socket could not be written: there is no point in a close
