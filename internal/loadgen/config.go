@@ -1,0 +1,244 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Mode names a kind of load.
+type Mode string
+
+// The modes; see the package documentation.
+const (
+	ModeEcho    Mode = "echo"
+	ModeIdle    Mode = "idle"
+	ModeConnect Mode = "connect"
+	ModeFanout  Mode = "fanout"
+)
+
+// Modes lists every mode, in the order the help text gives them.
+var Modes = []Mode{ModeEcho, ModeIdle, ModeConnect, ModeFanout}
+
+// Protocol is what a fanout run speaks to subscribe and publish.
+type Protocol string
+
+// Fanout protocols.
+const (
+	// ProtoWsgate is the wsgate.v1 subprotocol (docs/PROTOCOL.md).
+	ProtoWsgate Protocol = "wsgate"
+	// ProtoCentrifugo is Centrifugo's JSON client protocol over WebSocket: a connect command, then
+	// subscribe and publish commands; anonymous connections must be allowed to subscribe and publish.
+	ProtoCentrifugo Protocol = "centrifugo"
+)
+
+// Limits that keep every run bounded.
+const (
+	MaxConns       = 50000
+	MaxDuration    = 10 * time.Minute
+	MaxSize        = 16 << 20
+	MaxWindow      = 1024
+	MaxRate        = 10_000_000
+	MaxPublishRate = 100_000
+	MaxSourceIPs   = 254
+	MaxDialers     = 1024
+	MaxDrain       = 2 * time.Minute
+)
+
+// Config is one run. The zero value of every field but URL and Mode takes the default its comment
+// gives; WithDefaults applies them and Check refuses what cannot run.
+type Config struct {
+	Mode Mode
+	// URL of the server: ws:// or wss://, on a loopback address unless AllowRemote.
+	URL string
+	// AllowRemote permits a target that is not a loopback address. Off by default: a load test
+	// should not leave the machine by accident.
+	AllowRemote bool
+
+	// Conns: echo and idle connections, or connect workers. Default 100 (echo, idle), 10 (connect).
+	Conns int
+	// Duration: how long echo, connect and fanout send; how long idle holds its connections once
+	// open. Default 10s.
+	Duration time.Duration
+	// Size of an echo message, or of the padding in a fanout publication's data, in bytes.
+	// Default 32 (echo), 0 (fanout).
+	Size int
+	// Window: echo messages in flight per connection; 1 (the default) is a closed loop.
+	Window int
+	// Rate: echo messages per second over all connections (0, the default: as fast as the echoes
+	// come back); fanout publications per second (default 10).
+	Rate float64
+	// Text sends echo messages as text frames instead of binary.
+	Text bool
+	// Suffix is what the server appends to each echo: "wsgate serve" answers "<msg> done", so " done".
+	Suffix string
+
+	// Subscribers for fanout (default 100), Channel they subscribe to (default "bench"), and the
+	// Protocol spoken (default ProtoWsgate).
+	Subscribers int
+	Channel     string
+	Protocol    Protocol
+	// Drain bounds how long, after the last publication or echo, the run waits for what is still in
+	// flight. Default 10s.
+	Drain time.Duration
+
+	// PID of the server process, for idle: its VmRSS is read before and after. 0: not measured.
+	PID int
+	// Hold, for idle, is closed (or sent to) to end the hold early; nil: hold for Duration.
+	Hold <-chan struct{}
+	// Ready, for idle, is called once every connection has been dialled, with the number open.
+	Ready func(open int)
+
+	// SourceIPs spreads connections over 127.0.0.1..127.0.0.N as local addresses, for more than
+	// one address's worth of ports; 0 (the default) picks what the connection count needs.
+	SourceIPs int
+	// Dialers: connections dialled at once. Default 64.
+	Dialers int
+	// ConnectTimeout bounds each dial with its handshake. Default 10s.
+	ConnectTimeout time.Duration
+	// RampTimeout bounds opening all the connections of idle and fanout. Default 2m.
+	RampTimeout time.Duration
+
+	// Interval between time line samples and progress reports. Default: Duration/60, within
+	// [100ms, 1s].
+	Interval time.Duration
+	// Progress, if set, is called with a snapshot every Interval while the run goes on.
+	Progress func(Snapshot)
+}
+
+// WithDefaults returns c with the default of every zero field applied.
+func (c Config) WithDefaults() Config {
+	if c.Conns == 0 {
+		c.Conns = 100
+		if c.Mode == ModeConnect {
+			c.Conns = 10
+		}
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Size == 0 && c.Mode == ModeEcho {
+		c.Size = 32
+	}
+	if c.Window == 0 {
+		c.Window = 1
+	}
+	if c.Rate == 0 && c.Mode == ModeFanout {
+		c.Rate = 10
+	}
+	if c.Subscribers == 0 {
+		c.Subscribers = 100
+	}
+	if c.Channel == "" {
+		c.Channel = "bench"
+	}
+	if c.Protocol == "" {
+		c.Protocol = ProtoWsgate
+	}
+	if c.Drain == 0 {
+		c.Drain = 10 * time.Second
+	}
+	if c.Dialers == 0 {
+		c.Dialers = 64
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.RampTimeout == 0 {
+		c.RampTimeout = 2 * time.Minute
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval(c.Duration)
+	}
+	return c
+}
+
+// DefaultInterval is the sampling interval for a run of duration d: d/60 within [100ms, 1s].
+func DefaultInterval(d time.Duration) time.Duration {
+	return min(max(d/60, 100*time.Millisecond), time.Second)
+}
+
+// Check reports the first setting that cannot run, naming its flag as "wsgate bench" spells it.
+func (c *Config) Check() error {
+	if err := checkURL(c.URL, c.AllowRemote); err != nil {
+		return err
+	}
+	switch c.Mode {
+	case ModeEcho, ModeIdle, ModeConnect, ModeFanout:
+	default:
+		return fmt.Errorf("unknown mode %q (want echo, idle, connect or fanout)", c.Mode)
+	}
+	switch {
+	case c.Conns < 1 || c.Conns > MaxConns:
+		return fmt.Errorf("-c must be within 1..%d, got %d", MaxConns, c.Conns)
+	case c.Subscribers < 1 || c.Subscribers > MaxConns:
+		return fmt.Errorf("-subscribers must be within 1..%d, got %d", MaxConns, c.Subscribers)
+	case c.Duration <= 0 || c.Duration > MaxDuration:
+		return fmt.Errorf("-duration must be within (0, %v], got %v", MaxDuration, c.Duration)
+	case c.Size < 0 || c.Size > MaxSize || (c.Mode == ModeEcho && c.Size < 1):
+		return fmt.Errorf("-size must be within 1..%d bytes, got %d", MaxSize, c.Size)
+	case c.Window < 1 || c.Window > MaxWindow:
+		return fmt.Errorf("-window must be within 1..%d, got %d", MaxWindow, c.Window)
+	case c.Rate < 0 || c.Rate > MaxRate || (c.Mode == ModeFanout && (c.Rate <= 0 || c.Rate > MaxPublishRate)):
+		limit := float64(MaxRate)
+		if c.Mode == ModeFanout {
+			limit = MaxPublishRate
+		}
+		return fmt.Errorf("-rate must be within (0, %.0f] per second, got %g", limit, c.Rate)
+	case c.Drain < 0 || c.Drain > MaxDrain:
+		return fmt.Errorf("-drain must be within 0..%v, got %v", MaxDrain, c.Drain)
+	case c.SourceIPs < 0 || c.SourceIPs > MaxSourceIPs:
+		return fmt.Errorf("-source-ips must be within 0..%d, got %d", MaxSourceIPs, c.SourceIPs)
+	case c.Dialers < 1 || c.Dialers > MaxDialers:
+		return fmt.Errorf("-dialers must be within 1..%d, got %d", MaxDialers, c.Dialers)
+	case c.ConnectTimeout <= 0 || c.ConnectTimeout > time.Minute:
+		return fmt.Errorf("-connect-timeout must be within (0, 1m], got %v", c.ConnectTimeout)
+	case c.RampTimeout <= 0 || c.RampTimeout > MaxDuration:
+		return fmt.Errorf("-ramp-timeout must be within (0, %v], got %v", MaxDuration, c.RampTimeout)
+	case c.Interval <= 0:
+		return errors.New("the sampling interval must be positive")
+	case c.PID < 0:
+		return fmt.Errorf("-pid must be a process id, got %d", c.PID)
+	case c.Protocol != ProtoWsgate && c.Protocol != ProtoCentrifugo:
+		return fmt.Errorf("-protocol must be wsgate or centrifugo, got %q", c.Protocol)
+	case c.Channel == "" || len(c.Channel) > 255:
+		return errors.New("-channel must be 1..255 bytes")
+	}
+	if c.SourceIPs > 1 && !isIPv4Loopback(c.URL) {
+		return errors.New("-source-ips above 1 needs an IPv4 loopback target such as 127.0.0.1")
+	}
+	return nil
+}
+
+// checkURL accepts ws:// and wss:// URLs, on a loopback host unless remote is allowed.
+func checkURL(raw string, remote bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("bad -url: %w", err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("-url must start with ws:// or wss://, got %q", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("-url %q has no host", raw)
+	}
+	if remote {
+		return nil
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("-url host %q is not a loopback address; pass -allow-remote to load another machine", host)
+	}
+	return nil
+}
+
+func isIPv4Loopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.To4() != nil && ip.IsLoopback()
+}
