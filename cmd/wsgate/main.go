@@ -4,8 +4,10 @@
 //
 //	wsgate [serve] [flags]
 //	wsgate client [flags] URL
+//	wsgate bench MODE [flags]
 //
-// Run "wsgate -h" or "wsgate client -h" for every flag; the client's help lists its exit statuses.
+// Run "wsgate -h", "wsgate client -h" or "wsgate bench -h" for every flag; the client's help lists
+// its exit statuses. "wsgate bench" is the load tool: echo, idle, connect and fanout runs.
 package main
 
 import (
@@ -29,7 +31,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "wsgate:", err)
 		code := exitCode(err)
 		if code == 2 {
-			fmt.Fprintln(os.Stderr, "Run 'wsgate -h' (server) or 'wsgate client -h' (client) for usage.")
+			fmt.Fprintln(os.Stderr, "Run 'wsgate -h' (server), 'wsgate client -h' (client) or 'wsgate bench -h' (load tool) for usage.")
 		}
 		os.Exit(code)
 	}
@@ -49,8 +51,10 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runServe(ctx, args, env, stdout, stderr)
 	case "client":
 		return runClient(ctx, args, os.Stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, os.Stdin, stdout, stderr)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve or client)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, client or bench)", cmd)}
 }
 
 // usageError marks a mistake in the command line or the environment rather than a failure at run

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/loadgen"
+)
+
+// runBenchT runs "wsgate bench args..." and returns its stdout and error.
+func runBenchT(t *testing.T, stdin io.Reader, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	err := runBench(context.Background(), args, stdin, &stdout, &stderr)
+	return stdout.String(), err
+}
+
+func TestBenchHelpDocumentsEveryModeAndFlag(t *testing.T) {
+	out, err := runBenchT(t, nil, "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := defaultBenchOptions(loadgen.ModeEcho)
+	newBenchFlagSet(&o, loadgen.ModeEcho).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(out, "\n  -"+f.Name+" ") && !strings.Contains(out, "\n  -"+f.Name+"\n") {
+			t.Errorf("bench --help lacks flag -%s", f.Name)
+		}
+	})
+	for _, m := range loadgen.Modes {
+		if !strings.Contains(out, "\n  "+string(m)+" ") {
+			t.Errorf("bench --help lacks mode %s", m)
+		}
+		mode, err := runBenchT(t, nil, string(m), "-h")
+		if err != nil || !strings.Contains(mode, "Usage: wsgate bench "+string(m)) || !strings.Contains(mode, "-duration") {
+			t.Errorf("bench %s -h: %v\n%s", m, err, mode)
+		}
+	}
+	// Each mode's help lists its own flags and not the others'.
+	idle, _ := runBenchT(t, nil, "idle", "-h")
+	if !strings.Contains(idle, "-pid") || strings.Contains(idle, "-window") {
+		t.Errorf("bench idle -h:\n%s", idle)
+	}
+}
+
+func TestBenchBadFlagsAreUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing mode"},
+		{[]string{"flood"}, `unknown mode "flood"`},
+		{[]string{"echo", "-c", "0"}, "-c must be within 1..50000"},
+		{[]string{"echo", "-c", "many"}, `invalid value "many" for flag -c`},
+		{[]string{"echo", "-duration", "11m"}, "-duration must be within"},
+		{[]string{"echo", "-window", "0"}, "-window must be within"},
+		{[]string{"echo", "-url", "ws://192.0.2.1/ws"}, "not a loopback address; pass -allow-remote"},
+		{[]string{"echo", "-url", "http://127.0.0.1/ws"}, "ws:// or wss://"},
+		{[]string{"idle", "-window", "4"}, "flag -window does not apply to this mode"},
+		{[]string{"connect", "-subscribers", "4"}, "flag -subscribers does not apply"},
+		{[]string{"fanout", "-protocol", "mqtt"}, "want wsgate or centrifugo"},
+		{[]string{"fanout", "-rate", "0"}, "-rate must be within"},
+		{[]string{"echo", "extra"}, `unexpected argument "extra"`},
+	} {
+		_, err := runBenchT(t, nil, tc.args...)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bench %q: got %v (exit %d), want a usage error containing %q", tc.args, err, exitCode(err), tc.want)
+		}
+	}
+}
+
+// A few seconds of each mode against an in-process "wsgate serve": the tool runs end to end.
+func TestBenchSmokeEveryMode(t *testing.T) {
+	r := startRun(t)
+	url := r.wsURL()
+	dir := t.TempDir()
+
+	out, err := runBenchT(t, nil, "echo", "-url", url, "-c", "5", "-duration", "300ms", "-suffix", " done",
+		"-html", filepath.Join(dir, "echo.html"))
+	if err != nil || !strings.Contains(out, "msgs/s") || !strings.Contains(out, "errors 0") {
+		t.Fatalf("echo: %v\n%s", err, out)
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "echo.html"))
+	if err != nil || !bytes.Contains(html, []byte("<svg")) {
+		t.Fatalf("echo -html: %v", err)
+	}
+
+	out, err = runBenchT(t, nil, "echo", "-url", url, "-c", "5", "-window", "4", "-duration", "300ms", "-suffix", " done", "-json")
+	var res loadgen.Result
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Messages == 0 || res.Jain < 0.5 {
+		t.Fatalf("echo -json: %v\n%s", err, out)
+	}
+
+	// Without -suffix every echo of "wsgate serve" mismatches: exit status 3, and a hint.
+	out, err = runBenchT(t, nil, "echo", "-url", url, "-c", "2", "-duration", "200ms")
+	if exitCode(err) != exitBenchErrors || !strings.Contains(err.Error(), "-suffix") {
+		t.Fatalf("echo without -suffix: %v (exit %d)\n%s", err, exitCode(err), out)
+	}
+
+	out, err = runBenchT(t, nil, "connect", "-url", url, "-c", "2", "-duration", "300ms")
+	if err != nil || !strings.Contains(out, "handshakes/s") {
+		t.Fatalf("connect: %v\n%s", err, out)
+	}
+
+	out, err = runBenchT(t, nil, "idle", "-url", url, "-c", "20", "-duration", "300ms", "-pid", strconv.Itoa(os.Getpid()))
+	if err != nil || !strings.Contains(out, "20 of 20 open") || !strings.Contains(out, "B per connection") {
+		t.Fatalf("idle: %v\n%s", err, out)
+	}
+
+	out, err = runBenchT(t, nil, "fanout", "-url", url, "-subscribers", "10", "-rate", "40", "-duration", "500ms", "-json")
+	res = loadgen.Result{}
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Published != 20 || res.Messages != 200 || res.Lost != 0 {
+		t.Fatalf("fanout: %v\n%s", err, out)
+	}
+}
+
+// -hold-stdin: "open N" once the connections are up, and the hold ends when stdin closes.
+func TestBenchIdleHoldStdin(t *testing.T) {
+	r := startRun(t)
+	pr, pw := io.Pipe()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { // owner: the test; ends when stdin closes
+		done <- runBench(context.Background(), []string{"idle", "-url", r.wsURL(), "-c", "10", "-duration", "1m", "-hold-stdin"}, pr, &out, io.Discard)
+	}()
+	out.waitFor(t, "open 10\n")
+	start := time.Now()
+	pw.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle did not end when stdin closed")
+	}
+	if time.Since(start) > 5*time.Second || !strings.Contains(out.String(), "10 of 10 open") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
+
+func TestBenchProgressLine(t *testing.T) {
+	var b bytes.Buffer
+	p := &progressLine{w: &b}
+	p.show(loadgen.Snapshot{Mode: loadgen.ModeEcho, Phase: "running", Elapsed: 2 * time.Second, Conns: 3, Target: 3,
+		Count: 10, Rate: 5, Unit: "msgs", P50: 800, P99: 2500})
+	p.clear()
+	s := b.String()
+	if !strings.HasPrefix(s, "\r") || !strings.Contains(s, "conns 3/3") || !strings.Contains(s, "p99 2.50ms") || strings.Contains(s, "\n") {
+		t.Fatalf("%q", s)
+	}
+	if isTerminalWriter(&b) {
+		t.Fatal("a buffer is not a terminal")
+	}
+}
