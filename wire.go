@@ -45,6 +45,12 @@ type wire struct {
 	corked   bool // frames gather in the stash, to leave in one write(2) (Conn.writeBatch)
 	flushing bool
 	stash    []byte
+
+	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
+	rawWrite func(fd uintptr) bool
+	tp       []byte
+	tn       int
+	terr     error
 }
 
 func (w *wire) Read(p []byte) (int, error) {
@@ -193,28 +199,35 @@ func (w *wire) recycle(b []byte) {
 	w.wmu.Unlock()
 }
 
-// tryWrite is one non-blocking write(2) (repeated while it makes progress).
+// tryWrite is one non-blocking write(2), repeated while it makes progress. Called with wmu held;
+// the callback's state lives in the wire, so that a write allocates nothing.
 func (w *wire) tryWrite(p []byte) (int, error) {
-	var n int
-	var werr error
-	err := w.raw.Write(func(fd uintptr) bool {
-		for len(p) > 0 {
-			k, e := syscall.Write(int(fd), p)
-			if k > 0 {
-				n += k
-				p = p[k:]
-			}
-			if e == syscall.EINTR {
-				continue
-			}
-			if e != nil && e != syscall.EAGAIN {
-				werr = e
-			}
-			if e != nil || k <= 0 {
-				break
-			}
-		}
-		return true // never wait for the socket: the stash and the writer goroutine do
-	})
+	if w.rawWrite == nil {
+		w.rawWrite = w.rawWriteFD
+	}
+	w.tp, w.tn, w.terr = p, 0, nil
+	err := w.raw.Write(w.rawWrite)
+	n, werr := w.tn, w.terr
+	w.tp, w.terr = nil, nil
 	return n, cmp.Or(err, werr)
+}
+
+func (w *wire) rawWriteFD(fd uintptr) bool {
+	for len(w.tp) > 0 {
+		k, e := syscall.Write(int(fd), w.tp)
+		if k > 0 {
+			w.tn += k
+			w.tp = w.tp[k:]
+		}
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != nil && e != syscall.EAGAIN {
+			w.terr = e
+		}
+		if e != nil || k <= 0 {
+			break
+		}
+	}
+	return true // never wait for the socket: the stash and the writer goroutine do
 }
