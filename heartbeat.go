@@ -77,7 +77,8 @@ func (c *Conn) heartbeat(now int64) {
 		return
 	}
 	c.mu.Lock()
-	if c.state == stateOpen {
+	// A reader busy in a handler reads nothing: that silence is ours, not the peer's.
+	if c.state == stateOpen && !c.inHandler {
 		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, now).Add(cfg.PongTimeout))
 		c.awaitPong.Store(true)
 		c.pingDue = true

@@ -608,3 +608,22 @@ func TestOversizedMessageCloseIsSeen(t *testing.T) {
 		ws.Close()
 	}
 }
+
+// TestSlowHandlerIsNotADeadPeer: while a handler blocks, the connection reads nothing; the
+// heartbeat must not take that silence for a dead peer.
+func TestSlowHandlerIsNotADeadPeer(t *testing.T) {
+	const ping, pong = 100 * time.Millisecond, 100 * time.Millisecond
+	rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) {
+		time.Sleep(4 * (ping + pong))
+		echoDone(c, m)
+	})
+	ts := startServer(t, rec, &wsgate.Config{PingInterval: ping, PongTimeout: pong})
+	ws := dial(t, ts.URL, nil)
+	echoOnce(t, ws, "slow")
+	echoOnce(t, ws, "still alive")
+	select {
+	case id := <-rec.closes:
+		t.Fatalf("connection %d closed: %v", id, rec.closed[id])
+	default:
+	}
+}
