@@ -144,6 +144,7 @@ test('two pages in one channel: a message from one shows in the other; the other
   await waitForState(bob, 'open');
   await say(alice, 'welcome back');
   await waitFor(bob, 'alice: welcome back');
+  await waitFor(alice, 'alice: welcome back'); // her own publication comes back through her subscription
 
   const want = ['alice: hello bob', 'bob: hi alice <b>not bold</b>', ...missed.map((m) => `alice: ${m}`), 'alice: welcome back'];
   assert.deepEqual(await lines(bob, '#messages .msg'), want, 'bob sees every message once, in order');
