@@ -1,11 +1,22 @@
-// Command echobench compares wsgate's echo server with raw gws and raw gorilla/websocket ones, run
-// side by side in one invocation so that the machine's noise hits all three alike.
+// Command echobench compares WebSocket servers side by side in one invocation, so that the
+// machine's noise hits them all alike, with "wsgate bench" (cmd/wsgate, internal/loadgen) as the
+// load generator for every one of them.
 //
-//	go run ./internal/cmd/echobench            # from the module root; about 5 minutes
+//	go run ./internal/cmd/echobench                   # wsgate, raw gws, raw gorilla; about 6 minutes
+//	go run ./internal/cmd/echobench -suite compare    # + olahol/melody, Node ws; under 20 minutes
+//	go run ./internal/cmd/echobench -suite fanout     # wsgate serve against Centrifugo v6
 //
-// It builds internal/cmd/echoserve and internal/cmd/echoload into bench/bin, then runs -rounds
-// rounds; in each, every scenario runs once per implementation, the order of the implementations
-// rotated from round to round (gws, gorilla, wsgate; then gorilla, wsgate, gws; ...). Every
+// Suites: "default" runs the echo scenarios of the runtime's own benchmarks against internal/
+// echoserver's gws, gorilla and wsgate servers; "compare" runs the comparison (echo 100
+// and 1,000 connections × 32 B, 1 KiB, 64 KiB, pipelined, 10,000 idle connections, connect rate)
+// against those and an olahol/melody server (nested module bench/melody) and a Node ws server
+// (bench/node); "fanout" runs one publisher and 10,000 subscribers on one channel against
+// "wsgate serve" and Centrifugo (built from the Go module proxy into bench/bin, configured by
+// bench/centrifugo/config.json).
+//
+// It builds what it needs into bench/bin (and installs bench/node's packages with npm ci, and
+// Centrifugo with go install, when they are missing), then runs -rounds rounds; in each, every
+// scenario runs once per server, the order of the servers rotated from round to round. Every
 // measurement gets a fresh server process, pinned to one CPU and the load generator to another
 // with taskset where there are two CPUs or more.
 //
@@ -13,10 +24,11 @@
 // to leave the CPUs alone, and it redoes a measurement during which they took more than
 // -max-foreign-cpu, until -budget is spent; every measurement records that noise.
 //
-// It prints a markdown table of medians and the ratios wsgate/gws and wsgate/gorilla, and writes
-// every raw measurement to -raw as JSON. With -base DIR (another checkout, e.g. a git worktree of
-// main), DIR's wsgate runs as a fourth server and the table adds wsgate/wsgate-base: run it from a
-// patched tree to measure the patch against its baseline, interleaved like the rest.
+// It prints a markdown table of medians and the ratios of wsgate to every other server, writes
+// every raw measurement to -raw as JSON, latency-by-percentile plots to -plots as SVG, and an HTML
+// report to -html. With -base DIR (another checkout, e.g. a git worktree of main), DIR's wsgate
+// runs as one more server and the table adds wsgate/wsgate-base: run it from a patched tree to
+// measure the patch against its baseline, interleaved like the rest.
 //
 // Everything talks to 127.0.0.1 only, every child is bounded in time, and every child it starts it
 // stops itself, by PID.
@@ -24,7 +36,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,11 +46,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/echoserver"
+	"github.com/wsgate/wsgate/internal/loadgen"
 )
 
 func main() {
@@ -52,11 +65,15 @@ func main() {
 }
 
 type config struct {
+	suite     string
 	rounds    int
 	duration  time.Duration
 	idle      int
 	bin       string
+	benchDir  string // bench/: the nested module, the Node server, Centrifugo's config
 	raw       string
+	plots     string
+	html      string
 	only      string
 	serverCPU string
 	clientCPU string
@@ -67,53 +84,103 @@ type config struct {
 	retries    int
 	quietWait  time.Duration
 	budget     time.Duration
-	// base, when set, is another checkout of this module whose wsgate runs as a fourth server,
+	// base, when set, is another checkout of this module whose wsgate runs as one more server,
 	// "wsgate-base", so that a patch is measured against its baseline in the same invocation.
 	base  string
 	impls []string
+	// Fanout suite: subscribers and publications per second.
+	subscribers int
+	pubRates    []float64
 }
+
+// Suites.
+const (
+	suiteDefault = "default"
+	suiteCompare = "compare"
+	suiteFanout  = "fanout"
+)
 
 // baseImpl names the baseline checkout's wsgate in measurements and tables.
 const baseImpl = "wsgate-base"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
+	var impls string
 	fs := flag.NewFlagSet("echobench", flag.ContinueOnError)
+	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect) or fanout (wsgate serve, Centrifugo)")
+	fs.StringVar(&impls, "impls", "", "comma-separated servers to run (default: the suite's)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds")
-	fs.DurationVar(&c.duration, "duration", 5*time.Second, "duration of each echo measurement")
+	fs.DurationVar(&c.duration, "duration", 0, "duration of each measurement (default: 5s default, 3s compare, 10s fanout)")
 	fs.IntVar(&c.idle, "idle", 10000, "connections held for the idle-memory measurement")
-	fs.StringVar(&c.bin, "bin", "bench/bin", "where to build echoserve and echoload")
+	fs.IntVar(&c.subscribers, "subscribers", 10000, "fanout: subscribers on the channel")
+	pubRates := fs.String("pub-rates", "5,20", "fanout: comma-separated publication rates per second, one scenario each")
+	fs.StringVar(&c.bin, "bin", "bench/bin", "where to build the servers and the load generator")
+	fs.StringVar(&c.benchDir, "bench-dir", "bench", "the bench/ folder: bench/melody, bench/node, bench/centrifugo")
 	fs.StringVar(&c.raw, "raw", "", "write every measurement to this JSON file")
+	fs.StringVar(&c.plots, "plots", "", "write a latency-by-percentile SVG per scenario into this folder")
+	fs.StringVar(&c.html, "html", "", "write an HTML report of every scenario (percentiles, throughput and latency over time) to this file")
 	fs.StringVar(&c.only, "only", "", "run only the scenarios whose name contains this")
 	fs.StringVar(&c.serverCPU, "server-cpu", "0", "CPU list for the servers (taskset -c)")
 	fs.StringVar(&c.clientCPU, "client-cpu", "1", "CPU list for the load generator (taskset -c)")
 	fs.Float64Var(&c.maxForeign, "max-foreign-cpu", 0.15, "redo a measurement while other processes took more CPUs' worth than this")
 	fs.IntVar(&c.retries, "retries", 2, "how many times a disturbed measurement is redone")
-	fs.DurationVar(&c.budget, "budget", 12*time.Minute, "stop waiting for quiet and redoing disturbed measurements after this long")
+	fs.DurationVar(&c.budget, "budget", 0, "stop waiting for quiet and redoing disturbed measurements after this long (default: 12m default, 10m compare, 4m fanout)")
 	fs.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each measurement, wait up to this long for the machine to be quiet")
 	fs.StringVar(&c.base, "base", "", "another checkout of this module (e.g. a git worktree of main): its wsgate runs beside this one as "+baseImpl)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c.impls = echoserver.Impls
+	defaults := map[string]struct {
+		impls            []string
+		duration, budget time.Duration
+	}{
+		suiteDefault: {echoserver.Impls, 5 * time.Second, 12 * time.Minute},
+		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute},
+		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute},
+	}
+	d, ok := defaults[c.suite]
+	if !ok {
+		return fmt.Errorf("unknown -suite %q (want default, compare or fanout)", c.suite)
+	}
+	c.impls = d.impls
+	if impls != "" {
+		c.impls = strings.Split(impls, ",")
+	}
+	if c.duration == 0 {
+		c.duration = d.duration
+	}
+	if c.budget == 0 {
+		c.budget = d.budget
+	}
 	if c.base != "" {
 		c.impls = append(slices.Clip(c.impls), baseImpl)
 	}
-	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 {
-		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000")
+	for _, impl := range c.impls {
+		if _, ok := specsFor(c.suite)[impl]; !ok {
+			return fmt.Errorf("-impls: suite %s has no server %q", c.suite, impl)
+		}
+	}
+	if !slices.Contains(c.impls, "wsgate") {
+		return errors.New("-impls must include wsgate: every ratio is wsgate's")
+	}
+	for _, f := range strings.Split(*pubRates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || r <= 0 || r > 1000 {
+			return fmt.Errorf("-pub-rates: %q is not a rate within (0, 1000]", f)
+		}
+		c.pubRates = append(c.pubRates, r)
+	}
+	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 ||
+		c.subscribers < 1 || c.subscribers > 20000 {
+		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000, 1 ≤ -subscribers ≤ 20000")
 	}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		c.pin = true
 	} else {
 		fmt.Fprintln(stderr, "echobench: no taskset or a single CPU: server and client are not pinned")
 	}
-	if err := build(ctx, ".", c.bin, ""); err != nil {
+	if err := build(ctx, c, stderr); err != nil {
 		return err
-	}
-	if c.base != "" {
-		if err := build(ctx, c.base, c.bin, "-base"); err != nil {
-			return err
-		}
 	}
 	scenarios := selectScenarios(c)
 	if len(scenarios) == 0 {
@@ -155,50 +222,111 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "echobench: %d measurements in %v\n", len(all), time.Since(started).Round(time.Second))
 	if c.raw != "" {
-		b, _ := json.MarshalIndent(all, "", "  ")
-		if err := os.WriteFile(c.raw, append(b, '\n'), 0o644); err != nil {
+		if err := writeRaw(c.raw, all); err != nil {
 			return err
 		}
+	}
+	if err := writePlots(c, scenarios, all); err != nil {
+		return err
 	}
 	report(stdout, c, scenarios, all)
 	return nil
 }
 
-// build compiles the server and the load generator of the module checkout in dir into bin, with
-// suffix appended to their names, so that no measurement includes a compile.
-func build(ctx context.Context, dir, bin, suffix string) error {
-	abs, err := filepath.Abs(bin)
+// build compiles what the suite needs into c.bin, so that no measurement includes a compile: the
+// load generator (cmd/wsgate, also the fanout suite's wsgate server), echoserve, echoserve-base
+// from -base, echoserve-melody from the nested module bench/melody; it installs bench/node's
+// packages and Centrifugo when they are missing.
+func build(ctx context.Context, c config, log io.Writer) error {
+	abs, err := filepath.Abs(c.bin)
 	if err != nil {
 		return err
 	}
-	for _, cmd := range []string{"echoserve", "echoload"} {
-		b := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(abs, cmd+suffix), "./internal/cmd/"+cmd)
+	goBuild := func(dir, out, pkg string) error {
+		b := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(abs, out), pkg)
 		b.Dir = dir
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		b.Stdout, b.Stderr = log, log
 		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build %s in %s (run echobench from the module root): %w", cmd, dir, err)
+			return fmt.Errorf("go build %s in %s (run echobench from the module root): %w", pkg, dir, err)
+		}
+		return nil
+	}
+	if err := goBuild(".", "wsgate", "./cmd/wsgate"); err != nil {
+		return err
+	}
+	if c.suite != suiteFanout {
+		if err := goBuild(".", "echoserve", "./internal/cmd/echoserve"); err != nil {
+			return err
+		}
+	}
+	if c.base != "" {
+		if err := goBuild(c.base, "echoserve-base", "./internal/cmd/echoserve"); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(c.impls, "melody") {
+		if err := goBuild(filepath.Join(c.benchDir, "melody"), "echoserve-melody", "."); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(c.impls, "ws") {
+		if _, err := os.Stat(filepath.Join(c.benchDir, "node", "node_modules", "ws")); err != nil {
+			npm := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--prefix", filepath.Join(c.benchDir, "node"))
+			npm.Stdout, npm.Stderr = log, log
+			if err := npm.Run(); err != nil {
+				return fmt.Errorf("npm ci in %s/node: %w", c.benchDir, err)
+			}
+		}
+	}
+	if slices.Contains(c.impls, "centrifugo") {
+		if _, err := os.Stat(filepath.Join(abs, "centrifugo")); err != nil {
+			fmt.Fprintln(log, "echobench: building Centrifugo "+centrifugoVersion+" (a few minutes the first time)")
+			gi := exec.CommandContext(ctx, "go", "install", "github.com/centrifugal/centrifugo/v6@"+centrifugoVersion)
+			gi.Env = append(os.Environ(), "GOBIN="+abs)
+			gi.Stdout, gi.Stderr = log, log
+			if err := gi.Run(); err != nil {
+				return fmt.Errorf("go install centrifugo: %w", err)
+			}
 		}
 	}
 	return nil
 }
 
+// centrifugoVersion is the Centrifugo the fanout suite compares with.
+const centrifugoVersion = "v6.9.1"
+
 // scenario is one kind of measurement.
 type scenario struct {
-	name   string
-	conns  int
-	size   int
-	window int
-	idle   int // > 0: an idle-memory measurement with this many connections
+	name    string
+	kind    loadgen.Mode
+	conns   int // echo and idle connections, connect workers, fanout subscribers
+	size    int
+	window  int
+	pubRate float64
 }
 
 func selectScenarios(c config) []scenario {
-	all := []scenario{
-		{name: "echo 100×32B", conns: 100, size: 32, window: 1},
-		{name: "echo 1000×32B", conns: 1000, size: 32, window: 1},
-		{name: "echo 100×64KiB", conns: 100, size: 64 << 10, window: 1},
-		{name: "echo 1000×64KiB", conns: 1000, size: 64 << 10, window: 1},
-		{name: "pipelined w16 100×32B", conns: 100, size: 32, window: 16},
-		{name: fmt.Sprintf("idle %d", c.idle), idle: c.idle},
+	echo := func(conns, size, window int) scenario {
+		name := fmt.Sprintf("echo %d×%s", conns, sizeName(size))
+		if window > 1 {
+			name = fmt.Sprintf("pipelined w%d %d×%s", window, conns, sizeName(size))
+		}
+		return scenario{name: name, kind: loadgen.ModeEcho, conns: conns, size: size, window: window}
+	}
+	idle := scenario{name: fmt.Sprintf("idle %d", c.idle), kind: loadgen.ModeIdle, conns: c.idle}
+	var all []scenario
+	switch c.suite {
+	case suiteDefault:
+		all = []scenario{echo(100, 32, 1), echo(1000, 32, 1), echo(100, 64<<10, 1), echo(1000, 64<<10, 1), echo(100, 32, 16), idle}
+	case suiteCompare:
+		all = []scenario{echo(100, 32, 1), echo(100, 1<<10, 1), echo(100, 64<<10, 1),
+			echo(1000, 32, 1), echo(1000, 1<<10, 1), echo(1000, 64<<10, 1), echo(1000, 32, 16), idle,
+			{name: "connect 8 workers", kind: loadgen.ModeConnect, conns: 8}}
+	case suiteFanout:
+		for _, r := range c.pubRates {
+			all = append(all, scenario{name: fmt.Sprintf("fanout %d subs × %g/s", c.subscribers, r), kind: loadgen.ModeFanout,
+				conns: c.subscribers, pubRate: r})
+		}
 	}
 	var out []scenario
 	for _, s := range all {
@@ -207,4 +335,12 @@ func selectScenarios(c config) []scenario {
 		}
 	}
 	return out
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
 }

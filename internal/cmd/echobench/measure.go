@@ -7,17 +7,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/loadgen"
 )
 
-// serverStats mirrors echoserve's GET /stats.
+// serverStats mirrors echoserver.Stats (GET /stats); servers without it fill CPUNanos and VmRSS
+// from /proc.
 type serverStats struct {
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
@@ -26,35 +28,23 @@ type serverStats struct {
 	CPUNanos   int64  `json:"cpu_ns"`
 }
 
-// loadResult mirrors the part of echoload -json that the report uses.
-type loadResult struct {
-	Messages   uint64  `json:"messages"`
-	MsgsPerSec float64 `json:"msgs_per_sec"`
-	P50Micros  float64 `json:"p50_us"`
-	P99Micros  float64 `json:"p99_us"`
-	PerConnMin uint64  `json:"per_conn_min"`
-	PerConnMed uint64  `json:"per_conn_median"`
-	PerConnMax uint64  `json:"per_conn_max"`
-	Jain       float64 `json:"jain"`
-	Errors     uint64  `json:"errors"`
-	FirstError string  `json:"first_error,omitempty"`
-}
-
-// measurement is one scenario run once against one implementation.
+// measurement is one scenario run once against one server.
 type measurement struct {
-	Round    int         `json:"round"`
-	Scenario string      `json:"scenario"`
-	Impl     string      `json:"impl"`
-	Load     *loadResult `json:"load,omitempty"`
-	// CPU time the server used per echoed message, in microseconds (handshakes included).
+	Round    int             `json:"round"`
+	Scenario string          `json:"scenario"`
+	Impl     string          `json:"impl"`
+	Load     *loadgen.Result `json:"load,omitempty"` // what "wsgate bench -json" printed
+	// CPU time the server used per unit of work (echoed message, handshake, delivery), in
+	// microseconds (handshakes and setup included).
 	ServerCPUMicrosPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
-	// CPU time the load generator used per echoed message, in microseconds: when the server's
-	// figure times msgs/s is well under one second per second, the client was the limit.
+	// CPU time the load generator used per unit, in microseconds: when the server's figure times
+	// the rate is well under one second per second, the client was the limit.
 	ClientCPUMicrosPerMsg float64 `json:"client_cpu_us_per_msg,omitempty"`
 	// CPUs' worth of work done by other processes and the hypervisor (steal) meanwhile.
 	ForeignCPU float64 `json:"foreign_cpu"`
 	Attempts   int     `json:"attempts"`
-	// Idle measurements: server memory and goroutines added per connection.
+	// Idle measurements: server memory and goroutines added per connection (NaN where the server
+	// cannot say: Node has neither a Go heap nor goroutines).
 	IdleConns         int     `json:"idle_conns,omitempty"`
 	HeapStackPerConn  float64 `json:"heap_stack_per_conn,omitempty"`
 	RSSPerConn        float64 `json:"rss_per_conn,omitempty"`
@@ -64,9 +54,19 @@ type measurement struct {
 }
 
 func (m *measurement) brief() string {
-	if m.Load != nil {
-		return fmt.Sprintf("%9.0f msgs/s  p99 %7.0f µs  cpu server %5.2f client %5.2f µs/msg  jain %.3f  errors %d  noise %.2f",
-			m.Load.MsgsPerSec, m.Load.P99Micros, m.ServerCPUMicrosPerMsg, m.ClientCPUMicrosPerMsg, m.Load.Jain, m.Load.Errors, m.ForeignCPU)
+	if l := m.Load; l != nil && m.IdleConns == 0 {
+		s := fmt.Sprintf("%9.0f /s  p50 %7.0f µs  p99 %7.0f µs  cpu server %5.2f client %5.2f µs/unit  errors %d  noise %.2f",
+			l.MsgsPerSec, l.P50Micros, l.P99Micros, m.ServerCPUMicrosPerMsg, m.ClientCPUMicrosPerMsg, l.Errors, m.ForeignCPU)
+		if l.Mode == loadgen.ModeEcho {
+			s += fmt.Sprintf("  jain %.3f", l.Jain)
+		}
+		if l.Mode == loadgen.ModeFanout {
+			s += fmt.Sprintf("  lost %d", l.Lost)
+		}
+		if l.FirstError != "" {
+			s += "  first error: " + l.FirstError
+		}
+		return s
 	}
 	return fmt.Sprintf("%7.0f B/conn heap+stack  %7.0f B/conn RSS  %.2f goroutines/conn",
 		m.HeapStackPerConn, m.RSSPerConn, m.GoroutinesPerConn)
@@ -80,16 +80,26 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 		return m, err
 	}
 	defer srv.stop()
-	if sc.idle > 0 {
+	if sc.kind == loadgen.ModeIdle {
 		return m, measureIdle(ctx, c, sc, srv, &m)
 	}
 	before, err := srv.stats(false)
 	if err != nil {
 		return m, err
 	}
-	args := []string{"-url", srv.wsURL(), "-conns", fmt.Sprint(sc.conns), "-size", fmt.Sprint(sc.size),
-		"-window", fmt.Sprint(sc.window), "-duration", c.duration.String(), "-json"}
-	lctx, cancel := context.WithTimeout(ctx, c.duration+2*time.Minute)
+	args := []string{"bench", string(sc.kind), "-url", srv.wsURL(), "-duration", c.duration.String(), "-json"}
+	bound := c.duration + 2*time.Minute
+	switch sc.kind {
+	case loadgen.ModeEcho:
+		args = append(args, "-c", strconv.Itoa(sc.conns), "-size", strconv.Itoa(sc.size), "-window", strconv.Itoa(sc.window))
+	case loadgen.ModeConnect:
+		args = append(args, "-c", strconv.Itoa(sc.conns))
+	case loadgen.ModeFanout:
+		args = append(args, "-subscribers", strconv.Itoa(sc.conns), "-rate", strconv.FormatFloat(sc.pubRate, 'g', -1, 64),
+			"-protocol", string(srv.spec.protocol), "-ramp-timeout", "4m", "-drain", "10s")
+		bound += 5 * time.Minute
+	}
+	lctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	cmd := clientCmd(lctx, c, args...)
 	var out bytes.Buffer
@@ -97,31 +107,32 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 	cpu0 := readCPU()
 	err = cmd.Run()
 	cpu1 := readCPU()
-	if err != nil {
-		return m, fmt.Errorf("echoload: %w", err)
+	// Exit status 3: the run completed with errors, which its JSON counts.
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
+		return m, fmt.Errorf("wsgate bench: %w", err)
 	}
-	var lr loadResult
+	var lr loadgen.Result
 	if err := json.Unmarshal(out.Bytes(), &lr); err != nil {
-		return m, fmt.Errorf("echoload output: %w", err)
+		return m, fmt.Errorf("wsgate bench output: %w", err)
 	}
 	after, err := srv.stats(false)
 	if err != nil {
 		return m, err
 	}
 	m.Load, m.Before, m.After = &lr, &before, &after
-	if lr.Messages > 0 {
-		m.ServerCPUMicrosPerMsg = float64(after.CPUNanos-before.CPUNanos) / 1e3 / float64(lr.Messages)
-	}
+	serverCPU := time.Duration(after.CPUNanos - before.CPUNanos)
 	ps := cmd.ProcessState
 	clientCPU := ps.UserTime() + ps.SystemTime()
 	if lr.Messages > 0 {
+		m.ServerCPUMicrosPerMsg = float64(serverCPU.Nanoseconds()) / 1e3 / float64(lr.Messages)
 		m.ClientCPUMicrosPerMsg = float64(clientCPU.Nanoseconds()) / 1e3 / float64(lr.Messages)
 	}
-	m.ForeignCPU = foreignCPU(cpu0, cpu1, clientCPU+time.Duration(after.CPUNanos-before.CPUNanos))
+	m.ForeignCPU = foreignCPU(cpu0, cpu1, clientCPU+serverCPU)
 	return m, nil
 }
 
-// measureIdle opens sc.idle connections and reads what they added to the server's memory and
+// measureIdle opens sc.conns connections and reads what they added to the server's memory and
 // goroutines, after a garbage collection on both sides of the comparison.
 func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *measurement) error {
 	before, err := srv.stats(true)
@@ -130,8 +141,8 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 	}
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := clientCmd(lctx, c, "-url", srv.wsURL(), "-idle", fmt.Sprint(sc.idle), "-duration", "90s",
-		"-source-ips", "4")
+	cmd := clientCmd(lctx, c, "bench", "idle", "-url", srv.wsURL(), "-c", strconv.Itoa(sc.conns), "-duration", "90s",
+		"-source-ips", "4", "-hold-stdin", "-json")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -145,36 +156,41 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 		return err
 	}
 	defer func() {
-		_ = stdin.Close() // echoload closes its connections and exits
+		_ = stdin.Close() // the load generator lets go of its connections and exits
 		_ = cmd.Wait()
 	}()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("echoload -idle: %w", err)
+		return fmt.Errorf("wsgate bench idle: %w", err)
 	}
 	var opened int
-	if _, err := fmt.Sscanf(line, "open %d", &opened); err != nil || opened != sc.idle {
-		return fmt.Errorf("echoload -idle: %q, want \"open %d\"", strings.TrimSpace(line), sc.idle)
+	if _, err := fmt.Sscanf(line, "open %d", &opened); err != nil || opened != sc.conns {
+		return fmt.Errorf("wsgate bench idle: %q, want \"open %d\"", strings.TrimSpace(line), sc.conns)
 	}
-	// Wait until the server has settled: every connection's goroutine started, nothing moving.
+	// Wait until the server has settled: nothing moving (goroutines for Go servers, resident
+	// memory for the others).
 	prev := -1
-	for i := 0; i < 100; i++ {
+	for range 100 {
 		st, err := srv.stats(false)
 		if err != nil {
 			return err
 		}
-		if st.Goroutines == prev && st.Goroutines >= before.Goroutines+sc.idle/2 {
+		cur := st.Goroutines
+		if before.Goroutines == 0 { // not a Go server
+			cur = int(st.VmRSS >> 16)
+		}
+		if cur == prev && (before.Goroutines == 0 || cur >= before.Goroutines+sc.conns/2) {
 			break
 		}
-		prev = st.Goroutines
+		prev = cur
 		time.Sleep(300 * time.Millisecond)
 	}
 	after, err := srv.stats(true)
 	if err != nil {
 		return err
 	}
-	n := float64(sc.idle)
-	m.IdleConns = sc.idle
+	n := float64(sc.conns)
+	m.IdleConns = sc.conns
 	m.Before, m.After = &before, &after
 	m.HeapStackPerConn = (float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)) / n
 	m.RSSPerConn = (float64(after.VmRSS) - float64(before.VmRSS)) / n
@@ -182,9 +198,9 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 	return nil
 }
 
-// clientCmd runs echoload, pinned to the client CPUs.
+// clientCmd runs the load generator ("wsgate bench"), pinned to the client CPUs.
 func clientCmd(ctx context.Context, c config, args ...string) *exec.Cmd {
-	return pinned(ctx, c, c.clientCPU, filepath.Join(c.bin, "echoload"), args...)
+	return pinned(ctx, c, c.clientCPU, filepath.Join(c.bin, "wsgate"), args...)
 }
 
 func pinned(ctx context.Context, c config, cpus, bin string, args ...string) *exec.Cmd {
@@ -198,78 +214,4 @@ func pinned(ctx context.Context, c config, cpus, bin string, args ...string) *ex
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
-}
-
-// server is one running echoserve process.
-type server struct {
-	cmd     *exec.Cmd
-	addr    string
-	started chan struct{} // closed once the address line is read
-	done    chan struct{} // closed once the process has been waited for
-}
-
-func startServer(ctx context.Context, c config, impl string) (*server, error) {
-	bin := filepath.Join(c.bin, "echoserve")
-	if impl == baseImpl {
-		bin, impl = filepath.Join(c.bin, "echoserve-base"), "wsgate"
-	}
-	cmd := pinned(ctx, c, c.serverCPU, bin, "-impl", impl,
-		"-addr", "127.0.0.1:0", "-lifetime", "10m")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd, started: make(chan struct{}), done: make(chan struct{})}
-	out := bufio.NewReader(stdout)
-	go func() { // owner: s; ends when the process does
-		<-s.started
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-		close(s.done)
-	}()
-	line, err := out.ReadString('\n')
-	close(s.started)
-	if err != nil {
-		s.stop()
-		return nil, fmt.Errorf("echoserve: no address: %w", err)
-	}
-	s.addr = strings.TrimSpace(line)
-	return s, nil
-}
-
-func (s *server) wsURL() string { return "ws://" + s.addr + "/ws" }
-
-// stop ends the server by its PID: SIGTERM, then SIGKILL after 10 s.
-func (s *server) stop() {
-	p := s.cmd.Process
-	_ = p.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = p.Kill()
-		<-s.done
-	}
-}
-
-var statsClient = &http.Client{Timeout: 30 * time.Second}
-
-func (s *server) stats(gc bool) (serverStats, error) {
-	var st serverStats
-	u := "http://" + s.addr + "/stats"
-	if gc {
-		u += "?gc=1"
-	}
-	resp, err := statsClient.Get(u)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, errors.New("stats: " + resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/loadgen"
 )
 
 // metric is one figure the report compares, read from a measurement (NaN where it has none).
@@ -16,7 +18,7 @@ type metric struct {
 	get    func(*measurement) float64
 }
 
-func loadMetric(name, better, format string, f func(*loadResult) float64) metric {
+func loadMetric(name, better, format string, f func(*loadgen.Result) float64) metric {
 	return metric{name, better, format, func(m *measurement) float64 {
 		if m.Load == nil || m.Err != "" {
 			return math.NaN()
@@ -25,32 +27,40 @@ func loadMetric(name, better, format string, f func(*loadResult) float64) metric
 	}}
 }
 
+func measMetric(name, better, format string, f func(*measurement) float64) metric {
+	return metric{name, better, format, func(m *measurement) float64 {
+		if m.Load == nil || m.Err != "" {
+			return math.NaN()
+		}
+		return f(m)
+	}}
+}
+
 var (
-	msgsPerSec = loadMetric("msgs/s", "higher", "%.0f", func(l *loadResult) float64 { return l.MsgsPerSec })
-	p50        = loadMetric("p50 µs", "lower", "%.0f", func(l *loadResult) float64 { return l.P50Micros })
-	p99        = loadMetric("p99 µs", "lower", "%.0f", func(l *loadResult) float64 { return l.P99Micros })
-	jainIdx    = loadMetric("Jain index", "higher", "%.3f", func(l *loadResult) float64 { return l.Jain })
-	perConnMin = loadMetric("per-conn min", "higher", "%.0f", func(l *loadResult) float64 { return float64(l.PerConnMin) })
-	perConnMax = loadMetric("per-conn max", "-", "%.0f", func(l *loadResult) float64 { return float64(l.PerConnMax) })
-	errorsN    = loadMetric("errors", "lower", "%.0f", func(l *loadResult) float64 { return float64(l.Errors) })
-	cpuPerMsg  = metric{"server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 {
-		if m.Load == nil || m.Err != "" {
+	msgsPerSec   = loadMetric("msgs/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	handshakes   = loadMetric("handshakes/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	deliveries   = loadMetric("deliveries/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	p50          = loadMetric("p50 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P50Micros })
+	p90          = loadMetric("p90 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P90 })
+	p99          = loadMetric("p99 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P99Micros })
+	p999         = loadMetric("p99.9 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P999 })
+	maxLat       = loadMetric("max µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.Max })
+	jainIdx      = loadMetric("Jain index", "higher", "%.3f", func(l *loadgen.Result) float64 { return l.Jain })
+	perConnMin   = loadMetric("per-conn min", "higher", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMin) })
+	perConnMax   = loadMetric("per-conn max", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMax) })
+	errorsN      = loadMetric("errors", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Errors) })
+	lost         = loadMetric("lost", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Lost) })
+	published    = loadMetric("publications", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Published) })
+	cpuPerMsg    = measMetric("server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
+	cpuPerUnit   = measMetric("server CPU µs/unit", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
+	clientCPU    = measMetric("client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
+	serverRSSMiB = measMetric("server RSS MiB after", "lower", "%.0f", func(m *measurement) float64 {
+		if m.After == nil {
 			return math.NaN()
 		}
-		return m.ServerCPUMicrosPerMsg
-	}}
-	clientCPU = metric{"client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 {
-		if m.Load == nil || m.Err != "" {
-			return math.NaN()
-		}
-		return m.ClientCPUMicrosPerMsg
-	}}
-	foreign = metric{"foreign CPU (noise)", "n/a", "%.2f", func(m *measurement) float64 {
-		if m.Load == nil || m.Err != "" {
-			return math.NaN()
-		}
-		return m.ForeignCPU
-	}}
+		return float64(m.After.VmRSS) / (1 << 20)
+	})
+	foreign    = measMetric("foreign CPU (noise)", "n/a", "%.2f", func(m *measurement) float64 { return m.ForeignCPU })
 	idleMetric = func(name, format string, f func(*measurement) float64) metric {
 		return metric{name, "lower", format, func(m *measurement) float64 {
 			if m.IdleConns == 0 || m.Err != "" {
@@ -59,15 +69,29 @@ var (
 			return f(m)
 		}}
 	}
-	heapStack  = idleMetric("heap+stack B/conn", "%.0f", func(m *measurement) float64 { return m.HeapStackPerConn })
+	heapStack = idleMetric("heap+stack B/conn", "%.0f", func(m *measurement) float64 {
+		if m.Before == nil || m.Before.Goroutines == 0 { // not a Go heap
+			return math.NaN()
+		}
+		return m.HeapStackPerConn
+	})
 	rss        = idleMetric("RSS B/conn", "%.0f", func(m *measurement) float64 { return m.RSSPerConn })
-	goroutines = idleMetric("goroutines/conn", "%.2f", func(m *measurement) float64 { return m.GoroutinesPerConn })
+	goroutines = idleMetric("goroutines/conn", "%.2f", func(m *measurement) float64 {
+		if m.Before == nil || m.Before.Goroutines == 0 {
+			return math.NaN()
+		}
+		return m.GoroutinesPerConn
+	})
 )
 
 func metricsFor(sc scenario) []metric {
 	switch {
-	case sc.idle > 0:
+	case sc.kind == loadgen.ModeIdle:
 		return []metric{heapStack, rss, goroutines}
+	case sc.kind == loadgen.ModeConnect:
+		return []metric{handshakes, p50, p99, cpuPerUnit, errorsN, foreign}
+	case sc.kind == loadgen.ModeFanout:
+		return []metric{deliveries, p50, p90, p99, p999, maxLat, lost, published, errorsN, cpuPerUnit, serverRSSMiB, foreign}
 	case sc.window > 1:
 		return []metric{msgsPerSec, jainIdx, perConnMin, perConnMax, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 	}
@@ -75,7 +99,7 @@ func metricsFor(sc scenario) []metric {
 }
 
 // report prints, per scenario and metric, the median over rounds for each implementation and the
-// ratios of wsgate's median to the others' (gws, gorilla, and wsgate-base with -base), with the
+// ratios of wsgate's median to the others' (every other server of the run), with the
 // range of the per-round ratios (each round's measurements ran back to back).
 func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 	others := slices.DeleteFunc(slices.Clone(c.impls), func(s string) bool { return s == "wsgate" })
