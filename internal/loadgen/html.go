@@ -15,10 +15,21 @@ type Named struct {
 	Result *Result
 }
 
+// Section is one part of a report: runs of one scenario, side by side.
+type Section struct {
+	Title string
+	Runs  []Named
+}
+
 // WriteHTML writes a self-contained HTML report of runs: a summary table, the latency by
 // percentile, and throughput and latency over time, as inline SVG. It loads nothing from
 // anywhere: no scripts, no styles or fonts from outside.
 func WriteHTML(w io.Writer, title, command string, runs []Named) error {
+	return WriteReport(w, title, command, []Section{{Runs: runs}})
+}
+
+// WriteReport writes a self-contained HTML report of several sections, as WriteHTML does for one.
+func WriteReport(w io.Writer, title, command string, sections []Section) error {
 	var b strings.Builder
 	b.WriteString("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n")
 	fmt.Fprintf(&b, "<title>%s</title>\n", esc(title))
@@ -37,15 +48,34 @@ figure{margin:16px 0}
 	if command != "" {
 		fmt.Fprintf(&b, "<p><code>%s</code></p>\n", esc(command))
 	}
-	writeSummary(&b, runs)
+	for _, sec := range sections {
+		if sec.Title != "" {
+			fmt.Fprintf(&b, "<h2>%s</h2>\n", esc(sec.Title))
+		}
+		writeSection(&b, sec.Runs)
+	}
+	b.WriteString("</body></html>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
 
-	var lat, rate, p99 []Line
+// LatencyChart is the latency-by-percentile chart of runs (those with a spectrum).
+func LatencyChart(title string, runs []Named) *Chart {
+	c := &Chart{Title: title, XLabel: "percentile", YLabel: "latency (ms)", XTicks: PercentileTicks, LogY: true}
+	for _, r := range runs {
+		if len(r.Result.Spectrum) > 0 {
+			c.Lines = append(c.Lines, LatencyLine(r.Name, r.Result.Spectrum))
+		}
+	}
+	return c
+}
+
+func writeSection(b *strings.Builder, runs []Named) {
+	writeSummary(b, runs)
+	var rate, p99 []Line
 	unit := ""
 	for _, r := range runs {
 		res := r.Result
-		if len(res.Spectrum) > 0 {
-			lat = append(lat, LatencyLine(r.Name, res.Spectrum))
-		}
 		ln := Line{Name: r.Name}
 		lp50 := Line{Name: r.Name + " p50"}
 		lp99 := Line{Name: r.Name + " p99"}
@@ -71,10 +101,8 @@ figure{margin:16px 0}
 		}
 		unit = rateUnit(res.Mode)
 	}
-	if len(lat) > 0 {
-		c := Chart{Title: "Latency by percentile", XLabel: "percentile", YLabel: "latency (ms)",
-			Lines: lat, XTicks: PercentileTicks, LogY: true}
-		fmt.Fprintf(&b, "<figure>%s</figure>\n", c.SVG())
+	if lat := LatencyChart("Latency by percentile", runs); len(lat.Lines) > 0 {
+		fmt.Fprintf(b, "<figure>%s</figure>\n", lat.SVG())
 	}
 	if len(rate) > 0 {
 		title := "Throughput over time"
@@ -82,16 +110,16 @@ figure{margin:16px 0}
 			title = "Connections over time"
 		}
 		c := Chart{Title: title, XLabel: "seconds since start (dialling included)", YLabel: unit, Lines: rate}
-		fmt.Fprintf(&b, "<figure>%s</figure>\n", c.SVG())
+		fmt.Fprintf(b, "<figure>%s</figure>\n", c.SVG())
 	}
 	if len(p99) > 0 {
-		c := Chart{Title: "Latency over time (per interval)", XLabel: "seconds since start", YLabel: "latency (ms)",
-			Lines: p99, LogY: true}
-		fmt.Fprintf(&b, "<figure>%s</figure>\n", c.SVG())
+		title := "Latency over time (p50 and p99 per interval)"
+		if len(runs) > 1 {
+			title = "p99 latency over time (per interval)"
+		}
+		c := Chart{Title: title, XLabel: "seconds since start", YLabel: "latency (ms)", Lines: p99, LogY: true}
+		fmt.Fprintf(b, "<figure>%s</figure>\n", c.SVG())
 	}
-	b.WriteString("</body></html>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func rateUnit(m Mode) string {

@@ -44,7 +44,9 @@ func (c *Chart) SVG() string {
 	if h == 0 {
 		h = 340
 	}
-	const left, right, top, bottom = 70, 40, 34, 70
+	rows := (len(c.Lines) + 3) / 4 // of the legend, four entries a row
+	const left, right, top = 70, 40, 34
+	bottom := 50 + 16*max(rows, 1)
 	pw, ph := float64(w-left-right), float64(h-top-bottom)
 
 	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
@@ -148,7 +150,7 @@ func (c *Chart) SVG() string {
 		}
 		// Legend below the plot, left to right.
 		lx := left + (i%4)*((w-left-right)/4)
-		ly := h - 12 - (i/4)*16
+		ly := h - 12 - (rows-1-i/4)*16
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/>`, lx, lx+18, ly-4, ly-4, color)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`, lx+24, ly, esc(l.Name))
 	}
@@ -162,9 +164,13 @@ func esc(s string) string { return html.EscapeString(s) }
 func linearTicks(lo, hi float64) []Tick {
 	step := niceStep((hi - lo) / 5)
 	var ts []Tick
-	for v := math.Floor(lo/step) * step; v <= hi+step/2; v += step {
+	for k := math.Floor(lo / step); ; k++ {
+		v := k * step
+		if step < 1 { // keep 0.1 × 3 from printing as 0.30000000000000004
+			v, _ = strconv.ParseFloat(strconv.FormatFloat(v, 'g', 12, 64), 64)
+		}
 		ts = append(ts, Tick{V: v, Label: fmtTick(v)})
-		if v >= hi {
+		if v >= hi || len(ts) > 20 {
 			break
 		}
 	}
@@ -214,7 +220,7 @@ func fmtTick(v float64) string {
 	case a >= 1e4:
 		return strconv.FormatFloat(v/1e3, 'g', 3, 64) + "k"
 	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // PercentileTicks label the x axis of a latency-by-percentile chart, whose x is -log10(1-q).
