@@ -160,6 +160,13 @@ func DefaultInterval(d time.Duration) time.Duration {
 	return min(max(d/60, 100*time.Millisecond), time.Second)
 }
 
+// prepare gives c the mode and the defaults, and checks it: the start of every mode.
+func prepare(c Config, mode Mode) (Config, error) {
+	c.Mode = mode
+	c = c.WithDefaults()
+	return c, c.Check()
+}
+
 // Check reports the first setting that cannot run, naming its flag as "wsgate bench" spells it.
 func (c *Config) Check() error {
 	if err := checkURL(c.URL, c.AllowRemote); err != nil {

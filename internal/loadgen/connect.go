@@ -11,9 +11,8 @@ import (
 // then close it with the close handshake, and again, for c.Duration: handshakes per second and
 // the latency of each opening.
 func Connect(ctx context.Context, c Config) (*Result, error) {
-	c = c.WithDefaults()
-	c.Mode = ModeConnect
-	if err := c.Check(); err != nil {
+	c, err := prepare(c, ModeConnect)
+	if err != nil {
 		return nil, err
 	}
 	m := newMeter(&c, "handshakes", c.Conns)

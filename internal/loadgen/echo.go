@@ -30,9 +30,8 @@ type echoWorker struct {
 // Echo runs c.Conns connections sending c.Size-byte messages for c.Duration, c.Window in flight
 // on each, and verifies every echo.
 func Echo(ctx context.Context, c Config) (*Result, error) {
-	c = c.WithDefaults()
-	c.Mode = ModeEcho
-	if err := c.Check(); err != nil {
+	c, err := prepare(c, ModeEcho)
+	if err != nil {
 		return nil, err
 	}
 	m := newMeter(&c, "msgs", c.Conns)

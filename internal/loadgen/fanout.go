@@ -33,9 +33,8 @@ type subscriber struct {
 // send time; it waits up to c.Drain for the last deliveries and reports delivery latency and what
 // each subscriber missed, got twice or got out of order.
 func Fanout(ctx context.Context, c Config) (*Result, error) {
-	c = c.WithDefaults()
-	c.Mode = ModeFanout
-	if err := c.Check(); err != nil {
+	c, err := prepare(c, ModeFanout)
+	if err != nil {
 		return nil, err
 	}
 	p := protoFor(c.Protocol)
@@ -81,12 +80,13 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 	}
 	base := time.Now() // publishers' and subscribers' clock: monotonic nanoseconds since base
 	var delivered atomic.Uint64
+	var lastDelivery atomic.Int64 // nanoseconds since base
 	var closing atomic.Bool
 	var wg sync.WaitGroup
 	stopAt := base.Add(c.Duration + c.Drain + c.ConnectTimeout) // bound on every read
 	for _, s := range subs {
 		wg.Go(func() { // owner: Fanout; ends when closeAll closes s.ws, or by stopAt
-			s.read(p, base, total, stopAt, m, &delivered, &closing)
+			s.read(p, base, total, stopAt, m, &delivered, &lastDelivery, &closing)
 		})
 	}
 
@@ -95,7 +95,7 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 	var pwg sync.WaitGroup
 	pwg.Go(func() { pub.readReplies(stopAt) }) // owner: Fanout; ends when pubWS closes or by stopAt
 	pubErr := pub.run(ctx, &c, base)
-	res.Seconds = min(time.Since(base), c.Duration).Seconds()
+	published := min(time.Since(base), c.Duration)
 	res.Published = pub.sent
 
 	// Drain: wait until every subscriber has every publication the server took, or c.Drain.
@@ -114,6 +114,10 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 	closeAll(conns)
 	wg.Wait()
 	res.Series = m.finish()
+	// The rate is over the time the deliveries took: from the first publication to the last
+	// delivery, or to the end of publishing if that came later. A server that falls behind
+	// delivers in the drain, and its rate says so.
+	res.Seconds = max(published, time.Duration(lastDelivery.Load())).Seconds()
 
 	res.PublishErrors = pub.refused()
 	res.noteError(pubErr)
@@ -153,7 +157,7 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 
 // read takes the subscriber's frames until its connection is closed, booking every publication.
 func (s *subscriber) read(p pubsub, base time.Time, total uint64, stopAt time.Time, m *meter,
-	delivered *atomic.Uint64, closing *atomic.Bool) {
+	delivered *atomic.Uint64, lastDelivery *atomic.Int64, closing *atomic.Bool) {
 	_ = s.ws.SetReadDeadline(stopAt)
 	book := func(pb publication) {
 		now := time.Since(base).Nanoseconds()
@@ -184,6 +188,7 @@ func (s *subscriber) read(p pubsub, base time.Time, total uint64, stopAt time.Ti
 		delivered.Add(1)
 		m.count.Add(1)
 		m.rec.Record(s.idx, time.Duration(now-pb.sent))
+		storeMax(lastDelivery, now)
 	}
 	for {
 		_, r, err := s.ws.NextReader()
@@ -202,6 +207,16 @@ func (s *subscriber) read(p pubsub, base time.Time, total uint64, stopAt time.Ti
 				m.conns.Add(-1)
 				m.errs.Add(1)
 			}
+			return
+		}
+	}
+}
+
+// storeMax raises a to v, if v is larger.
+func storeMax(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
 			return
 		}
 	}

@@ -54,25 +54,22 @@ func (r *Recorder) Record(worker int, d time.Duration) {
 }
 
 // Total returns a merged copy of everything recorded so far.
-func (r *Recorder) Total() *hdrhistogram.Histogram {
-	h := newHist()
-	for i := range r.shards {
-		s := &r.shards[i]
-		s.mu.Lock()
-		h.Merge(s.total)
-		s.mu.Unlock()
-	}
-	return h
-}
+func (r *Recorder) Total() *hdrhistogram.Histogram { return r.merge(false) }
 
 // TakeInterval returns what was recorded since the previous call, and starts a new interval.
-func (r *Recorder) TakeInterval() *hdrhistogram.Histogram {
+func (r *Recorder) TakeInterval() *hdrhistogram.Histogram { return r.merge(true) }
+
+func (r *Recorder) merge(interval bool) *hdrhistogram.Histogram {
 	h := newHist()
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
-		h.Merge(s.interval)
-		s.interval.Reset()
+		if interval {
+			h.Merge(s.interval)
+			s.interval.Reset()
+		} else {
+			h.Merge(s.total)
+		}
 		s.mu.Unlock()
 	}
 	return h

@@ -16,9 +16,8 @@ import (
 // a connection the server ends meanwhile counts as dropped. With c.PID, the process's VmRSS is
 // read before dialling and once it has settled after, and divided by the connections opened.
 func Idle(ctx context.Context, c Config) (*Result, error) {
-	c = c.WithDefaults()
-	c.Mode = ModeIdle
-	if err := c.Check(); err != nil {
+	c, err := prepare(c, ModeIdle)
+	if err != nil {
 		return nil, err
 	}
 	res := &Result{Mode: ModeIdle, URL: c.URL, Conns: c.Conns, PID: c.PID}

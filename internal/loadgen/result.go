@@ -14,7 +14,7 @@ type Result struct {
 	Mode    Mode      `json:"mode"`
 	URL     string    `json:"url"`
 	Started time.Time `json:"started"`
-	Seconds float64   `json:"seconds"` // the measured phase (sending, holding)
+	Seconds float64   `json:"seconds"` // the measured phase (sending, holding; fanout: until the last delivery)
 
 	Conns    int     `json:"conns"` // wanted: connections, workers or subscribers
 	Size     int     `json:"size,omitempty"`
