@@ -5,12 +5,7 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/olahol/melody"
 
@@ -18,13 +13,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	impls := map[string]func() (echoserver.Server, error){"melody": newMelody}
-	if err := echoserver.Serve(ctx, "echoserve-melody", os.Args[1:], os.Stdout, impls); err != nil {
-		fmt.Fprintln(os.Stderr, "echoserve-melody:", err)
-		os.Exit(1)
-	}
+	echoserver.Main("echoserve-melody", map[string]func() (echoserver.Server, error){"melody": newMelody})
 }
 
 // melodyEcho echoes every message in the frame type it came in. Melody's defaults are kept but

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -20,6 +21,18 @@ import (
 	"syscall"
 	"time"
 )
+
+// Main is the main function of an echoserve process: Serve with the process's arguments until
+// SIGINT or SIGTERM, then exit (status 1 on an error, printed with name).
+func Main(name string, impls map[string]func() (Server, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Serve(ctx, name, os.Args[1:], os.Stdout, impls)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
 
 // Serve is the whole of an echoserve process: it runs the server named by -impl (one of impls)
 // alone, prints the address it listens on as its first line of output, serves the echo at /ws,

@@ -8,25 +8,12 @@
 // It stops on SIGINT or SIGTERM, or by itself after -lifetime. See echoserver.Serve.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/wsgate/wsgate/internal/echoserver"
-)
+import "github.com/wsgate/wsgate/internal/echoserver"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	impls := map[string]func() (echoserver.Server, error){}
 	for _, name := range echoserver.Impls {
 		impls[name] = func() (echoserver.Server, error) { return echoserver.New(name) }
 	}
-	if err := echoserver.Serve(ctx, "echoserve", os.Args[1:], os.Stdout, impls); err != nil {
-		fmt.Fprintln(os.Stderr, "echoserve:", err)
-		os.Exit(1)
-	}
+	echoserver.Main("echoserve", impls)
 }
