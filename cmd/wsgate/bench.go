@@ -66,7 +66,7 @@ func newBenchFlagSet(o *benchOptions, mode loadgen.Mode) *flag.FlagSet {
 	fs.DurationVar(&c.Interval, "interval", 0, "time between progress updates and time line samples; 0: duration/60 within [100ms, 1s]")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line (there is none anyway when stdout is not a terminal)")
 
-	fs.IntVar(&c.Conns, "c", c.Conns, "connections (echo, idle) or workers (connect), at most 50000")
+	fs.IntVar(&c.Conns, "c", c.Conns, "connections (echo, idle) or workers (connect, where the default is 10), at most 50000")
 	fs.IntVar(&c.Size, "size", c.Size, "echo: message size in `bytes`; fanout: padding added to each publication's data")
 	fs.IntVar(&c.Window, "window", c.Window, "echo: messages in flight per connection; 1 is a closed loop (send, wait for the echo, send)")
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "echo: cap on messages/s over all connections (0: as fast as the echoes return); fanout: publications/s")
@@ -286,10 +286,10 @@ Modes:
 Examples:
   wsgate serve -addr 127.0.0.1:8080 &
   wsgate bench echo -c 100 -size 1024 -duration 10s -suffix ' done'
-  wsgate bench echo -c 1000 -window 16 -json > echo.json
+  wsgate bench echo -c 1000 -window 16 -suffix ' done' -json > echo.json
   wsgate bench idle -c 10000 -duration 20s -pid $(pgrep -n wsgate)
   wsgate bench connect -c 8 -duration 5s
-  wsgate bench fanout -subscribers 10000 -rate 20 -duration 10s -html fanout.html
+  wsgate bench fanout -subscribers 10000 -rate 5 -duration 10s -html fanout.html
 
 Every flag, with its default:
 `)
