@@ -209,12 +209,12 @@ func TestIdleCountsDrops(t *testing.T) {
 	c.Conns, c.Duration = 10, 10*time.Second
 	hold := make(chan struct{})
 	c.Hold = hold
-	c.Ready = func(int) {
-		go func() { // owner: the test; ends once the server has dropped everyone
-			_ = srv.Close()
-			time.Sleep(300 * time.Millisecond)
-			close(hold)
-		}()
+	c.Ready = func(int) { _ = srv.Close() } // the server drops everyone
+	var once sync.Once
+	c.Progress = func(s Snapshot) { // let go once every drop is counted
+		if s.Errors == 10 {
+			once.Do(func() { close(hold) })
+		}
 	}
 	r, err := Idle(context.Background(), c)
 	if err != nil {
