@@ -179,8 +179,6 @@ func transportReason(err error) string {
 	return err.Error()
 }
 
-func sprint(v []any) string { return fmt.Sprint(v...) }
-
 // recoverTransport contains a panic of the transport's read loop to its own connection, as net/http
 // does per request: the peer gets 1011, OnClose runs once, and the process lives on.
 func (c *Conn) recoverTransport() {

@@ -3,6 +3,7 @@ package wsgate
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -89,7 +90,7 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 type gwsLogger struct{ s *Server }
 
 func (l gwsLogger) Error(v ...any) {
-	l.s.cfg.Logger.Error("wsgate: transport", "msg", strings.TrimSpace(sprint(v)))
+	l.s.cfg.Logger.Error("wsgate: transport", "msg", strings.TrimSpace(fmt.Sprint(v...)))
 }
 
 // ServeHTTP checks the handshake, answering a precise HTTP status for each failure, and upgrades.
