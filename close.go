@@ -25,9 +25,10 @@ const (
 // maxCloseReason is the longest reason that fits a control frame: 125 bytes minus the 2-byte code.
 const maxCloseReason = 123
 
-// sendable reports whether an endpoint may put code in a close frame (RFC 6455 §7.4.1, §7.4.2 and
-// the IANA registry): 1000-1003, 1007-1014, and the registered/private ranges 3000-4999.
-func (c CloseCode) sendable() bool {
+// Sendable reports whether an endpoint may put c in a close frame (RFC 6455 §7.4.1, §7.4.2 and
+// the IANA registry): 1000-1003, 1007-1014, and the registered/private ranges 3000-4999. Server,
+// client and CLI share this one rule.
+func (c CloseCode) Sendable() bool {
 	switch {
 	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1014:
 		return true
@@ -37,9 +38,9 @@ func (c CloseCode) sendable() bool {
 	return false
 }
 
-// truncateReason cuts s to at most maxCloseReason bytes without splitting a UTF-8 sequence, and
+// TruncateCloseReason cuts s to at most 123 bytes (what fits a close frame beside its code) without splitting a UTF-8 sequence, and
 // replaces invalid UTF-8 so that the close frame itself is always valid.
-func truncateReason(s string) string {
+func TruncateCloseReason(s string) string {
 	if !utf8.ValidString(s) {
 		s = string([]rune(s)) // replaces invalid bytes with U+FFFD
 	}

@@ -290,11 +290,11 @@ func (c *Conn) evictLocked(n int) {
 // Config.CloseTimeout. Close returns at once; Handler.OnClose reports the end. Calling it again, or
 // on a closed connection, does nothing. Codes an endpoint may not send return ErrInvalidCloseCode.
 func (c *Conn) Close(code CloseCode, reason string) error {
-	if !code.sendable() {
+	if !code.Sendable() {
 		return ErrInvalidCloseCode
 	}
 	c.mu.Lock()
-	c.closeLocked(&CloseError{Code: code, Reason: truncateReason(reason)}, false)
+	c.closeLocked(&CloseError{Code: code, Reason: TruncateCloseReason(reason)}, false)
 	c.mu.Unlock()
 	return nil
 }

@@ -3,7 +3,6 @@ package wsgate_test
 import (
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -558,8 +557,6 @@ func TestShutdownForcesAtDeadline(t *testing.T) {
 	waitFor(t, 5*time.Second, "forced close", func() bool { return ts.Stats().Connections == 0 })
 }
 
-var _ net.Conn // keep net imported for helpers below
-
 // TestPipeliningClientThatNeverReads: replies written by the reader itself must not block it on a
 // peer that does not read; the peer falls under the slow-consumer policy instead.
 func TestPipeliningClientThatNeverReads(t *testing.T) {
@@ -623,6 +620,8 @@ func TestSlowHandlerIsNotADeadPeer(t *testing.T) {
 	echoOnce(t, ws, "still alive")
 	select {
 	case id := <-rec.closes:
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
 		t.Fatalf("connection %d closed: %v", id, rec.closed[id])
 	default:
 	}

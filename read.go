@@ -130,7 +130,7 @@ func (c *Conn) finish(err error) {
 		switch {
 		case code == 0:
 			res = &CloseError{Code: CloseNoStatus, Remote: true}
-		case !code.sendable() || !utf8.Valid(remote.Reason):
+		case !code.Sendable() || !utf8.Valid(remote.Reason):
 			// The transport answered 1002 (or 1007): report what we sent, not what the peer claimed.
 			res = &CloseError{Code: CloseCode(c.wire.sentCode.Load()), Reason: fmt.Sprintf("invalid close frame from peer (code %d)", code)}
 		default:

@@ -13,9 +13,6 @@ import (
 	"github.com/wsgate/wsgate"
 )
 
-// maxCloseReason is the longest reason that fits a control frame: 125 bytes minus the 2-byte code.
-const maxCloseReason = 123
-
 // Close performs the closing handshake: after the write in progress, it sends a close frame with
 // code and reason (cut to 123 bytes, on a UTF-8 boundary) and waits up to Options.CloseTimeout for
 // the server's close frame, then for the socket to close. Messages arriving meanwhile still go to
@@ -23,10 +20,10 @@ const maxCloseReason = 123
 // connection is then dropped), ErrClosed if the connection was already closing or closed, and
 // ErrInvalidCloseCode for a code an endpoint may not send (1000-1003, 1007-1014, 3000-4999 are).
 func (c *Conn) Close(code wsgate.CloseCode, reason string) error {
-	if !sendable(code) {
+	if !code.Sendable() {
 		return ErrInvalidCloseCode
 	}
-	reason = truncateReason(reason)
+	reason = wsgate.TruncateCloseReason(reason)
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -188,7 +185,7 @@ func peerClose(peer *gws.CloseError, answered wsgate.CloseCode) *wsgate.CloseErr
 	switch {
 	case code == 0:
 		return &wsgate.CloseError{Code: wsgate.CloseNoStatus, Remote: true}
-	case !sendable(code) || !utf8.Valid(peer.Reason):
+	case !code.Sendable() || !utf8.Valid(peer.Reason):
 		// The transport answered 1002 (or 1007): report that, not what the server claimed.
 		return &wsgate.CloseError{Code: answered, Reason: fmt.Sprintf("invalid close frame from server (code %d)", code)}
 	}
@@ -225,21 +222,4 @@ func (c *Conn) recoverTransport() {
 	}
 	c.wire.sealed.Store(true)
 	c.finish(fmt.Errorf("client: transport panic: %v", r))
-}
-
-// sendable reports whether an endpoint may put code in a close frame (RFC 6455 §7.4 and the IANA
-// registry): 1000-1003, 1007-1014, 3000-4999.
-func sendable(c wsgate.CloseCode) bool {
-	return c >= 1000 && c <= 1003 || c >= 1007 && c <= 1014 || c >= 3000 && c <= 4999
-}
-
-// truncateReason cuts s to at most maxCloseReason bytes without splitting a UTF-8 sequence, and
-// replaces invalid UTF-8 so that the close frame itself is valid.
-func truncateReason(s string) string {
-	s = string([]rune(s)) // replaces invalid bytes with U+FFFD
-	for len(s) > maxCloseReason {
-		_, n := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-n]
-	}
-	return s
 }

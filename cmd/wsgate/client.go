@@ -109,7 +109,7 @@ func parseClientArgs(o *clientOptions, args []string) (*flag.FlagSet, error) {
 		return fs, fmt.Errorf("unexpected argument %q: one URL only", urls[1])
 	case o.timeout <= 0 || o.connectTimeout <= 0:
 		return fs, errors.New("-timeout and -connect-timeout must be positive")
-	case !sendableCode(o.closeCode):
+	case !wsgate.CloseCode(o.closeCode).Sendable():
 		return fs, fmt.Errorf("-close-code %d: want 1000-1003, 1007-1014 or 3000-4999", o.closeCode)
 	case len(o.closeReason) > 123:
 		return fs, fmt.Errorf("-close-reason is %d bytes, at most 123 fit a close frame", len(o.closeReason))
@@ -119,10 +119,6 @@ func parseClientArgs(o *clientOptions, args []string) (*flag.FlagSet, error) {
 }
 
 // sendableCode reports whether a client may send code in a close frame (RFC 6455 §7.4).
-func sendableCode(code int) bool {
-	return code >= 1000 && code <= 1003 || code >= 1007 && code <= 1014 || code >= 3000 && code <= 4999
-}
-
 func printClientUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `Usage: wsgate client [flags] URL
 
