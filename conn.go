@@ -47,14 +47,22 @@ const (
 	stateClosed
 )
 
-// outMsg is one queued data message. data is what goes on the wire; pooled, when set, is the
-// buffer holding it, owned by the queue until written and then returned to its pool. A prepared
-// message has no pooled buffer: its bytes are shared by every queue it is in, and never change.
+// outMsg is one queued data message, framed: frame is the whole frame as it goes on the wire, its
+// payload starting at hdr. pooled, when set, is the buffer holding it, owned by the queue until
+// written and then returned to its pool. A prepared message has no pooled buffer: its frame is
+// shared by every queue it is in, and never changes.
 type outMsg struct {
 	typ    MessageType
-	data   []byte
+	hdr    uint8
+	frame  []byte
 	pooled *[]byte
 }
+
+// payload returns the message's payload, without the frame header.
+func (m *outMsg) payload() []byte { return m.frame[m.hdr:] }
+
+// size is the payload's length, what the queue's byte bound counts.
+func (m *outMsg) size() int { return len(m.frame) - int(m.hdr) }
 
 func (m *outMsg) release() {
 	if m.pooled != nil {
@@ -63,12 +71,9 @@ func (m *outMsg) release() {
 	*m = outMsg{}
 }
 
-// PreparedMessage is a message validated and copied once, to be queued to many connections
-// without a copy per connection: the same immutable bytes are written to every one (fan-out).
-type PreparedMessage struct {
-	typ  MessageType
-	data []byte
-}
+// PreparedMessage is a message validated and framed once, to be queued to many connections without
+// a copy per connection: the same immutable frame is written to every one (fan-out).
+type PreparedMessage struct{ m outMsg }
 
 // NewPreparedMessage copies data into a PreparedMessage, checking the type and, for Text, UTF-8.
 func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) {
@@ -78,11 +83,15 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 	if typ == Text && !utf8.Valid(data) {
 		return nil, ErrInvalidUTF8
 	}
-	return &PreparedMessage{typ: typ, data: append([]byte(nil), data...)}, nil
+	k := frameHeaderLen(len(data))
+	frame := make([]byte, k+len(data))
+	putFrameHeader(frame, byte(typ), len(data))
+	copy(frame[k:], data)
+	return &PreparedMessage{m: outMsg{typ: typ, hdr: uint8(k), frame: frame}}, nil
 }
 
 // Len returns the size of the message's payload in bytes.
-func (p *PreparedMessage) Len() int { return len(p.data) }
+func (p *PreparedMessage) Len() int { return p.m.size() }
 
 // Conn is one WebSocket connection.
 //
@@ -111,25 +120,26 @@ type Conn struct {
 	sent          atomic.Uint64
 	dropped       atomic.Uint64
 	closing       atomic.Bool // state != stateOpen, readable without the lock on the read path
-	data          atomic.Pointer[any]
-
-	mu      sync.Mutex // guards the fields below
-	state   connState
-	writing bool // a writer goroutine is running, or the reader is writing inline
 	// inHandler is set while the reader runs a handler callback; Sends meanwhile leave the writing
-	// to the reader when the callback returns (deferred).
-	inHandler bool
-	deferred  bool
-	queue     []outMsg
-	spare     []outMsg
-	queued    int // payload bytes queued or being written
-	stashed   int // bytes of c.wire.stash counted in queued
-	pingDue   bool
-	pong      []byte // payload of the latest unanswered ping; nil if none
-	pongDue   bool
-	closeMsg  []byte      // close frame payload to write after the queue; set once
-	closeErr  *CloseError // why we closed, if we did
-	result    *CloseError // final reason, set when the connection has ended
+	// to the reader when the callback returns (deferred). Only the reader sets it, without the
+	// lock; it clears it under the lock, where Sends read it, so that no deferred write is lost.
+	inHandler atomic.Bool
+	data      atomic.Pointer[any]
+
+	mu       sync.Mutex // guards the fields below
+	state    connState
+	writing  bool // a writer goroutine is running, or the reader is writing inline
+	deferred bool // a Send during a handler callback left its writing to the reader
+	queue    []outMsg
+	spare    []outMsg
+	queued   int // payload bytes queued or being written
+	stashed  int // bytes of c.wire.stash counted in queued
+	pingDue  bool
+	pong     []byte // payload of the latest unanswered ping; nil if none
+	pongDue  bool
+	closeMsg []byte      // close frame payload to write after the queue; set once
+	closeErr *CloseError // why we closed, if we did
+	result   *CloseError // final reason, set when the connection has ended
 }
 
 // ID returns the connection's identifier, unique within its Server.
@@ -218,24 +228,22 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	if typ == Text && !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
-	buf := getBuf(n)
-	copy(*buf, data)
-	return c.enqueue(outMsg{typ: typ, data: *buf, pooled: buf})
+	return c.enqueue(newFrame(typ, data))
 }
 
 // SendPrepared queues a prepared message, as Send does, without copying it.
 func (c *Conn) SendPrepared(p *PreparedMessage) error {
-	if len(p.data) > c.srv.cfg.SendQueueBytes {
+	if p.m.size() > c.srv.cfg.SendQueueBytes {
 		return ErrMessageTooLarge
 	}
-	return c.enqueue(outMsg{typ: p.typ, data: p.data})
+	return c.enqueue(p.m)
 }
 
 // enqueue appends m to the queue, applying the slow-consumer policy when it is full, and wakes the
 // writer. It owns m: whatever is not queued is released.
 func (c *Conn) enqueue(m outMsg) error {
 	cfg := &c.srv.cfg
-	n := len(m.data)
+	n := m.size()
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -272,7 +280,7 @@ func (c *Conn) evictLocked(n int) {
 	cfg := &c.srv.cfg
 	i := 0
 	for i < len(c.queue) && (len(c.queue)-i >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
-		c.queued -= len(c.queue[i].data)
+		c.queued -= c.queue[i].size()
 		c.queue[i].release()
 		i++
 	}
@@ -346,7 +354,7 @@ func (c *Conn) closeLocked(ce *CloseError, discard bool) {
 // releaseQueueLocked returns every queued buffer to the pool.
 func (c *Conn) releaseQueueLocked() {
 	for i := range c.queue {
-		c.queued -= len(c.queue[i].data)
+		c.queued -= c.queue[i].size()
 		c.queue[i].release()
 	}
 	clear(c.queue)
@@ -360,7 +368,7 @@ func (c *Conn) kickLocked() {
 	if c.writing || c.state == stateClosed {
 		return
 	}
-	if c.inHandler {
+	if c.inHandler.Load() {
 		c.deferred = true
 		return
 	}
@@ -373,7 +381,7 @@ func (c *Conn) spawnWriterLocked() {
 	c.srv.goroutines.Add(1)
 	go func() { // owner: the connection; stops when the queue is empty or the socket fails
 		defer c.srv.goroutines.Done()
-		c.writeLoop(false)
+		c.writeLoop()
 	}()
 }
 

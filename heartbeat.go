@@ -78,7 +78,7 @@ func (c *Conn) heartbeat(now int64) {
 	}
 	c.mu.Lock()
 	// A reader busy in a handler reads nothing: that silence is ours, not the peer's.
-	if c.state == stateOpen && !c.inHandler {
+	if c.state == stateOpen && !c.inHandler.Load() {
 		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, now).Add(cfg.PongTimeout))
 		c.awaitPong.Store(true)
 		c.pingDue = true

@@ -63,26 +63,23 @@ func (e *events) OnClose(sock *gws.Conn, err error) {
 // when it returns, by the reader itself (one batch, as a raw echo server would write in its read
 // loop), instead of waking a writer goroutine for every reply.
 func (c *Conn) handle(what string, f func()) {
-	c.mu.Lock()
-	c.inHandler = true
-	c.mu.Unlock()
+	c.inHandler.Store(true)
 	c.call(what, f)
 	c.mu.Lock()
-	c.inHandler = false
-	if c.deferred {
-		c.deferred = false
-		switch {
-		case c.writing || c.state == stateClosed:
-		case c.wire.raw == nil: // TLS: no non-blocking write under the record layer
-			c.spawnWriterLocked()
-		default:
-			c.writing = true
-			c.mu.Unlock()
-			c.writeLoop(true)
-			return
-		}
+	c.inHandler.Store(false)
+	deferred := c.deferred
+	c.deferred = false
+	switch {
+	case !deferred || c.writing || c.state == stateClosed:
+		c.mu.Unlock()
+	case c.wire.raw == nil || c.wire.deflate:
+		// TLS has no non-blocking write under its record layer, and the transport's compressor
+		// blocks: the writer goroutine writes for these.
+		c.spawnWriterLocked()
+		c.mu.Unlock()
+	default:
+		c.writeInlineLocked()
 	}
-	c.mu.Unlock()
 }
 
 // call runs a handler callback; a panic is recovered, logged with its stack, and closes the

@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"net"
@@ -21,30 +22,33 @@ import (
 //     timeout with a close frame of its own; both are swallowed here;
 //   - every successful read proves the peer alive (Config.PingInterval), counted where it happens.
 //
-// Reads happen on the connection's reader goroutine only. Writes are serialised by the transport's
-// write lock, and each one carries exactly one whole frame once framed is set.
+// It is also where frames leave. Without permessage-deflate, the connection's frames are built by
+// wsgate (frame.go) and written here directly (send, flush); the transport writes only its own
+// close frames (Write). With it, every frame goes through the transport. Every write after the
+// handshake holds wmu, so frames never interleave and nothing passes a close frame.
 type wire struct {
 	net.Conn
 	c        *Conn
 	pre      []byte // bytes buffered by net/http before the hijack, served first
+	deflate  bool   // permessage-deflate was negotiated: data frames go through the transport
 	framed   atomic.Bool
 	sealed   atomic.Bool  // a close frame was written, or the peer is gone: drop further writes
+	broken   atomic.Bool  // a read failed: the reader is ending the connection
 	sentCode atomic.Int32 // the code of the close frame we wrote, 0 if none
 	lingered atomic.Bool  // Close half-closed the socket after our close frame; linger finishes
 	peerDone atomic.Bool  // the peer's close frame arrived: it sends nothing more, no need to drain
 	timedOut atomic.Bool  // a read failed on its deadline
 
-	// Inline writing: the reader goroutine writes a handler's replies itself, but must never block
-	// on a peer that does not read. raw is the socket for non-blocking writes (nil for TLS, where
-	// the writer goroutine does all the writing). While inline is set, whatever the socket does not
-	// take at once goes to stash; while the stash is not empty or being flushed by the writer
-	// goroutine (Conn.flushStash), every frame joins it, so bytes never overtake each other.
+	// raw is the socket for non-blocking writes: the reader goroutine writes a handler's replies
+	// itself (send with block unset), but must never block on a peer that does not read. What the
+	// socket does not take at once waits in stash for the writer goroutine, and every later frame
+	// joins it, so bytes never overtake each other. raw is nil for TLS, where the writer goroutine
+	// does all the writing. Several small frames are also gathered in the stash, to leave in one
+	// write(2).
 	raw      syscall.RawConn
-	wmu      sync.Mutex // guards the fields below
-	inline   bool
-	corked   bool // frames gather in the stash, to leave in one write(2) (Conn.writeBatch)
-	flushing bool
-	stash    []byte
+	wmu      sync.Mutex // held for every write after the handshake; guards the fields below
+	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
+	stashBuf *[]byte
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -70,36 +74,171 @@ func (w *wire) Read(p []byte) (int, error) {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
 		// and the end is reported as abnormal (1006), not as a close we never negotiated.
 		w.timedOut.Store(errors.Is(err, os.ErrDeadlineExceeded))
+		w.broken.Store(true)
 		w.sealed.Store(true)
 	}
 	return n, err
 }
 
+// Write is the transport's way out: the 101 response, then its own frames (close frames, and,
+// with permessage-deflate, every frame), each whole, under the transport's lock.
 func (w *wire) Write(p []byte) (int, error) {
 	if !w.framed.Load() {
-		return w.Conn.Write(p) // the 101 response
+		// The 101 names the extension only if the transport negotiated it.
+		w.deflate = w.deflate || bytes.Contains(p, []byte("\r\nSec-WebSocket-Extensions:"))
+		return w.Conn.Write(p)
 	}
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	if w.sealed.Load() {
 		return len(p), nil
 	}
-	if len(p) >= 2 && p[0] == 0x88 { // FIN + opcode close: the one close frame we send
-		w.sealed.Store(true)
+	if len(p) >= 2 && p[0] == 0x80|opClose { // the one close frame we send
 		code := CloseNoStatus
 		if len(p) >= 4 && p[1]&0x7f >= 2 {
 			code = CloseCode(p[2])<<8 | CloseCode(p[3])
 		}
-		w.sentCode.Store(int32(code))
+		w.seal(code)
 	}
-	w.wmu.Lock()
-	if w.inline || w.corked || w.flushing || len(w.stash) > 0 {
-		n, err := w.writeInlineLocked(p)
-		w.wmu.Unlock()
-		return n, err
+	if err := w.setWriteDeadline(); err != nil {
+		return 0, err
 	}
-	w.wmu.Unlock()
-	// Frames are written one at a time under the transport's lock, and no flush can start while
-	// the stash is empty: this write has the socket to itself.
+	if err := w.drainLocked(true); err != nil {
+		return 0, err
+	}
 	return w.Conn.Write(p)
+}
+
+// seal records that our close frame is being written: nothing may follow it.
+func (w *wire) seal(code CloseCode) {
+	w.sealed.Store(true)
+	w.sentCode.Store(int32(code))
+}
+
+func (w *wire) setWriteDeadline() error {
+	return w.Conn.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
+}
+
+// send writes b's frames, in order after whatever waits in the stash: the pong, the ping, the data
+// messages, the close frame. Blocking (the writer goroutine), it writes everything within
+// Config.WriteTimeout; otherwise (the reader, inline) it writes what the socket takes at once and
+// stashes the rest. It returns how many bytes wait in the stash.
+func (w *wire) send(b *batch, block bool) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.sealed.Load() {
+		return len(w.stash), nil
+	}
+	if block {
+		if err := w.setWriteDeadline(); err != nil {
+			return len(w.stash), err
+		}
+	}
+	if b.pongDue {
+		w.stashFrame(opPong, b.pong)
+	}
+	if b.ping {
+		w.stashFrame(opPing, nil)
+	}
+	for i := range b.msgs {
+		last := i == len(b.msgs)-1 && b.close == nil
+		if err := w.emitLocked(b.msgs[i].frame, block, last); err != nil {
+			return len(w.stash), err
+		}
+	}
+	if b.close != nil {
+		code := CloseNoStatus
+		if len(b.close) >= 2 {
+			code = CloseCode(b.close[0])<<8 | CloseCode(b.close[1])
+		}
+		w.seal(code)
+		w.stashFrame(opClose, b.close)
+	}
+	err := w.drainLocked(block)
+	return len(w.stash), err
+}
+
+// emitLocked writes frame f after the stash. Small frames that are not the last are gathered in
+// the stash instead: a copy costs less than a system call per frame, up to maxCork bytes.
+func (w *wire) emitLocked(f []byte, block, last bool) error {
+	if len(w.stash)+len(f) <= maxCork && (len(w.stash) > 0 || !last) {
+		w.reserve(len(f))
+		w.stash = append(w.stash, f...)
+		return nil
+	}
+	if err := w.drainLocked(block); err != nil {
+		return err
+	}
+	if len(w.stash) > 0 { // the socket is full: f waits its turn
+		w.reserve(len(f))
+		w.stash = append(w.stash, f...)
+		return nil
+	}
+	if block {
+		_, err := w.Conn.Write(f)
+		return err
+	}
+	k, err := w.tryWrite(f)
+	if err == nil && k < len(f) {
+		w.reserve(len(f) - k)
+		w.stash = append(w.stash, f[k:]...)
+	}
+	return err
+}
+
+// drainLocked writes the stash: all of it if block, else what the socket takes at once.
+func (w *wire) drainLocked(block bool) error {
+	if len(w.stash) == 0 {
+		return nil
+	}
+	var k int
+	var err error
+	if block {
+		k, err = w.Conn.Write(w.stash)
+	} else {
+		k, err = w.tryWrite(w.stash)
+	}
+	w.stash = w.stash[:copy(w.stash, w.stash[k:])]
+	if len(w.stash) == 0 || err != nil {
+		if w.stashBuf != nil {
+			putBuf(w.stashBuf)
+		}
+		w.stash, w.stashBuf = nil, nil
+	}
+	return err
+}
+
+// flush writes, blocking, what inline writes left in the stash. The writer goroutine does this
+// first, so the stashed bytes keep their place.
+func (w *wire) flush() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if len(w.stash) == 0 {
+		return nil
+	}
+	if err := w.setWriteDeadline(); err != nil {
+		return err
+	}
+	return w.drainLocked(true)
+}
+
+// stashFrame appends a control frame to the stash.
+func (w *wire) stashFrame(op byte, p []byte) {
+	w.reserve(maxFrameHeader + len(p))
+	w.stash = appendFrame(w.stash, op, p)
+}
+
+// reserve makes room for n more bytes in the stash, in a pooled buffer.
+func (w *wire) reserve(n int) {
+	if cap(w.stash)-len(w.stash) >= n {
+		return
+	}
+	nb := getBuf(max(len(w.stash)+n, 2*cap(w.stash), 512))
+	*nb = append((*nb)[:0], w.stash...)
+	if w.stashBuf != nil {
+		putBuf(w.stashBuf)
+	}
+	w.stash, w.stashBuf = *nb, nb
 }
 
 // Close is how the transport ends a connection. After a close frame of ours, closing a socket
@@ -129,74 +268,6 @@ func (w *wire) linger(d time.Duration) {
 		}
 	}
 	_ = w.Conn.Close()
-}
-
-// setInline switches inline writing on or off, and returns how many bytes wait in the stash.
-func (w *wire) setInline(on bool) int {
-	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	w.inline = on
-	return len(w.stash)
-}
-
-// writeInlineLocked writes what the socket takes without waiting, if nothing waits before p, and
-// stashes the rest.
-func (w *wire) writeInlineLocked(p []byte) (int, error) {
-	n := len(p)
-	if w.inline && !w.corked && !w.flushing && len(w.stash) == 0 {
-		k, err := w.tryWrite(p)
-		if err != nil || k == n {
-			return k, err
-		}
-		p = p[k:]
-	}
-	w.stash = append(w.stash, p...)
-	return n, nil
-}
-
-// setCork starts or ends gathering frames in the stash.
-func (w *wire) setCork(on bool) {
-	w.wmu.Lock()
-	w.corked = on
-	w.wmu.Unlock()
-}
-
-// pushStash writes as much of the stash as the socket takes without waiting, keeping the rest.
-func (w *wire) pushStash() error {
-	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	if len(w.stash) == 0 || w.flushing {
-		return nil
-	}
-	k, err := w.tryWrite(w.stash)
-	w.stash = w.stash[:copy(w.stash, w.stash[k:])]
-	return err
-}
-
-// takeStash hands the stash to the flushing writer goroutine; empty means the flush is over.
-func (w *wire) takeStash() []byte {
-	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	if len(w.stash) == 0 {
-		w.flushing = false
-		return nil
-	}
-	b := w.stash
-	w.stash = nil
-	w.flushing = true
-	return b
-}
-
-// recycle gives a flushed stash buffer back for the next batch, unless it grew large.
-func (w *wire) recycle(b []byte) {
-	if cap(b) > maxCork {
-		return
-	}
-	w.wmu.Lock()
-	if w.stash == nil {
-		w.stash = b[:0]
-	}
-	w.wmu.Unlock()
 }
 
 // tryWrite is one non-blocking write(2), repeated while it makes progress. Called with wmu held;

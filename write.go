@@ -2,189 +2,162 @@ package wsgate
 
 import (
 	"errors"
+	"net"
 	"os"
 	"time"
 
 	"github.com/lxzan/gws"
 )
 
-// writeLoop is the connection's only writer. It drains everything queued per wake-up: the pong owed
-// to the latest ping, a heartbeat ping, the data messages in order, and finally the close frame.
-// It returns when nothing is left, so an idle connection has no writer goroutine.
-//
-// Inline, on the reader goroutine after a handler returned, it writes one batch only and hands
-// anything queued since to a writer goroutine, so that reading resumes at once.
-func (c *Conn) writeLoop(inline bool) {
-	if !inline {
-		if err := c.flushStash(); err != nil {
-			c.writeFailed(err)
-			c.mu.Lock()
-			c.writing = false
-			c.releaseQueueLocked()
-			c.mu.Unlock()
-			return
-		}
-	}
-	for first := true; ; first = false {
-		c.mu.Lock()
-		if inline && !first {
-			c.handOffLocked()
-			c.mu.Unlock()
-			return
-		}
-		batch := c.queue
-		c.queue = c.spare[:0]
-		c.spare = nil
-		pong, pongDue := c.pong, c.pongDue
-		ping := c.pingDue
-		closeMsg := c.closeMsg
-		c.pong, c.pongDue, c.pingDue = nil, false, false
-		if closeMsg != nil {
-			c.closeMsg = nil
-		}
-		if len(batch) == 0 && !pongDue && !ping && closeMsg == nil || c.state == stateClosed {
-			c.writing = false
-			c.queue, c.spare = batch, c.queue
-			c.releaseQueueLocked()
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-
-		if inline {
-			c.wire.setInline(true)
-		}
-		err := c.writeBatch(batch, pong, pongDue, ping, inline)
-		if err == nil && closeMsg != nil {
-			err = c.sock.WriteMessage(gws.OpcodeCloseConnection, closeMsg)
-			if err == nil {
-				// The peer has CloseTimeout to answer; the read deadline ends the reader otherwise.
-				d := time.Now().Add(c.srv.cfg.CloseTimeout)
-				c.closeDeadline.Store(d.UnixNano())
-				_ = c.wire.Conn.SetReadDeadline(d)
-			}
-		}
-		stashed := 0
-		if inline {
-			stashed = c.wire.setInline(false)
-		}
-
-		c.mu.Lock()
-		for i := range batch {
-			c.queued -= len(batch[i].data)
-			batch[i].release()
-		}
-		c.stashed = stashed // still to be written, by the writer goroutine
-		c.queued += stashed
-		clear(batch)
-		c.spare = batch[:0]
-		c.mu.Unlock()
-
-		if err != nil {
-			c.writeFailed(err)
-		}
-		if err != nil || closeMsg != nil {
-			c.mu.Lock()
-			if err == nil && inline {
-				c.handOffLocked() // the close frame may sit in the stash
-			} else {
-				c.writing = false
-				c.releaseQueueLocked()
-			}
-			c.mu.Unlock()
-			return
-		}
-	}
+// batch is what one write takes from the connection: the pong owed to the latest ping, a heartbeat
+// ping, the data messages in order, and the close frame, written in that order.
+type batch struct {
+	msgs    []outMsg
+	pong    []byte
+	pongDue bool
+	ping    bool
+	close   []byte
 }
 
-// handOffLocked ends an inline write: anything stashed or queued since goes to a writer goroutine,
-// so that the reader goes back to reading at once.
-func (c *Conn) handOffLocked() {
-	if (c.stashed > 0 || c.hasWorkLocked()) && c.state != stateClosed {
-		c.spawnWriterLocked()
-		return
+// takeLocked moves everything waiting to be written into b, and reports whether there was any.
+func (c *Conn) takeLocked(b *batch) bool {
+	if c.state == stateClosed || !c.hasWorkLocked() {
+		return false
 	}
-	c.writing = false
-	c.releaseQueueLocked()
+	b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
+	b.pong, b.pongDue, b.ping, b.close = c.pong, c.pongDue, c.pingDue, c.closeMsg
+	c.pong, c.pongDue, c.pingDue, c.closeMsg = nil, false, false, nil
+	return true
 }
 
-// flushStash writes, blocking, what inline writes left behind, and what joined it meanwhile; it
-// runs first in the writer goroutine, so the stashed bytes keep their place.
-func (c *Conn) flushStash() error {
-	var err error
-	for b := c.wire.takeStash(); len(b) > 0; b = c.wire.takeStash() {
-		if err == nil {
-			if err = c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err == nil {
-				_, err = c.wire.Conn.Write(b)
-			}
-		}
-		c.wire.recycle(b)
+// doneLocked settles a written batch: its bytes leave the queue's count, its buffers go back to
+// their pools, and its slice becomes the spare queue.
+func (c *Conn) doneLocked(b *batch) {
+	for i := range b.msgs {
+		c.queued -= b.msgs[i].size()
+		b.msgs[i].release()
 	}
+	c.spare = b.msgs[:0]
+	*b = batch{}
+}
+
+// writeLoop is the connection's writer goroutine. It writes what an inline write left in the
+// stash, then everything queued, batch after batch, each within Config.WriteTimeout, and returns
+// when nothing is left (or after the close frame), so that an idle connection has no writer.
+func (c *Conn) writeLoop() {
+	err := c.wire.flush()
 	c.mu.Lock()
 	c.queued -= c.stashed
 	c.stashed = 0
+	var b batch
+	for err == nil && c.takeLocked(&b) {
+		c.mu.Unlock()
+		_, err = c.writeBatch(&b, true)
+		c.mu.Lock()
+		closed := b.close != nil
+		c.doneLocked(&b)
+		if closed {
+			break
+		}
+	}
+	c.writing = false
+	if err != nil {
+		c.releaseQueueLocked()
+	}
 	c.mu.Unlock()
-	return err
+	if err != nil {
+		c.writeFailed(err)
+	}
 }
 
-// writeBatch writes control frames first, then the data messages, under one write deadline.
-// Inline writes never block, so they need no deadline.
-func (c *Conn) writeBatch(batch []outMsg, pong []byte, pongDue, ping, inline bool) error {
-	if !inline {
-		if err := c.wire.Conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+// writeInlineLocked writes what a handler callback queued, on the reader goroutine once it has
+// returned, as a raw echo server writes in its read loop: one batch, without blocking, so that
+// reading resumes at once. What the socket does not take at once, and anything queued meanwhile,
+// goes to a writer goroutine. Called with c.mu held and c.writing unset; returns without c.mu.
+func (c *Conn) writeInlineLocked() {
+	var b batch
+	if !c.takeLocked(&b) {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	stashed, err := c.writeBatch(&b, false)
+	c.mu.Lock()
+	c.doneLocked(&b)
+	c.queued += stashed - c.stashed // the stash counts against the queue's bound
+	c.stashed = stashed
+	switch {
+	case err != nil:
+		c.writing = false
+		c.releaseQueueLocked()
+	case (stashed > 0 || c.hasWorkLocked()) && c.state != stateClosed:
+		c.spawnWriterLocked()
+	default:
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+	}
+}
+
+// writeBatch writes b, blocking or not (see wire.send), and returns how many bytes wait in the
+// stash. With permessage-deflate the transport frames and compresses, always blocking.
+func (c *Conn) writeBatch(b *batch, block bool) (int, error) {
+	var stashed int
+	var err error
+	if c.wire.deflate {
+		err = c.writeCompressed(b)
+	} else {
+		stashed, err = c.wire.send(b, block)
+	}
+	if err != nil {
+		return stashed, err
+	}
+	c.sent.Add(uint64(len(b.msgs)))
+	if b.close != nil {
+		// The peer has CloseTimeout to answer; the read deadline ends the reader otherwise.
+		d := time.Now().Add(c.srv.cfg.CloseTimeout)
+		c.closeDeadline.Store(d.UnixNano())
+		_ = c.wire.Conn.SetReadDeadline(d)
+	}
+	return stashed, nil
+}
+
+// writeCompressed writes b through the transport, which compresses data messages at write time;
+// wire.Write bounds each frame by Config.WriteTimeout.
+func (c *Conn) writeCompressed(b *batch) error {
+	if b.pongDue {
+		if err := c.sock.WritePong(b.pong); err != nil {
 			return err
 		}
 	}
-	if pongDue {
-		if err := c.sock.WritePong(pong); err != nil {
-			return err
-		}
-	}
-	if ping {
+	if b.ping {
 		if err := c.sock.WritePing(nil); err != nil {
 			return err
 		}
 	}
-	// Several small messages leave in one write(2): the frames gather in the stash (a copy, which
-	// costs less than a system call per message up to maxCork bytes).
-	cork := len(batch) > 1 && batchBytes(batch) <= maxCork
-	if cork {
-		c.wire.setCork(true)
-	}
-	var err error
-	for i := range batch {
-		if err = c.sock.WriteMessage(gws.Opcode(batch[i].typ), batch[i].data); err != nil {
-			break
-		}
-		c.sent.Add(1)
-	}
-	if cork {
-		c.wire.setCork(false)
-		if err == nil && inline {
-			err = c.wire.pushStash()
-		} else if err == nil {
-			err = c.flushStash()
+	for i := range b.msgs {
+		if err := c.sock.WriteMessage(gws.Opcode(b.msgs[i].typ), b.msgs[i].payload()); err != nil {
+			return err
 		}
 	}
-	return err
+	if b.close != nil {
+		return c.sock.WriteMessage(gws.OpcodeCloseConnection, b.close)
+	}
+	return nil
 }
 
-// maxCork bounds the bytes of a batch gathered into one write.
+// maxCork bounds the bytes of small frames gathered into one write.
 const maxCork = 64 << 10
 
-func batchBytes(batch []outMsg) int {
-	n := 0
-	for i := range batch {
-		n += len(batch[i].data)
-	}
-	return n
-}
-
 // writeFailed ends a connection whose socket could not be written: there is no point in a close
-// handshake with a peer that does not read. A write refused because the transport already closed
-// (the peer's close frame, a read error) needs nothing: the reader is ending the connection.
+// handshake with a peer that does not read. A write refused because the connection is already
+// ending (the peer's close frame, a read error, a socket closed under the write) needs nothing:
+// the reader is ending the connection.
 func (c *Conn) writeFailed(err error) {
-	if errors.Is(err, gws.ErrConnClosed) {
+	if errors.Is(err, gws.ErrConnClosed) || errors.Is(err, net.ErrClosed) || c.wire.broken.Load() {
 		return
 	}
 	ce := &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
