@@ -142,3 +142,42 @@ func TestFramesEveryLengthEncoding(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeRepliesToASlowReader makes the reader's non-blocking write come back short: replies
+// far bigger than the socket buffers, to a client that does not read for a while. The rest of the
+// frame waits in its own buffer for the writer goroutine, and the replies queued behind it keep
+// their order.
+func TestLargeRepliesToASlowReader(t *testing.T) {
+	const big = 8 << 20
+	cfg := &wsgate.Config{SendQueueBytes: 64 << 20, SendQueueMessages: 64}
+	h := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		seq, _ := strconv.Atoi(string(m.Data))
+		if err := c.Send(wsgate.Binary, payloadFor(seq, big)); err != nil {
+			t.Errorf("Send big: %v", err)
+		}
+		if err := c.Send(wsgate.Text, payloadFor(seq, 100)); err != nil {
+			t.Errorf("Send small: %v", err)
+		}
+	})
+	ts := startServer(t, h, cfg)
+	ws := dial(t, ts.URL, nil)
+	for seq := range 3 {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the server's writes fill the socket buffers meanwhile
+	for seq := range 3 {
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for _, want := range [][]byte{payloadFor(seq, big), payloadFor(seq, 100)} {
+			_, got, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("message %d: %v", seq, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("message %d: got %d bytes, want %d (same start: %v)", seq, len(got), len(want),
+					bytes.HasPrefix(got, want[:8]))
+			}
+		}
+	}
+}

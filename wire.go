@@ -41,14 +41,17 @@ type wire struct {
 
 	// raw is the socket for non-blocking writes: the reader goroutine writes a handler's replies
 	// itself (send with block unset), but must never block on a peer that does not read. What the
-	// socket does not take at once waits in stash for the writer goroutine, and every later frame
-	// joins it, so bytes never overtake each other. raw is nil for TLS, where the writer goroutine
-	// does all the writing. Several small frames are also gathered in the stash, to leave in one
-	// write(2).
+	// socket does not take at once waits for the writer goroutine: the rest of a frame in its own
+	// buffer (tail), later frames copied into stash, so bytes never overtake each other. raw is
+	// nil for TLS, where the writer goroutine does all the writing. Several small frames are also
+	// gathered in the stash, to leave in one write(2).
 	raw      syscall.RawConn
 	wmu      sync.Mutex // held for every write after the handshake; guards the fields below
+	tail     []byte     // the rest of a frame the socket took only part of; goes first
+	tailBuf  *[]byte    // the pooled buffer holding tail, if it is one, owned by the wire
 	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
 	stashBuf *[]byte
+	full     bool // a non-blocking write in this send came back short
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -127,11 +130,12 @@ func (w *wire) send(b *batch, block bool) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.sealed.Load() {
-		return len(w.stash), nil
+		return w.waiting(), nil
 	}
+	w.full = false
 	if block {
 		if err := w.setWriteDeadline(); err != nil {
-			return len(w.stash), err
+			return w.waiting(), err
 		}
 	}
 	if b.pongDue {
@@ -142,8 +146,8 @@ func (w *wire) send(b *batch, block bool) (int, error) {
 	}
 	for i := range b.msgs {
 		last := i == len(b.msgs)-1 && b.close == nil
-		if err := w.emitLocked(b.msgs[i].frame, block, last); err != nil {
-			return len(w.stash), err
+		if err := w.emitLocked(&b.msgs[i], block, last); err != nil {
+			return w.waiting(), err
 		}
 	}
 	if b.close != nil {
@@ -155,50 +159,69 @@ func (w *wire) send(b *batch, block bool) (int, error) {
 		w.stashFrame(opClose, b.close)
 	}
 	err := w.drainLocked(block)
-	return len(w.stash), err
+	return w.waiting(), err
 }
 
-// emitLocked writes frame f after the stash. Small frames that are not the last are gathered in
-// the stash instead: a copy costs less than a system call per frame, up to maxCork bytes.
-func (w *wire) emitLocked(f []byte, block, last bool) error {
-	if len(w.stash)+len(f) <= maxCork && (len(w.stash) > 0 || !last) {
+// emitLocked writes message m's frame after whatever waits. Small frames that are not the last
+// are gathered in the stash instead, to leave together: a copy costs less than a system call per
+// frame, up to maxCork bytes.
+func (w *wire) emitLocked(m *outMsg, block, last bool) error {
+	f := m.frame
+	if w.waiting() > 0 && len(w.stash)+len(f) > maxCork {
+		if err := w.drainLocked(block); err != nil {
+			return err
+		}
+	}
+	if w.waiting() > 0 || !last && len(f) <= maxCork { // gather, or wait behind a full socket
 		w.reserve(len(f))
 		w.stash = append(w.stash, f...)
 		return nil
 	}
-	if err := w.drainLocked(block); err != nil {
-		return err
-	}
-	if len(w.stash) > 0 { // the socket is full: f waits its turn
-		w.reserve(len(f))
-		w.stash = append(w.stash, f...)
-		return nil
-	}
-	if block {
-		_, err := w.Conn.Write(f)
-		return err
-	}
-	k, err := w.tryWrite(f)
+	k, err := w.put(f, block)
 	if err == nil && k < len(f) {
-		w.reserve(len(f) - k)
-		w.stash = append(w.stash, f[k:]...)
+		// The socket took part of the frame: the rest waits for the writer goroutine where it
+		// is, in the message's own buffer, which the wire now owns, rather than copied.
+		w.tail, w.tailBuf = f[k:], m.pooled
+		m.pooled = nil
 	}
 	return err
 }
 
-// drainLocked writes the stash: all of it if block, else what the socket takes at once.
+// put writes p: all of it if block, else what the socket takes at once (nothing once it came
+// back short in this send).
+func (w *wire) put(p []byte, block bool) (int, error) {
+	switch {
+	case block:
+		return w.Conn.Write(p)
+	case w.full:
+		return 0, nil
+	}
+	return w.tryWrite(p)
+}
+
+// waiting is how many bytes wait to be written before anything else: the tail, then the stash.
+func (w *wire) waiting() int { return len(w.tail) + len(w.stash) }
+
+// drainLocked writes what waits: all of it if block, else what the socket takes at once. After an
+// error nothing waits any more: the connection is ending.
 func (w *wire) drainLocked(block bool) error {
-	if len(w.stash) == 0 {
-		return nil
-	}
-	var k int
 	var err error
-	if block {
-		k, err = w.Conn.Write(w.stash)
-	} else {
-		k, err = w.tryWrite(w.stash)
+	if len(w.tail) > 0 {
+		var k int
+		k, err = w.put(w.tail, block)
+		w.tail = w.tail[k:]
+		if len(w.tail) == 0 || err != nil {
+			if w.tailBuf != nil {
+				putBuf(w.tailBuf)
+			}
+			w.tail, w.tailBuf = nil, nil
+		}
 	}
-	w.stash = w.stash[:copy(w.stash, w.stash[k:])]
+	if len(w.tail) == 0 && len(w.stash) > 0 && err == nil {
+		var k int
+		k, err = w.put(w.stash, block)
+		w.stash = w.stash[:copy(w.stash, w.stash[k:])]
+	}
 	if len(w.stash) == 0 || err != nil {
 		if w.stashBuf != nil {
 			putBuf(w.stashBuf)
@@ -213,7 +236,7 @@ func (w *wire) drainLocked(block bool) error {
 func (w *wire) flush() error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	if len(w.stash) == 0 {
+	if w.waiting() == 0 {
 		return nil
 	}
 	if err := w.setWriteDeadline(); err != nil {
@@ -280,6 +303,7 @@ func (w *wire) tryWrite(p []byte) (int, error) {
 	err := w.raw.Write(w.rawWrite)
 	n, werr := w.tn, w.terr
 	w.tp, w.terr = nil, nil
+	w.full = n < len(p)
 	return n, cmp.Or(err, werr)
 }
 
