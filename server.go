@@ -26,8 +26,9 @@ type Server struct {
 
 	clock   atomic.Int64 // coarse unix nanoseconds, advanced by the heartbeat
 	nextID  atomic.Uint64
-	live    atomic.Int64 // connections registered or reserved
+	live    atomic.Int64  // connections registered or reserved; lower it with s.release
 	closing atomic.Bool
+	gone    chan struct{} // a token when live falls to 0 while closing (Shutdown waits on it)
 
 	accepted, rejected, dropped, panics atomic.Uint64
 
@@ -58,7 +59,8 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 	if h == nil {
 		h = HandlerFunc(func(*Conn, Message) {})
 	}
-	s := &Server{cfg: c, handler: h, hbStop: make(chan struct{}), hbDone: make(chan struct{})}
+	s := &Server{cfg: c, handler: h, hbStop: make(chan struct{}), hbDone: make(chan struct{}),
+		gone: make(chan struct{}, 1)}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]*Conn)
 	}
@@ -108,14 +110,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if n := s.live.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
-		s.live.Add(-1)
+		s.release()
 		s.reject(w, r, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
 	idx, proto := s.selectSubprotocol(r.Header)
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		s.live.Add(-1)
+		s.release()
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
@@ -138,7 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), ur)
 	if err != nil {
-		s.live.Add(-1)
+		s.release()
 		s.rejected.Add(1)
 		s.cfg.Logger.Debug("wsgate: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -251,7 +253,18 @@ func (s *Server) unregister(c *Conn) {
 	sh.mu.Lock()
 	delete(sh.m, c.id)
 	sh.mu.Unlock()
-	s.live.Add(-1)
+	s.release()
+}
+
+// release gives back a connection's place in s.live, and tells a waiting Shutdown when the last
+// one is gone.
+func (s *Server) release() {
+	if s.live.Add(-1) == 0 && s.closing.Load() {
+		select {
+		case s.gone <- struct{}{}:
+		default: // a token is waiting already
+		}
+	}
 }
 
 // Conn returns the live connection with the given ID, or nil.

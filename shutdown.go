@@ -63,15 +63,15 @@ func (s *Server) wait(ctx context.Context) error {
 	return err
 }
 
-// drained polls until no connection is left or ctx ends.
+// drained waits until no connection is left or ctx ends. s.closing is set, so the release that
+// takes s.live to 0 leaves a token in s.gone; a token left from an earlier 0 only makes the loop
+// look again.
 func (s *Server) drained(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
 	for s.live.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-s.gone:
 		}
 	}
 	return nil
