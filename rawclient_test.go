@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -381,8 +382,12 @@ func parseClose(t testing.TB, p []byte) closeResult {
 // wantClose fails the test unless the server closes with code (and closes the TCP connection).
 func (rc *rawConn) wantClose(code int) {
 	rc.t.Helper()
-	if got := rc.expectClose(); got.code != code {
+	got := rc.expectClose()
+	if got.code != code {
 		rc.t.Errorf("the server closed with %d %q, want %d", got.code, got.reason, code)
+	}
+	if strings.Contains(got.reason, "gws") { // the transport is not part of what peers see
+		rc.t.Errorf("close reason %q names the transport", got.reason)
 	}
 }
 

@@ -86,6 +86,7 @@ func (w *wire) Read(p []byte) (int, error) {
 // Write is the transport's way out: the 101 response, then its own frames (close frames, and,
 // with permessage-deflate, every frame), each whole, under the transport's lock.
 func (w *wire) Write(p []byte) (int, error) {
+	p0 := p
 	if !w.framed.Load() {
 		// The 101 names the extension only if the transport negotiated it.
 		w.deflate = w.deflate || bytes.Contains(p, []byte("\r\nSec-WebSocket-Extensions:"))
@@ -102,6 +103,7 @@ func (w *wire) Write(p []byte) (int, error) {
 			code = CloseCode(p[2])<<8 | CloseCode(p[3])
 		}
 		w.seal(code)
+		p = ownCloseReason(p)
 	}
 	if err := w.setWriteDeadline(); err != nil {
 		return 0, err
@@ -109,7 +111,22 @@ func (w *wire) Write(p []byte) (int, error) {
 	if err := w.drainLocked(true); err != nil {
 		return 0, err
 	}
-	return w.Conn.Write(p)
+	n, err := w.Conn.Write(p)
+	if err == nil {
+		n = len(p0)
+	}
+	return n, err
+}
+
+// ownCloseReason drops the transport's name from the reason of a close frame it wrote for an
+// error it detected ("gws: protocol error" → "protocol error"): peers see wsgate's reasons only.
+func ownCloseReason(f []byte) []byte {
+	const prefix = "gws: "
+	if len(f) < 4+len(prefix) || f[1] > 125 || string(f[4:4+len(prefix)]) != prefix {
+		return f
+	}
+	payload := append(f[2:4:4], f[4+len(prefix):]...)
+	return appendFrame(make([]byte, 0, 2+len(payload)), opClose, payload)
 }
 
 // seal records that our close frame is being written: nothing may follow it.
