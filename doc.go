@@ -5,8 +5,11 @@
 //
 // A Server is mounted on a route and given a Handler. For every connection it calls OnOpen, then
 // OnMessage for each message in order, then OnClose exactly once. The handler answers with
-// Conn.Send, which queues and returns at once; a writer goroutine, started only while there is
-// something to write, drains the queue in batches. The seed's demo, an echo that answers
+// Conn.Send, which frames the message, queues it and returns at once. What a callback queued is
+// written by the reader goroutine when the callback returns, without blocking, as a raw echo
+// server writes in its read loop; everything else, and whatever the socket does not take at once,
+// by a writer goroutine that exists only while there is something to write and drains the queue
+// in batches (several small messages leave in one write(2)). The seed's demo, an echo that answers
 // "<msg> done", is:
 //
 //	srv, _ := wsgate.NewServer(wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
@@ -17,9 +20,9 @@
 // # Concurrency
 //
 // Every exported method is safe for concurrent use. Per connection there is one reader goroutine,
-// which also runs the Handler (so a connection's callbacks never overlap), and at most one writer;
-// only the writer touches the socket for writing. Heartbeats are driven by one ticker per Server.
-// An idle connection costs one goroutine.
+// which also runs the Handler (so a connection's callbacks never overlap), and at most one writer
+// goroutine; one of the two writes at a time. Heartbeats are driven by one ticker per Server. An
+// idle connection costs one goroutine.
 //
 // # Limits and policies
 //
@@ -36,5 +39,9 @@
 // for protocol violations, 1007 for invalid UTF-8, 1009 for oversized messages, 1011 when a handler
 // panics (the panic is recovered and logged). OnClose receives a *CloseError saying why.
 //
-// The transport (RFC 6455 framing) is github.com/lxzan/gws; none of its types appear in this API.
+// The transport is github.com/lxzan/gws: it reads, unmasks and validates frames, negotiates
+// permessage-deflate and compresses; none of its types appear in this API. Outgoing frames are
+// built by wsgate, once per message: a server frame is a 2 to 10 byte header and the payload,
+// unmasked, the same bytes for every connection, so a PreparedMessage is written to all of them
+// without a copy.
 package wsgate

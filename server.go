@@ -26,7 +26,7 @@ type Server struct {
 
 	clock   atomic.Int64 // coarse unix nanoseconds, advanced by the heartbeat
 	nextID  atomic.Uint64
-	live    atomic.Int64  // connections registered or reserved; lower it with s.release
+	live    atomic.Int64 // connections registered or reserved; lower it with s.release
 	closing atomic.Bool
 	gone    chan struct{} // a token when live falls to 0 while closing (Shutdown waits on it)
 
