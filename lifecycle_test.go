@@ -626,3 +626,88 @@ func TestSlowHandlerIsNotADeadPeer(t *testing.T) {
 	default:
 	}
 }
+
+// A write deadline, once passed, fails every later write on the socket until another is set. The
+// writer goroutine writes a heartbeat ping within Config.WriteTimeout; a reply written by the
+// reader well after that deadline must still go out.
+func TestReplyAfterAnExpiredWriteDeadline(t *testing.T) {
+	const ping, wt = 100 * time.Millisecond, 10 * time.Millisecond
+	ts := startServer(t, echoDone, &wsgate.Config{PingInterval: ping, PongTimeout: time.Second, WriteTimeout: wt})
+	ws := dial(t, ts.URL, nil)
+	pinged := make(chan struct{}, 16)
+	ws.SetPingHandler(func(data string) error {
+		pinged <- struct{}{}
+		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	got := make(chan string, 16)
+	go func() { // gorilla answers pings while it reads
+		for {
+			_, p, err := ws.ReadMessage()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(p)
+		}
+	}()
+	for i := range 3 {
+		select {
+		case <-pinged:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping")
+		}
+		time.Sleep(3 * wt) // the ping's write deadline has passed; the next ping is ~ping away
+		msg := fmt.Sprint("after ping ", i)
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r, ok := <-got:
+			if !ok || r != msg+" done" {
+				t.Fatalf("got %q (open %v), want %q", r, ok, msg+" done")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no reply")
+		}
+	}
+}
+
+// Config.WriteTimeout: a peer that stops reading while its queue stays within bounds is closed
+// once a write has waited WriteTimeout, whichever goroutine writes (the reader replying inline, or
+// the writer goroutine for Sends from elsewhere).
+func TestWriteTimeoutClosesAPeerThatStopsReading(t *testing.T) {
+	const wt = 200 * time.Millisecond
+	big := make([]byte, 4<<20)
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprint("inline=", inline), func(t *testing.T) {
+			rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) {
+				for range 8 { // 32 MiB: far more than the socket buffers hold
+					if err := c.Send(wsgate.Binary, big); errors.Is(err, wsgate.ErrClosed) {
+						return // the timeout may come before the last Send
+					} else if err != nil {
+						t.Errorf("Send: %v", err)
+					}
+				}
+			})
+			ts := startServer(t, rec, &wsgate.Config{WriteTimeout: wt, SendQueueBytes: 64 << 20})
+			ws := dial(t, ts.URL, nil) // never reads
+			start := time.Now()
+			if inline {
+				if err := ws.WriteMessage(websocket.TextMessage, []byte("go")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				waitFor(t, 5*time.Second, "the connection", func() bool { return ts.Stats().Connections == 1 })
+				ts.Range(func(c *wsgate.Conn) bool { rec.OnMessage(c, wsgate.Message{}); return true })
+			}
+			_, ce := rec.nextClose(t, 10*time.Second)
+			took := time.Since(start)
+			if ce.Code != wsgate.CloseAbnormal || !errors.Is(ce, wsgate.ErrWriteTimeout) {
+				t.Fatalf("closed with %+v, want 1006 and ErrWriteTimeout", ce)
+			}
+			if took < wt || took > wt+3*time.Second {
+				t.Fatalf("closed after %v, want about %v", took, wt)
+			}
+		})
+	}
+}

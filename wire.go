@@ -52,6 +52,7 @@ type wire struct {
 	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
 	stashBuf *[]byte
 	full     bool // a non-blocking write in this send came back short
+	armed    bool // this send, flush or Write has set the write deadline for a write that waits
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -105,13 +106,11 @@ func (w *wire) Write(p []byte) (int, error) {
 		w.seal(code)
 		p = ownCloseReason(p)
 	}
-	if err := w.setWriteDeadline(); err != nil {
-		return 0, err
-	}
+	w.armed = false
 	if err := w.drainLocked(true); err != nil {
 		return 0, err
 	}
-	n, err := w.Conn.Write(p)
+	n, err := w.put(p, true)
 	if err == nil {
 		n = len(p0)
 	}
@@ -149,12 +148,7 @@ func (w *wire) send(b *batch, block bool) (int, error) {
 	if w.sealed.Load() {
 		return w.waiting(), nil
 	}
-	w.full = false
-	if block {
-		if err := w.setWriteDeadline(); err != nil {
-			return w.waiting(), err
-		}
-	}
+	w.full, w.armed = false, false
 	if b.pongDue {
 		w.stashFrame(opPong, b.pong)
 	}
@@ -205,15 +199,28 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 }
 
 // put writes p: all of it if block, else what the socket takes at once (nothing once it came
-// back short in this send).
+// back short in this send). A blocking write, too, first takes what the socket takes at once: only
+// a write that has to wait arms a write deadline, Config.WriteTimeout from then, so that the usual
+// write, into a socket with room, costs no timer.
 func (w *wire) put(p []byte, block bool) (int, error) {
-	switch {
-	case block:
-		return w.Conn.Write(p)
-	case w.full:
+	if !block && w.full {
 		return 0, nil
 	}
-	return w.tryWrite(p)
+	k := 0
+	if w.raw != nil {
+		var err error
+		if k, err = w.tryWrite(p); err != nil || k == len(p) || !block {
+			return k, err
+		}
+	}
+	if !w.armed {
+		if err := w.setWriteDeadline(); err != nil {
+			return k, err
+		}
+		w.armed = true
+	}
+	n, err := w.Conn.Write(p[k:])
+	return k + n, err
 }
 
 // waiting is how many bytes wait to be written before anything else: the tail, then the stash.
@@ -253,12 +260,7 @@ func (w *wire) drainLocked(block bool) error {
 func (w *wire) flush() error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
-	if w.waiting() == 0 {
-		return nil
-	}
-	if err := w.setWriteDeadline(); err != nil {
-		return err
-	}
+	w.armed = false
 	return w.drainLocked(true)
 }
 
@@ -318,6 +320,14 @@ func (w *wire) tryWrite(p []byte) (int, error) {
 	}
 	w.tp, w.tn, w.terr = p, 0, nil
 	err := w.raw.Write(w.rawWrite)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline of an earlier blocking write has passed, and a passed deadline fails every
+		// write until another is set (before the callback runs). A write that never waits needs
+		// none: clear it and write.
+		if err = w.Conn.SetWriteDeadline(time.Time{}); err == nil {
+			err = w.raw.Write(w.rawWrite)
+		}
+	}
 	n, werr := w.tn, w.terr
 	w.tp, w.terr = nil, nil
 	w.full = n < len(p)
