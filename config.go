@@ -98,8 +98,9 @@ type Config struct {
 	// PongTimeout is how long the peer has to answer a ping (or send anything at all). A peer that
 	// stays silent is disconnected within PingInterval+PongTimeout. Default 10 s.
 	PongTimeout time.Duration
-	// WriteTimeout bounds every write to the socket; a peer that stops reading long enough is
-	// disconnected. Default 10 s.
+	// WriteTimeout bounds how long a write may wait for the peer to read: a batch that finds the
+	// socket full must be written within WriteTimeout from then, or the connection is closed
+	// (1006, ErrWriteTimeout). Default 10 s.
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds writing the 101 response. Default 5 s.
 	HandshakeTimeout time.Duration

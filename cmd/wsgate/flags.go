@@ -77,7 +77,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.SlowConsumer, wsgate.ParseSlowConsumerPolicy, wsgate.SlowConsumerPolicy.String), "slow-consumer", "`policy` when a connection's send queue is full: close (the connection, with 1008), drop-newest or drop-oldest")
 	fs.Var(newValue(&c.PingInterval, time.ParseDuration, time.Duration.String), "ping-interval", "how long a connection may stay silent before it is pinged; negative disables heartbeats")
 	fs.Var(newValue(&c.PongTimeout, parseTimeout, time.Duration.String), "pong-timeout", "how long a pinged peer has to answer before it is disconnected")
-	fs.Var(newValue(&c.WriteTimeout, parseTimeout, time.Duration.String), "write-timeout", "bound on every write to a connection; a peer that stops reading is disconnected")
+	fs.Var(newValue(&c.WriteTimeout, parseTimeout, time.Duration.String), "write-timeout", "how long a write may wait for a peer that does not read before it is disconnected")
 	fs.Var(newValue(&c.HandshakeTimeout, parseTimeout, time.Duration.String), "handshake-timeout", "bound on writing the upgrade response")
 	fs.Var(newValue(&c.CloseTimeout, parseTimeout, time.Duration.String), "close-timeout", "how long the server waits for the peer's close frame after sending its own")
 	fs.Var(newValue(&c.AllowedOrigins, parseList, formatList), "allowed-origins", "comma-separated browser `origins` allowed to connect: hosts (example.com, *.example.com) or full origins (https://app.example.com); \"*\" allows any. Empty: same origin only")
