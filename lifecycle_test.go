@@ -1,6 +1,7 @@
 package wsgate_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -628,47 +629,28 @@ func TestSlowHandlerIsNotADeadPeer(t *testing.T) {
 }
 
 // A write deadline, once passed, fails every later write on the socket until another is set. The
-// writer goroutine writes a heartbeat ping within Config.WriteTimeout; a reply written by the
-// reader well after that deadline must still go out.
+// writer goroutine arms one when a write has to wait (here: a large Send the client reads only
+// after the socket filled up); a reply written by the reader long after that deadline passed
+// must still go out.
 func TestReplyAfterAnExpiredWriteDeadline(t *testing.T) {
-	const ping, wt = 100 * time.Millisecond, 10 * time.Millisecond
-	ts := startServer(t, echoDone, &wsgate.Config{PingInterval: ping, PongTimeout: time.Second, WriteTimeout: wt})
+	const wt = 300 * time.Millisecond
+	ts := startServer(t, echoDone, &wsgate.Config{WriteTimeout: wt, SendQueueBytes: 64 << 20})
 	ws := dial(t, ts.URL, nil)
-	pinged := make(chan struct{}, 16)
-	ws.SetPingHandler(func(data string) error {
-		pinged <- struct{}{}
-		return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
-	})
-	got := make(chan string, 16)
-	go func() { // gorilla answers pings while it reads
-		for {
-			_, p, err := ws.ReadMessage()
-			if err != nil {
-				close(got)
-				return
-			}
-			got <- string(p)
-		}
-	}()
+	echoOnce(t, ws, "before")
+	var c *wsgate.Conn
+	ts.Range(func(cc *wsgate.Conn) bool { c = cc; return false })
+	big := payloadFor(7, 32<<20) // far more than the socket buffers hold: the writer waits
+	if err := c.Send(wsgate.Binary, big); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(wt / 6) // let the writer fill the socket and arm its deadline
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, got, err := ws.ReadMessage(); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("big message: %d bytes, %v", len(got), err)
+	}
+	time.Sleep(2 * wt) // the armed deadline passes, long after its write completed
 	for i := range 3 {
-		select {
-		case <-pinged:
-		case <-time.After(5 * time.Second):
-			t.Fatal("no ping")
-		}
-		time.Sleep(3 * wt) // the ping's write deadline has passed; the next ping is ~ping away
-		msg := fmt.Sprint("after ping ", i)
-		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case r, ok := <-got:
-			if !ok || r != msg+" done" {
-				t.Fatalf("got %q (open %v), want %q", r, ok, msg+" done")
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no reply")
-		}
+		echoOnce(t, ws, fmt.Sprint("after ", i))
 	}
 }
 
@@ -709,5 +691,36 @@ func TestWriteTimeoutClosesAPeerThatStopsReading(t *testing.T) {
 				t.Fatalf("closed after %v, want about %v", took, wt)
 			}
 		})
+	}
+}
+
+// Simultaneous close while our close frame still waits behind a large reply: the peer's close
+// frame arrives, the transport ends the connection, and our side must not be shut (FIN) before
+// the reply and our close frame are written in full.
+func TestSimultaneousCloseBehindALargeReply(t *testing.T) {
+	big := payloadFor(3, 32<<20)
+	h := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		if err := c.Send(wsgate.Binary, big); err != nil {
+			t.Errorf("Send: %v", err)
+		}
+		_ = c.Close(4000, "after the big one")
+	})
+	ts := startServer(t, h, &wsgate.Config{SendQueueBytes: 64 << 20})
+	ws := dial(t, ts.URL, nil)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("go")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "me too"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the server's reply fills the socket; its reader sees our close
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, got, err := ws.ReadMessage()
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("reply: %d of %d bytes, %v", len(got), len(big), err)
+	}
+	ce := readClose(t, ws)
+	if ce.Code != 4000 || ce.Text != "after the big one" {
+		t.Fatalf("close frame %v, want 4000", ce)
 	}
 }

@@ -105,6 +105,8 @@ func (c *Conn) finish(err error) {
 	c.mu.Lock()
 	c.state = stateClosed
 	c.releaseQueueLocked()
+	c.queued -= c.stashed // whatever still waits in the wire will not be written now
+	c.stashed = 0
 	c.pong = nil
 	res := c.closeErr
 	c.mu.Unlock()

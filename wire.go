@@ -45,14 +45,16 @@ type wire struct {
 	// buffer (tail), later frames copied into stash, so bytes never overtake each other. raw is
 	// nil for TLS, where the writer goroutine does all the writing. Several small frames are also
 	// gathered in the stash, to leave in one write(2).
-	raw      syscall.RawConn
-	wmu      sync.Mutex // held for every write after the handshake; guards the fields below
-	tail     []byte     // the rest of a frame the socket took only part of; goes first
-	tailBuf  *[]byte    // the pooled buffer holding tail, if it is one, owned by the wire
-	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
-	stashBuf *[]byte
-	full     bool // a non-blocking write in this send came back short
-	armed    bool // this send, flush or Write has set the write deadline for a write that waits
+	raw        syscall.RawConn
+	wmu        sync.Mutex // held for every write after the handshake; guards the fields below
+	tail       []byte     // the rest of a frame the socket took only part of; goes first
+	tailBuf    *[]byte    // the pooled buffer holding tail, if it is one, owned by the wire
+	stash      []byte     // in stashBuf, a pooled buffer, returned when the stash empties
+	stashBuf   *[]byte
+	full       bool                          // a non-blocking write in this send came back short
+	armed      bool                          // this send, flush or Write has set the write deadline for a write that waits
+	finPending bool                          // Close came while bytes were waiting: half-close once they are written
+	flushed    atomic.Pointer[chan struct{}] // closed when finPending is done
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -92,6 +94,9 @@ func (w *wire) Write(p []byte) (int, error) {
 		// The 101 names the extension only if the transport negotiated it.
 		w.deflate = w.deflate || bytes.Contains(p, []byte("\r\nSec-WebSocket-Extensions:"))
 		return w.Conn.Write(p)
+	}
+	if w.sealed.Load() { // without waiting for the lock, which a blocked writer may hold
+		return len(p), nil
 	}
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
@@ -252,6 +257,13 @@ func (w *wire) drainLocked(block bool) error {
 		}
 		w.stash, w.stashBuf = nil, nil
 	}
+	if w.finPending && w.waiting() == 0 {
+		w.finPending = false
+		if tc, ok := w.Conn.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		close(*w.flushed.Load())
+	}
 	return err
 }
 
@@ -290,6 +302,15 @@ func (w *wire) reserve(n int) {
 func (w *wire) Close() error {
 	if tc, ok := w.Conn.(*net.TCPConn); ok && w.sentCode.Load() != 0 && !w.timedOut.Load() {
 		if w.lingered.CompareAndSwap(false, true) {
+			w.wmu.Lock()
+			defer w.wmu.Unlock()
+			if w.waiting() > 0 {
+				// The writer goroutine shuts our side once the rest is out; linger waits for it.
+				w.finPending = true
+				ch := make(chan struct{})
+				w.flushed.Store(&ch)
+				return nil
+			}
 			return tc.CloseWrite()
 		}
 		return nil
@@ -300,6 +321,14 @@ func (w *wire) Close() error {
 // linger drains the peer after a half-close, for at most d, then closes the socket. A peer that
 // sent its close frame has nothing more to send, so there is nothing to drain.
 func (w *wire) linger(d time.Duration) {
+	if ch := w.flushed.Load(); ch != nil { // our last bytes are still being written
+		t := time.NewTimer(d)
+		select {
+		case <-*ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	if w.lingered.Load() && !w.peerDone.Load() {
 		_ = w.Conn.SetReadDeadline(time.Now().Add(d))
 		var buf [512]byte
@@ -320,10 +349,10 @@ func (w *wire) tryWrite(p []byte) (int, error) {
 	}
 	w.tp, w.tn, w.terr = p, 0, nil
 	err := w.raw.Write(w.rawWrite)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) && !w.armed {
 		// The deadline of an earlier blocking write has passed, and a passed deadline fails every
 		// write until another is set (before the callback runs). A write that never waits needs
-		// none: clear it and write.
+		// none: clear it and write. (One armed in this send is this send's: a real timeout.)
 		if err = w.Conn.SetWriteDeadline(time.Time{}); err == nil {
 			err = w.raw.Write(w.rawWrite)
 		}
