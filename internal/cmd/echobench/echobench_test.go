@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -62,5 +65,48 @@ func TestRatioAndMedian(t *testing.T) {
 	}
 	if slug("echo 1000×1KiB") != "echo-1000x1KiB" {
 		t.Error(slug("echo 1000×1KiB"))
+	}
+}
+
+// -pool pairs wsgate with each raw server within a round of a run, never across rounds or runs.
+func TestPoolPairsWithinRounds(t *testing.T) {
+	dir := t.TempDir()
+	m := func(round int, impl string, rate, cpu float64) measurement {
+		return measurement{Round: round, Scenario: "echo 100×32B", Impl: impl,
+			Load: &loadgen.Result{MsgsPerSec: rate}, ServerCPUMicrosPerMsg: cpu}
+	}
+	write := func(name string, ms []measurement) string {
+		b, err := json.Marshal(ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// Run a: round 1 wsgate/gws = 0.9, round 2 = 1.2; run b: round 1 = 1.0 (its wsgate is slow
+	// and so is its gws: pairing across runs would give other ratios).
+	a := write("a.json", []measurement{m(1, "gws", 100, 5), m(1, "wsgate", 90, 6), m(2, "gws", 100, 5), m(2, "wsgate", 120, 4),
+		m(1, "gorilla", 90, 6)})
+	b := write("b.json", []measurement{m(1, "gws", 50, 10), m(1, "wsgate", 50, 10), {Round: 1, Scenario: "idle", Impl: "wsgate", IdleConns: 10}})
+	var out strings.Builder
+	if err := pool(&out, []string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| echo 100×32B | gws | 3 | 1.000× [0.90–1.20] | 2/3 (≥ 0.95) | 1.000× |",
+		"| echo 100×32B | gorilla | 1 | 1.000× [1.00–1.00] | 1/1 (≥ 1.00) | 1.000× |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "idle") {
+		t.Errorf("idle measurements have no throughput to pool:\n%s", out.String())
+	}
+	if err := run(context.Background(), []string{"-pool"}, io.Discard, io.Discard); err == nil {
+		t.Error("-pool without files: no error")
 	}
 }

@@ -127,8 +127,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.budget, "budget", 0, "stop waiting for quiet and redoing disturbed measurements after this long (default: 12m default, 10m compare, 4m fanout)")
 	fs.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each measurement, wait up to this long for the machine to be quiet")
 	fs.StringVar(&c.base, "base", "", "another checkout of this module (e.g. a git worktree of main): its wsgate runs beside this one as "+baseImpl)
+	poolFiles := fs.Bool("pool", false, "measure nothing: pool the per-round ratios of the -raw files given as arguments")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *poolFiles {
+		if fs.NArg() == 0 {
+			return errors.New("-pool needs the -raw JSON files of earlier runs as arguments")
+		}
+		return pool(stdout, fs.Args())
 	}
 	defaults := map[string]struct {
 		impls            []string
