@@ -724,3 +724,42 @@ func TestSimultaneousCloseBehindALargeReply(t *testing.T) {
 		t.Fatalf("close frame %v, want 4000", ce)
 	}
 }
+
+// A panic inside the transport's read loop (simulated by a hook in its read path: the one known
+// panic of gws is patched in third_party/gws, but importers without our replace directive get
+// the upstream code) ends that connection with 1011, OnClose runs once, and the server serves on.
+func TestTransportPanicIsContained(t *testing.T) {
+	wsgate.SetTestHookRead(func(c *wsgate.Conn) {
+		if c.Data() == "boom" {
+			panic("transport exploded")
+		}
+	})
+	t.Cleanup(func() { wsgate.SetTestHookRead(nil) }) // after the server's cleanup: it waits for its readers
+	rec := newRecorder(echoDone.OnMessage)
+	ts := startServer(t, rec, nil)
+	ws := dial(t, ts.URL, nil)
+	echoOnce(t, ws, "before")
+	ts.Range(func(c *wsgate.Conn) bool { c.SetData("boom"); return true })
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("trigger")); err != nil {
+		t.Fatal(err)
+	}
+	// The reader is parked in a read begun before SetData; the message ends it, and the next
+	// read panics.
+	if ce := readClose(t, ws); ce.Code != websocket.CloseInternalServerErr {
+		t.Fatalf("peer got %v, want 1011", ce)
+	}
+	_, ce := rec.nextClose(t, 5*time.Second)
+	if ce.Code != wsgate.CloseInternalError || ce.Err == nil || !strings.Contains(ce.Err.Error(), "transport exploded") {
+		t.Fatalf("OnClose got %+v, want 1011 naming the panic", ce)
+	}
+	if n := ts.Stats().Panics; n != 1 {
+		t.Fatalf("Stats().Panics = %d, want 1", n)
+	}
+	ws2 := dial(t, ts.URL, nil)
+	echoOnce(t, ws2, "after")
+	select {
+	case id := <-rec.closes:
+		t.Fatalf("a second OnClose, for connection %d", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

@@ -63,6 +63,9 @@ type wire struct {
 	terr     error
 }
 
+// testHookRead, set only by tests (export_test.go), runs before each read of the transport's.
+var testHookRead func(*Conn)
+
 func (w *wire) Read(p []byte) (int, error) {
 	if len(w.pre) > 0 {
 		n := copy(p, w.pre)
@@ -71,6 +74,9 @@ func (w *wire) Read(p []byte) (int, error) {
 			w.pre = nil
 		}
 		return n, nil
+	}
+	if h := testHookRead; h != nil {
+		h(w.c)
 	}
 	n, err := w.Conn.Read(p)
 	if n > 0 {
