@@ -33,10 +33,11 @@ const openPage = (t, url) => open(browser.context, t, url);
  * Waits until the page's log contains text.
  * @param {import('playwright-core').Page} page
  * @param {string} text
+ * @param {number} [within] ms; default: the suite's timeout
  */
-async function waitForLog(page, text) {
+async function waitForLog(page, text, within = timeout) {
   try {
-    await page.waitForFunction((t) => document.getElementById('log')?.textContent?.includes(t), text, { timeout, polling: 50 });
+    await page.waitForFunction((t) => document.getElementById('log')?.textContent?.includes(t), text, { timeout: within, polling: 50 });
   } catch (err) {
     throw new Error(`the log never showed ${JSON.stringify(text)}; it reads:\n${await logText(page)}`, { cause: err });
   }
@@ -124,7 +125,9 @@ test('the server stops and starts again on the same port: the page reconnects by
   await page.screenshot({ path: join(artifacts, 'demo-page-reconnecting.png') });
 
   await startWsgate([], { port: srv.port });
-  await waitForLog(page, '(reconnected); 1 queued message sent');
+  // The attempts went on while the server was down, each delay drawn from a growing range (full
+  // jitter, up to the client's maxDelay of 30 s): on a slow machine the pending one can be long.
+  await waitForLog(page, '(reconnected); 1 queued message sent', 30_000 + timeout);
   await waitForState(page, 'open');
   await waitForLog(page, 'RECEIVED [text] sent while down done');
   await send(page, 'after the restart');
