@@ -36,7 +36,8 @@
 // Conn.Close writes what is queued, then a close frame, and waits up to Config.CloseTimeout for the
 // peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
 // closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
-// for protocol violations, 1007 for invalid UTF-8, 1009 for oversized messages, 1011 when a handler
+// for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
+// messages, 1011 when a handler
 // panics (the panic is recovered and logged). OnClose receives a *CloseError saying why.
 //
 // The transport is github.com/lxzan/gws: it reads, unmasks and validates frames, negotiates

@@ -260,6 +260,8 @@ func TestCompressedConnectionBadFrames(t *testing.T) {
 		{"RSV1 on a ping", []frame{{fin: true, rsv: rsv1, opcode: opPing, payload: []byte("abc")}}, 1002},
 		{"RSV1 on a continuation", []frame{{opcode: opText, payload: []byte("abc")}, {fin: true, rsv: rsv1, opcode: opCont, payload: []byte("def")}}, 1002},
 		{"decompresses beyond ReadLimit", []frame{{fin: true, rsv: rsv1, opcode: opBinary, payload: bomb}}, 1009},
+		// 0xff: a final block of the reserved type 11 (RFC 1951 §3.2.3): not DEFLATE data.
+		{"corrupt DEFLATE data", []frame{{fin: true, rsv: rsv1, opcode: opBinary, payload: []byte{0xff, 0xff, 0xff}}}, 1007},
 	})
 	runCloseCases(t, ts, nil, []closeCase{
 		{"RSV1 when the client did not negotiate", []frame{{fin: true, rsv: rsv1, opcode: opText, payload: deflate(t, []byte("abc"))}}, 1002},

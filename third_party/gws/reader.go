@@ -173,7 +173,9 @@ func (c *Conn) emitMessage(msg *Message) (err error) {
 			return internal.CloseMessageTooLarge
 		}
 		if err != nil {
-			return internal.NewError(internal.CloseInternalErr, err)
+			// wsgate patch 6: data that does not inflate is the peer's fault: invalid payload data
+			// (1007), as Node's ws answers, not an internal error of ours (1011).
+			return internal.NewError(internal.CloseUnsupportedData, err)
 		}
 		_, _ = c.dpsWindow.Write(msg.Bytes())
 	}
