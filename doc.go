@@ -37,8 +37,8 @@
 // peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
 // closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
 // for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
-// messages, 1011 when a handler
-// panics (the panic is recovered and logged). OnClose receives a *CloseError saying why.
+// messages, 1011 when a handler panics (the panic is recovered and logged). OnClose receives a
+// *CloseError saying why.
 //
 // The transport is github.com/lxzan/gws: it reads, unmasks and validates frames, negotiates
 // permessage-deflate and compresses; none of its types appear in this API. Outgoing frames are
