@@ -45,16 +45,18 @@ type wire struct {
 	// buffer (tail), later frames copied into stash, so bytes never overtake each other. raw is
 	// nil for TLS, where the writer goroutine does all the writing. Several small frames are also
 	// gathered in the stash, to leave in one write(2).
-	raw        syscall.RawConn
-	wmu        sync.Mutex // held for every write after the handshake; guards the fields below
-	tail       []byte     // the rest of a frame the socket took only part of; goes first
-	tailBuf    *[]byte    // the pooled buffer holding tail, if it is one, owned by the wire
-	stash      []byte     // in stashBuf, a pooled buffer, returned when the stash empties
-	stashBuf   *[]byte
-	full       bool                          // a non-blocking write in this send came back short
-	armed      bool                          // this send, flush or Write has set the write deadline for a write that waits
-	finPending bool                          // Close came while bytes were waiting: half-close once they are written
-	flushed    atomic.Pointer[chan struct{}] // closed when finPending is done
+	raw      syscall.RawConn
+	wmu      sync.Mutex // held for every write after the handshake; guards the fields below
+	tail     []byte     // the rest of a frame the socket took only part of; goes first
+	tailBuf  *[]byte    // the pooled buffer holding tail, if it is one, owned by the wire
+	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
+	stashBuf *[]byte
+	full     bool // a non-blocking write in this send came back short
+	armed    bool // this send, flush or Write set the write deadline, for a write that waits
+	// finPending: Close came while bytes were waiting; the socket is half-closed once they are
+	// written, and then flushed is closed (linger waits for it).
+	finPending bool
+	flushed    atomic.Pointer[chan struct{}]
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -152,7 +154,7 @@ func (w *wire) setWriteDeadline() error {
 // send writes b's frames, in order after whatever waits in the stash: the pong, the ping, the data
 // messages, the close frame. Blocking (the writer goroutine), it writes everything within
 // Config.WriteTimeout; otherwise (the reader, inline) it writes what the socket takes at once and
-// stashes the rest. It returns how many bytes wait in the stash.
+// stashes the rest. It returns how many bytes wait (tail and stash).
 func (w *wire) send(b *batch, block bool) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
