@@ -19,6 +19,7 @@ import (
 // that, and flags override both (flags > env > defaults).
 type options struct {
 	addr            string
+	tlsCert, tlsKey string // PEM files; both set: serve https:// and wss://
 	logLevel        slog.Level
 	logFormat       string // "text" or "json"
 	shutdownTimeout time.Duration
@@ -67,6 +68,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	c := &o.ws
 
 	fs.StringVar(&o.addr, "addr", o.addr, "`address` to listen on, host:port")
+	fs.StringVar(&o.tlsCert, "tls-cert", o.tlsCert, "certificate chain `file` (PEM): with -tls-key, serve HTTPS and wss:// instead of HTTP and ws://")
+	fs.StringVar(&o.tlsKey, "tls-key", o.tlsKey, "private key `file` (PEM) of -tls-cert")
 	fs.Var(newValue(&o.logLevel, parseLogLevel, formatLogLevel), "log-level", "log `level`: debug, info, warn or error (debug logs every connection's open and close)")
 	fs.Var(newValue(&o.logFormat, parseLogFormat, identity), "log-format", "log `format`: text or json")
 	fs.Var(newValue(&o.shutdownTimeout, parseTimeout, time.Duration.String), "shutdown-timeout", "on SIGINT/SIGTERM, how long connections get to close (code 1001) before they are cut")

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,10 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return usageError{err}
 	}
+	tlsConfig, err := loadTLS(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return usageError{err}
+	}
 	log := newLogger(stderr, o.logLevel, o.logFormat)
 	g, err := newGateway(&o, log)
 	if err != nil {
@@ -42,7 +47,27 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		_ = g.hub.Close(context.Background())
 		return err
 	}
+	if tlsConfig != nil {
+		ln, g.tls = tls.NewListener(ln, tlsConfig), true
+	}
 	return g.serve(ctx, ln)
+}
+
+// loadTLS reads the certificate and key for -tls-cert and -tls-key; nil if neither is set.
+// Only HTTP/1.1 is offered: a WebSocket upgrade takes over the connection, which HTTP/2 cannot
+// hand over (and browsers open WebSockets over HTTP/1.1 unless the server offers RFC 8441).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("-tls-cert and -tls-key go together: give both, or neither for plain HTTP")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert %s, -tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}, nil
 }
 
 func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
@@ -61,6 +86,7 @@ type gateway struct {
 	hub             *hub.Hub
 	log             *slog.Logger
 	shutdownTimeout time.Duration
+	tls             bool // ln serves TLS (-tls-cert, -tls-key)
 }
 
 // newGateway builds the routes for o; it fails only for a configuration wsgate refuses.
@@ -102,7 +128,11 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
 func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
-	g.log.Info("listening", "addr", ln.Addr().String())
+	scheme := "http"
+	if g.tls {
+		scheme = "https"
+	}
+	g.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
 	served := make(chan error, 1)
 	go func() { // owner: serve; ends when shutdown closes the listener
 		served <- g.http.Serve(ln)
