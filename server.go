@@ -114,6 +114,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
+	// Counted in live from here, so a Shutdown that began after the check above waits for this
+	// connection; one that began before it is seen here. (closing is set before live is read.)
+	if s.closing.Load() {
+		s.release()
+		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
 	idx, proto := s.selectSubprotocol(r.Header)
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
