@@ -2,4 +2,10 @@ package wsgate
 
 // SetTestHookRead makes f run in the transport's read path, before each read from the socket, on
 // the connection's reader goroutine: a panic there is a panic of the transport. nil removes it.
-func SetTestHookRead(f func(*Conn)) { testHookRead = f }
+func SetTestHookRead(f func(*Conn)) {
+	if f == nil {
+		testHookRead.Store(nil)
+		return
+	}
+	testHookRead.Store(&f)
+}

@@ -66,7 +66,7 @@ type wire struct {
 }
 
 // testHookRead, set only by tests (export_test.go), runs before each read of the transport's.
-var testHookRead func(*Conn)
+var testHookRead atomic.Pointer[func(*Conn)]
 
 func (w *wire) Read(p []byte) (int, error) {
 	if len(w.pre) > 0 {
@@ -77,8 +77,8 @@ func (w *wire) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if h := testHookRead; h != nil {
-		h(w.c)
+	if h := testHookRead.Load(); h != nil {
+		(*h)(w.c)
 	}
 	n, err := w.Conn.Read(p)
 	if n > 0 {
