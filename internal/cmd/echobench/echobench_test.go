@@ -92,7 +92,7 @@ func TestPoolPairsWithinRounds(t *testing.T) {
 		m(1, "gorilla", 90, 6)})
 	b := write("b.json", []measurement{m(1, "gws", 50, 10), m(1, "wsgate", 50, 10), {Round: 1, Scenario: "idle", Impl: "wsgate", IdleConns: 10}})
 	var out strings.Builder
-	if err := pool(&out, []string{a, b}); err != nil {
+	if err := pool(&out, []string{a, b, a}); err != nil { // a file given twice counts once
 		t.Fatal(err)
 	}
 	for _, want := range []string{

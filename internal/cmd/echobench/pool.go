@@ -26,7 +26,7 @@ func pool(w io.Writer, files []string) error {
 	}
 	rounds := map[key]map[string]measurement{}
 	var order []string
-	for _, f := range files {
+	for _, f := range slices.Compact(slices.Sorted(slices.Values(files))) { // each run once
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
@@ -61,7 +61,9 @@ func pool(w io.Writer, files []string) error {
 					continue
 				}
 				tput = append(tput, ws.Load.MsgsPerSec/o.Load.MsgsPerSec)
-				cpu = append(cpu, ws.ServerCPUMicrosPerMsg/o.ServerCPUMicrosPerMsg)
+				if o.ServerCPUMicrosPerMsg > 0 {
+					cpu = append(cpu, ws.ServerCPUMicrosPerMsg/o.ServerCPUMicrosPerMsg)
+				}
 			}
 			if len(tput) == 0 {
 				continue
