@@ -2,7 +2,10 @@ package wsgate_test
 
 import (
 	"bytes"
+	"compress/flate"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -251,6 +254,26 @@ func TestCompressedConnectionBadFrames(t *testing.T) {
 		}
 		rc.write(frame{fin: true, rsv: rsv1, opcode: opText, payload: deflate(t, []byte("squeezed"))})
 		rc.expectEcho("squeezed")
+		// A reply of 512 bytes or more leaves compressed: RSV1 set, and it inflates to the echo.
+		big := strings.Repeat("compressible ", 50) // 650 bytes: over the 512-byte threshold, under testReadLimit
+		rc.write(frame{fin: true, rsv: rsv1, opcode: opText, payload: deflate(t, []byte(big))})
+		f, err := rc.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := checkServerFrame(f, true); err != nil {
+			t.Fatal(err)
+		}
+		if f.opcode != opText || f.rsv != rsv1 || len(f.payload) >= len(big) {
+			t.Fatalf("got %v (%d bytes), want a compressed text frame", f, len(f.payload))
+		}
+		got, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(f.payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff}))))
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("inflate: %v", err)
+		}
+		if string(got) != big+" done" {
+			t.Fatalf("inflated %d bytes %.40q…, want the echo", len(got), got)
+		}
 		rc.closeClean()
 	})
 	bomb := deflate(t, bytes.Repeat([]byte("a"), 64*testReadLimit))
