@@ -83,11 +83,7 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 	if typ == Text && !utf8.Valid(data) {
 		return nil, ErrInvalidUTF8
 	}
-	k := frameHeaderLen(len(data))
-	frame := make([]byte, k+len(data))
-	putFrameHeader(frame, byte(typ), len(data))
-	copy(frame[k:], data)
-	return &PreparedMessage{m: outMsg{typ: typ, hdr: uint8(k), frame: frame}}, nil
+	return &PreparedMessage{m: frameMessage(make([]byte, frameLen(len(data))), typ, data)}, nil
 }
 
 // Len returns the size of the message's payload in bytes.

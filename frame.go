@@ -53,11 +53,20 @@ func appendFrame(b []byte, op byte, p []byte) []byte {
 	return append(append(b, h[:k]...), p...)
 }
 
+// frameLen is the length of a whole server frame with an n-byte payload.
+func frameLen(n int) int { return frameHeaderLen(n) + n }
+
+// frameMessage frames p as a message of type typ into b, of length frameLen(len(p)).
+func frameMessage(b []byte, typ MessageType, p []byte) outMsg {
+	k := putFrameHeader(b, byte(typ), len(p))
+	copy(b[k:], p)
+	return outMsg{typ: typ, hdr: uint8(k), frame: b}
+}
+
 // newFrame frames p as a message of type typ in a pooled buffer.
 func newFrame(typ MessageType, p []byte) outMsg {
-	k := frameHeaderLen(len(p))
-	buf := getBuf(k + len(p))
-	putFrameHeader(*buf, byte(typ), len(p))
-	copy((*buf)[k:], p)
-	return outMsg{typ: typ, hdr: uint8(k), frame: *buf, pooled: buf}
+	buf := getBuf(frameLen(len(p)))
+	m := frameMessage(*buf, typ, p)
+	m.pooled = buf
+	return m
 }
