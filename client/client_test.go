@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -362,5 +363,21 @@ func TestDialFailures(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the two Dials took %v", d)
+	}
+}
+
+// TestSentinelsMatchTheServers: a client error that means what a server error means matches it
+// under errors.Is, so code handling both sides needs one check.
+func TestSentinelsMatchTheServers(t *testing.T) {
+	for _, tc := range []struct{ client, server error }{
+		{client.ErrClosed, wsgate.ErrClosed},
+		{client.ErrCloseTimeout, wsgate.ErrCloseTimeout},
+		{client.ErrInvalidCloseCode, wsgate.ErrInvalidCloseCode},
+		{client.ErrInvalidMessageType, wsgate.ErrInvalidMessageType},
+		{client.ErrInvalidUTF8, wsgate.ErrInvalidUTF8},
+	} {
+		if !errors.Is(tc.client, tc.server) || !errors.Is(fmt.Errorf("wrapped: %w", tc.client), tc.server) {
+			t.Errorf("%v does not match %v", tc.client, tc.server)
+		}
 	}
 }

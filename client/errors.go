@@ -3,12 +3,15 @@ package client
 import (
 	"errors"
 	"strings"
+
+	"github.com/wsgate/wsgate"
 )
 
-// Sentinel errors of the client. They are stable: match them with errors.Is.
+// Sentinel errors of the client. They are stable: match them with errors.Is. Those that mean what
+// the server's do are the server's (wsgate.ErrClosed, ...), so one errors.Is serves both sides.
 var (
 	// ErrClosed is returned by Write, Ping and Close on a connection that is closing or closed.
-	ErrClosed = errors.New("client: connection closed")
+	ErrClosed = wsgate.ErrClosed
 	// ErrBadURL is wrapped by Dial's error for a URL that is not ws:// or wss://.
 	ErrBadURL = errors.New("client: URL must be ws:// or wss://")
 	// ErrBadOptions is wrapped by Dial's error for Options that cannot work (a header Dial sets
@@ -20,14 +23,14 @@ var (
 	ErrBadHandshake = errors.New("client: bad handshake")
 	// ErrCloseTimeout is returned by Close, and wrapped by the final CloseError, when the server did
 	// not answer the close frame within Options.CloseTimeout.
-	ErrCloseTimeout = errors.New("client: close handshake timeout")
+	ErrCloseTimeout = wsgate.ErrCloseTimeout
 	// ErrInvalidCloseCode is returned by Close for a code an endpoint may not send (RFC 6455 §7.4).
-	ErrInvalidCloseCode = errors.New("client: invalid close code")
+	ErrInvalidCloseCode = wsgate.ErrInvalidCloseCode
 	// ErrInvalidMessageType is returned by Write for a type other than wsgate.Text or wsgate.Binary.
-	ErrInvalidMessageType = errors.New("client: invalid message type")
+	ErrInvalidMessageType = wsgate.ErrInvalidMessageType
 	// ErrInvalidUTF8 is returned by Write for a text message that is not valid UTF-8 (RFC 6455
 	// §5.6). The connection stays open.
-	ErrInvalidUTF8 = errors.New("client: text message is not valid UTF-8")
+	ErrInvalidUTF8 = wsgate.ErrInvalidUTF8
 )
 
 // HandshakeError is Dial's error when the server answered the upgrade request with a status other
