@@ -209,6 +209,19 @@ func (c *Conn) Stats() ConnStats {
 	return ConnStats{Received: c.received.Load(), Sent: c.sent.Load(), Dropped: c.dropped.Load(), Queued: q}
 }
 
+// SendQueueFree returns how many more messages, and payload bytes, the send queue takes now before
+// Config.SlowConsumer applies; 0, 0 once the connection is closing. A producer of a large reply
+// pages it to fit instead of encoding what could not be queued.
+func (c *Conn) SendQueueFree() (messages, bytes int) {
+	cfg := &c.srv.cfg
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return 0, 0
+	}
+	return max(cfg.SendQueueMessages-len(c.queue), 0), max(cfg.SendQueueBytes-c.queued, 0)
+}
+
 // Send queues a message for the peer and returns at once; it never waits for the network. The data
 // is copied, so the caller may reuse it. Send fails with ErrClosed once the connection is closing,
 // and with ErrQueueFull when the queue is full, after applying Config.SlowConsumer.

@@ -2,31 +2,49 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/protocol"
 )
 
-// channel is a channel's local state on this node: its subscribers, and which of them are still
-// recovering (they buffer live publications until their history is delivered).
+// channel is a channel's local state on this node: its subscribers, which of them are still
+// recovering (they hold back live publications until their reply is queued), the broker interest,
+// and the presence changes not pushed yet.
+//
+// Interest: refs counts the subscriptions held or being made (under Hub.mu). The channel stays in
+// Hub.channels while refs > 0 or the broker holds our interest, and sem serializes the broker's
+// Subscribe and Unsubscribe for it: a new first subscriber waits for a stale Unsubscribe to land,
+// and a second subscriber for the first one's Subscribe to succeed or fail.
 type channel struct {
 	name string
-	mu   sync.Mutex
-	subs map[*client]*subscription
+	refs int           // guarded by Hub.mu
+	sem  chan struct{} // one slot, held around the broker's Subscribe and Unsubscribe
+	live bool          // the broker holds our interest; guarded by sem
+
+	mu      sync.Mutex
+	subs    map[*client]*subscription
+	events  int              // subscribers that want presence pushes
+	changes map[*client]bool // presence changes not pushed yet: true joined, false left
+	dirty   bool             // in Hub.dirty
 }
 
 type subscription struct {
 	epoch      string
 	last       uint64 // offset of the last publication queued to the client
 	recovering bool
-	pending    []Publication // live publications that arrived while recovering
-	overflow   bool          // pending outgrew the recover limit
-	events     bool          // the client wants join/leave pushes
+	pending    []broker.Publication // live publications that arrived while recovering
+	overflow   bool                 // pending outgrew the recover limit
+	events     bool                 // the client wants presence pushes
+	// gap is the offset of the latest publication that could not be queued to the client (0:
+	// none since the last one queued); a gap push tells the client when its queue has room.
+	gap uint64
 }
 
 // deliver is the Broker's DeliverFunc: encode once, queue to every local subscriber.
-func (h *Hub) deliver(p Publication) {
+func (h *Hub) deliver(p broker.Publication) {
 	h.mu.RLock()
 	ch := h.channels[p.Channel]
 	h.mu.RUnlock()
@@ -41,7 +59,7 @@ func (h *Hub) deliver(p Publication) {
 			if len(sub.pending) < h.opts.RecoverLimit {
 				sub.pending = append(sub.pending, p)
 			} else {
-				sub.overflow = true
+				sub.overflow, sub.gap = true, p.Offset // the client is told, and recovers it
 			}
 			continue
 		}
@@ -49,16 +67,30 @@ func (h *Hub) deliver(p Publication) {
 			continue
 		}
 		if msg == nil {
-			msg, _ = wsgate.NewPreparedMessage(wsgate.Text,
-				protocol.PubPush(p.Channel, p.Epoch, protocol.Publication{Offset: p.Offset, Data: p.Data}))
+			var err error
+			if msg, err = wsgate.NewPreparedMessage(wsgate.Text, protocol.PubPush(p)); err != nil {
+				h.opts.Logger.Error("hub: publication not delivered", "channel", p.Channel, "offset", p.Offset, "err", err)
+				return
+			}
 		}
-		_ = cl.conn.SendPrepared(msg) // a full queue is the connection's policy's business
+		// A full queue is the connection's policy's business: it closes the connection (1013, the
+		// client reconnects and recovers), or drops. A drop is never silent: the next publication
+		// queued jumps in offset, and until one is, a gap push is due.
+		switch err := cl.conn.SendPrepared(msg); {
+		case err == nil:
+			sub.gap = 0
+		case errors.Is(err, wsgate.ErrQueueFull) || errors.Is(err, wsgate.ErrMessageTooLarge):
+			if sub.gap == 0 {
+				h.noteGap(ch, cl)
+			}
+			sub.gap = p.Offset
+		}
 	}
 }
 
 // accept reports whether p is new to the subscription (no duplicate after a recovery) and
 // records it as the last one queued.
-func (s *subscription) accept(p Publication) bool {
+func (s *subscription) accept(p broker.Publication) bool {
 	if p.Epoch == s.epoch && p.Offset <= s.last {
 		return false
 	}
@@ -66,10 +98,77 @@ func (s *subscription) accept(p Publication) bool {
 	return true
 }
 
-// subscribe adds cl to channel. With since, the publications after it are returned for the reply
-// (recovered tells whether they are all there); live publications that arrive meanwhile are held
-// back and queued after the reply, which the caller sends through reply.
-func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *protocol.Position, events bool, id uint64) (*protocol.SubscribeResult, *protocol.Error) {
+// acquire returns the named channel with a reference taken, creating it.
+func (h *Hub) acquire(name string) (*channel, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, errors.New("hub closed")
+	}
+	ch := h.channels[name]
+	if ch == nil {
+		ch = &channel{name: name, sem: make(chan struct{}, 1), subs: map[*client]*subscription{}}
+		h.channels[name] = ch
+	}
+	ch.refs++
+	return ch, nil
+}
+
+// interest makes sure the broker holds this node's interest in ch.
+func (h *Hub) interest(ctx context.Context, ch *channel) error {
+	select {
+	case ch.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-ch.sem }()
+	if ch.live {
+		return nil
+	}
+	if err := h.broker.Subscribe(ctx, ch.name); err != nil {
+		return err
+	}
+	ch.live = true
+	return nil
+}
+
+// release gives back a reference to ch; the last one withdraws the broker interest and forgets
+// the channel, unless a new subscriber came meanwhile.
+func (h *Hub) release(ch *channel) {
+	h.mu.Lock()
+	ch.refs--
+	last := ch.refs == 0
+	h.mu.Unlock()
+	if !last {
+		return
+	}
+	ch.sem <- struct{}{} // a holder is inside one broker call, bounded by RequestTimeout
+	defer func() { <-ch.sem }()
+	h.mu.RLock()
+	last = ch.refs == 0
+	h.mu.RUnlock()
+	if last && ch.live {
+		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
+		err := h.broker.Unsubscribe(ctx, ch.name)
+		cancel()
+		if err != nil {
+			// Kept, with the interest: the next subscriber reuses it, the next release retries.
+			h.opts.Logger.Warn("hub: broker unsubscribe failed", "channel", ch.name, "err", err)
+		} else {
+			ch.live = false
+		}
+	}
+	h.mu.Lock()
+	if ch.refs == 0 && !ch.live && h.channels[ch.name] == ch {
+		delete(h.channels, ch.name)
+	}
+	h.mu.Unlock()
+}
+
+// subscribe adds cl to channel. With since, the publications after it go in the reply (paged to
+// fit MaxReplyBytes and the connection's queue); live publications that arrive meanwhile are held
+// back and queued after the reply. With id 0 (server side) no reply is sent.
+func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *broker.Position, events bool, id uint64) (*protocol.SubscribeResult, *protocol.Error) {
 	if !cl.addSub(name, h.opts.MaxSubscriptions) {
 		if cl.isClosed() {
 			return nil, protocol.Errorf(protocol.CodeBadRequest, "connection closed")
@@ -79,27 +178,29 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *pro
 		}
 		return nil, protocol.Errorf(protocol.CodeLimitExceeded, "at most %d subscriptions per connection", h.opts.MaxSubscriptions)
 	}
-	h.mu.Lock()
-	ch := h.channels[name]
-	first := ch == nil
-	if first {
-		ch = &channel{name: name, subs: map[*client]*subscription{}}
-		h.channels[name] = ch
+	ch, err := h.acquire(name)
+	if err != nil {
+		cl.dropSub(name)
+		return nil, protocol.Errorf(protocol.CodeUnavailable, "%v", err)
 	}
-	ch.mu.Lock()
+	if err := h.interest(ctx, ch); err != nil {
+		cl.dropSub(name)
+		h.release(ch)
+		return nil, brokerError(err)
+	}
 	sub := &subscription{recovering: true, events: events}
+	ch.mu.Lock()
 	ch.subs[cl] = sub
-	ch.mu.Unlock()
-	h.mu.Unlock()
-
-	fail := func(err error) (*protocol.SubscribeResult, *protocol.Error) {
-		h.removeSub(cl, ch)
-		return nil, protocol.Errorf(protocol.CodeUnavailable, "broker: %v", err)
+	if events {
+		ch.events++
 	}
-	if first {
-		if err := h.broker.Subscribe(ctx, name); err != nil {
-			return fail(err)
-		}
+	ch.mu.Unlock()
+	// OnClose marks the client closed before it lists the subscriptions to remove (and an
+	// unsubscribe drops the name before it looks for the channel): either they find this one and
+	// remove it, or we see it here. No ghost is left behind.
+	if !cl.live(name) {
+		h.removeSub(cl, ch)
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "connection closed")
 	}
 	limit := 1 // without since, only the top position matters
 	if since != nil {
@@ -107,79 +208,94 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *pro
 	}
 	hist, err := h.broker.History(ctx, name, since, limit)
 	if err != nil {
-		return fail(err)
+		h.removeSub(cl, ch)
+		return nil, brokerError(err)
 	}
 
-	res := &protocol.SubscribeResult{Epoch: hist.Top.Epoch, Offset: hist.Top.Offset}
+	res := &protocol.SubscribeResult{Epoch: hist.Epoch, Offset: hist.Offset}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	sub.epoch, sub.last = hist.Top.Epoch, hist.Top.Offset
+	sub.epoch, sub.last = hist.Epoch, hist.Offset
 	if since != nil {
-		res.Recovered = hist.Complete && !sub.overflow
+		res.Recovered = hist.Complete && !hist.More && !sub.overflow
 		if res.Recovered {
-			for _, p := range hist.Publications {
-				res.Publications = append(res.Publications, protocol.Publication{Offset: p.Offset, Data: p.Data})
-			}
+			res.Publications, res.More = h.page(cl, hist.Publications)
 		}
 	}
 	if id != 0 {
-		_ = cl.conn.Send(wsgate.Text, protocol.Reply(id, res))
+		cl.reply(protocol.SubscribeReply(id, *res))
 	}
 	for _, p := range sub.pending {
-		if sub.accept(p) {
-			_ = cl.conn.Send(wsgate.Text, protocol.PubPush(p.Channel, p.Epoch, protocol.Publication{Offset: p.Offset, Data: p.Data}))
+		if !sub.accept(p) {
+			continue
+		}
+		if err := cl.conn.Send(wsgate.Text, protocol.PubPush(p)); err != nil {
+			sub.gap = max(sub.gap, sub.pending[len(sub.pending)-1].Offset)
+			break
 		}
 	}
+	if sub.gap != 0 {
+		h.noteGap(ch, cl)
+	}
 	sub.pending, sub.recovering = nil, false
-	ch.pushPresence("join", cl, sub)
+	if ch.events > 0 {
+		h.notePresence(ch, cl, true)
+	}
 	return res, nil
 }
 
-// pushPresence queues a join or leave push about cl to the subscribers that asked for them. Called
-// with ch.mu held.
-func (ch *channel) pushPresence(kind string, about *client, skip *subscription) {
-	var msg *wsgate.PreparedMessage
-	for cl, sub := range ch.subs {
-		if !sub.events || sub == skip || sub.recovering {
-			continue
-		}
-		if msg == nil {
-			msg, _ = wsgate.NewPreparedMessage(wsgate.Text, protocol.PresencePush(kind, ch.name, about.info))
-		}
-		_ = cl.conn.SendPrepared(msg)
+// page returns the longest run of pubs, from the first, that fits one reply: within MaxReplyBytes
+// and within what cl's send queue takes now. The first publication goes even alone over
+// MaxReplyBytes, if the queue takes it. more tells whether some were left out.
+func (h *Hub) page(cl *client, pubs []broker.Publication) (page []broker.Publication, more bool) {
+	msgs, free := cl.conn.SendQueueFree()
+	if msgs == 0 {
+		return nil, len(pubs) > 0
 	}
+	free -= protocol.ReplyOverhead
+	budget := min(free, h.opts.MaxReplyBytes-protocol.ReplyOverhead)
+	n, size := 0, 0
+	for _, p := range pubs {
+		size += protocol.PubSize(p)
+		if size > free || (n > 0 && size > budget) {
+			break
+		}
+		n++
+	}
+	return pubs[:n], n < len(pubs)
 }
 
-func (ch *channel) presence() []protocol.ClientInfo {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	out := make([]protocol.ClientInfo, 0, len(ch.subs))
-	for cl := range ch.subs {
-		out = append(out, cl.info)
+// brokerError words a broker failure for a reply.
+func brokerError(err error) *protocol.Error {
+	var perr *protocol.Error
+	switch {
+	case errors.As(err, &perr):
+		return perr
+	case errors.Is(err, broker.ErrFull):
+		return protocol.Errorf(protocol.CodeFull, "%v", err)
 	}
-	return out
+	return protocol.Errorf(protocol.CodeUnavailable, "broker: %v", err)
 }
 
-// removeSub takes cl out of ch, forgetting the channel when it was the last subscriber.
+// removeSub takes cl out of ch, giving back its reference; it does nothing if cl is not in ch.
 func (h *Hub) removeSub(cl *client, ch *channel) {
 	cl.dropSub(ch.name)
-	h.mu.Lock()
 	ch.mu.Lock()
 	sub, ok := ch.subs[cl]
-	delete(ch.subs, cl)
-	empty := len(ch.subs) == 0
-	if empty && h.channels[ch.name] == ch {
-		delete(h.channels, ch.name)
-	}
-	if ok && !empty {
-		ch.pushPresence("leave", cl, sub)
+	if ok {
+		delete(ch.subs, cl)
+		if sub.events {
+			ch.events--
+		}
+		if ch.events > 0 {
+			h.notePresence(ch, cl, false)
+		} else {
+			clear(ch.changes)
+		}
 	}
 	ch.mu.Unlock()
-	h.mu.Unlock()
-	if empty {
-		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
-		_ = h.broker.Unsubscribe(ctx, ch.name)
-		cancel()
+	if ok {
+		h.release(ch)
 	}
 }
 
@@ -188,9 +304,9 @@ func (h *Hub) unsubscribe(cl *client, name string) bool {
 	if !cl.hasSub(name) {
 		return false
 	}
-	h.mu.Lock()
+	h.mu.RLock()
 	ch := h.channels[name]
-	h.mu.Unlock()
+	h.mu.RUnlock()
 	if ch == nil {
 		cl.dropSub(name)
 		return true

@@ -1,25 +1,31 @@
 package hub
 
 import (
-	"context"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/protocol"
 )
 
-// client is the hub's state for one wsgate.v1 connection, kept in the connection's Data.
+// client is the hub's state for one wsgate.v1 connection. The hub keeps it in its own registry
+// (clientSet), not in the connection's Data, which stays the application's.
 type client struct {
 	hub  *Hub
 	conn *wsgate.Conn
 	info protocol.ClientInfo
+	id   uint64
+
+	// The request rate's token bucket; only the connection's reader goroutine touches it.
+	tokens float64
+	refill time.Time
 
 	mu     sync.Mutex
 	subs   map[string]struct{}
 	closed bool // OnClose ran: no new subscriptions (a server-side Subscribe may race with it)
 }
 
-// addSub reserves a subscription slot; false if already subscribed or at the limit.
+// addSub reserves a subscription slot; false if already subscribed, at the limit, or closed.
 func (c *client) addSub(name string, limit int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -37,6 +43,14 @@ func (c *client) hasSub(name string) bool {
 	return ok
 }
 
+// live reports whether the subscription to name is still wanted: not unsubscribed, not closed.
+func (c *client) live(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.subs[name]
+	return ok && !c.closed
+}
+
 func (c *client) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -49,14 +63,91 @@ func (c *client) dropSub(name string) {
 	c.mu.Unlock()
 }
 
-func (c *client) subNames() []string {
+// markClosed refuses new subscriptions and returns the current ones.
+func (c *client) markClosed() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	out := make([]string, 0, len(c.subs))
 	for n := range c.subs {
 		out = append(out, n)
 	}
 	return out
+}
+
+// allow takes a token from the request bucket; false when the connection is over its rate.
+func (c *client) allow(now time.Time) bool {
+	o := &c.hub.opts
+	if o.RequestRate < 0 {
+		return true
+	}
+	c.tokens = min(c.tokens+now.Sub(c.refill).Seconds()*o.RequestRate, float64(o.RequestBurst))
+	c.refill = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// reply queues a reply. A reply is never dropped silently: one the queue refuses closes the
+// connection (1013, reconnect), unless the connection's slow-consumer policy closed it already.
+func (c *client) reply(b []byte) {
+	if err := c.conn.Send(wsgate.Text, b); err != nil {
+		_ = c.conn.Close(wsgate.CloseTryAgainLater, "reply could not be queued")
+	}
+}
+
+// clientSet is the hub's registry of its wsgate.v1 connections, sharded so that the lookup on every
+// message does not contend on one lock.
+type clientSet struct{ shards [16]clientShard }
+
+type clientShard struct {
+	mu sync.RWMutex
+	m  map[*wsgate.Conn]*client
+}
+
+func (s *clientSet) init() {
+	for i := range s.shards {
+		s.shards[i].m = map[*wsgate.Conn]*client{}
+	}
+}
+
+func (s *clientSet) shard(c *wsgate.Conn) *clientShard {
+	return &s.shards[c.ID()%uint64(len(s.shards))]
+}
+
+func (s *clientSet) add(cl *client) {
+	sh := s.shard(cl.conn)
+	sh.mu.Lock()
+	sh.m[cl.conn] = cl
+	sh.mu.Unlock()
+}
+
+func (s *clientSet) remove(c *wsgate.Conn) {
+	sh := s.shard(c)
+	sh.mu.Lock()
+	delete(sh.m, c)
+	sh.mu.Unlock()
+}
+
+func (s *clientSet) get(c *wsgate.Conn) *client {
+	sh := s.shard(c)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.m[c]
+}
+
+func (s *clientSet) snapshot(buf []*client) []*client {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		for _, cl := range sh.m {
+			buf = append(buf, cl)
+		}
+		sh.mu.RUnlock()
+	}
+	return buf
 }
 
 // handler serves wsgate.v1 connections and passes the others to the application.
@@ -73,107 +164,52 @@ func (hd *handler) OnOpen(c *wsgate.Conn) {
 		return
 	}
 	h := hd.h
-	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: connID(c)}, subs: map[string]struct{}{}}
+	cl := &client{hub: h, conn: c, id: c.ID(), info: protocol.ClientInfo{Conn: connID(c)}, subs: map[string]struct{}{},
+		tokens: float64(h.opts.RequestBurst), refill: time.Now()}
 	if h.opts.UserID != nil {
 		cl.info.User = h.opts.UserID(c)
 	}
-	c.SetData(cl)
-	h.mu.Lock()
-	h.clients[cl] = struct{}{}
-	h.mu.Unlock()
+	h.clients.add(cl)
 }
 
 func (hd *handler) OnClose(c *wsgate.Conn, err error) {
-	cl, ok := c.Data().(*client)
-	if !ok || cl.hub != hd.h {
+	h := hd.h
+	cl := h.clients.get(c)
+	if cl == nil {
 		if hd.app != nil {
 			hd.app.OnClose(c, err)
 		}
 		return
 	}
-	h := hd.h
-	cl.mu.Lock()
-	cl.closed = true
-	cl.mu.Unlock()
-	for _, name := range cl.subNames() {
+	for _, name := range cl.markClosed() {
 		h.unsubscribe(cl, name)
 	}
-	h.mu.Lock()
-	delete(h.clients, cl)
-	h.mu.Unlock()
+	h.clients.remove(c)
 }
 
 func (hd *handler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
-	cl, ok := c.Data().(*client)
-	if !ok || cl.hub != hd.h {
+	cl := hd.h.clients.get(c)
+	if cl == nil {
 		if hd.app != nil {
 			hd.app.OnMessage(c, m)
 		}
 		return
 	}
 	if m.Type != wsgate.Text {
-		_ = c.Send(wsgate.Text, protocol.ErrorReply(0, protocol.Errorf(protocol.CodeNotText, "wsgate.v1 frames are JSON text")))
+		cl.reply(protocol.ErrorReply(0, protocol.Errorf(protocol.CodeNotText, "wsgate.v1 frames are JSON text")))
 		return
 	}
+	// Parsing costs in proportion to the bytes read, which the read limit and TCP bound; the rate
+	// bounds what a request may make the hub and broker do, and the replies they produce.
 	req, perr := protocol.Parse(m.Data)
+	if perr == nil && !cl.allow(time.Now()) {
+		perr = protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", hd.h.opts.RequestRate)
+	}
 	if perr != nil {
-		_ = c.Send(wsgate.Text, protocol.ErrorReply(req.ID, perr))
+		cl.reply(protocol.ErrorReply(req.ID, perr))
 		return
 	}
 	if reply := hd.h.serve(cl, req); reply != nil {
-		_ = c.Send(wsgate.Text, reply)
+		cl.reply(reply)
 	}
-}
-
-// serve runs one request and returns its reply (nil when subscribe sent it already).
-func (h *Hub) serve(cl *client, req protocol.Request) []byte {
-	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
-	defer cancel()
-	if req.Op != protocol.OpPing && req.Op != protocol.OpUnsubscribe && h.opts.Authorize != nil {
-		if err := h.opts.Authorize(ctx, cl.conn, req.Op, req.Channel); err != nil {
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeForbidden, "%s", err.Error()))
-		}
-	}
-	switch req.Op {
-	case protocol.OpPing:
-		return protocol.Reply(req.ID, struct{}{})
-	case protocol.OpSubscribe:
-		if _, perr := h.subscribe(ctx, cl, req.Channel, req.Since, req.Events, req.ID); perr != nil {
-			return protocol.ErrorReply(req.ID, perr)
-		}
-		return nil
-	case protocol.OpUnsubscribe:
-		if !h.unsubscribe(cl, req.Channel) {
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeNotSubscribed, "not subscribed to %q", req.Channel))
-		}
-		return protocol.Reply(req.ID, struct{}{})
-	case protocol.OpPublish:
-		if len(req.Data) > h.opts.MaxDataSize {
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(req.Data), h.opts.MaxDataSize))
-		}
-		// req.Data aliases the frame, which is reused after OnMessage: the publication keeps a copy.
-		pos, err := h.broker.Publish(ctx, req.Channel, append([]byte(nil), req.Data...))
-		if err != nil {
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnavailable, "broker: %v", err))
-		}
-		return protocol.Reply(req.ID, protocol.PublishResult(pos))
-	case protocol.OpPresence:
-		return protocol.Reply(req.ID, protocol.PresenceResult{Clients: h.Presence(req.Channel)})
-	case protocol.OpHistory:
-		limit := req.Limit
-		if limit == 0 {
-			limit = 100
-		}
-		hist, err := h.broker.History(ctx, req.Channel, req.Since, limit)
-		if err != nil {
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnavailable, "broker: %v", err))
-		}
-		res := protocol.HistoryResult{Epoch: hist.Top.Epoch, Offset: hist.Top.Offset, Complete: hist.Complete,
-			Publications: make([]protocol.Publication, 0, len(hist.Publications))}
-		for _, p := range hist.Publications {
-			res.Publications = append(res.Publications, protocol.Publication{Offset: p.Offset, Data: p.Data})
-		}
-		return protocol.Reply(req.ID, res)
-	}
-	return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnknownOp, "unknown op %q", req.Op))
 }

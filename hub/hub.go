@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -21,6 +24,9 @@ const (
 	DefaultPingInterval     = 25 * time.Second
 	DefaultRecoverLimit     = 1000
 	DefaultRequestTimeout   = 5 * time.Second
+	DefaultMaxReplyBytes    = 256 << 10
+	DefaultRequestRate      = 1000
+	DefaultPresenceInterval = 100 * time.Millisecond
 )
 
 // Options configure a Hub; the zero value works.
@@ -39,70 +45,142 @@ type Options struct {
 	// which clients that cannot see WebSocket pings (browsers) notice a dead link. Default 25 s;
 	// negative disables.
 	PingInterval time.Duration
-	// RecoverLimit bounds the publications a recovering subscribe may replay. Default 1000.
+	// RecoverLimit bounds the publications a recovering subscribe may replay; a client that
+	// missed more is told it cannot recover. Default 1000.
 	RecoverLimit int
 	// RequestTimeout bounds the broker calls of one request. Default 5 s.
 	RequestTimeout time.Duration
+	// MaxReplyBytes bounds a subscribe or history reply. A longer one is paged: it says "more"
+	// and the client asks for the rest. A reply is also kept within what the connection's send
+	// queue can take at the time, so nothing is encoded that could not be queued. Default 256 KiB;
+	// a single publication is always sent whole.
+	MaxReplyBytes int
+	// RequestRate bounds the requests a connection may make per second, on average; RequestBurst
+	// how many it may make at once. Requests beyond get error 203 (rate limited). Default 1000 a
+	// second and a burst of 2×MaxSubscriptions or RequestRate, whichever is more; negative
+	// disables.
+	RequestRate  float64
+	RequestBurst int
+	// PresenceInterval is how often a channel's joins and leaves are gathered into one presence
+	// push to its subscribers that asked for them: the cost of churn on a channel of n such
+	// subscribers is at most n pushes per interval, however many join or leave. Default 100 ms.
+	PresenceInterval time.Duration
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 }
 
 // Hub routes publications between channels and the connections subscribed to them.
 type Hub struct {
-	opts   Options
-	broker Broker
+	opts    Options
+	broker  broker.Broker
+	clients clientSet
 
-	mu       sync.RWMutex // guards channels, clients, closed
+	mu       sync.RWMutex // guards channels, closed; taken before a channel's mu
 	channels map[string]*channel
-	clients  map[*client]struct{}
 	closed   bool
 
-	ping     *wsgate.PreparedMessage
-	stopPing chan struct{}
-	pingDone chan struct{}
+	// Publishes in flight, and whether new ones are refused (Drain).
+	draining atomic.Bool
+	inflight atomic.Int64
+	idle     chan struct{} // a token when inflight falls to 0 while draining
+
+	pmu   sync.Mutex // guards dirty and gaps; taken after a channel's mu
+	dirty []*channel // channels with presence changes not pushed yet
+	gaps  []gapNote  // subscriptions owed a gap push
+
+	ping *wsgate.PreparedMessage
+	stop chan struct{}
+	done chan struct{}
 }
 
-// New starts a Hub on broker (nil: the caller must not publish; use broker/memory for one process).
-func New(ctx context.Context, broker Broker, opts *Options) (*Hub, error) {
-	if broker == nil {
+// ErrDraining is returned by Hub.Publish after Drain: the server is shutting down.
+var ErrDraining = errors.New("hub: draining, publications refused")
+
+// New starts a Hub on a broker (use broker/memory for one process).
+func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
+	if b == nil {
 		return nil, errors.New("hub: a Broker is required (broker/memory for one process)")
 	}
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
-	if o.MaxSubscriptions < 0 || o.MaxDataSize < 0 || o.RecoverLimit < 0 || o.RequestTimeout < 0 {
-		return nil, errors.New("hub: Options fields must not be negative")
+	if o.MaxSubscriptions < 0 || o.MaxDataSize < 0 || o.RecoverLimit < 0 || o.RequestTimeout < 0 ||
+		o.MaxReplyBytes < 0 || o.RequestBurst < 0 || o.PresenceInterval < 0 {
+		return nil, errors.New("hub: Options fields must not be negative (but PingInterval and RequestRate)")
 	}
-	if o.MaxSubscriptions == 0 {
-		o.MaxSubscriptions = DefaultMaxSubscriptions
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if o.MaxDataSize == 0 {
-		o.MaxDataSize = DefaultMaxDataSize
-	}
+	def(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	def(&o.MaxDataSize, DefaultMaxDataSize)
+	def(&o.RecoverLimit, DefaultRecoverLimit)
+	def(&o.MaxReplyBytes, DefaultMaxReplyBytes)
 	if o.PingInterval == 0 {
 		o.PingInterval = DefaultPingInterval
 	}
-	if o.RecoverLimit == 0 {
-		o.RecoverLimit = DefaultRecoverLimit
-	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.RequestRate == 0 {
+		o.RequestRate = DefaultRequestRate
+	}
+	def(&o.RequestBurst, max(2*o.MaxSubscriptions, int(o.RequestRate)))
+	if o.PresenceInterval == 0 {
+		o.PresenceInterval = DefaultPresenceInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	ping, _ := wsgate.NewPreparedMessage(wsgate.Text, protocol.PingPush)
-	h := &Hub{opts: o, broker: broker, channels: map[string]*channel{}, clients: map[*client]struct{}{},
-		ping: ping, stopPing: make(chan struct{}), pingDone: make(chan struct{})}
-	if err := broker.Start(ctx, h.deliver); err != nil {
+	h := &Hub{opts: o, broker: b, channels: map[string]*channel{}, idle: make(chan struct{}, 1),
+		ping: ping, stop: make(chan struct{}), done: make(chan struct{})}
+	h.clients.init()
+	if err := b.Start(ctx, h.deliver); err != nil {
 		return nil, fmt.Errorf("hub: starting broker: %w", err)
 	}
-	go h.pinger() // owner: the Hub; stopped by Close
+	go h.loop() // owner: the Hub; stopped by Close
 	return h, nil
 }
 
-// Close stops the hub's pinger and the broker. Connections are the wsgate.Server's to close.
+// Drain refuses publications from now on, from clients (error 201, "server shutting down") and
+// from Publish (ErrDraining), and waits until those in flight have been queued to their local
+// subscribers. Call it before wsgate.Server.Shutdown, so that every publication acknowledged
+// before the shutdown reaches every subscriber the shutdown then closes.
+func (h *Hub) Drain(ctx context.Context) error {
+	h.draining.Store(true)
+	for h.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.idle:
+		}
+	}
+	return nil
+}
+
+// beginPublish counts a publication in flight; false once draining.
+func (h *Hub) beginPublish() bool {
+	h.inflight.Add(1)
+	if h.draining.Load() {
+		h.endPublish()
+		return false
+	}
+	return true
+}
+
+func (h *Hub) endPublish() {
+	if h.inflight.Add(-1) == 0 && h.draining.Load() {
+		select {
+		case h.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops the hub's timers and the broker. Connections are the wsgate.Server's to close.
 func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed {
@@ -111,58 +189,68 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 	h.closed = true
 	h.mu.Unlock()
-	close(h.stopPing)
-	<-h.pingDone
+	close(h.stop)
+	<-h.done
 	return h.broker.Close(ctx)
 }
 
-func (h *Hub) pinger() {
-	defer close(h.pingDone)
-	if h.opts.PingInterval < 0 {
-		<-h.stopPing
-		return
+// loop sends the ping pushes and the gathered presence pushes.
+func (h *Hub) loop() {
+	defer close(h.done)
+	var pingC <-chan time.Time
+	if h.opts.PingInterval > 0 {
+		t := time.NewTicker(h.opts.PingInterval)
+		defer t.Stop()
+		pingC = t.C
 	}
-	t := time.NewTicker(h.opts.PingInterval)
-	defer t.Stop()
+	pt := time.NewTicker(h.opts.PresenceInterval)
+	defer pt.Stop()
 	var buf []*client
 	for {
 		select {
-		case <-h.stopPing:
+		case <-h.stop:
 			return
-		case <-t.C:
-			h.mu.Lock()
-			for c := range h.clients {
-				buf = append(buf, c)
-			}
-			h.mu.Unlock()
+		case <-pingC:
+			buf = h.clients.snapshot(buf[:0])
 			for _, c := range buf {
 				_ = c.conn.SendPrepared(h.ping)
 			}
 			clear(buf)
-			buf = buf[:0]
+		case <-pt.C:
+			h.flushPresence()
+			h.flushGaps()
 		}
 	}
 }
 
 // Publish publishes JSON data on channel from the server side, as a client's publish would,
-// without authorization.
-func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (protocol.Position, error) {
+// without authorization. Errors are *protocol.Error (bad channel, not JSON, too large, 202
+// broker full), ErrDraining, or the broker's.
+func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
 	if err := protocol.ValidChannel(channel); err != nil {
-		return protocol.Position{}, err
+		return broker.Position{}, err
 	}
-	if !json.Valid(data) {
-		return protocol.Position{}, protocol.Errorf(protocol.CodeBadRequest, "data is not JSON")
+	if !json.Valid(data) || !utf8.Valid(data) { // json.Valid lets invalid UTF-8 through
+		return broker.Position{}, protocol.Errorf(protocol.CodeBadRequest, "data is not JSON in UTF-8")
 	}
 	if len(data) > h.opts.MaxDataSize {
-		return protocol.Position{}, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(data), h.opts.MaxDataSize)
+		return broker.Position{}, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(data), h.opts.MaxDataSize)
 	}
-	return h.broker.Publish(ctx, channel, append([]byte(nil), data...))
+	if !h.beginPublish() {
+		return broker.Position{}, ErrDraining
+	}
+	defer h.endPublish()
+	pos, err := h.broker.Publish(ctx, channel, append([]byte(nil), data...))
+	if errors.Is(err, broker.ErrFull) {
+		return pos, protocol.Errorf(protocol.CodeFull, "%v", err)
+	}
+	return pos, err
 }
 
-// History returns a channel's history after since (nil: the latest limit publications).
-func (h *Hub) History(ctx context.Context, channel string, since *protocol.Position, limit int) (HistoryResult, error) {
+// History returns up to limit publications of channel after since (nil: the latest ones).
+func (h *Hub) History(ctx context.Context, channel string, since *broker.Position, limit int) (broker.HistoryResult, error) {
 	if err := protocol.ValidChannel(channel); err != nil {
-		return HistoryResult{}, err
+		return broker.HistoryResult{}, err
 	}
 	return h.broker.History(ctx, channel, since, limit)
 }
@@ -181,15 +269,14 @@ func (h *Hub) Presence(channel string) []protocol.ClientInfo {
 // Subscribe subscribes a wsgate.v1 connection to channel from the server side, without
 // authorization; the client receives publications as if it had subscribed itself.
 func (h *Hub) Subscribe(ctx context.Context, c *wsgate.Conn, channel string) error {
-	cl, ok := c.Data().(*client)
-	if !ok || cl.hub != h {
+	cl := h.clients.get(c)
+	if cl == nil {
 		return errors.New("hub: not a wsgate.v1 connection of this hub")
 	}
 	if err := protocol.ValidChannel(channel); err != nil {
 		return err
 	}
-	_, perr := h.subscribe(ctx, cl, channel, nil, false, 0)
-	if perr != nil {
+	if _, perr := h.subscribe(ctx, cl, channel, nil, false, 0); perr != nil {
 		return perr
 	}
 	return nil

@@ -3,8 +3,9 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"strconv"
+
+	"github.com/wsgate/wsgate/broker"
 )
 
 // Subprotocol is the name negotiated in Sec-WebSocket-Protocol.
@@ -25,16 +26,25 @@ const (
 
 // Limits of the protocol itself; a server may set lower ones.
 const (
-	MaxChannelLen   = 255
-	MaxHistoryLimit = 1000
+	MaxChannelLen    = 255
+	MaxHistoryLimit  = 1000
+	MaxPresenceLimit = 1000
+	MaxEpochLen      = 64
 )
 
-// Position is a place in a channel's stream: the epoch names one unbroken history, the offset
-// counts publications in it (the first publication has offset 1).
-type Position struct {
-	Epoch  string `json:"epoch"`
-	Offset uint64 `json:"offset"`
-}
+// Defaults of a request's optional fields.
+const (
+	DefaultHistoryLimit  = 100
+	DefaultPresenceLimit = 100
+)
+
+// Position, Publication and HistoryResult are the broker's own values: their JSON form is the
+// wire form, so a reply carries them without a copy.
+type (
+	Position      = broker.Position
+	Publication   = broker.Publication
+	HistoryResult = broker.HistoryResult
+)
 
 // Request is a parsed client request.
 type Request struct {
@@ -43,14 +53,9 @@ type Request struct {
 	Channel string          `json:"channel,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`     // publish
 	Since   *Position       `json:"since,omitempty"`    // subscribe (recover), history
-	Limit   int             `json:"limit,omitempty"`    // history
+	Limit   int             `json:"limit,omitempty"`    // history, presence
 	Events  bool            `json:"presence,omitempty"` // subscribe: also push join and leave
-}
-
-// Publication is one message of a channel's stream.
-type Publication struct {
-	Offset uint64          `json:"offset"`
-	Data   json.RawMessage `json:"data"`
+	After   string          `json:"after,omitempty"`    // presence: continue after this conn
 }
 
 // ClientInfo identifies a subscriber in presence and join/leave pushes.
@@ -59,33 +64,27 @@ type ClientInfo struct {
 	User string `json:"user,omitempty"`
 }
 
-// SubscribeResult answers a subscribe. Recovered says whether every publication after the
-// requested position is in Publications; if not, the client missed some and must resync.
+// SubscribeResult answers a subscribe. Epoch and Offset are the channel's top: live pushes start
+// after it. Recovered says whether every publication after the requested position can be had:
+// those in Publications and, when More is set, the rest up to Offset through history requests
+// from the last one given. If not recovered, the client missed some and must resync.
 type SubscribeResult struct {
 	Epoch        string        `json:"epoch"`
 	Offset       uint64        `json:"offset"`
 	Recovered    bool          `json:"recovered"`
+	More         bool          `json:"more,omitempty"`
 	Publications []Publication `json:"publications,omitempty"`
 }
 
 // PublishResult answers a publish with the publication's position.
-type PublishResult struct {
-	Epoch  string `json:"epoch"`
-	Offset uint64 `json:"offset"`
-}
+type PublishResult = Position
 
-// HistoryResult answers a history request; Complete is false when older publications than the
-// requested position are gone, or the epoch changed.
-type HistoryResult struct {
-	Epoch        string        `json:"epoch"`
-	Offset       uint64        `json:"offset"`
-	Complete     bool          `json:"complete"`
-	Publications []Publication `json:"publications"`
-}
-
-// PresenceResult answers a presence request.
+// PresenceResult answers a presence request: one page of the channel's subscribers on this node,
+// ordered by conn. Next, when set, is the After of the following page.
 type PresenceResult struct {
+	Total   int          `json:"total"`
 	Clients []ClientInfo `json:"clients"`
+	Next    string       `json:"next,omitempty"`
 }
 
 // Parse decodes and validates one request frame. The returned error is always an *Error with a
@@ -108,7 +107,11 @@ func Parse(frame []byte) (Request, *Error) {
 		return r, Errorf(CodeBadRequest, "request without an id (ids start at 1)")
 	}
 	switch r.Op {
-	case OpSubscribe, OpUnsubscribe, OpPresence:
+	case OpSubscribe, OpUnsubscribe:
+	case OpPresence:
+		if r.Limit < 0 || r.Limit > MaxPresenceLimit {
+			return r, Errorf(CodeBadRequest, "presence limit must be 0..%d", MaxPresenceLimit)
+		}
 	case OpPublish:
 		if len(r.Data) == 0 {
 			return r, Errorf(CodeBadRequest, "publish without data")
@@ -126,6 +129,9 @@ func Parse(frame []byte) (Request, *Error) {
 	}
 	if err := ValidChannel(r.Channel); err != nil {
 		return r, err
+	}
+	if r.Since != nil && len(r.Since.Epoch) > MaxEpochLen {
+		return r, Errorf(CodeBadRequest, "since.epoch longer than %d bytes", MaxEpochLen)
 	}
 	return r, nil
 }
@@ -170,14 +176,14 @@ func ErrorReply(id uint64, e *Error) []byte {
 	return b
 }
 
-// PubPush encodes a publication push once, for every subscriber of the channel. The channel is
+// PubPush encodes a publication push once, for every subscriber of its channel. The channel is
 // valid (ValidChannel), so it needs no escaping; data is already JSON.
-func PubPush(channel, epoch string, p Publication) []byte {
-	b := make([]byte, 0, 64+len(channel)+len(epoch)+len(p.Data))
+func PubPush(p Publication) []byte {
+	b := make([]byte, 0, 64+len(p.Channel)+len(p.Epoch)+len(p.Data))
 	b = append(b, `{"push":"pub","channel":"`...)
-	b = append(b, channel...)
+	b = append(b, p.Channel...)
 	b = append(b, `","epoch":`...)
-	b = strconv.AppendQuote(b, epoch) // epochs are base64url: no JSON-specific escapes
+	b = appendString(b, p.Epoch)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendUint(b, p.Offset, 10)
 	b = append(b, `,"data":`...)
@@ -185,17 +191,111 @@ func PubPush(channel, epoch string, p Publication) []byte {
 	return append(b, '}')
 }
 
-// PresencePush encodes a join or leave push.
-func PresencePush(kind, channel string, c ClientInfo) []byte {
-	if kind != "join" && kind != "leave" {
-		panic(fmt.Sprintf("protocol: presence push %q", kind))
+// PubSize bounds the bytes p takes inside a reply's publications list; replies are paged by it
+// before anything is encoded.
+func PubSize(p Publication) int { return len(p.Data) + 34 }
+
+// ReplyOverhead bounds the bytes of a subscribe or history reply besides its publications.
+const ReplyOverhead = 160 + MaxEpochLen
+
+// HistoryReply encodes a history reply. The publications' data is already JSON and is copied as
+// it is, not re-validated: encoding costs a copy of the page, no more.
+func HistoryReply(id uint64, r HistoryResult) []byte {
+	b := replyStart(id, r.Position, sizePubs(r.Publications))
+	b = append(b, `,"complete":`...)
+	b = strconv.AppendBool(b, r.Complete)
+	if r.More {
+		b = append(b, `,"more":true`...)
+	}
+	b = append(b, `,"publications":`...)
+	b = appendPubs(b, r.Publications)
+	return append(b, "}}"...)
+}
+
+// SubscribeReply encodes a subscribe reply, as HistoryReply does.
+func SubscribeReply(id uint64, r SubscribeResult) []byte {
+	b := replyStart(id, Position{Epoch: r.Epoch, Offset: r.Offset}, sizePubs(r.Publications))
+	b = append(b, `,"recovered":`...)
+	b = strconv.AppendBool(b, r.Recovered)
+	if r.More {
+		b = append(b, `,"more":true`...)
+	}
+	if len(r.Publications) > 0 {
+		b = append(b, `,"publications":`...)
+		b = appendPubs(b, r.Publications)
+	}
+	return append(b, "}}"...)
+}
+
+func replyStart(id uint64, top Position, extra int) []byte {
+	b := make([]byte, 0, ReplyOverhead+len(top.Epoch)+extra)
+	b = append(b, `{"id":`...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"result":{"epoch":`...)
+	b = appendString(b, top.Epoch)
+	b = append(b, `,"offset":`...)
+	return strconv.AppendUint(b, top.Offset, 10)
+}
+
+func sizePubs(ps []Publication) int {
+	n := 2
+	for _, p := range ps {
+		n += PubSize(p)
+	}
+	return n
+}
+
+func appendPubs(b []byte, ps []Publication) []byte {
+	b = append(b, '[')
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"offset":`...)
+		b = strconv.AppendUint(b, p.Offset, 10)
+		b = append(b, `,"data":`...)
+		b = append(b, p.Data...)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(b, q...)
+}
+
+// PresenceChangePush encodes the presence changes of a channel gathered over one interval: the
+// connections that joined and those that left (either list may be empty, not both).
+func PresenceChangePush(channel string, joined, left []ClientInfo) []byte {
+	if joined == nil {
+		joined = []ClientInfo{}
+	}
+	if left == nil {
+		left = []ClientInfo{}
 	}
 	b, _ := json.Marshal(struct {
-		Push    string     `json:"push"`
-		Channel string     `json:"channel"`
-		Client  ClientInfo `json:"client"`
-	}{kind, channel, c})
+		Push    string       `json:"push"`
+		Channel string       `json:"channel"`
+		Join    []ClientInfo `json:"join"`
+		Leave   []ClientInfo `json:"leave"`
+	}{"presence", channel, joined, left})
 	return b
+}
+
+// GapPush tells a subscriber that publications of channel up to offset could not be queued to it
+// (its slow-consumer policy dropped them): it fetches what it misses with history, from the last
+// one it has.
+func GapPush(channel, epoch string, offset uint64) []byte {
+	b := make([]byte, 0, 64+len(channel)+len(epoch))
+	b = append(b, `{"push":"gap","channel":"`...)
+	b = append(b, channel...)
+	b = append(b, `","epoch":`...)
+	b = appendString(b, epoch)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, offset, 10)
+	return append(b, '}')
 }
 
 // PingPush is the server's application-level ping: browsers cannot see WebSocket ping frames, so

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestEncoding(t *testing.T) {
-	push := PubPush("chat", "Ab-_9", Publication{Offset: 7, Data: json.RawMessage(`{"t":"<b>\"x\""}`)})
+	push := PubPush(Publication{Channel: "chat", Epoch: "Ab-_9", Offset: 7, Data: json.RawMessage(`{"t":"<b>\"x\""}`)})
 	var got struct {
 		Push, Channel, Epoch string
 		Offset               uint64
@@ -60,8 +61,47 @@ func TestEncoding(t *testing.T) {
 	if s := string(Reply(3, PublishResult{Epoch: "e", Offset: 1})); s != `{"id":3,"result":{"epoch":"e","offset":1}}` {
 		t.Fatalf("reply: %s", s)
 	}
-	if s := string(PresencePush("join", "c", ClientInfo{Conn: "1", User: "u"})); s != `{"push":"join","channel":"c","client":{"conn":"1","user":"u"}}` {
-		t.Fatalf("join: %s", s)
+	if s := string(PresenceChangePush("c", []ClientInfo{{Conn: "1", User: "u"}}, nil)); s != `{"push":"presence","channel":"c","join":[{"conn":"1","user":"u"}],"leave":[]}` {
+		t.Fatalf("presence push: %s", s)
+	}
+}
+
+// TestReplyEncoders: the hand-written encoders of paged replies produce what encoding/json
+// produces for the same values, and fit the size PubSize and ReplyOverhead promise.
+func TestReplyEncoders(t *testing.T) {
+	pubs := []Publication{{Channel: "c", Epoch: "e", Offset: 4, Data: json.RawMessage(`{"a":"\u003c"}`)},
+		{Channel: "c", Epoch: "e", Offset: 5, Data: json.RawMessage(`[1,2]`)}}
+	epoch := strings.Repeat("\"é<", MaxEpochLen/4)
+	for _, tc := range []struct {
+		got  []byte
+		want any
+	}{
+		{HistoryReply(9, HistoryResult{Position: Position{Epoch: epoch, Offset: 5}, Complete: true, More: true, Publications: pubs}),
+			map[string]any{"id": 9, "result": map[string]any{"epoch": epoch, "offset": 5, "complete": true, "more": true, "publications": pubs}}},
+		{HistoryReply(1, HistoryResult{}),
+			map[string]any{"id": 1, "result": map[string]any{"epoch": "", "offset": 0, "complete": false, "publications": []Publication{}}}},
+		{SubscribeReply(2, SubscribeResult{Epoch: "e", Offset: 5, Recovered: true, Publications: pubs}),
+			map[string]any{"id": 2, "result": map[string]any{"epoch": "e", "offset": 5, "recovered": true, "publications": pubs}}},
+		{SubscribeReply(3, SubscribeResult{Epoch: "e", Offset: 5, More: true}),
+			map[string]any{"id": 3, "result": map[string]any{"epoch": "e", "offset": 5, "recovered": false, "more": true}}},
+	} {
+		var got, want any
+		wb, _ := json.Marshal(tc.want)
+		if err := json.Unmarshal(tc.got, &got); err != nil {
+			t.Fatalf("%s: %v", tc.got, err)
+		}
+		_ = json.Unmarshal(wb, &want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("encoded %s\nwant    %s", tc.got, wb)
+		}
+	}
+	size := ReplyOverhead
+	for _, p := range pubs {
+		size += PubSize(p)
+	}
+	if b := HistoryReply(1<<63, HistoryResult{Position: Position{Epoch: strings.Repeat("x", MaxEpochLen), Offset: 1 << 63},
+		Complete: true, More: true, Publications: pubs}); len(b) > size {
+		t.Errorf("history reply of %d bytes, above its bound %d", len(b), size)
 	}
 }
 
@@ -92,7 +132,7 @@ func FuzzParse(f *testing.F) {
 		if _, err := Parse(again); err != nil {
 			t.Fatalf("re-encoded %s rejected: %v", again, err)
 		}
-		if r.Op == OpPublish && !json.Valid(PubPush(r.Channel, "e", Publication{Offset: 1, Data: r.Data})) {
+		if r.Op == OpPublish && !json.Valid(PubPush(Publication{Channel: r.Channel, Epoch: "e", Offset: 1, Data: r.Data})) {
 			t.Fatalf("push of %s is not JSON", r.Data)
 		}
 	})

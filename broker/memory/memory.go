@@ -1,41 +1,64 @@
-// Package memory is the embedded in-process Broker of package hub: one node, history in memory,
-// bounded by count and age per channel. It is the default and needs nothing to run.
+// Package memory is the embedded in-process Broker: one node, history in memory, bounded by count
+// and age per channel and by channels and bytes in all. It is the default and needs nothing to run.
+//
+// # What a peer can make it spend
+//
+// A stream exists only while its channel has history kept or a local subscriber (Subscribe pins
+// it): reading history never creates one, and a stream whose history expired and that nobody
+// subscribes to is freed at once (Unsubscribe) or at the next sweep (a quarter of HistoryTTL).
+// A stream costs about 200 bytes plus its ring, which grows with its content up to HistorySize
+// entries. At most MaxChannels streams and MaxBytes bytes of history (payloads plus about 96
+// bytes an entry) exist at once; a Publish or Subscribe beyond them fails with broker.ErrFull.
 package memory
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/wsgate/wsgate/hub"
-	"github.com/wsgate/wsgate/protocol"
+	"github.com/wsgate/wsgate/broker"
 )
 
 // Defaults for Options' zero fields.
 const (
 	DefaultHistorySize = 100
 	DefaultHistoryTTL  = 5 * time.Minute
+	DefaultMaxChannels = 100_000
+	DefaultMaxBytes    = 256 << 20
 )
+
+// entryOverhead is what one kept publication costs besides its payload: the ring slot, the
+// Publication's headers, the allocation's rounding.
+const entryOverhead = 96
 
 // Options configure the memory broker; the zero value works.
 type Options struct {
 	// HistorySize is how many publications each channel keeps. Default 100; negative keeps none.
 	HistorySize int
-	// HistoryTTL is how long a publication is kept. Default 5 minutes. A channel whose history is
-	// empty and unused for this long is forgotten; its next stream starts a new epoch.
+	// HistoryTTL is how long a publication is kept. Default 5 minutes. A channel with no history
+	// left and no subscriber is forgotten; its next stream starts a new epoch.
 	HistoryTTL time.Duration
+	// MaxChannels bounds the streams kept at once: channels with history or subscribers.
+	// Default 100,000.
+	MaxChannels int
+	// MaxBytes bounds the history kept in all channels, in bytes (payloads plus about 96 bytes a
+	// publication). Default 256 MiB.
+	MaxBytes int64
 	// now is the clock, for tests.
 	now func() time.Time
 }
 
-// Broker is the in-memory hub.Broker.
+// Broker is the in-memory broker.Broker.
 type Broker struct {
 	opts    Options
-	deliver hub.DeliverFunc
+	deliver broker.DeliverFunc
+	bytes   atomic.Int64 // history bytes kept, against MaxBytes
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards streams, closed; taken before a stream's mu
 	streams map[string]*stream
 	closed  bool
 
@@ -43,18 +66,21 @@ type Broker struct {
 	done chan struct{}
 }
 
+// stream is one channel's history: a ring that grows with its content up to HistorySize.
 type stream struct {
 	mu       sync.Mutex
+	name     string
 	epoch    string
 	offset   uint64
 	entries  []entry // ring, oldest first from head
 	head     int
 	n        int
-	lastUsed time.Time
+	interest bool // this node subscribed: keep the stream (and its epoch) while it is empty
+	dead     bool // removed from the map: a Publish that raced with the removal looks again
 }
 
 type entry struct {
-	pub hub.Publication
+	pub broker.Publication
 	at  time.Time
 }
 
@@ -73,18 +99,24 @@ func New(opts *Options) *Broker {
 	if o.HistoryTTL <= 0 {
 		o.HistoryTTL = DefaultHistoryTTL
 	}
+	if o.MaxChannels <= 0 {
+		o.MaxChannels = DefaultMaxChannels
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
 	if o.now == nil {
 		o.now = time.Now
 	}
 	return &Broker{opts: o, streams: map[string]*stream{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Start implements hub.Broker; it starts the janitor that forgets expired history.
-func (b *Broker) Start(_ context.Context, deliver hub.DeliverFunc) error {
+// Start implements broker.Broker; it starts the janitor that forgets expired history.
+func (b *Broker) Start(_ context.Context, deliver broker.DeliverFunc) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return hub.ErrBrokerClosed
+		return broker.ErrClosed
 	}
 	b.deliver = deliver
 	go func() { // owner: the Broker; stopped by Close
@@ -103,7 +135,7 @@ func (b *Broker) Start(_ context.Context, deliver hub.DeliverFunc) error {
 	return nil
 }
 
-// Close implements hub.Broker.
+// Close implements broker.Broker.
 func (b *Broker) Close(context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -120,103 +152,183 @@ func (b *Broker) Close(context.Context) error {
 	return nil
 }
 
-// stream returns the channel's stream, creating it with a new epoch.
-func (b *Broker) stream(channel string) (*stream, error) {
+// Stats is what the broker holds now.
+type Stats struct {
+	Channels int   // streams kept
+	Bytes    int64 // history bytes kept, as MaxBytes counts them
+}
+
+// Stats returns what the broker holds now.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	n := len(b.streams)
+	b.mu.Unlock()
+	return Stats{Channels: n, Bytes: b.bytes.Load()}
+}
+
+// lookup returns the channel's stream, creating it with a new epoch when create is set; nil when
+// it does not exist and create is not set.
+func (b *Broker) lookup(channel string, create bool) (*stream, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return nil, hub.ErrBrokerClosed
+		return nil, broker.ErrClosed
 	}
 	s := b.streams[channel]
-	if s == nil {
-		s = &stream{epoch: newEpoch(), entries: make([]entry, b.opts.HistorySize), lastUsed: b.opts.now()}
+	if s == nil && create {
+		if len(b.streams) >= b.opts.MaxChannels {
+			return nil, fmt.Errorf("%w: %d channels kept, the limit", broker.ErrFull, b.opts.MaxChannels)
+		}
+		s = &stream{name: channel, epoch: newEpoch()}
 		b.streams[channel] = s
 	}
 	return s, nil
 }
 
-// Publish implements hub.Broker. Delivery happens under the stream's lock, so that every channel's
-// publications are delivered one at a time, in offset order.
-func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (protocol.Position, error) {
-	if err := ctx.Err(); err != nil {
-		return protocol.Position{}, err
-	}
-	s, err := b.stream(channel)
-	if err != nil {
-		return protocol.Position{}, err
-	}
-	now := b.opts.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.expire(now, b.opts.HistoryTTL)
-	s.offset++
-	p := hub.Publication{Channel: channel, Epoch: s.epoch, Offset: s.offset, Data: data}
-	s.lastUsed = now
-	if len(s.entries) > 0 {
-		s.entries[(s.head+s.n)%len(s.entries)] = entry{pub: p, at: now}
-		if s.n < len(s.entries) {
-			s.n++
-		} else {
-			s.head = (s.head + 1) % len(s.entries)
+// locked returns the channel's stream with its lock held, creating it if create is set; nil (and
+// no lock) when it does not exist and create is not set.
+func (b *Broker) locked(channel string, create bool) (*stream, error) {
+	for {
+		s, err := b.lookup(channel, create)
+		if s == nil || err != nil {
+			return nil, err
 		}
+		s.mu.Lock()
+		if !s.dead {
+			return s, nil
+		}
+		s.mu.Unlock() // freed between the lookup and the lock: look again
 	}
-	if b.deliver != nil {
-		b.deliver(p)
-	}
-	return protocol.Position{Epoch: s.epoch, Offset: s.offset}, nil
 }
 
-// expire drops entries older than ttl.
-func (s *stream) expire(now time.Time, ttl time.Duration) {
-	for s.n > 0 && now.Sub(s.entries[s.head].at) > ttl {
+// Publish implements broker.Broker. Delivery happens under the stream's lock, so that every
+// channel's publications are delivered one at a time, in offset order.
+func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return broker.Position{}, err
+	}
+	s, err := b.locked(channel, true)
+	if err != nil {
+		return broker.Position{}, err
+	}
+	defer s.mu.Unlock()
+	now := b.opts.now()
+	b.expire(s, now)
+	keep := b.opts.HistorySize > 0
+	if keep {
+		cost := int64(len(data) + entryOverhead)
+		if s.n == b.opts.HistorySize {
+			cost -= int64(len(s.entries[s.head].pub.Data) + entryOverhead) // the oldest makes room
+		}
+		if !b.reserve(cost) {
+			return broker.Position{}, fmt.Errorf("%w: history holds %d of %d bytes", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+		}
+	}
+	s.offset++
+	p := broker.Publication{Channel: channel, Epoch: s.epoch, Offset: s.offset, Data: data}
+	if keep {
+		s.push(entry{pub: p, at: now}, b.opts.HistorySize)
+	}
+	if b.deliver != nil && s.interest {
+		b.deliver(p)
+	}
+	return broker.Position{Epoch: s.epoch, Offset: s.offset}, nil
+}
+
+// reserve adds cost (negative: frees) to the bytes kept, unless that would pass MaxBytes.
+func (b *Broker) reserve(cost int64) bool {
+	for {
+		cur := b.bytes.Load()
+		if cost > 0 && cur+cost > b.opts.MaxBytes {
+			return false
+		}
+		if b.bytes.CompareAndSwap(cur, cur+cost) {
+			return true
+		}
+	}
+}
+
+// push appends e, growing the ring up to size entries, then overwriting the oldest.
+func (s *stream) push(e entry, size int) {
+	if s.n == len(s.entries) && s.n < size {
+		grown := make([]entry, min(max(2*len(s.entries), 4), size))
+		for i := range s.n {
+			grown[i] = s.entries[(s.head+i)%len(s.entries)]
+		}
+		s.entries, s.head = grown, 0
+	}
+	if s.n < len(s.entries) {
+		s.entries[(s.head+s.n)%len(s.entries)] = e
+		s.n++
+		return
+	}
+	s.entries[s.head] = e
+	s.head = (s.head + 1) % len(s.entries)
+}
+
+// expire drops entries older than the TTL, and the ring itself once it is empty. Called with s.mu.
+func (b *Broker) expire(s *stream, now time.Time) {
+	var freed int64
+	for s.n > 0 && now.Sub(s.entries[s.head].at) > b.opts.HistoryTTL {
+		freed += int64(len(s.entries[s.head].pub.Data) + entryOverhead)
 		s.entries[s.head] = entry{}
 		s.head = (s.head + 1) % len(s.entries)
 		s.n--
 	}
+	if s.n == 0 {
+		s.entries, s.head = nil, 0
+	}
+	if freed > 0 {
+		b.reserve(-freed)
+	}
 }
 
-// History implements hub.Broker.
-func (b *Broker) History(ctx context.Context, channel string, since *protocol.Position, limit int) (hub.HistoryResult, error) {
+// History implements broker.Broker. It never creates a stream.
+func (b *Broker) History(ctx context.Context, channel string, since *broker.Position, limit int) (broker.HistoryResult, error) {
 	if err := ctx.Err(); err != nil {
-		return hub.HistoryResult{}, err
+		return broker.HistoryResult{}, err
 	}
-	s, err := b.stream(channel)
+	s, err := b.locked(channel, false)
 	if err != nil {
-		return hub.HistoryResult{}, err
+		return broker.HistoryResult{}, err
 	}
-	now := b.opts.now()
-	s.mu.Lock()
+	if s == nil { // no stream: nothing was ever published, or all of it is gone
+		r := broker.HistoryResult{Complete: since == nil || *since == broker.Position{}}
+		return r, nil
+	}
 	defer s.mu.Unlock()
-	s.expire(now, b.opts.HistoryTTL)
-	s.lastUsed = now
-	r := hub.HistoryResult{Top: protocol.Position{Epoch: s.epoch, Offset: s.offset}, Complete: true}
+	b.expire(s, b.opts.now())
+	r := broker.HistoryResult{Position: broker.Position{Epoch: s.epoch, Offset: s.offset}, Complete: true}
 	oldest := s.offset - uint64(s.n) + 1 // offset of the oldest entry kept
 	from := oldest
 	if since != nil {
+		pos := *since
+		if pos == (broker.Position{}) { // asked before the stream existed: from its start
+			pos.Epoch = s.epoch
+		}
 		switch {
-		case since.Epoch != s.epoch || since.Offset > s.offset:
+		case pos.Epoch != s.epoch || pos.Offset > s.offset:
 			r.Complete = false
 			return r, nil
-		case since.Offset+1 < oldest:
+		case pos.Offset+1 < oldest:
 			r.Complete = false // some publications after since are gone
 		default:
-			from = since.Offset + 1
+			from = pos.Offset + 1
 		}
 	}
-	count := int(s.offset - from + 1)
-	if s.offset < from {
-		count = 0
+	count := 0
+	if s.offset >= from {
+		count = int(s.offset - from + 1)
 	}
 	if limit > 0 && count > limit {
 		if since != nil {
-			r.Complete = false // the caller asked for less than it missed
-			count = limit
+			r.More = true // the rest follows from the last one returned
 		} else {
-			from += uint64(count - limit)
-			count = limit
+			from += uint64(count - limit) // the latest limit
 		}
+		count = limit
 	}
-	r.Publications = make([]hub.Publication, 0, count)
+	r.Publications = make([]broker.Publication, 0, count)
 	for i := range count {
 		idx := (s.head + int(from-oldest) + i) % len(s.entries)
 		r.Publications = append(r.Publications, s.entries[idx].pub)
@@ -224,25 +336,62 @@ func (b *Broker) History(ctx context.Context, channel string, since *protocol.Po
 	return r, nil
 }
 
-// Subscribe implements hub.Broker: one process delivers every channel.
-func (b *Broker) Subscribe(context.Context, string) error { return nil }
+// Subscribe implements broker.Broker: it keeps the channel's stream, and so its epoch and offsets,
+// while this node has subscribers, and delivers its publications.
+func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := b.locked(channel, true)
+	if err != nil {
+		return err
+	}
+	s.interest = true
+	s.mu.Unlock()
+	return nil
+}
 
-// Unsubscribe implements hub.Broker.
-func (b *Broker) Unsubscribe(context.Context, string) error { return nil }
+// Unsubscribe implements broker.Broker; a stream with no history left is freed at once.
+func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+	s, err := b.locked(channel, false)
+	if err != nil || s == nil {
+		return err
+	}
+	s.interest = false
+	b.expire(s, b.opts.now())
+	empty := s.n == 0
+	s.mu.Unlock()
+	if empty {
+		b.free(s)
+	}
+	return nil
+}
 
-// sweep forgets streams with no history left that nobody used for HistoryTTL.
+// free forgets s if it is still empty and unwatched.
+func (b *Broker) free(s *stream) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == 0 && !s.interest && !s.dead && b.streams[s.name] == s {
+		s.dead = true
+		delete(b.streams, s.name)
+	}
+}
+
+// sweep expires history and forgets the streams left empty and unwatched.
 func (b *Broker) sweep() {
 	now := b.opts.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, s := range b.streams {
 		s.mu.Lock()
-		s.expire(now, b.opts.HistoryTTL)
-		idle := s.n == 0 && now.Sub(s.lastUsed) > b.opts.HistoryTTL
-		s.mu.Unlock()
-		if idle {
+		b.expire(s, now)
+		if s.n == 0 && !s.interest {
+			s.dead = true
 			delete(b.streams, name)
 		}
+		s.mu.Unlock()
 	}
 }
 

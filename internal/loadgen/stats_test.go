@@ -124,7 +124,7 @@ func TestPublicationDataRoundTrip(t *testing.T) {
 		t.Fatalf("data %s", data)
 	}
 	// A wsgate.v1 push as the server encodes it.
-	frame := protocol.PubPush("bench", "x7Kq", protocol.Publication{Offset: 17, Data: data})
+	frame := protocol.PubPush(protocol.Publication{Channel: "bench", Epoch: "x7Kq", Offset: 17, Data: data})
 	var got []publication
 	wsgateV1{}.scan(frame, func(p publication) { got = append(got, p) }, func(uint64, bool) { t.Fatal("reply") })
 	if len(got) != 1 || got[0] != (publication{offset: 17, seq: 42, sent: 1234567, ok: true}) {

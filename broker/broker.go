@@ -1,0 +1,81 @@
+// Package broker is the seam between the hub and the engines that move publications between nodes
+// and keep each channel's history: the Broker interface, the values it moves, and its errors.
+//
+// It is a leaf: it imports only the standard library, so a broker (broker/memory, broker/nats)
+// depends on neither the hub nor the WebSocket transport. Every implementation must pass the
+// conformance suite in hub/brokertest.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// Position is a place in a channel's stream: the epoch names one unbroken history, the offset
+// counts publications in it (the first publication has offset 1). The zero Position, with an
+// empty epoch, is the place before the first publication of a stream that does not exist yet.
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Publication is one message of a channel's stream. Its JSON form is what a client sees inside a
+// reply ({"offset":..,"data":..}); channel and epoch travel beside it.
+type Publication struct {
+	Channel string          `json:"-"`
+	Epoch   string          `json:"-"`
+	Offset  uint64          `json:"offset"`
+	Data    json.RawMessage `json:"data"` // JSON; immutable once published
+}
+
+// HistoryResult is what a Broker knows of a channel's stream after a requested position.
+type HistoryResult struct {
+	// Position is the stream's top: its epoch and the offset of its last publication.
+	Position
+	// Complete is false when publications after the requested position are no longer kept, or
+	// the epoch changed: the caller missed something it cannot get back.
+	Complete bool `json:"complete"`
+	// More is true when publications after the last one returned exist but were left out (limit):
+	// ask again from the last one returned.
+	More bool `json:"more,omitempty"`
+	// Publications after the requested position (or the latest ones), oldest first.
+	Publications []Publication `json:"publications"`
+}
+
+// DeliverFunc receives every publication of the channels a node subscribed to, in offset order per
+// channel, one call at a time per channel. It must not block: it queues and returns.
+type DeliverFunc func(Publication)
+
+// Broker moves publications between nodes and keeps each channel's history.
+//
+// Interest: the hub calls Subscribe and Unsubscribe for one channel one at a time, never
+// concurrently, and never Unsubscribe without a successful Subscribe before it.
+type Broker interface {
+	// Start begins delivering publications to deliver; it is called once, before anything else.
+	Start(ctx context.Context, deliver DeliverFunc) error
+	// Publish appends data to the channel's stream and returns its position. Delivery to this and
+	// other nodes' subscribers happens through their DeliverFunc. A broker at capacity refuses
+	// with an error wrapping ErrFull.
+	Publish(ctx context.Context, channel string, data []byte) (Position, error)
+	// Subscribe and Unsubscribe declare this node's interest in a channel; a broker delivers a
+	// channel's publications only while this node is subscribed to it.
+	Subscribe(ctx context.Context, channel string) error
+	Unsubscribe(ctx context.Context, channel string) error
+	// History returns up to limit publications after since (since nil: the latest ones), oldest
+	// first, and the stream's top position. Reading never creates a stream: the history of a
+	// channel that has none is empty, at the zero Position. A since with an empty epoch asks for
+	// the stream from its first publication.
+	History(ctx context.Context, channel string, since *Position, limit int) (HistoryResult, error)
+	// Close stops delivery and releases resources.
+	Close(ctx context.Context) error
+}
+
+// Errors a Broker returns; match them with errors.Is.
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("broker: closed")
+	// ErrFull is wrapped by the error of a Publish that would exceed the broker's capacity (its
+	// bound on channels or bytes of history). The publication was not made; retry later.
+	ErrFull = errors.New("broker: at capacity")
+)

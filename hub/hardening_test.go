@@ -1,0 +1,538 @@
+package hub_test
+
+// Hostile and racing clients of issue 9, each through real sockets from an independent client
+// (gorilla/websocket).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/hub/brokertest"
+	"github.com/wsgate/wsgate/protocol"
+)
+
+// heapBytes is the live heap after a collection.
+func heapBytes() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// TestReadingUnusedChannelsCostsNothing: history, presence and a subscribe/unsubscribe of 20,000
+// new names from one connection leave nothing behind (each history read kept a 9 KB ring for 5
+// minutes: 190 MB).
+func TestReadingUnusedChannelsCostsNothing(t *testing.T) {
+	b := memory.New(nil)
+	e := startOn(t, b, &hub.Options{RequestRate: -1}, nil)
+	c := e.dial(t)
+	c.call("ping", ``, nil)
+	before := heapBytes()
+	const n = 20000
+	go func() { // owner: the test; pipelined requests, the replies are read below
+		for i := 1; i <= n; i++ {
+			if c.ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d,"op":"history","channel":"unused-%d","since":{"epoch":"x","offset":9},"limit":1000}`, i, i))) != nil {
+				return
+			}
+		}
+	}()
+	for i := 1; i <= n; i++ {
+		m := c.next()
+		var h protocol.HistoryResult
+		if err := json.Unmarshal(m["result"], &h); err != nil || h.Complete || len(h.Publications) != 0 {
+			t.Fatalf("history of an unused channel: %v", strMap(m))
+		}
+	}
+	c.id = n
+	for i := range 200 {
+		c.call("subscribe", fmt.Sprintf(`,"channel":"s%d"`, i), nil)
+		c.call("unsubscribe", fmt.Sprintf(`,"channel":"s%d"`, i), nil)
+		c.call("presence", fmt.Sprintf(`,"channel":"p%d"`, i), nil)
+	}
+	grown := heapBytes() - before
+	if st := b.Stats(); st.Channels != 0 || st.Bytes != 0 {
+		t.Fatalf("the broker keeps %+v after reads only", st)
+	}
+	if grown > 8<<20 {
+		t.Fatalf("20,000 history requests grew the heap by %d bytes", grown)
+	}
+	t.Logf("heap grew by %d bytes over 20,600 requests on unused channels", grown)
+}
+
+// TestHistoryCapReached: a client filling the history gets a clear error (202), not a node out of
+// memory.
+func TestHistoryCapReached(t *testing.T) {
+	e := startOn(t, memory.New(&memory.Options{MaxBytes: 1 << 20}), &hub.Options{RequestRate: -1}, nil)
+	c := e.dial(t)
+	data := `"` + strings.Repeat("x", 60<<10) + `"`
+	for i := range 40 {
+		r := c.call("publish", fmt.Sprintf(`,"channel":"c%d","data":%s`, i%3, data), nil)
+		if r["error"] != nil {
+			if code := errCode(t, r); code != protocol.CodeFull {
+				t.Fatalf("publication %d: error %d, want %d", i, code, protocol.CodeFull)
+			}
+			if i < 15 {
+				t.Fatalf("refused after %d publications of 60 KB under a 1 MiB cap", i)
+			}
+			return
+		}
+	}
+	t.Fatal("40 publications of 60 KB under a 1 MiB cap were all taken")
+}
+
+// TestLargeHistoryIsPaged: 100 publications of 64 KiB (6.4 MB) against a 1 MiB send queue: the
+// history reply and the recovering subscribe come in pages that fit, and paging through them
+// yields every publication once, in order (before, no reply came at all).
+func TestLargeHistoryIsPaged(t *testing.T) {
+	e := start(t, &hub.Options{RequestRate: -1}, nil)
+	pub := e.dial(t)
+	data := `"` + strings.Repeat("y", 60<<10) + `"` // the request fits the default read limit, 64 KiB
+	var first protocol.Position
+	for i := range 100 {
+		r := pub.call("publish", `,"channel":"big","data":`+data, nil)
+		if i == 0 {
+			json.Unmarshal(r["result"], &first)
+		}
+	}
+	c := e.dial(t)
+	r := &recoverer{t: t, e: e, c: c, channel: "big", epoch: first.Epoch}
+	rep := c.call("history", `,"channel":"big","limit":1000,"since":{"epoch":"`+first.Epoch+`","offset":0}`, nil)
+	var h protocol.HistoryResult
+	json.Unmarshal(rep["result"], &h)
+	if !h.More || len(h.Publications) == 0 || len(h.Publications) >= 100 {
+		t.Fatalf("first page: %d publications, more %v", len(h.Publications), h.More)
+	}
+	r.fill(100)
+
+	// A recovering subscribe from the start: a first page in the reply, the rest from history.
+	sub := e.dial(t)
+	rep = sub.call("subscribe", `,"channel":"big","since":{"epoch":"`+first.Epoch+`","offset":0}`, nil)
+	var res protocol.SubscribeResult
+	json.Unmarshal(rep["result"], &res)
+	if !res.Recovered || !res.More || len(res.Publications) == 0 || res.Publications[0].Offset != 1 || res.Offset != 100 {
+		t.Fatalf("recovering subscribe: recovered %v more %v, %d publications, top %d", res.Recovered, res.More, len(res.Publications), res.Offset)
+	}
+	r2 := &recoverer{t: t, e: e, c: sub, channel: "big", epoch: first.Epoch, last: res.Publications[len(res.Publications)-1].Offset}
+	r2.fill(100)
+	pub.call("publish", `,"channel":"big","data":1`, nil)
+	r2.readUntil(101) // live publications follow, with no gap
+}
+
+// TestReplyThatCannotBeQueuedClosesTheConnection: with PolicyDropNewest a reply the queue refuses
+// closes the connection with 1013; the client is never left waiting for it.
+func TestReplyThatCannotBeQueuedClosesTheConnection(t *testing.T) {
+	e := start(t, &hub.Options{RequestRate: -1}, &wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest, SendQueueMessages: 4})
+	if _, err := e.hub.Publish(context.Background(), "h", []byte(`"`+strings.Repeat("h", 60<<10)+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
+	ws, _, err := d.Dial(e.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	// Pipelined history requests, unread: once the socket buffers are full and 4 replies wait,
+	// the next one cannot be queued.
+	go func() { // owner: the test; ends when the connection fails
+		for i := 1; i <= 5000; i++ {
+			if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d,"op":"history","channel":"h","limit":1}`, i))) != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	replies := 0
+	for {
+		_, p, err := ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != int(wsgate.CloseTryAgainLater) {
+				t.Fatalf("after %d replies: %v, want close 1013", replies, err)
+			}
+			return
+		}
+		if !strings.Contains(string(p), `"result"`) {
+			t.Fatalf("unexpected frame %.200s", p)
+		}
+		replies++
+	}
+}
+
+// TestGapsAreVisible: with PolicyDropNewest, publications a slow subscriber's queue refuses are
+// not silently lost: the next one it gets jumps in offset, and history gives it the missing ones.
+func TestGapsAreVisible(t *testing.T) {
+	e := startOn(t, memory.New(&memory.Options{HistorySize: 1000, MaxBytes: 64 << 20}), &hub.Options{RequestRate: -1},
+		&wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest, SendQueueMessages: 8})
+	c := e.dialPaused(t)
+	c.send(`{"id":1,"op":"subscribe","channel":"g"}`)
+	_, p, err := c.ws.ReadMessage()
+	var rep map[string]json.RawMessage
+	json.Unmarshal(p, &rep)
+	var sub protocol.SubscribeResult
+	if err != nil || json.Unmarshal(rep["result"], &sub) != nil {
+		t.Fatalf("subscribe: %s %v", p, err)
+	}
+	c.id = 1
+	// 300 publications of 60 KB at once: more than the socket buffers and a queue of 8 hold.
+	data := `"` + strings.Repeat("z", 60000) + `"`
+	for range 300 {
+		if _, err := e.hub.Publish(context.Background(), "g", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := e.srv.Stats(); st.Dropped == 0 {
+		t.Fatal("18 MB published at once to a queue of 8, and nothing was dropped")
+	}
+	c.run()
+	r := &recoverer{t: t, e: e, c: c, channel: "g", epoch: sub.Epoch}
+	r.readUntil(300)
+	if r.gaps == 0 {
+		t.Fatal("publications were dropped, yet no offset jumped")
+	}
+	t.Logf("%d gaps seen and filled from history", r.gaps)
+}
+
+// TestBrokerInterestRaces: subscribe/unsubscribe churn on one channel from many connections, and a
+// failing broker Subscribe, keep the interest contract: one interest call per channel at a time,
+// never a stale unsubscribe after a new subscribe, and interest exactly while there are
+// subscribers.
+func TestBrokerInterestRaces(t *testing.T) {
+	w := brokertest.NewInterest(memory.New(nil))
+	w.Delay = time.Millisecond
+	var failed sync.Once
+	w.Fail = func(ch string) error {
+		err := errors.New("injected failure")
+		ok := false
+		failed.Do(func() { ok = true })
+		if ok {
+			return err
+		}
+		return nil
+	}
+	e := startOn(t, w, &hub.Options{RequestRate: -1}, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		c := e.dial(t)
+		wg.Go(func() {
+			for i := range 40 {
+				r := c.call("subscribe", `,"channel":"hot"`, nil)
+				if r["error"] != nil {
+					if code := errCode(t, r); code != protocol.CodeUnavailable {
+						t.Errorf("client %d: subscribe error %d", g, code)
+					}
+					continue
+				}
+				if i%3 != 2 || g == 0 {
+					c.call("unsubscribe", `,"channel":"hot"`, nil)
+				} else {
+					c.ws.Close() // a disconnect is an unsubscribe too
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Subscribed("hot") || len(e.hub.Presence("hot")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("interest %v with %d subscribers left", w.Subscribed("hot"), len(e.hub.Presence("hot")))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	last := e.dial(t)
+	last.call("subscribe", `,"channel":"hot"`, nil)
+	if !w.Subscribed("hot") {
+		t.Fatal("a subscriber without the broker's interest")
+	}
+	e.hub.Publish(context.Background(), "hot", []byte(`"live"`))
+	if p := last.push("pub"); string(p["data"]) != `"live"` {
+		t.Fatalf("publication after the churn: %v", strMap(p))
+	}
+	if v := w.Violations(); len(v) > 0 {
+		t.Fatalf("interest contract broken %d times, first: %s", len(v), v[0])
+	}
+}
+
+// TestServerSubscribeRacingClose: a server-side Subscribe racing the connection's close leaves no
+// ghost subscriber or presence entry (2–7 in 300 before).
+func TestServerSubscribeRacingClose(t *testing.T) {
+	w := brokertest.NewInterest(memory.New(nil))
+	e := startOn(t, w, &hub.Options{RequestRate: -1}, nil)
+	for i := range 300 {
+		c := e.dial(t)
+		c.call("ping", ``, nil)
+		var conn *wsgate.Conn
+		e.srv.Range(func(x *wsgate.Conn) bool { conn = x; return false })
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = e.hub.Subscribe(context.Background(), conn, fmt.Sprint("r", i%7)) })
+		conn.CloseNow()
+		wg.Wait()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ch := range 7 {
+		name := fmt.Sprint("r", ch)
+		for len(e.hub.Presence(name)) != 0 || w.Subscribed(name) {
+			if time.Now().After(deadline) {
+				t.Fatalf("channel %s: %d ghosts, interest %v", name, len(e.hub.Presence(name)), w.Subscribed(name))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// TestPublishInvalidUTF8: Hub.Publish refuses JSON with invalid UTF-8 (it panicked on a nil
+// prepared message).
+func TestPublishInvalidUTF8(t *testing.T) {
+	e := start(t, nil, nil)
+	c := e.dial(t)
+	c.call("subscribe", `,"channel":"u"`, nil)
+	var perr *protocol.Error
+	if _, err := e.hub.Publish(context.Background(), "u", []byte("\"\xff\"")); !errors.As(err, &perr) || perr.Code != protocol.CodeBadRequest {
+		t.Fatalf("invalid UTF-8: %v", err)
+	}
+	e.hub.Publish(context.Background(), "u", []byte(`"ok"`))
+	if p := c.push("pub"); string(p["data"]) != `"ok"` {
+		t.Fatalf("after the refusal: %v", strMap(p))
+	}
+}
+
+// TestConnDataStaysTheApplications: an Authorize hook that sets the connection's Data does not
+// break routing nor leak subscriptions.
+func TestConnDataStaysTheApplications(t *testing.T) {
+	w := brokertest.NewInterest(memory.New(nil))
+	e := startOn(t, w, &hub.Options{Authorize: func(_ context.Context, c *wsgate.Conn, _ protocol.Op, _ string) error {
+		c.SetData("the application's session")
+		return nil
+	}}, nil)
+	c := e.dial(t)
+	c.call("subscribe", `,"channel":"d"`, nil)
+	c.call("publish", `,"channel":"d","data":1`, nil)
+	if r := c.call("ping", ``, nil); r["result"] == nil {
+		t.Fatalf("ping after SetData: %v", strMap(r))
+	}
+	c.ws.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.hub.Presence("d")) != 0 || w.Subscribed("d") {
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription outlived its connection")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestRequestRate: requests beyond the connection's rate get error 203, addressed to them; the
+// connection stays open and is served again once the bucket refills.
+func TestRequestRate(t *testing.T) {
+	e := start(t, &hub.Options{RequestRate: 20, RequestBurst: 10}, nil)
+	c := e.dial(t)
+	limited := 0
+	for range 30 {
+		r := c.call("ping", ``, nil)
+		if r["error"] != nil {
+			if code := errCode(t, r); code != protocol.CodeRateLimited {
+				t.Fatalf("error %d", code)
+			}
+			limited++
+		}
+	}
+	if limited < 15 {
+		t.Fatalf("%d of 30 immediate requests limited at a burst of 10", limited)
+	}
+	time.Sleep(200 * time.Millisecond) // 4 tokens at 20 a second
+	if r := c.call("ping", ``, nil); r["result"] == nil {
+		t.Fatalf("after the refill: %v", strMap(r))
+	}
+}
+
+// TestPresenceChurnIsBatched: 30 connections joining and leaving a channel with 20 watchers cost
+// each watcher one push per PresenceInterval, not one per join or leave (O(n²) before).
+func TestPresenceChurnIsBatched(t *testing.T) {
+	e := start(t, &hub.Options{PresenceInterval: 200 * time.Millisecond, RequestRate: -1}, nil)
+	var watchers []*client
+	for range 20 {
+		w := e.dial(t)
+		w.call("subscribe", `,"channel":"lobby","presence":true`, nil)
+		watchers = append(watchers, w)
+	}
+	time.Sleep(300 * time.Millisecond) // the watchers' own joins are pushed
+	for _, w := range watchers {
+		drain(w)
+	}
+	began := time.Now()
+	var wg sync.WaitGroup
+	for range 30 {
+		c := e.dial(t)
+		wg.Go(func() {
+			for range 10 {
+				c.call("subscribe", `,"channel":"lobby"`, nil)
+				c.call("unsubscribe", `,"channel":"lobby"`, nil)
+			}
+			c.call("subscribe", `,"channel":"lobby"`, nil)
+		})
+	}
+	wg.Wait()
+	waitPresence(t, e.hub, "lobby", 50)
+	time.Sleep(500 * time.Millisecond) // the last changes are pushed
+	intervals := int(time.Since(began)/(200*time.Millisecond)) + 2
+	for i, w := range watchers {
+		pushes, joined := 0, map[string]bool{}
+		for m := range drainAll(w) {
+			if str(m["push"]) != "presence" {
+				continue
+			}
+			pushes++
+			var j, l []protocol.ClientInfo
+			json.Unmarshal(m["join"], &j)
+			json.Unmarshal(m["leave"], &l)
+			for _, c := range j {
+				joined[c.Conn] = true
+			}
+			for _, c := range l {
+				delete(joined, c.Conn)
+			}
+		}
+		if pushes > intervals {
+			t.Fatalf("watcher %d got %d presence pushes over %d intervals (600 joins and leaves)", i, pushes, intervals)
+		}
+		if len(joined) != 30 {
+			t.Fatalf("watcher %d: the pushes add up to %d joined, want 30", i, len(joined))
+		}
+	}
+}
+
+func drain(c *client) {
+	for {
+		select {
+		case <-c.msgs:
+		default:
+			return
+		}
+	}
+}
+
+func drainAll(c *client) func(func(map[string]json.RawMessage) bool) {
+	return func(yield func(map[string]json.RawMessage) bool) {
+		for {
+			select {
+			case m := <-c.msgs:
+				if !yield(m) {
+					return
+				}
+			default:
+				return
+			}
+		}
+	}
+}
+
+// TestPresenceIsPaged: a presence reply holds one page; following next yields every member once.
+func TestPresenceIsPaged(t *testing.T) {
+	e := start(t, &hub.Options{RequestRate: -1}, nil)
+	for range 25 {
+		c := e.dial(t)
+		c.call("subscribe", `,"channel":"crowd"`, nil)
+	}
+	q := e.dial(t)
+	seen, after := map[string]bool{}, ""
+	for pages := 0; ; pages++ {
+		r := q.call("presence", fmt.Sprintf(`,"channel":"crowd","limit":10,"after":%q`, after), nil)
+		var pr protocol.PresenceResult
+		json.Unmarshal(r["result"], &pr)
+		if pr.Total != 25 || len(pr.Clients) > 10 {
+			t.Fatalf("page %d: %v", pages, strMap(r))
+		}
+		for _, c := range pr.Clients {
+			if seen[c.Conn] {
+				t.Fatalf("conn %s twice", c.Conn)
+			}
+			seen[c.Conn] = true
+		}
+		if pr.Next == "" {
+			break
+		}
+		after = pr.Next
+	}
+	if len(seen) != 25 {
+		t.Fatalf("%d members paged, want 25", len(seen))
+	}
+}
+
+// TestDrainLosesNoAcknowledgedPublication: Drain before Shutdown: every publication whose publish
+// was acknowledged reaches every subscriber before its 1001 (290 of 1,000 missed the last ones).
+func TestDrainLosesNoAcknowledgedPublication(t *testing.T) {
+	e := start(t, &hub.Options{RequestRate: -1}, nil)
+	const subs = 100
+	var readers []*client
+	for range subs {
+		c := e.dial(t)
+		c.call("subscribe", `,"channel":"last"`, nil)
+		readers = append(readers, c)
+	}
+	pub := e.dial(t)
+	acked := make(chan uint64, 1)
+	go func() { // owner: the test; ends when the publisher's connection closes
+		var last uint64
+		defer func() { acked <- last }()
+		for i := 1; ; i++ {
+			if pub.ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":%d,"op":"publish","channel":"last","data":%d}`, i, i))) != nil {
+				return
+			}
+			for {
+				m, ok := <-pub.msgs
+				if !ok {
+					return
+				}
+				if m["push"] != nil {
+					continue
+				}
+				var pos protocol.Position
+				if m["result"] != nil && json.Unmarshal(m["result"], &pos) == nil {
+					last = pos.Offset
+				}
+				break
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ctx := context.Background()
+	if err := e.hub.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.hub.Publish(ctx, "last", []byte("1")); !errors.Is(err, hub.ErrDraining) {
+		t.Fatalf("Publish after Drain: %v", err)
+	}
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := <-acked
+	if last == 0 {
+		t.Fatal("nothing was published before the shutdown")
+	}
+	for i, c := range readers {
+		var got uint64
+		for m := range c.msgs {
+			if str(m["push"]) == "pub" {
+				json.Unmarshal(m["offset"], &got)
+			}
+		}
+		if got < last {
+			t.Fatalf("subscriber %d got up to %d, but %d was acknowledged", i, got, last)
+		}
+	}
+}
+
+var _ broker.Broker = (*brokertest.Interest)(nil)

@@ -1,0 +1,170 @@
+package hub
+
+import (
+	"cmp"
+	"errors"
+	"slices"
+	"strconv"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/protocol"
+)
+
+// Presence changes are gathered per channel and pushed once per PresenceInterval, as one
+// {"push":"presence"} with the connections that joined and left: churn on a channel with n
+// subscribers that want them costs at most n pushes per interval, not n per join or leave. The
+// changes kept are bounded by the channel's subscribers (one entry per connection at most: a join
+// and a leave of the same connection within one interval cancel out).
+
+// notePresence records that cl joined or left ch. Called with ch.mu held.
+func (h *Hub) notePresence(ch *channel, cl *client, joined bool) {
+	if ch.changes == nil {
+		ch.changes = map[*client]bool{}
+	}
+	if prev, ok := ch.changes[cl]; ok && prev != joined {
+		delete(ch.changes, cl) // joined and left within one interval: nobody needs to know
+	} else {
+		ch.changes[cl] = joined
+	}
+	if !ch.dirty {
+		ch.dirty = true
+		h.pmu.Lock()
+		h.dirty = append(h.dirty, ch)
+		h.pmu.Unlock()
+	}
+}
+
+// noteGap schedules a gap push to cl about ch. Called with ch.mu held.
+func (h *Hub) noteGap(ch *channel, cl *client) {
+	h.pmu.Lock()
+	h.gaps = append(h.gaps, gapNote{ch, cl})
+	h.pmu.Unlock()
+}
+
+type gapNote struct {
+	ch *channel
+	cl *client
+}
+
+// flushGaps sends the gap pushes due, to the subscribers whose queue takes them now; the others
+// wait for the next round. A subscription has at most one note pending.
+func (h *Hub) flushGaps() {
+	h.pmu.Lock()
+	gaps := h.gaps
+	h.gaps = nil
+	h.pmu.Unlock()
+	for _, g := range gaps {
+		g.ch.mu.Lock()
+		if sub := g.ch.subs[g.cl]; sub != nil && sub.gap != 0 {
+			err := g.cl.conn.Send(wsgate.Text, protocol.GapPush(g.ch.name, sub.epoch, sub.gap))
+			switch {
+			case err == nil:
+				sub.gap = 0
+			case errors.Is(err, wsgate.ErrQueueFull):
+				h.noteGap(g.ch, g.cl)
+			}
+		}
+		g.ch.mu.Unlock()
+	}
+}
+
+// flushPresence pushes the gathered changes of every channel that has some.
+func (h *Hub) flushPresence() {
+	h.pmu.Lock()
+	dirty := h.dirty
+	h.dirty = nil
+	h.pmu.Unlock()
+	var joined, left []protocol.ClientInfo
+	for _, ch := range dirty {
+		joined, left = joined[:0], left[:0]
+		ch.mu.Lock()
+		ch.dirty = false
+		for cl, j := range ch.changes {
+			if j {
+				joined = append(joined, cl.info)
+			} else {
+				left = append(left, cl.info)
+			}
+		}
+		clear(ch.changes)
+		if ch.events > 0 && len(joined)+len(left) > 0 {
+			byConn := func(a, b protocol.ClientInfo) int { return compareConn(a.Conn, b.Conn) }
+			slices.SortFunc(joined, byConn)
+			slices.SortFunc(left, byConn)
+			msg, err := wsgate.NewPreparedMessage(wsgate.Text, protocol.PresenceChangePush(ch.name, joined, left))
+			for cl, sub := range ch.subs {
+				if err == nil && sub.events && !sub.recovering {
+					_ = cl.conn.SendPrepared(msg)
+				}
+			}
+		}
+		ch.mu.Unlock()
+	}
+}
+
+// compareConn orders connection names (decimal ids) numerically.
+func compareConn(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (ch *channel) presence() []protocol.ClientInfo {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	out := make([]protocol.ClientInfo, 0, len(ch.subs))
+	for cl := range ch.subs {
+		out = append(out, cl.info)
+	}
+	return out
+}
+
+// presencePage returns the subscribers of channel after the connection named after, ordered by
+// connection, at most limit of them and within the reply budget of cl.
+func (h *Hub) presencePage(cl *client, name, after string, limit int) protocol.PresenceResult {
+	h.mu.RLock()
+	ch := h.channels[name]
+	h.mu.RUnlock()
+	res := protocol.PresenceResult{Clients: []protocol.ClientInfo{}}
+	if ch == nil {
+		return res
+	}
+	var from uint64
+	if after != "" {
+		from, _ = strconv.ParseUint(after, 10, 64) // not a number: from the start
+	}
+	ch.mu.Lock()
+	res.Total = len(ch.subs)
+	all := make([]*client, 0, len(ch.subs))
+	for c := range ch.subs {
+		if c.id > from || after == "" {
+			all = append(all, c)
+		}
+	}
+	ch.mu.Unlock()
+	slices.SortFunc(all, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
+	_, free := cl.conn.SendQueueFree()
+	budget := min(free, h.opts.MaxReplyBytes) - 64
+	size := 0
+	for _, c := range all {
+		size += 24 + len(c.info.Conn) + len(c.info.User)*6 // a user name may escape to \uXXXX
+		if len(res.Clients) == limit || size > budget {
+			res.Next = "0" // the queue is full: ask again later, from the start
+			if n := len(res.Clients); n > 0 {
+				res.Next = res.Clients[n-1].Conn
+			} else if after != "" {
+				res.Next = after
+			}
+			break
+		}
+		res.Clients = append(res.Clients, c.info)
+	}
+	return res
+}
