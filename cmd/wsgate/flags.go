@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -53,9 +54,11 @@ func defaultOptions() options {
 			HandshakeTimeout:  wsgate.DefaultHandshakeTimeout,
 			CloseTimeout:      wsgate.DefaultCloseTimeout,
 		},
-		hub:     hub.Options{MaxSubscriptions: hub.DefaultMaxSubscriptions, MaxDataSize: hub.DefaultMaxDataSize, PingInterval: hub.DefaultPingInterval},
-		history: memory.Options{HistorySize: memory.DefaultHistorySize, HistoryTTL: memory.DefaultHistoryTTL},
-		http:    httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 15 * time.Second, idle: 60 * time.Second},
+		hub: hub.Options{MaxSubscriptions: hub.DefaultMaxSubscriptions, MaxDataSize: hub.DefaultMaxDataSize, PingInterval: hub.DefaultPingInterval,
+			RequestRate: hub.DefaultRequestRate},
+		history: memory.Options{HistorySize: memory.DefaultHistorySize, HistoryTTL: memory.DefaultHistoryTTL,
+			MaxChannels: memory.DefaultMaxChannels, MaxBytes: memory.DefaultMaxBytes},
+		http: httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 15 * time.Second, idle: 60 * time.Second},
 	}
 }
 
@@ -90,6 +93,9 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")
 	fs.Var(newValue(&o.history.HistoryTTL, parseTimeout, time.Duration.String), "history-ttl", "wsgate.v1: how long a publication is kept for history and recovery")
+	fs.Var(newValue(&o.history.MaxChannels, parseCount, strconv.Itoa), "history-max-channels", "wsgate.v1: most `channels` with history or subscribers kept at once; beyond, publish and subscribe get error 202")
+	fs.Var(newValue(&o.history.MaxBytes, parseBytes64, formatInt64), "history-max-bytes", "wsgate.v1: most `bytes` of history kept in all channels; beyond, publish gets error 202")
+	fs.Var(newValue(&o.hub.RequestRate, parseRate, formatRate), "request-rate", "wsgate.v1: requests a connection may make per `second` on average; beyond, error 203; negative disables")
 	fs.Var(newValue(&o.hub.MaxSubscriptions, parseCount, strconv.Itoa), "max-subscriptions", "wsgate.v1: most channels one connection may subscribe to")
 	fs.Var(newValue(&o.hub.MaxDataSize, parseCount, strconv.Itoa), "max-data-size", "wsgate.v1: largest publication data, in `bytes`")
 	fs.Var(newValue(&o.hub.PingInterval, time.ParseDuration, time.Duration.String), "ping-push-interval", "wsgate.v1: period of the {\"push\":\"ping\"} by which browsers notice a dead link; negative disables")
@@ -176,6 +182,26 @@ type value[T any] struct {
 	parse  func(string) (T, error)
 	format func(T) string
 }
+
+func parseBytes64(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 {
+		return 0, errors.New("want a positive number of bytes")
+	}
+	return n, nil
+}
+
+func formatInt64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func parseRate(s string) (float64, error) {
+	r, err := strconv.ParseFloat(s, 64)
+	if err != nil || r == 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0, errors.New("want a number of requests a second, not 0 (negative disables)")
+	}
+	return r, nil
+}
+
+func formatRate(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
 
 func newValue[T any](p *T, parse func(string) (T, error), format func(T) string) *value[T] {
 	return &value[T]{p: p, parse: parse, format: format}

@@ -158,7 +158,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
-			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key"} {
+			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
+			"history-max-channels", "history-max-bytes", "request-rate"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -178,8 +179,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 24 {
-		t.Errorf("flags %v: the help check above lists 24; update it", all)
+	if len(all) != 27 {
+		t.Errorf("flags %v: the help check above lists 27; update it", all)
 	}
 }
 

@@ -161,6 +161,9 @@ func (g *gateway) shutdown() error {
 	g.log.Info("shutting down", "timeout", g.shutdownTimeout, "connections", g.ws.Stats().Connections)
 	ctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
 	defer cancel()
+	// Publications are refused (201) before any subscriber is closed, so that each one
+	// acknowledged reaches every subscriber ahead of its 1001.
+	drainErr := g.hub.Drain(ctx)
 	var wg sync.WaitGroup
 	var httpErr error
 	wg.Go(func() { // owner: shutdown; ends by ctx at the latest
@@ -170,8 +173,8 @@ func (g *gateway) shutdown() error {
 	})
 	wsErr := g.ws.Shutdown(ctx)
 	wg.Wait()
-	_ = g.hub.Close(ctx)                           // after the connections: nothing publishes any more
-	if err := cmp.Or(wsErr, httpErr); err != nil { // both are ctx's error, if any
+	_ = g.hub.Close(ctx)                                     // after the connections: nothing publishes any more
+	if err := cmp.Or(drainErr, wsErr, httpErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}
 	return nil
