@@ -2,11 +2,9 @@ package wsgate
 
 import (
 	"bufio"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,14 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, _ := brw.Reader.Peek(n)
 		wc.pre = append([]byte(nil), p...)
 	}
-	ur := r
-	if proto != "" && len(r.Header.Values("Sec-WebSocket-Protocol")) > 1 {
-		// The transport reads only the first Sec-WebSocket-Protocol line; RFC 6455 §11.3.4 lets a
-		// client send several. Hand it the one we chose, keeping r.Header intact for Conn.Header.
-		ur = r.Clone(r.Context())
-		ur.Header.Set("Sec-WebSocket-Protocol", proto)
-	}
-	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), ur)
+	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), transportRequest(r, proto))
 	if err != nil {
 		s.release()
 		s.rejected.Add(1)
@@ -172,59 +163,6 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg 
 	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
 		"origin", r.Header.Get("Origin"))
 	http.Error(w, "websocket: "+msg, status)
-}
-
-// connHeader keeps the request headers a connection needs, as flat name/value pairs, leaving out
-// the handshake's own: a map costs hundreds of bytes per idle connection, and most connections
-// never ask for their headers (Conn.Header builds the map on demand).
-func connHeader(h http.Header) []string {
-	var out []string
-	for k, vs := range h {
-		switch k {
-		case "Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
-			continue
-		}
-		for _, v := range vs {
-			out = append(out, k, v)
-		}
-	}
-	return slices.Clip(out)
-}
-
-// checkHandshake validates an opening handshake (RFC 6455 §4.2.1) and returns 0 or the status to
-// answer with.
-func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return http.StatusMethodNotAllowed, "method must be GET"
-	}
-	if !r.ProtoAtLeast(1, 1) {
-		return http.StatusBadRequest, "HTTP/1.1 or later required"
-	}
-	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return http.StatusBadRequest, "not a websocket handshake: 'Connection: Upgrade' and 'Upgrade: websocket' required"
-	}
-	if r.Header.Get("Sec-WebSocket-Version") != "13" {
-		w.Header().Set("Sec-WebSocket-Version", "13")
-		return http.StatusUpgradeRequired, "unsupported version: Sec-WebSocket-Version must be 13"
-	}
-	key := r.Header.Get("Sec-WebSocket-Key")
-	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
-		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
-	}
-	return 0, ""
-}
-
-// headerHasToken reports whether the comma-separated header name contains token, case-insensitively.
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // selectSubprotocol picks the first of the server's subprotocols the client offered.
