@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,7 +118,7 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /ws", ws)
 	hs := &http.Server{
-		Handler:           mux,
+		Handler:           canonicalPaths(mux),
 		ReadHeaderTimeout: o.http.readHeader,
 		ReadTimeout:       o.http.read,
 		WriteTimeout:      o.http.write,
@@ -175,6 +177,24 @@ func (g *gateway) shutdown() error {
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}
 	return nil
+}
+
+// canonicalPaths answers 404 to a request whose path is not in its clean form ("//x", "/a/../x"),
+// where http.ServeMux would redirect to the clean path: its Location would echo the client's
+// path back, as long as the client made it. No route of ours needs such a path.
+func canonicalPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if p != clean {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {

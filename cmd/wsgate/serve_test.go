@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -191,5 +192,44 @@ func TestShutdownTimeout(t *testing.T) {
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("client read %v; want the 1001 close frame that was sent before the cut", err)
+	}
+}
+
+// rawGet writes req on a new TCP connection to addr and returns the whole response, head and body.
+func rawGet(t *testing.T, addr, req string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var head strings.Builder
+	resp.Header.Write(&head)
+	return resp.Status + "\n" + head.String() + "\n" + string(body)
+}
+
+// TestRepliesEchoNoInput checks that no reply quotes what the client sent: http.ServeMux would
+// redirect "/a/../<path>" to "/<path>", echoing a path as long as the header limit.
+func TestRepliesEchoNoInput(t *testing.T) {
+	r := startRun(t)
+	marker := strings.Repeat("MARKER", 1000)
+	for _, target := range []string{"/a/../" + marker, "//" + marker, "/./" + marker, "/ws/../" + marker} {
+		resp := rawGet(t, r.addr, "GET "+target+" HTTP/1.1\r\nHost: "+r.addr+"\r\nConnection: close\r\n\r\n")
+		if strings.Contains(resp, "MARKER") || len(resp) > 1000 {
+			t.Errorf("GET %.20s…: the reply (%d bytes) quotes the request: %.200q", target, len(resp), resp)
+		}
+		if !strings.HasPrefix(resp, "404") {
+			t.Errorf("GET %.20s… answered %.40q, want 404", target, resp)
+		}
 	}
 }
