@@ -1,14 +1,11 @@
 package wsgate_test
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wsgate/wsgate"
 )
@@ -235,22 +232,7 @@ func TestRefusalsEchoNothing(t *testing.T) {
 // handshakeBody is handshake that also returns the body of a refusal.
 func handshakeBody(t *testing.T, ts *testServer, req []byte) (*rawConn, *http.Response, string) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", ts.addr(), ioWait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	rc := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
-	rc.send(req)
-	_ = nc.SetReadDeadline(time.Now().Add(ioWait))
-	resp, err := http.ReadResponse(rc.br, nil)
-	if err != nil {
-		t.Fatalf("reading the handshake response: %v", err)
-	}
-	var body []byte
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	}
-	resp.Body.Close()
+	rc, resp := handshake(t, ts, req, nil)
+	body, _ := io.ReadAll(resp.Body)
 	return rc, resp, string(body)
 }

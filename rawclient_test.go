@@ -169,9 +169,10 @@ func handshake(t testing.TB, ts *testServer, req, tail []byte) (*rawConn, *http.
 		t.Fatalf("reading the handshake response: %v", err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		_, _ = io.Copy(io.Discard, resp.Body)
+		// Read a refusal's body now, for callers that look at it: the connection may end.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	resp.Body.Close()
 	return rc, resp
 }
 
