@@ -123,6 +123,23 @@ type Config struct {
 	// MaxConnections caps live connections; further upgrades are answered 503. Default 0: no cap.
 	MaxConnections int
 
+	// What one handshake may cost, and what a connection keeps of it (see admission.go).
+
+	// MaxHeaderBytes bounds an upgrade request: its target (path and query) plus its header
+	// fields, each counted as HTTP/2 counts a header list (RFC 9113 §6.5.2): name, value and 32
+	// bytes, so that many tiny fields cost what they cost to hold. A target longer than this is
+	// answered 414 URI Too Long, headers over what the target leaves 431 Request Header Fields Too
+	// Large. Server checks it itself, because the http.Server in front of it may allow more (Go's
+	// default is 1 MB). Default 16 KiB (DefaultMaxHeaderBytes): a browser's handshake is 0.5-4 KiB
+	// with its cookies (4 KiB at most each), and Node.js and most proxies stop at 8-16 KiB.
+	MaxHeaderBytes int
+	// KeepHeaders names the request headers a connection keeps for Conn.Header, for its whole
+	// life; the others are dropped once the handshake is done. Default DefaultKeepHeaders: what a
+	// browser sends that identifies its user (a browser's WebSocket cannot add headers of its own)
+	// and what proxies add. "*" keeps every header but the handshake's own, up to MaxHeaderBytes
+	// per connection.
+	KeepHeaders []string
+
 	// Logger receives connection-level events (never payloads). Default slog.Default().
 	Logger *slog.Logger
 }
@@ -165,6 +182,7 @@ func (c *Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("wsgate: bad Subprotocols entry %q", p))
 		}
 	}
+	errs = append(errs, r.admissionDefaults(c)...)
 	if len(errs) > 0 {
 		return r, errors.Join(errs...)
 	}

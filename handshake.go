@@ -3,7 +3,6 @@ package wsgate
 import (
 	"encoding/base64"
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -76,21 +75,4 @@ func transportRequest(r *http.Request, proto string) *http.Request {
 	}
 	return &http.Request{Method: http.MethodGet, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr}
-}
-
-// connHeader keeps the request headers a connection needs, as flat name/value pairs, leaving out
-// the handshake's own: a map costs hundreds of bytes per idle connection, and most connections
-// never ask for their headers (Conn.Header builds the map on demand).
-func connHeader(h http.Header) []string {
-	var out []string
-	for k, vs := range h {
-		switch k {
-		case "Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
-			continue
-		}
-		for _, v := range vs {
-			out = append(out, k, v)
-		}
-	}
-	return slices.Clip(out)
 }

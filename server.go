@@ -99,6 +99,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
+	if status, msg := s.cfg.checkSize(r); status != 0 {
+		s.reject(w, r, status, msg)
+		return
+	}
 	if status, msg := checkHandshake(w, r); status != 0 {
 		s.reject(w, r, status, msg)
 		return
@@ -126,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1), header: connHeader(r.Header), proto: proto}
+	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
 	if sc, ok := netConn.(*net.TCPConn); ok {

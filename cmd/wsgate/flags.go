@@ -52,6 +52,8 @@ func defaultOptions() options {
 			WriteTimeout:      wsgate.DefaultWriteTimeout,
 			HandshakeTimeout:  wsgate.DefaultHandshakeTimeout,
 			CloseTimeout:      wsgate.DefaultCloseTimeout,
+			MaxHeaderBytes:    wsgate.DefaultMaxHeaderBytes,
+			KeepHeaders:       wsgate.DefaultKeepHeaders,
 		},
 		hub:     hub.Options{MaxSubscriptions: hub.DefaultMaxSubscriptions, MaxDataSize: hub.DefaultMaxDataSize, PingInterval: hub.DefaultPingInterval},
 		history: memory.Options{HistorySize: memory.DefaultHistorySize, HistoryTTL: memory.DefaultHistoryTTL},
@@ -87,6 +89,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")
 	fs.Var(newValue(&c.MaxConnections, parseCount, strconv.Itoa), "max-connections", "cap on live connections, further upgrades get 503; 0 means no cap")
+	fs.Var(newValue(&c.MaxHeaderBytes, parseCount, strconv.Itoa), "max-header-bytes", "largest request, in `bytes`: target plus headers (each counted as name, value and 32); a bigger /ws request gets 414 or 431, any other 431 beyond this plus 4 KiB")
+	fs.Var(newValue(&c.KeepHeaders, parseList, formatList), "keep-headers", "comma-separated request `headers` a connection keeps for its life (what the application reads); \"*\" keeps all")
 
 	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")
 	fs.Var(newValue(&o.history.HistoryTTL, parseTimeout, time.Duration.String), "history-ttl", "wsgate.v1: how long a publication is kept for history and recovery")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,8 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 		c.PongTimeout != wsgate.DefaultPongTimeout || c.WriteTimeout != wsgate.DefaultWriteTimeout ||
 		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
 		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
-		c.AllowedOrigins != nil || c.Subprotocols != nil {
+		c.AllowedOrigins != nil || c.Subprotocols != nil || c.MaxHeaderBytes != wsgate.DefaultMaxHeaderBytes ||
+		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) {
 		t.Errorf("wsgate defaults not shown as flag defaults: %+v", c)
 	}
 }
@@ -96,6 +98,8 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_SUBPROTOCOLS":        "wsgate.v1",
 		"WSGATE_COMPRESSION":         "true", // overridden by the flag
 		"WSGATE_MAX_CONNECTIONS":     "100",
+		"WSGATE_MAX_HEADER_BYTES":    "8192",
+		"WSGATE_KEEP_HEADERS":        "Cookie,X-User",
 		"WSGATE_LOG_LEVEL":           "DEBUG",
 		"WSGATE_LOG_FORMAT":          "json",
 		"WSGATE_SHUTDOWN_TIMEOUT":    "30s",
@@ -123,6 +127,8 @@ func TestFlagsAndEnv(t *testing.T) {
 		AllowedOrigins:    []string{"example.com", "https://app.example.com"},
 		Subprotocols:      []string{"wsgate.v1"},
 		MaxConnections:    100,
+		MaxHeaderBytes:    8192,
+		KeepHeaders:       []string{"Cookie", "X-User"},
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("flags > env > defaults broken:\n got %+v\nwant %+v", o, want)
@@ -158,7 +164,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
-			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key"} {
+			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
+			"max-header-bytes", "keep-headers"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -178,8 +185,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 24 {
-		t.Errorf("flags %v: the help check above lists 24; update it", all)
+	if len(all) != 26 {
+		t.Errorf("flags %v: the help check above lists 26; update it", all)
 	}
 }
 

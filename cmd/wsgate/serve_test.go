@@ -233,3 +233,23 @@ func TestRepliesEchoNoInput(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesHugeRequests checks the header limit from outside, on the page routes too:
+// Go's default would read 1 MB of headers per request.
+func TestServeRefusesHugeRequests(t *testing.T) {
+	r := startRun(t)
+	upgrade := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, tc := range []struct {
+		name, req, want string
+	}{
+		{"a 100 KB header on /healthz", "GET /healthz HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 100<<10) + "\r\n\r\n", "431"},
+		{"a 1 MB target", "GET /healthz?" + strings.Repeat("u", 1<<20) + " HTTP/1.1\r\nHost: h\r\n\r\n", "431"},
+		{"a 17 KB header on /ws", "GET /ws HTTP/1.1\r\nHost: h\r\n" + upgrade + "X-Big: " + strings.Repeat("b", 17<<10) + "\r\n\r\n", "431"},
+		{"a 17 KB target on /ws", "GET /ws?" + strings.Repeat("u", 17<<10) + " HTTP/1.1\r\nHost: h\r\n" + upgrade + "\r\n", "414"},
+		{"a 10 KB cookie on /ws", "GET /ws HTTP/1.1\r\nHost: h\r\n" + upgrade + "Cookie: " + strings.Repeat("c", 10<<10) + "\r\n\r\n", "101"},
+	} {
+		if resp := rawGet(t, r.addr, tc.req); !strings.HasPrefix(resp, tc.want) {
+			t.Errorf("%s: answered %.40q, want %s", tc.name, resp, tc.want)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package wsgate
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Admission: what one upgrade request may cost the server, and what a connection keeps of it.
+//
+// Bounds, per connection: the request is refused beyond MaxHeaderBytes (default 16 KiB, counted
+// as HTTP/2 counts a header list, so 10,000 one-byte headers cost 320 KB and are refused); what
+// stays for the connection's life is KeepHeaders' values, at most MaxHeaderBytes, in one string.
+
+// DefaultMaxHeaderBytes is Config.MaxHeaderBytes' default.
+const DefaultMaxHeaderBytes = 16 << 10
+
+// DefaultKeepHeaders is Config.KeepHeaders' default: the request headers by which an application
+// usually tells who a client is. A browser's WebSocket sends Cookie, Origin, User-Agent,
+// Accept-Language and the Sec-WebSocket-Protocol it was given (where some applications carry a
+// token) and cannot add others; other clients may send Authorization; proxies add Forwarded,
+// X-Forwarded-For, X-Forwarded-Proto and X-Real-Ip. Append to it for headers of your own.
+var DefaultKeepHeaders = []string{"Authorization", "Cookie", "Origin", "User-Agent", "Accept-Language",
+	"Sec-WebSocket-Protocol", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-Ip"}
+
+// headerFieldCost is what each header field costs beside its name and value, as in HTTP/2's
+// SETTINGS_MAX_HEADER_LIST_SIZE: the price of holding it.
+const headerFieldCost = 32
+
+// admissionDefaults checks the admission fields of r (a copy of c) and applies their defaults.
+func (r *Config) admissionDefaults(c *Config) []error {
+	var errs []error
+	if r.MaxHeaderBytes < 0 {
+		errs = append(errs, fmt.Errorf("wsgate: MaxHeaderBytes must not be negative, got %d", r.MaxHeaderBytes))
+	}
+	if r.MaxHeaderBytes == 0 {
+		r.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	keep := DefaultKeepHeaders
+	if c != nil && c.KeepHeaders != nil {
+		keep = c.KeepHeaders
+	}
+	r.KeepHeaders = make([]string, 0, len(keep))
+	for _, k := range keep {
+		if k != "*" && (k == "" || strings.ContainsAny(k, " \t:,\r\n")) {
+			errs = append(errs, fmt.Errorf("wsgate: bad KeepHeaders name %q", k))
+			continue
+		}
+		r.KeepHeaders = append(r.KeepHeaders, http.CanonicalHeaderKey(k))
+	}
+	return errs
+}
+
+// checkSize returns 0, or 414 or 431 for a request over MaxHeaderBytes.
+func (c *Config) checkSize(r *http.Request) (int, string) {
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI()
+	}
+	n := len(target)
+	if n > c.MaxHeaderBytes {
+		return http.StatusRequestURITooLong, "request target too long"
+	}
+	n += len("Host") + len(r.Host) + headerFieldCost
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if n += len(k) + len(v) + headerFieldCost; n > c.MaxHeaderBytes {
+				return http.StatusRequestHeaderFieldsTooLarge, "request headers too large"
+			}
+		}
+	}
+	if n > c.MaxHeaderBytes {
+		return http.StatusRequestHeaderFieldsTooLarge, "request headers too large"
+	}
+	return 0, ""
+}
+
+// handshakeOwn reports the headers of the handshake itself, which a connection never keeps.
+func handshakeOwn(name string) bool {
+	switch name {
+	case "Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
+		return true
+	}
+	return false
+}
+
+// connHeader returns what a connection keeps of h for Conn.Header: the KeepHeaders as flat
+// name/value pairs, their bytes copied into one string so that nothing else of the request stays
+// reachable (a map would cost hundreds of bytes per idle connection, and most connections never
+// ask: Conn.Header builds the map on demand).
+func (c *Config) connHeader(h http.Header) []string {
+	all := false
+	for _, k := range c.KeepHeaders {
+		all = all || k == "*"
+	}
+	each := func(f func(name string, vs []string)) {
+		if all {
+			for k, vs := range h {
+				if !handshakeOwn(k) {
+					f(k, vs)
+				}
+			}
+			return
+		}
+		for _, k := range c.KeepHeaders {
+			if vs := h[k]; len(vs) > 0 && !handshakeOwn(k) {
+				f(k, vs)
+			}
+		}
+	}
+	n := 0
+	each(func(_ string, vs []string) { n += 2 * len(vs) })
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	each(func(name string, vs []string) {
+		for _, v := range vs {
+			out = append(out, name, v)
+		}
+	})
+	// Copy what comes from the request into one string: a value may share its allocation with
+	// bytes we do not keep. Names from KeepHeaders are the Config's own strings.
+	own := func(i int) bool { return i%2 == 1 || all }
+	size := 0
+	for i, v := range out {
+		if own(i) {
+			size += len(v)
+		}
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for i, v := range out {
+		if own(i) {
+			b.WriteString(v)
+		}
+	}
+	buf, off := b.String(), 0
+	for i, v := range out {
+		if own(i) {
+			out[i] = buf[off : off+len(v)]
+			off += len(v)
+		}
+	}
+	return out
+}
