@@ -3,6 +3,9 @@ package wsgate
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
+	"path"
+	"slices"
 	"strings"
 )
 
@@ -48,7 +51,122 @@ func (r *Config) admissionDefaults(c *Config) []error {
 		}
 		r.KeepHeaders = append(r.KeepHeaders, http.CanonicalHeaderKey(k))
 	}
+	r.AllowedHosts = slices.Clone(r.AllowedHosts)
+	for _, h := range r.AllowedHosts {
+		if _, err := path.Match(strings.ToLower(h), ""); err != nil || h == "" {
+			errs = append(errs, fmt.Errorf("wsgate: bad AllowedHosts pattern %q", h))
+		}
+	}
+	r.TrustedProxies = slices.Clone(r.TrustedProxies)
+	r.trusted = nil
+	for _, p := range r.TrustedProxies {
+		pre, err := netip.ParsePrefix(p)
+		if a, aerr := netip.ParseAddr(p); aerr == nil {
+			pre, err = a.Unmap().Prefix(a.Unmap().BitLen())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("wsgate: bad TrustedProxies entry %q: want an IP address or a CIDR prefix", p))
+			continue
+		}
+		r.trusted = append(r.trusted, pre.Masked())
+	}
 	return errs
+}
+
+// hostAllowed reports whether a request's Host matches AllowedHosts; any does when it is empty.
+func (c *Config) hostAllowed(host string) bool {
+	if len(c.AllowedHosts) == 0 {
+		return true
+	}
+	host = strings.ToLower(host)
+	name := host // without the port
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && i > strings.LastIndexByte(host, ']') {
+		name = host[:i]
+	}
+	for _, p := range c.AllowedHosts {
+		p = strings.ToLower(p)
+		target := name
+		if i := strings.LastIndexByte(p, ':'); i >= 0 && i > strings.LastIndexByte(p, ']') {
+			target = host // the pattern names a port
+		}
+		if ok, _ := path.Match(p, target); ok || p == target {
+			return true
+		}
+	}
+	return false
+}
+
+// originScheme is the scheme of an Origin, with ws and wss as the http and https they stand for.
+func originScheme(s string) string {
+	switch s = strings.ToLower(s); s {
+	case "ws":
+		return "http"
+	case "wss":
+		return "https"
+	}
+	return s
+}
+
+// requestScheme is "https" for a request over TLS, or from a trusted proxy whose
+// X-Forwarded-Proto starts with https, and "http" otherwise. The first entry is the one the
+// first proxy set; a browser, whose origin is what this is compared with, cannot set it.
+func (c *Config) requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if v := r.Header.Get("X-Forwarded-Proto"); v != "" && c.fromTrustedProxy(r) {
+		first, _, _ := strings.Cut(v, ",")
+		if strings.EqualFold(strings.TrimSpace(first), "https") {
+			return "https"
+		}
+	}
+	return "http"
+}
+
+// remoteAddr is the address of the request's peer, or the zero Addr.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (c *Config) trustedAddr(a netip.Addr) bool {
+	for _, p := range c.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) fromTrustedProxy(r *http.Request) bool {
+	return len(c.trusted) > 0 && c.trustedAddr(remoteAddr(r))
+}
+
+// clientAddr is the client's address: the peer's, or from a trusted proxy the last
+// X-Forwarded-For entry that is not itself a trusted proxy (entries left of it are the client's
+// own say). The zero Addr if there is none.
+func (c *Config) clientAddr(r *http.Request) netip.Addr {
+	a := remoteAddr(r)
+	if !a.IsValid() || len(c.trusted) == 0 || !c.trustedAddr(a) {
+		return a
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	for i := len(xff) - 1; i >= 0; i-- {
+		entries := strings.Split(xff[i], ",")
+		for j := len(entries) - 1; j >= 0; j-- {
+			e, err := netip.ParseAddr(strings.TrimSpace(entries[j]))
+			if err != nil {
+				return a // a garbled entry: the last proxy that named a good one is the client
+			}
+			if a = e.Unmap(); !c.trustedAddr(a) {
+				return a
+			}
+		}
+	}
+	return a
 }
 
 // checkSize returns 0, or 414 or 431 for a request over MaxHeaderBytes.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -110,9 +111,15 @@ type Config struct {
 
 	// AllowedOrigins lists the browser origins allowed to connect, as patterns matched against the
 	// Origin header's host (path.Match syntax: "example.com", "*.example.com") or full origins
-	// ("https://app.example.com"). Default: same origin only (Origin's host equals the request's
-	// Host). A request without an Origin header (not a browser) is always allowed. "*" allows any
-	// origin; use it knowingly.
+	// ("https://app.example.com", which also pins the scheme). Default: same origin only (Origin's
+	// host equals the request's Host, and its scheme is https exactly when the request came over
+	// TLS, or from a TrustedProxies proxy that says so). A request without an Origin header (not a
+	// browser) is always allowed. "*" allows any origin; use it knowingly.
+	//
+	// Same origin trusts the Host header, which the page's own name sets: a page of a name the
+	// attacker makes resolve to this server (DNS rebinding, typically to 127.0.0.1 or a private
+	// address) is its own origin. Set AllowedHosts, or list the origins here, for any server a
+	// browser can reach.
 	AllowedOrigins []string
 	// Subprotocols lists the subprotocols the server speaks, in order of preference. A client that
 	// offers none of them still connects, with Conn.Subprotocol() == "".
@@ -139,6 +146,20 @@ type Config struct {
 	// and what proxies add. "*" keeps every header but the handshake's own, up to MaxHeaderBytes
 	// per connection.
 	KeepHeaders []string
+	// AllowedHosts lists the hosts the server answers to, as patterns matched against the
+	// request's Host (path.Match syntax; "example.com" and "*.example.com" match on any port,
+	// "localhost:8080" on that port only). A request for another host is refused 403. Default:
+	// any host, which leaves the same-origin default open to DNS rebinding (see AllowedOrigins).
+	AllowedHosts []string
+	// TrustedProxies lists the reverse proxies in front of the server, as addresses or CIDR
+	// prefixes ("10.0.0.0/8", "::1"). A request from one of them is believed about the client:
+	// its scheme from X-Forwarded-Proto (the first entry, as the first proxy set it), its address
+	// from X-Forwarded-For (the last entry that is not a trusted proxy), for the same-origin check
+	// and MaxConnectionsPerIP. Default none: those headers are never believed, since any client
+	// can send them.
+	TrustedProxies []string
+
+	trusted []netip.Prefix // TrustedProxies, parsed
 
 	// Logger receives connection-level events (never payloads). Default slog.Default().
 	Logger *slog.Logger
@@ -215,7 +236,7 @@ func (c *Config) withDefaults() (Config, error) {
 func originHostPattern(p string) string { return strings.ToLower(p) }
 
 // originAllowed implements the same-origin default and the AllowedOrigins patterns.
-func (c *Config) originAllowed(origin, host string) bool {
+func (c *Config) originAllowed(origin, host, scheme string) bool {
 	if origin == "" {
 		return true
 	}
@@ -225,7 +246,7 @@ func (c *Config) originAllowed(origin, host string) bool {
 	}
 	oh := strings.ToLower(u.Host)
 	if len(c.AllowedOrigins) == 0 {
-		return oh == strings.ToLower(host)
+		return oh == strings.ToLower(host) && originScheme(u.Scheme) == scheme
 	}
 	full := strings.ToLower(u.Scheme) + "://" + oh
 	for _, p := range c.AllowedOrigins {

@@ -107,7 +107,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, status, msg)
 		return
 	}
-	if !s.cfg.originAllowed(r.Header.Get("Origin"), r.Host) {
+	if !s.cfg.hostAllowed(r.Host) {
+		s.reject(w, r, http.StatusForbidden, "host not allowed")
+		return
+	}
+	if !s.cfg.originAllowed(r.Header.Get("Origin"), r.Host, s.cfg.requestScheme(r)) {
 		s.reject(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}

@@ -90,6 +90,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")
 	fs.Var(newValue(&c.MaxConnections, parseCount, strconv.Itoa), "max-connections", "cap on live connections, further upgrades get 503; 0 means no cap")
 	fs.Var(newValue(&c.MaxHeaderBytes, parseCount, strconv.Itoa), "max-header-bytes", "largest request, in `bytes`: target plus headers (each counted as name, value and 32); a bigger /ws request gets 414 or 431, any other 431 beyond this plus 4 KiB")
+	fs.Var(newValue(&c.AllowedHosts, parseList, formatList), "allowed-hosts", "comma-separated `hosts` this server answers to as /ws (example.com, *.example.com, localhost:8080); others get 403. Empty: any host, which lets a DNS-rebinding page pass the same-origin check: set it")
+	fs.Var(newValue(&c.TrustedProxies, parseList, formatList), "trusted-proxies", "comma-separated `addresses` or CIDR prefixes of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are believed. Empty: none")
 	fs.Var(newValue(&c.KeepHeaders, parseList, formatList), "keep-headers", "comma-separated request `headers` a connection keeps for its life (what the application reads); \"*\" keeps all")
 
 	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")

@@ -34,6 +34,8 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{args: []string{"serve", "extra"}, want: []string{`unexpected argument "extra"`}},
 		{args: []string{"-allowed-origins", "[bad"}, want: []string{"invalid configuration", `"[bad"`}},
 		{args: []string{"-subprotocols", `a"b`}, want: []string{"invalid configuration", `a\"b`}},
+		{args: []string{"-trusted-proxies", "proxy.example"}, want: []string{"invalid configuration", `"proxy.example"`}},
+		{args: []string{"-allowed-hosts", "[x"}, want: []string{"invalid configuration", `"[x"`}},
 		{args: []string{"-read-limit", "1000"}, env: map[string]string{"WSGATE_SEND_QUEUE_BYTES": "1004"},
 			want: []string{"-send-queue-bytes 1004", "-read-limit 1000"}},
 		{args: []string{"-read-limit", "1048576"}, want: []string{"-send-queue-bytes 1048576"}},
@@ -77,7 +79,7 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
 		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
 		c.AllowedOrigins != nil || c.Subprotocols != nil || c.MaxHeaderBytes != wsgate.DefaultMaxHeaderBytes ||
-		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) {
+		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) || c.AllowedHosts != nil || c.TrustedProxies != nil {
 		t.Errorf("wsgate defaults not shown as flag defaults: %+v", c)
 	}
 }
@@ -100,6 +102,8 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_MAX_CONNECTIONS":     "100",
 		"WSGATE_MAX_HEADER_BYTES":    "8192",
 		"WSGATE_KEEP_HEADERS":        "Cookie,X-User",
+		"WSGATE_ALLOWED_HOSTS":       "example.com,*.example.com",
+		"WSGATE_TRUSTED_PROXIES":     "10.0.0.0/8",
 		"WSGATE_LOG_LEVEL":           "DEBUG",
 		"WSGATE_LOG_FORMAT":          "json",
 		"WSGATE_SHUTDOWN_TIMEOUT":    "30s",
@@ -129,6 +133,8 @@ func TestFlagsAndEnv(t *testing.T) {
 		MaxConnections:    100,
 		MaxHeaderBytes:    8192,
 		KeepHeaders:       []string{"Cookie", "X-User"},
+		AllowedHosts:      []string{"example.com", "*.example.com"},
+		TrustedProxies:    []string{"10.0.0.0/8"},
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("flags > env > defaults broken:\n got %+v\nwant %+v", o, want)
@@ -140,14 +146,14 @@ func TestFlagsAndEnv(t *testing.T) {
 func TestEveryConfigFieldHasAFlag(t *testing.T) {
 	o := defaultOptions()
 	fs := newFlagSet(&o)
-	upper := regexp.MustCompile(`[A-Z]`)
+	word := regexp.MustCompile(`[A-Z]+[a-z0-9]*`) // an initialism is one word: PerIP is per-ip
 	typ := reflect.TypeFor[wsgate.Config]()
 	for i := range typ.NumField() {
 		field := typ.Field(i).Name
-		if field == "Logger" {
+		if field == "Logger" || !typ.Field(i).IsExported() {
 			continue
 		}
-		name := strings.TrimPrefix(upper.ReplaceAllStringFunc(field, func(s string) string { return "-" + strings.ToLower(s) }), "-")
+		name := strings.ToLower(strings.Join(word.FindAllString(field, -1), "-"))
 		if fs.Lookup(name) == nil {
 			t.Errorf("wsgate.Config.%s has no flag -%s", field, name)
 		}
@@ -165,7 +171,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
-			"max-header-bytes", "keep-headers"} {
+			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -185,8 +191,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 26 {
-		t.Errorf("flags %v: the help check above lists 26; update it", all)
+	if len(all) != 28 {
+		t.Errorf("flags %v: the help check above lists 28; update it", all)
 	}
 }
 

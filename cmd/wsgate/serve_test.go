@@ -253,3 +253,15 @@ func TestServeRefusesHugeRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowedHostsStopsRebinding plays a DNS-rebinding page against wsgate serve -allowed-hosts.
+func TestAllowedHostsStopsRebinding(t *testing.T) {
+	r := startRun(t, "-allowed-hosts", "127.0.0.1")
+	_, port, _ := net.SplitHostPort(r.addr)
+	evil := "evil.example:" + port
+	upgrade := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	if resp := rawGet(t, r.addr, "GET /ws HTTP/1.1\r\nHost: "+evil+"\r\nOrigin: http://"+evil+"\r\n"+upgrade+"\r\n"); !strings.HasPrefix(resp, "403") {
+		t.Errorf("a rebound page: answered %.40q, want 403", resp)
+	}
+	dialWS(t, r.addr, "http://"+r.addr).Close() // the server's own page still connects
+}
