@@ -33,8 +33,10 @@ const headerFieldCost = 32
 // admissionDefaults checks the admission fields of r (a copy of c) and applies their defaults.
 func (r *Config) admissionDefaults(c *Config) []error {
 	var errs []error
-	if r.MaxHeaderBytes < 0 {
-		errs = append(errs, fmt.Errorf("wsgate: MaxHeaderBytes must not be negative, got %d", r.MaxHeaderBytes))
+	for name, v := range map[string]int{"MaxHeaderBytes": r.MaxHeaderBytes, "MaxConnectionsPerIP": r.MaxConnectionsPerIP} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("wsgate: %s must not be negative, got %d", name, v))
+		}
 	}
 	if r.MaxHeaderBytes == 0 {
 		r.MaxHeaderBytes = DefaultMaxHeaderBytes

@@ -158,6 +158,12 @@ type Config struct {
 	// and MaxConnectionsPerIP. Default none: those headers are never believed, since any client
 	// can send them.
 	TrustedProxies []string
+	// MaxConnectionsPerIP caps the live connections of one client address (an IPv4 address, an
+	// IPv6 /64): further upgrades from it are answered 429 Too Many Requests, with Retry-After.
+	// The address is the peer's, or behind a TrustedProxies proxy the client's it names. Default
+	// 0, no cap: behind a proxy that is not in TrustedProxies, or a carrier's NAT, many clients
+	// share one address. Set it when clients reach the server directly, or through a trusted proxy.
+	MaxConnectionsPerIP int
 
 	trusted []netip.Prefix // TrustedProxies, parsed
 

@@ -103,6 +103,7 @@ type Conn struct {
 	header []string // name, value, name, value...; see connHeader
 	hmap   atomic.Pointer[http.Header]
 	proto  string
+	addr   *addrSlot // its place in MaxConnectionsPerIP, nil if not counted
 	ctx    context.Context
 	cancel context.CancelFunc
 

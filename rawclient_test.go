@@ -160,6 +160,12 @@ func handshake(t testing.TB, ts *testServer, req, tail []byte) (*rawConn, *http.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return handshakeOn(t, nc, req, tail)
+}
+
+// handshakeOn is handshake on a connection of the caller's; it is closed when the test ends.
+func handshakeOn(t testing.TB, nc net.Conn, req, tail []byte) (*rawConn, *http.Response) {
+	t.Helper()
 	t.Cleanup(func() { nc.Close() })
 	rc := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
 	rc.send(append(append([]byte(nil), req...), tail...))

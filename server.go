@@ -31,6 +31,7 @@ type Server struct {
 	accepted, rejected, dropped, panics atomic.Uint64
 
 	shards [connShards]connShard
+	addrs  addrCounts // live connections per client address, with MaxConnectionsPerIP
 
 	goroutines sync.WaitGroup // every reader and writer goroutine, and the heartbeat
 
@@ -115,26 +116,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
+	slot, ok := s.reserveAddr(r)
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter)
+		s.reject(w, r, http.StatusTooManyRequests, "too many connections from this address")
+		return
+	}
 	if n := s.live.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
-		s.release()
+		s.unreserve(slot)
 		s.reject(w, r, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
 	// Counted in live from here, so a Shutdown that began after the check above waits for this
 	// connection; one that began before it is seen here. (closing is set before live is read.)
 	if s.closing.Load() {
-		s.release()
+		s.unreserve(slot)
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
 	idx, proto := s.selectSubprotocol(r.Header)
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		s.release()
+		s.unreserve(slot)
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto}
+	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto, addr: slot}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
 	if sc, ok := netConn.(*net.TCPConn); ok {
@@ -146,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), transportRequest(r, proto))
 	if err != nil {
-		s.release()
+		s.unreserve(slot)
 		s.rejected.Add(1)
 		s.cfg.Logger.Debug("wsgate: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -206,6 +213,13 @@ func (s *Server) unregister(c *Conn) {
 	sh.mu.Lock()
 	delete(sh.m, c.id)
 	sh.mu.Unlock()
+	s.unreserve(c.addr)
+}
+
+// unreserve gives back what ServeHTTP reserved for a connection: its place in s.live and, if it
+// has one, in its address's count.
+func (s *Server) unreserve(slot *addrSlot) {
+	s.addrs.release(slot)
 	s.release()
 }
 

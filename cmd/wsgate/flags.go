@@ -89,6 +89,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")
 	fs.Var(newValue(&c.MaxConnections, parseCount, strconv.Itoa), "max-connections", "cap on live connections, further upgrades get 503; 0 means no cap")
+	fs.Var(newValue(&c.MaxConnectionsPerIP, parseCount, strconv.Itoa), "max-connections-per-ip", "cap on live WebSocket connections from one client address (IPv4, or IPv6 /64; behind -trusted-proxies the client's), further upgrades get 429; 0 means no cap (behind an untrusted proxy everyone shares its address)")
 	fs.Var(newValue(&c.MaxHeaderBytes, parseCount, strconv.Itoa), "max-header-bytes", "largest request, in `bytes`: target plus headers (each counted as name, value and 32); a bigger /ws request gets 414 or 431, any other 431 beyond this plus 4 KiB")
 	fs.Var(newValue(&c.AllowedHosts, parseList, formatList), "allowed-hosts", "comma-separated `hosts` this server answers to as /ws (example.com, *.example.com, localhost:8080); others get 403. Empty: any host, which lets a DNS-rebinding page pass the same-origin check: set it")
 	fs.Var(newValue(&c.TrustedProxies, parseList, formatList), "trusted-proxies", "comma-separated `addresses` or CIDR prefixes of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are believed. Empty: none")

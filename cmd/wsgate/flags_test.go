@@ -79,35 +79,36 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
 		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
 		c.AllowedOrigins != nil || c.Subprotocols != nil || c.MaxHeaderBytes != wsgate.DefaultMaxHeaderBytes ||
-		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) || c.AllowedHosts != nil || c.TrustedProxies != nil {
+		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) || c.AllowedHosts != nil || c.TrustedProxies != nil || c.MaxConnectionsPerIP != 0 {
 		t.Errorf("wsgate defaults not shown as flag defaults: %+v", c)
 	}
 }
 
 func TestFlagsAndEnv(t *testing.T) {
 	env := map[string]string{
-		"WSGATE_ADDR":                "127.0.0.1:9999",
-		"WSGATE_READ_LIMIT":          "1000", // overridden by the flag
-		"WSGATE_SEND_QUEUE_MESSAGES": "7",
-		"WSGATE_SEND_QUEUE_BYTES":    "4096",
-		"WSGATE_SLOW_CONSUMER":       "drop-oldest",
-		"WSGATE_PING_INTERVAL":       "-1s",
-		"WSGATE_PONG_TIMEOUT":        "3s",
-		"WSGATE_WRITE_TIMEOUT":       "4s",
-		"WSGATE_HANDSHAKE_TIMEOUT":   "1s",
-		"WSGATE_CLOSE_TIMEOUT":       "2s",
-		"WSGATE_ALLOWED_ORIGINS":     " example.com, https://app.example.com ,,",
-		"WSGATE_SUBPROTOCOLS":        "wsgate.v1",
-		"WSGATE_COMPRESSION":         "true", // overridden by the flag
-		"WSGATE_MAX_CONNECTIONS":     "100",
-		"WSGATE_MAX_HEADER_BYTES":    "8192",
-		"WSGATE_KEEP_HEADERS":        "Cookie,X-User",
-		"WSGATE_ALLOWED_HOSTS":       "example.com,*.example.com",
-		"WSGATE_TRUSTED_PROXIES":     "10.0.0.0/8",
-		"WSGATE_LOG_LEVEL":           "DEBUG",
-		"WSGATE_LOG_FORMAT":          "json",
-		"WSGATE_SHUTDOWN_TIMEOUT":    "30s",
-		"WSGATE_UNKNOWN":             "ignored",
+		"WSGATE_ADDR":                   "127.0.0.1:9999",
+		"WSGATE_READ_LIMIT":             "1000", // overridden by the flag
+		"WSGATE_SEND_QUEUE_MESSAGES":    "7",
+		"WSGATE_SEND_QUEUE_BYTES":       "4096",
+		"WSGATE_SLOW_CONSUMER":          "drop-oldest",
+		"WSGATE_PING_INTERVAL":          "-1s",
+		"WSGATE_PONG_TIMEOUT":           "3s",
+		"WSGATE_WRITE_TIMEOUT":          "4s",
+		"WSGATE_HANDSHAKE_TIMEOUT":      "1s",
+		"WSGATE_CLOSE_TIMEOUT":          "2s",
+		"WSGATE_ALLOWED_ORIGINS":        " example.com, https://app.example.com ,,",
+		"WSGATE_SUBPROTOCOLS":           "wsgate.v1",
+		"WSGATE_COMPRESSION":            "true", // overridden by the flag
+		"WSGATE_MAX_CONNECTIONS":        "100",
+		"WSGATE_MAX_HEADER_BYTES":       "8192",
+		"WSGATE_KEEP_HEADERS":           "Cookie,X-User",
+		"WSGATE_ALLOWED_HOSTS":          "example.com,*.example.com",
+		"WSGATE_TRUSTED_PROXIES":        "10.0.0.0/8",
+		"WSGATE_MAX_CONNECTIONS_PER_IP": "5",
+		"WSGATE_LOG_LEVEL":              "DEBUG",
+		"WSGATE_LOG_FORMAT":             "json",
+		"WSGATE_SHUTDOWN_TIMEOUT":       "30s",
+		"WSGATE_UNKNOWN":                "ignored",
 	}
 	o := defaultOptions()
 	if _, err := parseArgs(&o, []string{"-read-limit", "2000", "-compression=false"}, envOf(env)); err != nil {
@@ -119,22 +120,23 @@ func TestFlagsAndEnv(t *testing.T) {
 	want.logFormat = "json"
 	want.shutdownTimeout = 30 * time.Second
 	want.ws = wsgate.Config{
-		ReadLimit:         2000,
-		SendQueueMessages: 7,
-		SendQueueBytes:    4096,
-		SlowConsumer:      wsgate.PolicyDropOldest,
-		PingInterval:      -time.Second,
-		PongTimeout:       3 * time.Second,
-		WriteTimeout:      4 * time.Second,
-		HandshakeTimeout:  time.Second,
-		CloseTimeout:      2 * time.Second,
-		AllowedOrigins:    []string{"example.com", "https://app.example.com"},
-		Subprotocols:      []string{"wsgate.v1"},
-		MaxConnections:    100,
-		MaxHeaderBytes:    8192,
-		KeepHeaders:       []string{"Cookie", "X-User"},
-		AllowedHosts:      []string{"example.com", "*.example.com"},
-		TrustedProxies:    []string{"10.0.0.0/8"},
+		ReadLimit:           2000,
+		SendQueueMessages:   7,
+		SendQueueBytes:      4096,
+		SlowConsumer:        wsgate.PolicyDropOldest,
+		PingInterval:        -time.Second,
+		PongTimeout:         3 * time.Second,
+		WriteTimeout:        4 * time.Second,
+		HandshakeTimeout:    time.Second,
+		CloseTimeout:        2 * time.Second,
+		AllowedOrigins:      []string{"example.com", "https://app.example.com"},
+		Subprotocols:        []string{"wsgate.v1"},
+		MaxConnections:      100,
+		MaxHeaderBytes:      8192,
+		KeepHeaders:         []string{"Cookie", "X-User"},
+		AllowedHosts:        []string{"example.com", "*.example.com"},
+		TrustedProxies:      []string{"10.0.0.0/8"},
+		MaxConnectionsPerIP: 5,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("flags > env > defaults broken:\n got %+v\nwant %+v", o, want)
@@ -171,7 +173,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
-			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies"} {
+			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -191,8 +193,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 28 {
-		t.Errorf("flags %v: the help check above lists 28; update it", all)
+	if len(all) != 29 {
+		t.Errorf("flags %v: the help check above lists 29; update it", all)
 	}
 }
 
