@@ -69,7 +69,8 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("no flags and no env changed the options:\n got %+v\nwant %+v", o, want)
 	}
-	if o.addr != ":8080" || o.shutdownTimeout != 10*time.Second || o.logLevel != slog.LevelInfo || o.logFormat != "text" {
+	if o.addr != ":8080" || o.shutdownTimeout != 10*time.Second || o.logLevel != slog.LevelInfo || o.logFormat != "text" ||
+		o.maxHTTPConns != 4096 || o.maxHTTPConnsPerIP != 0 || o.http.readHeader != 3*time.Second || o.http.idle != 5*time.Second {
 		t.Errorf("binary defaults: %+v", o)
 	}
 	c := o.ws
@@ -86,29 +87,33 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 
 func TestFlagsAndEnv(t *testing.T) {
 	env := map[string]string{
-		"WSGATE_ADDR":                   "127.0.0.1:9999",
-		"WSGATE_READ_LIMIT":             "1000", // overridden by the flag
-		"WSGATE_SEND_QUEUE_MESSAGES":    "7",
-		"WSGATE_SEND_QUEUE_BYTES":       "4096",
-		"WSGATE_SLOW_CONSUMER":          "drop-oldest",
-		"WSGATE_PING_INTERVAL":          "-1s",
-		"WSGATE_PONG_TIMEOUT":           "3s",
-		"WSGATE_WRITE_TIMEOUT":          "4s",
-		"WSGATE_HANDSHAKE_TIMEOUT":      "1s",
-		"WSGATE_CLOSE_TIMEOUT":          "2s",
-		"WSGATE_ALLOWED_ORIGINS":        " example.com, https://app.example.com ,,",
-		"WSGATE_SUBPROTOCOLS":           "wsgate.v1",
-		"WSGATE_COMPRESSION":            "true", // overridden by the flag
-		"WSGATE_MAX_CONNECTIONS":        "100",
-		"WSGATE_MAX_HEADER_BYTES":       "8192",
-		"WSGATE_KEEP_HEADERS":           "Cookie,X-User",
-		"WSGATE_ALLOWED_HOSTS":          "example.com,*.example.com",
-		"WSGATE_TRUSTED_PROXIES":        "10.0.0.0/8",
-		"WSGATE_MAX_CONNECTIONS_PER_IP": "5",
-		"WSGATE_LOG_LEVEL":              "DEBUG",
-		"WSGATE_LOG_FORMAT":             "json",
-		"WSGATE_SHUTDOWN_TIMEOUT":       "30s",
-		"WSGATE_UNKNOWN":                "ignored",
+		"WSGATE_ADDR":                        "127.0.0.1:9999",
+		"WSGATE_READ_LIMIT":                  "1000", // overridden by the flag
+		"WSGATE_SEND_QUEUE_MESSAGES":         "7",
+		"WSGATE_SEND_QUEUE_BYTES":            "4096",
+		"WSGATE_SLOW_CONSUMER":               "drop-oldest",
+		"WSGATE_PING_INTERVAL":               "-1s",
+		"WSGATE_PONG_TIMEOUT":                "3s",
+		"WSGATE_WRITE_TIMEOUT":               "4s",
+		"WSGATE_HANDSHAKE_TIMEOUT":           "1s",
+		"WSGATE_CLOSE_TIMEOUT":               "2s",
+		"WSGATE_ALLOWED_ORIGINS":             " example.com, https://app.example.com ,,",
+		"WSGATE_SUBPROTOCOLS":                "wsgate.v1",
+		"WSGATE_COMPRESSION":                 "true", // overridden by the flag
+		"WSGATE_MAX_CONNECTIONS":             "100",
+		"WSGATE_MAX_HEADER_BYTES":            "8192",
+		"WSGATE_KEEP_HEADERS":                "Cookie,X-User",
+		"WSGATE_ALLOWED_HOSTS":               "example.com,*.example.com",
+		"WSGATE_TRUSTED_PROXIES":             "10.0.0.0/8",
+		"WSGATE_MAX_CONNECTIONS_PER_IP":      "5",
+		"WSGATE_MAX_HTTP_CONNECTIONS":        "100",
+		"WSGATE_MAX_HTTP_CONNECTIONS_PER_IP": "10",
+		"WSGATE_HTTP_READ_HEADER_TIMEOUT":    "1s",
+		"WSGATE_HTTP_IDLE_TIMEOUT":           "2s",
+		"WSGATE_LOG_LEVEL":                   "DEBUG",
+		"WSGATE_LOG_FORMAT":                  "json",
+		"WSGATE_SHUTDOWN_TIMEOUT":            "30s",
+		"WSGATE_UNKNOWN":                     "ignored",
 	}
 	o := defaultOptions()
 	if _, err := parseArgs(&o, []string{"-read-limit", "2000", "-compression=false"}, envOf(env)); err != nil {
@@ -119,6 +124,8 @@ func TestFlagsAndEnv(t *testing.T) {
 	want.logLevel = slog.LevelDebug
 	want.logFormat = "json"
 	want.shutdownTimeout = 30 * time.Second
+	want.maxHTTPConns, want.maxHTTPConnsPerIP = 100, 10
+	want.http.readHeader, want.http.idle = time.Second, 2*time.Second
 	want.ws = wsgate.Config{
 		ReadLimit:           2000,
 		SendQueueMessages:   7,
@@ -173,7 +180,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
-			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip"} {
+			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
+			"max-http-connections", "max-http-connections-per-ip", "http-read-header-timeout", "http-idle-timeout"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -193,8 +201,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 29 {
-		t.Errorf("flags %v: the help check above lists 29; update it", all)
+	if len(all) != 33 {
+		t.Errorf("flags %v: the help check above lists 33; update it", all)
 	}
 }
 

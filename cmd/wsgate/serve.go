@@ -89,6 +89,8 @@ type gateway struct {
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	tls             bool // ln serves TLS (-tls-cert, -tls-key)
+
+	maxHTTPConns, maxHTTPConnsPerIP int // see httpConns
 }
 
 // newGateway builds the routes for o; it fails only for a configuration wsgate refuses.
@@ -126,7 +128,8 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes, // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout}, nil
+	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout,
+		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
@@ -136,9 +139,11 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 		scheme = "https"
 	}
 	g.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+	hc := newHTTPConns(ln, g.maxHTTPConns, g.maxHTTPConnsPerIP, g.log)
+	g.http.ConnState = hc.connState
 	served := make(chan error, 1)
 	go func() { // owner: serve; ends when shutdown closes the listener
-		served <- g.http.Serve(ln)
+		served <- g.http.Serve(hc)
 	}()
 	var serveErr error
 	select {
