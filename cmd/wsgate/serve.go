@@ -125,7 +125,7 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 		ReadTimeout:       o.http.read,
 		WriteTimeout:      o.http.write,
 		IdleTimeout:       o.http.idle,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes, // net/http allows 4 KiB more; /ws answers precisely within that
+		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout,
