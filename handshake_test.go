@@ -236,3 +236,16 @@ func handshakeBody(t *testing.T, ts *testServer, req []byte) (*rawConn, *http.Re
 	body, _ := io.ReadAll(resp.Body)
 	return rc, resp, string(body)
 }
+
+// TestRefusalClosesTheConnection: a refused handshake does not keep its socket as an HTTP
+// keep-alive connection.
+func TestRefusalClosesTheConnection(t *testing.T) {
+	ts := startServer(t, echoOrClose, nil)
+	rc, resp := handshake(t, ts, upgradeRequest(http.MethodGet, ts.addr(), set("Origin", "http://evil.example")), nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("answered %s, want 403", resp.Status)
+	}
+	if _, err := rc.readFrame(); err != errServerClosed {
+		t.Fatalf("after the refusal: %v, want the server to close the connection", err)
+	}
+}

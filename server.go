@@ -173,8 +173,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+// reject answers a refused handshake and closes the HTTP connection after it: a client refused
+// has nothing more to ask on it, and the socket with its buffers would stay for the http.Server's
+// idle timeout (none by default).
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.rejected.Add(1)
+	w.Header().Set("Connection", "close")
 	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
 		"origin", r.Header.Get("Origin"))
 	http.Error(w, "websocket: "+msg, status)
