@@ -30,38 +30,40 @@ var DefaultKeepHeaders = []string{"Authorization", "Cookie", "Origin", "User-Age
 // SETTINGS_MAX_HEADER_LIST_SIZE: the price of holding it.
 const headerFieldCost = 32
 
-// admissionDefaults checks the admission fields of r (a copy of c) and applies their defaults.
-func (r *Config) admissionDefaults(c *Config) []error {
+// admissionDefaults checks the admission fields of c, a Config withDefaults is making, and
+// applies their defaults; the slices it keeps are its own copies.
+func (c *Config) admissionDefaults() []error {
 	var errs []error
-	for name, v := range map[string]int{"MaxHeaderBytes": r.MaxHeaderBytes, "MaxConnectionsPerIP": r.MaxConnectionsPerIP} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("wsgate: %s must not be negative, got %d", name, v))
-		}
+	if c.MaxHeaderBytes < 0 {
+		errs = append(errs, fmt.Errorf("wsgate: MaxHeaderBytes must not be negative, got %d", c.MaxHeaderBytes))
 	}
-	if r.MaxHeaderBytes == 0 {
-		r.MaxHeaderBytes = DefaultMaxHeaderBytes
+	if c.MaxConnectionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("wsgate: MaxConnectionsPerIP must not be negative, got %d", c.MaxConnectionsPerIP))
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	keep := DefaultKeepHeaders
-	if c != nil && c.KeepHeaders != nil {
+	if c.KeepHeaders != nil { // empty but not nil: keep none
 		keep = c.KeepHeaders
 	}
-	r.KeepHeaders = make([]string, 0, len(keep))
+	c.KeepHeaders = make([]string, 0, len(keep))
 	for _, k := range keep {
 		if k != "*" && (k == "" || strings.ContainsAny(k, " \t:,\r\n")) {
 			errs = append(errs, fmt.Errorf("wsgate: bad KeepHeaders name %q", k))
 			continue
 		}
-		r.KeepHeaders = append(r.KeepHeaders, http.CanonicalHeaderKey(k))
+		c.KeepHeaders = append(c.KeepHeaders, http.CanonicalHeaderKey(k))
 	}
-	r.AllowedHosts = slices.Clone(r.AllowedHosts)
-	for _, h := range r.AllowedHosts {
+	c.AllowedHosts = slices.Clone(c.AllowedHosts)
+	for _, h := range c.AllowedHosts {
 		if _, err := path.Match(strings.ToLower(h), ""); err != nil || h == "" {
 			errs = append(errs, fmt.Errorf("wsgate: bad AllowedHosts pattern %q", h))
 		}
 	}
-	r.TrustedProxies = slices.Clone(r.TrustedProxies)
-	r.trusted = nil
-	for _, p := range r.TrustedProxies {
+	c.TrustedProxies = slices.Clone(c.TrustedProxies)
+	c.trusted = nil
+	for _, p := range c.TrustedProxies {
 		pre, err := netip.ParsePrefix(p)
 		if a, aerr := netip.ParseAddr(p); aerr == nil {
 			pre, err = a.Unmap().Prefix(a.Unmap().BitLen())
@@ -70,7 +72,7 @@ func (r *Config) admissionDefaults(c *Config) []error {
 			errs = append(errs, fmt.Errorf("wsgate: bad TrustedProxies entry %q: want an IP address or a CIDR prefix", p))
 			continue
 		}
-		r.trusted = append(r.trusted, pre.Masked())
+		c.trusted = append(c.trusted, pre.Masked())
 	}
 	return errs
 }

@@ -144,7 +144,7 @@ type Config struct {
 	// life; the others are dropped once the handshake is done. Default DefaultKeepHeaders: what a
 	// browser sends that identifies its user (a browser's WebSocket cannot add headers of its own)
 	// and what proxies add. "*" keeps every header but the handshake's own, up to MaxHeaderBytes
-	// per connection.
+	// per connection; an empty list that is not nil keeps none.
 	KeepHeaders []string
 	// AllowedHosts lists the hosts the server answers to, as patterns matched against the
 	// request's Host (path.Match syntax; "example.com" and "*.example.com" match on any port,
@@ -209,7 +209,7 @@ func (c *Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("wsgate: bad Subprotocols entry %q", p))
 		}
 	}
-	errs = append(errs, r.admissionDefaults(c)...)
+	errs = append(errs, r.admissionDefaults()...)
 	if len(errs) > 0 {
 		return r, errors.Join(errs...)
 	}
