@@ -130,3 +130,33 @@ func waitLog(t *testing.T, r *running, msg string) map[string]any {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestWebSocketsPerIP checks -max-connections-per-ip from outside: one address cannot take the
+// whole -max-connections, another still gets in.
+func TestWebSocketsPerIP(t *testing.T) {
+	r := startRun(t, "-max-connections", "4", "-max-connections-per-ip", "2")
+	from := func(ip string) (*websocket.Conn, *http.Response, error) {
+		d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+			nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+			return nd.Dial(network, addr)
+		}}
+		ws, resp, err := d.Dial("ws://"+r.addr+"/ws", nil)
+		if err == nil {
+			t.Cleanup(func() { ws.Close() })
+		}
+		return ws, resp, err
+	}
+	for range 2 {
+		if _, _, err := from("127.0.0.5"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, resp, err := from("127.0.0.5"); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third WebSocket from one address: %v; want 429 with Retry-After", err)
+	}
+	ws, _, err := from("127.0.0.6")
+	if err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	echo(t, ws, websocket.TextMessage, "through")
+}
