@@ -56,6 +56,19 @@ func stillOpen(conns []net.Conn) int {
 	return n
 }
 
+// waitOpen polls stillOpen until ok accepts its count, for up to 5 s (closes take time to
+// arrive), and returns the last count.
+func waitOpen(conns []net.Conn, ok func(int) bool) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := stillOpen(conns)
+		if ok(n) || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestIdleKeepAlivesGiveWay fills the HTTP connection cap with idle keep-alive connections and
 // checks that more of them, and then a WebSocket client, still get in: the oldest idle ones are
 // closed to make room, so the server never holds more than the cap.
@@ -67,8 +80,7 @@ func TestIdleKeepAlivesGiveWay(t *testing.T) {
 	}
 	ws := dialWS(t, r.addr, "")
 	echo(t, ws, websocket.TextMessage, "through")
-	time.Sleep(50 * time.Millisecond) // let the closes arrive
-	if n := stillOpen(conns); n > 20 {
+	if n := waitOpen(conns, func(n int) bool { return n <= 20 }); n > 20 {
 		t.Errorf("%d idle keep-alive connections still open, want at most -max-http-connections 20", n)
 	}
 	if resp, body := get(t, "http://"+r.addr+"/healthz"); resp.StatusCode != 200 || body != "ok" {
@@ -93,7 +105,8 @@ func TestHTTPIdleTimeout(t *testing.T) {
 // TestHTTPConnectionsPerIP checks that one address cannot take more than
 // -max-http-connections-per-ip sockets, while another still connects.
 func TestHTTPConnectionsPerIP(t *testing.T) {
-	r := startRun(t, "-max-http-connections-per-ip", "5", "-max-http-connections", "100", "-http-idle-timeout", "1m")
+	r := startRun(t, "-max-http-connections-per-ip", "5", "-max-http-connections", "100", "-http-idle-timeout", "1m",
+		"-http-read-header-timeout", "1m") // the silent connections stay until the test ends
 	var conns []net.Conn
 	for range 12 {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}, Timeout: 5 * time.Second}
@@ -104,8 +117,7 @@ func TestHTTPConnectionsPerIP(t *testing.T) {
 		t.Cleanup(func() { nc.Close() })
 		conns = append(conns, nc)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := stillOpen(conns); n != 5 {
+	if n := waitOpen(conns, func(n int) bool { return n == 5 }); n != 5 {
 		t.Errorf("%d connections from one address still open, want 5", n)
 	}
 	if nc := keepAlive(t, r.addr, "127.0.0.4"); nc == nil {
