@@ -103,6 +103,7 @@ type Conn struct {
 	header []string // name, value, name, value...; see connHeader
 	hmap   atomic.Pointer[http.Header]
 	proto  string
+	addr   *addrSlot // its place in MaxConnectionsPerIP, nil if not counted
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -166,8 +167,9 @@ func (c *Conn) cancelLocked() {
 // RemoteAddr returns the peer's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.wire.RemoteAddr() }
 
-// Header returns the headers of the upgrade request (Cookie, Origin, User-Agent, ...), without the
-// handshake's own (Connection, Upgrade, Sec-WebSocket-Key, -Version, -Extensions). Do not modify it.
+// Header returns the headers of the upgrade request that Config.KeepHeaders names (by default
+// DefaultKeepHeaders: Cookie, Origin, User-Agent, Authorization, ...), never the handshake's own
+// (Connection, Upgrade, Sec-WebSocket-Key, -Version, -Extensions). Do not modify it.
 func (c *Conn) Header() http.Header {
 	if h := c.hmap.Load(); h != nil {
 		return *h

@@ -400,7 +400,8 @@ func TestRecoveryUnderConcurrentPublishing(t *testing.T) {
 }
 
 func TestPresenceAndJoinLeave(t *testing.T) {
-	e := start(t, &hub.Options{UserID: func(c *wsgate.Conn) string { return c.Header().Get("X-User") }}, nil)
+	e := start(t, &hub.Options{UserID: func(c *wsgate.Conn) string { return c.Header().Get("X-User") }},
+		&wsgate.Config{KeepHeaders: []string{"X-User"}})
 	watcher := e.dial(t)
 	watcher.call("subscribe", `,"channel":"room","presence":true`, nil)
 	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
