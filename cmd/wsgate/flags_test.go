@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"log/slog"
 	"reflect"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/hub"
 )
 
 func TestBadValuesAreUsageErrors(t *testing.T) {
@@ -216,5 +218,22 @@ func TestEchoFitsBoundary(t *testing.T) {
 	}
 	if err := checkEchoFits(&wsgate.Config{ReadLimit: 1001, SendQueueBytes: 1005}); err == nil {
 		t.Error("a reply one byte over -send-queue-bytes accepted")
+	}
+}
+
+func TestPublicationsFitBoundary(t *testing.T) {
+	if err := checkPublicationsFit(&wsgate.Config{}, hub.DefaultMaxDataSize); err != nil {
+		t.Errorf("the defaults refused: %v", err)
+	}
+	if err := checkPublicationsFit(&wsgate.Config{SendQueueBytes: 1000 + pushOverhead}, 1000); err != nil {
+		t.Errorf("a push of exactly -send-queue-bytes refused: %v", err)
+	}
+	if err := checkPublicationsFit(&wsgate.Config{SendQueueBytes: 1000 + pushOverhead}, 1001); err == nil {
+		t.Error("a push one byte over -send-queue-bytes accepted")
+	}
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-send-queue-bytes", "70000", "-read-limit", "1000", "-max-data-size", "69900"}, noEnv, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "-max-data-size") {
+		t.Fatalf("serve with publications larger than the queue: %v", err)
 	}
 }

@@ -100,6 +100,9 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 	if err := checkEchoFits(&cfg); err != nil {
 		return nil, err
 	}
+	if err := checkPublicationsFit(&cfg, cmp.Or(o.hub.MaxDataSize, hub.DefaultMaxDataSize)); err != nil {
+		return nil, err
+	}
 	// Connections that negotiate wsgate.v1 get pub/sub; the others are raw and get the seed's echo.
 	if !slices.Contains(cfg.Subprotocols, protocol.Subprotocol) {
 		cfg.Subprotocols = append(slices.Clone(cfg.Subprotocols), protocol.Subprotocol)
