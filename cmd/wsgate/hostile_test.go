@@ -132,7 +132,8 @@ func pipeline(t *testing.T, ws *websocket.Conn, n int, req func(i int) string, c
 	t.Helper()
 	sent := make(chan struct{})
 	defer func() { <-sent }() // one writer at a time on ws
-	go func() {               // owner: pipeline, which waits for it; ends when all are sent or the connection fails
+	// owner: pipeline, which waits for it; ends when all are sent or the connection fails
+	go func() {
 		defer close(sent)
 		for i := 1; i <= n; i++ {
 			if ws.WriteMessage(websocket.TextMessage, []byte(req(i))) != nil {
