@@ -212,6 +212,11 @@ func (c *Conn) Stats() ConnStats {
 	return ConnStats{Received: c.received.Load(), Sent: c.sent.Load(), Dropped: c.dropped.Load(), Queued: q}
 }
 
+// Dropped returns how many messages Config.SlowConsumer has discarded from this connection's
+// queue so far (ConnStats.Dropped, without a lock): a producer sees by it whether its send, which
+// PolicyDropOldest accepts, evicted older messages.
+func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
 // SendQueueFree returns how many more messages, and payload bytes, the send queue takes now before
 // Config.SlowConsumer applies; 0, 0 once the connection is closing. A producer of a large reply
 // pages it to fit instead of encoding what could not be queued.

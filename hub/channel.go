@@ -1,8 +1,10 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/wsgate/wsgate"
@@ -26,6 +28,7 @@ type channel struct {
 
 	mu      sync.Mutex
 	subs    map[*client]*subscription
+	order   []*client        // the subscribers by connection id, for presence pages
 	events  int              // subscribers that want presence pushes
 	changes map[*client]bool // presence changes not pushed yet: true joined, false left
 	dirty   bool             // in Hub.dirty
@@ -36,18 +39,18 @@ type subscription struct {
 	last       uint64 // offset of the last publication queued to the client
 	recovering bool
 	pending    []broker.Publication // live publications that arrived while recovering
-	overflow   bool                 // pending outgrew the recover limit
+	pendingLen int                  // their data bytes, bounded by MaxReplyBytes
 	events     bool                 // the client wants presence pushes
 	// gap is the offset of the latest publication that could not be queued to the client (0:
 	// none since the last one queued); a gap push tells the client when its queue has room.
-	gap uint64
+	// noted says that the subscription is in Hub.gaps already.
+	gap   uint64
+	noted bool
 }
 
 // deliver is the Broker's DeliverFunc: encode once, queue to every local subscriber.
 func (h *Hub) deliver(p broker.Publication) {
-	h.mu.RLock()
-	ch := h.channels[p.Channel]
-	h.mu.RUnlock()
+	ch := h.channel(p.Channel)
 	if ch == nil {
 		return
 	}
@@ -56,10 +59,11 @@ func (h *Hub) deliver(p broker.Publication) {
 	defer ch.mu.Unlock()
 	for cl, sub := range ch.subs {
 		if sub.recovering {
-			if len(sub.pending) < h.opts.RecoverLimit {
+			if len(sub.pending) < h.opts.RecoverLimit && sub.pendingLen+len(p.Data) <= h.opts.MaxReplyBytes {
 				sub.pending = append(sub.pending, p)
+				sub.pendingLen += len(p.Data)
 			} else {
-				sub.overflow, sub.gap = true, p.Offset // the client is told, and recovers it
+				sub.gap = p.Offset // the client is told, and recovers it from history
 			}
 			continue
 		}
@@ -76,14 +80,18 @@ func (h *Hub) deliver(p broker.Publication) {
 		// A full queue is the connection's policy's business: it closes the connection (1013, the
 		// client reconnects and recovers), or drops. A drop is never silent: the next publication
 		// queued jumps in offset, and until one is, a gap push is due.
+		// With PolicyDropOldest the send succeeds by evicting older messages, maybe the last
+		// publication of another channel: every subscription of the client is then owed a check.
+		dropped := cl.conn.Dropped()
 		switch err := cl.conn.SendPrepared(msg); {
 		case err == nil:
 			sub.gap = 0
-		case errors.Is(err, wsgate.ErrQueueFull) || errors.Is(err, wsgate.ErrMessageTooLarge):
-			if sub.gap == 0 {
-				h.noteGap(ch, cl)
+			if cl.conn.Dropped() != dropped {
+				h.noteEvicted(cl)
 			}
+		case errors.Is(err, wsgate.ErrQueueFull) || errors.Is(err, wsgate.ErrMessageTooLarge):
 			sub.gap = p.Offset
+			h.noteGap(ch, cl, sub)
 		}
 	}
 }
@@ -139,21 +147,28 @@ func (h *Hub) release(ch *channel) {
 	ch.refs--
 	last := ch.refs == 0
 	h.mu.Unlock()
-	if !last {
-		return
+	if last {
+		h.withdraw(ch)
 	}
+}
+
+// withdraw drops the broker interest of a channel nobody holds any more, and forgets it. A failed
+// Unsubscribe keeps the channel, with its interest, on Hub.retry: the loop tries again.
+func (h *Hub) withdraw(ch *channel) {
 	ch.sem <- struct{}{} // a holder is inside one broker call, bounded by RequestTimeout
 	defer func() { <-ch.sem }()
 	h.mu.RLock()
-	last = ch.refs == 0
+	unused := ch.refs == 0
 	h.mu.RUnlock()
-	if last && ch.live {
+	if unused && ch.live {
 		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RequestTimeout)
 		err := h.broker.Unsubscribe(ctx, ch.name)
 		cancel()
 		if err != nil {
-			// Kept, with the interest: the next subscriber reuses it, the next release retries.
-			h.opts.Logger.Warn("hub: broker unsubscribe failed", "channel", ch.name, "err", err)
+			h.opts.Logger.Warn("hub: broker unsubscribe failed; retrying", "channel", ch.name, "err", err)
+			h.pmu.Lock()
+			h.retry = append(h.retry, ch)
+			h.pmu.Unlock()
 		} else {
 			ch.live = false
 		}
@@ -163,6 +178,14 @@ func (h *Hub) release(ch *channel) {
 		delete(h.channels, ch.name)
 	}
 	h.mu.Unlock()
+}
+
+// retryWithdrawals tries again the Unsubscribes that failed.
+func (h *Hub) retryWithdrawals() {
+	retry := take(&h.pmu, &h.retry)
+	for _, ch := range retry {
+		h.withdraw(ch)
+	}
 }
 
 // subscribe adds cl to channel. With since, the publications after it go in the reply (paged to
@@ -191,6 +214,7 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 	sub := &subscription{recovering: true, events: events}
 	ch.mu.Lock()
 	ch.subs[cl] = sub
+	ch.insertOrdered(cl)
 	if events {
 		ch.events++
 	}
@@ -215,9 +239,12 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 	res := &protocol.SubscribeResult{Epoch: hist.Epoch, Offset: hist.Offset}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	if ch.subs[cl] != sub { // unsubscribed or closed meanwhile: removeSub did the rest
+		return nil, protocol.Errorf(protocol.CodeNotSubscribed, "unsubscribed from %q while subscribing", name)
+	}
 	sub.epoch, sub.last = hist.Epoch, hist.Offset
 	if since != nil {
-		res.Recovered = hist.Complete && !hist.More && !sub.overflow
+		res.Recovered = hist.Complete && !hist.More
 		if res.Recovered {
 			res.Publications, res.More = h.page(cl, hist.Publications)
 		}
@@ -225,19 +252,23 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 	if id != 0 {
 		cl.reply(protocol.SubscribeReply(id, *res))
 	}
+	// The live publications held back follow, as far as the queue takes them without its policy
+	// applying; the rest is a gap the client fills from history.
+	_, free := cl.conn.SendQueueFree()
 	for _, p := range sub.pending {
 		if !sub.accept(p) {
 			continue
 		}
-		if err := cl.conn.Send(wsgate.Text, protocol.PubPush(p)); err != nil {
+		push := protocol.PubPush(p)
+		if free -= len(push); free < 0 || cl.conn.Send(wsgate.Text, push) != nil {
 			sub.gap = max(sub.gap, sub.pending[len(sub.pending)-1].Offset)
 			break
 		}
 	}
 	if sub.gap != 0 {
-		h.noteGap(ch, cl)
+		h.noteGap(ch, cl, sub)
 	}
-	sub.pending, sub.recovering = nil, false
+	sub.pending, sub.pendingLen, sub.recovering = nil, 0, false
 	if ch.events > 0 {
 		h.notePresence(ch, cl, true)
 	}
@@ -270,6 +301,24 @@ func (h *Hub) page(cl *client, pubs []broker.Publication) (page []broker.Publica
 // replyReserve is the part of a connection's send queue that paged replies leave free.
 const replyReserve = 4 << 10
 
+// insertOrdered adds cl to ch.order. Called with ch.mu held; O(n) copying, O(log n) search.
+func (ch *channel) insertOrdered(cl *client) {
+	i, _ := slices.BinarySearchFunc(ch.order, cl.id, byID)
+	ch.order = slices.Insert(ch.order, i, cl)
+}
+
+// removeOrdered takes cl out of ch.order. Called with ch.mu held.
+func (ch *channel) removeOrdered(cl *client) {
+	if i, ok := slices.BinarySearchFunc(ch.order, cl.id, byID); ok {
+		ch.order = slices.Delete(ch.order, i, i+1)
+	}
+	if len(ch.order) == 0 {
+		ch.order = nil
+	}
+}
+
+func byID(c *client, id uint64) int { return cmp.Compare(c.id, id) }
+
 // brokerError words a broker failure for a reply.
 func brokerError(err error) *protocol.Error {
 	var perr *protocol.Error
@@ -289,6 +338,7 @@ func (h *Hub) removeSub(cl *client, ch *channel) {
 	sub, ok := ch.subs[cl]
 	if ok {
 		delete(ch.subs, cl)
+		ch.removeOrdered(cl)
 		if sub.events {
 			ch.events--
 		}
@@ -309,9 +359,7 @@ func (h *Hub) unsubscribe(cl *client, name string) bool {
 	if !cl.hasSub(name) {
 		return false
 	}
-	h.mu.RLock()
-	ch := h.channels[name]
-	h.mu.RUnlock()
+	ch := h.channel(name)
 	if ch == nil {
 		cl.dropSub(name)
 		return true

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate"
@@ -19,6 +20,8 @@ type client struct {
 	// The request rate's token bucket; only the connection's reader goroutine touches it.
 	tokens float64
 	refill time.Time
+
+	evicted atomic.Bool // in Hub.evicted: PolicyDropOldest evicted messages queued to it
 
 	mu     sync.Mutex
 	subs   map[string]struct{}
@@ -68,6 +71,17 @@ func (c *client) markClosed() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	return c.namesLocked()
+}
+
+// subNames returns the channels c is subscribed to.
+func (c *client) subNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.namesLocked()
+}
+
+func (c *client) namesLocked() []string {
 	out := make([]string, 0, len(c.subs))
 	for n := range c.subs {
 		out = append(out, n)

@@ -29,8 +29,8 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. Lock order: broker stream → Hub.mu → channel.mu →
-// Hub.pmu, and channel.mu → connection queue; channel.sem (one per channel) is held only around
-// the broker's Subscribe and Unsubscribe for that channel, never with another lock. No lock is
+// Hub.pmu, and channel.mu → connection queue; channel.sem (one per channel) is held around the
+// broker's Subscribe and Unsubscribe for that channel, with no other lock but a brief Hub.mu. No lock is
 // held while waiting on the network, and user hooks (Authorize, UserID) are called without hub
 // locks.
 package hub

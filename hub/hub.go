@@ -84,9 +84,11 @@ type Hub struct {
 	inflight atomic.Int64
 	idle     chan struct{} // a token when inflight falls to 0 while draining
 
-	pmu   sync.Mutex // guards dirty and gaps; taken after a channel's mu
-	dirty []*channel // channels with presence changes not pushed yet
-	gaps  []gapNote  // subscriptions owed a gap push
+	pmu     sync.Mutex // guards the lists below; taken after a channel's mu
+	dirty   []*channel // channels with presence changes not pushed yet
+	gaps    []gapNote  // subscriptions owed a gap push
+	evicted []*client  // clients PolicyDropOldest evicted messages from
+	retry   []*channel // channels whose broker Unsubscribe failed
 
 	ping *wsgate.PreparedMessage
 	stop chan struct{}
@@ -194,7 +196,8 @@ func (h *Hub) Close(ctx context.Context) error {
 	return h.broker.Close(ctx)
 }
 
-// loop sends the ping pushes and the gathered presence pushes.
+// loop sends the ping pushes, the gathered presence pushes and the gap pushes due, and retries
+// the broker Unsubscribes that failed.
 func (h *Hub) loop() {
 	defer close(h.done)
 	var pingC <-chan time.Time
@@ -205,6 +208,8 @@ func (h *Hub) loop() {
 	}
 	pt := time.NewTicker(h.opts.PresenceInterval)
 	defer pt.Stop()
+	rt := time.NewTicker(time.Second)
+	defer rt.Stop()
 	var buf []*client
 	for {
 		select {
@@ -218,9 +223,28 @@ func (h *Hub) loop() {
 			clear(buf)
 		case <-pt.C:
 			h.flushPresence()
+			h.flushEvicted()
 			h.flushGaps()
+		case <-rt.C:
+			h.retryWithdrawals()
 		}
 	}
+}
+
+// take empties one of the lists guarded by mu and returns what it held.
+func take[T any](mu *sync.Mutex, list *[]T) []T {
+	mu.Lock()
+	defer mu.Unlock()
+	l := *list
+	*list = nil
+	return l
+}
+
+// channel returns the named channel's local state, or nil.
+func (h *Hub) channel(name string) *channel {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.channels[name]
 }
 
 // Publish publishes JSON data on channel from the server side, as a client's publish would,
@@ -257,9 +281,7 @@ func (h *Hub) History(ctx context.Context, channel string, since *broker.Positio
 
 // Presence lists the connections subscribed to channel on this node.
 func (h *Hub) Presence(channel string) []protocol.ClientInfo {
-	h.mu.RLock()
-	ch := h.channels[channel]
-	h.mu.RUnlock()
+	ch := h.channel(channel)
 	if ch == nil {
 		return []protocol.ClientInfo{}
 	}

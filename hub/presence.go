@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -34,8 +33,13 @@ func (h *Hub) notePresence(ch *channel, cl *client, joined bool) {
 	}
 }
 
-// noteGap schedules a gap push to cl about ch. Called with ch.mu held.
-func (h *Hub) noteGap(ch *channel, cl *client) {
+// noteGap schedules a gap push to cl about ch, unless one is scheduled already. Called with ch.mu
+// held.
+func (h *Hub) noteGap(ch *channel, cl *client, sub *subscription) {
+	if sub.noted {
+		return
+	}
+	sub.noted = true
 	h.pmu.Lock()
 	h.gaps = append(h.gaps, gapNote{ch, cl})
 	h.pmu.Unlock()
@@ -47,33 +51,63 @@ type gapNote struct {
 }
 
 // flushGaps sends the gap pushes due, to the subscribers whose queue takes them now; the others
-// wait for the next round. A subscription has at most one note pending.
+// wait for the next round. A subscription has at most one note pending (subscription.noted).
 func (h *Hub) flushGaps() {
-	h.pmu.Lock()
-	gaps := h.gaps
-	h.gaps = nil
-	h.pmu.Unlock()
+	gaps := take(&h.pmu, &h.gaps)
 	for _, g := range gaps {
 		g.ch.mu.Lock()
-		if sub := g.ch.subs[g.cl]; sub != nil && sub.gap != 0 {
-			err := g.cl.conn.Send(wsgate.Text, protocol.GapPush(g.ch.name, sub.epoch, sub.gap))
-			switch {
-			case err == nil:
-				sub.gap = 0
-			case errors.Is(err, wsgate.ErrQueueFull):
-				h.noteGap(g.ch, g.cl)
+		if sub := g.ch.subs[g.cl]; sub != nil && sub.noted {
+			sub.noted = false
+			if sub.gap != 0 {
+				err := g.cl.conn.Send(wsgate.Text, protocol.GapPush(g.ch.name, sub.epoch, sub.gap))
+				switch {
+				case err == nil:
+					sub.gap = 0
+				case errors.Is(err, wsgate.ErrQueueFull):
+					h.noteGap(g.ch, g.cl, sub)
+				}
 			}
 		}
 		g.ch.mu.Unlock()
 	}
 }
 
+// noteEvicted records that PolicyDropOldest evicted messages queued to cl: any of its
+// subscriptions may have lost its latest publication. Called with a channel's mu held.
+func (h *Hub) noteEvicted(cl *client) {
+	if cl.evicted.Swap(true) {
+		return
+	}
+	h.pmu.Lock()
+	h.evicted = append(h.evicted, cl)
+	h.pmu.Unlock()
+}
+
+// flushEvicted owes each subscription of the clients that lost messages a gap push up to the
+// last publication queued to it: a client that has it ignores the push, one that lost it fetches
+// it from history.
+func (h *Hub) flushEvicted() {
+	evicted := take(&h.pmu, &h.evicted)
+	for _, cl := range evicted {
+		cl.evicted.Store(false)
+		for _, name := range cl.subNames() {
+			ch := h.channel(name)
+			if ch == nil {
+				continue
+			}
+			ch.mu.Lock()
+			if sub := ch.subs[cl]; sub != nil && !sub.recovering && sub.last > 0 {
+				sub.gap = max(sub.gap, sub.last)
+				h.noteGap(ch, cl, sub)
+			}
+			ch.mu.Unlock()
+		}
+	}
+}
+
 // flushPresence pushes the gathered changes of every channel that has some.
 func (h *Hub) flushPresence() {
-	h.pmu.Lock()
-	dirty := h.dirty
-	h.dirty = nil
-	h.pmu.Unlock()
+	dirty := take(&h.pmu, &h.dirty)
 	var joined, left []protocol.ClientInfo
 	for _, ch := range dirty {
 		joined, left = joined[:0], left[:0]
@@ -127,11 +161,10 @@ func (ch *channel) presence() []protocol.ClientInfo {
 }
 
 // presencePage returns the subscribers of channel after the connection named after, ordered by
-// connection, at most limit of them and within the reply budget of cl.
+// connection, at most limit of them and within the reply budget of cl. It costs O(log n + limit)
+// under the channel's lock, whatever the channel's size.
 func (h *Hub) presencePage(cl *client, name, after string, limit int) protocol.PresenceResult {
-	h.mu.RLock()
-	ch := h.channels[name]
-	h.mu.RUnlock()
+	ch := h.channel(name)
 	res := protocol.PresenceResult{Clients: []protocol.ClientInfo{}}
 	if ch == nil {
 		return res
@@ -140,20 +173,18 @@ func (h *Hub) presencePage(cl *client, name, after string, limit int) protocol.P
 	if after != "" {
 		from, _ = strconv.ParseUint(after, 10, 64) // not a number: from the start
 	}
-	ch.mu.Lock()
-	res.Total = len(ch.subs)
-	all := make([]*client, 0, len(ch.subs))
-	for c := range ch.subs {
-		if c.id > from || after == "" {
-			all = append(all, c)
-		}
-	}
-	ch.mu.Unlock()
-	slices.SortFunc(all, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
 	_, free := cl.conn.SendQueueFree()
-	budget := min(free, h.opts.MaxReplyBytes) - 64
+	budget := min(free-replyReserve, h.opts.MaxReplyBytes) - 64
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	res.Total = len(ch.order)
+	i, found := slices.BinarySearchFunc(ch.order, from, byID)
+	if found {
+		i++
+	}
 	size := 0
-	for _, c := range all {
+	for ; i < len(ch.order); i++ {
+		c := ch.order[i]
 		size += 24 + len(c.info.Conn) + len(c.info.User)*6 // a user name may escape to \uXXXX
 		if len(res.Clients) == limit || size > budget {
 			res.Next = "0" // the queue is full: ask again later, from the start

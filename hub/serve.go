@@ -11,18 +11,25 @@ import (
 
 // serve runs one request and returns its reply (nil when subscribe queued it already).
 func (h *Hub) serve(cl *client, req protocol.Request) []byte {
-	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
-	defer cancel()
 	// Room for the reply first: a client that pipelines requests faster than it reads the replies
-	// is slowed down by TCP, not cut as a slow consumer. Past the timeout the reply is sent anyway
-	// and, if it cannot be queued, the connection is closed (1013).
+	// is slowed down by TCP, not cut as a slow consumer. One that does not read for RequestTimeout
+	// is closed (1013): its reply could not be queued.
 	need := replyReserve
 	if req.Op == protocol.OpHistory || req.Op == protocol.OpSubscribe && req.Since != nil {
 		need += h.opts.MaxReplyBytes
 	}
-	if errors.Is(cl.conn.WaitSendQueue(ctx, need), wsgate.ErrClosed) {
+	wait, cancelWait := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
+	err := cl.conn.WaitSendQueue(wait, need)
+	cancelWait()
+	switch {
+	case errors.Is(err, wsgate.ErrClosed):
+		return nil
+	case err != nil:
+		_ = cl.conn.Close(wsgate.CloseTryAgainLater, "reply could not be queued")
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
+	defer cancel()
 	if req.Op != protocol.OpPing && req.Op != protocol.OpUnsubscribe && h.opts.Authorize != nil {
 		if err := h.opts.Authorize(ctx, cl.conn, req.Op, req.Channel); err != nil {
 			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeForbidden, "%s", err.Error()))

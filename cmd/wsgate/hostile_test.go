@@ -232,7 +232,7 @@ func TestHostileBigHistoryReplies(t *testing.T) {
 		return fmt.Sprintf(`{"id":%d,"op":"history","channel":"big","limit":100}`, 100+i)
 	}, func(i int, m map[string]json.RawMessage) {
 		var h protocol.HistoryResult
-		if json.Unmarshal(m["result"], &h) != nil || !h.More || h.Offset != 100 {
+		if json.Unmarshal(m["result"], &h) != nil || !h.More || h.Offset != 100 || len(h.Publications) == 0 {
 			t.Fatalf("history reply %d: %.300s", i, m["result"])
 		}
 		pubs += len(h.Publications)
