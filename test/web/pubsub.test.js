@@ -160,6 +160,18 @@ test('errors carry the protocol code and message; none closes the connection', a
   raw.close();
 });
 
+test('refusals for now: a broker at capacity (202) and a connection over its request rate (203) are temporary', async () => {
+  const srv = await startWsgate(['-history-max-channels', '1', '-request-rate', '1', '-max-subscriptions', '1']);
+  const a = await connected(srv.url);
+  await a.publish('first', 1);
+  await assert.rejects(a.publish('second', 2), (/** @type {any} */ err) => err instanceof PubSubError &&
+    err.code === ErrorCode.FULL && err.code === 202 && err.temporary);
+  // The burst (2 requests) is spent: the next request within the second is refused.
+  await assert.rejects(a.ping(), (/** @type {any} */ err) => err instanceof PubSubError &&
+    err.code === ErrorCode.RATE_LIMITED && err.code === 203 && err.temporary);
+  assert.equal(a.state, 'open');
+});
+
 test('presence: who is there, join and leave pushes', async () => {
   const srv = await startWsgate();
   const a = await connected(srv.url);

@@ -6,7 +6,11 @@ import { WsgateClient, type WsgateClientOptions } from './wsgate.js';
 /** The subprotocol name, always offered by PubSubClient. */
 export declare const SUBPROTOCOL: 'wsgate.v1';
 
-/** The protocol's error codes: 1xx the request is wrong, 2xx refused now, may succeed later. */
+/**
+ * The protocol's error codes: 1xx the request is wrong, 2xx refused now, may succeed later: the
+ * server failed (200), the broker did not answer (201) or is at capacity (202), or this connection
+ * made more requests than its rate (203).
+ */
 export declare const ErrorCode: Readonly<{
   BAD_REQUEST: 100;
   UNKNOWN_OP: 101;
@@ -19,6 +23,8 @@ export declare const ErrorCode: Readonly<{
   NOT_TEXT: 108;
   INTERNAL: 200;
   UNAVAILABLE: 201;
+  FULL: 202;
+  RATE_LIMITED: 203;
 }>;
 
 /** Option defaults of the pub/sub layer, in milliseconds. */

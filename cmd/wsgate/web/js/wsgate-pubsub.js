@@ -31,7 +31,8 @@ export const SUBPROTOCOL = 'wsgate.v1';
 
 /**
  * The protocol's error codes. 1xx: the request is wrong and fails again unchanged; 2xx: refused
- * now, may succeed later.
+ * now, may succeed later (PubSubError.temporary): the server failed (200), the broker did not
+ * answer (201) or is at capacity (202), or this connection made more requests than its rate (203).
  * @readonly
  */
 export const ErrorCode = Object.freeze({
@@ -46,6 +47,8 @@ export const ErrorCode = Object.freeze({
   NOT_TEXT: 108,
   INTERNAL: 200,
   UNAVAILABLE: 201,
+  FULL: 202,
+  RATE_LIMITED: 203,
 });
 
 /**
