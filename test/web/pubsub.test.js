@@ -92,6 +92,20 @@ function assertOffsets(pubs, from, to) {
   assert.deepEqual(pubs.map((p) => p.offset), Array.from({ length: to - from + 1 }, (_, i) => from + i));
 }
 
+/**
+ * A scripted server on a loopback port: answer gets each request of each connection, and a
+ * function that sends a frame (replies and pushes) on that connection.
+ * @param {(req: any, send: (msg: object) => void) => void} answer
+ * @returns {Promise<string>} its URL
+ */
+async function scriptedServer(answer) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 }); // it accepts the first subprotocol offered
+  after(() => wss.close());
+  wss.on('connection', (ws) => ws.on('message', (m) => answer(JSON.parse(String(m)), (msg) => ws.send(JSON.stringify(msg)))));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  return `ws://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (wss.address()).port}/`;
+}
+
 const range = (/** @type {string} */ prefix, /** @type {number} */ n) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
 
 test('what one client publishes reaches the other, in order, with its position', async () => {
@@ -172,29 +186,59 @@ test('refusals for now: a broker at capacity (202) and a connection over its req
   assert.equal(a.state, 'open');
 });
 
-test('presence: who is there, join and leave pushes', async () => {
+test('presence: who is there; the joins and leaves the server gathers reach onJoin and onLeave once per connection', async () => {
   const srv = await startWsgate();
   const a = await connected(srv.url);
   const watch = recorder(a, 'room', { presence: true });
   await watch.sub.ready;
-  const b = await connected(srv.url);
-  const other = recorder(b, 'room');
-  await other.sub.ready;
-  const { clients: present } = await a.presence('room');
-  assert.equal(present.length, 2);
-  const bConn = present.map((c) => c.conn).find((conn) => watch.presence.includes('join ' + conn));
-  assert.ok(bConn, `a join push names one of ${JSON.stringify(present)}: ${watch.presence}`);
-  assert.equal(other.presence.length, 0, 'presence pushes only with presence: true');
-  await other.sub.unsubscribe();
-  await waitUntil(() => watch.presence.length === 2, 'a leave push');
-  assert.deepEqual(watch.presence, ['join ' + bConn, 'leave ' + bConn]);
-  assert.deepEqual((await b.presence('room')).clients.map((c) => c.conn), present.map((c) => c.conn).filter((c) => c !== bConn));
-  // A client that goes away leaves too.
-  recorder(b, 'room');
-  await waitUntil(() => watch.presence.length === 3, 'a second join');
-  b.close();
-  await waitUntil(() => watch.presence.length === 4, 'a leave on disconnect');
-  assert.match(watch.presence[3], /^leave \d+$/);
+  const [{ conn: aConn }] = (await a.presence('room')).clients;
+  /** @type {string[]} */
+  const pushed = []; // the entries of the presence pushes, as the server sent them
+  a.on('message', (ev) => {
+    const msg = JSON.parse(String(ev.data));
+    if (msg.push === 'presence' && msg.channel === 'room') {
+      pushed.push(...msg.join.map((/** @type {any} */ c) => 'join ' + c.conn), ...msg.leave.map((/** @type {any} */ c) => 'leave ' + c.conn));
+    }
+  });
+  const others = await Promise.all([1, 2, 3].map(() => connected(srv.url)));
+  const subs = others.map((c) => recorder(c, 'room'));
+  await Promise.all(subs.map((r) => r.sub.ready));
+  const present = await a.presence('room');
+  assert.equal(present.total, 4);
+  const conns = present.clients.map((c) => c.conn).filter((c) => c !== aConn);
+  assert.equal(conns.length, 3);
+  const joins = conns.map((c) => 'join ' + c);
+  await waitUntil(() => joins.every((j) => watch.presence.includes(j)), `joins of ${conns}: ${watch.presence}`);
+  assert.ok(subs.every((r) => r.presence.length === 0), 'presence pushes only with presence: true');
+
+  // One leaves by unsubscribing, two by going away.
+  await subs[0].sub.unsubscribe();
+  others[1].close();
+  others[2].close();
+  const leaves = conns.map((c) => 'leave ' + c);
+  await waitUntil(() => leaves.every((l) => watch.presence.includes(l)), `leaves of ${conns}: ${watch.presence}`);
+  assert.deepEqual(watch.presence, pushed, 'one call per entry of the pushes, in their order');
+  assert.deepEqual(watch.presence.filter((e) => e !== 'join ' + aConn).sort(), [...joins, ...leaves].sort(), 'each change once');
+  assert.deepEqual((await a.presence('room')).clients.map((c) => c.conn), [aConn]);
+});
+
+test('presence pushes from a scripted server: a gathered push is handed on entry by entry, joins first', async () => {
+  const url = await scriptedServer((req, send) => {
+    send({ id: req.id, result: { epoch: 'e', offset: 0, recovered: false } });
+    send({ push: 'presence', channel: 'room', join: [{ conn: '1', user: 'ann' }, { conn: '2' }], leave: [{ conn: '3' }] });
+    send({ push: 'presence', channel: 'elsewhere', join: [{ conn: '4' }], leave: [] });
+    send({ push: 'presence', channel: 'room', join: [], leave: [{ conn: '1', user: 'ann' }] });
+  });
+  const a = await connected(url);
+  /** @type {string[]} */
+  const seen = [];
+  a.subscribe('room', {
+    presence: true,
+    onJoin: (c, channel) => seen.push(`join ${c.conn} ${c.user ?? '-'} ${channel}`),
+    onLeave: (c, channel) => seen.push(`leave ${c.conn} ${c.user ?? '-'} ${channel}`),
+  });
+  await waitUntil(() => seen.length === 4, 'four presence changes');
+  assert.deepEqual(seen, ['join 1 ann room', 'join 2 - room', 'leave 3 - room', 'leave 1 ann room']);
 });
 
 test('history: the latest, after a position, and incomplete for another epoch', async () => {
@@ -347,20 +391,12 @@ test('requests made while disconnected wait for the connection, within the outbo
 });
 
 test('a temporary refusal is retried; a server without wsgate.v1 is left with an error', async () => {
-  // A scripted server: the first subscribe is refused with 201 unavailable, the second accepted.
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  after(() => wss.close());
+  // The first subscribe is refused with 201 unavailable, the second accepted.
   let subscribes = 0;
-  wss.on('connection', (ws) => ws.on('message', (m) => {
-    const req = JSON.parse(String(m));
-    const reply = ++subscribes === 1
-      ? { id: req.id, error: { code: 201, message: 'broker busy' } }
-      : { id: req.id, result: { epoch: 'e', offset: 3, recovered: false } };
-    ws.send(JSON.stringify(reply));
-  }));
-  await new Promise((resolve) => wss.once('listening', resolve));
-  const port = /** @type {import('node:net').AddressInfo} */ (wss.address()).port;
-  const a = await connected(`ws://127.0.0.1:${port}/`);
+  const url = await scriptedServer((req, send) => send(++subscribes === 1
+    ? { id: req.id, error: { code: 201, message: 'broker busy' } }
+    : { id: req.id, result: { epoch: 'e', offset: 3, recovered: false } }));
+  const a = await connected(url);
   const rec = recorder(a, 'chat');
   const info = await rec.sub.ready;
   assert.deepEqual(rec.errors.map((e) => [e.code, e.temporary]), [[201, true]]);
@@ -373,7 +409,7 @@ test('a temporary refusal is retried; a server without wsgate.v1 is left with an
       return '';
     }
   }
-  const b = newClient(`ws://127.0.0.1:${port}/`, { WebSocket: NoSubprotocol });
+  const b = newClient(url, { WebSocket: NoSubprotocol });
   const error = nextEvent(b, 'error');
   const closed = nextEvent(b, 'close');
   let opened = false;

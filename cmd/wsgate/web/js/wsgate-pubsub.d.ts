@@ -61,7 +61,7 @@ export interface Position {
   offset: number;
 }
 
-/** A subscriber, in presence replies and join/leave pushes. */
+/** A subscriber, in presence replies and presence pushes. */
 export interface ClientInfo {
   conn: string;
   /** Present when the server knows the user behind the connection. */
@@ -103,15 +103,18 @@ export interface SubscribedInfo {
 export interface SubscribeOptions {
   /** Every publication, in offset order, exactly once; recovered ones first after a reconnect. */
   onPublication?: (pub: Publication) => void;
-  /** Someone subscribed (with presence: true). */
+  /**
+   * A connection subscribed (with presence: true), once per connection: the server gathers the
+   * joins and leaves of an interval (100 ms) into one push. This connection's own join may come too.
+   */
   onJoin?: (client: ClientInfo, channel: string) => void;
-  /** Someone unsubscribed or disconnected (with presence: true). */
+  /** A connection unsubscribed or disconnected (with presence: true), once per connection. */
   onLeave?: (client: ClientInfo, channel: string) => void;
   /** Each accepted subscribe, called before the recovered publications. */
   onSubscribed?: (info: SubscribedInfo) => void;
   /** The server refused a subscribe: 1xx ends the subscription, 2xx is retried with backoff. */
   onError?: (err: PubSubError) => void;
-  /** Receive join and leave pushes. */
+  /** Receive the presence pushes: onJoin and onLeave. */
   presence?: boolean;
   /** Recover from this position on the first subscribe (one saved earlier). */
   since?: Position;

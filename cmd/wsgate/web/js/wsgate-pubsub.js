@@ -132,11 +132,11 @@ export class RequestError extends Error {
 /**
  * @typedef {object} SubscribeOptions
  * @property {(pub: Publication) => void} [onPublication] every publication, in offset order, once
- * @property {(client: ClientInfo, channel: string) => void} [onJoin] someone subscribed (needs presence)
- * @property {(client: ClientInfo, channel: string) => void} [onLeave] someone left (needs presence)
+ * @property {(client: ClientInfo, channel: string) => void} [onJoin] a connection subscribed, this one's own included (needs presence)
+ * @property {(client: ClientInfo, channel: string) => void} [onLeave] a connection left (needs presence)
  * @property {(info: SubscribedInfo) => void} [onSubscribed] each accepted subscribe, before the recovered publications
  * @property {(err: PubSubError) => void} [onError] the server refused a subscribe (2xx: it is retried)
- * @property {boolean} [presence] receive join and leave pushes
+ * @property {boolean} [presence] receive the presence pushes: onJoin and onLeave
  * @property {Position} [since] recover from this position on the first subscribe (one saved earlier)
  */
 
@@ -514,6 +514,24 @@ export class PubSubClient extends WsgateClient {
   }
 
   /**
+   * A presence push: the server gathers the joins and leaves of an interval into one; the
+   * application hears of each connection, joins first (one connection is in one list at most).
+   * @param {SubRecord} rec
+   * @param {unknown} joined
+   * @param {unknown} left
+   */
+  #presenceChanged(rec, joined, left) {
+    for (const [list, fn] of /** @type {const} */ ([[joined, rec.opts.onJoin], [left, rec.opts.onLeave]])) {
+      for (const client of Array.isArray(list) ? list : []) {
+        if (rec.state !== 'subscribed') {
+          return; // not yet (a push of the previous subscription), or a callback unsubscribed
+        }
+        call(fn, /** @type {ClientInfo} */ (client), rec.channel);
+      }
+    }
+  }
+
+  /**
    * @param {SubRecord} rec
    * @returns {Promise<void>}
    */
@@ -613,8 +631,8 @@ export class PubSubClient extends WsgateClient {
       const rec = this.#subs.get(msg.channel);
       if (msg.push === 'pub' && rec) {
         this.#publication(rec, msg);
-      } else if ((msg.push === 'join' || msg.push === 'leave') && rec?.state === 'subscribed') {
-        call(msg.push === 'join' ? rec.opts.onJoin : rec.opts.onLeave, msg.client, rec.channel);
+      } else if (msg.push === 'presence' && rec) {
+        this.#presenceChanged(rec, msg.join, msg.leave);
       }
       return; // ping, or for a channel no longer subscribed: liveness is all it brings
     }
