@@ -104,16 +104,44 @@ function showPeople() {
   $('count').textContent = String(here.size);
 }
 
-/** @param {string} channel */
+/** @type {Set<[string, import('./js/wsgate-pubsub.js').ClientInfo | null][]>} per presence request in flight, the changes heard meanwhile */
+const heard = new Set();
+
+/**
+ * A join (client) or a leave (null) of connection conn.
+ * @param {string} conn
+ * @param {import('./js/wsgate-pubsub.js').ClientInfo | null} client
+ */
+function presenceChanged(conn, client) {
+  if (client) {
+    here.set(conn, client);
+  } else {
+    here.delete(conn);
+  }
+  heard.forEach((changes) => changes.push([conn, client]));
+  showPeople();
+}
+
+/**
+ * Loads who is in channel. A presence push may pass the reply, so the changes heard while it was
+ * on its way are applied again on top of it, in order: the last word on a connection wins.
+ * @param {string} channel
+ */
 async function refreshPresence(channel) {
+  /** @type {[string, import('./js/wsgate-pubsub.js').ClientInfo | null][]} */
+  const changes = [];
+  heard.add(changes);
   try {
     const { clients } = await client.presence(channel);
     if (sub?.channel === channel) {
       here = new Map(clients.map((c) => [c.conn, c]));
+      changes.forEach(([conn, c]) => (c ? here.set(conn, c) : here.delete(conn)));
       showPeople();
     }
   } catch (err) {
     note('error', `presence: ${reason(err)}`);
+  } finally {
+    heard.delete(changes);
   }
 }
 
@@ -201,13 +229,11 @@ async function join(channel) {
       showPosition();
     },
     onJoin: (c) => {
-      here.set(c.conn, c);
-      showPeople();
+      presenceChanged(c.conn, c);
       note('join', `connection ${c.conn} joined`);
     },
     onLeave: (c) => {
-      here.delete(c.conn);
-      showPeople();
+      presenceChanged(c.conn, null);
       note('leave', `connection ${c.conn} left`);
     },
     onError: (err) => note('error', `#${channel}: ${reason(err)}${err.temporary ? '; retrying' : ''}`),
