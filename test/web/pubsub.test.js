@@ -245,7 +245,7 @@ test('history: the latest, after a position, and incomplete for another epoch', 
   const srv = await startWsgate(['-history-size', '4']);
   const a = await connected(srv.url);
   const empty = await a.history('log');
-  assert.deepEqual({ ...empty, epoch: '' }, { epoch: '', offset: 0, complete: true, publications: [] });
+  assert.deepEqual({ ...empty, epoch: '' }, { epoch: '', offset: 0, complete: true, more: false, publications: [] });
   await publishAll(a, 'log', range('m', 6));
   const latest = await a.history('log', { limit: 2 });
   assert.deepEqual(latest.publications, [{ offset: 5, data: 'm5' }, { offset: 6, data: 'm6' }]);
@@ -257,6 +257,62 @@ test('history: the latest, after a position, and incomplete for another epoch', 
   assert.equal(trimmed.complete, false, 'm1 and m2 fell out of a history of 4');
   const other = await a.history('log', { since: { epoch: 'another', offset: 1 } });
   assert.equal(other.complete, false);
+});
+
+test('history is paged by the server: 60 publications of 50 KB, whole, once, in order', async () => {
+  const srv = await startWsgate(['-history-size', '100']); // replies are paged to 256 KiB
+  const a = await connected(srv.url);
+  const big = (/** @type {number} */ i) => ({ i, pad: 'x'.repeat(50_000) });
+  const [{ epoch }] = await publishAll(a, 'big', Array.from({ length: 60 }, (_, i) => big(i + 1)));
+  const start = { epoch, offset: 0 };
+
+  const page = await a.history('big', { since: start, limit: 60, all: false });
+  assert.ok(page.more && page.publications.length > 0 && page.publications.length < 60, `one page: ${page.publications.length}, more ${page.more}`);
+  assertOffsets(page.publications, 1, page.publications.length);
+  for (const h of [await a.history('big', { since: start, limit: 60 }), await a.history('big', { limit: 60 })]) {
+    assertOffsets(h.publications, 1, 60);
+    assert.deepEqual(h.publications.map((p) => /** @type {any} */ (p.data).i), Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.deepEqual([h.epoch, h.offset, h.complete, h.more], [epoch, 60, true, false]);
+  }
+  const some = await a.history('big', { since: { epoch, offset: 10 }, limit: 20 });
+  assertOffsets(some.publications, 11, 30);
+  assert.equal(some.more, true, 'more follow the 20 asked for');
+});
+
+test('presence is paged: one page with limit and after, or every page', async () => {
+  const srv = await startWsgate();
+  const members = await Promise.all([1, 2, 3].map(() => connected(srv.url)));
+  await Promise.all(members.map((c) => c.subscribe('room').ready));
+  const a = members[0];
+  const whole = await a.presence('room');
+  assert.deepEqual([whole.total, whole.clients.length, whole.next], [3, 3, undefined]);
+  const first = await a.presence('room', { all: false, limit: 2 });
+  assert.deepEqual([first.total, first.clients, first.next], [3, whole.clients.slice(0, 2), whole.clients[1].conn]);
+  const rest = await a.presence('room', { all: false, limit: 2, after: first.next });
+  assert.deepEqual([rest.clients, rest.next], [whole.clients.slice(2), undefined]);
+  const two = await a.presence('room', { limit: 2 });
+  assert.deepEqual([two.clients, two.next], [first.clients, first.next], 'at most limit clients, and where to go on');
+
+  // A scripted server pages by two, and once answers an empty page (its queue was full).
+  const conns = ['1', '2', '3', '4', '5'];
+  let full = true;
+  /** @type {any[]} */
+  const asked = [];
+  const url = await scriptedServer((req, send) => {
+    asked.push([req.after, req.limit]);
+    const from = req.after ? conns.indexOf(req.after) + 1 : 0;
+    if (from === 2 && full) {
+      full = false;
+      send({ id: req.id, result: { total: 5, clients: [], next: req.after } });
+      return;
+    }
+    const page = conns.slice(from, from + Math.min(2, req.limit));
+    const next = from + page.length < conns.length ? page[page.length - 1] : undefined;
+    send({ id: req.id, result: { total: 5, clients: page.map((conn) => ({ conn })), next } });
+  });
+  const b = await connected(url);
+  assert.deepEqual(await b.presence('room'), { total: 5, clients: conns.map((conn) => ({ conn })) });
+  assert.deepEqual(asked, [[undefined, 1000], ['2', 1000], ['2', 1000], ['4', 1000]]);
 });
 
 test('recovery: a client whose network is cut gets every missed publication once, in order, then the live ones', async () => {

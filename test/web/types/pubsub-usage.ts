@@ -28,9 +28,13 @@ async function run(): Promise<void> {
   console.log(info.channel, pos?.offset, sub.state, sub.channel);
   const { epoch, offset } = await ps.publish('chat', { text: 'hi' });
   const h = await ps.history('chat', { since: { epoch, offset: offset - 1 }, limit: 10 });
-  console.log(h.complete, h.publications.map((p) => p.offset));
-  const { clients } = await ps.presence('chat');
-  console.log(clients.length, await ps.ping());
+  console.log(h.complete, h.more, h.publications.map((p) => p.offset));
+  const page = await ps.history('chat', { limit: 10, all: false });
+  console.log(page.more);
+  const { clients, total, next } = await ps.presence('chat');
+  console.log(clients.length, total, next ?? 'whole', await ps.ping());
+  const more = await ps.presence('chat', { all: false, limit: 10, after: next });
+  console.log(more.clients.map((c) => c.conn));
   try {
     await ps.publish('bad channel', 1);
   } catch (err) {
@@ -50,3 +54,5 @@ new PubSubClient('/ws', { protocols: ['other'] });
 ps.subscribe('chat', { onPublish: () => {} });
 // @ts-expect-error: a channel is a string
 ps.publish(1, 'x');
+// @ts-expect-error: after is a connection name, as a page's next gives it
+void ps.presence('chat', { after: 17 });

@@ -127,13 +127,49 @@ export interface PubSubClientOptions extends Omit<WsgateClientOptions, 'protocol
   requestTimeout?: number;
 }
 
+/** Publications of a channel, and the position of its last one (its top). */
 export interface HistoryResult {
   epoch: string;
   offset: number;
-  /** False when publications after `since` are gone, or the epoch changed. */
+  /** False when publications after `since` are gone, or the epoch changed (also between pages). */
   complete: boolean;
+  /** Publications after the last one returned exist (beyond limit, or beyond this page): ask from it. */
+  more: boolean;
   /** Oldest first. */
   publications: StoredPublication[];
+}
+
+export interface HistoryOptions {
+  /** The publications after this position; without, the latest ones. */
+  since?: Position;
+  /** Most publications returned, 1–1000; 0 or none: 100. */
+  limit?: number;
+  /**
+   * Follow the server's pages until limit publications or no more (the default), or return the
+   * server's first page (false), whose more says that others follow.
+   */
+  all?: boolean;
+}
+
+/** Who is subscribed to a channel, ordered by connection. */
+export interface PresenceResult {
+  /** Subscribers of the channel on the server's node. */
+  total: number;
+  clients: ClientInfo[];
+  /** Set when more follow (limit reached, or one page asked): ask again with after: next. */
+  next?: string;
+}
+
+export interface PresenceOptions {
+  /**
+   * Follow the server's pages until the list is whole or holds limit clients (the default), or
+   * return one page (false).
+   */
+  all?: boolean;
+  /** Most clients returned: with all, 10000 by default; in one page 1–1000, 0 or none: 100. */
+  limit?: number;
+  /** Start after this connection: the next of the page before. */
+  after?: string;
 }
 
 /** A subscription to one channel, made by PubSubClient.subscribe. */
@@ -161,9 +197,17 @@ export declare class PubSubClient extends WsgateClient {
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
   /** Publishes data (any JSON value); resolves with its position. */
   publish(channel: string, data: unknown): Promise<Position>;
-  presence(channel: string): Promise<{ clients: ClientInfo[] }>;
-  /** After since, or the latest limit (0 or none: 100). */
-  history(channel: string, options?: { since?: Position; limit?: number }): Promise<HistoryResult>;
+  /**
+   * Who is subscribed to channel. The server pages the list; by default every page is fetched, up
+   * to limit clients; if its send queue stays full the result is cut short, with next set.
+   */
+  presence(channel: string, options?: PresenceOptions): Promise<PresenceResult>;
+  /**
+   * The first limit publications after since, or the latest limit (0 or none: 100). The server
+   * pages its replies; by default every page is fetched, up to limit; if its send queue stays full
+   * the result is cut short, with more set.
+   */
+  history(channel: string, options?: HistoryOptions): Promise<HistoryResult>;
   /** Resolves with the round-trip time in ms. */
   ping(): Promise<number>;
 }

@@ -103,9 +103,47 @@ export class RequestError extends Error {
   }
 }
 
+/**
+ * The protocol's page sizes: most publications a history request and most clients a presence
+ * request may ask for; what presence() gathers by default across pages; how many empty pages in a
+ * row (the connection's send queue is full) the paging helpers wait out.
+ */
+const pageLimits = Object.freeze({ history: 100, presence: 1000, presenceAll: 10000, retries: 5 });
+
 /** @typedef {{epoch: string, offset: number}} Position */
 /** @typedef {{conn: string, user?: string}} ClientInfo */
 /** @typedef {{offset: number, data: unknown}} StoredPublication */
+
+/**
+ * A page of history: the stream's top (epoch, offset), and publications oldest first.
+ * @typedef {object} HistoryResult
+ * @property {string} epoch
+ * @property {number} offset
+ * @property {boolean} complete false when publications after since are gone, or the epoch changed
+ * @property {boolean} more publications after the last one returned exist: ask from it
+ * @property {StoredPublication[]} publications
+ */
+
+/**
+ * @typedef {object} HistoryOptions
+ * @property {Position} [since] the publications after this position; none: the latest
+ * @property {number} [limit] most publications, 1–1000 (0 or none: 100)
+ * @property {boolean} [all] follow the server's pages up to limit (true), or return one page
+ */
+
+/**
+ * @typedef {object} PresenceResult
+ * @property {number} total the channel's subscribers on the node
+ * @property {ClientInfo[]} clients ordered by connection
+ * @property {string} [next] more follow: ask again with after: next
+ */
+
+/**
+ * @typedef {object} PresenceOptions
+ * @property {boolean} [all] follow the server's pages (true), or return one page
+ * @property {number} [limit] most clients: in all (10000 by default), or in the page (1–1000; 0 or none: 100)
+ * @property {string} [after] start after this connection (a page's next)
+ */
 
 /**
  * A publication delivered to a subscription.
@@ -308,22 +346,91 @@ export class PubSubClient extends WsgateClient {
   }
 
   /**
-   * Who is subscribed to channel.
+   * Who is subscribed to channel on the server's node, ordered by connection. The server pages the
+   * list; by default this follows the pages until the list is whole or holds limit clients.
    * @param {string} channel
-   * @returns {Promise<{clients: ClientInfo[]}>}
+   * @param {PresenceOptions} [options]
+   * @returns {Promise<PresenceResult>}
    */
-  presence(channel) {
-    return this.#request('presence', channel, {});
+  async presence(channel, { all = true, limit, after } = {}) {
+    if (!all) {
+      return this.#request('presence', channel, { limit, after });
+    }
+    let left = limit || pageLimits.presenceAll;
+    /** @type {PresenceResult} */
+    const out = { total: 0, clients: [] };
+    for (let empty = 0; ;) {
+      /** @type {PresenceResult} */
+      const page = await this.#request('presence', channel, { limit: Math.min(left, pageLimits.presence), after });
+      out.total = page.total;
+      out.clients.push(...page.clients);
+      left -= page.clients.length;
+      delete out.next;
+      if (!page.next) {
+        return out;
+      }
+      out.next = after = page.next;
+      if (left <= 0 || (page.clients.length === 0 && !(await this.#later(++empty)))) {
+        return out;
+      }
+      if (page.clients.length > 0) {
+        empty = 0;
+      }
+    }
   }
 
   /**
-   * Publications of channel: after since, or the latest limit (0 or none: the server's 100).
+   * Publications of channel, oldest first: the first limit after since, or without since the
+   * latest limit (0 or none: 100; at most 1000). The server pages its replies; by default this
+   * follows the pages until it has limit publications or there are no more.
    * @param {string} channel
-   * @param {{since?: Position, limit?: number}} [options]
-   * @returns {Promise<{epoch: string, offset: number, complete: boolean, publications: StoredPublication[]}>}
+   * @param {HistoryOptions} [options]
+   * @returns {Promise<HistoryResult>}
    */
-  history(channel, { since, limit } = {}) {
-    return this.#request('history', channel, { since, limit });
+  async history(channel, { since, limit, all = true } = {}) {
+    let left = limit || pageLimits.history;
+    /** @type {HistoryResult | undefined} */
+    let out;
+    for (let empty = 0; ;) {
+      /** @type {HistoryResult} */
+      const page = await this.#request('history', channel, { since, limit: all ? left : limit });
+      page.more = Boolean(page.more);
+      page.publications ??= [];
+      if (!all) {
+        return page;
+      }
+      if (!out) {
+        out = page;
+      } else if (page.epoch !== out.epoch || !page.complete) {
+        return { ...out, complete: false, more: false }; // the stream changed under the pages
+      } else {
+        out.publications.push(...page.publications);
+        out.offset = page.offset;
+        out.more = page.more;
+      }
+      const n = page.publications.length;
+      left -= n;
+      if (!page.more || left <= 0 || (n === 0 && !(await this.#later(++empty)))) {
+        return out;
+      }
+      if (n > 0) {
+        empty = 0;
+        since = { epoch: page.epoch, offset: page.publications[n - 1].offset };
+      }
+    }
+  }
+
+  /**
+   * Waits before asking for a page again: an empty page that says more means the connection's
+   * send queue is full. Resolves false, at once, after pageLimits.retries tries in a row.
+   * @param {number} attempt 1, 2, …
+   * @returns {Promise<boolean>}
+   */
+  #later(attempt) {
+    if (attempt > pageLimits.retries) {
+      return Promise.resolve(false);
+    }
+    return new Promise((resolve) => setTimeout(() => resolve(true), backoffDelay(attempt, this.#opts, this.#opts.random)));
   }
 
   /**
