@@ -347,6 +347,153 @@ test('recovery: a client whose network is cut gets every missed publication once
   assert.deepEqual(rec.errors, []);
 });
 
+test('a subscriber that falls behind: what the server dropped for it is fetched from history, in place, once', async () => {
+  const srv = await startWsgate(['-slow-consumer', 'drop-newest', '-send-queue-messages', '8', '-history-size', '1000']);
+  const proxy = await startProxy(srv.port);
+  const a = await connected(proxy.url);
+  const b = await connected(srv.url);
+  /** @type {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').GapInfo[]} */
+  const lost = [];
+  const rec = recorder(a, 'feed', { onGap: (g) => lost.push(g) });
+  await rec.sub.ready;
+  let gapPushes = 0;
+  a.on('message', (ev) => {
+    gapPushes += JSON.parse(String(ev.data)).push === 'gap' ? 1 : 0;
+  });
+  // A burst of 12 MB: the TCP buffers on the way take some (4.5 MB on loopback here), the queue 8
+  // more, and the server drops the rest for this connection.
+  const n = 300;
+  const pad = 'x'.repeat(40_000);
+  const burst = (/** @type {number} */ from) => Array.from({ length: n }, (_, i) => ({ i: from + i, pad }));
+
+  // Nothing follows the burst: only the gap push can tell the client what it missed.
+  proxy.freeze();
+  await publishAll(b, 'feed', burst(1));
+  proxy.thaw();
+  await waitUntil(() => rec.pubs.length === n, `${n} publications`, 20_000);
+  assertOffsets(rec.pubs, 1, n);
+  const live = rec.pubs.findIndex((p) => p.recovered);
+  assert.ok(live > 0, `some came live before the queue filled: ${live}`);
+  assert.ok(rec.pubs.every((p, i) => p.recovered === i >= live), 'the dropped ones, and only they, are marked recovered');
+  assert.ok(gapPushes > 0, 'a gap push');
+
+  // Publications follow the burst at once: a jump in offsets may tell first; live ones wait for the
+  // missed ones (or are dropped too while the queue drains, and fetched with them).
+  proxy.freeze();
+  await publishAll(b, 'feed', burst(n + 1));
+  proxy.thaw();
+  await publishAll(b, 'feed', [{ i: 2 * n + 1 }, { i: 2 * n + 2 }]);
+  await waitUntil(() => rec.pubs.length === 2 * n + 2, `${2 * n + 2} publications`, 20_000);
+  assertOffsets(rec.pubs, 1, 2 * n + 2);
+  assert.deepEqual(rec.pubs.map((p) => /** @type {any} */ (p.data).i), Array.from({ length: 2 * n + 2 }, (_, i) => i + 1));
+  assert.ok(rec.pubs.slice(n, 2 * n).some((p) => p.recovered), 'the second burst overflowed too');
+  assert.deepEqual([lost, rec.errors, rec.subscribed.length], [[], [], 1], 'nothing lost, no reconnect');
+});
+
+test('offset jumps and gap pushes from a scripted server: fetched in pages, live ones held, losses told by onGap', async () => {
+  /** @type {any[]} */
+  const asked = [];
+  const url = await scriptedServer((req, send) => {
+    const pub = (/** @type {number} */ offset) => send({ push: 'pub', channel: 'g', epoch: 'e', offset, data: `d${offset}` });
+    const stored = (/** @type {number[]} */ offsets) => offsets.map((offset) => ({ offset, data: `d${offset}` }));
+    if (req.op === 'subscribe') {
+      send({ id: req.id, result: { epoch: 'e', offset: 2, recovered: false } });
+      [3, 4, 7].forEach(pub); // 5 and 6 were dropped
+      return;
+    }
+    asked.push([req.op, req.since?.offset, req.limit]);
+    switch (req.since?.offset) {
+      case 4: // a page: more follow
+        send({ id: req.id, result: { epoch: 'e', offset: 7, complete: true, more: true, publications: stored([5]) } });
+        break;
+      case 5: // a live one comes before the reply: it waits for 6
+        pub(8);
+        send({ id: req.id, result: { epoch: 'e', offset: 8, complete: true, publications: stored([6]) } });
+        send({ push: 'gap', channel: 'g', epoch: 'e', offset: 10 }); // 9 and 10 were dropped
+        break;
+      case 8: // 9 is gone from history
+        send({ id: req.id, result: { epoch: 'e', offset: 10, complete: false, publications: stored([10]) } });
+        pub(11);
+        send({ push: 'gap', channel: 'g', epoch: 'e', offset: 12 });
+        break;
+      case 11: // history refused for good
+        send({ id: req.id, error: { code: 104, message: 'no history for you' } });
+        pub(13);
+        pub(13); // and a duplicate
+        break;
+    }
+  });
+  const a = await connected(url);
+  /** @type {any[]} */
+  const lost = [];
+  const rec = recorder(a, 'g', { onGap: (g) => lost.push(g) });
+  await waitUntil(() => rec.pubs.length === 9, 'nine publications');
+  assert.deepEqual(rec.pubs.map((p) => [p.offset, p.data, p.recovered]), [
+    [3, 'd3', false], [4, 'd4', false], [5, 'd5', true], [6, 'd6', true], [7, 'd7', false], [8, 'd8', false],
+    [10, 'd10', true], [11, 'd11', false], [13, 'd13', false]]);
+  assert.deepEqual(asked, [['history', 4, 2], ['history', 5, 1], ['history', 8, 2], ['history', 11, 1]]);
+  assert.deepEqual(lost, [
+    { channel: 'g', since: { epoch: 'e', offset: 8 }, epoch: 'e', offset: 9 },
+    { channel: 'g', since: { epoch: 'e', offset: 11 }, epoch: 'e', offset: 12 },
+  ]);
+  assert.deepEqual(rec.errors.map((e) => [e.code, e.op, e.channel]), [[104, 'history', 'g']]);
+  assert.deepEqual(rec.sub.position, { epoch: 'e', offset: 13 });
+});
+
+test('a recovering subscribe whose reply is paged: the rest comes from history before the live ones', async () => {
+  /** @type {any[]} */
+  const asked = [];
+  let full = true;
+  const url = await scriptedServer((req, send) => {
+    const stored = (/** @type {number[]} */ offsets) => offsets.map((offset) => ({ offset, data: `d${offset}` }));
+    if (req.op === 'subscribe') {
+      send({ id: req.id, result: { epoch: 'e', offset: 5, recovered: true, more: true, publications: stored([2, 3]) } });
+      send({ push: 'pub', channel: 'r', epoch: 'e', offset: 6, data: 'd6' });
+      return;
+    }
+    asked.push([req.since, req.limit]);
+    if (full) { // the connection's queue was full: no publication fitted
+      full = false;
+      send({ id: req.id, result: { epoch: 'e', offset: 6, complete: true, more: true, publications: [] } });
+      return;
+    }
+    send({ id: req.id, result: { epoch: 'e', offset: 6, complete: true, more: true, publications: stored([4, 5]) } });
+  });
+  const a = await connected(url);
+  const rec = recorder(a, 'r', { since: { epoch: 'e', offset: 1 } });
+  const info = await rec.sub.ready;
+  assert.deepEqual(rec.pubs.map((p) => [p.offset, p.data, p.recovered]),
+    [[2, 'd2', true], [3, 'd3', true], [4, 'd4', true], [5, 'd5', true], [6, 'd6', false]], 'ready once caught up');
+  assert.deepEqual({ ...info }, {
+    channel: 'r', epoch: 'e', offset: 5, since: { epoch: 'e', offset: 1 }, recovered: true, resubscribed: false, publications: 4,
+  });
+  assert.deepEqual(asked, [[{ epoch: 'e', offset: 3 }, 2], [{ epoch: 'e', offset: 3 }, 2]]);
+});
+
+test('a recovering subscribe after a reconnect gets 60 publications of 50 KB through paged replies, once, in order', async () => {
+  const srv = await startWsgate(['-history-size', '100']);
+  const proxy = await startProxy(srv.port);
+  const a = await connected(proxy.url);
+  const b = await connected(srv.url);
+  const rec = recorder(a, 'big');
+  await rec.sub.ready;
+  await publishAll(b, 'big', [{ i: 1 }]);
+  await waitUntil(() => rec.pubs.length === 1, 'one live publication');
+  const lost = nextEvent(a, 'close');
+  proxy.cut();
+  await lost;
+  const pad = 'x'.repeat(50_000);
+  await publishAll(b, 'big', Array.from({ length: 60 }, (_, i) => ({ i: i + 2, pad })));
+  proxy.restore();
+  await waitUntil(() => rec.pubs.length === 61, `61 publications, have ${rec.pubs.length}`, 15_000);
+  await publishAll(b, 'big', [{ i: 62 }]);
+  await waitUntil(() => rec.pubs.length === 62, 'the live one after');
+  assertOffsets(rec.pubs, 1, 62);
+  assert.deepEqual(rec.pubs.map((p) => /** @type {any} */ (p.data).i), Array.from({ length: 62 }, (_, i) => i + 1));
+  assert.deepEqual(rec.pubs.map((p) => p.recovered), [false, ...Array(60).fill(true), false]);
+  assert.deepEqual([rec.subscribed[1].recovered, rec.subscribed[1].publications, rec.subscribed[1].offset], [true, 60, 61]);
+});
+
 test('recovery under load: dropped twice while another client publishes, nothing lost, nothing twice', async () => {
   const srv = await startWsgate();
   const a = await connected(srv.url, { minDelay: 1, maxDelay: 20 });

@@ -2,7 +2,7 @@
 // README shows and reject what the client refuses.
 import {
   PubSubClient, PubSubError, RequestError, ErrorCode, SUBPROTOCOL,
-  type Position, type Publication, type SubscribedInfo, type Subscription,
+  type Position, type Publication, type SubscribedInfo, type Subscription, type GapInfo,
 } from '../../../cmd/wsgate/web/js/wsgate-pubsub.js';
 import { OutboxFullError, type WsgateCloseEvent } from '../../../cmd/wsgate/web/js/wsgate.js';
 
@@ -18,7 +18,8 @@ const sub: Subscription = ps.subscribe('chat', {
     if (info.since && !info.recovered) console.log('resync', info.epoch, info.offset, info.resubscribed);
     console.log(info.publications);
   },
-  onError: (err) => console.log(err.code, err.temporary, err.op, err.channel),
+  onGap: (gap: GapInfo) => console.log(gap.channel, gap.since.offset, gap.epoch, gap.offset),
+  onError: (err) => console.log(err.code, err.temporary, err.op, err.channel, err.code === ErrorCode.RATE_LIMITED),
 });
 ps.connect();
 

@@ -80,7 +80,10 @@ export interface Publication {
   epoch: string;
   offset: number;
   data: unknown;
-  /** Whether it came with a re-subscribe: it was published while this client was disconnected. */
+  /**
+   * Whether it came from the server's history rather than live: published while this client was
+   * disconnected, or dropped by the server for this connection (its send queue was full: a gap).
+   */
   recovered: boolean;
 }
 
@@ -96,12 +99,29 @@ export interface SubscribedInfo {
   recovered: boolean;
   /** Whether this follows a reconnect, or close() and connect(). */
   resubscribed: boolean;
-  /** How many recovered publications follow this call. */
+  /** How many recovered publications follow this call; the server may send them in pages. */
   publications: number;
 }
 
+/**
+ * Publications lost while subscribed: those after since, up to and including (epoch, offset).
+ * Delivery goes on after (epoch, offset). If epoch is not since.epoch, the rest of since's epoch
+ * is lost and offset is the new epoch's position.
+ */
+export interface GapInfo {
+  channel: string;
+  /** The last publication delivered before the loss. */
+  since: Position;
+  epoch: string;
+  offset: number;
+}
+
 export interface SubscribeOptions {
-  /** Every publication, in offset order, exactly once; recovered ones first after a reconnect. */
+  /**
+   * Every publication, in offset order, exactly once; recovered ones first after a reconnect. The
+   * ones the server dropped for this connection (a jump in offsets, or a gap push) are fetched from
+   * history and delivered in their place, recovered: true, before the live ones that follow.
+   */
   onPublication?: (pub: Publication) => void;
   /**
    * A connection subscribed (with presence: true), once per connection: the server gathers the
@@ -112,7 +132,16 @@ export interface SubscribeOptions {
   onLeave?: (client: ClientInfo, channel: string) => void;
   /** Each accepted subscribe, called before the recovered publications. */
   onSubscribed?: (info: SubscribedInfo) => void;
-  /** The server refused a subscribe: 1xx ends the subscription, 2xx is retried with backoff. */
+  /**
+   * Publications missed while subscribed could not be had from history (gone, another epoch, or
+   * history refused with a 1xx code): told once per loss, and delivery goes on after it. A loss
+   * known when a subscribe is accepted is told by onSubscribed instead (recovered: false).
+   */
+  onGap?: (info: GapInfo) => void;
+  /**
+   * The server refused a subscribe: 1xx ends the subscription, 2xx is retried with backoff. Also
+   * the 1xx refusal of a history request made to fill a gap (op 'history'); onGap follows.
+   */
   onError?: (err: PubSubError) => void;
   /** Receive the presence pushes: onJoin and onLeave. */
   presence?: boolean;
