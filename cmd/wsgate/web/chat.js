@@ -1,8 +1,9 @@
 // wsgate chat: one channel at a time on the pub/sub client. Joining loads the latest messages with
 // history and subscribes from their position, so no message falls between the two; after a
 // reconnect the client recovers what was missed, and the page marks it, or says that it could not
-// and reloads what the server still has. Everything from the network or the inputs is shown with
-// textContent only, never parsed as HTML.
+// and reloads what the server still has; messages the server dropped for a slow page are fetched
+// in their place, or the page says they are lost. Everything from the network or the inputs is
+// shown with textContent only, never parsed as HTML.
 import { PubSubClient, PubSubError, RequestError } from './js/wsgate-pubsub.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -227,6 +228,12 @@ async function join(channel) {
     onPublication: (pub) => {
       showMessage(pub, pub.recovered ? 'recovered' : 'live');
       showPosition();
+    },
+    onGap: (gap) => {
+      const n = gap.epoch === gap.since.epoch ? gap.offset - gap.since.offset : 0;
+      note('lost', `${n > 0 ? n : 'some'} message${n === 1 ? '' : 's'} could not be delivered (the server dropped them and no longer has them)`);
+      recoveryOut.textContent = `${new Date().toLocaleTimeString()}: ${n > 0 ? n : 'some'} lost`;
+      recoveryOut.dataset.recovery = 'lost';
     },
     onJoin: (c) => {
       presenceChanged(c.conn, c);
