@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -110,9 +111,15 @@ type Config struct {
 
 	// AllowedOrigins lists the browser origins allowed to connect, as patterns matched against the
 	// Origin header's host (path.Match syntax: "example.com", "*.example.com") or full origins
-	// ("https://app.example.com"). Default: same origin only (Origin's host equals the request's
-	// Host). A request without an Origin header (not a browser) is always allowed. "*" allows any
-	// origin; use it knowingly.
+	// ("https://app.example.com", which also pins the scheme). Default: same origin only (Origin's
+	// host equals the request's Host, and its scheme is https exactly when the request came over
+	// TLS, or from a TrustedProxies proxy that says so). A request without an Origin header (not a
+	// browser) is always allowed. "*" allows any origin; use it knowingly.
+	//
+	// Same origin trusts the Host header, which the page's own name sets: a page of a name the
+	// attacker makes resolve to this server (DNS rebinding, typically to 127.0.0.1 or a private
+	// address) is its own origin. Set AllowedHosts, or list the origins here, for any server a
+	// browser can reach.
 	AllowedOrigins []string
 	// Subprotocols lists the subprotocols the server speaks, in order of preference. A client that
 	// offers none of them still connects, with Conn.Subprotocol() == "".
@@ -122,6 +129,43 @@ type Config struct {
 	Compression bool
 	// MaxConnections caps live connections; further upgrades are answered 503. Default 0: no cap.
 	MaxConnections int
+
+	// What one handshake may cost, and what a connection keeps of it (see admission.go).
+
+	// MaxHeaderBytes bounds an upgrade request: its target (path and query) plus its header
+	// fields, each counted as HTTP/2 counts a header list (RFC 9113 §6.5.2): name, value and 32
+	// bytes, so that many tiny fields cost what they cost to hold. A target longer than this is
+	// answered 414 URI Too Long, headers over what the target leaves 431 Request Header Fields Too
+	// Large. Server checks it itself, because the http.Server in front of it may allow more (Go's
+	// default is 1 MB). Default 16 KiB (DefaultMaxHeaderBytes): a browser's handshake is 0.5-4 KiB
+	// with its cookies (4 KiB at most each), and Node.js and most proxies stop at 8-16 KiB.
+	MaxHeaderBytes int
+	// KeepHeaders names the request headers a connection keeps for Conn.Header, for its whole
+	// life; the others are dropped once the handshake is done. Default DefaultKeepHeaders: what a
+	// browser sends that identifies its user (a browser's WebSocket cannot add headers of its own)
+	// and what proxies add. "*" keeps every header but the handshake's own, up to MaxHeaderBytes
+	// per connection; an empty list that is not nil keeps none.
+	KeepHeaders []string
+	// AllowedHosts lists the hosts the server answers to, as patterns matched against the
+	// request's Host (path.Match syntax; "example.com" and "*.example.com" match on any port,
+	// "localhost:8080" on that port only). A request for another host is refused 403. Default:
+	// any host, which leaves the same-origin default open to DNS rebinding (see AllowedOrigins).
+	AllowedHosts []string
+	// TrustedProxies lists the reverse proxies in front of the server, as addresses or CIDR
+	// prefixes ("10.0.0.0/8", "::1"). A request from one of them is believed about the client:
+	// its scheme from X-Forwarded-Proto (the first entry, as the first proxy set it), its address
+	// from X-Forwarded-For (the last entry that is not a trusted proxy), for the same-origin check
+	// and MaxConnectionsPerIP. Default none: those headers are never believed, since any client
+	// can send them.
+	TrustedProxies []string
+	// MaxConnectionsPerIP caps the live connections of one client address (an IPv4 address, an
+	// IPv6 /64): further upgrades from it are answered 429 Too Many Requests, with Retry-After.
+	// The address is the peer's, or behind a TrustedProxies proxy the client's it names. Default
+	// 0, no cap: behind a proxy that is not in TrustedProxies, or a carrier's NAT, many clients
+	// share one address. Set it when clients reach the server directly, or through a trusted proxy.
+	MaxConnectionsPerIP int
+
+	trusted []netip.Prefix // TrustedProxies, parsed
 
 	// Logger receives connection-level events (never payloads). Default slog.Default().
 	Logger *slog.Logger
@@ -165,6 +209,7 @@ func (c *Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("wsgate: bad Subprotocols entry %q", p))
 		}
 	}
+	errs = append(errs, r.admissionDefaults()...)
 	if len(errs) > 0 {
 		return r, errors.Join(errs...)
 	}
@@ -197,7 +242,7 @@ func (c *Config) withDefaults() (Config, error) {
 func originHostPattern(p string) string { return strings.ToLower(p) }
 
 // originAllowed implements the same-origin default and the AllowedOrigins patterns.
-func (c *Config) originAllowed(origin, host string) bool {
+func (c *Config) originAllowed(origin, host, scheme string) bool {
 	if origin == "" {
 		return true
 	}
@@ -207,7 +252,7 @@ func (c *Config) originAllowed(origin, host string) bool {
 	}
 	oh := strings.ToLower(u.Host)
 	if len(c.AllowedOrigins) == 0 {
-		return oh == strings.ToLower(host)
+		return oh == strings.ToLower(host) && originScheme(u.Scheme) == scheme
 	}
 	full := strings.ToLower(u.Scheme) + "://" + oh
 	for _, p := range c.AllowedOrigins {

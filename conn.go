@@ -103,6 +103,7 @@ type Conn struct {
 	header []string // name, value, name, value...; see connHeader
 	hmap   atomic.Pointer[http.Header]
 	proto  string
+	addr   *addrSlot // its place in MaxConnectionsPerIP, nil if not counted
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -133,9 +134,10 @@ type Conn struct {
 	pingDue  bool
 	pong     []byte // payload of the latest unanswered ping; nil if none
 	pongDue  bool
-	closeMsg []byte      // close frame payload to write after the queue; set once
-	closeErr *CloseError // why we closed, if we did
-	result   *CloseError // final reason, set when the connection has ended
+	space    chan struct{} // closed when the queue shrinks, if WaitSendQueue waits
+	closeMsg []byte        // close frame payload to write after the queue; set once
+	closeErr *CloseError   // why we closed, if we did
+	result   *CloseError   // final reason, set when the connection has ended
 }
 
 // ID returns the connection's identifier, unique within its Server.
@@ -165,8 +167,9 @@ func (c *Conn) cancelLocked() {
 // RemoteAddr returns the peer's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.wire.RemoteAddr() }
 
-// Header returns the headers of the upgrade request (Cookie, Origin, User-Agent, ...), without the
-// handshake's own (Connection, Upgrade, Sec-WebSocket-Key, -Version, -Extensions). Do not modify it.
+// Header returns the headers of the upgrade request that Config.KeepHeaders names (by default
+// DefaultKeepHeaders: Cookie, Origin, User-Agent, Authorization, ...), never the handshake's own
+// (Connection, Upgrade, Sec-WebSocket-Key, -Version, -Extensions). Do not modify it.
 func (c *Conn) Header() http.Header {
 	if h := c.hmap.Load(); h != nil {
 		return *h
@@ -220,6 +223,50 @@ func (c *Conn) SendQueueFree() (messages, bytes int) {
 		return 0, 0
 	}
 	return max(cfg.SendQueueMessages-len(c.queue), 0), max(cfg.SendQueueBytes-c.queued, 0)
+}
+
+// WaitSendQueue waits until the send queue takes n more payload bytes (at most SendQueueBytes) and
+// one more message, the connection starts closing (ErrClosed), or ctx ends. A handler whose replies
+// are large calls it first: a peer that pipelines requests faster than it reads the replies is
+// then slowed down by TCP (the connection's reader reads nothing while it waits) instead of cut as
+// a slow consumer.
+func (c *Conn) WaitSendQueue(ctx context.Context, n int) error {
+	cfg := &c.srv.cfg
+	n = min(n, cfg.SendQueueBytes)
+	for {
+		c.mu.Lock()
+		if c.state != stateOpen {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if len(c.queue) < cfg.SendQueueMessages && c.queued+n <= cfg.SendQueueBytes {
+			c.mu.Unlock()
+			return nil
+		}
+		if !c.writing && c.hasWorkLocked() {
+			// Sends made during this handler wait for it to return; it is waiting for them.
+			c.deferred = false
+			c.spawnWriterLocked()
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// signalSpaceLocked wakes the callers of WaitSendQueue: the queue shrank, or the connection closes.
+func (c *Conn) signalSpaceLocked() {
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
 }
 
 // Send queues a message for the peer and returns at once; it never waits for the network. The data
@@ -294,6 +341,7 @@ func (c *Conn) evictLocked(n int) {
 		i++
 	}
 	if i > 0 {
+		c.signalSpaceLocked()
 		k := copy(c.queue, c.queue[i:])
 		clear(c.queue[k:])
 		c.queue = c.queue[:k]
@@ -358,10 +406,12 @@ func (c *Conn) closeLocked(ce *CloseError, discard bool) {
 	c.closeMsg = closePayload(ce.Code, ce.Reason)
 	c.kickLocked()
 	c.cancelLocked()
+	c.signalSpaceLocked()
 }
 
 // releaseQueueLocked returns every queued buffer to the pool.
 func (c *Conn) releaseQueueLocked() {
+	c.signalSpaceLocked()
 	for i := range c.queue {
 		c.queued -= c.queue[i].size()
 		c.queue[i].release()

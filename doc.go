@@ -31,6 +31,13 @@
 // default), drop the newest, or drop the oldest, and never blocks the sender. A peer silent for
 // PingInterval is pinged and disconnected if it stays silent for PongTimeout more.
 //
+// Handshakes are bounded before they are paid for: a request over Config.MaxHeaderBytes is
+// refused (414, 431) whatever the http.Server in front allows, a connection keeps of its request
+// only the headers Config.KeepHeaders names, and Config.MaxConnections and
+// Config.MaxConnectionsPerIP cap connections in all (503) and per client address (429). Browsers
+// are held to the same origin by default, scheme included; for a server a browser can reach, set
+// Config.AllowedHosts, or a DNS-rebinding page passes as its own origin.
+//
 // # Closing
 //
 // Conn.Close writes what is queued, then a close frame, and waits up to Config.CloseTimeout for the

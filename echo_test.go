@@ -42,7 +42,8 @@ func TestSeedEcho(t *testing.T) {
 
 func TestConnHeaderKeepsRequestHeaders(t *testing.T) {
 	got := make(chan http.Header, 1)
-	ts := startServer(t, wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) { got <- c.Header() }), nil)
+	ts := startServer(t, wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) { got <- c.Header() }),
+		&wsgate.Config{KeepHeaders: append(wsgate.DefaultKeepHeaders, "X-Trace")})
 	ws := dial(t, ts.URL, http.Header{"X-Trace": {"a", "b"}, "Cookie": {"s=1"}})
 	ws.WriteMessage(websocket.TextMessage, []byte("x"))
 	h := <-got

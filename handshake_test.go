@@ -1,6 +1,7 @@
 package wsgate_test
 
 import (
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -163,5 +164,88 @@ func TestBadConfigIsRefused(t *testing.T) {
 				t.Errorf("error %q does not name the field %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// TestHandshakeDetails holds the server to the letter of RFC 6455 §4.2.1 and §11.3 where a lax
+// check upgraded what it should not, or let the transport answer in its own words.
+func TestHandshakeDetails(t *testing.T) {
+	ts := startServer(t, echoOrClose, nil)
+	cases := []struct {
+		name string
+		req  []byte
+		want int
+	}{
+		{"two Sec-WebSocket-Key lines", upgradeRequest(http.MethodGet, ts.addr(), func(h http.Header) {
+			h.Add("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA==")
+		}), http.StatusBadRequest},
+		{"a body by Content-Length", append(upgradeRequest(http.MethodGet, ts.addr(), set("Content-Length", "5")), "hello"...),
+			http.StatusBadRequest},
+		{"a chunked body", append(upgradeRequest(http.MethodGet, ts.addr(), set("Transfer-Encoding", "chunked")), "5\r\nhello\r\n0\r\n\r\n"...),
+			http.StatusBadRequest},
+		// RFC 9110 §7.8: Upgrade is a list; the client asks for websocket among others.
+		{"Upgrade: websocket, foo", upgradeRequest(http.MethodGet, ts.addr(), set("Upgrade", "websocket, foo")),
+			http.StatusSwitchingProtocols},
+		{"Upgrade: foo, websocket", upgradeRequest(http.MethodGet, ts.addr(), set("Upgrade", "foo, websocket")),
+			http.StatusSwitchingProtocols},
+		{"Connection over two lines", upgradeRequest(http.MethodGet, ts.addr(), func(h http.Header) {
+			h["Connection"] = []string{"keep-alive", "Upgrade"}
+		}), http.StatusSwitchingProtocols},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, resp, body := handshakeBody(t, ts, tc.req)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("answered %s %q, want %d", resp.Status, body, tc.want)
+			}
+			if strings.Contains(strings.ToLower(body), "gws") {
+				t.Errorf("the reply names the transport: %q", body)
+			}
+			if tc.want == http.StatusSwitchingProtocols {
+				rc.mustUpgrade(resp)
+				rc.write(text("hi"))
+				if f, err := rc.readFrame(); err != nil || string(f.payload) != "hi done" {
+					t.Fatalf("after the upgrade: %v %v, want the reply hi done", f, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRefusalsEchoNothing sends a refused handshake full of a marker and checks the reply is
+// short and quotes none of it.
+func TestRefusalsEchoNothing(t *testing.T) {
+	ts := startServer(t, echoOrClose, nil)
+	marker := strings.Repeat("MARKER", 1000)
+	for _, edit := range []func(http.Header){
+		set("Sec-WebSocket-Key", marker), set("Sec-WebSocket-Version", marker), set("Origin", "http://"+marker),
+		set("Upgrade", marker), set("Connection", marker),
+	} {
+		_, resp, body := handshakeBody(t, ts, upgradeRequest(http.MethodGet, ts.addr(), edit))
+		if resp.StatusCode < 400 || len(body) > 200 || strings.Contains(body, "MARKER") {
+			t.Errorf("answered %s with %d bytes %.100q; want a refusal of under 200 bytes quoting nothing",
+				resp.Status, len(body), body)
+		}
+	}
+}
+
+// handshakeBody is handshake that also returns the body of a refusal.
+func handshakeBody(t *testing.T, ts *testServer, req []byte) (*rawConn, *http.Response, string) {
+	t.Helper()
+	rc, resp := handshake(t, ts, req, nil)
+	body, _ := io.ReadAll(resp.Body)
+	return rc, resp, string(body)
+}
+
+// TestRefusalClosesTheConnection: a refused handshake does not keep its socket as an HTTP
+// keep-alive connection.
+func TestRefusalClosesTheConnection(t *testing.T) {
+	ts := startServer(t, echoOrClose, nil)
+	rc, resp := handshake(t, ts, upgradeRequest(http.MethodGet, ts.addr(), set("Origin", "http://evil.example")), nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("answered %s, want 403", resp.Status)
+	}
+	if _, err := rc.readFrame(); err != errServerClosed {
+		t.Fatalf("after the refusal: %v, want the server to close the connection", err)
 	}
 }

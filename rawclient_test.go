@@ -160,6 +160,12 @@ func handshake(t testing.TB, ts *testServer, req, tail []byte) (*rawConn, *http.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return handshakeOn(t, nc, req, tail)
+}
+
+// handshakeOn is handshake on a connection of the caller's; it is closed when the test ends.
+func handshakeOn(t testing.TB, nc net.Conn, req, tail []byte) (*rawConn, *http.Response) {
+	t.Helper()
 	t.Cleanup(func() { nc.Close() })
 	rc := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
 	rc.send(append(append([]byte(nil), req...), tail...))
@@ -169,9 +175,10 @@ func handshake(t testing.TB, ts *testServer, req, tail []byte) (*rawConn, *http.
 		t.Fatalf("reading the handshake response: %v", err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		_, _ = io.Copy(io.Discard, resp.Body)
+		// Read a refusal's body now, for callers that look at it: the connection may end.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	resp.Body.Close()
 	return rc, resp
 }
 

@@ -2,11 +2,9 @@ package wsgate
 
 import (
 	"bufio"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +31,7 @@ type Server struct {
 	accepted, rejected, dropped, panics atomic.Uint64
 
 	shards [connShards]connShard
+	addrs  addrCounts // live connections per client address, with MaxConnectionsPerIP
 
 	goroutines sync.WaitGroup // every reader and writer goroutine, and the heartbeat
 
@@ -101,34 +100,48 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
+	if status, msg := s.cfg.checkSize(r); status != 0 {
+		s.reject(w, r, status, msg)
+		return
+	}
 	if status, msg := checkHandshake(w, r); status != 0 {
 		s.reject(w, r, status, msg)
 		return
 	}
-	if !s.cfg.originAllowed(r.Header.Get("Origin"), r.Host) {
+	if !s.cfg.hostAllowed(r.Host) {
+		s.reject(w, r, http.StatusForbidden, "host not allowed")
+		return
+	}
+	if !s.cfg.originAllowed(r.Header.Get("Origin"), r.Host, s.cfg.requestScheme(r)) {
 		s.reject(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
+	slot, ok := s.reserveAddr(r)
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter)
+		s.reject(w, r, http.StatusTooManyRequests, "too many connections from this address")
+		return
+	}
 	if n := s.live.Add(1); s.cfg.MaxConnections > 0 && n > int64(s.cfg.MaxConnections) {
-		s.release()
+		s.unreserve(slot)
 		s.reject(w, r, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
 	// Counted in live from here, so a Shutdown that began after the check above waits for this
 	// connection; one that began before it is seen here. (closing is set before live is read.)
 	if s.closing.Load() {
-		s.release()
+		s.unreserve(slot)
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
 	idx, proto := s.selectSubprotocol(r.Header)
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		s.release()
+		s.unreserve(slot)
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1), header: connHeader(r.Header), proto: proto}
+	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto, addr: slot}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
 	if sc, ok := netConn.(*net.TCPConn); ok {
@@ -138,16 +151,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, _ := brw.Reader.Peek(n)
 		wc.pre = append([]byte(nil), p...)
 	}
-	ur := r
-	if proto != "" && len(r.Header.Values("Sec-WebSocket-Protocol")) > 1 {
-		// The transport reads only the first Sec-WebSocket-Protocol line; RFC 6455 §11.3.4 lets a
-		// client send several. Hand it the one we chose, keeping r.Header intact for Conn.Header.
-		ur = r.Clone(r.Context())
-		ur.Header.Set("Sec-WebSocket-Protocol", proto)
-	}
-	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), ur)
+	sock, err := s.upgraders[idx].UpgradeFromConn(wc, bufio.NewReaderSize(wc, 4096), transportRequest(r, proto))
 	if err != nil {
-		s.release()
+		s.unreserve(slot)
 		s.rejected.Add(1)
 		s.cfg.Logger.Debug("wsgate: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -167,64 +173,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+// reject answers a refused handshake and closes the HTTP connection after it: a client refused
+// has nothing more to ask on it, and the socket with its buffers would stay for the http.Server's
+// idle timeout (none by default).
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.rejected.Add(1)
+	w.Header().Set("Connection", "close")
 	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
 		"origin", r.Header.Get("Origin"))
 	http.Error(w, "websocket: "+msg, status)
-}
-
-// connHeader keeps the request headers a connection needs, as flat name/value pairs, leaving out
-// the handshake's own: a map costs hundreds of bytes per idle connection, and most connections
-// never ask for their headers (Conn.Header builds the map on demand).
-func connHeader(h http.Header) []string {
-	var out []string
-	for k, vs := range h {
-		switch k {
-		case "Connection", "Upgrade", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
-			continue
-		}
-		for _, v := range vs {
-			out = append(out, k, v)
-		}
-	}
-	return slices.Clip(out)
-}
-
-// checkHandshake validates an opening handshake (RFC 6455 §4.2.1) and returns 0 or the status to
-// answer with.
-func checkHandshake(w http.ResponseWriter, r *http.Request) (int, string) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		return http.StatusMethodNotAllowed, "method must be GET"
-	}
-	if !r.ProtoAtLeast(1, 1) {
-		return http.StatusBadRequest, "HTTP/1.1 or later required"
-	}
-	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return http.StatusBadRequest, "not a websocket handshake: 'Connection: Upgrade' and 'Upgrade: websocket' required"
-	}
-	if r.Header.Get("Sec-WebSocket-Version") != "13" {
-		w.Header().Set("Sec-WebSocket-Version", "13")
-		return http.StatusUpgradeRequired, "unsupported version: Sec-WebSocket-Version must be 13"
-	}
-	key := r.Header.Get("Sec-WebSocket-Key")
-	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
-		return http.StatusBadRequest, "bad Sec-WebSocket-Key"
-	}
-	return 0, ""
-}
-
-// headerHasToken reports whether the comma-separated header name contains token, case-insensitively.
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // selectSubprotocol picks the first of the server's subprotocols the client offered.
@@ -260,6 +217,13 @@ func (s *Server) unregister(c *Conn) {
 	sh.mu.Lock()
 	delete(sh.m, c.id)
 	sh.mu.Unlock()
+	s.unreserve(c.addr)
+}
+
+// unreserve gives back what ServeHTTP reserved for a connection: its place in s.live and, if it
+// has one, in its address's count.
+func (s *Server) unreserve(slot *addrSlot) {
+	s.addrs.release(slot)
 	s.release()
 }
 

@@ -39,6 +39,7 @@ func (c *Conn) doneLocked(b *batch) {
 	}
 	c.spare = b.msgs[:0]
 	*b = batch{}
+	c.signalSpaceLocked()
 }
 
 // writeLoop is the connection's writer goroutine. It writes what an inline write left in the
@@ -49,6 +50,7 @@ func (c *Conn) writeLoop() {
 	c.mu.Lock()
 	c.queued -= c.stashed
 	c.stashed = 0
+	c.signalSpaceLocked()
 	var b batch
 	for err == nil && c.takeLocked(&b) {
 		c.mu.Unlock()

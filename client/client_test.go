@@ -226,7 +226,7 @@ func TestSubprotocols(t *testing.T) {
 
 func TestHeadersReachServer(t *testing.T) {
 	got := make(chan http.Header, 1)
-	_, url := startWsgate(t, openHook(func(c *wsgate.Conn) { got <- c.Header() }), nil)
+	_, url := startWsgate(t, openHook(func(c *wsgate.Conn) { got <- c.Header() }), &wsgate.Config{KeepHeaders: []string{"*"}})
 	dial(t, url, &client.Options{Header: http.Header{"Authorization": {"Bearer t0k"}, "X-Trace": {"1", "2"}}})
 	h := <-got
 	if h.Get("Authorization") != "Bearer t0k" || len(h.Values("X-Trace")) != 2 {

@@ -245,14 +245,16 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 }
 
 // page returns the longest run of pubs, from the first, that fits one reply: within MaxReplyBytes
-// and within what cl's send queue takes now. The first publication goes even alone over
-// MaxReplyBytes, if the queue takes it. more tells whether some were left out.
+// and within what cl's send queue takes now, less replyReserve, which keeps room for the small
+// replies of a client that pipelines requests. The first publication goes even alone over
+// MaxReplyBytes, if the queue takes it. more tells whether some were left out: with an empty
+// page, the client asks again once it has read what is queued.
 func (h *Hub) page(cl *client, pubs []broker.Publication) (page []broker.Publication, more bool) {
 	msgs, free := cl.conn.SendQueueFree()
-	if msgs == 0 {
+	if msgs < 2 {
 		return nil, len(pubs) > 0
 	}
-	free -= protocol.ReplyOverhead
+	free -= protocol.ReplyOverhead + replyReserve
 	budget := min(free, h.opts.MaxReplyBytes-protocol.ReplyOverhead)
 	n, size := 0, 0
 	for _, p := range pubs {
@@ -264,6 +266,9 @@ func (h *Hub) page(cl *client, pubs []broker.Publication) (page []broker.Publica
 	}
 	return pubs[:n], n < len(pubs)
 }
+
+// replyReserve is the part of a connection's send queue that paged replies leave free.
+const replyReserve = 4 << 10
 
 // brokerError words a broker failure for a reply.
 func brokerError(err error) *protocol.Error {

@@ -2,21 +2,35 @@
 // recovery after a reconnect, spoken over the wsgate.v1 subprotocol (package protocol).
 //
 // A Hub wraps the application's wsgate.Handler: connections that negotiated wsgate.v1 are served by
-// the Hub, the others (raw mode, the seed's behaviour) go to the application unchanged. Moving
-// publications between nodes and keeping history is the Broker's job; broker/memory is the
-// embedded default for one process.
+// the Hub, the others (raw mode, the seed's behaviour) go to the application unchanged. The Hub
+// keeps its own registry of its connections: Conn.Data stays the application's. Moving
+// publications between nodes and keeping history is the broker's job (package broker);
+// broker/memory is the embedded default for one process.
 //
 // # Delivery
 //
 // A publication is encoded once and the same bytes are queued to every local subscriber
 // (wsgate.Conn.SendPrepared), so a slow subscriber falls under its connection's slow-consumer
 // policy and never delays the others. Per channel, publications reach a subscriber in offset
-// order, without gaps or duplicates, including across a recovering subscribe: the missed
-// publications come in the subscribe reply, then the live ones.
+// order without duplicates, including across a recovering subscribe: the missed publications come
+// in the subscribe reply (paged: the rest from history when it says "more"), then the live ones.
+// Offsets are contiguous: a publication the connection's policy dropped shows as a jump in
+// offset, and a "gap" push tells the client when no later publication could.
+//
+// # Bounds
+//
+// Every request waits for room in the connection's send queue first, so that a client pipelining
+// faster than it reads is slowed down by TCP; a reply is sized to what the queue takes (paged
+// with "more"), never encoded to be dropped, and a reply that still cannot be queued closes the
+// connection with 1013. Requests are rate-limited per connection (error 203); presence replies are
+// paged; joins and leaves are gathered into one push per channel per PresenceInterval, so churn on
+// a channel of n watchers costs at most n pushes per interval.
 //
 // # Concurrency
 //
-// All methods are safe for concurrent use. Lock order: broker stream → hub channel → connection
-// queue; no lock is held while waiting on the network, and user hooks (Authorize, UserID) are
-// called without hub locks.
+// All methods are safe for concurrent use. Lock order: broker stream → Hub.mu → channel.mu →
+// Hub.pmu, and channel.mu → connection queue; channel.sem (one per channel) is held only around
+// the broker's Subscribe and Unsubscribe for that channel, never with another lock. No lock is
+// held while waiting on the network, and user hooks (Authorize, UserID) are called without hub
+// locks.
 package hub

@@ -131,10 +131,13 @@ func TestLargeHistoryIsPaged(t *testing.T) {
 	r2.readUntil(101) // live publications follow, with no gap
 }
 
-// TestReplyThatCannotBeQueuedClosesTheConnection: with PolicyDropNewest a reply the queue refuses
-// closes the connection with 1013; the client is never left waiting for it.
+// TestReplyThatCannotBeQueuedClosesTheConnection: a client that pipelines requests and does not
+// read is slowed down (the hub waits for room in its queue before each request) and, once a
+// reply still cannot be queued after RequestTimeout, closed with 1013 — even under
+// PolicyDropNewest, which would have dropped it silently. It is never left waiting for a reply.
 func TestReplyThatCannotBeQueuedClosesTheConnection(t *testing.T) {
-	e := start(t, &hub.Options{RequestRate: -1}, &wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest, SendQueueMessages: 4})
+	e := start(t, &hub.Options{RequestRate: -1, RequestTimeout: 200 * time.Millisecond},
+		&wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest, SendQueueMessages: 4})
 	if _, err := e.hub.Publish(context.Background(), "h", []byte(`"`+strings.Repeat("h", 60<<10)+`"`)); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +156,7 @@ func TestReplyThatCannotBeQueuedClosesTheConnection(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(time.Second) // not reading: the socket buffers and the queue fill
 	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	replies := 0
 	for {

@@ -36,7 +36,7 @@ func start(t *testing.T, opts *hub.Options, cfg *wsgate.Config) *env {
 	return startOn(t, memory.New(nil), opts, cfg)
 }
 
-func startOn(t *testing.T, b broker.Broker, opts *hub.Options, cfg *wsgate.Config) *env {
+func startOn(t testing.TB, b broker.Broker, opts *hub.Options, cfg *wsgate.Config) *env {
 	t.Helper()
 	if opts == nil {
 		opts = &hub.Options{}
@@ -67,14 +67,14 @@ func startOn(t *testing.T, b broker.Broker, opts *hub.Options, cfg *wsgate.Confi
 
 // client is a wsgate.v1 client on gorilla/websocket, independent of the server's code.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	ws   *websocket.Conn
 	id   uint64
 	msgs chan map[string]json.RawMessage
 	err  error // why the connection ended; set before msgs is closed
 }
 
-func (e *env) dial(t *testing.T) *client {
+func (e *env) dial(t testing.TB) *client {
 	t.Helper()
 	c := e.dialPaused(t)
 	c.run()
@@ -82,7 +82,7 @@ func (e *env) dial(t *testing.T) *client {
 }
 
 // dialPaused connects without reading: call run to start.
-func (e *env) dialPaused(t *testing.T) *client {
+func (e *env) dialPaused(t testing.TB) *client {
 	t.Helper()
 	d := websocket.Dialer{Subprotocols: []string{"other", protocol.Subprotocol}}
 	ws, resp, err := d.Dial(e.url, nil)
@@ -400,7 +400,8 @@ func TestRecoveryUnderConcurrentPublishing(t *testing.T) {
 }
 
 func TestPresenceAndJoinLeave(t *testing.T) {
-	e := start(t, &hub.Options{UserID: func(c *wsgate.Conn) string { return c.Header().Get("X-User") }}, nil)
+	e := start(t, &hub.Options{UserID: func(c *wsgate.Conn) string { return c.Header().Get("X-User") }},
+		&wsgate.Config{KeepHeaders: []string{"X-User"}})
 	watcher := e.dial(t)
 	watcher.call("subscribe", `,"channel":"room","presence":true`, nil)
 	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
@@ -493,7 +494,7 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 // recoverer reads a channel's publications as the JS client does: it checks that offsets follow
 // each other, and after a disconnect it reconnects and subscribes from the last one it has.
 type recoverer struct {
-	t          *testing.T
+	t          testing.TB
 	e          *env
 	c          *client
 	channel    string

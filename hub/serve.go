@@ -2,6 +2,9 @@ package hub
 
 import (
 	"context"
+	"errors"
+
+	"github.com/wsgate/wsgate"
 
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -10,6 +13,16 @@ import (
 func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
 	defer cancel()
+	// Room for the reply first: a client that pipelines requests faster than it reads the replies
+	// is slowed down by TCP, not cut as a slow consumer. Past the timeout the reply is sent anyway
+	// and, if it cannot be queued, the connection is closed (1013).
+	need := replyReserve
+	if req.Op == protocol.OpHistory || req.Op == protocol.OpSubscribe && req.Since != nil {
+		need += h.opts.MaxReplyBytes
+	}
+	if errors.Is(cl.conn.WaitSendQueue(ctx, need), wsgate.ErrClosed) {
+		return nil
+	}
 	if req.Op != protocol.OpPing && req.Op != protocol.OpUnsubscribe && h.opts.Authorize != nil {
 		if err := h.opts.Authorize(ctx, cl.conn, req.Op, req.Channel); err != nil {
 			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeForbidden, "%s", err.Error()))

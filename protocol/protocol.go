@@ -260,10 +260,18 @@ func appendPubs(b []byte, ps []Publication) []byte {
 	return append(b, ']')
 }
 
-// appendString appends s as a JSON string.
+// appendString appends s as a JSON string. Epochs are base64url from the brokers: the common case
+// needs no escaping and no allocation.
 func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always encodes
-	return append(b, q...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // PresenceChangePush encodes the presence changes of a channel gathered over one interval: the

@@ -137,3 +137,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestPubPushAllocatesOnce: the push of a publication is one allocation, its buffer.
+func TestPubPushAllocatesOnce(t *testing.T) {
+	p := Publication{Channel: "chat", Epoch: "Ab-_9xYz", Offset: 7, Data: json.RawMessage(`{"t":1}`)}
+	if n := testing.AllocsPerRun(100, func() { PubPush(p) }); n != 1 {
+		t.Fatalf("PubPush: %v allocations, want 1", n)
+	}
+}

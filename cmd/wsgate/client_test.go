@@ -157,7 +157,7 @@ func TestClientBinary(t *testing.T) {
 func TestClientHeadersAndOrigin(t *testing.T) {
 	url := startWsgate(t, replyWith(func(c *wsgate.Conn, _ wsgate.Message) string {
 		return strings.Join(c.Header().Values("X-Token"), ",") + " from " + c.Header().Get("Origin")
-	}), nil)
+	}), &wsgate.Config{KeepHeaders: []string{"X-Token", "Origin"}})
 	host := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/ws")
 	out, _ := runClientT(t, "", 0, "-H", "X-Token: abc", "-H", "x-token:def", "-origin", "http://"+host, "-x", "hi", url)
 	if want := "abc,def from http://" + host + "\n"; out != want {

@@ -27,7 +27,9 @@ type options struct {
 	ws              wsgate.Config  // Logger is set from logLevel and logFormat
 	hub             hub.Options    // the wsgate.v1 pub/sub layer
 	history         memory.Options // the embedded broker's history
-	http            httpTimeouts   // fixed, not flags; tests shorten them
+	http            httpTimeouts   // readHeader and idle are flags; tests shorten the others
+	// The sockets of the HTTP side (see httpConns): all of them, and per client address.
+	maxHTTPConns, maxHTTPConnsPerIP int
 }
 
 // httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
@@ -36,6 +38,16 @@ type options struct {
 type httpTimeouts struct {
 	readHeader, read, write, idle time.Duration
 }
+
+// Defaults of the HTTP side. A browser sends its request at once and reuses an idle connection
+// within a page load: 3 s for the request's headers (a TLS handshake included) and 5 s idle spare
+// the sockets that Go's defaults (none, and 60 s) let anyone hold. 4,096 sockets that are not
+// WebSockets leave room for a reconnect storm's handshakes, and idle ones give way when it is full.
+const (
+	defaultHTTPReadHeaderTimeout = 3 * time.Second
+	defaultHTTPIdleTimeout       = 5 * time.Second
+	defaultMaxHTTPConns          = 4096
+)
 
 func defaultOptions() options {
 	return options{
@@ -53,12 +65,16 @@ func defaultOptions() options {
 			WriteTimeout:      wsgate.DefaultWriteTimeout,
 			HandshakeTimeout:  wsgate.DefaultHandshakeTimeout,
 			CloseTimeout:      wsgate.DefaultCloseTimeout,
+			MaxHeaderBytes:    wsgate.DefaultMaxHeaderBytes,
+			KeepHeaders:       wsgate.DefaultKeepHeaders,
 		},
 		hub: hub.Options{MaxSubscriptions: hub.DefaultMaxSubscriptions, MaxDataSize: hub.DefaultMaxDataSize, PingInterval: hub.DefaultPingInterval,
 			RequestRate: hub.DefaultRequestRate},
 		history: memory.Options{HistorySize: memory.DefaultHistorySize, HistoryTTL: memory.DefaultHistoryTTL,
 			MaxChannels: memory.DefaultMaxChannels, MaxBytes: memory.DefaultMaxBytes},
-		http: httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 15 * time.Second, idle: 60 * time.Second},
+		http: httpTimeouts{readHeader: defaultHTTPReadHeaderTimeout, read: 15 * time.Second, write: 15 * time.Second,
+			idle: defaultHTTPIdleTimeout},
+		maxHTTPConns: defaultMaxHTTPConns,
 	}
 }
 
@@ -90,6 +106,16 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")
 	fs.Var(newValue(&c.MaxConnections, parseCount, strconv.Itoa), "max-connections", "cap on live connections, further upgrades get 503; 0 means no cap")
+	fs.Var(newValue(&c.MaxConnectionsPerIP, parseCount, strconv.Itoa), "max-connections-per-ip", "cap on live WebSocket connections from one client address (IPv4, or IPv6 /64; behind -trusted-proxies the client's), further upgrades get 429; 0 means no cap (behind an untrusted proxy everyone shares its address)")
+	fs.Var(newValue(&c.MaxHeaderBytes, parseCount, strconv.Itoa), "max-header-bytes", "largest request, in `bytes`: target plus headers (each counted as name, value and 32); a bigger /ws request gets 414 or 431, any other 431 beyond this plus 4 KiB")
+	fs.Var(newValue(&c.AllowedHosts, parseList, formatList), "allowed-hosts", "comma-separated `hosts` this server answers to as /ws (example.com, *.example.com, localhost:8080); others get 403. Empty: any host, which lets a DNS-rebinding page pass the same-origin check: set it")
+	fs.Var(newValue(&c.TrustedProxies, parseList, formatList), "trusted-proxies", "comma-separated `addresses` or CIDR prefixes of reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are believed. Empty: none")
+	fs.Var(newValue(&c.KeepHeaders, parseList, formatList), "keep-headers", "comma-separated request `headers` a connection keeps for its life (what the application reads); \"*\" keeps all")
+
+	fs.Var(newValue(&o.maxHTTPConns, parseCount, strconv.Itoa), "max-http-connections", "cap on `sockets` that are not WebSockets (page and health requests, idle keep-alives, handshakes); at the cap the longest idle keep-alive is closed for a new one, or else the new one is; 0 means no cap. The process holds at most this plus -max-connections")
+	fs.Var(newValue(&o.maxHTTPConnsPerIP, parseCount, strconv.Itoa), "max-http-connections-per-ip", "cap on those `sockets` from one client address (IPv4, or IPv6 /64); more are closed at accept; 0 means no cap (behind a proxy everyone shares its address)")
+	fs.Var(newValue(&o.http.readHeader, parseTimeout, time.Duration.String), "http-read-header-timeout", "how long a new connection has to send its request's headers (TLS handshake included)")
+	fs.Var(newValue(&o.http.idle, parseTimeout, time.Duration.String), "http-idle-timeout", "how long an HTTP keep-alive connection may wait for its next request")
 
 	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")
 	fs.Var(newValue(&o.history.HistoryTTL, parseTimeout, time.Duration.String), "history-ttl", "wsgate.v1: how long a publication is kept for history and recovery")

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"log/slog"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/hub"
 )
 
 func TestBadValuesAreUsageErrors(t *testing.T) {
@@ -33,6 +36,8 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{args: []string{"serve", "extra"}, want: []string{`unexpected argument "extra"`}},
 		{args: []string{"-allowed-origins", "[bad"}, want: []string{"invalid configuration", `"[bad"`}},
 		{args: []string{"-subprotocols", `a"b`}, want: []string{"invalid configuration", `a\"b`}},
+		{args: []string{"-trusted-proxies", "proxy.example"}, want: []string{"invalid configuration", `"proxy.example"`}},
+		{args: []string{"-allowed-hosts", "[x"}, want: []string{"invalid configuration", `"[x"`}},
 		{args: []string{"-read-limit", "1000"}, env: map[string]string{"WSGATE_SEND_QUEUE_BYTES": "1004"},
 			want: []string{"-send-queue-bytes 1004", "-read-limit 1000"}},
 		{args: []string{"-read-limit", "1048576"}, want: []string{"-send-queue-bytes 1048576"}},
@@ -66,7 +71,8 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("no flags and no env changed the options:\n got %+v\nwant %+v", o, want)
 	}
-	if o.addr != ":8080" || o.shutdownTimeout != 10*time.Second || o.logLevel != slog.LevelInfo || o.logFormat != "text" {
+	if o.addr != ":8080" || o.shutdownTimeout != 10*time.Second || o.logLevel != slog.LevelInfo || o.logFormat != "text" ||
+		o.maxHTTPConns != 4096 || o.maxHTTPConnsPerIP != 0 || o.http.readHeader != 3*time.Second || o.http.idle != 5*time.Second {
 		t.Errorf("binary defaults: %+v", o)
 	}
 	c := o.ws
@@ -75,31 +81,41 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 		c.PongTimeout != wsgate.DefaultPongTimeout || c.WriteTimeout != wsgate.DefaultWriteTimeout ||
 		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
 		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
-		c.AllowedOrigins != nil || c.Subprotocols != nil {
+		c.AllowedOrigins != nil || c.Subprotocols != nil || c.MaxHeaderBytes != wsgate.DefaultMaxHeaderBytes ||
+		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) || c.AllowedHosts != nil || c.TrustedProxies != nil || c.MaxConnectionsPerIP != 0 {
 		t.Errorf("wsgate defaults not shown as flag defaults: %+v", c)
 	}
 }
 
 func TestFlagsAndEnv(t *testing.T) {
 	env := map[string]string{
-		"WSGATE_ADDR":                "127.0.0.1:9999",
-		"WSGATE_READ_LIMIT":          "1000", // overridden by the flag
-		"WSGATE_SEND_QUEUE_MESSAGES": "7",
-		"WSGATE_SEND_QUEUE_BYTES":    "4096",
-		"WSGATE_SLOW_CONSUMER":       "drop-oldest",
-		"WSGATE_PING_INTERVAL":       "-1s",
-		"WSGATE_PONG_TIMEOUT":        "3s",
-		"WSGATE_WRITE_TIMEOUT":       "4s",
-		"WSGATE_HANDSHAKE_TIMEOUT":   "1s",
-		"WSGATE_CLOSE_TIMEOUT":       "2s",
-		"WSGATE_ALLOWED_ORIGINS":     " example.com, https://app.example.com ,,",
-		"WSGATE_SUBPROTOCOLS":        "wsgate.v1",
-		"WSGATE_COMPRESSION":         "true", // overridden by the flag
-		"WSGATE_MAX_CONNECTIONS":     "100",
-		"WSGATE_LOG_LEVEL":           "DEBUG",
-		"WSGATE_LOG_FORMAT":          "json",
-		"WSGATE_SHUTDOWN_TIMEOUT":    "30s",
-		"WSGATE_UNKNOWN":             "ignored",
+		"WSGATE_ADDR":                        "127.0.0.1:9999",
+		"WSGATE_READ_LIMIT":                  "1000", // overridden by the flag
+		"WSGATE_SEND_QUEUE_MESSAGES":         "7",
+		"WSGATE_SEND_QUEUE_BYTES":            "4096",
+		"WSGATE_SLOW_CONSUMER":               "drop-oldest",
+		"WSGATE_PING_INTERVAL":               "-1s",
+		"WSGATE_PONG_TIMEOUT":                "3s",
+		"WSGATE_WRITE_TIMEOUT":               "4s",
+		"WSGATE_HANDSHAKE_TIMEOUT":           "1s",
+		"WSGATE_CLOSE_TIMEOUT":               "2s",
+		"WSGATE_ALLOWED_ORIGINS":             " example.com, https://app.example.com ,,",
+		"WSGATE_SUBPROTOCOLS":                "wsgate.v1",
+		"WSGATE_COMPRESSION":                 "true", // overridden by the flag
+		"WSGATE_MAX_CONNECTIONS":             "100",
+		"WSGATE_MAX_HEADER_BYTES":            "8192",
+		"WSGATE_KEEP_HEADERS":                "Cookie,X-User",
+		"WSGATE_ALLOWED_HOSTS":               "example.com,*.example.com",
+		"WSGATE_TRUSTED_PROXIES":             "10.0.0.0/8",
+		"WSGATE_MAX_CONNECTIONS_PER_IP":      "5",
+		"WSGATE_MAX_HTTP_CONNECTIONS":        "100",
+		"WSGATE_MAX_HTTP_CONNECTIONS_PER_IP": "10",
+		"WSGATE_HTTP_READ_HEADER_TIMEOUT":    "1s",
+		"WSGATE_HTTP_IDLE_TIMEOUT":           "2s",
+		"WSGATE_LOG_LEVEL":                   "DEBUG",
+		"WSGATE_LOG_FORMAT":                  "json",
+		"WSGATE_SHUTDOWN_TIMEOUT":            "30s",
+		"WSGATE_UNKNOWN":                     "ignored",
 	}
 	o := defaultOptions()
 	if _, err := parseArgs(&o, []string{"-read-limit", "2000", "-compression=false"}, envOf(env)); err != nil {
@@ -110,19 +126,26 @@ func TestFlagsAndEnv(t *testing.T) {
 	want.logLevel = slog.LevelDebug
 	want.logFormat = "json"
 	want.shutdownTimeout = 30 * time.Second
+	want.maxHTTPConns, want.maxHTTPConnsPerIP = 100, 10
+	want.http.readHeader, want.http.idle = time.Second, 2*time.Second
 	want.ws = wsgate.Config{
-		ReadLimit:         2000,
-		SendQueueMessages: 7,
-		SendQueueBytes:    4096,
-		SlowConsumer:      wsgate.PolicyDropOldest,
-		PingInterval:      -time.Second,
-		PongTimeout:       3 * time.Second,
-		WriteTimeout:      4 * time.Second,
-		HandshakeTimeout:  time.Second,
-		CloseTimeout:      2 * time.Second,
-		AllowedOrigins:    []string{"example.com", "https://app.example.com"},
-		Subprotocols:      []string{"wsgate.v1"},
-		MaxConnections:    100,
+		ReadLimit:           2000,
+		SendQueueMessages:   7,
+		SendQueueBytes:      4096,
+		SlowConsumer:        wsgate.PolicyDropOldest,
+		PingInterval:        -time.Second,
+		PongTimeout:         3 * time.Second,
+		WriteTimeout:        4 * time.Second,
+		HandshakeTimeout:    time.Second,
+		CloseTimeout:        2 * time.Second,
+		AllowedOrigins:      []string{"example.com", "https://app.example.com"},
+		Subprotocols:        []string{"wsgate.v1"},
+		MaxConnections:      100,
+		MaxHeaderBytes:      8192,
+		KeepHeaders:         []string{"Cookie", "X-User"},
+		AllowedHosts:        []string{"example.com", "*.example.com"},
+		TrustedProxies:      []string{"10.0.0.0/8"},
+		MaxConnectionsPerIP: 5,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("flags > env > defaults broken:\n got %+v\nwant %+v", o, want)
@@ -134,14 +157,14 @@ func TestFlagsAndEnv(t *testing.T) {
 func TestEveryConfigFieldHasAFlag(t *testing.T) {
 	o := defaultOptions()
 	fs := newFlagSet(&o)
-	upper := regexp.MustCompile(`[A-Z]`)
+	word := regexp.MustCompile(`[A-Z]+[a-z0-9]*`) // an initialism is one word: PerIP is per-ip
 	typ := reflect.TypeFor[wsgate.Config]()
 	for i := range typ.NumField() {
 		field := typ.Field(i).Name
-		if field == "Logger" {
+		if field == "Logger" || !typ.Field(i).IsExported() {
 			continue
 		}
-		name := strings.TrimPrefix(upper.ReplaceAllStringFunc(field, func(s string) string { return "-" + strings.ToLower(s) }), "-")
+		name := strings.ToLower(strings.Join(word.FindAllString(field, -1), "-"))
 		if fs.Lookup(name) == nil {
 			t.Errorf("wsgate.Config.%s has no flag -%s", field, name)
 		}
@@ -159,6 +182,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
+			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
+			"max-http-connections", "max-http-connections-per-ip", "http-read-header-timeout", "http-idle-timeout",
 			"history-max-channels", "history-max-bytes", "request-rate"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
@@ -179,8 +204,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 27 {
-		t.Errorf("flags %v: the help check above lists 27; update it", all)
+	if len(all) != 36 {
+		t.Errorf("flags %v: the help check above lists 36; update it", all)
 	}
 }
 
@@ -193,5 +218,22 @@ func TestEchoFitsBoundary(t *testing.T) {
 	}
 	if err := checkEchoFits(&wsgate.Config{ReadLimit: 1001, SendQueueBytes: 1005}); err == nil {
 		t.Error("a reply one byte over -send-queue-bytes accepted")
+	}
+}
+
+func TestPublicationsFitBoundary(t *testing.T) {
+	if err := checkPublicationsFit(&wsgate.Config{}, hub.DefaultMaxDataSize); err != nil {
+		t.Errorf("the defaults refused: %v", err)
+	}
+	if err := checkPublicationsFit(&wsgate.Config{SendQueueBytes: 1000 + pushOverhead}, 1000); err != nil {
+		t.Errorf("a push of exactly -send-queue-bytes refused: %v", err)
+	}
+	if err := checkPublicationsFit(&wsgate.Config{SendQueueBytes: 1000 + pushOverhead}, 1001); err == nil {
+		t.Error("a push one byte over -send-queue-bytes accepted")
+	}
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-send-queue-bytes", "70000", "-read-limit", "1000", "-max-data-size", "69900"}, noEnv, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "-max-data-size") {
+		t.Fatalf("serve with publications larger than the queue: %v", err)
 	}
 }

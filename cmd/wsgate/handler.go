@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/protocol"
 )
 
 // echoDone is the seed's business logic: answer "<msg> done" in the frame type received.
@@ -29,6 +30,21 @@ func checkEchoFits(c *wsgate.Config) error {
 	if readLimit+len(echoSuffix) > queueBytes {
 		return fmt.Errorf("-send-queue-bytes %d cannot hold the reply to a message of -read-limit %d bytes (%d with %q); raise it or lower -read-limit",
 			queueBytes, readLimit, readLimit+len(echoSuffix), echoSuffix)
+	}
+	return nil
+}
+
+// pushOverhead bounds what a publication push adds to its data: the channel name (255 bytes at
+// most), the epoch (64) and the JSON around them.
+const pushOverhead = protocol.MaxChannelLen + protocol.MaxEpochLen + 64
+
+// checkPublicationsFit makes sure the push of the largest publication fits the send queue;
+// otherwise no subscriber could ever receive it.
+func checkPublicationsFit(c *wsgate.Config, maxData int) error {
+	queueBytes := cmp.Or(c.SendQueueBytes, wsgate.DefaultSendQueueBytes)
+	if maxData+pushOverhead > queueBytes {
+		return fmt.Errorf("-send-queue-bytes %d cannot hold the push of a publication of -max-data-size %d bytes (%d with its channel and position); raise it or lower -max-data-size",
+			queueBytes, maxData, maxData+pushOverhead)
 	}
 	return nil
 }

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,6 +89,8 @@ type gateway struct {
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	tls             bool // ln serves TLS (-tls-cert, -tls-key)
+
+	maxHTTPConns, maxHTTPConnsPerIP int // see httpConns
 }
 
 // newGateway builds the routes for o; it fails only for a configuration wsgate refuses.
@@ -94,6 +98,9 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 	cfg := o.ws
 	cfg.Logger = log
 	if err := checkEchoFits(&cfg); err != nil {
+		return nil, err
+	}
+	if err := checkPublicationsFit(&cfg, cmp.Or(o.hub.MaxDataSize, hub.DefaultMaxDataSize)); err != nil {
 		return nil, err
 	}
 	// Connections that negotiate wsgate.v1 get pub/sub; the others are raw and get the seed's echo.
@@ -116,14 +123,16 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /ws", ws)
 	hs := &http.Server{
-		Handler:           mux,
+		Handler:           canonicalPaths(mux),
 		ReadHeaderTimeout: o.http.readHeader,
 		ReadTimeout:       o.http.read,
 		WriteTimeout:      o.http.write,
 		IdleTimeout:       o.http.idle,
+		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout}, nil
+	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout,
+		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
@@ -133,9 +142,11 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 		scheme = "https"
 	}
 	g.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
+	hc := newHTTPConns(ln, g.maxHTTPConns, g.maxHTTPConnsPerIP, g.log)
+	g.http.ConnState = hc.connState
 	served := make(chan error, 1)
 	go func() { // owner: serve; ends when shutdown closes the listener
-		served <- g.http.Serve(ln)
+		served <- g.http.Serve(hc)
 	}()
 	var serveErr error
 	select {
@@ -178,6 +189,24 @@ func (g *gateway) shutdown() error {
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}
 	return nil
+}
+
+// canonicalPaths answers 404 to a request whose path is not in its clean form ("//x", "/a/../x"),
+// where http.ServeMux would redirect to the clean path: its Location would echo the client's
+// path back, as long as the client made it. No route of ours needs such a path.
+func canonicalPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if p != clean {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {

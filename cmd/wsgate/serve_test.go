@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -192,4 +193,75 @@ func TestShutdownTimeout(t *testing.T) {
 	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("client read %v; want the 1001 close frame that was sent before the cut", err)
 	}
+}
+
+// rawGet writes req on a new TCP connection to addr and returns the whole response, head and body.
+func rawGet(t *testing.T, addr, req string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var head strings.Builder
+	resp.Header.Write(&head)
+	return resp.Status + "\n" + head.String() + "\n" + string(body)
+}
+
+// TestRepliesEchoNoInput checks that no reply quotes what the client sent: http.ServeMux would
+// redirect "/a/../<path>" to "/<path>", echoing a path as long as the header limit.
+func TestRepliesEchoNoInput(t *testing.T) {
+	r := startRun(t)
+	marker := strings.Repeat("MARKER", 1000)
+	for _, target := range []string{"/a/../" + marker, "//" + marker, "/./" + marker, "/ws/../" + marker} {
+		resp := rawGet(t, r.addr, "GET "+target+" HTTP/1.1\r\nHost: "+r.addr+"\r\nConnection: close\r\n\r\n")
+		if strings.Contains(resp, "MARKER") || len(resp) > 1000 {
+			t.Errorf("GET %.20s…: the reply (%d bytes) quotes the request: %.200q", target, len(resp), resp)
+		}
+		if !strings.HasPrefix(resp, "404") {
+			t.Errorf("GET %.20s… answered %.40q, want 404", target, resp)
+		}
+	}
+}
+
+// TestServeRefusesHugeRequests checks the header limit from outside, on the page routes too:
+// Go's default would read 1 MB of headers per request.
+func TestServeRefusesHugeRequests(t *testing.T) {
+	r := startRun(t)
+	upgrade := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, tc := range []struct {
+		name, req, want string
+	}{
+		{"a 100 KB header on /healthz", "GET /healthz HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 100<<10) + "\r\n\r\n", "431"},
+		{"a 1 MB target", "GET /healthz?" + strings.Repeat("u", 1<<20) + " HTTP/1.1\r\nHost: h\r\n\r\n", "431"},
+		{"a 17 KB header on /ws", "GET /ws HTTP/1.1\r\nHost: h\r\n" + upgrade + "X-Big: " + strings.Repeat("b", 17<<10) + "\r\n\r\n", "431"},
+		{"a 17 KB target on /ws", "GET /ws?" + strings.Repeat("u", 17<<10) + " HTTP/1.1\r\nHost: h\r\n" + upgrade + "\r\n", "414"},
+		{"a 10 KB cookie on /ws", "GET /ws HTTP/1.1\r\nHost: h\r\n" + upgrade + "Cookie: " + strings.Repeat("c", 10<<10) + "\r\n\r\n", "101"},
+	} {
+		if resp := rawGet(t, r.addr, tc.req); !strings.HasPrefix(resp, tc.want) {
+			t.Errorf("%s: answered %.40q, want %s", tc.name, resp, tc.want)
+		}
+	}
+}
+
+// TestAllowedHostsStopsRebinding plays a DNS-rebinding page against wsgate serve -allowed-hosts.
+func TestAllowedHostsStopsRebinding(t *testing.T) {
+	r := startRun(t, "-allowed-hosts", "127.0.0.1")
+	_, port, _ := net.SplitHostPort(r.addr)
+	evil := "evil.example:" + port
+	upgrade := "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	if resp := rawGet(t, r.addr, "GET /ws HTTP/1.1\r\nHost: "+evil+"\r\nOrigin: http://"+evil+"\r\n"+upgrade+"\r\n"); !strings.HasPrefix(resp, "403") {
+		t.Errorf("a rebound page: answered %.40q, want 403", resp)
+	}
+	dialWS(t, r.addr, "http://"+r.addr).Close() // the server's own page still connects
 }

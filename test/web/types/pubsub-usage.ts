@@ -1,5 +1,5 @@
-// Compiled (never run) by types.test.js: the hand-written wsgate-pubsub.d.ts must accept what the
-// README shows and reject what the client refuses.
+// Compiled (never run) by types.test.js: the hand-written wsgate-pubsub.d.ts must accept what
+// docs/CLIENTS.md shows and reject what the client refuses.
 import {
   PubSubClient, PubSubError, RequestError, ErrorCode, SUBPROTOCOL,
   type Position, type Publication, type SubscribedInfo, type Subscription, type GapInfo,

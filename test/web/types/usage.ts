@@ -1,5 +1,5 @@
-// Compiled (never run) by types.test.js: the hand-written wsgate.d.ts must accept what the README
-// shows and reject what the client refuses.
+// Compiled (never run) by types.test.js: the hand-written wsgate.d.ts must accept what
+// docs/CLIENTS.md shows and reject what the client refuses.
 import {
   WsgateClient, connect, backoffDelay, shouldReconnect, CloseCode, OutboxFullError, ClosedError,
   type State, type WsgateCloseEvent,

@@ -1,0 +1,245 @@
+package main
+
+// Hostile clients of issue 9 against `wsgate serve` running as its own process: what one
+// anonymous connection can make the node spend, read from /proc (resident memory, CPU time).
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/protocol"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// wsgateBinary builds this command once per test run.
+func wsgateBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wsgate-hostile-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "wsgate")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// process is a `wsgate serve` started for one test and stopped (by PID) when it ends.
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(wsgateBinary(t), append([]string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := make(chan string, 1)
+	go func() { // owner: the test; ends when the process's stderr closes
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var r map[string]any
+			if json.Unmarshal(sc.Bytes(), &r) == nil && r["msg"] == "listening" {
+				addr <- r["addr"].(string)
+			}
+		}
+	}()
+	select {
+	case p.addr = <-addr:
+	case <-time.After(10 * time.Second):
+		t.Fatal("wsgate serve did not start listening within 10s")
+	}
+	return p
+}
+
+// rss is the process's resident memory in bytes.
+func (p *process) rss(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no VmRSS in /proc/PID/status")
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+// cpu is the CPU time the process has used, user and system.
+func (p *process) cpu(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // fields 14 and 15 of stat(5)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+func (p *process) dial(t *testing.T) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
+	ws, _, err := d.Dial("ws://"+p.addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// pipeline sends n requests made by req(i) while reading their n replies, and returns the replies'
+// results and errors as check sees them.
+func pipeline(t *testing.T, ws *websocket.Conn, n int, req func(i int) string, check func(i int, reply map[string]json.RawMessage)) {
+	t.Helper()
+	sent := make(chan struct{})
+	defer func() { <-sent }() // one writer at a time on ws
+	// owner: pipeline, which waits for it; ends when all are sent or the connection fails
+	go func() {
+		defer close(sent)
+		for i := 1; i <= n; i++ {
+			if ws.WriteMessage(websocket.TextMessage, []byte(req(i))) != nil {
+				return
+			}
+		}
+	}()
+	ws.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	for got := 0; got < n; {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			ws.Close() // the writer stops
+			t.Fatalf("after %d of %d replies: %v", got, n, err)
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(b, &m) != nil {
+			t.Fatalf("not JSON: %.200s", b)
+		}
+		if m["push"] != nil {
+			continue
+		}
+		got++
+		check(got, m)
+	}
+	ws.SetReadDeadline(time.Time{})
+}
+
+// TestHostileHistoryOfUnusedNames: 20,000 history requests for names nobody uses, from one
+// anonymous connection (each kept a 9 KB ring for 5 minutes: 190 MB; a million reached 4.4 GB).
+func TestHostileHistoryOfUnusedNames(t *testing.T) {
+	p := startProcess(t, "-request-rate", "-1")
+	ws := p.dial(t)
+	pipeline(t, ws, 100, func(i int) string { return fmt.Sprintf(`{"id":%d,"op":"ping"}`, i) }, func(int, map[string]json.RawMessage) {})
+	before := p.rss(t)
+	pipeline(t, ws, 20000, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"op":"history","channel":"unused-%d","limit":1000}`, i, i)
+	}, func(i int, m map[string]json.RawMessage) {
+		if m["result"] == nil {
+			t.Fatalf("reply %d: %s", i, m["error"])
+		}
+	})
+	grown := p.rss(t) - before
+	t.Logf("RSS %d MB before, grew by %d KB over 20,000 history requests", before>>20, grown>>10)
+	if grown > 32<<20 {
+		t.Fatalf("20,000 history requests of unused names grew the RSS by %d MB", grown>>20)
+	}
+}
+
+// TestHostileHistoryFill: 5,000 publications of 60 KB over 300 channels (300 MB) against a
+// 32 MiB history cap: the broker refuses past the cap (202) and the RSS stays near it (30,000 such
+// publications held 2.2 GB for the 5 minutes of the TTL).
+func TestHostileHistoryFill(t *testing.T) {
+	p := startProcess(t, "-request-rate", "-1", "-history-max-bytes", fmt.Sprint(32<<20))
+	ws := p.dial(t)
+	before := p.rss(t)
+	data := `"` + strings.Repeat("x", 60000) + `"`
+	full := 0
+	pipeline(t, ws, 5000, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"op":"publish","channel":"c%d","data":%s}`, i, i%300, data)
+	}, func(i int, m map[string]json.RawMessage) {
+		if m["error"] != nil {
+			var e protocol.Error
+			if json.Unmarshal(m["error"], &e); e.Code != protocol.CodeFull {
+				t.Fatalf("publication %d: %s", i, m["error"])
+			}
+			full++
+		}
+	})
+	grown := p.rss(t) - before
+	t.Logf("%d of 5,000 publications refused with 202; RSS grew by %d MB (cap 32 MiB)", full, grown>>20)
+	if full < 4000 {
+		t.Fatalf("only %d of 5,000 publications of 60 KB refused under a 32 MiB cap", full)
+	}
+	if grown > 128<<20 {
+		t.Fatalf("RSS grew by %d MB under a 32 MiB history cap", grown>>20)
+	}
+}
+
+// TestHostileBigHistoryReplies: 200 requests for a history of 100 × 60 KB (6 MB each, against a
+// 1 MiB send queue) each get a reply — one page — and cost little CPU: before, none was answered
+// and each burned ~40 ms encoding what was then dropped.
+func TestHostileBigHistoryReplies(t *testing.T) {
+	p := startProcess(t, "-request-rate", "-1")
+	ws := p.dial(t)
+	data := `"` + strings.Repeat("y", 60000) + `"`
+	pipeline(t, ws, 100, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"op":"publish","channel":"big","data":%s}`, i, data)
+	}, func(i int, m map[string]json.RawMessage) {
+		if m["result"] == nil {
+			t.Fatalf("publication %d: %s", i, m["error"])
+		}
+	})
+	cpu := p.cpu(t)
+	pubs := 0
+	pipeline(t, ws, 200, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"op":"history","channel":"big","limit":100}`, 100+i)
+	}, func(i int, m map[string]json.RawMessage) {
+		var h protocol.HistoryResult
+		if json.Unmarshal(m["result"], &h) != nil || !h.More || h.Offset != 100 {
+			t.Fatalf("history reply %d: %.300s", i, m["result"])
+		}
+		pubs += len(h.Publications)
+	})
+	used := p.cpu(t) - cpu
+	t.Logf("200 paged history replies (%d publications in all) cost %v of server CPU", pubs, used)
+	if used > 4*time.Second {
+		t.Fatalf("200 history requests cost %v of server CPU", used)
+	}
+}
