@@ -315,6 +315,19 @@ test('presence is paged: one page with limit and after, or every page', async ()
   assert.deepEqual(asked, [[undefined, 1000], ['2', 1000], ['2', 1000], ['4', 1000]]);
 });
 
+test('a helper waiting out a full queue stops waiting when the client closes', async () => {
+  const url = await scriptedServer((req, send) => send({ id: req.id, result: { epoch: 'e', offset: 9, complete: true, more: true, publications: [] } }));
+  const a = await connected(url, { minDelay: 60_000, maxDelay: 60_000, random: () => 0.99 });
+  let asked = 0;
+  a.on('message', () => asked++);
+  const history = a.history('c');
+  await waitUntil(() => asked === 1, 'the first, empty, page');
+  const t0 = Date.now();
+  a.close();
+  await assert.rejects(history, { name: 'RequestError', reason: 'closed', sent: false });
+  assert.ok(Date.now() - t0 < 1000, `rejected after ${Date.now() - t0} ms`);
+});
+
 test('recovery: a client whose network is cut gets every missed publication once, in order, then the live ones', async () => {
   const srv = await startWsgate();
   const proxy = await startProxy(srv.port);

@@ -305,6 +305,7 @@ export class PubSubClient extends WsgateClient {
   /** @type {Map<string, SubRecord>} by channel */ #subs = new Map();
   #lastSeen = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */ #pingTimer;
+  /** @type {Set<() => void>} ends of the waits of #wait, called when the connection is lost */ #waits = new Set();
   #encoder = new TextEncoder();
 
   /**
@@ -448,12 +449,24 @@ export class PubSubClient extends WsgateClient {
 
   /**
    * Waits before asking again after attempt failures in a row (0: not at all), with the
-   * reconnect backoff: an empty page that says more means the connection's queue is full.
+   * reconnect backoff: an empty page that says more means the connection's queue is full. The
+   * loss of the connection ends the wait at once: what waited learns of it from its next request.
    * @param {number} attempt
    * @returns {Promise<void>}
    */
   #wait(attempt) {
-    return attempt === 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, this.#opts, this.#opts.random)));
+    if (attempt === 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.#waits.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, backoffDelay(attempt, this.#opts, this.#opts.random));
+      this.#waits.add(end);
+    });
   }
 
   /**
@@ -862,6 +875,7 @@ export class PubSubClient extends WsgateClient {
   #lost(willReconnect) {
     clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
+    this.#waits.forEach((end) => end());
     for (const [id, p] of this.#pending) {
       if (p.onWire) {
         this.#settle(id, new RequestError(`wsgate: ${p.op}: the connection was lost before the reply`, 'disconnected', true));
