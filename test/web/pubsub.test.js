@@ -507,6 +507,36 @@ test('a recovering subscribe after a reconnect gets 60 publications of 50 KB thr
   assert.deepEqual([rec.subscribed[1].recovered, rec.subscribed[1].publications, rec.subscribed[1].offset], [true, 60, 61]);
 });
 
+test('a recovery cut off while it fetches pages goes on from the last publication delivered', async () => {
+  const srv = await startWsgate();
+  const proxy = await startProxy(srv.port);
+  const a = await connected(proxy.url);
+  const b = await connected(srv.url);
+  let cut = false;
+  const rec = recorder(a, 'big', {
+    onPublication: (p) => {
+      rec.pubs.push(p);
+      if (p.offset === 10 && !cut) {
+        cut = true;
+        a.drop('test: cut in the middle of the pages'); // no publication is delivered after this
+      }
+    },
+  });
+  await rec.sub.ready;
+  await publishAll(b, 'big', [{ i: 1 }]); // a channel without history or subscribers is forgotten
+  await waitUntil(() => rec.pubs.length === 1, 'one live publication');
+  proxy.cut();
+  await waitUntil(() => a.state === 'reconnecting', 'reconnecting');
+  const pad = 'x'.repeat(50_000);
+  await publishAll(b, 'big', Array.from({ length: 30 }, (_, i) => ({ i: i + 2, pad })));
+  proxy.restore();
+  await waitUntil(() => rec.pubs.length === 31, '31 publications', 15_000);
+  assertOffsets(rec.pubs, 1, 31);
+  assert.deepEqual(rec.pubs.map((p) => /** @type {any} */ (p.data).i), Array.from({ length: 31 }, (_, i) => i + 1));
+  assert.ok(rec.pubs.slice(1).every((p) => p.recovered));
+  assert.deepEqual(rec.subscribed.map((s) => [s.since?.offset, s.recovered, s.publications]), [[undefined, false, 0], [1, true, 30], [10, true, 21]]);
+});
+
 test('recovery under load: dropped twice while another client publishes, nothing lost, nothing twice', async () => {
   const srv = await startWsgate();
   const a = await connected(srv.url, { minDelay: 1, maxDelay: 20 });
