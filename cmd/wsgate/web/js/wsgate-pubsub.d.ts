@@ -209,7 +209,10 @@ export declare class Subscription {
   readonly state: 'subscribing' | 'subscribed' | 'failed' | 'unsubscribed';
   /** The position of the last publication delivered, or of the subscribe; null before the first. */
   readonly position: Position | null;
-  /** The first accepted subscribe; rejects with PubSubError (refused) or RequestError (closed, unsubscribed). */
+  /**
+   * The first accepted subscribe, once the publications it recovers (fetched in pages if need be)
+   * are delivered; rejects with PubSubError (refused) or RequestError (closed, unsubscribed).
+   */
   readonly ready: Promise<SubscribedInfo>;
   /** Stops the deliveries at once and tells the server if it knows the subscription. */
   unsubscribe(): Promise<void>;

@@ -273,8 +273,9 @@ export class Subscription {
   }
 
   /**
-   * Resolves with the first accepted subscribe; rejects with PubSubError when the server refuses it
-   * for good, or RequestError when the client closes or unsubscribe() comes first.
+   * Resolves with the first accepted subscribe, once the publications it recovers are delivered;
+   * rejects with PubSubError when the server refuses it for good, or RequestError when the client
+   * closes or unsubscribe() comes first.
    * @returns {Promise<SubscribedInfo>}
    */
   get ready() {
