@@ -361,7 +361,8 @@ test('recovery: a client whose network is cut gets every missed publication once
 });
 
 test('a subscriber that falls behind: what the server dropped for it is fetched from history, in place, once', async () => {
-  const srv = await startWsgate(['-slow-consumer', 'drop-newest', '-send-queue-messages', '8', '-history-size', '1000']);
+  // A write to the frozen link waits; -write-timeout keeps a slow machine from cutting it meanwhile.
+  const srv = await startWsgate(['-slow-consumer', 'drop-newest', '-send-queue-messages', '8', '-history-size', '1000', '-write-timeout', '60s']);
   const proxy = await startProxy(srv.port);
   const a = await connected(proxy.url);
   const b = await connected(srv.url);
