@@ -2,7 +2,7 @@
 // between one client and the server while the others stay connected: cut() resets every
 // connection and refuses new ones (the client sees 1006, its reconnect attempts fail), restore()
 // lets connections through again, freeze() silences the current connections without closing them
-// (a dead link: only a heartbeat notices it).
+// (a dead link: only a heartbeat notices it, or a slow one: thaw() lets them flow again).
 
 import { createServer, connect } from 'node:net';
 
@@ -51,6 +51,14 @@ export class Proxy {
       upstream.unpipe(client);
       client.pause();
       upstream.pause();
+    }
+  }
+
+  /** Forwards again on the connections freeze() stopped, what they buffered meanwhile first. */
+  thaw() {
+    for (const { client, upstream } of this.#pairs) {
+      client.pipe(upstream);
+      upstream.pipe(client);
     }
   }
 

@@ -1,8 +1,9 @@
 // wsgate chat: one channel at a time on the pub/sub client. Joining loads the latest messages with
 // history and subscribes from their position, so no message falls between the two; after a
 // reconnect the client recovers what was missed, and the page marks it, or says that it could not
-// and reloads what the server still has. Everything from the network or the inputs is shown with
-// textContent only, never parsed as HTML.
+// and reloads what the server still has; messages the server dropped for a slow page are fetched
+// in their place, or the page says they are lost. Everything from the network or the inputs is
+// shown with textContent only, never parsed as HTML.
 import { PubSubClient, PubSubError, RequestError } from './js/wsgate-pubsub.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -104,16 +105,44 @@ function showPeople() {
   $('count').textContent = String(here.size);
 }
 
-/** @param {string} channel */
+/** @type {Set<[string, import('./js/wsgate-pubsub.js').ClientInfo | null][]>} per presence request in flight, the changes heard meanwhile */
+const heard = new Set();
+
+/**
+ * A join (client) or a leave (null) of connection conn.
+ * @param {string} conn
+ * @param {import('./js/wsgate-pubsub.js').ClientInfo | null} client
+ */
+function presenceChanged(conn, client) {
+  if (client) {
+    here.set(conn, client);
+  } else {
+    here.delete(conn);
+  }
+  heard.forEach((changes) => changes.push([conn, client]));
+  showPeople();
+}
+
+/**
+ * Loads who is in channel. A presence push may pass the reply, so the changes heard while it was
+ * on its way are applied again on top of it, in order: the last word on a connection wins.
+ * @param {string} channel
+ */
 async function refreshPresence(channel) {
+  /** @type {[string, import('./js/wsgate-pubsub.js').ClientInfo | null][]} */
+  const changes = [];
+  heard.add(changes);
   try {
     const { clients } = await client.presence(channel);
     if (sub?.channel === channel) {
       here = new Map(clients.map((c) => [c.conn, c]));
+      changes.forEach(([conn, c]) => (c ? here.set(conn, c) : here.delete(conn)));
       showPeople();
     }
   } catch (err) {
     note('error', `presence: ${reason(err)}`);
+  } finally {
+    heard.delete(changes);
   }
 }
 
@@ -200,14 +229,18 @@ async function join(channel) {
       showMessage(pub, pub.recovered ? 'recovered' : 'live');
       showPosition();
     },
+    onGap: (gap) => {
+      const n = gap.epoch === gap.since.epoch ? gap.offset - gap.since.offset : 0;
+      note('lost', `${n > 0 ? n : 'some'} message${n === 1 ? '' : 's'} could not be delivered (the server dropped them and no longer has them)`);
+      recoveryOut.textContent = `${new Date().toLocaleTimeString()}: ${n > 0 ? n : 'some'} lost`;
+      recoveryOut.dataset.recovery = 'lost';
+    },
     onJoin: (c) => {
-      here.set(c.conn, c);
-      showPeople();
+      presenceChanged(c.conn, c);
       note('join', `connection ${c.conn} joined`);
     },
     onLeave: (c) => {
-      here.delete(c.conn);
-      showPeople();
+      presenceChanged(c.conn, null);
       note('leave', `connection ${c.conn} left`);
     },
     onError: (err) => note('error', `#${channel}: ${reason(err)}${err.temporary ? '; retrying' : ''}`),

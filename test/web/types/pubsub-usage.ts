@@ -2,7 +2,7 @@
 // docs/CLIENTS.md shows and reject what the client refuses.
 import {
   PubSubClient, PubSubError, RequestError, ErrorCode, SUBPROTOCOL,
-  type Position, type Publication, type SubscribedInfo, type Subscription,
+  type Position, type Publication, type SubscribedInfo, type Subscription, type GapInfo,
 } from '../../../cmd/wsgate/web/js/wsgate-pubsub.js';
 import { OutboxFullError, type WsgateCloseEvent } from '../../../cmd/wsgate/web/js/wsgate.js';
 
@@ -18,7 +18,8 @@ const sub: Subscription = ps.subscribe('chat', {
     if (info.since && !info.recovered) console.log('resync', info.epoch, info.offset, info.resubscribed);
     console.log(info.publications);
   },
-  onError: (err) => console.log(err.code, err.temporary, err.op, err.channel),
+  onGap: (gap: GapInfo) => console.log(gap.channel, gap.since.offset, gap.epoch, gap.offset),
+  onError: (err) => console.log(err.code, err.temporary, err.op, err.channel, err.code === ErrorCode.RATE_LIMITED),
 });
 ps.connect();
 
@@ -28,9 +29,13 @@ async function run(): Promise<void> {
   console.log(info.channel, pos?.offset, sub.state, sub.channel);
   const { epoch, offset } = await ps.publish('chat', { text: 'hi' });
   const h = await ps.history('chat', { since: { epoch, offset: offset - 1 }, limit: 10 });
-  console.log(h.complete, h.publications.map((p) => p.offset));
-  const { clients } = await ps.presence('chat');
-  console.log(clients.length, await ps.ping());
+  console.log(h.complete, h.more, h.publications.map((p) => p.offset));
+  const page = await ps.history('chat', { limit: 10, all: false });
+  console.log(page.more);
+  const { clients, total, next } = await ps.presence('chat');
+  console.log(clients.length, total, next ?? 'whole', await ps.ping());
+  const more = await ps.presence('chat', { all: false, limit: 10, after: next });
+  console.log(more.clients.map((c) => c.conn));
   try {
     await ps.publish('bad channel', 1);
   } catch (err) {
@@ -50,3 +55,5 @@ new PubSubClient('/ws', { protocols: ['other'] });
 ps.subscribe('chat', { onPublish: () => {} });
 // @ts-expect-error: a channel is a string
 ps.publish(1, 'x');
+// @ts-expect-error: after is a connection name, as a page's next gives it
+void ps.presence('chat', { after: 17 });

@@ -6,7 +6,11 @@ import { WsgateClient, type WsgateClientOptions } from './wsgate.js';
 /** The subprotocol name, always offered by PubSubClient. */
 export declare const SUBPROTOCOL: 'wsgate.v1';
 
-/** The protocol's error codes: 1xx the request is wrong, 2xx refused now, may succeed later. */
+/**
+ * The protocol's error codes: 1xx the request is wrong, 2xx refused now, may succeed later: the
+ * server failed (200), the broker did not answer (201) or is at capacity (202), or this connection
+ * made more requests than its rate (203).
+ */
 export declare const ErrorCode: Readonly<{
   BAD_REQUEST: 100;
   UNKNOWN_OP: 101;
@@ -19,6 +23,8 @@ export declare const ErrorCode: Readonly<{
   NOT_TEXT: 108;
   INTERNAL: 200;
   UNAVAILABLE: 201;
+  FULL: 202;
+  RATE_LIMITED: 203;
 }>;
 
 /** Option defaults of the pub/sub layer, in milliseconds. */
@@ -55,7 +61,7 @@ export interface Position {
   offset: number;
 }
 
-/** A subscriber, in presence replies and join/leave pushes. */
+/** A subscriber, in presence replies and presence pushes. */
 export interface ClientInfo {
   conn: string;
   /** Present when the server knows the user behind the connection. */
@@ -74,7 +80,10 @@ export interface Publication {
   epoch: string;
   offset: number;
   data: unknown;
-  /** Whether it came with a re-subscribe: it was published while this client was disconnected. */
+  /**
+   * Whether it came from the server's history rather than live: published while this client was
+   * disconnected, or dropped by the server for this connection (its send queue was full: a gap).
+   */
   recovered: boolean;
 }
 
@@ -90,22 +99,51 @@ export interface SubscribedInfo {
   recovered: boolean;
   /** Whether this follows a reconnect, or close() and connect(). */
   resubscribed: boolean;
-  /** How many recovered publications follow this call. */
+  /** How many recovered publications follow this call; the server may send them in pages. */
   publications: number;
 }
 
+/**
+ * Publications lost while subscribed: those after since, up to and including (epoch, offset).
+ * Delivery goes on after (epoch, offset). If epoch is not since.epoch, the rest of since's epoch
+ * is lost and offset is the new epoch's position.
+ */
+export interface GapInfo {
+  channel: string;
+  /** The last publication delivered before the loss. */
+  since: Position;
+  epoch: string;
+  offset: number;
+}
+
 export interface SubscribeOptions {
-  /** Every publication, in offset order, exactly once; recovered ones first after a reconnect. */
+  /**
+   * Every publication, in offset order, exactly once; recovered ones first after a reconnect. The
+   * ones the server dropped for this connection (a jump in offsets, or a gap push) are fetched from
+   * history and delivered in their place, recovered: true, before the live ones that follow.
+   */
   onPublication?: (pub: Publication) => void;
-  /** Someone subscribed (with presence: true). */
+  /**
+   * A connection subscribed (with presence: true), once per connection: the server gathers the
+   * joins and leaves of an interval (100 ms) into one push. This connection's own join may come too.
+   */
   onJoin?: (client: ClientInfo, channel: string) => void;
-  /** Someone unsubscribed or disconnected (with presence: true). */
+  /** A connection unsubscribed or disconnected (with presence: true), once per connection. */
   onLeave?: (client: ClientInfo, channel: string) => void;
   /** Each accepted subscribe, called before the recovered publications. */
   onSubscribed?: (info: SubscribedInfo) => void;
-  /** The server refused a subscribe: 1xx ends the subscription, 2xx is retried with backoff. */
+  /**
+   * Publications missed while subscribed could not be had from history (gone, another epoch, or
+   * history refused with a 1xx code): told once per loss, and delivery goes on after it. A loss
+   * known when a subscribe is accepted is told by onSubscribed instead (recovered: false).
+   */
+  onGap?: (info: GapInfo) => void;
+  /**
+   * The server refused a subscribe: 1xx ends the subscription, 2xx is retried with backoff. Also
+   * the 1xx refusal of a history request made to fill a gap (op 'history'); onGap follows.
+   */
   onError?: (err: PubSubError) => void;
-  /** Receive join and leave pushes. */
+  /** Receive the presence pushes: onJoin and onLeave. */
   presence?: boolean;
   /** Recover from this position on the first subscribe (one saved earlier). */
   since?: Position;
@@ -118,13 +156,49 @@ export interface PubSubClientOptions extends Omit<WsgateClientOptions, 'protocol
   requestTimeout?: number;
 }
 
+/** Publications of a channel, and the position of its last one (its top). */
 export interface HistoryResult {
   epoch: string;
   offset: number;
-  /** False when publications after `since` are gone, or the epoch changed. */
+  /** False when publications after `since` are gone, or the epoch changed (also between pages). */
   complete: boolean;
+  /** Publications after the last one returned exist (beyond limit, or beyond this page): ask from it. */
+  more: boolean;
   /** Oldest first. */
   publications: StoredPublication[];
+}
+
+export interface HistoryOptions {
+  /** The publications after this position; without, the latest ones. */
+  since?: Position;
+  /** Most publications returned, 1–1000; 0 or none: 100. */
+  limit?: number;
+  /**
+   * Follow the server's pages until limit publications or no more (the default), or return the
+   * server's first page (false), whose more says that others follow.
+   */
+  all?: boolean;
+}
+
+/** Who is subscribed to a channel, ordered by connection. */
+export interface PresenceResult {
+  /** Subscribers of the channel on the server's node. */
+  total: number;
+  clients: ClientInfo[];
+  /** Set when more follow (limit reached, or one page asked): ask again with after: next. */
+  next?: string;
+}
+
+export interface PresenceOptions {
+  /**
+   * Follow the server's pages until the list is whole or holds limit clients (the default), or
+   * return one page (false).
+   */
+  all?: boolean;
+  /** Most clients returned: with all, 10000 by default; in one page 1–1000, 0 or none: 100. */
+  limit?: number;
+  /** Start after this connection: the next of the page before. */
+  after?: string;
 }
 
 /** A subscription to one channel, made by PubSubClient.subscribe. */
@@ -135,7 +209,10 @@ export declare class Subscription {
   readonly state: 'subscribing' | 'subscribed' | 'failed' | 'unsubscribed';
   /** The position of the last publication delivered, or of the subscribe; null before the first. */
   readonly position: Position | null;
-  /** The first accepted subscribe; rejects with PubSubError (refused) or RequestError (closed, unsubscribed). */
+  /**
+   * The first accepted subscribe, once the publications it recovers (fetched in pages if need be)
+   * are delivered; rejects with PubSubError (refused) or RequestError (closed, unsubscribed).
+   */
   readonly ready: Promise<SubscribedInfo>;
   /** Stops the deliveries at once and tells the server if it knows the subscription. */
   unsubscribe(): Promise<void>;
@@ -152,9 +229,17 @@ export declare class PubSubClient extends WsgateClient {
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
   /** Publishes data (any JSON value); resolves with its position. */
   publish(channel: string, data: unknown): Promise<Position>;
-  presence(channel: string): Promise<{ clients: ClientInfo[] }>;
-  /** After since, or the latest limit (0 or none: 100). */
-  history(channel: string, options?: { since?: Position; limit?: number }): Promise<HistoryResult>;
+  /**
+   * Who is subscribed to channel. The server pages the list; by default every page is fetched, up
+   * to limit clients; if its send queue stays full the result is cut short, with next set.
+   */
+  presence(channel: string, options?: PresenceOptions): Promise<PresenceResult>;
+  /**
+   * The first limit publications after since, or the latest limit (0 or none: 100). The server
+   * pages its replies; by default every page is fetched, up to limit; if its send queue stays full
+   * the result is cut short, with more set.
+   */
+  history(channel: string, options?: HistoryOptions): Promise<HistoryResult>;
   /** Resolves with the round-trip time in ms. */
   ping(): Promise<number>;
 }

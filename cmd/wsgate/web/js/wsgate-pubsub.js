@@ -16,8 +16,11 @@
 // What it adds to the transport: request ids, and a promise per request settled by its reply; the
 // (epoch, offset) of every subscription, so that after a reconnect it subscribes again from there
 // and hands the missed publications to onPublication, in order and before the live ones, or says
-// plainly that they are lost (recovered: false); a dead-link check on the server's
-// {"push":"ping"}, which browsers need because they cannot see WebSocket pings.
+// plainly that they are lost (recovered: false); the same, while connected, for publications the
+// server dropped for this connection (a jump in offsets, or a gap push): fetched from history in
+// their place, or reported by onGap; the server's pages of history and presence, followed; a
+// dead-link check on the server's {"push":"ping"}, which browsers need because they cannot see
+// WebSocket pings.
 //
 // Requests made while no connection is open wait, in call order and within the outbox limits, for
 // at most requestTimeout; a request that never reached a socket is rejected with sent: false and
@@ -31,7 +34,8 @@ export const SUBPROTOCOL = 'wsgate.v1';
 
 /**
  * The protocol's error codes. 1xx: the request is wrong and fails again unchanged; 2xx: refused
- * now, may succeed later.
+ * now, may succeed later (PubSubError.temporary): the server failed (200), the broker did not
+ * answer (201) or is at capacity (202), or this connection made more requests than its rate (203).
  * @readonly
  */
 export const ErrorCode = Object.freeze({
@@ -46,6 +50,8 @@ export const ErrorCode = Object.freeze({
   NOT_TEXT: 108,
   INTERNAL: 200,
   UNAVAILABLE: 201,
+  FULL: 202,
+  RATE_LIMITED: 203,
 });
 
 /**
@@ -100,9 +106,49 @@ export class RequestError extends Error {
   }
 }
 
+/**
+ * history: the protocol's default of publications per history request; historyPage and
+ * presencePage: the most a history or presence request may ask for; presenceAll: what presence()
+ * gathers by default across pages; retries: how many empty pages in a row (the connection's send
+ * queue is full) history() and presence() wait out; held: the most live pushes a catch-up holds
+ * before it drops them to fetch them from history too.
+ */
+const limits = Object.freeze({ history: 100, historyPage: 1000, presencePage: 1000, presenceAll: 10000, retries: 5, held: 1000 });
+
 /** @typedef {{epoch: string, offset: number}} Position */
 /** @typedef {{conn: string, user?: string}} ClientInfo */
 /** @typedef {{offset: number, data: unknown}} StoredPublication */
+
+/**
+ * A page of history: the stream's top (epoch, offset), and publications oldest first.
+ * @typedef {object} HistoryResult
+ * @property {string} epoch
+ * @property {number} offset
+ * @property {boolean} complete false when publications after since are gone, or the epoch changed
+ * @property {boolean} more publications after the last one returned exist: ask from it
+ * @property {StoredPublication[]} publications
+ */
+
+/**
+ * @typedef {object} HistoryOptions
+ * @property {Position} [since] the publications after this position; none: the latest
+ * @property {number} [limit] most publications, 1–1000 (0 or none: 100)
+ * @property {boolean} [all] follow the server's pages up to limit (true), or return one page
+ */
+
+/**
+ * @typedef {object} PresenceResult
+ * @property {number} total the channel's subscribers on the node
+ * @property {ClientInfo[]} clients ordered by connection
+ * @property {string} [next] more follow: ask again with after: next
+ */
+
+/**
+ * @typedef {object} PresenceOptions
+ * @property {boolean} [all] follow the server's pages (true), or return one page
+ * @property {number} [limit] most clients: in all (10000 by default), or in the page (1–1000; 0 or none: 100)
+ * @property {string} [after] start after this connection (a page's next)
+ */
 
 /**
  * A publication delivered to a subscription.
@@ -111,7 +157,8 @@ export class RequestError extends Error {
  * @property {string} epoch
  * @property {number} offset
  * @property {unknown} data
- * @property {boolean} recovered whether it came with a re-subscribe, missed while disconnected
+ * @property {boolean} recovered whether it came from the server's history rather than live: missed
+ *   while disconnected, or dropped by the server for this connection (a gap)
  */
 
 /**
@@ -123,17 +170,28 @@ export class RequestError extends Error {
  * @property {Position | null} since the position asked to recover from, null for a fresh subscribe
  * @property {boolean} recovered with since: every publication after it follows; false: some are lost
  * @property {boolean} resubscribed whether this follows a reconnect (or close() and connect())
- * @property {number} publications how many recovered publications follow this call
+ * @property {number} publications how many recovered publications follow this call (fetched in pages if need be)
+ */
+
+/**
+ * Publications lost while subscribed: after since, up to and including (epoch, offset). Delivery
+ * goes on after (epoch, offset). A later epoch than since's means the rest of since's epoch is lost.
+ * @typedef {object} GapInfo
+ * @property {string} channel
+ * @property {Position} since the last publication delivered before the loss
+ * @property {string} epoch
+ * @property {number} offset
  */
 
 /**
  * @typedef {object} SubscribeOptions
  * @property {(pub: Publication) => void} [onPublication] every publication, in offset order, once
- * @property {(client: ClientInfo, channel: string) => void} [onJoin] someone subscribed (needs presence)
- * @property {(client: ClientInfo, channel: string) => void} [onLeave] someone left (needs presence)
+ * @property {(client: ClientInfo, channel: string) => void} [onJoin] a connection subscribed, this one's own included (needs presence)
+ * @property {(client: ClientInfo, channel: string) => void} [onLeave] a connection left (needs presence)
  * @property {(info: SubscribedInfo) => void} [onSubscribed] each accepted subscribe, before the recovered publications
- * @property {(err: PubSubError) => void} [onError] the server refused a subscribe (2xx: it is retried)
- * @property {boolean} [presence] receive join and leave pushes
+ * @property {(info: GapInfo) => void} [onGap] publications missed while subscribed that history no longer has, or refuses
+ * @property {(err: PubSubError) => void} [onError] the server refused a subscribe (2xx: it is retried), or for good the history request of a catch-up
+ * @property {boolean} [presence] receive the presence pushes: onJoin and onLeave
  * @property {Position} [since] recover from this position on the first subscribe (one saved earlier)
  */
 
@@ -157,13 +215,22 @@ export class RequestError extends Error {
  */
 
 /**
+ * @typedef {object} CatchUp publications of one epoch a subscription fetches from history, after the
+ * last one it delivered, up to target
+ * @property {string} epoch
+ * @property {number} target
+ */
+
+/**
  * @typedef {object} SubRecord a subscription's state, shared with its Subscription object
  * @property {string} channel
  * @property {SubscribeOptions} opts
  * @property {'subscribing' | 'subscribed' | 'failed' | 'unsubscribed'} state
  * @property {Position | null} position
  * @property {number} inflight the id of the subscribe on the wire, 0 if none
- * @property {any[]} early pub pushes that came before the subscribe reply
+ * @property {any[]} early pub and gap pushes that came before the subscribe reply
+ * @property {CatchUp | null} catchup publications being fetched from history; live ones wait in held
+ * @property {any[]} held pub and gap pushes that came during a catch-up, in order
  * @property {boolean} established the server accepted it once
  * @property {number} attempt retries after temporary errors
  * @property {ReturnType<typeof setTimeout> | undefined} retry
@@ -206,8 +273,9 @@ export class Subscription {
   }
 
   /**
-   * Resolves with the first accepted subscribe; rejects with PubSubError when the server refuses it
-   * for good, or RequestError when the client closes or unsubscribe() comes first.
+   * Resolves with the first accepted subscribe, once the publications it recovers are delivered;
+   * rejects with PubSubError when the server refuses it for good, or RequestError when the client
+   * closes or unsubscribe() comes first.
    * @returns {Promise<SubscribedInfo>}
    */
   get ready() {
@@ -238,6 +306,7 @@ export class PubSubClient extends WsgateClient {
   /** @type {Map<string, SubRecord>} by channel */ #subs = new Map();
   #lastSeen = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */ #pingTimer;
+  /** @type {Set<() => void>} ends of the waits of #wait, called when the connection is lost */ #waits = new Set();
   #encoder = new TextEncoder();
 
   /**
@@ -282,7 +351,7 @@ export class PubSubClient extends WsgateClient {
     /** @type {SubRecord} */
     const rec = {
       channel, opts: options, state: 'subscribing', position: options.since ? { ...options.since } : null,
-      inflight: 0, early: [], established: false, attempt: 0, retry: undefined, ready, resolve, reject, settled: false,
+      inflight: 0, early: [], catchup: null, held: [], established: false, attempt: 0, retry: undefined, ready, resolve, reject, settled: false,
     };
     this.#subs.set(channel, rec);
     if (this.state === 'open') {
@@ -305,22 +374,100 @@ export class PubSubClient extends WsgateClient {
   }
 
   /**
-   * Who is subscribed to channel.
+   * Who is subscribed to channel on the server's node, ordered by connection. The server pages the
+   * list; by default this follows the pages until the list is whole or holds limit clients.
    * @param {string} channel
-   * @returns {Promise<{clients: ClientInfo[]}>}
+   * @param {PresenceOptions} [options]
+   * @returns {Promise<PresenceResult>}
    */
-  presence(channel) {
-    return this.#request('presence', channel, {});
+  async presence(channel, { all = true, limit, after } = {}) {
+    if (!all) {
+      return this.#request('presence', channel, { limit, after });
+    }
+    let left = limit || limits.presenceAll;
+    /** @type {PresenceResult} */
+    const out = { total: 0, clients: [] };
+    for (let empty = 0; ;) {
+      /** @type {PresenceResult} */
+      const page = await this.#request('presence', channel, { limit: Math.min(left, limits.presencePage), after });
+      out.total = page.total;
+      out.clients.push(...page.clients);
+      left -= page.clients.length;
+      delete out.next;
+      if (!page.next) {
+        return out;
+      }
+      out.next = after = page.next;
+      empty = page.clients.length > 0 ? 0 : empty + 1;
+      if (left <= 0 || empty > limits.retries) {
+        return out;
+      }
+      await this.#wait(empty);
+    }
   }
 
   /**
-   * Publications of channel: after since, or the latest limit (0 or none: the server's 100).
+   * Publications of channel, oldest first: the first limit after since, or without since the
+   * latest limit (0 or none: 100; at most 1000). The server pages its replies; by default this
+   * follows the pages until it has limit publications or there are no more.
    * @param {string} channel
-   * @param {{since?: Position, limit?: number}} [options]
-   * @returns {Promise<{epoch: string, offset: number, complete: boolean, publications: StoredPublication[]}>}
+   * @param {HistoryOptions} [options]
+   * @returns {Promise<HistoryResult>}
    */
-  history(channel, { since, limit } = {}) {
-    return this.#request('history', channel, { since, limit });
+  async history(channel, { since, limit, all = true } = {}) {
+    let left = limit || limits.history;
+    /** @type {HistoryResult | undefined} */
+    let out;
+    for (let empty = 0; ;) {
+      /** @type {HistoryResult} */
+      const page = await this.#request('history', channel, { since, limit: all ? left : limit });
+      page.more = Boolean(page.more);
+      page.publications ??= [];
+      if (!all) {
+        return page;
+      }
+      if (!out) {
+        out = page;
+      } else if (page.epoch !== out.epoch || !page.complete) {
+        return { ...out, complete: false, more: false }; // the stream changed under the pages
+      } else {
+        out.publications.push(...page.publications);
+        out.offset = page.offset;
+        out.more = page.more;
+      }
+      const n = page.publications.length;
+      left -= n;
+      empty = n > 0 ? 0 : empty + 1;
+      if (!page.more || left <= 0 || empty > limits.retries) {
+        return out;
+      }
+      if (n > 0) {
+        since = { epoch: page.epoch, offset: page.publications[n - 1].offset };
+      }
+      await this.#wait(empty);
+    }
+  }
+
+  /**
+   * Waits before asking again after attempt failures in a row (0: not at all), with the
+   * reconnect backoff: an empty page that says more means the connection's queue is full. The
+   * loss of the connection ends the wait at once: what waited learns of it from its next request.
+   * @param {number} attempt
+   * @returns {Promise<void>}
+   */
+  #wait(attempt) {
+    if (attempt === 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        this.#waits.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, backoffDelay(attempt, this.#opts, this.#opts.random));
+      this.#waits.add(end);
+    });
   }
 
   /**
@@ -421,7 +568,7 @@ export class PubSubClient extends WsgateClient {
     clearTimeout(rec.retry);
     rec.retry = undefined;
     rec.state = 'subscribing';
-    rec.early = [];
+    resetDelivery(rec);
     const id = this.#nextId++;
     /** @type {Pending} */
     const p = {
@@ -467,47 +614,205 @@ export class PubSubClient extends WsgateClient {
     const since = rec.position;
     const epoch = String(result.epoch);
     const offset = Number(result.offset);
-    // A publication is delivered once: what a recovery replays beyond the last one delivered.
-    /** @type {StoredPublication[]} */
-    const missed = (result.publications ?? []).filter((/** @type {StoredPublication} */ p) => !since || since.epoch !== epoch || p.offset > since.offset);
+    const recovered = Boolean(result.recovered);
+    // Delivery goes on after since if the server recovers from it (the zero position is before the
+    // first publication), else after the channel's top.
+    const from = recovered && since ? (since.epoch === epoch ? since.offset : 0) : offset;
     const early = rec.early;
     rec.early = [];
-    rec.position = { epoch, offset };
+    rec.position = { epoch, offset: from };
     /** @type {SubscribedInfo} */
     const info = {
-      channel: rec.channel, epoch, offset, since, recovered: Boolean(result.recovered),
-      resubscribed: rec.established, publications: missed.length,
+      channel: rec.channel, epoch, offset, since, recovered, resubscribed: rec.established, publications: offset - from,
     };
     rec.established = true;
     call(rec.opts.onSubscribed, info);
-    for (const p of missed) {
-      if (rec.state !== 'subscribed') {
-        return; // a callback unsubscribed
-      }
-      call(rec.opts.onPublication, { channel: rec.channel, epoch, offset: p.offset, data: p.data, recovered: true });
+    if (rec.state !== 'subscribed') {
+      return; // the callback unsubscribed
     }
-    for (const push of early) {
-      this.#publication(rec, push);
-    }
-    settleReady(rec, null, info);
+    // The reply holds the first page of what is recovered (more: the rest is to be fetched); the
+    // live pushes wait until all of it is delivered.
+    const run = this.#catchUp(rec, epoch, offset);
+    early.forEach((push) => this.#pushed(rec, push));
+    this.#deliverStored(rec, recovered ? result.publications ?? [] : []);
+    void this.#fetch(rec, run).then((done) => done && settleReady(rec, null, info));
   }
 
   /**
-   * A pub push for a subscription: delivered unless it is not after the last one delivered.
+   * A pub or gap push for a subscription. Offsets of an epoch are contiguous: a pub push that
+   * skips some, or a gap push beyond the last one delivered, means the server dropped some for
+   * this connection (its slow-consumer policy); they are fetched from history, and the live
+   * pushes held, until the subscription has caught up.
    * @param {SubRecord} rec
    * @param {any} push
    */
-  #publication(rec, push) {
+  #pushed(rec, push) {
     if (rec.state === 'subscribing') {
       rec.early.push(push); // ahead of the subscribe reply: after it, in order
       return;
     }
     const pos = rec.position;
-    if (rec.state !== 'subscribed' || (pos && pos.epoch === push.epoch && push.offset <= pos.offset)) {
+    if (rec.state !== 'subscribed' || !pos) {
       return;
     }
-    rec.position = { epoch: push.epoch, offset: push.offset };
-    call(rec.opts.onPublication, { channel: rec.channel, epoch: push.epoch, offset: push.offset, data: push.data, recovered: false });
+    const epoch = String(push.epoch);
+    const offset = Number(push.offset);
+    const gap = push.push === 'gap';
+    const run = rec.catchup;
+    if (run) {
+      if (rec.held.length < limits.held || epoch !== run.epoch) {
+        rec.held.push(push); // a gap push too: what it says may come live in what is held before it
+      } else {
+        // Not held without bound: what was held is fetched from history with the rest.
+        rec.held = [];
+        run.target = Math.max(run.target, offset);
+      }
+      return;
+    }
+    if (epoch === pos.epoch && (gap || offset !== pos.offset + 1)) {
+      if (offset > pos.offset) { // else delivered already
+        const next = this.#catchUp(rec, epoch, gap ? offset : offset - 1);
+        if (!gap) {
+          rec.held.push(push);
+        }
+        void this.#fetch(rec, next);
+      }
+      return;
+    }
+    if (gap) {
+      return; // about another epoch: its pushes say what matters
+    }
+    rec.position = { epoch, offset };
+    call(rec.opts.onPublication, { channel: rec.channel, epoch, offset, data: push.data, recovered: false });
+  }
+
+  /**
+   * Starts a catch-up of rec to target in epoch: from now the live pushes are held.
+   * @param {SubRecord} rec
+   * @param {string} epoch
+   * @param {number} target
+   * @returns {CatchUp}
+   */
+  #catchUp(rec, epoch, target) {
+    const run = { epoch, target };
+    rec.catchup = run;
+    rec.held = [];
+    return run;
+  }
+
+  /**
+   * Fetches run's publications from history, a page at a time from the last one delivered, and
+   * delivers them as recovered; then the held pushes. A temporary refusal, a timeout or a page
+   * left empty (the connection's queue was full) is retried with backoff while the connection
+   * lasts; what history no longer has, or refuses for good, is reported by onGap and skipped.
+   * @param {SubRecord} rec
+   * @param {CatchUp} run
+   * @returns {Promise<boolean>} false when it was abandoned: connection lost, or unsubscribed
+   */
+  async #fetch(rec, run) {
+    const current = () => rec.catchup === run;
+    for (let attempt = 0; current();) {
+      const since = /** @type {Position} */ (rec.position);
+      if (since.epoch !== run.epoch || since.offset >= run.target) {
+        break;
+      }
+      /** @type {HistoryResult} */
+      let page;
+      try {
+        page = await this.#request('history', rec.channel, { since, limit: Math.min(run.target - since.offset, limits.historyPage) });
+      } catch (err) {
+        if (!current()) {
+          return false;
+        }
+        if (err instanceof PubSubError && !err.temporary) {
+          call(rec.opts.onError, err);
+          this.#lose(rec, { epoch: run.epoch, offset: run.target });
+          break;
+        }
+        await this.#wait(++attempt);
+        continue;
+      }
+      if (!current()) {
+        return false;
+      }
+      const pubs = page.publications ?? [];
+      if (page.epoch !== run.epoch) {
+        this.#lose(rec, { epoch: String(page.epoch), offset: Number(page.offset) });
+        break;
+      }
+      if (!page.complete) {
+        this.#lose(rec, { epoch: run.epoch, offset: pubs.length > 0 ? Number(pubs[0].offset) - 1 : Number(page.offset) });
+      }
+      this.#deliverStored(rec, pubs);
+      if (pubs.length > 0) {
+        attempt = 0;
+      } else if (page.more) {
+        await this.#wait(++attempt);
+      } else {
+        break; // nothing after since: the stream ends before the target
+      }
+    }
+    if (!current()) {
+      return false;
+    }
+    const held = rec.held;
+    rec.catchup = null;
+    rec.held = [];
+    held.forEach((push) => this.#pushed(rec, push));
+    return true;
+  }
+
+  /**
+   * Delivers publications of the current epoch from history, oldest first, as recovered: those
+   * after the last one delivered.
+   * @param {SubRecord} rec
+   * @param {StoredPublication[]} pubs
+   */
+  #deliverStored(rec, pubs) {
+    for (const p of pubs) {
+      const pos = /** @type {Position} */ (rec.position);
+      if (rec.state !== 'subscribed') {
+        return; // a callback unsubscribed, or dropped the connection
+      }
+      const offset = Number(p.offset);
+      if (offset > pos.offset) {
+        rec.position = { epoch: pos.epoch, offset };
+        call(rec.opts.onPublication, { channel: rec.channel, epoch: pos.epoch, offset, data: p.data, recovered: true });
+      }
+    }
+  }
+
+  /**
+   * The publications after the last one delivered, up to to, cannot be had: onGap says so, and
+   * delivery goes on after to.
+   * @param {SubRecord} rec
+   * @param {Position} to
+   */
+  #lose(rec, to) {
+    const since = /** @type {Position} */ (rec.position);
+    if (to.epoch === since.epoch && to.offset <= since.offset) {
+      return;
+    }
+    rec.position = { ...to };
+    call(rec.opts.onGap, { channel: rec.channel, since: { ...since }, epoch: to.epoch, offset: to.offset });
+  }
+
+  /**
+   * A presence push: the server gathers the joins and leaves of an interval into one; the
+   * application hears of each connection, joins first (one connection is in one list at most).
+   * @param {SubRecord} rec
+   * @param {unknown} joined
+   * @param {unknown} left
+   */
+  #presenceChanged(rec, joined, left) {
+    for (const [list, fn] of /** @type {const} */ ([[joined, rec.opts.onJoin], [left, rec.opts.onLeave]])) {
+      for (const client of Array.isArray(list) ? list : []) {
+        if (rec.state !== 'subscribed') {
+          return; // not yet (a push of the previous subscription), or a callback unsubscribed
+        }
+        call(fn, /** @type {ClientInfo} */ (client), rec.channel);
+      }
+    }
   }
 
   /**
@@ -522,7 +827,7 @@ export class PubSubClient extends WsgateClient {
     clearTimeout(rec.retry);
     const known = rec.state === 'subscribed' || rec.inflight !== 0;
     rec.state = 'unsubscribed';
-    rec.early = [];
+    resetDelivery(rec);
     settleReady(rec, new RequestError(`wsgate: unsubscribed from ${JSON.stringify(rec.channel)} before the server confirmed it`, 'unsubscribed', rec.inflight !== 0));
     if (!known || this.state !== 'open') {
       return; // the server does not know it, or forgot it with the connection
@@ -571,6 +876,7 @@ export class PubSubClient extends WsgateClient {
   #lost(willReconnect) {
     clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
+    this.#waits.forEach((end) => end());
     for (const [id, p] of this.#pending) {
       if (p.onWire) {
         this.#settle(id, new RequestError(`wsgate: ${p.op}: the connection was lost before the reply`, 'disconnected', true));
@@ -582,7 +888,7 @@ export class PubSubClient extends WsgateClient {
     for (const rec of this.#subs.values()) {
       clearTimeout(rec.retry);
       rec.state = 'subscribing';
-      rec.early = [];
+      resetDelivery(rec);
       if (!willReconnect) {
         settleReady(rec, new RequestError(`wsgate: subscribe ${JSON.stringify(rec.channel)}: the client closed`, 'closed', false));
       }
@@ -608,10 +914,10 @@ export class PubSubClient extends WsgateClient {
     }
     if (msg.push !== undefined) {
       const rec = this.#subs.get(msg.channel);
-      if (msg.push === 'pub' && rec) {
-        this.#publication(rec, msg);
-      } else if ((msg.push === 'join' || msg.push === 'leave') && rec?.state === 'subscribed') {
-        call(msg.push === 'join' ? rec.opts.onJoin : rec.opts.onLeave, msg.client, rec.channel);
+      if ((msg.push === 'pub' || msg.push === 'gap') && rec) {
+        this.#pushed(rec, msg);
+      } else if (msg.push === 'presence' && rec) {
+        this.#presenceChanged(rec, msg.join, msg.leave);
       }
       return; // ping, or for a channel no longer subscribed: liveness is all it brings
     }
@@ -643,6 +949,17 @@ export class PubSubClient extends WsgateClient {
     this.#pingTimer = undefined;
     this.drop(`no frame from the server for ${timeout} ms`);
   }
+}
+
+/**
+ * Forgets what a subscription held for the connection it was on (the pushes before the reply, a
+ * catch-up and the pushes it held): a new subscribe recovers from the last publication delivered.
+ * @param {SubRecord} rec
+ */
+function resetDelivery(rec) {
+  rec.early = [];
+  rec.catchup = null;
+  rec.held = [];
 }
 
 /**
