@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // MessageType is the type of a WebSocket data message.

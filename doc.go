@@ -40,7 +40,8 @@
 // messages, 1011 when a handler panics (the panic is recovered and logged). OnClose receives a
 // *CloseError saying why.
 //
-// The transport is github.com/lxzan/gws: it reads, unmasks and validates frames, negotiates
+// The transport is github.com/lxzan/gws, carried with wsgate's fixes inside this module
+// (internal/gws), so that importers get them: it reads, unmasks and validates frames, negotiates
 // permessage-deflate and compresses; none of its types appear in this API. Outgoing frames are
 // built by wsgate, once per message: a server frame is a 2 to 10 byte header and the payload,
 // unmasked, the same bytes for every connection, so a PreparedMessage is written to all of them

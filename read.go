@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 	"unicode/utf8"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // session carries the *Conn inside the transport's connection; it implements the transport's

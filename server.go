@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // Server is an http.Handler that upgrades requests to WebSocket connections and runs them with a

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 // Conn WebSocket连接
