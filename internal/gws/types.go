@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"runtime"
 	"unsafe"
@@ -244,10 +245,14 @@ func (c *frameHeader) Parse(reader io.Reader) (int, error) {
 			return 0, err
 		}
 		// wsgate patch 1: RFC 6455 §5.2, the most significant bit MUST be 0; unpatched, such a
-		// length turns negative and panics the read loop.
+		// length turns negative and panics the read loop. A length that does not fit in an int
+		// (above 2^31-1 where int has 32 bits) is too big for any read limit.
 		v := binary.BigEndian.Uint64((*c)[2:10])
 		if v>>63 != 0 {
 			return 0, internal.CloseProtocolError
+		}
+		if v > math.MaxInt {
+			return 0, internal.CloseMessageTooLarge
 		}
 		payloadLength = int(v)
 	default:
