@@ -85,9 +85,9 @@ func (c *Conn) readMessage() error {
 	// MUST be 0 unless an extension is negotiated that defines meanings for non-zero values.
 	// If a nonzero value is received and none of the negotiated extensions defines the meaning of such a nonzero value,
 	// the receiving endpoint MUST _Fail the WebSocket Connection_.
-	// wsgate patch 2: RSV2 and RSV3 are never valid, and RSV1 only on the first frame of a data
-	// message of a connection that negotiated permessage-deflate (RFC 7692 §6); unpatched, none of
-	// the bits were checked once compression was on.
+	// RSV2 和 RSV3 没有扩展定义; RSV1 只能出现在协商了 permessage-deflate 的数据消息的第一帧 (RFC7692 §6).
+	// No extension defines RSV2 or RSV3, and RSV1 is valid only on the first frame of a data message
+	// of a connection that negotiated permessage-deflate (RFC7692 §6).
 	if op := c.fh.GetOpcode(); c.fh.GetRSV2() || c.fh.GetRSV3() ||
 		c.fh.GetRSV1() && (!c.pd.Enabled || !op.isDataFrame() || op == OpcodeContinuation) {
 		return internal.CloseProtocolError
@@ -167,14 +167,15 @@ func (c *Conn) dispatch(msg *Message) error {
 func (c *Conn) emitMessage(msg *Message) (err error) {
 	if msg.compressed {
 		msg.Data, err = c.deflater.Decompress(msg.Data, c.dpsWindow.dict)
-		// wsgate patch 3: a message over the limit once inflated is "too big" (1009), not an
-		// internal error (1011).
+		// 解压后超过读取上限: 消息过大 (1009), 不是内部错误
+		// Over the read limit once inflated: the message is too big (1009), not an internal error
 		if errors.Is(err, internal.CloseMessageTooLarge) {
 			return internal.CloseMessageTooLarge
 		}
 		if err != nil {
-			// wsgate patch 6: data that does not inflate is the peer's fault: invalid payload data
-			// (1007), as Node's ws answers, not an internal error of ours (1011).
+			// 无法解压的数据是对端的错误: 无效的负载数据 (1007), 不是内部错误 (1011)
+			// Data that does not inflate is the peer's fault: invalid payload data (1007), as
+			// Node's ws answers, not an internal error (1011)
 			return internal.NewError(internal.CloseUnsupportedData, err)
 		}
 		_, _ = c.dpsWindow.Write(msg.Bytes())

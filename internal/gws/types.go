@@ -244,9 +244,10 @@ func (c *frameHeader) Parse(reader io.Reader) (int, error) {
 		if err := internal.ReadN(reader, (*c)[2:10]); err != nil {
 			return 0, err
 		}
-		// wsgate patch 1: RFC 6455 §5.2, the most significant bit MUST be 0; unpatched, such a
-		// length turns negative and panics the read loop. A length that does not fit in an int
-		// (above 2^31-1 where int has 32 bits) is too big for any read limit.
+		// RFC6455: 最高有效位必须为 0; 超出 int 范围的长度 (32 位平台) 超过任何读取上限.
+		// RFC6455: the most significant bit MUST be 0; unchecked, such a length turns negative and
+		// panics the read loop. A length that does not fit in an int (32-bit platforms) is above
+		// any read limit.
 		v := binary.BigEndian.Uint64((*c)[2:10])
 		if v>>63 != 0 {
 			return 0, internal.CloseProtocolError

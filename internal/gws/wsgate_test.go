@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"os/exec"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -53,5 +54,22 @@ func TestReadMessageRefusesAHugeLength(t *testing.T) {
 		br: bufio.NewReader(bytes.NewReader(header64(0xfffffff0)))}
 	if err := c.readMessage(); !errors.Is(err, internal.CloseMessageTooLarge) {
 		t.Fatalf("readMessage: %v, want 1009", err)
+	}
+}
+
+// The copy is upstream plus the patches in patches/, nothing else: patches/check.sh rebuilds it
+// from the module cache and compares (see PATCHES.md).
+func TestCopyIsUpstreamPlusPatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("applies the patches to upstream")
+	}
+	for _, tool := range []string{"bash", "git", "diff"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("check.sh needs %s", tool)
+		}
+	}
+	out, err := exec.CommandContext(t.Context(), "bash", "patches/check.sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("patches/check.sh: %v\n%s", err, out)
 	}
 }
