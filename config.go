@@ -80,7 +80,9 @@ const (
 // the default its comment gives. A Config is copied by NewServer; changing it afterwards has no effect.
 type Config struct {
 	// ReadLimit is the largest message, in bytes, a peer may send (after decompression). A bigger
-	// message closes the connection with 1009. Default 64 KiB.
+	// message closes the connection with 1009, and so does a message of more than ReadLimit/64
+	// frames (at least 16: 1,024 by default), so that empty frames cannot keep one open. Default
+	// 64 KiB.
 	ReadLimit int
 
 	// SendQueueMessages bounds the messages queued for one connection and not yet written.

@@ -164,6 +164,8 @@ func transportReason(err error) string {
 	switch {
 	case errors.Is(err, gws.ErrTextEncoding):
 		return "invalid UTF-8 in text message"
+	case errors.Is(err, gws.ErrTooManyFrames):
+		return "message too big: too many frames"
 	}
 	if s, ok := err.(interface{ Uint16() uint16 }); ok {
 		switch CloseCode(s.Uint16()) {

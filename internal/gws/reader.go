@@ -104,6 +104,16 @@ func (c *Conn) readMessage() error {
 		return c.readControl()
 	}
 
+	// 分片消息的帧数有上限: 否则空的延续帧可以让一个消息永远不结束
+	// A fragmented message has at most ReadMaxFrames frames: otherwise empty continuation frames
+	// keep a message open for ever
+	if opcode == OpcodeContinuation && c.continuationFrame.initialized {
+		c.continuationFrame.frames++
+		if c.continuationFrame.frames > c.config.ReadMaxFrames {
+			return internal.NewError(internal.CloseMessageTooLarge, ErrTooManyFrames)
+		}
+	}
+
 	var fin = c.fh.GetFIN()
 	var buf = binaryPool.Get(contentLength + len(flateTail))
 	var p = buf.Bytes()[:contentLength]
@@ -135,6 +145,7 @@ func (c *Conn) readMessage() error {
 		c.continuationFrame.initialized = true
 		c.continuationFrame.compressed = compressed
 		c.continuationFrame.opcode = opcode
+		c.continuationFrame.frames = 1
 		c.continuationFrame.buffer = bytes.NewBuffer(make([]byte, 0, contentLength))
 	}
 	if !c.continuationFrame.initialized {

@@ -78,6 +78,10 @@ var (
 	// message is too large
 	ErrMessageTooLarge = errors.New("gws: message too large")
 
+	// ErrTooManyFrames 分片消息的帧数超过 ReadMaxFrames
+	// A fragmented message has more frames than ReadMaxFrames
+	ErrTooManyFrames = errors.New("gws: message too large: too many frames")
+
 	// ErrConnClosed 连接已关闭
 	// Connection closed
 	ErrConnClosed = net.ErrClosed
@@ -323,6 +327,10 @@ type continuationFrame struct {
 	// The opcode of the frame
 	opcode Opcode
 
+	// 已读取的帧数
+	// The number of frames read so far
+	frames int
+
 	// 缓冲区
 	// The buffer for the frame data
 	buffer *bytes.Buffer
@@ -333,6 +341,7 @@ type continuationFrame struct {
 func (c *continuationFrame) reset() {
 	c.initialized = false
 	c.compressed = false
+	c.frames = 0
 	c.opcode = 0
 	c.buffer = nil
 }
