@@ -1,7 +1,10 @@
 package wsgate_test
 
 import (
+	"encoding/binary"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,4 +38,67 @@ func TestEndlessFragmentedMessageIsClosed(t *testing.T) {
 		t.Errorf("OnClose got %+v", ce)
 	}
 	assertServes(t, ts)
+}
+
+// A peer that announces a 64 KiB frame and sends one byte of it holds memory for what it sent,
+// not for what it announced: the read buffer grows as the bytes arrive. Unpatched, each such
+// connection held a 128 KiB buffer (the pool's size class for 64 KiB) for as long as it stayed.
+func TestAnnouncedFrameReservesNoBuffer(t *testing.T) {
+	const conns = 200
+	var mu sync.Mutex
+	reads := map[uint64]int{} // reads begun, per connection
+	wsgate.SetTestHookRead(func(c *wsgate.Conn) {
+		mu.Lock()
+		reads[c.ID()]++
+		mu.Unlock()
+	})
+	t.Cleanup(func() { wsgate.SetTestHookRead(nil) }) // after the server's cleanup: it waits for its readers
+	ts := startServer(t, echoDone, nil)
+	// readsAtLeast waits until every connection has begun n reads: its reader is parked in the
+	// socket, having dealt with all it was sent.
+	readsAtLeast := func(n int) {
+		waitFor(t, 10*time.Second, "every reader to park", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reads) < conns {
+				return false
+			}
+			for _, k := range reads {
+				if k < n {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	rcs := make([]*rawConn, conns)
+	for i := range rcs {
+		rcs[i], _ = dialRaw(t, ts, nil)
+	}
+	readsAtLeast(1)
+	before := heapAlloc()
+	// FIN, binary, masked, 64-bit length 65536 (the read limit), the mask key, then one byte.
+	partial := append(binary.BigEndian.AppendUint64([]byte{0x82, 0x80 | 127}, 64<<10), maskKey[:]...)
+	partial = append(partial, 'x'^maskKey[0])
+	for _, rc := range rcs {
+		rc.send(partial)
+	}
+	readsAtLeast(2) // each reader has taken the byte and waits for the rest
+	after := heapAlloc()
+	per := (int64(after) - int64(before)) / conns
+	t.Logf("heap per connection holding 1 byte of an announced 64 KiB frame: %d bytes", per)
+	if per > 16<<10 {
+		t.Errorf("each connection grew the heap by %d bytes, want well below 64 KiB", per)
+	}
+	for _, rc := range rcs {
+		_ = rc.nc.Close()
+	}
+}
+
+// heapAlloc is the live heap after a collection.
+func heapAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

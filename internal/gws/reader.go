@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"unsafe"
 
 	"github.com/wsgate/wsgate/internal/gws/internal"
@@ -114,15 +115,21 @@ func (c *Conn) readMessage() error {
 		}
 	}
 
+	// 整个消息不能超过读取上限: 在读取负载之前检查
+	// The whole message must fit in the read limit: checked before the payload is read
+	if opcode == OpcodeContinuation && c.continuationFrame.initialized &&
+		c.continuationFrame.buffer.Len()+contentLength > c.config.ReadMaxPayloadSize {
+		return internal.CloseMessageTooLarge
+	}
+
 	var fin = c.fh.GetFIN()
-	var buf = binaryPool.Get(contentLength + len(flateTail))
-	var p = buf.Bytes()[:contentLength]
+	buf, err := c.readPayload(contentLength)
 	var closer = Message{Data: buf}
 	defer closer.Close()
-
-	if err := internal.ReadN(c.br, p); err != nil {
+	if err != nil {
 		return err
 	}
+	var p = buf.Bytes()
 	if maskEnabled {
 		internal.MaskXOR(p, c.fh.GetMaskKey())
 	}
@@ -132,7 +139,6 @@ func (c *Conn) readMessage() error {
 	}
 
 	if fin && opcode != OpcodeContinuation {
-		*(*[]byte)(unsafe.Pointer(buf)) = p
 		if !compressed {
 			closer.Data = nil
 		}
@@ -153,9 +159,6 @@ func (c *Conn) readMessage() error {
 	}
 
 	c.continuationFrame.buffer.Write(p)
-	if c.continuationFrame.buffer.Len() > c.config.ReadMaxPayloadSize {
-		return internal.CloseMessageTooLarge
-	}
 	if !fin {
 		return nil
 	}
@@ -163,6 +166,44 @@ func (c *Conn) readMessage() error {
 	msg := &Message{Opcode: c.continuationFrame.opcode, Data: c.continuationFrame.buffer, compressed: c.continuationFrame.compressed}
 	c.continuationFrame.reset()
 	return c.emitMessage(msg)
+}
+
+// 负载缓冲区的初始大小上限
+// The most a payload buffer holds before the first bytes of the payload have arrived
+const payloadChunk = 4096
+
+// readPayload 读取 n 字节的负载到内存池的缓冲区中, 缓冲区的长度就是负载, 其后留有 flateTail 的空间.
+// 缓冲区随读到的数据增长, 而不是按声明的长度预先分配: 声明一个大帧却只发送几个字节的对端, 只占用几 KiB.
+// readPayload reads a payload of n bytes into a pooled buffer whose bytes are the payload, with
+// room for flateTail after it. The buffer starts small and grows as the bytes arrive, instead of
+// being allocated for the announced length up front: a peer that announces a large frame and
+// sends a few bytes holds a few KiB, not the read limit. A full buffer grows fourfold, or to the
+// whole payload once that is no more than twice as much: at most eight times what was received,
+// plus payloadChunk, and few copies and reads for a peer that sends at once.
+func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
+	var buf = binaryPool.Get(internal.Min(n+len(flateTail), payloadChunk))
+	var p = buf.Bytes()[:0]
+	var err error
+	for len(p) < n && err == nil {
+		if room := cap(p) - len(flateTail); len(p) >= room {
+			var size = 4 * cap(p)
+			if 2*size >= n+len(flateTail) {
+				size = n + len(flateTail)
+			}
+			var next = binaryPool.Get(size)
+			p = append(next.Bytes()[:0], p...)
+			binaryPool.Put(buf)
+			buf = next
+		}
+		var k int
+		k, err = c.br.Read(p[len(p):internal.Min(n, cap(p)-len(flateTail))])
+		p = p[:len(p)+k]
+	}
+	*(*[]byte)(unsafe.Pointer(buf)) = p
+	if len(p) < n && err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf, err
 }
 
 // 分发消息和异常恢复
