@@ -94,11 +94,12 @@ type Config struct {
 	// SlowConsumer is applied when a Send finds the queue full. Default PolicyClose (1008).
 	SlowConsumer SlowConsumerPolicy
 
-	// PingInterval is how long a connection may stay silent before the server pings it. Any inbound
-	// data proves liveness. Default 25 s; negative disables heartbeats.
+	// PingInterval is how long a connection may stay silent before the server pings it. Any complete
+	// inbound frame proves liveness; bytes of a frame that never ends do not. Default 25 s; negative
+	// disables heartbeats.
 	PingInterval time.Duration
-	// PongTimeout is how long the peer has to answer a ping (or send anything at all). A peer that
-	// stays silent is disconnected within PingInterval+PongTimeout. Default 10 s.
+	// PongTimeout is how long the peer has to answer a ping (or complete any frame). A peer that
+	// completes no frame is disconnected within PingInterval+PongTimeout. Default 10 s.
 	PongTimeout time.Duration
 	// WriteTimeout bounds how long a write may wait for the peer to read: a batch that finds the
 	// socket full must be written within WriteTimeout from then, or the connection is closed

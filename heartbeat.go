@@ -4,8 +4,9 @@ import "time"
 
 // Heartbeats run on one ticker per Server, not a goroutine or timer per connection. Each tick
 // advances the server clock and pings the connections silent for about PingInterval; the ping arms
-// a read deadline PongTimeout ahead, which any inbound byte disarms (wire.Read → Conn.touch). A peer
-// silent since time T is disconnected by T+PingInterval+PongTimeout at the latest.
+// a read deadline PongTimeout ahead, which any complete inbound frame disarms (wire.Read →
+// frameWatch → Conn.touch). A peer that completed no frame since time T is disconnected by
+// T+PingInterval+PongTimeout at the latest.
 
 // heartbeatTick is the scan period: a tenth of the shorter interval, within [5ms, 1s].
 func heartbeatTick(ping, pong time.Duration) time.Duration {

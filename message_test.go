@@ -2,6 +2,7 @@ package wsgate_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"runtime"
 	"strings"
 	"sync"
@@ -101,4 +102,57 @@ func heapAlloc() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// trickle sends chunks, one every interval, from a goroutine, until they run out, a write fails
+// or the test ends (its cleanup stops the goroutine and waits for it).
+func trickle(t *testing.T, rc *rawConn, every time.Duration, chunks ...[]byte) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // owner: the test; stopped by the cleanup below
+		defer close(done)
+		tk := time.NewTicker(every)
+		defer tk.Stop()
+		for _, c := range chunks {
+			if rc.trySend(c) != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
+// bytewise splits p into 1-byte chunks.
+func bytewise(p []byte) [][]byte {
+	out := make([][]byte, len(p))
+	for i := range p {
+		out[i] = p[i : i+1]
+	}
+	return out
+}
+
+// Liveness comes from complete frames: a peer that trickles bytes of a frame and never completes
+// one is disconnected by the heartbeat within PingInterval+PongTimeout. Before, every byte counted
+// as a sign of life and the connection stayed for ever.
+func TestTrickledBytesAreNotLiveness(t *testing.T) {
+	const ping, pong = 200 * time.Millisecond, 200 * time.Millisecond
+	rec := newRecorder(echoDone.OnMessage)
+	ts := startServer(t, rec, &wsgate.Config{PingInterval: ping, PongTimeout: pong})
+	rc, _ := dialRaw(t, ts, nil)
+	start := time.Now()
+	trickle(t, rc, 20*time.Millisecond, bytewise(frame{fin: true, opcode: opBinary, payload: make([]byte, 1000)}.bytes())...)
+	rc.drain() // a ping, then the end of the connection
+	d := time.Since(start)
+	if d > ping+pong+2*time.Second {
+		t.Errorf("the connection ended after %v", d)
+	}
+	_, ce := rec.nextClose(t, ioWait)
+	if ce.Code != wsgate.CloseAbnormal || !errors.Is(ce, wsgate.ErrPongTimeout) {
+		t.Errorf("OnClose got %+v, want 1006 wrapping ErrPongTimeout", ce)
+	}
+	t.Logf("dropped after %v", d)
 }

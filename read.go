@@ -41,7 +41,7 @@ func (e *events) OnPing(sock *gws.Conn, payload []byte) {
 	c.mu.Unlock()
 }
 
-func (e *events) OnPong(*gws.Conn, []byte) {} // liveness is recorded by every read (wire.Read)
+func (e *events) OnPong(*gws.Conn, []byte) {} // liveness is recorded for every complete frame (frameWatch)
 
 func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
