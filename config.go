@@ -74,6 +74,7 @@ const (
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultHandshakeTimeout  = 5 * time.Second
 	DefaultCloseTimeout      = 5 * time.Second
+	DefaultMessageTimeout    = 30 * time.Second
 )
 
 // Config configures a Server. The zero value is a valid, secure configuration: every zero field takes
@@ -101,6 +102,14 @@ type Config struct {
 	// PongTimeout is how long the peer has to answer a ping (or complete any frame). A peer that
 	// completes no frame is disconnected within PingInterval+PongTimeout. Default 10 s.
 	PongTimeout time.Duration
+	// MessageTimeout bounds the time a peer may take to send one message, from its first byte to
+	// the end of its last frame; a slower one is closed with 1008 "message timeout"
+	// (ErrMessageTimeout), so that a peer trickling bytes cannot hold a connection and its read
+	// buffer for ever. Time the reader spends in OnMessage does not count. Default 30 s: 64 KiB in
+	// 30 s is 2.2 KB/s; raise it with ReadLimit for large messages over slow links. A single frame
+	// must also complete within PingInterval+PongTimeout, or the heartbeat cuts it first: send
+	// large messages in several frames. Negative: no limit.
+	MessageTimeout time.Duration
 	// WriteTimeout bounds how long a write may wait for the peer to read: a batch that finds the
 	// socket full must be written within WriteTimeout from then, or the connection is closed
 	// (1006, ErrWriteTimeout). Default 10 s.
@@ -189,6 +198,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&r.WriteTimeout, DefaultWriteTimeout)
 	defd(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&r.CloseTimeout, DefaultCloseTimeout)
+	defd(&r.MessageTimeout, DefaultMessageTimeout)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}

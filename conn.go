@@ -108,8 +108,10 @@ type Conn struct {
 
 	// lastRead is the server clock (unix nanoseconds, coarse) at the end of the peer's last complete
 	// frame; awaitPong is set while a heartbeat read deadline is armed; closeDeadline is the read
-	// deadline of a close handshake in progress (unix nanoseconds, 0 if none).
+	// deadline of a close handshake in progress (unix nanoseconds, 0 if none); msgStart is the
+	// server clock at the first byte of the message arriving, 0 between messages (frameWatch).
 	lastRead      atomic.Int64
+	msgStart      atomic.Int64
 	inbound       frameWatch // the frames the peer sends, as their bytes arrive; reader only
 	awaitPong     atomic.Bool
 	closeDeadline atomic.Int64

@@ -28,8 +28,8 @@
 //
 // Incoming messages are limited by Config.ReadLimit (1009 beyond it). Each connection's send queue
 // is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1008 (the
-// default), drop the newest, or drop the oldest, and never blocks the sender. A peer silent for
-// PingInterval is pinged and disconnected if it stays silent for PongTimeout more.
+// default), drop the newest, or drop the oldest, and never blocks the sender. A peer that completes
+// no frame for PingInterval is pinged and disconnected if it completes none for PongTimeout more.
 //
 // # Closing
 //
@@ -37,8 +37,9 @@
 // peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
 // closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
 // for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
-// messages, 1011 when a handler panics (the panic is recovered and logged). OnClose receives a
-// *CloseError saying why.
+// messages (or too many frames in one), 1008 for a message slower than Config.MessageTimeout, 1011
+// when a handler panics (the panic is recovered and logged). OnClose receives a *CloseError saying
+// why.
 //
 // The transport is github.com/lxzan/gws, carried with wsgate's fixes inside this module
 // (internal/gws), so that importers get them: it reads, unmasks and validates frames, negotiates

@@ -1,11 +1,19 @@
 package wsgate
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // frameWatch follows the frame boundaries of what the peer sends, as the bytes arrive (wire.Read),
-// reading only frame headers: the transport parses the frames; this only counts them. Liveness
-// comes from complete frames, not from bytes: a peer trickling a frame one byte at a time does not
-// prove itself alive (Config.PingInterval), and, stuck in its frame, cannot answer a ping either.
+// reading only frame headers: the transport parses the frames; this only counts them. Two rules
+// rest on it:
+//
+//   - liveness comes from complete frames, not from bytes: a peer trickling a frame one byte at a
+//     time does not prove itself alive (Config.PingInterval), and, stuck in its frame, cannot
+//     answer a ping either;
+//   - a message, all its frames and the control frames between them, must arrive within
+//     Config.MessageTimeout from its first byte (Conn.msgStart, checked by the heartbeat).
 //
 // Owned by the connection's reader goroutine.
 type frameWatch struct {
@@ -16,16 +24,17 @@ type frameWatch struct {
 	fragmented bool     // the message goes on: its last data frame had no FIN
 }
 
-// observe takes the next bytes received from the peer. It calls touch at most once per read,
-// however many frames the read holds.
+// observe takes the next bytes received from the peer. It writes msgStart and calls touch at most
+// once per read, however many frames the read holds.
 func (w *frameWatch) observe(c *Conn, p []byte) {
-	done := false // a frame ended in p
+	done, began := false, false // a frame ended in p; a message (or a control frame between messages) began
 	for {
 		if !w.inFrame {
 			if len(p) == 0 {
 				break
 			}
 			w.inFrame, w.have, w.need = true, 0, 2
+			began = began || !w.fragmented
 			if len(p) >= len(w.hdr) { // the whole header is here: no need to gather it
 				w.need = headerLen(p[1])
 				w.hdr[0], w.hdr[1] = p[0], p[1]
@@ -59,6 +68,14 @@ func (w *frameWatch) observe(c *Conn, p []byte) {
 			w.fragmented = w.hdr[0]&0x80 == 0
 		}
 	}
+	switch {
+	case w.inFrame || w.fragmented: // inside a message: its own if it began in p
+		if began {
+			c.msgStart.Store(c.srv.clock.Load())
+		}
+	case c.msgStart.Load() != 0:
+		c.msgStart.Store(0)
+	}
 	if done {
 		c.touch()
 	}
@@ -89,4 +106,32 @@ func payloadLen(h []byte) uint64 {
 	default:
 		return uint64(n)
 	}
+}
+
+// checkMessageTime closes c with 1008 when a message has been arriving for longer than
+// Config.MessageTimeout. The heartbeat calls it on every tick, with the server clock.
+func (c *Conn) checkMessageTime(now int64) {
+	limit := c.srv.cfg.MessageTimeout
+	start := c.msgStart.Load()
+	if limit < 0 || start == 0 || now-start < int64(limit) {
+		return
+	}
+	if c.inHandler.Load() {
+		// The reader is in a handler, not reading: that time is ours, not the peer's. The rest of
+		// the message gets a whole MessageTimeout once the handler returns. (A swap, not a store:
+		// the reader may have ended the message meanwhile.)
+		c.msgStart.CompareAndSwap(start, now)
+		return
+	}
+	c.mu.Lock()
+	c.closeLocked(&CloseError{Code: ClosePolicyViolation, Reason: "message timeout", Err: ErrMessageTimeout}, true)
+	c.mu.Unlock()
+}
+
+// messageTimeoutTick is the heartbeat period MessageTimeout needs: a tenth of it, within [5ms, 1s].
+func messageTimeoutTick(d time.Duration) time.Duration {
+	if d < 0 {
+		return time.Second
+	}
+	return min(max(d/10, 5*time.Millisecond), time.Second)
 }

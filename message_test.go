@@ -104,6 +104,14 @@ func heapAlloc() uint64 {
 	return m.HeapAlloc
 }
 
+// wantClose waits for the next OnClose and fails unless it reports code, wrapping target.
+func (r *recorder) wantClose(t *testing.T, code wsgate.CloseCode, target error) {
+	t.Helper()
+	if _, ce := r.nextClose(t, ioWait); ce.Code != code || !errors.Is(ce, target) {
+		t.Errorf("OnClose got %+v, want %d wrapping %v", ce, code, target)
+	}
+}
+
 // trickle sends chunks, one every interval, from a goroutine, until they run out, a write fails
 // or the test ends (its cleanup stops the goroutine and waits for it).
 func trickle(t *testing.T, rc *rawConn, every time.Duration, chunks ...[]byte) {
@@ -135,13 +143,63 @@ func bytewise(p []byte) [][]byte {
 	return out
 }
 
+// A peer that trickles a frame's bytes keeps sending, but never completes a message: it is closed
+// with 1008 once the message has taken MessageTimeout, and dropped after CloseTimeout, since it
+// cannot answer our close from inside its frame.
+func TestTricklingPeerIsCutAtMessageTimeout(t *testing.T) {
+	const msgTimeout, closeTimeout = 400 * time.Millisecond, 300 * time.Millisecond
+	rec := newRecorder(echoDone.OnMessage)
+	ts := startServer(t, rec, &wsgate.Config{MessageTimeout: msgTimeout, CloseTimeout: closeTimeout})
+	rc, _ := dialRaw(t, ts, nil)
+	start := time.Now()
+	// 1,000 bytes at one every 20 ms would take 20 s.
+	trickle(t, rc, 20*time.Millisecond, bytewise(frame{fin: true, opcode: opBinary, payload: make([]byte, 1000)}.bytes())...)
+	got := rc.expectClose()
+	d := time.Since(start)
+	if got.code != int(wsgate.ClosePolicyViolation) || got.reason != "message timeout" {
+		t.Errorf("the server closed with %d %q, want 1008 \"message timeout\"", got.code, got.reason)
+	}
+	if d < msgTimeout-50*time.Millisecond || d > msgTimeout+closeTimeout+2*time.Second {
+		t.Errorf("the connection ended after %v; want about %v + %v", d, msgTimeout, closeTimeout)
+	}
+	rec.wantClose(t, wsgate.ClosePolicyViolation, wsgate.ErrMessageTimeout)
+	t.Logf("closed after %v", d)
+}
+
+// Control frames between the fragments of a message prove the peer alive, but do not extend the
+// message: it must still end within MessageTimeout.
+func TestPingsDoNotExtendAMessage(t *testing.T) {
+	const msgTimeout = 400 * time.Millisecond
+	ts := startServer(t, echoDone, &wsgate.Config{MessageTimeout: msgTimeout, CloseTimeout: 300 * time.Millisecond})
+	rc, _ := dialRaw(t, ts, nil)
+	start := time.Now()
+	chunks := [][]byte{frame{opcode: opText, payload: []byte("never ends")}.bytes()}
+	for range 100 {
+		chunks = append(chunks, frame{fin: true, opcode: opPing}.bytes())
+	}
+	trickle(t, rc, 20*time.Millisecond, chunks...)
+	var closes []frame
+	for _, f := range rc.drain() {
+		if f.opcode == opClose {
+			closes = append(closes, f)
+		}
+	}
+	d := time.Since(start)
+	if len(closes) != 1 || parseClose(t, closes[0].payload).code != int(wsgate.ClosePolicyViolation) {
+		t.Fatalf("close frames %v, want one with 1008", closes)
+	}
+	if d < msgTimeout-50*time.Millisecond {
+		t.Errorf("closed after %v, before the message timeout", d)
+	}
+}
+
 // Liveness comes from complete frames: a peer that trickles bytes of a frame and never completes
-// one is disconnected by the heartbeat within PingInterval+PongTimeout. Before, every byte counted
-// as a sign of life and the connection stayed for ever.
+// one is disconnected by the heartbeat within PingInterval+PongTimeout, even without a message
+// timeout. Before, every byte counted as a sign of life and the connection stayed for ever.
 func TestTrickledBytesAreNotLiveness(t *testing.T) {
 	const ping, pong = 200 * time.Millisecond, 200 * time.Millisecond
 	rec := newRecorder(echoDone.OnMessage)
-	ts := startServer(t, rec, &wsgate.Config{PingInterval: ping, PongTimeout: pong})
+	ts := startServer(t, rec, &wsgate.Config{PingInterval: ping, PongTimeout: pong, MessageTimeout: -1})
 	rc, _ := dialRaw(t, ts, nil)
 	start := time.Now()
 	trickle(t, rc, 20*time.Millisecond, bytewise(frame{fin: true, opcode: opBinary, payload: make([]byte, 1000)}.bytes())...)
@@ -150,9 +208,27 @@ func TestTrickledBytesAreNotLiveness(t *testing.T) {
 	if d > ping+pong+2*time.Second {
 		t.Errorf("the connection ended after %v", d)
 	}
-	_, ce := rec.nextClose(t, ioWait)
-	if ce.Code != wsgate.CloseAbnormal || !errors.Is(ce, wsgate.ErrPongTimeout) {
-		t.Errorf("OnClose got %+v, want 1006 wrapping ErrPongTimeout", ce)
-	}
+	rec.wantClose(t, wsgate.CloseAbnormal, wsgate.ErrPongTimeout)
 	t.Logf("dropped after %v", d)
+}
+
+// The time the reader spends in OnMessage is the server's, not the peer's: a message that began
+// arriving while a slow handler ran is not cut for it.
+func TestSlowHandlerDoesNotCountAgainstMessageTimeout(t *testing.T) {
+	const msgTimeout = 200 * time.Millisecond
+	h := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		if string(m.Data) == "slow" {
+			time.Sleep(4 * msgTimeout)
+		}
+		echoDone(c, m)
+	})
+	ts := startServer(t, h, &wsgate.Config{MessageTimeout: msgTimeout})
+	rc, _ := dialRaw(t, ts, nil)
+	next := text("next").bytes()
+	// "slow" and the first 3 bytes of "next" arrive together: "next" has begun when the handler starts.
+	rc.send(append(text("slow").bytes(), next[:3]...))
+	rc.expectEcho("slow")
+	rc.send(next[3:])
+	rc.expectEcho("next")
+	rc.closeClean()
 }

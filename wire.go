@@ -21,7 +21,7 @@ import (
 //     transport answers a peer's close frame even when we already sent ours, and reports a read
 //     timeout with a close frame of its own; both are swallowed here;
 //   - every byte read is seen by the connection's frameWatch, which proves the peer alive for each
-//     complete frame (Config.PingInterval).
+//     complete frame (Config.PingInterval) and times its messages (Config.MessageTimeout).
 //
 // It is also where frames leave. Without permessage-deflate, the connection's frames are built by
 // wsgate (frame.go) and written here directly (send, flush); the transport writes only its own
