@@ -74,6 +74,7 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 		c.SendQueueBytes != wsgate.DefaultSendQueueBytes || c.PingInterval != wsgate.DefaultPingInterval ||
 		c.PongTimeout != wsgate.DefaultPongTimeout || c.WriteTimeout != wsgate.DefaultWriteTimeout ||
 		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
+		c.MessageTimeout != wsgate.DefaultMessageTimeout ||
 		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
 		c.AllowedOrigins != nil || c.Subprotocols != nil {
 		t.Errorf("wsgate defaults not shown as flag defaults: %+v", c)
@@ -92,6 +93,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_WRITE_TIMEOUT":       "4s",
 		"WSGATE_HANDSHAKE_TIMEOUT":   "1s",
 		"WSGATE_CLOSE_TIMEOUT":       "2s",
+		"WSGATE_MESSAGE_TIMEOUT":     "-1s",
 		"WSGATE_ALLOWED_ORIGINS":     " example.com, https://app.example.com ,,",
 		"WSGATE_SUBPROTOCOLS":        "wsgate.v1",
 		"WSGATE_COMPRESSION":         "true", // overridden by the flag
@@ -120,6 +122,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		WriteTimeout:      4 * time.Second,
 		HandshakeTimeout:  time.Second,
 		CloseTimeout:      2 * time.Second,
+		MessageTimeout:    -time.Second,
 		AllowedOrigins:    []string{"example.com", "https://app.example.com"},
 		Subprotocols:      []string{"wsgate.v1"},
 		MaxConnections:    100,
@@ -156,7 +159,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		}
 		help := stdout.String()
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
-			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
+			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "message-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
@@ -178,8 +181,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 24 {
-		t.Errorf("flags %v: the help check above lists 24; update it", all)
+	if len(all) != 25 {
+		t.Errorf("flags %v: the help check above lists 25; update it", all)
 	}
 }
 
