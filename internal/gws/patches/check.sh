@@ -25,7 +25,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp -R "$dir/." "$tmp/gws"
 chmod -R u+w "$tmp/gws"
-(cd "$tmp/gws" && git apply --whitespace=error-all "$here"/[0-9][0-9][0-9][0-9]-*.patch)
+# Not inside any repository, even when $TMPDIR is: git apply then takes paths from the current directory.
+(cd "$tmp/gws" && GIT_CEILING_DIRECTORIES="$tmp" git apply --whitespace=error-all "$here"/[0-9][0-9][0-9][0-9]-*.patch)
 
 if [ "$mode" = -test ]; then
 	(cd "$tmp/gws" && GOFLAGS=-mod=mod go test -count=1 ./...)
