@@ -75,13 +75,16 @@ const (
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultHandshakeTimeout  = 5 * time.Second
 	DefaultCloseTimeout      = 5 * time.Second
+	DefaultMessageTimeout    = 30 * time.Second
 )
 
 // Config configures a Server. The zero value is a valid, secure configuration: every zero field takes
 // the default its comment gives. A Config is copied by NewServer; changing it afterwards has no effect.
 type Config struct {
 	// ReadLimit is the largest message, in bytes, a peer may send (after decompression). A bigger
-	// message closes the connection with 1009. Default 64 KiB.
+	// message closes the connection with 1009, and so does a message of more than ReadLimit/64
+	// frames (at least 16: 1,024 by default), so that empty frames cannot keep one open. Default
+	// 64 KiB.
 	ReadLimit int
 
 	// SendQueueMessages bounds the messages queued for one connection and not yet written.
@@ -93,12 +96,21 @@ type Config struct {
 	// SlowConsumer is applied when a Send finds the queue full. Default PolicyClose (1008).
 	SlowConsumer SlowConsumerPolicy
 
-	// PingInterval is how long a connection may stay silent before the server pings it. Any inbound
-	// data proves liveness. Default 25 s; negative disables heartbeats.
+	// PingInterval is how long a connection may stay silent before the server pings it. Any complete
+	// inbound frame proves liveness; bytes of a frame that never ends do not. Default 25 s; negative
+	// disables heartbeats.
 	PingInterval time.Duration
-	// PongTimeout is how long the peer has to answer a ping (or send anything at all). A peer that
-	// stays silent is disconnected within PingInterval+PongTimeout. Default 10 s.
+	// PongTimeout is how long the peer has to answer a ping (or complete any frame). A peer that
+	// completes no frame is disconnected within PingInterval+PongTimeout. Default 10 s.
 	PongTimeout time.Duration
+	// MessageTimeout bounds the time a peer may take to send one message, from its first byte to
+	// the end of its last frame; a slower one is closed with 1008 "message timeout"
+	// (ErrMessageTimeout), so that a peer trickling bytes cannot hold a connection and its read
+	// buffer for ever. Time the reader spends in OnMessage does not count. Default 30 s: 64 KiB in
+	// 30 s is 2.2 KB/s; raise it with ReadLimit for large messages over slow links. A single frame
+	// must also complete within PingInterval+PongTimeout, or the heartbeat cuts it first: send
+	// large messages in several frames. Negative: no limit.
+	MessageTimeout time.Duration
 	// WriteTimeout bounds how long a write may wait for the peer to read: a batch that finds the
 	// socket full must be written within WriteTimeout from then, or the connection is closed
 	// (1006, ErrWriteTimeout). Default 10 s.
@@ -231,6 +243,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&r.WriteTimeout, DefaultWriteTimeout)
 	defd(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&r.CloseTimeout, DefaultCloseTimeout)
+	defd(&r.MessageTimeout, DefaultMessageTimeout)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}

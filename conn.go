@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // MessageType is the type of a WebSocket data message.
@@ -107,10 +107,13 @@ type Conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// lastRead is the server clock (unix nanoseconds, coarse) at the last successful read;
-	// awaitPong is set while a heartbeat read deadline is armed; closeDeadline is the read deadline
-	// of a close handshake in progress (unix nanoseconds, 0 if none).
+	// lastRead is the server clock (unix nanoseconds, coarse) at the end of the peer's last complete
+	// frame; awaitPong is set while a heartbeat read deadline is armed; closeDeadline is the read
+	// deadline of a close handshake in progress (unix nanoseconds, 0 if none); msgStart is the
+	// server clock at the first byte of the message arriving, 0 between messages (frameWatch).
 	lastRead      atomic.Int64
+	msgStart      atomic.Int64
+	inbound       frameWatch // the frames the peer sends, as their bytes arrive; reader only
 	awaitPong     atomic.Bool
 	closeDeadline atomic.Int64
 	received      atomic.Uint64
@@ -454,7 +457,7 @@ func (c *Conn) hasWorkLocked() bool {
 	return len(c.queue) > 0 || c.pongDue || c.pingDue || c.closeMsg != nil
 }
 
-// touch records that the peer is alive; called by the reader for every successful read.
+// touch records that the peer is alive; called by the reader when a frame from the peer is complete.
 func (c *Conn) touch() {
 	if now := c.srv.clock.Load(); c.lastRead.Load() != now {
 		c.lastRead.Store(now)

@@ -28,8 +28,8 @@
 //
 // Incoming messages are limited by Config.ReadLimit (1009 beyond it). Each connection's send queue
 // is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1008 (the
-// default), drop the newest, or drop the oldest, and never blocks the sender. A peer silent for
-// PingInterval is pinged and disconnected if it stays silent for PongTimeout more.
+// default), drop the newest, or drop the oldest, and never blocks the sender. A peer that completes
+// no frame for PingInterval is pinged and disconnected if it completes none for PongTimeout more.
 //
 // Handshakes are bounded before they are paid for: a request over Config.MaxHeaderBytes is
 // refused (414, 431) whatever the http.Server in front allows, a connection keeps of its request
@@ -44,10 +44,12 @@
 // peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
 // closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
 // for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
-// messages, 1011 when a handler panics (the panic is recovered and logged). OnClose receives a
-// *CloseError saying why.
+// messages (or too many frames in one), 1008 for a message slower than Config.MessageTimeout, 1011
+// when a handler panics (the panic is recovered and logged). OnClose receives a *CloseError saying
+// why.
 //
-// The transport is github.com/lxzan/gws: it reads, unmasks and validates frames, negotiates
+// The transport is github.com/lxzan/gws, carried with wsgate's fixes inside this module
+// (internal/gws), so that importers get them: it reads, unmasks and validates frames, negotiates
 // permessage-deflate and compresses; none of its types appear in this API. Outgoing frames are
 // built by wsgate, once per message: a server frame is a 2 to 10 byte header and the payload,
 // unmasked, the same bytes for every connection, so a PreparedMessage is written to all of them

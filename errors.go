@@ -31,6 +31,9 @@ var (
 	// ErrWriteTimeout is wrapped by the CloseError of a connection whose writes did not finish within
 	// Config.WriteTimeout.
 	ErrWriteTimeout = errors.New("wsgate: write timeout")
+	// ErrMessageTimeout is wrapped by the CloseError of a connection whose peer took longer than
+	// Config.MessageTimeout to send a message.
+	ErrMessageTimeout = errors.New("wsgate: message timeout")
 	// ErrSlowConsumer is wrapped by the CloseError of a connection closed by PolicyClose.
 	ErrSlowConsumer = errors.New("wsgate: slow consumer")
 	// ErrHandlerPanic is wrapped by the CloseError of a connection whose handler panicked.

@@ -4,8 +4,10 @@ import "time"
 
 // Heartbeats run on one ticker per Server, not a goroutine or timer per connection. Each tick
 // advances the server clock and pings the connections silent for about PingInterval; the ping arms
-// a read deadline PongTimeout ahead, which any inbound byte disarms (wire.Read → Conn.touch). A peer
-// silent since time T is disconnected by T+PingInterval+PongTimeout at the latest.
+// a read deadline PongTimeout ahead, which any complete inbound frame disarms (wire.Read →
+// frameWatch → Conn.touch). A peer that completed no frame since time T is disconnected by
+// T+PingInterval+PongTimeout at the latest. The same tick closes a connection whose message has
+// been arriving for longer than MessageTimeout (Conn.checkMessageTime).
 
 // heartbeatTick is the scan period: a tenth of the shorter interval, within [5ms, 1s].
 func heartbeatTick(ping, pong time.Duration) time.Duration {
@@ -56,13 +58,16 @@ func (s *Server) heartbeat(stop <-chan struct{}) {
 		case now := <-t.C:
 			ns := now.UnixNano()
 			s.clock.Store(ns)
-			if s.cfg.PingInterval < 0 {
+			if s.cfg.PingInterval < 0 && s.cfg.MessageTimeout < 0 {
 				continue
 			}
 			for i := range s.shards {
 				buf = s.shards[i].snapshot(buf[:0])
 				for _, c := range buf {
-					c.heartbeat(ns)
+					c.checkMessageTime(ns)
+					if s.cfg.PingInterval >= 0 {
+						c.heartbeat(ns)
+					}
 				}
 				clear(buf)
 			}

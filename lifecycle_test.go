@@ -726,8 +726,8 @@ func TestSimultaneousCloseBehindALargeReply(t *testing.T) {
 }
 
 // A panic inside the transport's read loop (simulated by a hook in its read path: the one known
-// panic of gws is patched in third_party/gws, but importers without our replace directive get
-// the upstream code) ends that connection with 1011, OnClose runs once, and the server serves on.
+// panic of gws is patched in internal/gws; this is the second line of defence for an unknown one)
+// ends that connection with 1011, OnClose runs once, and the server serves on.
 func TestTransportPanicIsContained(t *testing.T) {
 	wsgate.SetTestHookRead(func(c *wsgate.Conn) {
 		if c.Data() == "boom" {

@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 	"unicode/utf8"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // session carries the *Conn inside the transport's connection; it implements the transport's
@@ -41,7 +41,7 @@ func (e *events) OnPing(sock *gws.Conn, payload []byte) {
 	c.mu.Unlock()
 }
 
-func (e *events) OnPong(*gws.Conn, []byte) {} // liveness is recorded by every read (wire.Read)
+func (e *events) OnPong(*gws.Conn, []byte) {} // liveness is recorded for every complete frame (frameWatch)
 
 func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
@@ -164,6 +164,8 @@ func transportReason(err error) string {
 	switch {
 	case errors.Is(err, gws.ErrTextEncoding):
 		return "invalid UTF-8 in text message"
+	case errors.Is(err, gws.ErrTooManyFrames):
+		return "message too big: too many frames"
 	}
 	if s, ok := err.(interface{ Uint16() uint16 }); ok {
 		switch CloseCode(s.Uint16()) {

@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // Server is an http.Handler that upgrades requests to WebSocket connections and runs them with a
@@ -64,7 +64,7 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 		s.shards[i].m = make(map[uint64]*Conn)
 	}
 	s.clock.Store(time.Now().UnixNano())
-	s.tick = heartbeatTick(c.PingInterval, c.PongTimeout)
+	s.tick = min(heartbeatTick(c.PingInterval, c.PongTimeout), messageTimeoutTick(c.MessageTimeout))
 	ev := &events{s: s}
 	for i := 0; i <= len(c.Subprotocols); i++ {
 		opt := &gws.ServerOption{

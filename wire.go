@@ -20,7 +20,8 @@ import (
 //   - exactly one close frame ever leaves the server, and nothing after it (RFC 6455 §5.5.1): the
 //     transport answers a peer's close frame even when we already sent ours, and reports a read
 //     timeout with a close frame of its own; both are swallowed here;
-//   - every successful read proves the peer alive (Config.PingInterval), counted where it happens.
+//   - every byte read is seen by the connection's frameWatch, which proves the peer alive for each
+//     complete frame (Config.PingInterval) and times its messages (Config.MessageTimeout).
 //
 // It is also where frames leave. Without permessage-deflate, the connection's frames are built by
 // wsgate (frame.go) and written here directly (send, flush); the transport writes only its own
@@ -75,6 +76,7 @@ func (w *wire) Read(p []byte) (int, error) {
 		if len(w.pre) == 0 {
 			w.pre = nil
 		}
+		w.c.inbound.observe(w.c, p[:n])
 		return n, nil
 	}
 	if h := testHookRead.Load(); h != nil {
@@ -82,7 +84,7 @@ func (w *wire) Read(p []byte) (int, error) {
 	}
 	n, err := w.Conn.Read(p)
 	if n > 0 {
-		w.c.touch()
+		w.c.inbound.observe(w.c, p[:n])
 	}
 	if err != nil {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // batch is what one write takes from the connection: the pong owed to the latest ping, a heartbeat

@@ -8,7 +8,7 @@ import (
 	"io"
 	"unicode/utf8"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 
 	"github.com/wsgate/wsgate"
 )

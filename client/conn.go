@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 
 	"github.com/wsgate/wsgate"
 )

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lxzan/gws"
+	"github.com/wsgate/wsgate/internal/gws"
 )
 
 // maxErrorBody is how much of a refused upgrade's body Dial reads for HandshakeError.Body.

@@ -34,5 +34,6 @@
 // set when the server started the close, Code 1006 (wsgate.CloseAbnormal) when the connection was
 // lost without a close frame. Write, Ping and Close then return ErrClosed.
 //
-// No type of the transport library (github.com/lxzan/gws) appears in this API.
+// No type of the transport library (github.com/lxzan/gws, patched in internal/gws) appears in
+// this API.
 package client

@@ -14,9 +14,5 @@ require (
 	github.com/lxzan/gws v1.8.9 // indirect
 )
 
-// The comparison measures this checkout's servers; gws is vendored there (replace directives of
-// a dependency do not apply, so it is repeated here).
-replace (
-	github.com/lxzan/gws => ../../third_party/gws
-	github.com/wsgate/wsgate => ../..
-)
+// The comparison measures this checkout's servers.
+replace github.com/wsgate/wsgate => ../..

@@ -80,6 +80,7 @@ func TestDefaultsAreWsgateDefaults(t *testing.T) {
 		c.SendQueueBytes != wsgate.DefaultSendQueueBytes || c.PingInterval != wsgate.DefaultPingInterval ||
 		c.PongTimeout != wsgate.DefaultPongTimeout || c.WriteTimeout != wsgate.DefaultWriteTimeout ||
 		c.HandshakeTimeout != wsgate.DefaultHandshakeTimeout || c.CloseTimeout != wsgate.DefaultCloseTimeout ||
+		c.MessageTimeout != wsgate.DefaultMessageTimeout ||
 		c.SlowConsumer != wsgate.PolicyClose || c.Compression || c.MaxConnections != 0 ||
 		c.AllowedOrigins != nil || c.Subprotocols != nil || c.MaxHeaderBytes != wsgate.DefaultMaxHeaderBytes ||
 		!slices.Equal(c.KeepHeaders, wsgate.DefaultKeepHeaders) || c.AllowedHosts != nil || c.TrustedProxies != nil || c.MaxConnectionsPerIP != 0 {
@@ -99,6 +100,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_WRITE_TIMEOUT":               "4s",
 		"WSGATE_HANDSHAKE_TIMEOUT":           "1s",
 		"WSGATE_CLOSE_TIMEOUT":               "2s",
+		"WSGATE_MESSAGE_TIMEOUT":             "-1s",
 		"WSGATE_ALLOWED_ORIGINS":             " example.com, https://app.example.com ,,",
 		"WSGATE_SUBPROTOCOLS":                "wsgate.v1",
 		"WSGATE_COMPRESSION":                 "true", // overridden by the flag
@@ -138,6 +140,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		WriteTimeout:        4 * time.Second,
 		HandshakeTimeout:    time.Second,
 		CloseTimeout:        2 * time.Second,
+		MessageTimeout:      -time.Second,
 		AllowedOrigins:      []string{"example.com", "https://app.example.com"},
 		Subprotocols:        []string{"wsgate.v1"},
 		MaxConnections:      100,
@@ -179,7 +182,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		}
 		help := stdout.String()
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
-			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "allowed-origins",
+			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "message-timeout", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
 			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
@@ -204,8 +207,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 36 {
-		t.Errorf("flags %v: the help check above lists 36; update it", all)
+	if len(all) != 37 {
+		t.Errorf("flags %v: the help check above lists 37; update it", all)
 	}
 }
 

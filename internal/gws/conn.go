@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 // Conn WebSocket连接
@@ -176,7 +176,7 @@ func (c *Conn) emitClose(buf *bytes.Buffer) error {
 		_, _ = buf.Read(b[0:])
 		realCode = binary.BigEndian.Uint16(b[0:])
 		switch realCode {
-		case 1004, 1005, 1006, 1015: // wsgate patch 4: 1014 is a registered code (IANA)
+		case 1004, 1005, 1006, 1015: // 1014 是 IANA 注册的状态码 / 1014 is a registered code (IANA)
 			responseCode = internal.CloseProtocolError
 		default:
 			if realCode < 1000 || realCode >= 5000 || (realCode >= 1016 && realCode < 3000) {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 // Dialer 拨号器接口
@@ -116,7 +116,8 @@ func (c *connector) request() (*http.Response, *bufio.Reader, error) {
 		r.Header.Set(internal.SecWebSocketKey.Key, c.secWebsocketKey)
 	}
 
-	// wsgate patch 5: buffered, so the writer goroutine can always finish when the timeout wins.
+	// 带缓冲: 超时先到时, 发送请求的协程也能退出
+	// Buffered, so that the goroutine writing the request can finish when the timeout wins
 	var ch = make(chan error, 1)
 
 	// 发送http请求

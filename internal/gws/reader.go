@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"unsafe"
 
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 // 检查掩码设置是否符合 RFC6455 协议。
@@ -85,9 +86,9 @@ func (c *Conn) readMessage() error {
 	// MUST be 0 unless an extension is negotiated that defines meanings for non-zero values.
 	// If a nonzero value is received and none of the negotiated extensions defines the meaning of such a nonzero value,
 	// the receiving endpoint MUST _Fail the WebSocket Connection_.
-	// wsgate patch 2: RSV2 and RSV3 are never valid, and RSV1 only on the first frame of a data
-	// message of a connection that negotiated permessage-deflate (RFC 7692 §6); unpatched, none of
-	// the bits were checked once compression was on.
+	// RSV2 和 RSV3 没有扩展定义; RSV1 只能出现在协商了 permessage-deflate 的数据消息的第一帧 (RFC7692 §6).
+	// No extension defines RSV2 or RSV3, and RSV1 is valid only on the first frame of a data message
+	// of a connection that negotiated permessage-deflate (RFC7692 §6).
 	if op := c.fh.GetOpcode(); c.fh.GetRSV2() || c.fh.GetRSV3() ||
 		c.fh.GetRSV1() && (!c.pd.Enabled || !op.isDataFrame() || op == OpcodeContinuation) {
 		return internal.CloseProtocolError
@@ -104,15 +105,31 @@ func (c *Conn) readMessage() error {
 		return c.readControl()
 	}
 
+	// 分片消息的帧数有上限: 否则空的延续帧可以让一个消息永远不结束
+	// A fragmented message has at most ReadMaxFrames frames: otherwise empty continuation frames
+	// keep a message open for ever
+	if opcode == OpcodeContinuation && c.continuationFrame.initialized {
+		c.continuationFrame.frames++
+		if c.continuationFrame.frames > c.config.ReadMaxFrames {
+			return internal.NewError(internal.CloseMessageTooLarge, ErrTooManyFrames)
+		}
+	}
+
+	// 整个消息不能超过读取上限: 在读取负载之前检查
+	// The whole message must fit in the read limit: checked before the payload is read
+	if opcode == OpcodeContinuation && c.continuationFrame.initialized &&
+		c.continuationFrame.buffer.Len()+contentLength > c.config.ReadMaxPayloadSize {
+		return internal.CloseMessageTooLarge
+	}
+
 	var fin = c.fh.GetFIN()
-	var buf = binaryPool.Get(contentLength + len(flateTail))
-	var p = buf.Bytes()[:contentLength]
+	buf, err := c.readPayload(contentLength)
 	var closer = Message{Data: buf}
 	defer closer.Close()
-
-	if err := internal.ReadN(c.br, p); err != nil {
+	if err != nil {
 		return err
 	}
+	var p = buf.Bytes()
 	if maskEnabled {
 		internal.MaskXOR(p, c.fh.GetMaskKey())
 	}
@@ -122,7 +139,6 @@ func (c *Conn) readMessage() error {
 	}
 
 	if fin && opcode != OpcodeContinuation {
-		*(*[]byte)(unsafe.Pointer(buf)) = p
 		if !compressed {
 			closer.Data = nil
 		}
@@ -135,6 +151,7 @@ func (c *Conn) readMessage() error {
 		c.continuationFrame.initialized = true
 		c.continuationFrame.compressed = compressed
 		c.continuationFrame.opcode = opcode
+		c.continuationFrame.frames = 1
 		c.continuationFrame.buffer = bytes.NewBuffer(make([]byte, 0, contentLength))
 	}
 	if !c.continuationFrame.initialized {
@@ -142,9 +159,6 @@ func (c *Conn) readMessage() error {
 	}
 
 	c.continuationFrame.buffer.Write(p)
-	if c.continuationFrame.buffer.Len() > c.config.ReadMaxPayloadSize {
-		return internal.CloseMessageTooLarge
-	}
 	if !fin {
 		return nil
 	}
@@ -152,6 +166,44 @@ func (c *Conn) readMessage() error {
 	msg := &Message{Opcode: c.continuationFrame.opcode, Data: c.continuationFrame.buffer, compressed: c.continuationFrame.compressed}
 	c.continuationFrame.reset()
 	return c.emitMessage(msg)
+}
+
+// 负载缓冲区的初始大小上限
+// The most a payload buffer holds before the first bytes of the payload have arrived
+const payloadChunk = 4096
+
+// readPayload 读取 n 字节的负载到内存池的缓冲区中, 缓冲区的长度就是负载, 其后留有 flateTail 的空间.
+// 缓冲区随读到的数据增长, 而不是按声明的长度预先分配: 声明一个大帧却只发送几个字节的对端, 只占用几 KiB.
+// readPayload reads a payload of n bytes into a pooled buffer whose bytes are the payload, with
+// room for flateTail after it. The buffer starts small and grows as the bytes arrive, instead of
+// being allocated for the announced length up front: a peer that announces a large frame and
+// sends a few bytes holds a few KiB, not the read limit. A full buffer grows fourfold, or to the
+// whole payload once that is no more than twice as much: at most eight times what was received,
+// plus payloadChunk, and few copies and reads for a peer that sends at once.
+func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
+	var buf = binaryPool.Get(internal.Min(n+len(flateTail), payloadChunk))
+	var p = buf.Bytes()[:0]
+	var err error
+	for len(p) < n && err == nil {
+		if room := cap(p) - len(flateTail); len(p) >= room {
+			var size = 4 * cap(p)
+			if 2*size >= n+len(flateTail) {
+				size = n + len(flateTail)
+			}
+			var next = binaryPool.Get(size)
+			p = append(next.Bytes()[:0], p...)
+			binaryPool.Put(buf)
+			buf = next
+		}
+		var k int
+		k, err = c.br.Read(p[len(p):internal.Min(n, cap(p)-len(flateTail))])
+		p = p[:len(p)+k]
+	}
+	*(*[]byte)(unsafe.Pointer(buf)) = p
+	if len(p) < n && err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf, err
 }
 
 // 分发消息和异常恢复
@@ -167,14 +219,15 @@ func (c *Conn) dispatch(msg *Message) error {
 func (c *Conn) emitMessage(msg *Message) (err error) {
 	if msg.compressed {
 		msg.Data, err = c.deflater.Decompress(msg.Data, c.dpsWindow.dict)
-		// wsgate patch 3: a message over the limit once inflated is "too big" (1009), not an
-		// internal error (1011).
+		// 解压后超过读取上限: 消息过大 (1009), 不是内部错误
+		// Over the read limit once inflated: the message is too big (1009), not an internal error
 		if errors.Is(err, internal.CloseMessageTooLarge) {
 			return internal.CloseMessageTooLarge
 		}
 		if err != nil {
-			// wsgate patch 6: data that does not inflate is the peer's fault: invalid payload data
-			// (1007), as Node's ws answers, not an internal error of ours (1011).
+			// 无法解压的数据是对端的错误: 无效的负载数据 (1007), 不是内部错误 (1011)
+			// Data that does not inflate is the peer's fault: invalid payload data (1007), as
+			// Node's ws answers, not an internal error (1011)
 			return internal.NewError(internal.CloseUnsupportedData, err)
 		}
 		_, _ = c.dpsWindow.Write(msg.Bytes())

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/flate"
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 const (
@@ -128,6 +128,10 @@ type (
 		// Maximum read message content length
 		ReadMaxPayloadSize int
 
+		// 分片消息最多包含的帧数
+		// Maximum number of frames of a fragmented message
+		ReadMaxFrames int
+
 		// 读缓冲区的大小
 		// Size of the read buffer
 		ReadBufferSize int
@@ -179,6 +183,13 @@ type (
 		// 读取最大负载大小
 		// Maximum payload size for reading
 		ReadMaxPayloadSize int
+
+		// 分片消息最多包含的帧数, 超过则以 1009 关闭. 默认 ReadMaxPayloadSize/64, 至少 16.
+		// Maximum number of frames of a fragmented message; one more closes the connection with
+		// 1009. Without a bound, a peer sending empty continuation frames keeps a message open for
+		// ever, at a cost in CPU that no message count sees. Default ReadMaxPayloadSize/64, at
+		// least 16: an average of 64 bytes per frame.
+		ReadMaxFrames int
 
 		// 读取缓冲区大小
 		// Read buffer size
@@ -256,6 +267,9 @@ func initServerOption(c *ServerOption) *ServerOption {
 	if c.ReadMaxPayloadSize <= 0 {
 		c.ReadMaxPayloadSize = defaultReadMaxPayloadSize
 	}
+	if c.ReadMaxFrames <= 0 {
+		c.ReadMaxFrames = internal.Max(c.ReadMaxPayloadSize/64, 16)
+	}
 	if c.ParallelGolimit <= 0 {
 		c.ParallelGolimit = defaultParallelGolimit
 	}
@@ -312,6 +326,7 @@ func initServerOption(c *ServerOption) *ServerOption {
 		ParallelEnabled:     c.ParallelEnabled,
 		ParallelGolimit:     c.ParallelGolimit,
 		ReadMaxPayloadSize:  c.ReadMaxPayloadSize,
+		ReadMaxFrames:       c.ReadMaxFrames,
 		ReadBufferSize:      c.ReadBufferSize,
 		WriteMaxPayloadSize: c.WriteMaxPayloadSize,
 		WriteBufferSize:     c.WriteBufferSize,
@@ -370,6 +385,13 @@ type ClientOption struct {
 	// 读取最大负载大小
 	// Maximum payload size for reading
 	ReadMaxPayloadSize int
+
+	// 分片消息最多包含的帧数, 超过则以 1009 关闭. 默认 ReadMaxPayloadSize/64, 至少 16.
+	// Maximum number of frames of a fragmented message; one more closes the connection with
+	// 1009. Without a bound, a peer sending empty continuation frames keeps a message open for
+	// ever, at a cost in CPU that no message count sees. Default ReadMaxPayloadSize/64, at
+	// least 16: an average of 64 bytes per frame.
+	ReadMaxFrames int
 
 	// 读取缓冲区大小
 	// Read buffer size
@@ -431,6 +453,9 @@ func initClientOption(c *ClientOption) *ClientOption {
 	if c.ReadMaxPayloadSize <= 0 {
 		c.ReadMaxPayloadSize = defaultReadMaxPayloadSize
 	}
+	if c.ReadMaxFrames <= 0 {
+		c.ReadMaxFrames = internal.Max(c.ReadMaxPayloadSize/64, 16)
+	}
 	if c.ParallelGolimit <= 0 {
 		c.ParallelGolimit = defaultParallelGolimit
 	}
@@ -486,6 +511,7 @@ func (c *ClientOption) getConfig() *Config {
 		ParallelEnabled:     c.ParallelEnabled,
 		ParallelGolimit:     c.ParallelGolimit,
 		ReadMaxPayloadSize:  c.ReadMaxPayloadSize,
+		ReadMaxFrames:       c.ReadMaxFrames,
 		ReadBufferSize:      c.ReadBufferSize,
 		WriteMaxPayloadSize: c.WriteMaxPayloadSize,
 		WriteBufferSize:     c.WriteBufferSize,

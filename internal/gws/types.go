@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"runtime"
 	"unsafe"
 
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 const frameHeaderSize = 14
@@ -76,6 +77,10 @@ var (
 	// ErrMessageTooLarge 消息体积过大
 	// message is too large
 	ErrMessageTooLarge = errors.New("gws: message too large")
+
+	// ErrTooManyFrames 分片消息的帧数超过 ReadMaxFrames
+	// A fragmented message has more frames than ReadMaxFrames
+	ErrTooManyFrames = errors.New("gws: message too large: too many frames")
 
 	// ErrConnClosed 连接已关闭
 	// Connection closed
@@ -243,11 +248,16 @@ func (c *frameHeader) Parse(reader io.Reader) (int, error) {
 		if err := internal.ReadN(reader, (*c)[2:10]); err != nil {
 			return 0, err
 		}
-		// wsgate patch 1: RFC 6455 §5.2, the most significant bit MUST be 0; unpatched, such a
-		// length turns negative and panics the read loop.
+		// RFC6455: 最高有效位必须为 0; 超出 int 范围的长度 (32 位平台) 超过任何读取上限.
+		// RFC6455: the most significant bit MUST be 0; unchecked, such a length turns negative and
+		// panics the read loop. A length that does not fit in an int (32-bit platforms) is above
+		// any read limit.
 		v := binary.BigEndian.Uint64((*c)[2:10])
 		if v>>63 != 0 {
 			return 0, internal.CloseProtocolError
+		}
+		if v > math.MaxInt {
+			return 0, internal.CloseMessageTooLarge
 		}
 		payloadLength = int(v)
 	default:
@@ -317,6 +327,10 @@ type continuationFrame struct {
 	// The opcode of the frame
 	opcode Opcode
 
+	// 已读取的帧数
+	// The number of frames read so far
+	frames int
+
 	// 缓冲区
 	// The buffer for the frame data
 	buffer *bytes.Buffer
@@ -327,6 +341,7 @@ type continuationFrame struct {
 func (c *continuationFrame) reset() {
 	c.initialized = false
 	c.compressed = false
+	c.frames = 0
 	c.opcode = 0
 	c.buffer = nil
 }

@@ -4,7 +4,7 @@ import (
 	"sync"
 
 	"github.com/dolthub/maphash"
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 // SessionStorage 会话存储

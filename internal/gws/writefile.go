@@ -8,7 +8,7 @@ import (
 	"math"
 
 	"github.com/klauspost/compress/flate"
-	"github.com/lxzan/gws/internal"
+	"github.com/wsgate/wsgate/internal/gws/internal"
 )
 
 const segmentSize = 128 * 1024
