@@ -14,9 +14,10 @@ import (
 type SlowConsumerPolicy int
 
 const (
-	// PolicyClose discards what is queued and closes the connection with 1008 "slow consumer".
-	// Send returns ErrQueueFull. This is the default: one slow reader never costs memory or time to
-	// anyone else, and the client learns why it was dropped.
+	// PolicyClose discards what is queued and closes the connection with 1013 (Try Again Later)
+	// "slow consumer"; Send returns ErrQueueFull. This is the default: one slow reader never costs
+	// memory or time to anyone else, and the client learns why it was dropped and that it may
+	// reconnect (CloseCode.Reconnectable) and recover what it missed.
 	PolicyClose SlowConsumerPolicy = iota
 	// PolicyDropNewest keeps the queue and refuses the new message: Send returns ErrQueueFull.
 	PolicyDropNewest
@@ -89,7 +90,7 @@ type Config struct {
 	// SendQueueBytes bounds the payload bytes queued for one connection, including the batch being
 	// written. Default 1 MiB. A single message bigger than this is refused with ErrMessageTooLarge.
 	SendQueueBytes int
-	// SlowConsumer is applied when a Send finds the queue full. Default PolicyClose (1008).
+	// SlowConsumer is applied when a Send finds the queue full. Default PolicyClose (1013).
 	SlowConsumer SlowConsumerPolicy
 
 	// PingInterval is how long a connection may stay silent before the server pings it. Any inbound

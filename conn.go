@@ -257,7 +257,7 @@ func (c *Conn) enqueue(m outMsg) error {
 			c.srv.dropped.Add(1)
 			return ErrQueueFull
 		default:
-			c.closeLocked(&CloseError{Code: ClosePolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
+			c.closeLocked(&CloseError{Code: CloseTryAgainLater, Reason: slowConsumerReason, Err: ErrSlowConsumer}, true)
 			c.mu.Unlock()
 			m.release()
 			return ErrQueueFull

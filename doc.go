@@ -27,8 +27,9 @@
 // # Limits and policies
 //
 // Incoming messages are limited by Config.ReadLimit (1009 beyond it). Each connection's send queue
-// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1008 (the
-// default), drop the newest, or drop the oldest, and never blocks the sender. A peer silent for
+// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1013
+// "slow consumer" (the default; a client reconnects and recovers), drop the newest, or drop the
+// oldest, and never blocks the sender. A peer silent for
 // PingInterval is pinged and disconnected if it stays silent for PongTimeout more.
 //
 // # Closing

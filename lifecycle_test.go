@@ -362,8 +362,11 @@ func TestSlowConsumerIsClosedOthersFlow(t *testing.T) {
 		echoOnce(t, fast, "fast "+strconv.Itoa(i))
 	}
 	_, ce := rec.nextClose(t, 5*time.Second)
-	if ce.Code != wsgate.ClosePolicyViolation || ce.Reason != "slow consumer" || !errors.Is(ce, wsgate.ErrSlowConsumer) {
-		t.Fatalf("slow consumer closed with %+v", ce)
+	if ce.Code != wsgate.CloseTryAgainLater || ce.Reason != "slow consumer" || !errors.Is(ce, wsgate.ErrSlowConsumer) {
+		t.Fatalf("slow consumer closed with %+v, want 1013 \"slow consumer\"", ce)
+	}
+	if !ce.Code.Reconnectable() {
+		t.Fatalf("the slow-consumer close %d is terminal: a client that fell behind could never recover", ce.Code)
 	}
 	echoOnce(t, fast, "still here")
 }
@@ -581,8 +584,8 @@ func TestPipeliningClientThatNeverReads(t *testing.T) {
 		sent <- nil
 	}()
 	_, ce := rec.nextClose(t, 10*time.Second)
-	if ce.Code != wsgate.ClosePolicyViolation || !errors.Is(ce, wsgate.ErrSlowConsumer) {
-		t.Fatalf("non-reading client closed with %+v, want 1008 slow consumer", ce)
+	if ce.Code != wsgate.CloseTryAgainLater || !errors.Is(ce, wsgate.ErrSlowConsumer) {
+		t.Fatalf("non-reading client closed with %+v, want 1013 slow consumer", ce)
 	}
 	echoOnce(t, other, "unaffected")
 	ws.Close()
