@@ -766,3 +766,34 @@ func TestTransportPanicIsContained(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// A burst as large as a recovery page of the hub (1000 publications), queued at once, fits the
+// default send queue: a healthy reader is not cut as a slow consumer before it had a chance to read.
+func TestBurstOfARecoveryPageFitsTheDefaultQueue(t *testing.T) {
+	const burst = 1000
+	errs := make(chan error, 1)
+	rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) {
+		msg := bytes.Repeat([]byte("p"), 100)
+		for range burst { // all queued before the first is written: Sends in a handler are deferred
+			if err := c.Send(wsgate.Text, msg); err != nil {
+				errs <- err
+				return
+			}
+		}
+		errs <- nil
+	})
+	ts := startServer(t, rec, nil)
+	ws := dial(t, ts.URL, nil)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("burst")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatalf("Send during a burst of %d: %v", burst, err)
+	}
+	for i := range burst {
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := ws.ReadMessage(); err != nil {
+			t.Fatalf("message %d of %d: %v", i, burst, err)
+		}
+	}
+}
