@@ -131,8 +131,7 @@ type Conn struct {
 	queued   int // payload bytes queued or being written
 	stashed  int // bytes of c.wire.stash counted in queued
 	pingDue  bool
-	pong     []byte // payload of the latest unanswered ping; nil if none
-	pongDue  bool
+	pongs    [][]byte    // payloads of the pings not yet answered, oldest first; see maxPendingPongs
 	closeMsg []byte      // close frame payload to write after the queue; set once
 	closeErr *CloseError // why we closed, if we did
 	result   *CloseError // final reason, set when the connection has ended
@@ -383,7 +382,7 @@ func (c *Conn) spawnWriterLocked() {
 
 // hasWorkLocked reports whether anything waits to be written.
 func (c *Conn) hasWorkLocked() bool {
-	return len(c.queue) > 0 || c.pongDue || c.pingDue || c.closeMsg != nil
+	return len(c.queue) > 0 || len(c.pongs) > 0 || c.pingDue || c.closeMsg != nil
 }
 
 // touch records that the peer is alive; called by the reader for every successful read.

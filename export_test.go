@@ -9,3 +9,10 @@ func SetTestHookRead(f func(*Conn)) {
 	}
 	testHookRead.Store(&f)
 }
+
+// PendingPongs returns how many pongs c owes and has not yet handed to the socket.
+func PendingPongs(c *Conn) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pongs)
+}

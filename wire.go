@@ -151,7 +151,7 @@ func (w *wire) setWriteDeadline() error {
 	return w.Conn.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
 }
 
-// send writes b's frames, in order after whatever waits in the stash: the pong, the ping, the data
+// send writes b's frames, in order after whatever waits in the stash: the pongs, the ping, the data
 // messages, the close frame. Blocking (the writer goroutine), it writes everything within
 // Config.WriteTimeout; otherwise (the reader, inline) it writes what the socket takes at once and
 // stashes the rest. It returns how many bytes wait (tail and stash).
@@ -162,8 +162,8 @@ func (w *wire) send(b *batch, block bool) (int, error) {
 		return w.waiting(), nil
 	}
 	w.full, w.armed = false, false
-	if b.pongDue {
-		w.stashFrame(opPong, b.pong)
+	for _, p := range b.pongs {
+		w.stashFrame(opPong, p)
 	}
 	if b.ping {
 		w.stashFrame(opPing, nil)

@@ -9,14 +9,13 @@ import (
 	"github.com/lxzan/gws"
 )
 
-// batch is what one write takes from the connection: the pong owed to the latest ping, a heartbeat
-// ping, the data messages in order, and the close frame, written in that order.
+// batch is what one write takes from the connection: the pongs owed to the peer's pings, a
+// heartbeat ping, the data messages in order, and the close frame, written in that order.
 type batch struct {
-	msgs    []outMsg
-	pong    []byte
-	pongDue bool
-	ping    bool
-	close   []byte
+	msgs  []outMsg
+	pongs [][]byte
+	ping  bool
+	close []byte
 }
 
 // takeLocked moves everything waiting to be written into b, and reports whether there was any.
@@ -25,8 +24,8 @@ func (c *Conn) takeLocked(b *batch) bool {
 		return false
 	}
 	b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
-	b.pong, b.pongDue, b.ping, b.close = c.pong, c.pongDue, c.pingDue, c.closeMsg
-	c.pong, c.pongDue, c.pingDue, c.closeMsg = nil, false, false, nil
+	b.pongs, b.ping, b.close = c.pongs, c.pingDue, c.closeMsg
+	c.pongs, c.pingDue, c.closeMsg = nil, false, nil
 	return true
 }
 
@@ -130,8 +129,8 @@ func (c *Conn) writeBatch(b *batch, block bool) (int, error) {
 // writeCompressed writes b through the transport, which compresses data messages at write time;
 // wire.Write bounds each frame by Config.WriteTimeout.
 func (c *Conn) writeCompressed(b *batch) error {
-	if b.pongDue {
-		if err := c.sock.WritePong(b.pong); err != nil {
+	for _, p := range b.pongs {
+		if err := c.sock.WritePong(p); err != nil {
 			return err
 		}
 	}
