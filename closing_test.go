@@ -2,11 +2,52 @@ package wsgate_test
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate"
 )
+
+// The close handshake is bounded by Config.CloseTimeout even when a read clears the heartbeat's
+// deadline while the close frame is being written: the peer that never answers is dropped in time,
+// not kept until Shutdown.
+func TestCloseTimeoutSurvivesAClearedHeartbeatDeadline(t *testing.T) {
+	const closeTimeout = 300 * time.Millisecond
+	rec := newRecorder(nil)
+	ts := startServer(t, rec, &wsgate.Config{PingInterval: 50 * time.Millisecond, PongTimeout: 5 * time.Second,
+		CloseTimeout: closeTimeout})
+	rc, _ := dialRaw(t, ts, nil)
+	onlyConn(t, ts)
+	var once sync.Once
+	closed := make(chan time.Time, 1)
+	wsgate.SetTestHookRestore(func(c *wsgate.Conn) {
+		once.Do(func() {
+			// Between the read that proves the peer alive and the clearing of the heartbeat's
+			// deadline, the connection is closed and its close frame written.
+			closed <- time.Now()
+			_ = c.Close(wsgate.CloseNormal, "bye")
+			for deadline := time.Now().Add(ioWait); !wsgate.WriterIdle(c) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	})
+	t.Cleanup(func() { wsgate.SetTestHookRestore(nil) })
+	rc.nextFrame(opPing)                       // the heartbeat's deadline is armed
+	rc.write(frame{fin: true, opcode: opPong}) // and this read clears it
+	if got := parseClose(t, rc.nextFrame(opClose).payload); got.code != 1000 {
+		t.Fatalf("closed with %d", got.code)
+	}
+	start := <-closed
+	// The client never answers the close frame.
+	_, ce := rec.nextClose(t, closeTimeout+3*time.Second)
+	if !errors.Is(ce, wsgate.ErrCloseTimeout) {
+		t.Fatalf("OnClose %+v, want ErrCloseTimeout", ce)
+	}
+	if took := time.Since(start); took > closeTimeout+time.Second {
+		t.Fatalf("the connection ended %v after Close, want about CloseTimeout (%v)", took, closeTimeout)
+	}
+}
 
 // A connection that lingers after its close (here: the peer sent a message over the read limit,
 // got 1009, and stays silent without closing) does not hold Shutdown past its context.

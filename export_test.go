@@ -16,3 +16,20 @@ func PendingPongs(c *Conn) int {
 	defer c.mu.Unlock()
 	return len(c.pongs)
 }
+
+// SetTestHookRestore makes f run when a read clears the heartbeat's read deadline, on the reader
+// goroutine, just before the deadline is set. nil removes it.
+func SetTestHookRestore(f func(*Conn)) {
+	if f == nil {
+		testHookRestore.Store(nil)
+		return
+	}
+	testHookRestore.Store(&f)
+}
+
+// WriterIdle reports whether no goroutine is writing c's queue.
+func WriterIdle(c *Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.writing
+}

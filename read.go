@@ -139,7 +139,7 @@ func (c *Conn) finish(err error) {
 	switch {
 	case res != nil && res.Code != CloseAbnormal:
 		// We started the close; say so if the peer never answered it.
-		if c.wire.timedOut.Load() && c.closeDeadline.Load() != 0 {
+		if c.expired.Load() {
 			cp := *res
 			cp.Err = errors.Join(res.Err, ErrCloseTimeout)
 			if res.Err == nil {

@@ -65,8 +65,9 @@ type wire struct {
 	terr     error
 }
 
-// testHookRead, set only by tests (export_test.go), runs before each read of the transport's.
-var testHookRead atomic.Pointer[func(*Conn)]
+// testHookRead, set only by tests (export_test.go), runs before each read of the transport's;
+// testHookRestore when a read clears the heartbeat's deadline, just before it does.
+var testHookRead, testHookRestore atomic.Pointer[func(*Conn)]
 
 func (w *wire) Read(p []byte) (int, error) {
 	if len(w.pre) > 0 {

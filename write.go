@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"time"
 
 	"github.com/lxzan/gws"
 )
@@ -115,14 +114,6 @@ func (c *Conn) writeBatch(b *batch, block bool) (int, error) {
 		return stashed, err
 	}
 	c.sent.Add(uint64(len(b.msgs)))
-	if b.close != nil {
-		// The peer has CloseTimeout to answer, counted from here even when the frame still waits
-		// behind a slow reader: Close's whole handshake is bounded. The read deadline ends the
-		// reader otherwise.
-		d := time.Now().Add(c.srv.cfg.CloseTimeout)
-		c.closeDeadline.Store(d.UnixNano())
-		_ = c.wire.Conn.SetReadDeadline(d)
-	}
 	return stashed, nil
 }
 
