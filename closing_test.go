@@ -1,8 +1,15 @@
 package wsgate_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,5 +102,114 @@ func TestCloseAfterShutdownForces(t *testing.T) {
 	}
 	if err := ts.Close(); !errors.Is(err, wsgate.ErrServerClosed) {
 		t.Fatalf("a second Close: %v, want ErrServerClosed", err)
+	}
+}
+
+// A client that floods requests and never reads their replies is closed as a slow consumer: from
+// then on the server reads a bounded amount of what it sends, writes the close frame when the
+// socket allows, and drops it at the close timeout. A client that resumes reading within the close
+// timeout gets whole frames, the close frame, and the end of the stream (FIN), not truncated
+// frames or a reset.
+func TestSlowConsumerIsClosedNotReset(t *testing.T) {
+	for _, resume := range []bool{false, true} {
+		t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
+			closeTimeout := 500 * time.Millisecond
+			if resume {
+				closeTimeout = 3 * time.Second // time to read what the sockets hold, on a loaded machine
+			}
+			began := make(chan context.Context, 1)
+			var once sync.Once
+			rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) {
+				once.Do(func() { began <- c.Context() })
+				echoDone(c, m)
+			})
+			ts := startServer(t, rec, &wsgate.Config{CloseTimeout: closeTimeout, WriteTimeout: 5 * time.Second})
+			rc, _ := dialRaw(t, ts, nil)
+			_ = rc.nc.(*net.TCPConn).SetWriteBuffer(64 << 10)
+
+			var b []byte
+			for len(b) < 64<<10 {
+				b = append(b, text(strings.Repeat("r", 1000)).bytes()...)
+			}
+			var written atomic.Int64
+			stop := make(chan struct{})
+			flooded := make(chan struct{})
+			go func() {
+				defer close(flooded)
+				for off := 0; ; {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_ = rc.nc.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+					n, err := rc.nc.Write(b[off:])
+					written.Add(int64(n))
+					off = (off + n) % len(b) // a write cut by its deadline goes on where it stopped
+					if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+						return // the server dropped the connection
+					}
+				}
+			}()
+			stopFlood := sync.OnceFunc(func() { close(stop); <-flooded })
+			defer stopFlood()
+
+			var ctx context.Context
+			select {
+			case ctx = <-began:
+			case <-time.After(ioWait):
+				t.Fatal("no request reached the handler")
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the client was never closed as a slow consumer")
+			}
+			start, before := time.Now(), written.Load()
+
+			if resume {
+				stopFlood()
+				time.Sleep(closeTimeout / 10) // a client that resumes reading a little later
+				frames := 0
+				for {
+					f, err := rc.readFrame()
+					if err != nil {
+						t.Fatalf("after %d whole frames: %v", frames, err)
+					}
+					if err := checkServerFrame(f, false); err != nil {
+						t.Fatal(err)
+					}
+					if f.opcode == opClose {
+						if got := parseClose(t, f.payload); got.code != 1013 || got.reason != "slow consumer" {
+							t.Fatalf("closed with %d %q, want 1013 \"slow consumer\"", got.code, got.reason)
+						}
+						break
+					}
+					frames++
+				}
+				_ = rc.nc.SetReadDeadline(start.Add(closeTimeout + 2*time.Second))
+				if _, err := rc.br.ReadByte(); err != io.EOF {
+					t.Fatalf("after the close frame: %v; want the end of the stream (FIN), not a reset or more", err)
+				}
+			}
+
+			_, ce := rec.nextClose(t, 10*time.Second)
+			took := time.Since(start)
+			stopFlood()
+			// What the client could still write after the close began: what the server read, plus
+			// what the two sockets' buffers took (the server's receive buffer may grow to
+			// net.ipv4.tcp_rmem's maximum, 32 MiB here).
+			after := written.Load() - before
+			t.Logf("the client wrote %.1f MiB after the close began; the connection ended after %v", float64(after)/(1<<20), took.Round(time.Millisecond))
+			if !resume && after > 48<<20 {
+				t.Errorf("the server kept reading a slow consumer after closing it: %d MiB", after>>20)
+			}
+			if ce.Code != wsgate.CloseTryAgainLater || !errors.Is(ce, wsgate.ErrSlowConsumer) {
+				t.Fatalf("closed with %+v, want 1013 slow consumer", ce)
+			}
+			if took > closeTimeout+time.Second {
+				t.Fatalf("the connection was dropped %v after its close began; want within CloseTimeout (%v)", took, closeTimeout)
+			}
+		})
 	}
 }

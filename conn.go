@@ -328,7 +328,7 @@ func (c *Conn) shut(hard bool) {
 	c.mu.Unlock()
 	c.wire.sealed.Store(true)
 	if hard {
-		_ = c.wire.Conn.Close()
+		c.wire.drop()
 	} else {
 		_ = c.wire.Close()
 	}
