@@ -1,11 +1,14 @@
 package wsgate_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -211,5 +214,49 @@ func TestSlowConsumerIsClosedNotReset(t *testing.T) {
 				t.Fatalf("the connection was dropped %v after its close began; want within CloseTimeout (%v)", took, closeTimeout)
 			}
 		})
+	}
+}
+
+// With permessage-deflate the transport writes the frames; a write that times out in the middle of
+// one must seal the wire all the same, or the transport's own close frame (1001 "client going
+// away", written when its write fails) lands inside the half-written frame, where a peer reads it
+// as payload. The peer here reads slowly, so that the write times out but the socket takes bytes.
+func TestWriteTimeoutSealsTheWireWithCompression(t *testing.T) {
+	big := make([]byte, 8<<20)
+	_, _ = rand.Read(big) // incompressible: as many bytes on the wire
+	rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) { _ = c.Send(wsgate.Binary, big) })
+	ts := startServer(t, rec, &wsgate.Config{Compression: true, WriteTimeout: 300 * time.Millisecond,
+		SendQueueBytes: 64 << 20})
+	rc, resp := dialRaw(t, ts, func(h http.Header) { h.Set("Sec-WebSocket-Extensions", "permessage-deflate") })
+	if resp.Header.Get("Sec-WebSocket-Extensions") == "" {
+		t.Fatal("permessage-deflate was not negotiated")
+	}
+	rc.write(text("go"))
+	var got []byte
+	buf := make([]byte, 4<<10)
+	ended := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		if !ended {
+			select {
+			case <-rec.closes: // the write timed out: read the rest at full speed
+				ended = true
+			case <-time.After(10 * time.Millisecond): // a slow reader
+			}
+		}
+		_ = rc.nc.SetReadDeadline(time.Now().Add(ioWait))
+		n, err := rc.br.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if !ended {
+		t.Fatalf("the write never timed out; %d bytes read", len(got))
+	}
+	if len(got) >= len(big) {
+		t.Fatalf("read %d bytes: the whole message, so no write was cut", len(got))
+	}
+	if i := bytes.Index(got, []byte("going away")); i >= 0 {
+		t.Fatalf("a close frame follows the half-written frame, at the end of the %d bytes read: % x", len(got), got[max(i-16, 0):])
 	}
 }

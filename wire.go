@@ -283,8 +283,17 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 // put writes p: all of it if block, else what the socket takes at once (nothing once it came
 // back short in this send). A blocking write, too, first takes what the socket takes at once: only
 // a write that has to wait arms a write deadline, Config.WriteTimeout from then, so that the usual
-// write, into a socket with room, costs no timer.
+// write, into a socket with room, costs no timer. A failed write may have left part of a frame on
+// the wire: it seals the wire, so that nothing, not even the transport's close frame, follows.
 func (w *wire) put(p []byte, block bool) (int, error) {
+	k, err := w.putBytes(p, block)
+	if err != nil {
+		w.sealed.Store(true)
+	}
+	return k, err
+}
+
+func (w *wire) putBytes(p []byte, block bool) (int, error) {
 	if !block && w.full {
 		return 0, nil
 	}
