@@ -260,3 +260,40 @@ func TestWriteTimeoutSealsTheWireWithCompression(t *testing.T) {
 		t.Fatalf("a close frame follows the half-written frame, at the end of the %d bytes read: % x", len(got), got[max(i-16, 0):])
 	}
 }
+
+// Stats().Sent counts the messages written, not those a sealed wire discarded. Here a sender keeps
+// queueing while the peer closes: the batches taken between the answer to its close frame (which
+// seals the wire) and the end of the connection are discarded, and must not count.
+func TestSentCountsOnlyWhatWasWritten(t *testing.T) {
+	rec := newRecorder(nil)
+	ts := startServer(t, rec, &wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest})
+	for trial := range 100 {
+		rc, _ := dialRaw(t, ts, nil)
+		c := onlyConn(t, ts)
+		sending := make(chan struct{})
+		go func() {
+			defer close(sending)
+			for !errors.Is(c.Send(wsgate.Text, []byte("m")), wsgate.ErrClosed) {
+			}
+		}()
+		data := 0
+		for {
+			f, err := rc.readFrame()
+			if err != nil {
+				t.Fatalf("trial %d, after %d data messages: %v", trial, data, err)
+			}
+			if f.opcode == opClose {
+				break
+			}
+			if data++; data == 100 {
+				rc.write(closeFrame(1000, "bye"))
+			}
+		}
+		rec.nextClose(t, ioWait)
+		<-sending
+		if sent := c.Stats().Sent; sent != uint64(data) {
+			t.Fatalf("trial %d: Stats().Sent = %d, but the peer received %d messages", trial, sent, data)
+		}
+		rc.nc.Close()
+	}
+}

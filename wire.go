@@ -66,6 +66,10 @@ type wire struct {
 	terr     error
 }
 
+// errSealed is what a write gets from a sealed wire: it writes nothing, and the connection is ending
+// already (our close frame is out, the peer's close frame was answered, a read or a write failed).
+var errSealed = errors.New("wsgate: connection is ending")
+
 // closeReadBudget bounds what is read from a peer once its connection is closing (Conn.Close, the
 // slow-consumer policy, a close frame of the transport's): enough to find the peer's close frame
 // behind a request or two in flight, not a flood. Nothing of it reaches the handler. Beyond it the
@@ -169,12 +173,12 @@ func (w *wire) Write(p []byte) (int, error) {
 		return w.Conn.Write(p)
 	}
 	if w.sealed.Load() { // without waiting for the lock, which a blocked writer may hold
-		return len(p), nil
+		return w.discard(p)
 	}
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.sealed.Load() {
-		return len(p), nil
+		return w.discard(p)
 	}
 	w.armed = false
 	if err := w.drainLocked(true); err != nil {
@@ -197,6 +201,16 @@ func (w *wire) Write(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// discard drops a frame the transport writes on a sealed wire: its close frames silently (there is
+// only one close frame, and it has left), its data frames with errSealed, so that they do not
+// count as sent.
+func (w *wire) discard(p []byte) (int, error) {
+	if len(p) >= 1 && p[0]&0x0f == opClose {
+		return len(p), nil
+	}
+	return 0, errSealed
 }
 
 // ownCloseReason drops the transport's name from the reason of a close frame it wrote for an
@@ -223,12 +237,13 @@ func (w *wire) setWriteDeadline() error {
 // send writes b's frames, in order after whatever waits in the stash: the pongs, the ping, the data
 // messages, the close frame. Blocking (the writer goroutine), it writes everything within
 // Config.WriteTimeout; otherwise (the reader, inline) it writes what the socket takes at once and
-// stashes the rest. It returns how many bytes wait (tail and stash).
+// stashes the rest. It returns how many bytes wait (tail and stash), and errSealed, writing
+// nothing, once the wire is sealed.
 func (w *wire) send(b *batch, block bool) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.sealed.Load() {
-		return w.waiting(), nil
+		return w.waiting(), errSealed
 	}
 	w.full, w.armed = false, false
 	for _, p := range b.pongs {

@@ -101,44 +101,43 @@ func (c *Conn) writeInlineLocked() {
 }
 
 // writeBatch writes b, blocking or not (see wire.send), and returns how many bytes wait in the
-// stash. With permessage-deflate the transport frames and compresses, always blocking.
+// stash. With permessage-deflate the transport frames and compresses, always blocking. The
+// messages written count in Stats().Sent; a sealed wire writes none (errSealed).
 func (c *Conn) writeBatch(b *batch, block bool) (int, error) {
-	var stashed int
-	var err error
 	if c.wire.deflate {
-		err = c.writeCompressed(b)
-	} else {
-		stashed, err = c.wire.send(b, block)
+		n, err := c.writeCompressed(b)
+		c.sent.Add(uint64(n))
+		return 0, err
 	}
-	if err != nil {
-		return stashed, err
+	stashed, err := c.wire.send(b, block)
+	if err == nil {
+		c.sent.Add(uint64(len(b.msgs)))
 	}
-	c.sent.Add(uint64(len(b.msgs)))
-	return stashed, nil
+	return stashed, err
 }
 
 // writeCompressed writes b through the transport, which compresses data messages at write time;
-// wire.Write bounds each frame by Config.WriteTimeout.
-func (c *Conn) writeCompressed(b *batch) error {
+// wire.Write bounds each frame by Config.WriteTimeout. It returns how many messages it wrote.
+func (c *Conn) writeCompressed(b *batch) (int, error) {
 	for _, p := range b.pongs {
 		if err := c.sock.WritePong(p); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if b.ping {
 		if err := c.sock.WritePing(nil); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for i := range b.msgs {
 		if err := c.sock.WriteMessage(gws.Opcode(b.msgs[i].typ), b.msgs[i].payload()); err != nil {
-			return err
+			return i, err
 		}
 	}
 	if b.close != nil {
-		return c.sock.WriteMessage(gws.OpcodeCloseConnection, b.close)
+		return len(b.msgs), c.sock.WriteMessage(gws.OpcodeCloseConnection, b.close)
 	}
-	return nil
+	return len(b.msgs), nil
 }
 
 // maxCork bounds the bytes of small frames gathered into one write.
@@ -149,7 +148,7 @@ const maxCork = 64 << 10
 // ending (the peer's close frame, a read error, a socket closed under the write) needs nothing:
 // the reader is ending the connection.
 func (c *Conn) writeFailed(err error) {
-	if errors.Is(err, gws.ErrConnClosed) || errors.Is(err, net.ErrClosed) || c.wire.broken.Load() {
+	if errors.Is(err, gws.ErrConnClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, errSealed) || c.wire.broken.Load() {
 		return
 	}
 	ce := &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
