@@ -635,26 +635,64 @@ func TestSlowHandlerIsNotADeadPeer(t *testing.T) {
 // writer goroutine arms one when a write has to wait (here: a large Send the client reads only
 // after the socket filled up); a reply written by the reader long after that deadline passed
 // must still go out.
+//
+// The client has to read the rest of the large message within the write timeout, or the server
+// rightly drops it: on a loaded machine that may take longer than the short timeout the test
+// prefers, so a trial that times out that way is run again with twice the timeout. Every trial
+// checks the same thing.
 func TestReplyAfterAnExpiredWriteDeadline(t *testing.T) {
-	const wt = 300 * time.Millisecond
+	for wt := 300 * time.Millisecond; ; wt *= 2 {
+		if replyAfterAnExpiredWriteDeadline(t, wt) {
+			return
+		}
+		if wt > 5*time.Second {
+			t.Fatalf("the client could not read 8 MiB within a write timeout of %v", wt)
+		}
+		t.Logf("the client read too slowly for a write timeout of %v; again with %v", wt, 2*wt)
+	}
+}
+
+// replyAfterAnExpiredWriteDeadline is one trial with write timeout wt; false means the client
+// read the large message too slowly for wt, which says nothing about the reply.
+func replyAfterAnExpiredWriteDeadline(t *testing.T, wt time.Duration) bool {
 	ts := startServer(t, echoDone, &wsgate.Config{WriteTimeout: wt, SendQueueBytes: 64 << 20})
 	ws := dial(t, ts.URL, nil)
 	echoOnce(t, ws, "before")
-	var c *wsgate.Conn
-	ts.Range(func(cc *wsgate.Conn) bool { c = cc; return false })
-	big := payloadFor(7, 32<<20) // far more than the socket buffers hold: the writer waits
+	c := onlyConn(t, ts)
+	big := payloadFor(7, 8<<20) // more than the socket buffers hold while the client does not read
 	if err := c.Send(wsgate.Binary, big); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(wt / 6) // let the writer fill the socket and arm its deadline
-	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, got, err := ws.ReadMessage(); err != nil || !bytes.Equal(got, big) {
-		t.Fatalf("big message: %d bytes, %v", len(got), err)
+	// The writer arms its deadline just before the write that waits: once the client's receive
+	// buffer stops filling, that write is waiting, and the deadline armed.
+	armed := time.Now()
+	for last := -2; ; {
+		time.Sleep(20 * time.Millisecond)
+		n := unread(ws.NetConn())
+		if n < 0 { // cannot tell: give the writer time
+			time.Sleep(wt / 6)
+			armed = time.Now()
+			break
+		}
+		if n > 0 && n == last {
+			armed = time.Now()
+			break
+		}
+		last = n
 	}
-	time.Sleep(2 * wt) // the armed deadline passes, long after its write completed
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, got, err := ws.ReadMessage()
+	if err != nil {
+		return false // the write timed out before the client had read it all
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatalf("big message: %d bytes, corrupt", len(got))
+	}
+	time.Sleep(time.Until(armed.Add(wt + wt/2))) // the armed deadline passes, long after its write completed
 	for i := range 3 {
 		echoOnce(t, ws, fmt.Sprint("after ", i))
 	}
+	return true
 }
 
 // Config.WriteTimeout: a peer that stops reading while its queue stays within bounds is closed
