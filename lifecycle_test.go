@@ -835,3 +835,41 @@ func TestBurstOfARecoveryPageFitsTheDefaultQueue(t *testing.T) {
 		}
 	}
 }
+
+// inHandler is set by the reader without the connection's lock (Sends read it under the lock).
+// Refuted as a bug: a Send from another goroutine racing the reader into or out of a handler is
+// written either by a writer goroutine (it saw no handler) or by the reader when the handler
+// returns (it saw one, under the lock the reader takes to clear it), never left in the queue.
+// Each round's handler starts a goroutine that Sends as the handler returns; the reply and that
+// message must both arrive without any further traffic to flush them.
+func TestSendRacingAHandlerIsNeverLeftQueued(t *testing.T) {
+	var wg sync.WaitGroup
+	h := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		wg.Add(1)
+		go func() { // owner: the test, which waits for it
+			defer wg.Done()
+			for range len(m.Data) % 8 { // vary when it lands: around the end of the handler
+				runtime.Gosched()
+			}
+			_ = c.Send(wsgate.Text, []byte("outside"))
+		}()
+		echoDone(c, m)
+	})
+	ts := startServer(t, h, nil)
+	t.Cleanup(wg.Wait)
+	ws := dial(t, ts.URL, nil)
+	for i := range 2000 {
+		if err := ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("r"), i%8+1)); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for len(got) < 2 {
+			ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, p, err := ws.ReadMessage()
+			if err != nil {
+				t.Fatalf("round %d: got %q, then %v: a message was left in the queue", i, got, err)
+			}
+			got = append(got, string(p))
+		}
+	}
+}
