@@ -111,8 +111,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds writing the 101 response. Default 5 s.
 	HandshakeTimeout time.Duration
-	// CloseTimeout is how long the server waits for the peer's close frame after sending its own.
-	// Default 5 s.
+	// CloseTimeout bounds a close from its start (Conn.Close, the slow-consumer policy, Shutdown):
+	// what is left to write, our close frame, and the peer's answer. A connection still there then
+	// is dropped. Default 5 s.
 	CloseTimeout time.Duration
 
 	// AllowedOrigins lists the browser origins allowed to connect, as patterns matched against the
@@ -127,7 +128,8 @@ type Config struct {
 	// Compression enables permessage-deflate (RFC 7692) without context takeover, for messages of
 	// 512 bytes and more. Default off: it costs CPU and memory per connection.
 	Compression bool
-	// MaxConnections caps live connections; further upgrades are answered 503. Default 0: no cap.
+	// MaxConnections caps live connections, counting those whose socket is still open after their
+	// close (at most CloseTimeout); further upgrades are answered 503. Default 0: no cap.
 	MaxConnections int
 
 	// Logger receives connection-level events (never payloads). Default slog.Default().

@@ -34,8 +34,10 @@
 //
 // # Closing
 //
-// Conn.Close writes what is queued, then a close frame, and waits up to Config.CloseTimeout for the
-// peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
+// Conn.Close writes what is queued, then a close frame, and waits for the peer's; the whole close is
+// bounded by Config.CloseTimeout. From Close on nothing the peer sends reaches the handler, and
+// little of it is read (4 MiB at most, looking for its close frame); our side of the socket is shut
+// (FIN) right after our close frame. Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
 // closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
 // for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
 // messages, 1011 when a handler panics (the panic is recovered and logged). OnClose receives a
