@@ -27,21 +27,22 @@
 // # Limits and policies
 //
 // Incoming messages are limited by Config.ReadLimit (1009 beyond it). Each connection's send queue
-// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1013
-// "slow consumer" (the default; a client reconnects and recovers), drop the newest, or drop the
-// oldest, and never blocks the sender. A peer silent for
-// PingInterval is pinged and disconnected if it stays silent for PongTimeout more.
+// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1013 "slow
+// consumer" (the default; a client reconnects and recovers), drop the newest, or drop the oldest,
+// and never blocks the sender. A peer silent for PingInterval is pinged and disconnected if it
+// stays silent for PongTimeout more.
 //
 // # Closing
 //
-// Conn.Close writes what is queued, then a close frame, and waits for the peer's; the whole close is
-// bounded by Config.CloseTimeout. From Close on nothing the peer sends reaches the handler, and
+// Conn.Close writes what is queued, then a close frame, and waits for the peer's; the whole close
+// is bounded by Config.CloseTimeout. From Close on nothing the peer sends reaches the handler, and
 // little of it is read (4 MiB at most, looking for its close frame); our side of the socket is shut
-// (FIN) right after our close frame. Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
-// closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
-// for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
-// messages, 1011 when a handler panics (the panic is recovered and logged). OnClose receives a
-// *CloseError saying why.
+// (FIN) right after our close frame. Conn.CloseNow drops the TCP connection. Server.Shutdown
+// refuses new upgrades (503) and closes every connection with 1001 after its queued messages.
+// Errors on the wire are precise: 1002 for protocol violations, 1007 for invalid UTF-8 or corrupt
+// compressed data, 1009 for oversized messages, 1011 when a handler panics (the panic is recovered
+// and logged), 1013 "slow consumer" (see CloseCode.Reconnectable). OnClose receives a *CloseError
+// saying why.
 //
 // The transport is github.com/lxzan/gws: it reads, unmasks and validates frames, negotiates
 // permessage-deflate and compresses; none of its types appear in this API. Outgoing frames are
