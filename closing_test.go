@@ -238,7 +238,13 @@ func TestWriteTimeoutSealsTheWireWithCompression(t *testing.T) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		if !ended {
 			select {
-			case <-rec.closes: // the write timed out: read the rest at full speed
+			case id := <-rec.closes: // the write timed out: read the rest at full speed
+				rec.mu.Lock()
+				err := rec.closed[id]
+				rec.mu.Unlock()
+				if !errors.Is(err, wsgate.ErrWriteTimeout) {
+					t.Errorf("OnClose got %v, want ErrWriteTimeout", err)
+				}
 				ended = true
 			case <-time.After(10 * time.Millisecond): // a slow reader
 			}

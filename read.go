@@ -160,6 +160,10 @@ func (c *Conn) finish(err error) {
 		}
 	case res != nil:
 		// CloseNow, or a write failure, recorded before the reader stopped.
+	case c.wire.failed.Load() != nil:
+		// A write failed, and the transport, which wrote it (permessage-deflate), ended the
+		// connection before writeFailed could record why.
+		res = writeError(*c.wire.failed.Load())
 	case c.wire.timedOut.Load():
 		res = &CloseError{Code: CloseAbnormal, Reason: "pong timeout", Err: ErrPongTimeout}
 	case c.wire.sentCode.Load() != 0:

@@ -34,12 +34,13 @@ type wire struct {
 	pre      []byte // bytes buffered by net/http before the hijack, served first
 	deflate  bool   // permessage-deflate was negotiated: data frames go through the transport
 	framed   atomic.Bool
-	sealed   atomic.Bool  // a close frame was written, or the peer is gone: drop further writes
-	broken   atomic.Bool  // a read failed: the reader is ending the connection
-	sentCode atomic.Int32 // the code of the close frame we wrote, 0 if none
-	lingered atomic.Bool  // our close frame is written in full, and the socket half-closed (FIN)
-	peerDone atomic.Bool  // the peer's close frame arrived: it sends nothing more, no need to drain
-	timedOut atomic.Bool  // a read failed on its deadline
+	sealed   atomic.Bool           // a close frame was written, or the peer is gone: drop further writes
+	broken   atomic.Bool           // a read failed: the reader is ending the connection
+	sentCode atomic.Int32          // the code of the close frame we wrote, 0 if none
+	lingered atomic.Bool           // our close frame is written in full, and the socket half-closed (FIN)
+	peerDone atomic.Bool           // the peer's close frame arrived: it sends nothing more, no need to drain
+	timedOut atomic.Bool           // a read failed on its deadline
+	failed   atomic.Pointer[error] // the first write that failed, if one did
 	sig      atomic.Pointer[closeSignals]
 	// closeRead counts the bytes read since the connection began closing (reader goroutine only).
 	closeRead int
@@ -304,6 +305,7 @@ func (w *wire) put(p []byte, block bool) (int, error) {
 	k, err := w.putBytes(p, block)
 	if err != nil {
 		w.sealed.Store(true)
+		w.failed.CompareAndSwap(nil, &err)
 	}
 	return k, err
 }

@@ -151,14 +151,18 @@ func (c *Conn) writeFailed(err error) {
 	if errors.Is(err, gws.ErrConnClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, errSealed) || c.wire.broken.Load() {
 		return
 	}
-	ce := &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		ce.Reason, ce.Err = "write timeout", ErrWriteTimeout
-	}
 	c.mu.Lock()
 	if c.closeErr == nil {
-		c.closeErr = ce
+		c.closeErr = writeError(err)
 	}
 	c.mu.Unlock()
 	c.CloseNow()
+}
+
+// writeError says why a connection whose socket could not be written ended.
+func writeError(err error) *CloseError {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &CloseError{Code: CloseAbnormal, Reason: "write timeout", Err: ErrWriteTimeout}
+	}
+	return &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
 }
