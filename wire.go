@@ -305,7 +305,8 @@ func (w *wire) put(p []byte, block bool) (int, error) {
 	k, err := w.putBytes(p, block)
 	if err != nil {
 		w.sealed.Store(true)
-		w.failed.CompareAndSwap(nil, &err)
+		failed := err // declared here, so that only a failed write allocates it
+		w.failed.CompareAndSwap(nil, &failed)
 	}
 	return k, err
 }
