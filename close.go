@@ -14,13 +14,20 @@ const (
 	CloseNoStatus        CloseCode = 1005 // reported: the peer's close frame carried no code
 	CloseAbnormal        CloseCode = 1006 // reported: the connection ended without a close frame
 	CloseInvalidPayload  CloseCode = 1007 // invalid UTF-8 in a text message
-	ClosePolicyViolation CloseCode = 1008 // a policy was violated (slow consumer, for instance)
+	ClosePolicyViolation CloseCode = 1008 // a policy was violated: terminal, the same would fail again
 	CloseMessageTooBig   CloseCode = 1009 // a message larger than the read limit
 	CloseMandatoryExt    CloseCode = 1010 // client-only: an extension the server did not accept
 	CloseInternalError   CloseCode = 1011 // a handler panicked or the server failed
 	CloseServiceRestart  CloseCode = 1012 // the service is restarting
-	CloseTryAgainLater   CloseCode = 1013 // temporary overload
+	CloseTryAgainLater   CloseCode = 1013 // temporary overload; "slow consumer": the peer fell behind
+	CloseBadGateway      CloseCode = 1014 // a gateway or proxy got a bad answer upstream
 )
+
+// The slow-consumer close. A connection whose send queue overflows under PolicyClose is closed with
+// 1013 (Try Again Later) and the reason "slow consumer": the peer fell behind a burst, which says
+// nothing about the next connection, so clients reconnect (with backoff) and recover what they
+// missed, as Centrifugo's "slow" disconnect does. 1008 would tell every client to give up for good.
+const slowConsumerReason = "slow consumer"
 
 // maxCloseReason is the longest reason that fits a control frame: 125 bytes minus the 2-byte code.
 const maxCloseReason = 123
@@ -33,6 +40,26 @@ func (c CloseCode) Sendable() bool {
 	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1014:
 		return true
 	case c >= 3000 && c <= 4999:
+		return true
+	}
+	return false
+}
+
+// Reconnectable reports whether a client should reconnect (with backoff) after a close with code c:
+// the server is going away or restarting (1001, 1012), overloaded or the client fell behind (1013,
+// including the slow-consumer close), it failed (1011), a gateway failed (1014), the connection
+// broke without a code (1005, 1006), or the application asks it to come back (4500-4999). Every
+// other code is terminal: a normal close (1000) means the server is done with this client, and
+// protocol, data, policy and size errors (1002, 1003, 1007, 1008, 1009, 1010), TLS failures (1015),
+// the registered range 3000-3999, the application range 4000-4499 and unknown codes would only
+// repeat. The JS client's shouldReconnect and the CLI's exit statuses follow this one table.
+func (c CloseCode) Reconnectable() bool {
+	switch {
+	case c == CloseGoingAway, c == CloseNoStatus, c == CloseAbnormal:
+		return true
+	case c >= CloseInternalError && c <= CloseBadGateway:
+		return true
+	case c >= 4500 && c <= 4999:
 		return true
 	}
 	return false

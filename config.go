@@ -15,9 +15,10 @@ import (
 type SlowConsumerPolicy int
 
 const (
-	// PolicyClose discards what is queued and closes the connection with 1008 "slow consumer".
-	// Send returns ErrQueueFull. This is the default: one slow reader never costs memory or time to
-	// anyone else, and the client learns why it was dropped.
+	// PolicyClose discards what is queued and closes the connection with 1013 (Try Again Later)
+	// "slow consumer"; Send returns ErrQueueFull. This is the default: one slow reader never costs
+	// memory or time to anyone else, and the client learns why it was dropped and that it may
+	// reconnect (CloseCode.Reconnectable) and recover what it missed.
 	PolicyClose SlowConsumerPolicy = iota
 	// PolicyDropNewest keeps the queue and refuses the new message: Send returns ErrQueueFull.
 	PolicyDropNewest
@@ -68,7 +69,7 @@ func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
 // Defaults applied by Config to zero fields.
 const (
 	DefaultReadLimit         = 64 << 10
-	DefaultSendQueueMessages = 256
+	DefaultSendQueueMessages = 1024
 	DefaultSendQueueBytes    = 1 << 20
 	DefaultPingInterval      = 25 * time.Second
 	DefaultPongTimeout       = 10 * time.Second
@@ -88,12 +89,18 @@ type Config struct {
 	ReadLimit int
 
 	// SendQueueMessages bounds the messages queued for one connection and not yet written.
-	// Default 256.
+	// Default 1024: a burst of small messages as large as a recovery page of the hub (up to 1000
+	// publications) fits.
 	SendQueueMessages int
 	// SendQueueBytes bounds the payload bytes queued for one connection, including the batch being
 	// written. Default 1 MiB. A single message bigger than this is refused with ErrMessageTooLarge.
+	//
+	// What a full queue costs per connection: each message sits, framed, in a pooled buffer of the
+	// next power of two (at least 64 bytes), so at most about 2×SendQueueBytes, plus 40 bytes a
+	// message for the queue's slots (twice: the queue and its spare); a PreparedMessage is shared,
+	// not copied. With the defaults: at most about 2.1 MiB (1024 messages of 64 bytes: 144 KiB).
 	SendQueueBytes int
-	// SlowConsumer is applied when a Send finds the queue full. Default PolicyClose (1008).
+	// SlowConsumer is applied when a Send finds the queue full. Default PolicyClose (1013).
 	SlowConsumer SlowConsumerPolicy
 
 	// PingInterval is how long a connection may stay silent before the server pings it. Any complete
@@ -117,8 +124,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds writing the 101 response. Default 5 s.
 	HandshakeTimeout time.Duration
-	// CloseTimeout is how long the server waits for the peer's close frame after sending its own.
-	// Default 5 s.
+	// CloseTimeout bounds a close from its start (Conn.Close, the slow-consumer policy, Shutdown):
+	// what is left to write, our close frame, and the peer's answer. A connection still there then
+	// is dropped. Default 5 s.
 	CloseTimeout time.Duration
 
 	// AllowedOrigins lists the browser origins allowed to connect, as patterns matched against the
@@ -139,7 +147,8 @@ type Config struct {
 	// Compression enables permessage-deflate (RFC 7692) without context takeover, for messages of
 	// 512 bytes and more. Default off: it costs CPU and memory per connection.
 	Compression bool
-	// MaxConnections caps live connections; further upgrades are answered 503. Default 0: no cap.
+	// MaxConnections caps live connections, counting those whose socket is still open after their
+	// close (at most CloseTimeout); further upgrades are answered 503. Default 0: no cap.
 	MaxConnections int
 
 	// What one handshake may cost, and what a connection keeps of it (see admission.go).

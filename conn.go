@@ -108,18 +108,18 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	// lastRead is the server clock (unix nanoseconds, coarse) at the end of the peer's last complete
-	// frame; awaitPong is set while a heartbeat read deadline is armed; closeDeadline is the read
-	// deadline of a close handshake in progress (unix nanoseconds, 0 if none); msgStart is the
-	// server clock at the first byte of the message arriving, 0 between messages (frameWatch).
-	lastRead      atomic.Int64
-	msgStart      atomic.Int64
-	inbound       frameWatch // the frames the peer sends, as their bytes arrive; reader only
-	awaitPong     atomic.Bool
-	closeDeadline atomic.Int64
-	received      atomic.Uint64
-	sent          atomic.Uint64
-	dropped       atomic.Uint64
-	closing       atomic.Bool // state != stateOpen, readable without the lock on the read path
+	// frame; awaitPong is set while a heartbeat read deadline is armed; expired is set when the
+	// close timeout dropped the connection; msgStart is the server clock at the first byte of the
+	// message arriving, 0 between messages (frameWatch).
+	lastRead  atomic.Int64
+	msgStart  atomic.Int64
+	inbound   frameWatch // the frames the peer sends, as their bytes arrive; reader only
+	awaitPong atomic.Bool
+	expired   atomic.Bool
+	received  atomic.Uint64
+	sent      atomic.Uint64
+	dropped   atomic.Uint64
+	closing   atomic.Bool // state != stateOpen, readable without the lock on the read path
 	// inHandler is set while the reader runs a handler callback; Sends meanwhile leave the writing
 	// to the reader when the callback returns (deferred). Only the reader sets it, without the
 	// lock; it clears it under the lock, where Sends read it, so that no deferred write is lost.
@@ -135,12 +135,14 @@ type Conn struct {
 	queued   int // payload bytes queued or being written
 	stashed  int // bytes of c.wire.stash counted in queued
 	pingDue  bool
-	pong     []byte // payload of the latest unanswered ping; nil if none
-	pongDue  bool
+	pongs    [][]byte      // payloads of the pings not yet answered, oldest first; see maxPendingPongs
 	space    chan struct{} // closed when the queue shrinks, if WaitSendQueue waits
 	closeMsg []byte        // close frame payload to write after the queue; set once
 	closeErr *CloseError   // why we closed, if we did
 	result   *CloseError   // final reason, set when the connection has ended
+	// closeTimer drops the connection Config.CloseTimeout after Close (or the slow-consumer
+	// policy, or a handler panic) began closing it. Owner: the connection; stopped when it is gone.
+	closeTimer *time.Timer
 }
 
 // ID returns the connection's identifier, unique within its Server.
@@ -325,7 +327,7 @@ func (c *Conn) enqueue(m outMsg) error {
 			c.srv.dropped.Add(1)
 			return ErrQueueFull
 		default:
-			c.closeLocked(&CloseError{Code: ClosePolicyViolation, Reason: "slow consumer", Err: ErrSlowConsumer}, true)
+			c.closeLocked(&CloseError{Code: CloseTryAgainLater, Reason: slowConsumerReason, Err: ErrSlowConsumer}, true)
 			c.mu.Unlock()
 			m.release()
 			return ErrQueueFull
@@ -359,9 +361,11 @@ func (c *Conn) evictLocked(n int) {
 }
 
 // Close starts the closing handshake: messages already queued are written, then a close frame with
-// code and reason (truncated to 123 bytes); the connection ends when the peer answers or after
-// Config.CloseTimeout. Close returns at once; Handler.OnClose reports the end. Calling it again, or
-// on a closed connection, does nothing. Codes an endpoint may not send return ErrInvalidCloseCode.
+// code and reason (truncated to 123 bytes); the connection ends when the peer answers, or is
+// dropped Config.CloseTimeout after Close at the latest, whatever is left unwritten. From Close on,
+// nothing the peer sends reaches the handler, and little of it is read at all (see closeReadBudget).
+// Close returns at once; Handler.OnClose reports the end. Calling it again, or on a closed
+// connection, does nothing. Codes an endpoint may not send return ErrInvalidCloseCode.
 func (c *Conn) Close(code CloseCode, reason string) error {
 	if !code.Sendable() {
 		return ErrInvalidCloseCode
@@ -385,7 +389,7 @@ func (c *Conn) CloseNow() {
 
 // shut cancels the context and closes the socket; the reader then ends the connection. Unless
 // hard, a socket that carried a close frame of ours is only half-closed and the reader lingers
-// (wire.Close).
+// (wire.Close); hard drops it, lingering or not.
 func (c *Conn) shut(hard bool) {
 	c.closing.Store(true)
 	c.mu.Lock()
@@ -393,10 +397,26 @@ func (c *Conn) shut(hard bool) {
 	c.mu.Unlock()
 	c.wire.sealed.Store(true)
 	if hard {
-		_ = c.wire.Conn.Close()
+		c.wire.drop()
 	} else {
 		_ = c.wire.Close()
 	}
+}
+
+// closeExpired drops a connection whose close has taken Config.CloseTimeout: the peer did not
+// answer, or did not even read what was left to write before our close frame.
+func (c *Conn) closeExpired() {
+	c.expired.Store(true)
+	c.shut(true)
+}
+
+// stopCloseTimer stops the close timer, once the connection is gone.
+func (c *Conn) stopCloseTimer() {
+	c.mu.Lock()
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	c.mu.Unlock()
 }
 
 // closeLocked moves an open connection to closing with reason ce; discard drops what is queued
@@ -412,6 +432,13 @@ func (c *Conn) closeLocked(ce *CloseError, discard bool) {
 		c.releaseQueueLocked()
 	}
 	c.closeMsg = closePayload(ce.Code, ce.Reason)
+	// The whole close is bounded from here: what is left to write, our close frame, the peer's
+	// answer. So is reading: the reader waits for our close frame to be out (wire.Read), so a
+	// heartbeat deadline armed before would only end the close early.
+	c.closeTimer = time.AfterFunc(c.srv.cfg.CloseTimeout, c.closeExpired)
+	if c.awaitPong.Swap(false) {
+		_ = c.wire.Conn.SetReadDeadline(time.Time{})
+	}
 	c.kickLocked()
 	c.cancelLocked()
 	c.signalSpaceLocked()
@@ -454,7 +481,7 @@ func (c *Conn) spawnWriterLocked() {
 
 // hasWorkLocked reports whether anything waits to be written.
 func (c *Conn) hasWorkLocked() bool {
-	return len(c.queue) > 0 || c.pongDue || c.pingDue || c.closeMsg != nil
+	return len(c.queue) > 0 || len(c.pongs) > 0 || c.pingDue || c.closeMsg != nil
 }
 
 // touch records that the peer is alive; called by the reader when a frame from the peer is complete.
@@ -467,11 +494,11 @@ func (c *Conn) touch() {
 	}
 }
 
-// restoreReadDeadline clears the heartbeat deadline, keeping a close-handshake deadline if one is set.
+// restoreReadDeadline clears the heartbeat deadline. (A close is bounded by its own timer, not
+// by a read deadline that this could wipe: see closeLocked.)
 func (c *Conn) restoreReadDeadline() {
-	var t time.Time
-	if d := c.closeDeadline.Load(); d != 0 {
-		t = time.Unix(0, d)
+	if h := testHookRestore.Load(); h != nil {
+		(*h)(c)
 	}
-	_ = c.wire.Conn.SetReadDeadline(t)
+	_ = c.wire.Conn.SetReadDeadline(time.Time{})
 }

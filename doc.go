@@ -27,9 +27,10 @@
 // # Limits and policies
 //
 // Incoming messages are limited by Config.ReadLimit (1009 beyond it). Each connection's send queue
-// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1008 (the
-// default), drop the newest, or drop the oldest, and never blocks the sender. A peer that completes
-// no frame for PingInterval is pinged and disconnected if it completes none for PongTimeout more.
+// is bounded in messages and bytes; a full queue applies Config.SlowConsumer: close with 1013 "slow
+// consumer" (the default; a client reconnects and recovers), drop the newest, or drop the oldest,
+// and never blocks the sender. A peer that completes no frame for PingInterval is pinged and
+// disconnected if it completes none for PongTimeout more.
 //
 // Handshakes are bounded before they are paid for: a request over Config.MaxHeaderBytes is
 // refused (414, 431) whatever the http.Server in front allows, a connection keeps of its request
@@ -40,13 +41,16 @@
 //
 // # Closing
 //
-// Conn.Close writes what is queued, then a close frame, and waits up to Config.CloseTimeout for the
-// peer's; Conn.CloseNow drops the TCP connection. Server.Shutdown refuses new upgrades (503) and
-// closes every connection with 1001 after its queued messages. Errors on the wire are precise: 1002
-// for protocol violations, 1007 for invalid UTF-8 or corrupt compressed data, 1009 for oversized
-// messages (or too many frames in one), 1008 for a message slower than Config.MessageTimeout, 1011
-// when a handler panics (the panic is recovered and logged). OnClose receives a *CloseError saying
-// why.
+// Conn.Close writes what is queued, then a close frame, and waits for the peer's; the whole close
+// is bounded by Config.CloseTimeout. From Close on nothing the peer sends reaches the handler, and
+// little of it is read (4 MiB at most, looking for its close frame); our side of the socket is shut
+// (FIN) right after our close frame. Conn.CloseNow drops the TCP connection. Server.Shutdown
+// refuses new upgrades (503) and closes every connection with 1001 after its queued messages.
+// Errors on the wire are precise: 1002 for protocol violations, 1007 for invalid UTF-8 or corrupt
+// compressed data, 1009 for oversized messages (or too many frames in one), 1008 for a message
+// slower than Config.MessageTimeout, 1011 when a handler panics (the panic is recovered and
+// logged), 1013 "slow consumer" (see CloseCode.Reconnectable). OnClose receives a *CloseError
+// saying why.
 //
 // The transport is github.com/lxzan/gws, carried with wsgate's fixes inside this module
 // (internal/gws), so that importers get them: it reads, unmasks and validates frames, negotiates

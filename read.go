@@ -30,12 +30,24 @@ func (e *events) OnOpen(sock *gws.Conn) {
 	c.handle("OnOpen", func() { e.s.handler.OnOpen(c) })
 }
 
+// maxPendingPongs bounds the pongs owed and not yet written. Every ping gets its pong, with its
+// payload, in order (RFC 6455 §5.5.2), as long as no more than this many wait at once: a peer that
+// pings faster than it reads the answers gets pongs for the latest maxPendingPongs of its pings
+// only, the oldest unanswered going without (§5.5.3 allows answering only the latest). So a ping
+// flood holds at most maxPendingPongs×125 bytes of payload per connection, and each batch writes
+// at most that many pongs ahead of the data messages queued: a flood does not starve them.
+const maxPendingPongs = 16
+
 func (e *events) OnPing(sock *gws.Conn, payload []byte) {
-	// RFC 6455 §5.5.3: the pong carries the ping's payload; only the latest ping needs an answer.
 	c := connOf(sock)
 	c.mu.Lock()
 	if c.state == stateOpen {
-		c.pong, c.pongDue = payload, true
+		if len(c.pongs) == maxPendingPongs {
+			n := copy(c.pongs, c.pongs[1:])
+			c.pongs[n] = nil
+			c.pongs = c.pongs[:n]
+		}
+		c.pongs = append(c.pongs, payload) // the transport allocates each control payload anew
 		c.kickLocked()
 	}
 	c.mu.Unlock()
@@ -98,6 +110,17 @@ func (c *Conn) call(what string, f func()) {
 	f()
 }
 
+// serve is the connection's reader goroutine: the transport's read loop, which ends with finish
+// (OnClose), then linger, which closes the socket; then the connection gives back its place.
+func (c *Conn) serve() {
+	defer c.srv.forget(c)
+	func() {
+		defer c.recoverTransport()
+		c.sock.ReadLoop()
+	}()
+	c.wire.linger(c.srv.cfg.CloseTimeout)
+}
+
 // finish ends the connection on its reader goroutine once the transport has stopped reading: it
 // settles why the connection closed, releases the queue, and calls OnClose.
 func (c *Conn) finish(err error) {
@@ -107,7 +130,7 @@ func (c *Conn) finish(err error) {
 	c.releaseQueueLocked()
 	c.queued -= c.stashed // whatever still waits in the wire will not be written now
 	c.stashed = 0
-	c.pong = nil
+	c.pongs = nil
 	res := c.closeErr
 	c.mu.Unlock()
 
@@ -116,7 +139,7 @@ func (c *Conn) finish(err error) {
 	switch {
 	case res != nil && res.Code != CloseAbnormal:
 		// We started the close; say so if the peer never answered it.
-		if c.wire.timedOut.Load() && c.closeDeadline.Load() != 0 {
+		if c.expired.Load() {
 			cp := *res
 			cp.Err = errors.Join(res.Err, ErrCloseTimeout)
 			if res.Err == nil {
@@ -137,6 +160,10 @@ func (c *Conn) finish(err error) {
 		}
 	case res != nil:
 		// CloseNow, or a write failure, recorded before the reader stopped.
+	case c.wire.failed.Load() != nil:
+		// A write failed, and the transport, which wrote it (permessage-deflate), ended the
+		// connection before writeFailed could record why.
+		res = writeError(*c.wire.failed.Load())
 	case c.wire.timedOut.Load():
 		res = &CloseError{Code: CloseAbnormal, Reason: "pong timeout", Err: ErrPongTimeout}
 	case c.wire.sentCode.Load() != 0:

@@ -24,9 +24,10 @@ type Server struct {
 
 	clock   atomic.Int64 // coarse unix nanoseconds, advanced by the heartbeat
 	nextID  atomic.Uint64
-	live    atomic.Int64 // connections registered or reserved; lower it with s.release
+	live    atomic.Int64 // connections reserved, registered or lingering; lower it with s.release
 	closing atomic.Bool
-	gone    chan struct{} // a token when live falls to 0 while closing (Shutdown waits on it)
+	gone    chan struct{} // closed when live falls to 0 while closing (Shutdown waits on it)
+	ending  ending        // shutdown.go
 
 	accepted, rejected, dropped, panics atomic.Uint64
 
@@ -59,7 +60,7 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 		h = HandlerFunc(func(*Conn, Message) {})
 	}
 	s := &Server{cfg: c, handler: h, hbStop: make(chan struct{}), hbDone: make(chan struct{}),
-		gone: make(chan struct{}, 1)}
+		gone: make(chan struct{})}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]*Conn)
 	}
@@ -167,9 +168,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.goroutines.Add(1)
 	go func() { // owner: the Server; ends when the connection does (finish runs on it)
 		defer s.goroutines.Done()
-		defer c.recoverTransport()
-		sock.ReadLoop()
-		c.wire.linger(s.cfg.CloseTimeout)
+		c.serve()
 	}()
 }
 
@@ -212,12 +211,14 @@ func (s *Server) register(c *Conn) {
 	}
 }
 
+// unregister removes an ended connection from the registry; it keeps its place in s.live while it
+// lingers (see Server.linger).
 func (s *Server) unregister(c *Conn) {
 	sh := s.shard(c.id)
 	sh.mu.Lock()
 	delete(sh.m, c.id)
 	sh.mu.Unlock()
-	s.unreserve(c.addr)
+	s.ending.add(c)
 }
 
 // unreserve gives back what ServeHTTP reserved for a connection: its place in s.live and, if it
@@ -231,10 +232,7 @@ func (s *Server) unreserve(slot *addrSlot) {
 // one is gone.
 func (s *Server) release() {
 	if s.live.Add(-1) == 0 && s.closing.Load() {
-		select {
-		case s.gone <- struct{}{}:
-		default: // a token is waiting already
-		}
+		s.ending.goneOnce.Do(func() { close(s.gone) })
 	}
 }
 

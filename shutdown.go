@@ -2,6 +2,8 @@ package wsgate
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,10 +14,54 @@ const (
 	shutdownPause = 2 * time.Millisecond
 )
 
+// ending is the Server's state for its connections' ends and its own: the connections that have
+// ended (OnClose has run) but whose sockets linger, draining the peer after a close frame, until
+// their close timeout; and whether Close was called.
+type ending struct {
+	mu        sync.Mutex
+	lingering map[*Conn]struct{}
+	closed    atomic.Bool
+	goneOnce  sync.Once
+}
+
+// add records c as lingering.
+func (e *ending) add(c *Conn) {
+	e.mu.Lock()
+	if e.lingering == nil {
+		e.lingering = make(map[*Conn]struct{})
+	}
+	e.lingering[c] = struct{}{}
+	e.mu.Unlock()
+}
+
+// forget is the last step of a connection, on its reader goroutine: its socket is closed.
+func (s *Server) forget(c *Conn) {
+	s.ending.mu.Lock()
+	delete(s.ending.lingering, c)
+	s.ending.mu.Unlock()
+	s.unreserve(c.addr)
+}
+
+// force drops every connection at once: the live ones without a close frame, the lingering ones
+// without waiting for the rest of their close timeout.
+func (s *Server) force() {
+	s.Range(func(c *Conn) bool { c.CloseNow(); return true })
+	s.ending.mu.Lock()
+	cs := make([]*Conn, 0, len(s.ending.lingering))
+	for c := range s.ending.lingering {
+		cs = append(cs, c)
+	}
+	s.ending.mu.Unlock()
+	for _, c := range cs {
+		c.shut(true)
+	}
+}
+
 // Shutdown stops accepting connections (new upgrades get 503), closes every connection with 1001
 // "server shutting down" after the messages already queued for it are written, and waits for every
-// handler to return and every connection goroutine to end. If ctx ends first, the remaining
-// connections are closed at once and ctx's error is returned. A second call returns ErrServerClosed.
+// handler to return, every socket to be closed and every connection goroutine to end. If ctx ends
+// first, the remaining connections are dropped at once and ctx's error is returned. A second call
+// returns ErrServerClosed; Close may be called meanwhile to drop the connections at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.closing.Swap(true) {
 		return ErrServerClosed
@@ -31,12 +77,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.wait(ctx)
 }
 
-// Close closes every connection at once, without close handshakes, and waits for their handlers.
+// Close stops accepting connections and drops every connection at once, without close
+// handshakes, and waits for their handlers. Called during or after Shutdown, it drops what
+// Shutdown still waits for. A second call returns ErrServerClosed.
 func (s *Server) Close() error {
-	if s.closing.Swap(true) {
+	s.closing.Store(true)
+	if s.ending.closed.Swap(true) {
 		return ErrServerClosed
 	}
-	s.Range(func(c *Conn) bool { c.CloseNow(); return true })
+	s.force()
 	return s.wait(context.Background())
 }
 
@@ -49,29 +98,32 @@ const forcedGrace = time.Second
 func (s *Server) wait(ctx context.Context) error {
 	err := s.drained(ctx)
 	if err != nil {
-		s.Range(func(c *Conn) bool { c.CloseNow(); return true })
+		s.force()
 		grace, cancel := context.WithTimeout(context.Background(), forcedGrace)
 		defer cancel()
 		_ = s.drained(grace)
 	}
 	s.stopHeartbeat()
 	if s.live.Load() == 0 {
-		// Every reader has unregistered, so no goroutine can be added any more; the writers left
-		// end at once on their closed sockets.
+		// Every reader has closed its socket and given back its place, so no goroutine can be
+		// added any more; the writers left end at once on their closed sockets.
 		s.goroutines.Wait()
 	}
 	return err
 }
 
 // drained waits until no connection is left or ctx ends. s.closing is set, so the release that
-// takes s.live to 0 leaves a token in s.gone; a token left from an earlier 0 only makes the loop
-// look again.
+// takes s.live to 0 closes s.gone. An upgrade racing the shutdown may still take a place and give
+// it back (ServeHTTP) after that: then look again shortly.
 func (s *Server) drained(ctx context.Context) error {
 	for s.live.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.gone:
+			if s.live.Load() > 0 {
+				time.Sleep(time.Millisecond)
+			}
 		}
 	}
 	return nil

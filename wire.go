@@ -21,7 +21,9 @@ import (
 //     transport answers a peer's close frame even when we already sent ours, and reports a read
 //     timeout with a close frame of its own; both are swallowed here;
 //   - every byte read is seen by the connection's frameWatch, which proves the peer alive for each
-//     complete frame (Config.PingInterval) and times its messages (Config.MessageTimeout).
+//     complete frame (Config.PingInterval) and times its messages (Config.MessageTimeout);
+//   - once the connection is closing, reading waits for our close frame to be out and then reads
+//     at most closeReadBudget bytes, looking for the peer's close frame (Read, linger).
 //
 // It is also where frames leave. Without permessage-deflate, the connection's frames are built by
 // wsgate (frame.go) and written here directly (send, flush); the transport writes only its own
@@ -33,12 +35,16 @@ type wire struct {
 	pre      []byte // bytes buffered by net/http before the hijack, served first
 	deflate  bool   // permessage-deflate was negotiated: data frames go through the transport
 	framed   atomic.Bool
-	sealed   atomic.Bool  // a close frame was written, or the peer is gone: drop further writes
-	broken   atomic.Bool  // a read failed: the reader is ending the connection
-	sentCode atomic.Int32 // the code of the close frame we wrote, 0 if none
-	lingered atomic.Bool  // Close half-closed the socket after our close frame; linger finishes
-	peerDone atomic.Bool  // the peer's close frame arrived: it sends nothing more, no need to drain
-	timedOut atomic.Bool  // a read failed on its deadline
+	sealed   atomic.Bool           // a close frame was written, or the peer is gone: drop further writes
+	broken   atomic.Bool           // a read failed: the reader is ending the connection
+	sentCode atomic.Int32          // the code of the close frame we wrote, 0 if none
+	lingered atomic.Bool           // our close frame is written in full, and the socket half-closed (FIN)
+	peerDone atomic.Bool           // the peer's close frame arrived: it sends nothing more, no need to drain
+	timedOut atomic.Bool           // a read failed on its deadline
+	failed   atomic.Pointer[error] // the first write that failed, if one did
+	sig      atomic.Pointer[closeSignals]
+	// closeRead counts the bytes read since the connection began closing (reader goroutine only).
+	closeRead int
 
 	// raw is the socket for non-blocking writes: the reader goroutine writes a handler's replies
 	// itself (send with block unset), but must never block on a peer that does not read. What the
@@ -54,10 +60,6 @@ type wire struct {
 	stashBuf *[]byte
 	full     bool // a non-blocking write in this send came back short
 	armed    bool // this send, flush or Write set the write deadline, for a write that waits
-	// finPending: Close came while bytes were waiting; the socket is half-closed once they are
-	// written, and then flushed is closed (linger waits for it).
-	finPending bool
-	flushed    atomic.Pointer[chan struct{}]
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -66,8 +68,44 @@ type wire struct {
 	terr     error
 }
 
-// testHookRead, set only by tests (export_test.go), runs before each read of the transport's.
-var testHookRead atomic.Pointer[func(*Conn)]
+// errSealed is what a write gets from a sealed wire: it writes nothing, and the connection is ending
+// already (our close frame is out, the peer's close frame was answered, a read or a write failed).
+var errSealed = errors.New("wsgate: connection is ending")
+
+// closeReadBudget bounds what is read from a peer once its connection is closing (Conn.Close, the
+// slow-consumer policy, a close frame of the transport's): enough to find the peer's close frame
+// behind a request or two in flight, not a flood. Nothing of it reaches the handler. Beyond it the
+// socket is left unread until the close timeout drops it: a peer that floods instead of reading
+// costs the server its socket buffers, not its CPU.
+const closeReadBudget = 4 << 20
+
+// closeSignals are a connection's signals once it is closing, made then: an open connection
+// carries a nil pointer only.
+type closeSignals struct {
+	out      chan struct{} // closed once our close frame is written in full, or the connection dropped
+	gone     chan struct{} // closed when the connection is dropped
+	outOnce  sync.Once
+	goneOnce sync.Once
+}
+
+// signals returns the connection's close signals, making them on first use.
+func (w *wire) signals() *closeSignals {
+	if s := w.sig.Load(); s != nil {
+		return s
+	}
+	s := &closeSignals{out: make(chan struct{}), gone: make(chan struct{})}
+	if w.sig.CompareAndSwap(nil, s) {
+		return s
+	}
+	return w.sig.Load()
+}
+
+func (s *closeSignals) fireOut()  { s.outOnce.Do(func() { close(s.out) }) }
+func (s *closeSignals) fireGone() { s.goneOnce.Do(func() { close(s.gone) }) }
+
+// testHookRead, set only by tests (export_test.go), runs before each read of the transport's;
+// testHookRestore when a read clears the heartbeat's deadline, just before it does.
+var testHookRead, testHookRestore atomic.Pointer[func(*Conn)]
 
 func (w *wire) Read(p []byte) (int, error) {
 	if len(w.pre) > 0 {
@@ -82,7 +120,18 @@ func (w *wire) Read(p []byte) (int, error) {
 	if h := testHookRead.Load(); h != nil {
 		(*h)(w.c)
 	}
-	n, err := w.Conn.Read(p)
+	closing := w.c.closing.Load()
+	var err error
+	if closing {
+		p, err = w.closingRead(p)
+	}
+	var n int
+	if err == nil {
+		n, err = w.Conn.Read(p)
+	}
+	if closing {
+		w.closeRead += n
+	}
 	if n > 0 {
 		w.c.inbound.observe(w.c, p[:n])
 	}
@@ -96,6 +145,27 @@ func (w *wire) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// closingRead bounds a read once the connection is closing: nothing read now reaches the
+// handler, only the peer's close frame is looked for. So the reader waits until our close frame is
+// out (reading on meanwhile would read a slow consumer's flood for nothing), then reads what is
+// left of closeReadBudget; beyond it, it waits, reading nothing, for the connection to be dropped
+// (at the close timeout).
+func (w *wire) closingRead(p []byte) ([]byte, error) {
+	s := w.signals()
+	<-s.out
+	select {
+	case <-s.gone:
+		return nil, net.ErrClosed
+	default:
+	}
+	rem := closeReadBudget - w.closeRead
+	if rem <= 0 {
+		<-s.gone
+		return nil, net.ErrClosed
+	}
+	return p[:min(len(p), rem)], nil
+}
+
 // Write is the transport's way out: the 101 response, then its own frames (close frames, and,
 // with permessage-deflate, every frame), each whole, under the transport's lock.
 func (w *wire) Write(p []byte) (int, error) {
@@ -106,14 +176,19 @@ func (w *wire) Write(p []byte) (int, error) {
 		return w.Conn.Write(p)
 	}
 	if w.sealed.Load() { // without waiting for the lock, which a blocked writer may hold
-		return len(p), nil
+		return w.discard(p)
 	}
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.sealed.Load() {
-		return len(p), nil
+		return w.discard(p)
 	}
-	if len(p) >= 2 && p[0] == 0x80|opClose { // the one close frame we send
+	w.armed = false
+	if err := w.drainLocked(true); err != nil {
+		return 0, err
+	}
+	closeFrame := len(p) >= 2 && p[0] == 0x80|opClose // the one close frame we send
+	if closeFrame {
 		code := CloseNoStatus
 		if len(p) >= 4 && p[1]&0x7f >= 2 {
 			code = CloseCode(p[2])<<8 | CloseCode(p[3])
@@ -121,15 +196,24 @@ func (w *wire) Write(p []byte) (int, error) {
 		w.seal(code)
 		p = ownCloseReason(p)
 	}
-	w.armed = false
-	if err := w.drainLocked(true); err != nil {
-		return 0, err
-	}
 	n, err := w.put(p, true)
 	if err == nil {
 		n = len(p0)
+		if closeFrame {
+			w.closeOut()
+		}
 	}
 	return n, err
+}
+
+// discard drops a frame the transport writes on a sealed wire: its close frames silently (there is
+// only one close frame, and it has left), its data frames with errSealed, so that they do not
+// count as sent.
+func (w *wire) discard(p []byte) (int, error) {
+	if len(p) >= 1 && p[0]&0x0f == opClose {
+		return len(p), nil
+	}
+	return 0, errSealed
 }
 
 // ownCloseReason drops the transport's name from the reason of a close frame it wrote for an
@@ -153,19 +237,20 @@ func (w *wire) setWriteDeadline() error {
 	return w.Conn.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
 }
 
-// send writes b's frames, in order after whatever waits in the stash: the pong, the ping, the data
+// send writes b's frames, in order after whatever waits in the stash: the pongs, the ping, the data
 // messages, the close frame. Blocking (the writer goroutine), it writes everything within
 // Config.WriteTimeout; otherwise (the reader, inline) it writes what the socket takes at once and
-// stashes the rest. It returns how many bytes wait (tail and stash).
+// stashes the rest. It returns how many bytes wait (tail and stash), and errSealed, writing
+// nothing, once the wire is sealed.
 func (w *wire) send(b *batch, block bool) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.sealed.Load() {
-		return w.waiting(), nil
+		return w.waiting(), errSealed
 	}
 	w.full, w.armed = false, false
-	if b.pongDue {
-		w.stashFrame(opPong, b.pong)
+	for _, p := range b.pongs {
+		w.stashFrame(opPong, p)
 	}
 	if b.ping {
 		w.stashFrame(opPing, nil)
@@ -216,8 +301,19 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 // put writes p: all of it if block, else what the socket takes at once (nothing once it came
 // back short in this send). A blocking write, too, first takes what the socket takes at once: only
 // a write that has to wait arms a write deadline, Config.WriteTimeout from then, so that the usual
-// write, into a socket with room, costs no timer.
+// write, into a socket with room, costs no timer. A failed write may have left part of a frame on
+// the wire: it seals the wire, so that nothing, not even the transport's close frame, follows.
 func (w *wire) put(p []byte, block bool) (int, error) {
+	k, err := w.putBytes(p, block)
+	if err != nil {
+		w.sealed.Store(true)
+		failed := err // declared here, so that only a failed write allocates it
+		w.failed.CompareAndSwap(nil, &failed)
+	}
+	return k, err
+}
+
+func (w *wire) putBytes(p []byte, block bool) (int, error) {
 	if !block && w.full {
 		return 0, nil
 	}
@@ -267,14 +363,31 @@ func (w *wire) drainLocked(block bool) error {
 		}
 		w.stash, w.stashBuf = nil, nil
 	}
-	if w.finPending && w.waiting() == 0 {
-		w.finPending = false
-		if tc, ok := w.Conn.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		close(*w.flushed.Load())
+	if err == nil && w.waiting() == 0 && w.sentCode.Load() != 0 {
+		w.closeOut() // the close frame was in the stash
 	}
 	return err
+}
+
+// closeOut is called, wmu held, once our close frame has been written in full. Nothing may follow
+// it, so our side of the socket is shut at once (FIN): a peer that reads sees the close frame and
+// then the end of the stream. The reader, waiting for this (closingRead, linger), reads on.
+func (w *wire) closeOut() {
+	if !w.lingered.CompareAndSwap(false, true) {
+		return
+	}
+	if tc, ok := w.Conn.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	w.signals().fireOut()
+}
+
+// drop closes the socket at once, whatever waits, and wakes a reader waiting while closing.
+func (w *wire) drop() {
+	s := w.signals()
+	s.fireGone()
+	s.fireOut()
+	_ = w.Conn.Close()
 }
 
 // flush writes, blocking, what inline writes left in the stash. The writer goroutine does this
@@ -307,44 +420,55 @@ func (w *wire) reserve(n int) {
 
 // Close is how the transport ends a connection. After a close frame of ours, closing a socket
 // that still holds unread data from the peer makes the kernel send a reset, and the peer then
-// often never reads that close frame (it sees 1006 instead of, say, 1009). So Close only shuts
-// our side (FIN after the close frame); linger reads what the peer still sends and closes.
+// often never reads that close frame (it sees 1006 instead of, say, 1009). So once our close frame
+// is written (or while it waits to be), Close leaves the socket open: closeOut shuts our side
+// (FIN) after the close frame, and linger reads what the peer still sends and closes.
 func (w *wire) Close() error {
-	if tc, ok := w.Conn.(*net.TCPConn); ok && w.sentCode.Load() != 0 && !w.timedOut.Load() {
-		if w.lingered.CompareAndSwap(false, true) {
-			w.wmu.Lock()
-			defer w.wmu.Unlock()
-			if w.waiting() > 0 {
-				// The writer goroutine shuts our side once the rest is out; linger waits for it.
-				w.finPending = true
-				ch := make(chan struct{})
-				w.flushed.Store(&ch)
-				return nil
-			}
-			return tc.CloseWrite()
-		}
+	if w.lingers() {
 		return nil
 	}
 	return w.Conn.Close()
 }
 
-// linger drains the peer after a half-close, for at most d, then closes the socket. A peer that
-// sent its close frame has nothing more to send, so there is nothing to drain.
+// lingers reports whether the socket stays open after the reader ends, for linger to finish: a
+// TCP socket that carries a close frame of ours, and a peer not yet silent past a deadline.
+func (w *wire) lingers() bool {
+	_, tcp := w.Conn.(*net.TCPConn)
+	return tcp && w.sentCode.Load() != 0 && !w.timedOut.Load()
+}
+
+// linger finishes a connection whose reader has ended. It waits for our close frame to be out,
+// then reads what the peer still sends, at most what is left of closeReadBudget, and closes the
+// socket when the peer is done, d from now (the close timeout), or when the connection is dropped
+// (its own close timeout, Server.Shutdown's deadline, Server.Close), whichever comes first. A
+// peer that sent its close frame has nothing more to send, so there is nothing to drain.
 func (w *wire) linger(d time.Duration) {
-	if ch := w.flushed.Load(); ch != nil { // our last bytes are still being written
-		t := time.NewTimer(d)
-		select {
-		case <-*ch:
-		case <-t.C:
-		}
-		t.Stop()
+	defer w.c.stopCloseTimer()
+	if !w.lingers() { // Close has closed the socket
+		_ = w.Conn.Close()
+		return
+	}
+	s := w.signals()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.out:
+	case <-t.C:
 	}
 	if w.lingered.Load() && !w.peerDone.Load() {
 		_ = w.Conn.SetReadDeadline(time.Now().Add(d))
-		var buf [512]byte
-		for {
-			if _, err := w.Conn.Read(buf[:]); err != nil {
+		var buf [4096]byte
+		for w.closeRead < closeReadBudget {
+			n, err := w.Conn.Read(buf[:min(len(buf), closeReadBudget-w.closeRead)])
+			w.closeRead += n
+			if err != nil {
 				break
+			}
+		}
+		if w.closeRead >= closeReadBudget { // the peer sends on: leave it unread until the end
+			select {
+			case <-t.C:
+			case <-s.gone:
 			}
 		}
 	}

@@ -4,19 +4,17 @@ import (
 	"errors"
 	"net"
 	"os"
-	"time"
 
 	"github.com/wsgate/wsgate/internal/gws"
 )
 
-// batch is what one write takes from the connection: the pong owed to the latest ping, a heartbeat
-// ping, the data messages in order, and the close frame, written in that order.
+// batch is what one write takes from the connection: the pongs owed to the peer's pings, a
+// heartbeat ping, the data messages in order, and the close frame, written in that order.
 type batch struct {
-	msgs    []outMsg
-	pong    []byte
-	pongDue bool
-	ping    bool
-	close   []byte
+	msgs  []outMsg
+	pongs [][]byte
+	ping  bool
+	close []byte
 }
 
 // takeLocked moves everything waiting to be written into b, and reports whether there was any.
@@ -25,8 +23,8 @@ func (c *Conn) takeLocked(b *batch) bool {
 		return false
 	}
 	b.msgs, c.queue, c.spare = c.queue, c.spare[:0], nil
-	b.pong, b.pongDue, b.ping, b.close = c.pong, c.pongDue, c.pingDue, c.closeMsg
-	c.pong, c.pongDue, c.pingDue, c.closeMsg = nil, false, false, nil
+	b.pongs, b.ping, b.close = c.pongs, c.pingDue, c.closeMsg
+	c.pongs, c.pingDue, c.closeMsg = nil, false, nil
 	return true
 }
 
@@ -105,52 +103,43 @@ func (c *Conn) writeInlineLocked() {
 }
 
 // writeBatch writes b, blocking or not (see wire.send), and returns how many bytes wait in the
-// stash. With permessage-deflate the transport frames and compresses, always blocking.
+// stash. With permessage-deflate the transport frames and compresses, always blocking. The
+// messages written count in Stats().Sent; a sealed wire writes none (errSealed).
 func (c *Conn) writeBatch(b *batch, block bool) (int, error) {
-	var stashed int
-	var err error
 	if c.wire.deflate {
-		err = c.writeCompressed(b)
-	} else {
-		stashed, err = c.wire.send(b, block)
+		n, err := c.writeCompressed(b)
+		c.sent.Add(uint64(n))
+		return 0, err
 	}
-	if err != nil {
-		return stashed, err
+	stashed, err := c.wire.send(b, block)
+	if err == nil {
+		c.sent.Add(uint64(len(b.msgs)))
 	}
-	c.sent.Add(uint64(len(b.msgs)))
-	if b.close != nil {
-		// The peer has CloseTimeout to answer, counted from here even when the frame still waits
-		// behind a slow reader: Close's whole handshake is bounded. The read deadline ends the
-		// reader otherwise.
-		d := time.Now().Add(c.srv.cfg.CloseTimeout)
-		c.closeDeadline.Store(d.UnixNano())
-		_ = c.wire.Conn.SetReadDeadline(d)
-	}
-	return stashed, nil
+	return stashed, err
 }
 
 // writeCompressed writes b through the transport, which compresses data messages at write time;
-// wire.Write bounds each frame by Config.WriteTimeout.
-func (c *Conn) writeCompressed(b *batch) error {
-	if b.pongDue {
-		if err := c.sock.WritePong(b.pong); err != nil {
-			return err
+// wire.Write bounds each frame by Config.WriteTimeout. It returns how many messages it wrote.
+func (c *Conn) writeCompressed(b *batch) (int, error) {
+	for _, p := range b.pongs {
+		if err := c.sock.WritePong(p); err != nil {
+			return 0, err
 		}
 	}
 	if b.ping {
 		if err := c.sock.WritePing(nil); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for i := range b.msgs {
 		if err := c.sock.WriteMessage(gws.Opcode(b.msgs[i].typ), b.msgs[i].payload()); err != nil {
-			return err
+			return i, err
 		}
 	}
 	if b.close != nil {
-		return c.sock.WriteMessage(gws.OpcodeCloseConnection, b.close)
+		return len(b.msgs), c.sock.WriteMessage(gws.OpcodeCloseConnection, b.close)
 	}
-	return nil
+	return len(b.msgs), nil
 }
 
 // maxCork bounds the bytes of small frames gathered into one write.
@@ -161,17 +150,21 @@ const maxCork = 64 << 10
 // ending (the peer's close frame, a read error, a socket closed under the write) needs nothing:
 // the reader is ending the connection.
 func (c *Conn) writeFailed(err error) {
-	if errors.Is(err, gws.ErrConnClosed) || errors.Is(err, net.ErrClosed) || c.wire.broken.Load() {
+	if errors.Is(err, gws.ErrConnClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, errSealed) || c.wire.broken.Load() {
 		return
-	}
-	ce := &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		ce.Reason, ce.Err = "write timeout", ErrWriteTimeout
 	}
 	c.mu.Lock()
 	if c.closeErr == nil {
-		c.closeErr = ce
+		c.closeErr = writeError(err)
 	}
 	c.mu.Unlock()
 	c.CloseNow()
+}
+
+// writeError says why a connection whose socket could not be written ended.
+func writeError(err error) *CloseError {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &CloseError{Code: CloseAbnormal, Reason: "write timeout", Err: ErrWriteTimeout}
+	}
+	return &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
 }

@@ -20,6 +20,7 @@ import (
 const (
 	exitClosedByServer = 3 // the server closed with a code other than 1000, or before the -x reply
 	exitNoReply        = 4 // no -x reply within -timeout
+	exitTryAgain       = 5 // the server closed with a code that says come back (wsgate.CloseCode.Reconnectable)
 )
 
 // exitError is a failure of "wsgate client" with its own exit status; main prints it and exits with code.
@@ -142,9 +143,12 @@ Exit status:
   1  connecting failed (a refused handshake prints its HTTP status and body), or the
      connection was lost (1006) or broken by the server (protocol error, message too big)
   2  usage error
-  3  the server closed with another code, printed with its reason ("closed: 1001 server
-     shutting down"); with -x, the server closed before replying
+  3  the server closed with another code, printed with its reason ("closed: 4000 bye");
+     with -x, the server closed before replying
   4  with -x, no reply within -timeout (or Ctrl-C first)
+  5  the server closed with a code after which a client should reconnect: 1001 (shutting
+     down), 1011 (server error), 1012 (restart), 1013 (try again later, or "slow consumer":
+     the client fell behind), 1014, or 4500-4999; a script may retry with backoff
 
 Flags:
 `)

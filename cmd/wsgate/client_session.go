@@ -247,6 +247,8 @@ func (s *session) ended(ce *wsgate.CloseError) error {
 	case !ce.Remote, ce.Code == wsgate.CloseNormal, ce.Code == wsgate.CloseNoStatus:
 		s.out.status("closed: %s", describe(ce))
 		return nil
+	case ce.Code.Reconnectable():
+		return exitError{exitTryAgain, fmt.Errorf("closed: %s", describe(ce))}
 	}
 	return exitError{exitClosedByServer, fmt.Errorf("closed: %s", describe(ce))}
 }

@@ -181,7 +181,8 @@ func TestClientSubprotocol(t *testing.T) {
 	}
 }
 
-func TestClientServerShutdownExits3(t *testing.T) {
+// The server's 1001 says come back later: exit status 5, not 3, so that a script can retry.
+func TestClientServerShutdownExits5(t *testing.T) {
 	r := startRun(t)
 	stdin, w := io.Pipe()
 	t.Cleanup(func() { w.Close() })
@@ -191,8 +192,8 @@ func TestClientServerShutdownExits3(t *testing.T) {
 		t.Fatal(err)
 	}
 	err, code := c.result(t)
-	if code != exitClosedByServer || err.Error() != "closed: 1001 server shutting down" {
-		t.Fatalf("exit %d, %v; want 3, closed: 1001 server shutting down", code, err)
+	if code != exitTryAgain || err.Error() != "closed: 1001 server shutting down" {
+		t.Fatalf("exit %d, %v; want 5, closed: 1001 server shutting down", code, err)
 	}
 }
 
@@ -203,6 +204,8 @@ func TestClientServerCloses(t *testing.T) {
 			_ = c.Close(wsgate.CloseNormal, "bye")
 		case "custom":
 			_ = c.Close(4000, "custom reason")
+		case "slow":
+			_ = c.Close(wsgate.CloseTryAgainLater, "slow consumer")
 		case "drop":
 			c.CloseNow()
 		}
@@ -214,6 +217,7 @@ func TestClientServerCloses(t *testing.T) {
 	}{
 		{[]string{"-x", "normal", url}, 3, "closed before the reply: 1000 bye"},
 		{[]string{"-x", "custom", url}, 3, "wsgate: closed: 4000 custom reason"},
+		{[]string{"-x", "slow", url}, 5, "wsgate: closed: 1013 slow consumer"},
 		{[]string{"-x", "drop", url}, 1, "connection lost: 1006"},
 	} {
 		if _, errs := runClientT(t, "", tc.exit, tc.args...); !strings.Contains(errs, tc.says) {

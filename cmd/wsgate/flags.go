@@ -97,7 +97,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.ReadLimit, parseCount, strconv.Itoa), "read-limit", "largest message a peer may send, in `bytes`, after decompression; bigger closes with 1009")
 	fs.Var(newValue(&c.SendQueueMessages, parseCount, strconv.Itoa), "send-queue-messages", "most `messages` queued for one connection and not yet written")
 	fs.Var(newValue(&c.SendQueueBytes, parseCount, strconv.Itoa), "send-queue-bytes", "most payload `bytes` queued for one connection and not yet written")
-	fs.Var(newValue(&c.SlowConsumer, wsgate.ParseSlowConsumerPolicy, wsgate.SlowConsumerPolicy.String), "slow-consumer", "`policy` when a connection's send queue is full: close (the connection, with 1008), drop-newest or drop-oldest")
+	fs.Var(newValue(&c.SlowConsumer, wsgate.ParseSlowConsumerPolicy, wsgate.SlowConsumerPolicy.String), "slow-consumer", "`policy` when a connection's send queue is full: close (the connection, with 1013 slow consumer: the client may reconnect), drop-newest or drop-oldest")
 	fs.Var(newValue(&c.PingInterval, time.ParseDuration, time.Duration.String), "ping-interval", "how long a connection may stay silent before it is pinged; negative disables heartbeats")
 	fs.Var(newValue(&c.PongTimeout, parseTimeout, time.Duration.String), "pong-timeout", "how long a pinged peer has to answer before it is disconnected")
 	fs.Var(newValue(&c.WriteTimeout, parseTimeout, time.Duration.String), "write-timeout", "how long a write may wait for a peer that does not read before it is disconnected")

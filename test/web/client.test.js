@@ -231,10 +231,10 @@ test('1009 (message too big) is terminal: no reconnect', async () => {
   assert.equal(CountingWebSocket.created, 1);
 });
 
-test('the close code decides: 1008 and other terminal codes stop, 1001, 1011, 4500 reconnect', async () => {
-  // The server side is scripted here: wsgate's echo server only closes with 1008 under conditions
+test('the close code decides: 1008 and other terminal codes stop, 1001, 1011, 1013 (slow consumer), 4500 reconnect', async () => {
+  // The server side is scripted here: wsgate's echo server only closes with 1013 under conditions
   // that depend on its internals, and the client's wiring is what is tested.
-  for (const [code, reconnect] of [[1008, false], [1000, false], [1002, false], [4000, false], [1001, true], [1011, true], [4500, true]]) {
+  for (const [code, reconnect] of [[1008, false], [1000, false], [1002, false], [4000, false], [1001, true], [1011, true], [1013, true], [4500, true]]) {
     ScriptedWebSocket.sockets = [];
     const client = newClient('ws://example.invalid/ws', { WebSocket: ScriptedWebSocket, minDelay: 1, maxDelay: 1 });
     const events = record(client);

@@ -18,7 +18,7 @@ let small; // read limit 1 KiB
 before(async () => {
   // The send queue holds a reply to every message of the 1000 pipelined below, so that the test of
   // ordering never depends on whether the server reads faster than it writes (a server that did
-  // closed such a burst as a slow consumer, 1008, with the default queue of 256 messages).
+  // closed such a burst as a slow consumer, 1013, with a queue of 256 messages).
   big = await startWsgate(['-read-limit', String(2 * MiB), '-send-queue-bytes', String(4 * MiB), '-send-queue-messages', '2048']);
   small = await startWsgate(['-read-limit', '1024']);
 });
@@ -156,7 +156,7 @@ test('invalid UTF-8 in a text message closes with 1007', async (t) => {
 
 test('a client that stops reading is cut off: the server does not hold its replies forever', async (t) => {
   // Whether the server first stops reading it (backpressure, then -write-timeout: 1006) or its send
-  // queue overflows (1008 "slow consumer") is the server's choice; the server's log says which.
+  // queue overflows (1013 "slow consumer") is the server's choice; the server's log says which.
   const srv = await startWsgate(['-write-timeout', '300ms', '-close-timeout', '300ms', '-send-queue-messages', '4', '-send-queue-bytes', '131072', '-log-level', 'debug']);
   const ws = await dial(t, srv.url);
   ws.pause();
@@ -164,7 +164,7 @@ test('a client that stops reading is cut off: the server does not hold its repli
   for (let i = 0; i < 300; i++) { // 18 MB of answers: more than loopback's socket buffers hold
     ws.send(chunk);
   }
-  const cutOff = /msg="connection closed" conn=1 .*(code=1008 reason="slow consumer"|code=1006 reason="write timeout")/;
+  const cutOff = /msg="connection closed" conn=1 .*(code=1013 reason="slow consumer"|code=1006 reason="write timeout")/;
   await waitUntil(() => cutOff.test(srv.logs()), 'the server to drop the client', 10_000);
 });
 

@@ -20,7 +20,10 @@ export declare const CloseCode: Readonly<{
   TLS_HANDSHAKE: 1015;
 }>;
 
-/** Codes after which the client reconnects, besides 4500–4999; every other code is terminal. */
+/**
+ * Codes after which the client reconnects, besides 4500–4999; every other code is terminal. 1013 is
+ * also wsgate's "slow consumer" close: the client fell behind, reconnects and recovers.
+ */
 export declare const RECONNECT_CODES: readonly number[];
 
 /** Whether a connection closed with code should be reconnected (the shared close-code policy). */

@@ -42,7 +42,8 @@ export const CloseCode = Object.freeze({
 
 /**
  * The codes after which a client reconnects, besides the application range 4500–4999: the server is
- * going away or restarting (1001, 1012), overloaded (1013), failed (1011), a gateway failed (1014), or
+ * going away or restarting (1001, 1012), overloaded or this client fell behind (1013, wsgate's "slow
+ * consumer" close: reconnect and recover what was missed), failed (1011), a gateway failed (1014), or
  * the connection broke without a close frame or without a code (1006, 1005). Everything else is
  * terminal: a normal close (1000) means the server is done with this client, and protocol, data,
  * policy and size errors (1002, 1003, 1007, 1008, 1009, 1010), TLS failures (1015), the registered
