@@ -129,6 +129,7 @@ type Conn struct {
 	mu       sync.Mutex // guards the fields below
 	state    connState
 	writing  bool // a writer goroutine is running, or the reader is writing inline
+	async    bool // WriteBehind was called in the current handler callback: Sends kick the writer
 	deferred bool // a Send during a handler callback left its writing to the reader
 	queue    []outMsg
 	spare    []outMsg
@@ -462,11 +463,31 @@ func (c *Conn) kickLocked() {
 	if c.writing || c.state == stateClosed {
 		return
 	}
-	if c.inHandler.Load() {
+	if c.inHandler.Load() && !c.async {
 		c.deferred = true
 		return
 	}
 	c.spawnWriterLocked()
+}
+
+// WriteBehind hands what is queued, and what will be queued until the current handler callback
+// returns, to the connection's writer goroutine. Writes queued during a callback otherwise wait
+// for it to return (the reader writes them then, in one batch, which saves a goroutine hand-off
+// per request and reply); a callback about to wait — on a remote call, a lock, a slow hook —
+// calls WriteBehind first, so that messages other goroutines queue meanwhile (publications)
+// flow instead of filling the queue. It is for use inside Handler callbacks; elsewhere it does
+// nothing.
+func (c *Conn) WriteBehind() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inHandler.Load() || c.async {
+		return
+	}
+	c.async = true
+	if c.deferred {
+		c.deferred = false
+		c.kickLocked()
+	}
 }
 
 // spawnWriterLocked starts the writer goroutine; c.writing is true from here until it returns.

@@ -79,6 +79,7 @@ func (c *Conn) handle(what string, f func()) {
 	c.call(what, f)
 	c.mu.Lock()
 	c.inHandler.Store(false)
+	c.async = false
 	deferred := c.deferred
 	c.deferred = false
 	switch {

@@ -175,6 +175,37 @@ func TestReplyThatCannotBeQueuedClosesTheConnection(t *testing.T) {
 	}
 }
 
+// TestSlowRequestDoesNotHoldBackPublications: while a request waits on a slow Authorize hook (or
+// a remote broker), publications to the same client flow; they were all held back until the
+// request returned, and a burst cut a client that read as fast as it could.
+func TestSlowRequestDoesNotHoldBackPublications(t *testing.T) {
+	slow := make(chan struct{})
+	e := start(t, &hub.Options{RequestRate: -1, Authorize: func(_ context.Context, _ *wsgate.Conn, op protocol.Op, _ string) error {
+		if op == protocol.OpHistory {
+			<-slow
+		}
+		return nil
+	}}, &wsgate.Config{SendQueueMessages: 64})
+	c := e.dial(t)
+	c.call("subscribe", `,"channel":"s"`, nil)
+	c.send(`{"id":9,"op":"history","channel":"s"}`)
+	time.Sleep(50 * time.Millisecond) // the request is inside the hook
+	for i := range 1000 {
+		if _, err := e.hub.Publish(context.Background(), "s", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond) // a burst a reading client keeps up with
+		}
+	}
+	close(slow)
+	r := &recoverer{t: t, e: e, c: c, channel: "s", epoch: ""}
+	r.readUntil(1000)
+	if r.reconnects > 0 || r.gaps > 0 {
+		t.Fatalf("%d reconnects and %d gaps for a client that read all along", r.reconnects, r.gaps)
+	}
+}
+
 // TestGapsAreVisible: with PolicyDropNewest, publications a slow subscriber's queue refuses are
 // not silently lost: the next one it gets jumps in offset, and history gives it the missing ones.
 func TestGapsAreVisible(t *testing.T) {

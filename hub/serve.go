@@ -11,6 +11,11 @@ import (
 
 // serve runs one request and returns its reply (nil when subscribe queued it already).
 func (h *Hub) serve(cl *client, req protocol.Request) []byte {
+	// The hook and the broker calls below may wait: publications to this client flow meanwhile.
+	// (Ping, presence and unsubscribe without a hook keep the reply on the reader, written inline.)
+	if h.opts.Authorize != nil || req.Op == protocol.OpSubscribe || req.Op == protocol.OpPublish || req.Op == protocol.OpHistory {
+		cl.conn.WriteBehind()
+	}
 	// Room for the reply first: a client that pipelines requests faster than it reads the replies
 	// is slowed down by TCP, not cut as a slow consumer. One that does not read for RequestTimeout
 	// is closed (1013): its reply could not be queued.
