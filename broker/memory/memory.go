@@ -367,31 +367,49 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 	return nil
 }
 
-// free forgets s if it is still empty and unwatched.
+// free forgets s if it is still empty and unwatched. It never waits for s with b.mu held: when s
+// is busy it waits for it alone and tries again, a few times, then leaves s to the next sweep.
 func (b *Broker) free(s *stream) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == 0 && !s.interest && !s.dead && b.streams[s.name] == s {
-		s.dead = true
-		delete(b.streams, s.name)
+	for range 3 {
+		b.mu.Lock()
+		if s.mu.TryLock() {
+			if s.n == 0 && !s.interest && !s.dead {
+				s.dead = true
+				delete(b.streams, s.name)
+			}
+			s.mu.Unlock()
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		s.mu.Lock() // wait for whoever holds it, without b.mu
+		busy := s.n > 0 || s.interest || s.dead
+		s.mu.Unlock()
+		if busy {
+			return
+		}
 	}
 }
 
-// sweep expires history and forgets the streams left empty and unwatched.
+// sweep expires history and forgets the streams left empty and unwatched. It takes each stream
+// without b.mu, which it holds only to copy the map: a stream is locked through its deliveries,
+// and b.mu held while waiting for one would stall every call of the broker.
 func (b *Broker) sweep() {
-	now := b.opts.now()
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for name, s := range b.streams {
+	streams := make([]*stream, 0, len(b.streams))
+	for _, s := range b.streams {
+		streams = append(streams, s)
+	}
+	b.mu.Unlock()
+	now := b.opts.now()
+	for _, s := range streams {
 		s.mu.Lock()
 		b.expire(s, now)
-		if s.n == 0 && !s.interest {
-			s.dead = true
-			delete(b.streams, name)
-		}
+		empty := s.n == 0 && !s.interest && !s.dead
 		s.mu.Unlock()
+		if empty {
+			b.free(s)
+		}
 	}
 }
 

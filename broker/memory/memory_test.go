@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +182,57 @@ func TestStreamsFreedPromptly(t *testing.T) {
 	}
 	if n := b.Stats().Channels; n != 0 {
 		t.Fatalf("%d streams left after the last unsubscribe", n)
+	}
+}
+
+// TestSweepDoesNotStallTheBroker: the sweep does not hold the broker while it waits for a stream
+// that is delivering; publications to other channels go on.
+func TestSweepDoesNotStallTheBroker(t *testing.T) {
+	release := make(chan struct{})
+	b := New(nil)
+	if err := b.Start(context.Background(), func(p broker.Publication) {
+		if p.Channel == "slow" {
+			<-release
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock()
+	wg.Add(1)
+	go func() { // owner: this test, which waits for it; ends when release closes
+		defer wg.Done()
+		_, _ = b.Publish(ctx, "slow", []byte("1"))
+	}()
+	for b.Stats().Bytes == 0 { // the publication is kept before it is delivered
+		time.Sleep(time.Millisecond)
+	}
+	wg.Add(1)
+	go func() { // owner: this test, which waits for it; ends after the stream is released
+		defer wg.Done()
+		b.sweep()
+	}()
+	time.Sleep(20 * time.Millisecond) // let the sweep reach the busy stream
+	done := make(chan error, 1)
+	go func() { // owner: this test; ends when the Publish returns
+		_, err := b.Publish(ctx, "other", []byte("1"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("a publication to another channel waited for the sweep, which waited for a delivering stream")
+		unblock()
+		<-done
 	}
 }
