@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestHistoryBoundedByCountAndAge(t *testing.T) {
 	if r.Complete {
 		t.Fatalf("offset 2 was evicted; recovery from 1 must be incomplete: %+v", r)
 	}
-	if got, want := b.Stats().Bytes, int64(3*(1+entryOverhead)); got != want {
+	if got, want := b.Stats().Bytes, streamCost("c")+ringCost(3)+3*entryCost([]byte("1")); got != want {
 		t.Fatalf("bytes kept %d, want %d (3 entries)", got, want)
 	}
 	now = now.Add(2 * time.Minute)
@@ -55,12 +56,12 @@ func TestHistoryBoundedByCountAndAge(t *testing.T) {
 	if r.Complete || len(r.Publications) != 0 {
 		t.Fatalf("age bound: %+v", r)
 	}
-	if got := b.Stats().Bytes; got != 0 {
-		t.Fatalf("bytes kept after expiry: %d", got)
+	if got := b.Stats().Bytes; got != streamCost("c") {
+		t.Fatalf("bytes kept after expiry: %d, the stream alone holds %d", got, streamCost("c"))
 	}
 	b.sweep() // expired and unwatched: the stream is forgotten, a new epoch begins
-	if n := b.Stats().Channels; n != 0 {
-		t.Fatalf("%d streams after the sweep", n)
+	if st := b.Stats(); st != (Stats{}) {
+		t.Fatalf("after the sweep: %+v", st)
 	}
 	p, _ := b.Publish(ctx, "c", []byte("1"))
 	if p.Epoch == pos.Epoch || p.Offset != 1 {
@@ -139,8 +140,9 @@ func TestCapacity(t *testing.T) {
 	})
 	t.Run("bytes", func(t *testing.T) {
 		now := time.Unix(1000, 0)
-		b := started(t, &Options{MaxBytes: 10 * (1000 + entryOverhead), HistorySize: 4, now: func() time.Time { return now }})
 		data := make([]byte, 1000)
+		held := 3*(streamCost("0")+ringCost(4)) + 10*entryCost(data) // channels 0, 1, 2 hold 4, 3, 3
+		b := started(t, &Options{MaxBytes: held, HistorySize: 4, now: func() time.Time { return now }})
 		for i := range 10 {
 			if _, err := b.Publish(ctx, fmt.Sprint(i%3), data); err != nil {
 				t.Fatalf("publication %d: %v", i, err)
@@ -155,12 +157,50 @@ func TestCapacity(t *testing.T) {
 		if _, err := b.Publish(ctx, "0", data); err != nil {
 			t.Fatalf("replacing the oldest of a full ring: %v", err)
 		}
+		checkCounted(t, b)
 		now = now.Add(DefaultHistoryTTL + time.Second)
 		b.sweep() // the janitor's round
 		if _, err := b.Publish(ctx, "x", data); err != nil {
 			t.Fatalf("after the history expired: %v", err)
 		}
 	})
+}
+
+// checkCounted checks that what the broker counts is what its streams hold.
+func checkCounted(t *testing.T, b *Broker) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var sum int64
+	for _, s := range b.streams {
+		s.mu.Lock()
+		sum += s.held()
+		s.mu.Unlock()
+	}
+	if got := b.bytes.Load(); got != sum {
+		t.Fatalf("counted %d bytes, the streams hold %d", got, sum)
+	}
+}
+
+// TestRingShrinks: a ring that held many entries shrinks when most of them expire or are evicted.
+func TestRingShrinks(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := started(t, &Options{HistoryTTL: time.Minute, now: func() time.Time { return now }})
+	ctx := context.Background()
+	for range 100 {
+		b.Publish(ctx, "c", []byte("1"))
+	}
+	now = now.Add(30 * time.Second)
+	b.Publish(ctx, "c", []byte("2"))
+	now = now.Add(31 * time.Second)
+	b.sweep()
+	s, _ := b.locked("c", false)
+	k, n := len(s.entries), s.n
+	s.mu.Unlock()
+	if n != 1 || k > 4 {
+		t.Fatalf("%d entries in a ring of %d slots", n, k)
+	}
+	checkCounted(t, b)
 }
 
 // TestStreamsFreedPromptly: an unwatched channel without history is freed when its last
@@ -235,4 +275,32 @@ func TestSweepDoesNotStallTheBroker(t *testing.T) {
 		unblock()
 		<-done
 	}
+}
+
+// TestMaxBytesCountsWhatIsHeld: history of tiny publications on long channel names, each
+// publication naming its channel with a string of its own (as the hub's decoder makes them),
+// filled past the cap: the heap holds about MaxBytes, not several times it (before: ~3.8 times).
+func TestMaxBytesCountsWhatIsHeld(t *testing.T) {
+	const capBytes = 8 << 20
+	ctx := context.Background()
+	before := heap()
+	b := started(t, &Options{MaxBytes: capBytes})
+	prefix := strings.Repeat("n", 240)
+	full := 0
+	for i := range 60_000 { // three publications a channel, about twice what fits
+		name := fmt.Sprintf("%s-%09d", prefix, i/3)
+		if _, err := b.Publish(ctx, name, []byte("1")); errors.Is(err, broker.ErrFull) {
+			full++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown := heap() - before
+	st := b.Stats()
+	t.Logf("heap grew by %d bytes (%.2f× the cap of %d); %d streams, %d bytes counted, %d refused",
+		grown, float64(grown)/capBytes, capBytes, st.Channels, st.Bytes, full)
+	if grown > capBytes*3/2 {
+		t.Fatalf("the heap grew by %d bytes under a cap of %d", grown, capBytes)
+	}
+	runtime.KeepAlive(b)
 }
