@@ -1,17 +1,3 @@
-// Package memory is the embedded in-process Broker: one node, history in memory, bounded by count
-// and age per channel and by channels and bytes in all. It is the default and needs nothing to run.
-//
-// # What a peer can make it spend
-//
-// A stream exists only while its channel has history kept or a local subscriber (Subscribe pins
-// it): reading history never creates one, and a stream whose history expired and that nobody
-// subscribes to is freed at once (Unsubscribe) or at the next sweep (a quarter of HistoryTTL).
-//
-// MaxBytes bounds what the streams really hold, as the Go runtime allocates it: each stream (its
-// struct, its name, stored once, its map entry), each slot of its ring (the ring grows with its
-// content up to HistorySize and shrinks when a quarter full), each payload rounded up to its
-// allocation. MaxChannels bounds the streams. A Publish or Subscribe beyond them fails with
-// broker.ErrFull.
 package memory
 
 import (
@@ -35,6 +21,10 @@ const (
 	DefaultMaxBytes    = 256 << 20
 )
 
+// publishAttempts bounds how often a Publish makes room and tries again when other publications
+// took the room it made.
+const publishAttempts = 4
+
 // Options configure the memory broker; the zero value works.
 type Options struct {
 	// HistorySize is how many publications each channel keeps. Default 100; negative keeps none.
@@ -42,11 +32,13 @@ type Options struct {
 	// HistoryTTL is how long a publication is kept. Default 5 minutes. A channel with no history
 	// left and no subscriber is forgotten; its next stream starts a new epoch.
 	HistoryTTL time.Duration
-	// MaxChannels bounds the streams kept at once: channels with history or subscribers.
-	// Default 100,000.
+	// MaxChannels bounds the streams kept at once: channels with history or subscribers. A new
+	// one beyond it replaces the least recently published stream nobody subscribes to (see the
+	// package doc). Default 100,000.
 	MaxChannels int
 	// MaxBytes bounds what the streams hold in all, in bytes: streams, ring slots and payloads as
-	// allocated (see the package doc). Default 256 MiB.
+	// allocated. A publication beyond it evicts the oldest history (see the package doc).
+	// Default 256 MiB.
 	MaxBytes int64
 	// now is the clock, for tests.
 	now func() time.Time
@@ -158,11 +150,12 @@ func (b *Broker) lookup(channel string, create bool) (*stream, error) {
 	}
 	s := b.streams[channel]
 	if s == nil && create {
-		if len(b.streams) >= b.opts.MaxChannels {
-			return nil, fmt.Errorf("%w: %d channels kept, the limit", broker.ErrFull, b.opts.MaxChannels)
+		if len(b.streams) >= b.opts.MaxChannels && !b.evictStream() {
+			return nil, fmt.Errorf("%w: %d channels kept, each with a subscriber", broker.ErrFull, len(b.streams))
 		}
-		if !b.reserve(streamCost(channel)) {
-			return nil, fmt.Errorf("%w: streams hold %d of %d bytes", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+		cost := streamCost(channel)
+		if !b.reserve(cost) && !(b.evictBytes(cost, nil) && b.reserve(cost)) {
+			return nil, fmt.Errorf("%w: streams hold %d of %d bytes, none to evict", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
 		}
 		s = &stream{name: strings.Clone(channel), epoch: newEpoch()} // not a view of the caller's buffer
 		b.streams[s.name] = s
@@ -192,15 +185,26 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
 	}
-	s, err := b.locked(channel, true)
-	if err != nil {
-		return broker.Position{}, err
+	keep := b.opts.HistorySize > 0
+	if keep {
+		if alone := streamCost(channel) + ringCost(min(4, b.opts.HistorySize)) + entryCost(data); alone > b.opts.MaxBytes {
+			return broker.Position{}, fmt.Errorf("%w: a publication holding %d bytes, more than MaxBytes (%d)", broker.ErrFull, alone, b.opts.MaxBytes)
+		}
 	}
-	pos, need := b.publish(s, data, b.opts.HistorySize > 0)
-	if need > 0 {
-		return broker.Position{}, fmt.Errorf("%w: streams hold %d of %d bytes", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+	for attempt := 1; ; attempt++ {
+		s, err := b.locked(channel, true)
+		if err != nil {
+			return broker.Position{}, err
+		}
+		pos, need := b.publish(s, data, keep)
+		if need == 0 {
+			return pos, nil
+		}
+		if attempt == publishAttempts || !b.makeRoom(need, s) { // s unlocked: b.mu comes first
+			b.free(s) // if it was made for this publication
+			return broker.Position{}, fmt.Errorf("%w: streams hold %d of %d bytes, none to evict", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+		}
 	}
-	return pos, nil
 }
 
 // publish appends data to s, locked, delivers it and unlocks s. When keeping it would pass
@@ -216,6 +220,7 @@ func (b *Broker) publish(s *stream, data []byte, keep bool) (_ broker.Position, 
 		}
 	}
 	s.offset++
+	s.published = now
 	p := broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: s.offset, Data: data}
 	if keep {
 		s.push(entry{pub: p, at: now}, b.opts.HistorySize)

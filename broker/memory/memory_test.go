@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,50 +120,34 @@ func TestRingGrowsWithContent(t *testing.T) {
 	}
 }
 
-func TestCapacity(t *testing.T) {
+// TestCapacityRefusals: ErrFull comes only when eviction cannot make room.
+func TestCapacityRefusals(t *testing.T) {
 	ctx := context.Background()
-	t.Run("channels", func(t *testing.T) {
-		b := started(t, &Options{MaxChannels: 3})
-		for i := range 3 {
-			if _, err := b.Publish(ctx, fmt.Sprint(i), []byte("1")); err != nil {
-				t.Fatal(err)
-			}
+	t.Run("bigger than the cap", func(t *testing.T) {
+		b := started(t, &Options{MaxBytes: 64 << 10})
+		if _, err := b.Publish(ctx, "c", make([]byte, 64<<10)); !errors.Is(err, broker.ErrFull) {
+			t.Fatalf("a publication bigger than MaxBytes: %v, want ErrFull", err)
 		}
-		if _, err := b.Publish(ctx, "3", []byte("1")); !errors.Is(err, broker.ErrFull) {
-			t.Fatalf("a 4th channel: %v, want ErrFull", err)
-		}
-		if err := b.Subscribe(ctx, "3"); !errors.Is(err, broker.ErrFull) {
-			t.Fatalf("subscribing a 4th channel: %v, want ErrFull", err)
-		}
-		if _, err := b.Publish(ctx, "2", []byte("2")); err != nil {
-			t.Fatalf("an existing channel still takes publications: %v", err)
+		if st := b.Stats(); st != (Stats{}) {
+			t.Fatalf("a refused publication left %+v", st)
 		}
 	})
-	t.Run("bytes", func(t *testing.T) {
-		now := time.Unix(1000, 0)
-		data := make([]byte, 1000)
-		held := 3*(streamCost("0")+ringCost(4)) + 10*entryCost(data) // channels 0, 1, 2 hold 4, 3, 3
-		b := started(t, &Options{MaxBytes: held, HistorySize: 4, now: func() time.Time { return now }})
-		for i := range 10 {
-			if _, err := b.Publish(ctx, fmt.Sprint(i%3), data); err != nil {
-				t.Fatalf("publication %d: %v", i, err)
+	t.Run("every byte pinned by subscribers", func(t *testing.T) {
+		b := started(t, &Options{MaxBytes: 10 * streamCost("s0")})
+		var err error
+		for i := 0; err == nil; i++ {
+			if i > 10 {
+				t.Fatal("11 streams in the bytes of 10")
 			}
+			err = b.Subscribe(ctx, fmt.Sprint("s", i))
 		}
-		_, err := b.Publish(ctx, "x", data)
 		if !errors.Is(err, broker.ErrFull) {
-			t.Fatalf("past MaxBytes: %v, want ErrFull", err)
+			t.Fatalf("subscribing past MaxBytes of watched streams: %v, want ErrFull", err)
 		}
-		t.Log(err)
-		// A full ring makes room for its newest by dropping its oldest: channel 0 holds 4.
-		if _, err := b.Publish(ctx, "0", data); err != nil {
-			t.Fatalf("replacing the oldest of a full ring: %v", err)
+		if _, err := b.Publish(ctx, "s0", []byte("1")); !errors.Is(err, broker.ErrFull) {
+			t.Fatalf("keeping history with every byte held by watched, empty streams: %v, want ErrFull", err)
 		}
 		checkCounted(t, b)
-		now = now.Add(DefaultHistoryTTL + time.Second)
-		b.sweep() // the janitor's round
-		if _, err := b.Publish(ctx, "x", data); err != nil {
-			t.Fatalf("after the history expired: %v", err)
-		}
 	})
 }
 
@@ -225,6 +210,133 @@ func TestStreamsFreedPromptly(t *testing.T) {
 	}
 }
 
+// ticking is a clock that moves a millisecond each time it is read, so that no two publications
+// are made at the same time.
+func ticking() func() time.Time {
+	var ms atomic.Int64
+	return func() time.Time { return time.UnixMilli(1e12 + ms.Add(1)) }
+}
+
+// TestHostilePublisherDoesNotStopOthers: one publisher filling MaxBytes with history pushes out
+// its own oldest history instead of stopping everyone else's publications (before, every publish
+// to every channel was refused for the 5 minutes of the TTL).
+func TestHostilePublisherDoesNotStopOthers(t *testing.T) {
+	const capBytes = 4 << 20
+	b := started(t, &Options{MaxBytes: capBytes, now: ticking()})
+	ctx := context.Background()
+	data := make([]byte, 60_000)
+	var first, last broker.Position
+	for i := range 300 { // 18 MB into a 4 MiB cap, over 30 channels
+		p, err := b.Publish(ctx, fmt.Sprint("attack-", i%30), data)
+		if err != nil {
+			t.Fatalf("attacker's publication %d: %v", i, err)
+		}
+		if i == 0 {
+			first = p
+		}
+		last = p
+	}
+	for i := range 20 {
+		if _, err := b.Publish(ctx, "victim", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("another client's publication %d after the attacker filled the cap: %v", i, err)
+		}
+	}
+	if st := b.Stats(); st.Bytes > capBytes {
+		t.Fatalf("%d bytes held, cap %d", st.Bytes, capBytes)
+	}
+	r, _ := b.History(ctx, "victim", &broker.Position{}, 100)
+	if !r.Complete || len(r.Publications) != 20 {
+		t.Fatalf("the newest history was evicted: %d publications, complete %v", len(r.Publications), r.Complete)
+	}
+	r, _ = b.History(ctx, "attack-0", &first, 100)
+	if r.Complete {
+		t.Fatalf("the attacker's oldest history is still complete: %d publications", len(r.Publications))
+	}
+	r, _ = b.History(ctx, "attack-29", &broker.Position{Epoch: last.Epoch, Offset: last.Offset - 1}, 10)
+	if !r.Complete || len(r.Publications) != 1 {
+		t.Fatalf("the attacker's newest publication %+v was evicted: %+v", last, r)
+	}
+}
+
+// TestManyChannelsEvictUnwatched: MaxChannels full of streams nobody subscribes to does not stop
+// a new channel; the least recently published one goes, and its next publication starts a new
+// epoch. Streams with subscribers are never evicted: with all of them watched, a new channel is
+// refused.
+func TestManyChannelsEvictUnwatched(t *testing.T) {
+	ctx := context.Background()
+	b := started(t, &Options{MaxChannels: 3, now: ticking()})
+	pos := map[string]broker.Position{}
+	for _, ch := range []string{"a", "b", "c", "a"} {
+		p, err := b.Publish(ctx, ch, []byte("1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos[ch] = p
+	}
+	if _, err := b.Publish(ctx, "d", []byte("1")); err != nil {
+		t.Fatalf("a new channel with MaxChannels full of unwatched streams: %v", err)
+	}
+	if n := b.Stats().Channels; n != 3 {
+		t.Fatalf("%d streams, MaxChannels 3", n)
+	}
+	pb, pa := pos["b"], pos["a"]
+	if r, _ := b.History(ctx, "b", &pb, 10); r.Complete { // published least recently
+		t.Fatalf("b was not evicted: %+v", r)
+	}
+	if r, _ := b.History(ctx, "a", &pa, 10); !r.Complete || r.Position != pa {
+		t.Fatalf("a, published since, was evicted: %+v", r)
+	}
+	if err := b.Subscribe(ctx, "b"); err != nil { // evicts c
+		t.Fatalf("subscribing with MaxChannels full of unwatched streams: %v", err)
+	}
+	p, _ := b.Publish(ctx, "b", []byte("1"))
+	if p.Epoch == pos["b"].Epoch || p.Offset != 1 {
+		t.Fatalf("an evicted stream's next publication must start a new epoch: %+v (was %+v)", p, pos["b"])
+	}
+	for _, ch := range []string{"a", "d"} {
+		if err := b.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Publish(ctx, "e", []byte("1")); !errors.Is(err, broker.ErrFull) {
+		t.Fatalf("a new channel with every stream watched: %v, want ErrFull", err)
+	}
+	if err := b.Subscribe(ctx, "e"); !errors.Is(err, broker.ErrFull) {
+		t.Fatalf("subscribing a new channel with every stream watched: %v, want ErrFull", err)
+	}
+	if _, err := b.Publish(ctx, "a", []byte("2")); err != nil {
+		t.Fatalf("a watched channel still takes publications: %v", err)
+	}
+}
+
+// TestMaxBytesCountsWhatIsHeld: history of tiny publications on long channel names, each
+// publication naming its channel with a string of its own (as the hub's decoder makes them),
+// filled past the cap: the heap holds about MaxBytes, not several times it (before: ~3.8 times).
+func TestMaxBytesCountsWhatIsHeld(t *testing.T) {
+	const capBytes = 8 << 20
+	ctx := context.Background()
+	before := heap()
+	b := started(t, &Options{MaxBytes: capBytes})
+	prefix := strings.Repeat("n", 240)
+	full := 0
+	for i := range 60_000 { // three publications a channel, about twice what fits
+		name := fmt.Sprintf("%s-%09d", prefix, i/3)
+		if _, err := b.Publish(ctx, name, []byte("1")); errors.Is(err, broker.ErrFull) {
+			full++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown := heap() - before
+	st := b.Stats()
+	t.Logf("heap grew by %d bytes (%.2f× the cap of %d); %d streams, %d bytes counted, %d refused",
+		grown, float64(grown)/capBytes, capBytes, st.Channels, st.Bytes, full)
+	if grown > capBytes*3/2 {
+		t.Fatalf("the heap grew by %d bytes under a cap of %d", grown, capBytes)
+	}
+	runtime.KeepAlive(b)
+}
+
 // TestSweepDoesNotStallTheBroker: the sweep does not hold the broker while it waits for a stream
 // that is delivering; publications to other channels go on.
 func TestSweepDoesNotStallTheBroker(t *testing.T) {
@@ -277,30 +389,41 @@ func TestSweepDoesNotStallTheBroker(t *testing.T) {
 	}
 }
 
-// TestMaxBytesCountsWhatIsHeld: history of tiny publications on long channel names, each
-// publication naming its channel with a string of its own (as the hub's decoder makes them),
-// filled past the cap: the heap holds about MaxBytes, not several times it (before: ~3.8 times).
-func TestMaxBytesCountsWhatIsHeld(t *testing.T) {
-	const capBytes = 8 << 20
+// TestConcurrentEviction: publishers, subscribers, readers and sweeps at once on small bounds keep
+// the count of bytes exact and under the cap, and never deadlock.
+func TestConcurrentEviction(t *testing.T) {
+	const capBytes = 256 << 10
+	b := started(t, &Options{MaxBytes: capBytes, MaxChannels: 50, HistorySize: 20})
 	ctx := context.Background()
-	before := heap()
-	b := started(t, &Options{MaxBytes: capBytes})
-	prefix := strings.Repeat("n", 240)
-	full := 0
-	for i := range 60_000 { // three publications a channel, about twice what fits
-		name := fmt.Sprintf("%s-%09d", prefix, i/3)
-		if _, err := b.Publish(ctx, name, []byte("1")); errors.Is(err, broker.ErrFull) {
-			full++
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() { // owner: this test, which waits for it
+			defer wg.Done()
+			for i := range 2000 {
+				ch := fmt.Sprint("c", (g*7+i)%80)
+				switch i % 10 {
+				case 0:
+					if b.Subscribe(ctx, ch) == nil {
+						_ = b.Unsubscribe(ctx, ch)
+					}
+				case 1:
+					_, _ = b.History(ctx, ch, nil, 5)
+				case 2:
+					b.sweep()
+				default:
+					if _, err := b.Publish(ctx, ch, make([]byte, 100*(i%50))); err != nil && !errors.Is(err, broker.ErrFull) {
+						t.Error(err)
+						return
+					}
+				}
+				if got := b.Stats().Bytes; got > capBytes {
+					t.Errorf("%d bytes held, cap %d", got, capBytes)
+					return
+				}
+			}
+		}()
 	}
-	grown := heap() - before
-	st := b.Stats()
-	t.Logf("heap grew by %d bytes (%.2f× the cap of %d); %d streams, %d bytes counted, %d refused",
-		grown, float64(grown)/capBytes, capBytes, st.Channels, st.Bytes, full)
-	if grown > capBytes*3/2 {
-		t.Fatalf("the heap grew by %d bytes under a cap of %d", grown, capBytes)
-	}
-	runtime.KeepAlive(b)
+	wg.Wait()
+	checkCounted(t, b)
 }

@@ -10,15 +10,16 @@ import (
 // stream is one channel's history: a ring that grows with its content up to HistorySize and
 // shrinks when a quarter full.
 type stream struct {
-	mu       sync.Mutex
-	name     string // the map's key too: the name is stored once a stream
-	epoch    string
-	offset   uint64
-	entries  []entry // ring, oldest first from head
-	head     int
-	n        int
-	interest bool // this node subscribed: keep the stream (and its epoch) while it is empty
-	dead     bool // removed from the map: a Publish that raced with the removal looks again
+	mu        sync.Mutex
+	name      string // the map's key too: the name is stored once a stream
+	epoch     string
+	offset    uint64
+	entries   []entry // ring, oldest first from head
+	head      int
+	n         int
+	published time.Time // last publication, for eviction (least recently published first)
+	interest  bool      // this node subscribed: keep the stream (and its epoch) while it is empty
+	dead      bool      // removed from the map: a Publish that raced with the removal looks again
 }
 
 type entry struct {
