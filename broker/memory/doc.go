@@ -4,8 +4,10 @@
 // # What a peer can make it spend
 //
 // A stream exists only while its channel has history kept or a local subscriber (Subscribe pins
-// it): reading history never creates one, and a stream whose history expired and that nobody
-// subscribes to is freed at once (Unsubscribe) or at the next sweep (a quarter of HistoryTTL).
+// it): reading history never creates one, a publication that keeps no history (HistorySize < 0)
+// to a channel nobody subscribes to creates none, and a stream whose history expired and that
+// nobody subscribes to is freed at once (Unsubscribe) or at the next sweep (a quarter of
+// HistoryTTL).
 //
 // MaxBytes bounds what the streams really hold, as the Go runtime allocates it: each stream (its
 // struct, its name, stored once, its map entry), each slot of its ring (the ring grows with its

@@ -181,6 +181,10 @@ func (b *Broker) locked(channel string, create bool) (*stream, error) {
 
 // Publish implements broker.Broker. Delivery happens under the stream's lock, so that every
 // channel's publications are delivered one at a time, in offset order.
+//
+// A publication that keeps no history (HistorySize < 0) to a channel nobody subscribes to reaches
+// no one and creates no stream: it is the first and only of an epoch of its own (offset 1), as
+// its history, empty, will say.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
@@ -192,9 +196,12 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		s, err := b.locked(channel, true)
+		s, err := b.locked(channel, keep)
 		if err != nil {
 			return broker.Position{}, err
+		}
+		if s == nil {
+			return broker.Position{Epoch: newEpoch(), Offset: 1}, nil
 		}
 		pos, need := b.publish(s, data, keep)
 		if need == 0 {

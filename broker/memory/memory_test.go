@@ -427,3 +427,21 @@ func TestConcurrentEviction(t *testing.T) {
 	wg.Wait()
 	checkCounted(t, b)
 }
+
+// TestUnkeptPublicationCreatesNoStream: with no history kept, a publication to a channel nobody
+// subscribes to keeps nothing; each is the first of an epoch of its own.
+func TestUnkeptPublicationCreatesNoStream(t *testing.T) {
+	b := started(t, &Options{HistorySize: -1})
+	ctx := context.Background()
+	p1, err1 := b.Publish(ctx, "x", []byte("1"))
+	p2, err2 := b.Publish(ctx, "x", []byte("1"))
+	if err1 != nil || err2 != nil || p1.Offset != 1 || p2.Offset != 1 || p1.Epoch == p2.Epoch {
+		t.Fatalf("unkept publications: %+v %v, %+v %v", p1, err1, p2, err2)
+	}
+	if st := b.Stats(); st != (Stats{}) {
+		t.Fatalf("unkept publications to an unwatched channel left %+v", st)
+	}
+	if r, _ := b.History(ctx, "x", &p2, 10); r.Complete {
+		t.Fatalf("history after an unkept publication: %+v", r)
+	}
+}
