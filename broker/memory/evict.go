@@ -1,9 +1,10 @@
 package memory
 
 // Eviction samples (see the package doc): how many streams one round compares, how many it may
-// look at to find them (skipping busy or empty ones), and how many rounds one need may take. A
-// round frees at least one publication or one stream; 1,024 rounds of 5 samples hold the broker's
-// mutex for about a millisecond.
+// look at to find them (skipping busy or empty ones), and how many rounds one call may take. A
+// round frees at least one publication or one stream and takes about 4 µs: making room for a
+// 64 KiB publication in a cap full of one-publication streams takes ~100 rounds (0.5 ms), and
+// 1,024 rounds hold the broker's mutex for about 4 ms before a Publish lets it go and tries again.
 const (
 	evictSamples = 5
 	evictLooks   = 4 * evictSamples
@@ -28,9 +29,9 @@ func (b *Broker) makeRoom(need int64, mine *stream) bool {
 }
 
 // evictBytes drops the oldest history of sampled streams until need more bytes fit under
-// MaxBytes; false when the rounds found nothing more to drop. A stream left empty and unwatched
-// is removed, unless it is mine, the one that needs the room: its publication keeps its epoch.
-// Called with b.mu.
+// MaxBytes; false when a round found nothing more to drop. Out of rounds it returns true: room was
+// made, and the caller tries again. A stream left empty and unwatched is removed, unless it is
+// mine, the one that needs the room: its publication keeps its epoch. Called with b.mu.
 func (b *Broker) evictBytes(need int64, mine *stream) bool {
 	for range evictRounds {
 		if b.bytes.Load()+need <= b.opts.MaxBytes {
@@ -51,7 +52,7 @@ func (b *Broker) evictBytes(need int64, mine *stream) bool {
 		}
 		s.mu.Unlock()
 	}
-	return b.bytes.Load()+need <= b.opts.MaxBytes
+	return true
 }
 
 // evictStream removes the least recently published stream with no subscriber among a few

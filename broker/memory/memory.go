@@ -21,9 +21,10 @@ const (
 	DefaultMaxBytes    = 256 << 20
 )
 
-// publishAttempts bounds how often a Publish makes room and tries again when other publications
-// took the room it made.
-const publishAttempts = 4
+// publishAttempts bounds how often a Publish makes room and tries again: when other publications
+// took the room it made, or when a big publication needs more rounds of eviction than one call
+// makes (2 MiB in a 4 MiB cap full of one-publication streams takes 4 calls).
+const publishAttempts = 16
 
 // Options configure the memory broker; the zero value works.
 type Options struct {

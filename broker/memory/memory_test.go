@@ -445,3 +445,22 @@ func TestUnkeptPublicationCreatesNoStream(t *testing.T) {
 		t.Fatalf("history after an unkept publication: %+v", r)
 	}
 }
+
+// TestBigPublicationEvictsManyStreams: room for one big publication in a cap full of streams of
+// one tiny publication each takes more rounds than one call makes; Publish tries again.
+func TestBigPublicationEvictsManyStreams(t *testing.T) {
+	const capBytes = 4 << 20
+	ctx := context.Background()
+	b := started(t, &Options{MaxBytes: capBytes})
+	for i := 0; b.Stats().Bytes < capBytes-2000; i++ {
+		if _, err := b.Publish(ctx, fmt.Sprint("tiny-", i), []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := b.Stats().Channels
+	if _, err := b.Publish(ctx, "big", make([]byte, 2<<20)); err != nil {
+		t.Fatalf("2 MiB in a 4 MiB cap full of %d one-publication streams: %v", n, err)
+	}
+	t.Logf("2 MiB took the place of %d of %d streams", n-b.Stats().Channels+1, n)
+	checkCounted(t, b)
+}
