@@ -13,6 +13,8 @@ const (
 	evictStreamRounds = 4
 )
 
+// What the samples look for, and which of two goes first: for bytes, the stream whose oldest
+// publication is oldest; for channels, the least recently published stream nobody subscribes to.
 func hasHistory(s *stream) bool { return s.n > 0 }
 func olderHistory(s, than *stream) bool {
 	return s.entries[s.head].at.Before(than.entries[than.head].at)
