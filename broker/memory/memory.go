@@ -1,14 +1,3 @@
-// Package memory is the embedded in-process Broker: one node, history in memory, bounded by count
-// and age per channel and by channels and bytes in all. It is the default and needs nothing to run.
-//
-// # What a peer can make it spend
-//
-// A stream exists only while its channel has history kept or a local subscriber (Subscribe pins
-// it): reading history never creates one, and a stream whose history expired and that nobody
-// subscribes to is freed at once (Unsubscribe) or at the next sweep (a quarter of HistoryTTL).
-// A stream costs about 200 bytes plus its ring, which grows with its content up to HistorySize
-// entries. At most MaxChannels streams and MaxBytes bytes of history (payloads plus about 96
-// bytes an entry) exist at once; a Publish or Subscribe beyond them fails with broker.ErrFull.
 package memory
 
 import (
@@ -16,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,9 +21,10 @@ const (
 	DefaultMaxBytes    = 256 << 20
 )
 
-// entryOverhead is what one kept publication costs besides its payload: the ring slot, the
-// Publication's headers, the allocation's rounding.
-const entryOverhead = 96
+// publishAttempts bounds how often a Publish makes room and tries again: when other publications
+// took the room it made, or when a big publication needs more rounds of eviction than one call
+// makes (2 MiB in a 4 MiB cap full of one-publication streams takes 4 calls).
+const publishAttempts = 16
 
 // Options configure the memory broker; the zero value works.
 type Options struct {
@@ -42,11 +33,13 @@ type Options struct {
 	// HistoryTTL is how long a publication is kept. Default 5 minutes. A channel with no history
 	// left and no subscriber is forgotten; its next stream starts a new epoch.
 	HistoryTTL time.Duration
-	// MaxChannels bounds the streams kept at once: channels with history or subscribers.
-	// Default 100,000.
+	// MaxChannels bounds the streams kept at once: channels with history or subscribers. A new
+	// one beyond it replaces the least recently published stream nobody subscribes to (see the
+	// package doc). Default 100,000.
 	MaxChannels int
-	// MaxBytes bounds the history kept in all channels, in bytes (payloads plus about 96 bytes a
-	// publication). Default 256 MiB.
+	// MaxBytes bounds what the streams hold in all, in bytes: streams, ring slots and payloads as
+	// allocated. A publication beyond it evicts the oldest history (see the package doc).
+	// Default 256 MiB.
 	MaxBytes int64
 	// now is the clock, for tests.
 	now func() time.Time
@@ -56,7 +49,7 @@ type Options struct {
 type Broker struct {
 	opts    Options
 	deliver broker.DeliverFunc
-	bytes   atomic.Int64 // history bytes kept, against MaxBytes
+	bytes   atomic.Int64 // what the streams hold, against MaxBytes
 
 	mu      sync.Mutex // guards streams, closed; taken before a stream's mu
 	streams map[string]*stream
@@ -64,24 +57,6 @@ type Broker struct {
 
 	stop chan struct{}
 	done chan struct{}
-}
-
-// stream is one channel's history: a ring that grows with its content up to HistorySize.
-type stream struct {
-	mu       sync.Mutex
-	name     string
-	epoch    string
-	offset   uint64
-	entries  []entry // ring, oldest first from head
-	head     int
-	n        int
-	interest bool // this node subscribed: keep the stream (and its epoch) while it is empty
-	dead     bool // removed from the map: a Publish that raced with the removal looks again
-}
-
-type entry struct {
-	pub broker.Publication
-	at  time.Time
 }
 
 // New returns a memory broker.
@@ -155,7 +130,7 @@ func (b *Broker) Close(context.Context) error {
 // Stats is what the broker holds now.
 type Stats struct {
 	Channels int   // streams kept
-	Bytes    int64 // history bytes kept, as MaxBytes counts them
+	Bytes    int64 // what the streams hold, as MaxBytes counts it
 }
 
 // Stats returns what the broker holds now.
@@ -176,11 +151,15 @@ func (b *Broker) lookup(channel string, create bool) (*stream, error) {
 	}
 	s := b.streams[channel]
 	if s == nil && create {
-		if len(b.streams) >= b.opts.MaxChannels {
-			return nil, fmt.Errorf("%w: %d channels kept, the limit", broker.ErrFull, b.opts.MaxChannels)
+		if len(b.streams) >= b.opts.MaxChannels && !b.evictStream() {
+			return nil, fmt.Errorf("%w: %d channels kept, each with a subscriber", broker.ErrFull, len(b.streams))
 		}
-		s = &stream{name: channel, epoch: newEpoch()}
-		b.streams[channel] = s
+		cost := streamCost(channel)
+		if !b.reserve(cost) && !(b.evictBytes(cost, nil) && b.reserve(cost)) {
+			return nil, fmt.Errorf("%w: streams hold %d of %d bytes, none to evict", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+		}
+		s = &stream{name: strings.Clone(channel), epoch: newEpoch()} // not a view of the caller's buffer
+		b.streams[s.name] = s
 	}
 	return s, nil
 }
@@ -203,84 +182,61 @@ func (b *Broker) locked(channel string, create bool) (*stream, error) {
 
 // Publish implements broker.Broker. Delivery happens under the stream's lock, so that every
 // channel's publications are delivered one at a time, in offset order.
+//
+// A publication that keeps no history (HistorySize < 0) to a channel nobody subscribes to reaches
+// no one and creates no stream: it is the first and only of an epoch of its own (offset 1), as
+// its history, empty, will say.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
 	}
-	s, err := b.locked(channel, true)
-	if err != nil {
-		return broker.Position{}, err
+	keep := b.opts.HistorySize > 0
+	if keep {
+		if alone := streamCost(channel) + ringCost(min(4, b.opts.HistorySize)) + entryCost(data); alone > b.opts.MaxBytes {
+			return broker.Position{}, fmt.Errorf("%w: a publication holding %d bytes, more than MaxBytes (%d)", broker.ErrFull, alone, b.opts.MaxBytes)
+		}
 	}
+	for attempt := 1; ; attempt++ {
+		s, err := b.locked(channel, keep)
+		if err != nil {
+			return broker.Position{}, err
+		}
+		if s == nil {
+			return broker.Position{Epoch: newEpoch(), Offset: 1}, nil
+		}
+		pos, need := b.publish(s, data, keep)
+		if need == 0 {
+			return pos, nil
+		}
+		if attempt == publishAttempts || !b.makeRoom(need, s) { // s unlocked: b.mu comes first
+			b.free(s) // if it was made for this publication
+			return broker.Position{}, fmt.Errorf("%w: streams hold %d of %d bytes, none to evict", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+		}
+	}
+}
+
+// publish appends data to s, locked, delivers it and unlocks s. When keeping it would pass
+// MaxBytes it does nothing and returns the bytes it needs.
+func (b *Broker) publish(s *stream, data []byte, keep bool) (_ broker.Position, need int64) {
 	defer s.mu.Unlock()
 	now := b.opts.now()
 	b.expire(s, now)
-	keep := b.opts.HistorySize > 0
 	if keep {
-		cost := int64(len(data) + entryOverhead)
-		if s.n == b.opts.HistorySize {
-			cost -= int64(len(s.entries[s.head].pub.Data) + entryOverhead) // the oldest makes room
-		}
+		cost := s.pushCost(data, b.opts.HistorySize)
 		if !b.reserve(cost) {
-			return broker.Position{}, fmt.Errorf("%w: history holds %d of %d bytes", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
+			return broker.Position{}, cost
 		}
 	}
 	s.offset++
-	p := broker.Publication{Channel: channel, Epoch: s.epoch, Offset: s.offset, Data: data}
+	s.published = now
+	p := broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: s.offset, Data: data}
 	if keep {
 		s.push(entry{pub: p, at: now}, b.opts.HistorySize)
 	}
 	if b.deliver != nil && s.interest {
 		b.deliver(p)
 	}
-	return broker.Position{Epoch: s.epoch, Offset: s.offset}, nil
-}
-
-// reserve adds cost (negative: frees) to the bytes kept, unless that would pass MaxBytes.
-func (b *Broker) reserve(cost int64) bool {
-	for {
-		cur := b.bytes.Load()
-		if cost > 0 && cur+cost > b.opts.MaxBytes {
-			return false
-		}
-		if b.bytes.CompareAndSwap(cur, cur+cost) {
-			return true
-		}
-	}
-}
-
-// push appends e, growing the ring up to size entries, then overwriting the oldest.
-func (s *stream) push(e entry, size int) {
-	if s.n == len(s.entries) && s.n < size {
-		grown := make([]entry, min(max(2*len(s.entries), 4), size))
-		for i := range s.n {
-			grown[i] = s.entries[(s.head+i)%len(s.entries)]
-		}
-		s.entries, s.head = grown, 0
-	}
-	if s.n < len(s.entries) {
-		s.entries[(s.head+s.n)%len(s.entries)] = e
-		s.n++
-		return
-	}
-	s.entries[s.head] = e
-	s.head = (s.head + 1) % len(s.entries)
-}
-
-// expire drops entries older than the TTL, and the ring itself once it is empty. Called with s.mu.
-func (b *Broker) expire(s *stream, now time.Time) {
-	var freed int64
-	for s.n > 0 && now.Sub(s.entries[s.head].at) > b.opts.HistoryTTL {
-		freed += int64(len(s.entries[s.head].pub.Data) + entryOverhead)
-		s.entries[s.head] = entry{}
-		s.head = (s.head + 1) % len(s.entries)
-		s.n--
-	}
-	if s.n == 0 {
-		s.entries, s.head = nil, 0
-	}
-	if freed > 0 {
-		b.reserve(-freed)
-	}
+	return broker.Position{Epoch: s.epoch, Offset: s.offset}, 0
 }
 
 // History implements broker.Broker. It never creates a stream.
@@ -367,31 +323,70 @@ func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
 	return nil
 }
 
-// free forgets s if it is still empty and unwatched.
-func (b *Broker) free(s *stream) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == 0 && !s.interest && !s.dead && b.streams[s.name] == s {
-		s.dead = true
-		delete(b.streams, s.name)
+// remove forgets s and frees what it holds. Called with b.mu and s.mu.
+func (b *Broker) remove(s *stream) {
+	s.dead = true
+	delete(b.streams, s.name)
+	b.reserve(-s.held())
+	for s.n > 0 {
+		s.dropOldest()
+	}
+	s.entries, s.head = nil, 0
+}
+
+// expire drops entries older than the TTL and fits the ring. Called with s.mu.
+func (b *Broker) expire(s *stream, now time.Time) {
+	var freed int64
+	for s.n > 0 && now.Sub(s.entries[s.head].at) > b.opts.HistoryTTL {
+		freed += s.dropOldest()
+	}
+	if freed > 0 {
+		freed += s.fit()
+		b.reserve(-freed)
 	}
 }
 
-// sweep expires history and forgets the streams left empty and unwatched.
+// free forgets s if it is still empty and unwatched. It never waits for s with b.mu held: when s
+// is busy it waits for it alone and tries again, a few times, then leaves s to the next sweep.
+func (b *Broker) free(s *stream) {
+	for range 3 {
+		b.mu.Lock()
+		if s.mu.TryLock() {
+			if s.n == 0 && !s.interest && !s.dead {
+				b.remove(s)
+			}
+			s.mu.Unlock()
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		s.mu.Lock() // wait for whoever holds it, without b.mu
+		busy := s.n > 0 || s.interest || s.dead
+		s.mu.Unlock()
+		if busy {
+			return
+		}
+	}
+}
+
+// sweep expires history and forgets the streams left empty and unwatched. It takes each stream
+// without b.mu, which it holds only to copy the map.
 func (b *Broker) sweep() {
-	now := b.opts.now()
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	for name, s := range b.streams {
+	streams := make([]*stream, 0, len(b.streams))
+	for _, s := range b.streams {
+		streams = append(streams, s)
+	}
+	b.mu.Unlock()
+	now := b.opts.now()
+	for _, s := range streams {
 		s.mu.Lock()
 		b.expire(s, now)
-		if s.n == 0 && !s.interest {
-			s.dead = true
-			delete(b.streams, name)
-		}
+		empty := s.n == 0 && !s.interest && !s.dead
 		s.mu.Unlock()
+		if empty {
+			b.free(s)
+		}
 	}
 }
 
