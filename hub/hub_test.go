@@ -359,8 +359,9 @@ func TestRecoveryAfterReconnect(t *testing.T) {
 // TestRecoveryUnderConcurrentPublishing subscribes with recovery while publications keep coming:
 // the client must see every offset exactly once, in order.
 func TestRecoveryUnderConcurrentPublishing(t *testing.T) {
-	e := start(t, nil, nil)
 	const total = 400
+	// History holds them all: however far the publisher gets before the subscribe, it recovers.
+	e := startOn(t, memory.New(&memory.Options{HistorySize: total}), nil, nil)
 	first, _ := e.hub.Publish(context.Background(), "feed", []byte("1"))
 	done := make(chan struct{})
 	go func() {

@@ -121,8 +121,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")
 	fs.Var(newValue(&o.history.HistoryTTL, parseTimeout, time.Duration.String), "history-ttl", "wsgate.v1: how long a publication is kept for history and recovery")
-	fs.Var(newValue(&o.history.MaxChannels, parseCount, strconv.Itoa), "history-max-channels", "wsgate.v1: most `channels` with history or subscribers kept at once; beyond, publish and subscribe get error 202")
-	fs.Var(newValue(&o.history.MaxBytes, parseBytes64, formatInt64), "history-max-bytes", "wsgate.v1: most `bytes` of history kept in all channels; beyond, publish gets error 202")
+	fs.Var(newValue(&o.history.MaxChannels, parseCount, strconv.Itoa), "history-max-channels", "wsgate.v1: most `channels` with history or subscribers kept at once; beyond, the least recently published without subscribers is forgotten (error 202 only when every one has subscribers)")
+	fs.Var(newValue(&o.history.MaxBytes, parseBytes64, formatInt64), "history-max-bytes", "wsgate.v1: most `bytes` of history kept in all channels; beyond, the oldest history makes room (error 202 only when none can)")
 	fs.Var(newValue(&o.hub.RequestRate, parseRate, formatRate), "request-rate", "wsgate.v1: requests a connection may make per `second` on average; beyond, error 203; negative disables")
 	fs.Var(newValue(&o.hub.MaxSubscriptions, parseCount, strconv.Itoa), "max-subscriptions", "wsgate.v1: most channels one connection may subscribe to")
 	fs.Var(newValue(&o.hub.MaxDataSize, parseCount, strconv.Itoa), "max-data-size", "wsgate.v1: largest publication data, in `bytes`")
