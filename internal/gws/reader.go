@@ -177,20 +177,17 @@ const payloadChunk = 4096
 // readPayload reads a payload of n bytes into a pooled buffer whose bytes are the payload, with
 // room for flateTail after it. The buffer starts small and grows as the bytes arrive, instead of
 // being allocated for the announced length up front: a peer that announces a large frame and
-// sends a few bytes holds a few KiB, not the read limit. A full buffer grows fourfold, or to the
-// whole payload once that is no more than twice as much: at most eight times what was received,
-// plus payloadChunk, and few copies and reads for a peer that sends at once.
+// sends a few bytes holds a few KiB, not the read limit. A full buffer grows to sixteen times what
+// was received, or to the whole payload if that is less: at most sixteen times what was received,
+// plus payloadChunk. A peer that sends at once costs one copy of the first chunk and one more
+// read, for payloads up to sixteen chunks (64 KiB).
 func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
 	var buf = binaryPool.Get(internal.Min(n+len(flateTail), payloadChunk))
 	var p = buf.Bytes()[:0]
 	var err error
 	for len(p) < n && err == nil {
 		if room := cap(p) - len(flateTail); len(p) >= room {
-			var size = 4 * cap(p)
-			if 2*size >= n+len(flateTail) {
-				size = n + len(flateTail)
-			}
-			var next = binaryPool.Get(size)
+			var next = binaryPool.Get(internal.Min(16*len(p), n) + len(flateTail))
 			p = append(next.Bytes()[:0], p...)
 			binaryPool.Put(buf)
 			buf = next
