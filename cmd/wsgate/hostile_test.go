@@ -52,6 +52,9 @@ func wsgateBinary(t *testing.T) string {
 type process struct {
 	cmd  *exec.Cmd
 	addr string
+
+	mu   sync.Mutex
+	logs []map[string]any // the JSON log lines of stderr so far
 }
 
 func startProcess(t *testing.T, args ...string) *process {
@@ -74,9 +77,15 @@ func startProcess(t *testing.T, args ...string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var r map[string]any
-			if json.Unmarshal(sc.Bytes(), &r) == nil && r["msg"] == "listening" {
+			if json.Unmarshal(sc.Bytes(), &r) != nil {
+				continue
+			}
+			if r["msg"] == "listening" {
 				addr <- r["addr"].(string)
 			}
+			p.mu.Lock()
+			p.logs = append(p.logs, r)
+			p.mu.Unlock()
 		}
 	}()
 	select {
@@ -89,17 +98,25 @@ func startProcess(t *testing.T, args ...string) *process {
 
 // rss is the process's resident memory in bytes.
 func (p *process) rss(t *testing.T) int64 {
+	return p.procNumber(t, "status", `VmRSS:\s+(\d+) kB`) << 10
+}
+
+// rchar is how many bytes the process has read through system calls, sockets included.
+func (p *process) rchar(t *testing.T) int64 { return p.procNumber(t, "io", `rchar: (\d+)`) }
+
+// procNumber is the number that pattern's group matches in /proc/PID/file.
+func (p *process) procNumber(t *testing.T, file, pattern string) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p.cmd.Process.Pid, file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	m := regexp.MustCompile(pattern).FindSubmatch(b)
 	if m == nil {
-		t.Fatal("no VmRSS in /proc/PID/status")
+		t.Fatalf("no %s in /proc/PID/%s", pattern, file)
 	}
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return kb << 10
+	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return n
 }
 
 // cpu is the CPU time the process has used, user and system.
@@ -115,6 +132,21 @@ func (p *process) cpu(t *testing.T) time.Duration {
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
+// waitLog polls the process's log for up to 10 s for a line with msg and returns it, or nil.
+func (p *process) waitLog(msg string) map[string]any {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		for _, r := range p.logs {
+			if r["msg"] == msg {
+				p.mu.Unlock()
+				return r
+			}
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
 func (p *process) dial(t *testing.T) *websocket.Conn {
 	t.Helper()
 	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
@@ -124,50 +156,6 @@ func (p *process) dial(t *testing.T) *websocket.Conn {
 	}
 	t.Cleanup(func() { ws.Close() })
 	return ws
-}
-
-// pipeline sends n requests made by req(i) while reading their n replies, and returns the replies'
-// results and errors as check sees them.
-func pipeline(t *testing.T, ws *websocket.Conn, n int, req func(i int) string, check func(i int, reply map[string]json.RawMessage)) {
-	t.Helper()
-	sent := make(chan struct{})
-	defer func() { <-sent }() // one writer at a time on ws
-	// owner: pipeline, which waits for it; ends when all are sent or the connection fails
-	go func() {
-		defer close(sent)
-		for i := 1; i <= n; i++ {
-			if ws.WriteMessage(websocket.TextMessage, []byte(req(i))) != nil {
-				return
-			}
-		}
-	}()
-	ws.SetReadDeadline(time.Now().Add(2 * time.Minute))
-	for got := 0; got < n; {
-		_, b, err := ws.ReadMessage()
-		if err != nil {
-			ws.Close() // the writer stops
-			t.Fatalf("after %d of %d replies: %v", got, n, err)
-		}
-		var m map[string]json.RawMessage
-		if json.Unmarshal(b, &m) != nil {
-			t.Fatalf("not JSON: %.200s", b)
-		}
-		if m["push"] != nil {
-			continue
-		}
-		got++
-		check(got, m)
-	}
-	ws.SetReadDeadline(time.Time{})
-}
-
-// succeeds is a pipeline check that fails the test on an error reply to what it names.
-func succeeds(t *testing.T, what string) func(int, map[string]json.RawMessage) {
-	return func(i int, m map[string]json.RawMessage) {
-		if m["result"] == nil {
-			t.Fatalf("%s %d: %s", what, i, m["error"])
-		}
-	}
 }
 
 // TestHostileHistoryOfUnusedNames: 20,000 history requests for names nobody uses, from one
@@ -255,3 +243,35 @@ func TestHostileBigHistoryReplies(t *testing.T) {
 		t.Fatalf("200 history requests cost %v of server CPU", used)
 	}
 }
+
+// TestHostileBurstToAFastReader: 2,000 publications pipelined as fast as one connection can, to a
+// channel another connection reads as fast as it can. Before, the reader was closed with 1008
+// before it had read anything, a code the JS client takes as final. Now it gets all 2,000 in
+// order, or is closed with 1013 (slow consumer: reconnect) and recovers the rest by subscribing
+// again from its last position; the history holds the whole burst.
+func TestHostileBurstToAFastReader(t *testing.T) {
+	const n = 2000
+	p := startProcess(t, "-request-rate", "-1", "-history-size", fmt.Sprint(n))
+	r := &burstReader{addr: p.addr, channel: "burst"}
+	if err := r.subscribe(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.readUntil(n) }() // owner: the test; r.stop ends it
+	t.Cleanup(func() { r.stop(); <-done })
+	pipeline(t, p.dial(t), n, func(i int) string {
+		return fmt.Sprintf(`{"id":%d,"op":"publish","channel":"burst","data":%d}`, i, i)
+	}, succeeds(t, "publication"))
+	select {
+	case err := <-done:
+		done <- err // for the cleanup
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("the reader has %d of %d publications after a minute", r.position(), n)
+	}
+	t.Logf("the reader got all %d publications in order: closed %d times with 1013, %d publications recovered after reconnecting",
+		n, r.closes, r.recovered)
+}
+
