@@ -275,3 +275,36 @@ func TestHostileBurstToAFastReader(t *testing.T) {
 		n, r.closes, r.recovered)
 }
 
+// TestHostilePingsInARow: ten pings in one write get ten pongs, each with its ping's payload, in
+// order (before, only the last was answered).
+func TestHostilePingsInARow(t *testing.T) {
+	c := rawDial(t, startProcess(t).addr)
+	var b []byte
+	for i := range 10 {
+		b = append(b, wsFrame(true, opPing, fmt.Appendf(nil, "ping %d", i))...)
+	}
+	c.send(append(b, wsFrame(true, opText, []byte("after"))...))
+	var pongs []string
+	for deadline := time.Now().Add(rawWait); ; {
+		op, payload, err := c.readFrame(deadline)
+		if err != nil {
+			t.Fatalf("after pongs %q: %v", pongs, err)
+		}
+		if op == opText && string(payload) == "after done" {
+			break
+		}
+		if op != opPong {
+			t.Fatalf("after pongs %q: opcode %#x %q", pongs, op, payload)
+		}
+		pongs = append(pongs, string(payload))
+	}
+	for i := range 10 {
+		if want := fmt.Sprintf("ping %d", i); i >= len(pongs) || pongs[i] != want {
+			t.Fatalf("pongs %q; want one per ping, in order, with its payload", pongs)
+		}
+	}
+	if len(pongs) != 10 {
+		t.Fatalf("%d pongs for 10 pings: %q", len(pongs), pongs)
+	}
+}
+
