@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,6 +306,31 @@ func TestHostilePingsInARow(t *testing.T) {
 	}
 	if len(pongs) != 10 {
 		t.Fatalf("%d pongs for 10 pings: %q", len(pongs), pongs)
+	}
+}
+
+// TestHostileHugeHandshakes: a 1 MB header, a 1 MB request target and 10,000 small headers are
+// refused (each was upgraded, and its headers kept for the connection's life). net/http answers
+// 431 for any request beyond -max-header-bytes plus 4 KiB, a long target included, before wsgate
+// sees it; a target within that margin gets wsgate's 414.
+func TestHostileHugeHandshakes(t *testing.T) {
+	p := startProcess(t)
+	var many strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&many, "X-%d: v\r\n", i)
+	}
+	for _, tc := range []struct {
+		name, req string
+		want      int
+	}{
+		{"a 1 MB header", upgradeHead("/ws", p.addr, "X-Big: "+strings.Repeat("b", 1<<20)+"\r\n"), http.StatusRequestHeaderFieldsTooLarge},
+		{"a 1 MB request target", upgradeHead("/ws?q="+strings.Repeat("u", 1<<20), p.addr, ""), http.StatusRequestHeaderFieldsTooLarge},
+		{"a 17 KB request target", upgradeHead("/ws?q="+strings.Repeat("u", 17<<10), p.addr, ""), http.StatusRequestURITooLong},
+		{"10,000 small headers", upgradeHead("/ws", p.addr, many.String()), http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		if got, body := rawStatus(t, p.addr, tc.req); got != tc.want {
+			t.Errorf("%s: answered %d %.80q, want %d", tc.name, got, body, tc.want)
+		}
 	}
 }
 
