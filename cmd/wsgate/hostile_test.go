@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -331,6 +332,30 @@ func TestHostileHugeHandshakes(t *testing.T) {
 		if got, body := rawStatus(t, p.addr, tc.req); got != tc.want {
 			t.Errorf("%s: answered %d %.80q, want %d", tc.name, got, body, tc.want)
 		}
+	}
+}
+
+// TestHostileIdleKeepAlives: 300 idle keep-alive connections (a GET /healthz, then silence)
+// against -max-http-connections 100 do not keep a WebSocket client out, and the process holds
+// about 100 of them (before, 20,000 exhausted its file descriptors).
+func TestHostileIdleKeepAlives(t *testing.T) {
+	p := startProcess(t, "-max-http-connections", "100", "-http-idle-timeout", "1m")
+	var conns []net.Conn
+	for range 300 {
+		conns = append(conns, keepAlive(t, p.addr, "127.0.0.1"))
+	}
+	echo(t, dialWS(t, p.addr, ""), websocket.TextMessage, "x")
+	open := waitOpen(conns, func(n int) bool { return n <= 100 })
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after 300 idle keep-alives and a WebSocket: %d of them still open, %d file descriptors in the process", open, len(fds))
+	if open > 100 {
+		t.Errorf("%d idle keep-alive connections open, want at most -max-http-connections 100", open)
+	}
+	if len(fds) > 100+30 {
+		t.Errorf("the process holds %d file descriptors, want about 100 sockets and its own few", len(fds))
 	}
 }
 
