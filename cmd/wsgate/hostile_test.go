@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +358,63 @@ func TestHostileIdleKeepAlives(t *testing.T) {
 	if len(fds) > 100+30 {
 		t.Errorf("the process holds %d file descriptors, want about 100 sockets and its own few", len(fds))
 	}
+}
+
+// TestHostileEndlessMessage: a message of empty continuation frames is closed with 1009 at once
+// (4 connections once sent 200 million such frames), and a peer trickling a frame a byte at a
+// time is closed by -message-timeout although it keeps sending (every byte counted as liveness).
+func TestHostileEndlessMessage(t *testing.T) {
+	p := startProcess(t, "-message-timeout", "500ms", "-close-timeout", "1s")
+	t.Run("empty continuations", func(t *testing.T) {
+		c := rawDial(t, p.addr)
+		b := wsFrame(false, opText, []byte("a"))
+		for range 5000 {
+			b = append(b, wsFrame(false, opCont, nil)...)
+		}
+		start := time.Now()
+		_ = c.trySend(b) // the server stops reading at the frame limit
+		code, reason := c.closeFrame(start.Add(10 * time.Second))
+		took := time.Since(start)
+		t.Logf("closed with %d %q after %v", code, reason, took)
+		if code != 1009 || !strings.Contains(reason, "frames") || took > 2*time.Second {
+			t.Errorf("closed with %d %q after %v, want 1009 naming the frames within 2s", code, reason, took)
+		}
+	})
+	t.Run("a byte every 50ms", func(t *testing.T) {
+		c := rawDial(t, p.addr)
+		frame := wsFrame(true, opBinary, make([]byte, 1000)) // 50 s at this pace
+		var sent atomic.Int64
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() { // owner: this subtest, which stops it and waits
+			defer close(stopped)
+			tk := time.NewTicker(50 * time.Millisecond)
+			defer tk.Stop()
+			for i := range frame {
+				if c.trySend(frame[i:i+1]) != nil {
+					return
+				}
+				sent.Add(1)
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+				}
+			}
+		}()
+		defer func() { close(stop); <-stopped }()
+		start := time.Now()
+		code, reason := c.closeFrame(start.Add(10 * time.Second)) // 0: dropped without a close frame
+		closed, bytes := time.Since(start), sent.Load()
+		ended := c.ended(start.Add(10 * time.Second))
+		gone := time.Since(start)
+		t.Logf("closed with %d %q after %v and %d bytes trickled; connection ended after %v", code, reason, closed, bytes, gone)
+		// The server's clock is coarse (a tenth of the timeout): it may close a little early.
+		if !(code == 1008 && reason == "message timeout" || code == 0) || closed < 250*time.Millisecond || closed > 3*time.Second {
+			t.Errorf("closed with %d %q after %v, want 1008 message timeout (or dropped) about 500ms after the first byte", code, reason, closed)
+		}
+		if !ended || gone > 5*time.Second {
+			t.Errorf("the connection ended %v (after %v), want within -message-timeout + -close-timeout and slack", ended, gone)
+		}
+	})
 }
 
