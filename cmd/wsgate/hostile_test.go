@@ -5,7 +5,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -416,5 +418,57 @@ func TestHostileEndlessMessage(t *testing.T) {
 			t.Errorf("the connection ended %v (after %v), want within -message-timeout + -close-timeout and slack", ended, gone)
 		}
 	})
+}
+
+// TestHostileSlowConsumerIsNotRead: a client that sends 50,000 messages of 1 KB (50 MB) to be
+// echoed and never reads is closed as a slow consumer; from then on the server reads no more of
+// it and drops it at -close-timeout (before, it read 2.9 GB until the write timeout and cut it
+// with a reset). rchar of /proc/PID/io counts what the server read.
+func TestHostileSlowConsumerIsNotRead(t *testing.T) {
+	const closeTimeout, messages = time.Second, 50000
+	p := startProcess(t, "-send-queue-bytes", "65536", "-read-limit", "16384", "-max-data-size", "16384",
+		"-close-timeout", closeTimeout.String(), "-log-level", "debug")
+	c := rawDial(t, p.addr)
+	// A fixed receive buffer: the echoes back up after 128 KiB instead of the 32 MiB autotuning allows.
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	var batch []byte
+	for range 64 {
+		batch = append(batch, wsFrame(true, opText, bytes.Repeat([]byte("m"), 1000))...)
+	}
+	offered := int64(messages / 64 * len(batch))
+	readBefore := p.rchar(t)
+	start := time.Now()
+	var written int64
+	lastProgress := start
+	var err error
+	for off := 0; written < offered && time.Since(lastProgress) < 10*time.Second; {
+		c.nc.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+		var n int
+		n, err = c.nc.Write(batch[off:])
+		if n > 0 {
+			written, off, lastProgress = written+int64(n), (off+n)%len(batch), time.Now()
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			break // the server dropped the connection
+		}
+	}
+	gone := time.Now()
+	read := p.rchar(t) - readBefore
+	t.Logf("the client wrote %.1f of %.1f MiB; the server read %.1f MiB; the connection was dropped %v after the client's writes stalled (%v after the first)",
+		float64(written)/(1<<20), float64(offered)/(1<<20), float64(read)/(1<<20), gone.Sub(lastProgress).Round(time.Millisecond), gone.Sub(start).Round(time.Millisecond))
+	if written >= offered || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection was not dropped: %.1f MiB written, still open %v after the writes stalled", float64(written)/(1<<20), gone.Sub(lastProgress))
+	}
+	if read > 16<<20 {
+		t.Errorf("the server read %d MiB of a client that never reads, want its reading to stop at the close", read>>20)
+	}
+	if stalled := gone.Sub(lastProgress); stalled > closeTimeout+2*time.Second {
+		t.Errorf("dropped %v after the server stopped reading, want within -close-timeout %v and slack", stalled, closeTimeout)
+	}
+	if l := p.waitLog("connection closed"); l == nil || l["code"] != float64(1013) || l["reason"] != "slow consumer" {
+		t.Errorf("logged %v, want a close with 1013 slow consumer", l)
+	}
 }
 
