@@ -472,3 +472,21 @@ func TestHostileSlowConsumerIsNotRead(t *testing.T) {
 	}
 }
 
+// TestHostileRebinding: with -allowed-hosts a DNS-rebinding page (Host and Origin evil.example:P,
+// which agree) is refused, and an https:// origin is not the same origin as a plain-http server.
+func TestHostileRebinding(t *testing.T) {
+	p := startProcess(t, "-allowed-hosts", "localhost")
+	_, port, _ := net.SplitHostPort(p.addr)
+	for host, want := range map[string]int{"evil.example:" + port: http.StatusForbidden, "localhost:" + port: http.StatusSwitchingProtocols} {
+		if got, body := rawStatus(t, p.addr, upgradeHead("/ws", host, "Origin: http://"+host+"\r\n")); got != want {
+			t.Errorf("-allowed-hosts localhost, Host and Origin %s: answered %d %.80q, want %d", host, got, body, want)
+		}
+	}
+	open := startProcess(t)
+	for origin, want := range map[string]int{"https://" + open.addr: http.StatusForbidden, "http://" + open.addr: http.StatusSwitchingProtocols} {
+		if got, body := rawStatus(t, open.addr, upgradeHead("/ws", open.addr, "Origin: "+origin+"\r\n")); got != want {
+			t.Errorf("plain http, Origin %s: answered %d %.80q, want %d", origin, got, body, want)
+		}
+	}
+}
+
