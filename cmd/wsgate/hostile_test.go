@@ -490,3 +490,25 @@ func TestHostileRebinding(t *testing.T) {
 	}
 }
 
+// TestHostileHandshakeDetails: two Sec-WebSocket-Key headers and a GET with a body are refused
+// (both were upgraded), and no refusal echoes a 10 KB request target (up to 60 KB came back).
+func TestHostileHandshakeDetails(t *testing.T) {
+	p := startProcess(t)
+	target := "/ws?" + strings.Repeat("MARKER", 10<<10/6)
+	for _, tc := range []struct {
+		name, req string
+		want      int
+	}{
+		{"two keys", upgradeHead(target, p.addr, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"), http.StatusBadRequest},
+		{"a body", upgradeHead(target, p.addr, "Content-Length: 5\r\n") + "hello", http.StatusBadRequest},
+		{"a foreign origin", upgradeHead(target, p.addr, "Origin: http://evil.example\r\n"), http.StatusForbidden},
+	} {
+		got, body := rawStatus(t, p.addr, tc.req)
+		if got != tc.want {
+			t.Errorf("%s: answered %d %.80q, want %d", tc.name, got, body, tc.want)
+		}
+		if len(body) >= 1<<10 || strings.Contains(body, "MARKER") || strings.Contains(body, "gws") {
+			t.Errorf("%s: the refusal's body (%d bytes) quotes the request or names the transport: %.100q", tc.name, len(body), body)
+		}
+	}
+}
