@@ -54,6 +54,7 @@ const (
 type outMsg struct {
 	typ    MessageType
 	hdr    uint8
+	pinned bool // SendPinned: PolicyDropOldest never evicts it
 	frame  []byte
 	pooled *[]byte
 }
@@ -227,20 +228,35 @@ func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 // Config.SlowConsumer applies; 0, 0 once the connection is closing. A producer of a large reply
 // pages it to fit instead of encoding what could not be queued.
 func (c *Conn) SendQueueFree() (messages, bytes int) {
-	cfg := &c.srv.cfg
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stateOpen {
 		return 0, 0
 	}
-	return max(cfg.SendQueueMessages-len(c.queue), 0), max(cfg.SendQueueBytes-c.queued, 0)
+	return c.roomLocked()
+}
+
+// roomLocked returns the messages and payload bytes the queue takes now. Under PolicyDropOldest
+// what eviction would free counts as room; pinned messages and the batch being written do not.
+func (c *Conn) roomLocked() (messages, bytes int) {
+	cfg := &c.srv.cfg
+	messages, bytes = len(c.queue), c.queued
+	if cfg.SlowConsumer == PolicyDropOldest {
+		for i := range c.queue {
+			if !c.queue[i].pinned {
+				messages--
+				bytes -= c.queue[i].size()
+			}
+		}
+	}
+	return max(cfg.SendQueueMessages-messages, 0), max(cfg.SendQueueBytes-bytes, 0)
 }
 
 // WaitSendQueue waits until the send queue takes n more payload bytes (at most SendQueueBytes) and
 // one more message, the connection starts closing (ErrClosed), or ctx ends. A handler whose replies
 // are large calls it first: a peer that pipelines requests faster than it reads the replies is
 // then slowed down by TCP (the connection's reader reads nothing while it waits) instead of cut as
-// a slow consumer.
+// a slow consumer. Under PolicyDropOldest the room eviction would make counts (SendQueueFree).
 func (c *Conn) WaitSendQueue(ctx context.Context, n int) error {
 	cfg := &c.srv.cfg
 	n = min(n, cfg.SendQueueBytes)
@@ -250,7 +266,7 @@ func (c *Conn) WaitSendQueue(ctx context.Context, n int) error {
 			c.mu.Unlock()
 			return ErrClosed
 		}
-		if len(c.queue) < cfg.SendQueueMessages && c.queued+n <= cfg.SendQueueBytes {
+		if msgs, free := c.roomLocked(); msgs > 0 && n <= free {
 			c.mu.Unlock()
 			return nil
 		}
@@ -283,19 +299,26 @@ func (c *Conn) signalSpaceLocked() {
 // Send queues a message for the peer and returns at once; it never waits for the network. The data
 // is copied, so the caller may reuse it. Send fails with ErrClosed once the connection is closing,
 // and with ErrQueueFull when the queue is full, after applying Config.SlowConsumer.
-func (c *Conn) Send(typ MessageType, data []byte) error {
+func (c *Conn) Send(typ MessageType, data []byte) error { return c.send(typ, data, false) }
+
+// SendPinned queues a message as Send does, except that PolicyDropOldest never evicts it to make
+// room for newer ones: for a reply the peer waits for, or a notice it must not miss. Under the
+// other policies it is Send.
+func (c *Conn) SendPinned(typ MessageType, data []byte) error { return c.send(typ, data, true) }
+
+func (c *Conn) send(typ MessageType, data []byte, pinned bool) error {
 	if typ != Text && typ != Binary {
 		return ErrInvalidMessageType
 	}
-	cfg := &c.srv.cfg
-	n := len(data)
-	if n > cfg.SendQueueBytes {
+	if len(data) > c.srv.cfg.SendQueueBytes {
 		return ErrMessageTooLarge
 	}
 	if typ == Text && !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
-	return c.enqueue(newFrame(typ, data))
+	m := newFrame(typ, data)
+	m.pinned = pinned
+	return c.enqueue(m)
 }
 
 // SendPrepared queues a prepared message, as Send does, without copying it.
@@ -321,6 +344,11 @@ func (c *Conn) enqueue(m outMsg) error {
 		switch cfg.SlowConsumer {
 		case PolicyDropOldest:
 			c.evictLocked(n)
+			if m.pinned && (len(c.queue) >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
+				c.mu.Unlock() // the queue is full of what cannot be evicted: refused, not dropped
+				m.release()
+				return ErrQueueFull
+			}
 		case PolicyDropNewest:
 			c.mu.Unlock()
 			m.release()
@@ -342,22 +370,28 @@ func (c *Conn) enqueue(m outMsg) error {
 }
 
 // evictLocked drops the oldest queued messages until n more bytes and one more message fit, or
-// nothing queued is left to drop (bytes in the batch being written cannot be evicted).
+// nothing queued is left to drop (bytes in the batch being written cannot be evicted, nor pinned
+// messages: the queue may then hold more than its bound by the pinned ones).
 func (c *Conn) evictLocked(n int) {
 	cfg := &c.srv.cfg
-	i := 0
-	for i < len(c.queue) && (len(c.queue)-i >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
-		c.queued -= c.queue[i].size()
-		c.queue[i].release()
-		i++
+	k, evicted := 0, 0
+	for i := range c.queue {
+		m := c.queue[i]
+		if !m.pinned && (len(c.queue)-evicted >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
+			c.queued -= m.size()
+			c.queue[i].release()
+			evicted++
+			continue
+		}
+		c.queue[k] = m
+		k++
 	}
-	if i > 0 {
+	if evicted > 0 {
 		c.signalSpaceLocked()
-		k := copy(c.queue, c.queue[i:])
 		clear(c.queue[k:])
 		c.queue = c.queue[:k]
-		c.dropped.Add(uint64(i))
-		c.srv.dropped.Add(uint64(i))
+		c.dropped.Add(uint64(evicted))
+		c.srv.dropped.Add(uint64(evicted))
 	}
 }
 

@@ -104,10 +104,11 @@ func (c *client) allow(now time.Time) bool {
 	return true
 }
 
-// reply queues a reply. A reply is never dropped silently: one the queue refuses closes the
-// connection (1013, reconnect), unless the connection's slow-consumer policy closed it already.
+// reply queues a reply. A reply is never dropped silently: PolicyDropOldest does not evict it
+// (it is pinned), and one the queue refuses closes the connection (1013, reconnect), unless the
+// connection's slow-consumer policy closed it already.
 func (c *client) reply(b []byte) {
-	if err := c.conn.Send(wsgate.Text, b); err != nil {
+	if err := c.conn.SendPinned(wsgate.Text, b); err != nil {
 		_ = c.conn.Close(wsgate.CloseTryAgainLater, "reply could not be queued")
 	}
 }

@@ -208,6 +208,47 @@ func TestSlowRequestDoesNotHoldBackPublications(t *testing.T) {
 	}
 }
 
+// TestDropOldestKeepsReplies: under PolicyDropOldest, publications that overflow a client's queue
+// evict older publications, never a reply it waits for.
+func TestDropOldestKeepsReplies(t *testing.T) {
+	asked := make(chan struct{}, 1)
+	e := start(t, &hub.Options{RequestRate: -1, Authorize: func(_ context.Context, _ *wsgate.Conn, op protocol.Op, _ string) error {
+		if op == protocol.OpPresence {
+			asked <- struct{}{}
+		}
+		return nil
+	}}, &wsgate.Config{SlowConsumer: wsgate.PolicyDropOldest, SendQueueMessages: 8})
+	c := e.dialPaused(t)
+	c.send(`{"id":1,"op":"subscribe","channel":"k"}`)
+	if _, p, err := c.ws.ReadMessage(); err != nil || !strings.Contains(string(p), `"id":1`) {
+		t.Fatalf("subscribe: %s %v", p, err)
+	}
+	data := `"` + strings.Repeat("k", 60000) + `"`
+	burst := func() {
+		for range 150 { // 9 MB at a reader that does not read: the queue of 8 evicts
+			if _, err := e.hub.Publish(context.Background(), "k", []byte(data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	burst()
+	c.send(`{"id":2,"op":"presence","channel":"k"}`)
+	<-asked
+	time.Sleep(50 * time.Millisecond) // the reply is queued right after the hook returns
+	dropped := e.srv.Stats().Dropped
+	burst()
+	if e.srv.Stats().Dropped == dropped {
+		t.Fatal("nothing was evicted after the reply was queued")
+	}
+	c.id = 2
+	c.run()
+	for {
+		if m := c.next(); string(m["id"]) == "2" {
+			return // the reply survived the evictions
+		}
+	}
+}
+
 // TestGapsAreVisible: with PolicyDropNewest, publications a slow subscriber's queue refuses are
 // not silently lost: the next one it gets jumps in offset, and history gives it the missing ones.
 func TestGapsAreVisible(t *testing.T) {

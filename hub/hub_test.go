@@ -502,15 +502,26 @@ type recoverer struct {
 	epoch      string
 	last       uint64
 	reconnects int
-	gaps       int    // offset jumps seen (and filled from history)
-	fetched    uint64 // the last offset fetched from history
+	gaps       int                          // offset jumps seen (and filled from history)
+	fetched    uint64                       // the last offset fetched from history
+	backlog    []map[string]json.RawMessage // pushes that came while a request waited for its reply
+}
+
+// next returns the next push: those held back during a request first, then from the socket.
+func (r *recoverer) next() (map[string]json.RawMessage, bool) {
+	if len(r.backlog) > 0 {
+		m := r.backlog[0]
+		r.backlog = r.backlog[1:]
+		return m, true
+	}
+	return r.c.nextOrClosed()
 }
 
 func (r *recoverer) readUntil(n uint64) {
 	t := r.t
 	t.Helper()
 	for r.last < n {
-		m, ok := r.c.nextOrClosed()
+		m, ok := r.next()
 		if !ok {
 			r.reconnect()
 			continue
@@ -550,7 +561,7 @@ func (r *recoverer) fill(to uint64) {
 	t := r.t
 	for r.last < to {
 		// Live publications that come meanwhile are left out: they show as a jump, filled again.
-		rep := r.c.call("history", fmt.Sprintf(`,"channel":%q,"since":{"epoch":%q,"offset":%d},"limit":1000`, r.channel, r.epoch, r.last), nil)
+		rep := r.c.call("history", fmt.Sprintf(`,"channel":%q,"since":{"epoch":%q,"offset":%d},"limit":1000`, r.channel, r.epoch, r.last), &r.backlog)
 		var h protocol.HistoryResult
 		if err := json.Unmarshal(rep["result"], &h); err != nil || !h.Complete {
 			t.Fatalf("history to fill a gap after %d: %v", r.last, strMap(rep))

@@ -59,7 +59,7 @@ func (h *Hub) flushGaps() {
 		if sub := g.ch.subs[g.cl]; sub != nil && sub.noted {
 			sub.noted = false
 			if sub.gap != 0 {
-				err := g.cl.conn.Send(wsgate.Text, protocol.GapPush(g.ch.name, sub.epoch, sub.gap))
+				err := g.cl.conn.SendPinned(wsgate.Text, protocol.GapPush(g.ch.name, sub.epoch, sub.gap))
 				switch {
 				case err == nil:
 					sub.gap = 0

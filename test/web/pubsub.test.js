@@ -177,7 +177,8 @@ test('errors carry the protocol code and message; none closes the connection', a
 test('refusals for now: a broker at capacity (202) and a connection over its request rate (203) are temporary', async () => {
   const srv = await startWsgate(['-history-max-channels', '1', '-request-rate', '1', '-max-subscriptions', '1']);
   const a = await connected(srv.url);
-  await a.publish('first', 1);
+  // 'first' has a subscriber, so the broker cannot forget it to make room for 'second'.
+  await a.subscribe('first').ready;
   await assert.rejects(a.publish('second', 2), (/** @type {any} */ err) => err instanceof PubSubError &&
     err.code === ErrorCode.FULL && err.code === 202 && err.temporary);
   // The burst (2 requests) is spent: the next request within the second is refused.
