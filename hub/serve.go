@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/wsgate/wsgate"
-
 	"github.com/wsgate/wsgate/protocol"
 )
 
