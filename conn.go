@@ -230,7 +230,7 @@ func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 func (c *Conn) SendQueueFree() (messages, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateOpen {
+	if c.state != stateOpen || c.closing.Load() {
 		return 0, 0
 	}
 	return c.roomLocked()
@@ -262,7 +262,7 @@ func (c *Conn) WaitSendQueue(ctx context.Context, n int) error {
 	n = min(n, cfg.SendQueueBytes)
 	for {
 		c.mu.Lock()
-		if c.state != stateOpen {
+		if c.state != stateOpen || c.closing.Load() { // closing: also after CloseNow
 			c.mu.Unlock()
 			return ErrClosed
 		}
@@ -335,7 +335,7 @@ func (c *Conn) enqueue(m outMsg) error {
 	cfg := &c.srv.cfg
 	n := m.size()
 	c.mu.Lock()
-	if c.state != stateOpen {
+	if c.state != stateOpen || c.closing.Load() { // closing: also after CloseNow
 		c.mu.Unlock()
 		m.release()
 		return ErrClosed
@@ -343,12 +343,12 @@ func (c *Conn) enqueue(m outMsg) error {
 	if len(c.queue) >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes {
 		switch cfg.SlowConsumer {
 		case PolicyDropOldest:
-			c.evictLocked(n)
-			if m.pinned && (len(c.queue) >= cfg.SendQueueMessages || c.queued+n > cfg.SendQueueBytes) {
-				c.mu.Unlock() // the queue is full of what cannot be evicted: refused, not dropped
+			if msgs, free := c.roomLocked(); m.pinned && (msgs == 0 || n > free) {
+				c.mu.Unlock() // full of what cannot be evicted: refused, and nothing evicted for it
 				m.release()
 				return ErrQueueFull
 			}
+			c.evictLocked(n)
 		case PolicyDropNewest:
 			c.mu.Unlock()
 			m.release()
@@ -370,8 +370,9 @@ func (c *Conn) enqueue(m outMsg) error {
 }
 
 // evictLocked drops the oldest queued messages until n more bytes and one more message fit, or
-// nothing queued is left to drop (bytes in the batch being written cannot be evicted, nor pinned
-// messages: the queue may then hold more than its bound by the pinned ones).
+// nothing queued is left to drop: neither pinned messages nor the batch being written can be
+// evicted. A pinned message that would not fit is refused before this runs; an unpinned one is
+// queued even then, so the queue may pass its bound by that one message.
 func (c *Conn) evictLocked(n int) {
 	cfg := &c.srv.cfg
 	k, evicted := 0, 0
@@ -509,19 +510,27 @@ func (c *Conn) kickLocked() {
 // for it to return (the reader writes them then, in one batch, which saves a goroutine hand-off
 // per request and reply); a callback about to wait — on a remote call, a lock, a slow hook —
 // calls WriteBehind first, so that messages other goroutines queue meanwhile (publications)
-// flow instead of filling the queue. It is for use inside Handler callbacks; elsewhere it does
-// nothing.
-func (c *Conn) WriteBehind() {
+// flow instead of filling the queue. The function it returns ends that once the wait is over, so
+// that the reply goes out inline again; the callback's return ends it too. It is for use inside
+// Handler callbacks; elsewhere it does nothing.
+func (c *Conn) WriteBehind() (end func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.inHandler.Load() || c.async {
-		return
+		return func() {}
 	}
 	c.async = true
 	if c.deferred {
 		c.deferred = false
 		c.kickLocked()
 	}
+	return c.endWriteBehind
+}
+
+func (c *Conn) endWriteBehind() {
+	c.mu.Lock()
+	c.async = false
+	c.mu.Unlock()
 }
 
 // spawnWriterLocked starts the writer goroutine; c.writing is true from here until it returns.

@@ -68,3 +68,43 @@ func TestWaitSendQueueOnAClosingConnection(t *testing.T) {
 		t.Fatalf("WaitSendQueue: %v, want ErrClosed", err)
 	}
 }
+
+// TestAfterCloseNowNothingIsQueued: once CloseNow ran, Send and WaitSendQueue say ErrClosed.
+func TestAfterCloseNowNothingIsQueued(t *testing.T) {
+	got := make(chan [2]error, 1)
+	ts := startServer(t, wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		c.CloseNow()
+		got <- [2]error{c.Send(wsgate.Text, []byte("late")), c.WaitSendQueue(context.Background(), 1)}
+	}), nil)
+	ws := dial(t, ts.URL, nil)
+	ws.WriteMessage(websocket.TextMessage, []byte("go"))
+	if errs := <-got; errs[0] != wsgate.ErrClosed || errs[1] != wsgate.ErrClosed {
+		t.Fatalf("after CloseNow: Send %v, WaitSendQueue %v; want ErrClosed for both", errs[0], errs[1])
+	}
+}
+
+// TestPinnedRefusalEvictsNothing: under PolicyDropOldest, a pinned message that would not fit
+// even if everything evictable went is refused without evicting anything for it.
+func TestPinnedRefusalEvictsNothing(t *testing.T) {
+	type result struct {
+		err     error
+		dropped uint64
+	}
+	got := make(chan result, 1)
+	ts := startServer(t, wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		// Inside the callback nothing is written yet: the queue holds what is sent here.
+		if err := c.SendPinned(wsgate.Binary, make([]byte, 600)); err != nil {
+			t.Error(err)
+		}
+		if err := c.Send(wsgate.Binary, make([]byte, 300)); err != nil {
+			t.Error(err)
+		}
+		err := c.SendPinned(wsgate.Binary, make([]byte, 500))
+		got <- result{err, c.Dropped()}
+	}), &wsgate.Config{SlowConsumer: wsgate.PolicyDropOldest, SendQueueBytes: 1000, ReadLimit: 100})
+	ws := dial(t, ts.URL, nil)
+	ws.WriteMessage(websocket.TextMessage, []byte("go"))
+	if r := <-got; r.err != wsgate.ErrQueueFull || r.dropped != 0 {
+		t.Fatalf("pinned 500 B after pinned 600 B in a 1000 B queue: %v with %d evicted; want ErrQueueFull, 0", r.err, r.dropped)
+	}
+}
