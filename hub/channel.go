@@ -26,6 +26,8 @@ type channel struct {
 	sem  chan struct{} // one slot, held around the broker's Subscribe and Unsubscribe
 	live bool          // the broker holds our interest; guarded by sem
 
+	retrying bool // on Hub.retry; guarded by Hub.pmu
+
 	mu      sync.Mutex
 	subs    map[*client]*subscription
 	order   []*client        // the subscribers by connection id, for presence pages
@@ -86,9 +88,7 @@ func (h *Hub) deliver(p broker.Publication) {
 		switch err := cl.conn.SendPrepared(msg); {
 		case err == nil:
 			sub.gap = 0
-			if cl.conn.Dropped() != dropped {
-				h.noteEvicted(cl)
-			}
+			h.checkEvicted(cl, dropped)
 		case errors.Is(err, wsgate.ErrQueueFull) || errors.Is(err, wsgate.ErrMessageTooLarge):
 			sub.gap = p.Offset
 			h.noteGap(ch, cl, sub)
@@ -167,7 +167,10 @@ func (h *Hub) withdraw(ch *channel) {
 		if err != nil {
 			h.opts.Logger.Warn("hub: broker unsubscribe failed; retrying", "channel", ch.name, "err", err)
 			h.pmu.Lock()
-			h.retry = append(h.retry, ch)
+			if !ch.retrying { // once on the list, however often it fails
+				ch.retrying = true
+				h.retry = append(h.retry, ch)
+			}
 			h.pmu.Unlock()
 		} else {
 			ch.live = false
@@ -180,13 +183,26 @@ func (h *Hub) withdraw(ch *channel) {
 	h.mu.Unlock()
 }
 
-// retryWithdrawals tries again the Unsubscribes that failed.
+// retryWithdrawals tries again the Unsubscribes that failed, at most maxRetries a round, each
+// bounded by RequestTimeout: a broker that stays down delays the hub's loop by a bounded time.
 func (h *Hub) retryWithdrawals() {
-	retry := take(&h.pmu, &h.retry)
+	h.pmu.Lock()
+	n := min(len(h.retry), maxRetries)
+	retry := slices.Clone(h.retry[:n])
+	h.retry = slices.Delete(h.retry, 0, n)
+	for _, ch := range retry {
+		ch.retrying = false
+	}
+	h.pmu.Unlock()
 	for _, ch := range retry {
 		h.withdraw(ch)
 	}
 }
+
+// maxRetries bounds the failed Unsubscribes retried per round (a second) of the hub's loop: while
+// the broker is down, the loop's other work (pings, presence and gap pushes) waits at most one
+// RequestTimeout a round.
+const maxRetries = 1
 
 // subscribe adds cl to channel. With since, the publications after it go in the reply (paged to
 // fit MaxReplyBytes and the connection's queue); live publications that arrive meanwhile are held
@@ -260,10 +276,12 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 			continue
 		}
 		push := protocol.PubPush(p)
+		dropped := cl.conn.Dropped()
 		if free -= len(push); free < 0 || cl.conn.Send(wsgate.Text, push) != nil {
 			sub.gap = max(sub.gap, sub.pending[len(sub.pending)-1].Offset)
 			break
 		}
+		h.checkEvicted(cl, dropped)
 	}
 	if sub.gap != 0 {
 		h.noteGap(ch, cl, sub)

@@ -108,9 +108,12 @@ func (c *client) allow(now time.Time) bool {
 // (it is pinned), and one the queue refuses closes the connection (1013, reconnect), unless the
 // connection's slow-consumer policy closed it already.
 func (c *client) reply(b []byte) {
+	dropped := c.conn.Dropped()
 	if err := c.conn.SendPinned(wsgate.Text, b); err != nil {
 		_ = c.conn.Close(wsgate.CloseTryAgainLater, "reply could not be queued")
+		return
 	}
+	c.hub.checkEvicted(c, dropped)
 }
 
 // clientSet is the hub's registry of its wsgate.v1 connections, sharded so that the lookup on every
@@ -217,7 +220,7 @@ func (hd *handler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
 	// Parsing costs in proportion to the bytes read, which the read limit and TCP bound; the rate
 	// bounds what a request may make the hub and broker do, and the replies they produce.
 	req, perr := protocol.Parse(m.Data)
-	if perr == nil && !cl.allow(time.Now()) {
+	if !cl.allow(time.Now()) { // every frame counts, a malformed one too: each gets a reply
 		perr = protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", hd.h.opts.RequestRate)
 	}
 	if perr != nil {

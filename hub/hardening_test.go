@@ -249,6 +249,34 @@ func TestDropOldestKeepsReplies(t *testing.T) {
 	}
 }
 
+// TestRepliesThatEvictLeaveNoSilentGap: under PolicyDropOldest, a quiet channel's last publication
+// evicted by later traffic, publications or replies, is announced (a gap push). Every send of the
+// hub's checks for evictions (Hub.checkEvicted); this test does not tell which send evicted it.
+func TestRepliesThatEvictLeaveNoSilentGap(t *testing.T) {
+	e := start(t, &hub.Options{RequestRate: -1}, &wsgate.Config{SlowConsumer: wsgate.PolicyDropOldest, SendQueueMessages: 8})
+	c := e.dialPaused(t)
+	for i, ch := range []string{"other", "k"} {
+		c.send(fmt.Sprintf(`{"id":%d,"op":"subscribe","channel":%q}`, i+1, ch))
+		if _, p, err := c.ws.ReadMessage(); err != nil || !strings.Contains(string(p), `"result"`) {
+			t.Fatalf("subscribe %s: %s %v", ch, p, err)
+		}
+	}
+	data := `"` + strings.Repeat("o", 60000) + `"`
+	for range 150 { // the socket buffers fill, then the queue of 8
+		if _, err := e.hub.Publish(context.Background(), "other", []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, _ := e.hub.Publish(context.Background(), "k", []byte(`"quiet"`)) // the newest in the queue
+	for i := 3; i < 43; i++ { // 40 replies: each evicts the oldest, k's publication among them
+		c.send(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i))
+	}
+	c.id = 42
+	c.run()
+	r := &recoverer{t: t, e: e, c: c, channel: "k", epoch: k.Epoch}
+	r.readUntil(k.Offset) // its publication, or a gap push and then history
+}
+
 // TestGapsAreVisible: with PolicyDropNewest, publications a slow subscriber's queue refuses are
 // not silently lost: the next one it gets jumps in offset, and history gives it the missing ones.
 func TestGapsAreVisible(t *testing.T) {

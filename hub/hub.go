@@ -218,7 +218,10 @@ func (h *Hub) loop() {
 		case <-pingC:
 			buf = h.clients.snapshot(buf[:0])
 			for _, c := range buf {
-				_ = c.conn.SendPrepared(h.ping)
+				dropped := c.conn.Dropped()
+				if c.conn.SendPrepared(h.ping) == nil {
+					h.checkEvicted(c, dropped)
+				}
 			}
 			clear(buf)
 		case <-pt.C:

@@ -59,16 +59,26 @@ func (h *Hub) flushGaps() {
 		if sub := g.ch.subs[g.cl]; sub != nil && sub.noted {
 			sub.noted = false
 			if sub.gap != 0 {
+				dropped := g.cl.conn.Dropped()
 				err := g.cl.conn.SendPinned(wsgate.Text, protocol.GapPush(g.ch.name, sub.epoch, sub.gap))
 				switch {
 				case err == nil:
 					sub.gap = 0
+					h.checkEvicted(g.cl, dropped)
 				case errors.Is(err, wsgate.ErrQueueFull):
 					h.noteGap(g.ch, g.cl, sub)
 				}
 			}
 		}
 		g.ch.mu.Unlock()
+	}
+}
+
+// checkEvicted notes an eviction if cl's dropped count moved since before: a send PolicyDropOldest
+// accepted by evicting older messages. Every send of the hub's that can succeed that way checks.
+func (h *Hub) checkEvicted(cl *client, before uint64) {
+	if cl.conn.Dropped() != before {
+		h.noteEvicted(cl)
 	}
 }
 
@@ -128,7 +138,10 @@ func (h *Hub) flushPresence() {
 			msg, err := wsgate.NewPreparedMessage(wsgate.Text, protocol.PresenceChangePush(ch.name, joined, left))
 			for cl, sub := range ch.subs {
 				if err == nil && sub.events && !sub.recovering {
-					_ = cl.conn.SendPrepared(msg)
+					dropped := cl.conn.Dropped()
+					if cl.conn.SendPrepared(msg) == nil {
+						h.checkEvicted(cl, dropped)
+					}
 				}
 			}
 		}

@@ -12,8 +12,9 @@ import (
 func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	// The hook and the broker calls below may wait: publications to this client flow meanwhile.
 	// (Ping, presence and unsubscribe without a hook keep the reply on the reader, written inline.)
+	// Ended on return, so that the reply itself goes out inline.
 	if h.opts.Authorize != nil || req.Op == protocol.OpSubscribe || req.Op == protocol.OpPublish || req.Op == protocol.OpHistory {
-		cl.conn.WriteBehind()
+		defer cl.conn.WriteBehind()()
 	}
 	// Room for the reply first: a client that pipelines requests faster than it reads the replies
 	// is slowed down by TCP, not cut as a slow consumer. One that does not read for RequestTimeout
@@ -22,15 +23,17 @@ func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	if req.Op == protocol.OpHistory || req.Op == protocol.OpSubscribe && req.Since != nil {
 		need += h.opts.MaxReplyBytes
 	}
-	wait, cancelWait := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
-	err := cl.conn.WaitSendQueue(wait, need)
-	cancelWait()
-	switch {
-	case errors.Is(err, wsgate.ErrClosed):
-		return nil
-	case err != nil:
-		_ = cl.conn.Close(wsgate.CloseTryAgainLater, "reply could not be queued")
-		return nil
+	if msgs, free := cl.conn.SendQueueFree(); msgs == 0 || free < need {
+		wait, cancelWait := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
+		err := cl.conn.WaitSendQueue(wait, need)
+		cancelWait()
+		switch {
+		case errors.Is(err, wsgate.ErrClosed):
+			return nil
+		case err != nil:
+			_ = cl.conn.Close(wsgate.CloseTryAgainLater, "reply could not be queued")
+			return nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
 	defer cancel()

@@ -19,7 +19,7 @@ const (
 	CodeNotText           Code = 108 // a binary frame on a wsgate.v1 connection
 	CodeInternal          Code = 200 // the server failed; retry later
 	CodeUnavailable       Code = 201 // the broker is unavailable, or the server is shutting down; retry later
-	CodeFull              Code = 202 // the broker is at capacity and could evict nothing to make room; retry later
+	CodeFull              Code = 202 // the broker is at capacity and found nothing to evict to make room; retry later
 	CodeRateLimited       Code = 203 // more requests than the connection's rate allows; slow down
 )
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/wsgate/wsgate/broker"
 )
@@ -125,7 +126,7 @@ func Parse(frame []byte) (Request, *Error) {
 	case "":
 		return r, Errorf(CodeBadRequest, "request without an op")
 	default:
-		return r, Errorf(CodeUnknownOp, "unknown op %q", r.Op)
+		return r, Errorf(CodeUnknownOp, "unknown op %q", truncate(string(r.Op), 32))
 	}
 	if err := ValidChannel(r.Channel); err != nil {
 		return r, err
@@ -134,6 +135,14 @@ func Parse(frame []byte) (Request, *Error) {
 		return r, Errorf(CodeBadRequest, "since.epoch longer than %d bytes", MaxEpochLen)
 	}
 	return r, nil
+}
+
+// truncate cuts s to at most n bytes, for error messages that quote a client's input.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // ValidChannel checks a channel name: 1 to 255 bytes of letters, digits and _ - : . @ /.
