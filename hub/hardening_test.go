@@ -268,7 +268,7 @@ func TestRepliesThatEvictLeaveNoSilentGap(t *testing.T) {
 		}
 	}
 	k, _ := e.hub.Publish(context.Background(), "k", []byte(`"quiet"`)) // the newest in the queue
-	for i := 3; i < 43; i++ { // 40 replies: each evicts the oldest, k's publication among them
+	for i := 3; i < 43; i++ {                                           // 40 replies: each evicts the oldest, k's publication among them
 		c.send(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i))
 	}
 	c.id = 42
