@@ -267,8 +267,9 @@ func TestRepliesThatEvictLeaveNoSilentGap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	k, _ := e.hub.Publish(context.Background(), "k", []byte(`"quiet"`)) // the newest in the queue
-	for i := 3; i < 43; i++ {                                           // 40 replies: each evicts the oldest, k's publication among them
+	// k's publication is the newest in the queue; 40 replies follow, each evicting the oldest.
+	k, _ := e.hub.Publish(context.Background(), "k", []byte(`"quiet"`))
+	for i := 3; i < 43; i++ {
 		c.send(fmt.Sprintf(`{"id":%d,"op":"ping"}`, i))
 	}
 	c.id = 42
