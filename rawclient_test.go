@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // The raw client below speaks WebSocket by hand, so that tests can send what no library would
@@ -35,16 +35,16 @@ const (
 
 // Opcodes (RFC 6455 §5.2) and reserved header bits, as they sit in the first header byte.
 const (
-	opCont   byte = 0x0
-	opText   byte = 0x1
-	opBinary byte = 0x2
-	opClose  byte = 0x8
-	opPing   byte = 0x9
-	opPong   byte = 0xA
+	opCont   = wstest.OpCont
+	opText   = wstest.OpText
+	opBinary = wstest.OpBinary
+	opClose  = wstest.OpClose
+	opPing   = wstest.OpPing
+	opPong   = wstest.OpPong
 
-	rsv1 byte = 0x40
-	rsv2 byte = 0x20
-	rsv3 byte = 0x10
+	rsv1 = wstest.RSV1
+	rsv2 = wstest.RSV2
+	rsv3 = wstest.RSV3
 )
 
 // frame is one WebSocket frame, valid or not. Client frames are masked unless unmasked is set.
@@ -62,35 +62,12 @@ func closeFrame(code int, reason string) frame {
 	return frame{fin: true, opcode: opClose, payload: append(binary.BigEndian.AppendUint16(nil, uint16(code)), reason...)}
 }
 
-var maskKey = [4]byte{0x37, 0xfa, 0x21, 0x3d}
+// maskKey is the key of every frame the raw client masks.
+var maskKey = wstest.MaskKey
 
 // bytes encodes f with the shortest length encoding, masking the payload unless f.unmasked.
 func (f frame) bytes() []byte {
-	b0 := f.opcode&0x0f | f.rsv
-	if f.fin {
-		b0 |= 0x80
-	}
-	var m byte = 0x80
-	if f.unmasked {
-		m = 0
-	}
-	out := []byte{b0}
-	switch n := len(f.payload); {
-	case n < 126:
-		out = append(out, m|byte(n))
-	case n <= 0xffff:
-		out = binary.BigEndian.AppendUint16(append(out, m|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, m|127), uint64(n))
-	}
-	if f.unmasked {
-		return append(out, f.payload...)
-	}
-	out = append(out, maskKey[:]...)
-	for i, c := range f.payload {
-		out = append(out, c^maskKey[i%4])
-	}
-	return out
+	return wstest.Frame{Fin: f.fin, RSV: f.rsv, Opcode: f.opcode, Unmasked: f.unmasked, Payload: f.payload}.Bytes()
 }
 
 func (f frame) String() string {
@@ -227,44 +204,14 @@ func (rc *rawConn) write(frames ...frame) {
 }
 
 // errServerClosed says the server ended the TCP connection, with a FIN or a reset.
-var errServerClosed = errors.New("server closed the connection")
+var errServerClosed = wstest.ErrServerClosed
 
 // readFrame reads the next server frame. It returns errServerClosed at the end of the connection
 // and an error for anything a server may not send: a masked frame, a truncated one.
 func (rc *rawConn) readFrame() (frame, error) {
 	_ = rc.nc.SetReadDeadline(time.Now().Add(ioWait))
-	var h [10]byte
-	if _, err := io.ReadFull(rc.br, h[:2]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-			return frame{}, errServerClosed
-		}
-		return frame{}, err
-	}
-	f := frame{fin: h[0]&0x80 != 0, rsv: h[0] & 0x70, opcode: h[0] & 0x0f}
-	if h[1]&0x80 != 0 {
-		return f, errors.New("server sent a masked frame (RFC 6455 §5.1)")
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		if _, err := io.ReadFull(rc.br, h[2:4]); err != nil {
-			return f, fmt.Errorf("truncated frame header: %w", err)
-		}
-		n = uint64(binary.BigEndian.Uint16(h[2:4]))
-	case 127:
-		if _, err := io.ReadFull(rc.br, h[2:10]); err != nil {
-			return f, fmt.Errorf("truncated frame header: %w", err)
-		}
-		n = binary.BigEndian.Uint64(h[2:10])
-	}
-	if n > 16<<20 {
-		return f, fmt.Errorf("server frame claims %d bytes", n)
-	}
-	f.payload = make([]byte, n)
-	if _, err := io.ReadFull(rc.br, f.payload); err != nil {
-		return f, fmt.Errorf("truncated %v: %w", f, err)
-	}
-	return f, nil
+	f, err := wstest.ReadServerFrame(rc.br)
+	return frame{fin: f.Fin, rsv: f.RSV, opcode: f.Opcode, payload: f.Payload}, err
 }
 
 // checkServerFrame returns why f is not a frame the server may send here, or nil.

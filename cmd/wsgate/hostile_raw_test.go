@@ -21,44 +21,26 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/internal/wstest"
 	"github.com/wsgate/wsgate/protocol"
 )
 
 // rawWait bounds every read and write of the raw client.
 const rawWait = 5 * time.Second
 
-// Opcodes of RFC 6455 §5.2.
+// Opcodes of RFC 6455 §5.2, from the shared raw-frame codec.
 const (
-	opCont   byte = 0x0
-	opText   byte = 0x1
-	opBinary byte = 0x2
-	opClose  byte = 0x8
-	opPing   byte = 0x9
-	opPong   byte = 0xA
+	opCont   = wstest.OpCont
+	opText   = wstest.OpText
+	opBinary = wstest.OpBinary
+	opClose  = wstest.OpClose
+	opPing   = wstest.OpPing
+	opPong   = wstest.OpPong
 )
-
-var rawMask = [4]byte{0x5b, 0x13, 0xe2, 0x7c}
 
 // wsFrame encodes one masked client frame.
 func wsFrame(fin bool, opcode byte, payload []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xffff:
-		out = binary.BigEndian.AppendUint16(append(out, 0x80|126), uint16(n))
-	default:
-		out = binary.BigEndian.AppendUint64(append(out, 0x80|127), uint64(n))
-	}
-	out = append(out, rawMask[:]...)
-	for i, c := range payload {
-		out = append(out, c^rawMask[i%4])
-	}
-	return out
+	return wstest.Frame{Fin: fin, Opcode: opcode, Payload: payload}.Bytes()
 }
 
 // upgradeHead is an opening handshake for target on host, with extra header lines (each ending
@@ -135,38 +117,13 @@ func (c *rawWS) trySend(p []byte) error {
 }
 
 // errGone says the server ended the TCP connection, with a FIN or a reset.
-var errGone = errors.New("the server ended the connection")
+var errGone = wstest.ErrServerClosed
 
 // readFrame reads the next server frame by deadline.
 func (c *rawWS) readFrame(deadline time.Time) (opcode byte, payload []byte, err error) {
 	c.nc.SetReadDeadline(deadline)
-	var h [10]byte
-	if _, err := io.ReadFull(c.br, h[:2]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-			return 0, nil, errGone
-		}
-		return 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		_, err = io.ReadFull(c.br, h[2:4])
-		n = uint64(binary.BigEndian.Uint16(h[2:4]))
-	case 127:
-		_, err = io.ReadFull(c.br, h[2:10])
-		n = binary.BigEndian.Uint64(h[2:10])
-	}
-	if err == nil && (h[1]&0x80 != 0 || n > 16<<20) {
-		err = fmt.Errorf("bad server frame header % x", h[:2])
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	payload = make([]byte, n)
-	if _, err := io.ReadFull(c.br, payload); err != nil {
-		return 0, nil, fmt.Errorf("truncated frame: %w", err)
-	}
-	return h[0] & 0x0f, payload, nil
+	f, err := wstest.ReadServerFrame(c.br)
+	return f.Opcode, f.Payload, err
 }
 
 // closeFrame reads frames until the server's close frame and returns its code and reason, or 0
