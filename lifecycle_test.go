@@ -665,7 +665,7 @@ func replyAfterAnExpiredWriteDeadline(t *testing.T, wt time.Duration) bool {
 	}
 	// The writer arms its deadline just before the write that waits: once the client's receive
 	// buffer stops filling, that write is waiting, and the deadline armed.
-	armed := time.Now()
+	var armed time.Time
 	for last := -2; ; {
 		time.Sleep(20 * time.Millisecond)
 		n := unread(ws.NetConn())

@@ -139,7 +139,9 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 		if _, err := b.Publish(ctx, "i", []byte(`"during"`)); err != nil {
 			t.Fatal(err)
 		}
-		got := col.wait(t, "i", 1)
+		if got := col.wait(t, "i", 1); string(got[0].Data) != `"during"` {
+			t.Fatalf("first delivery %s: a publication before Subscribe was delivered", got[0].Data)
+		}
 		if err := b.Unsubscribe(ctx, "i"); err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +152,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 			t.Fatal(err)
 		}
 		last, _ := b.Publish(ctx, "i", []byte(`"again"`))
-		got = col.wait(t, "i", 2)
+		got := col.wait(t, "i", 2)
 		if len(got) != 2 || string(got[0].Data) != `"during"` || got[0].Offset != 2 ||
 			string(got[1].Data) != `"again"` || got[1].Offset != 4 || last.Offset != 4 {
 			t.Fatalf("deliveries: %+v", got)
