@@ -321,13 +321,13 @@ const replyReserve = 4 << 10
 
 // insertOrdered adds cl to ch.order. Called with ch.mu held; O(n) copying, O(log n) search.
 func (ch *channel) insertOrdered(cl *client) {
-	i, _ := slices.BinarySearchFunc(ch.order, cl.id, byID)
+	i, _ := slices.BinarySearchFunc(ch.order, cl.conn.ID(), byID)
 	ch.order = slices.Insert(ch.order, i, cl)
 }
 
 // removeOrdered takes cl out of ch.order. Called with ch.mu held.
 func (ch *channel) removeOrdered(cl *client) {
-	if i, ok := slices.BinarySearchFunc(ch.order, cl.id, byID); ok {
+	if i, ok := slices.BinarySearchFunc(ch.order, cl.conn.ID(), byID); ok {
 		ch.order = slices.Delete(ch.order, i, i+1)
 	}
 	if len(ch.order) == 0 {
@@ -335,7 +335,7 @@ func (ch *channel) removeOrdered(cl *client) {
 	}
 }
 
-func byID(c *client, id uint64) int { return cmp.Compare(c.id, id) }
+func byID(c *client, id uint64) int { return cmp.Compare(c.conn.ID(), id) }
 
 // brokerError words a broker failure for a reply.
 func brokerError(err error) *protocol.Error {

@@ -15,7 +15,6 @@ type client struct {
 	hub  *Hub
 	conn *wsgate.Conn
 	info protocol.ClientInfo
-	id   uint64
 
 	// The request rate's token bucket; only the connection's reader goroutine touches it.
 	tokens float64
@@ -182,7 +181,7 @@ func (hd *handler) OnOpen(c *wsgate.Conn) {
 		return
 	}
 	h := hd.h
-	cl := &client{hub: h, conn: c, id: c.ID(), info: protocol.ClientInfo{Conn: connID(c)}, subs: map[string]struct{}{},
+	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: connID(c)}, subs: map[string]struct{}{},
 		tokens: float64(h.opts.RequestBurst), refill: time.Now()}
 	if h.opts.UserID != nil {
 		cl.info.User = h.opts.UserID(c)

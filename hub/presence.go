@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -118,24 +119,21 @@ func (h *Hub) flushEvicted() {
 // flushPresence pushes the gathered changes of every channel that has some.
 func (h *Hub) flushPresence() {
 	dirty := take(&h.pmu, &h.dirty)
-	var joined, left []protocol.ClientInfo
+	var joined, left []*client
 	for _, ch := range dirty {
 		joined, left = joined[:0], left[:0]
 		ch.mu.Lock()
 		ch.dirty = false
 		for cl, j := range ch.changes {
 			if j {
-				joined = append(joined, cl.info)
+				joined = append(joined, cl)
 			} else {
-				left = append(left, cl.info)
+				left = append(left, cl)
 			}
 		}
 		clear(ch.changes)
 		if ch.events > 0 && len(joined)+len(left) > 0 {
-			byConn := func(a, b protocol.ClientInfo) int { return compareConn(a.Conn, b.Conn) }
-			slices.SortFunc(joined, byConn)
-			slices.SortFunc(left, byConn)
-			msg, err := wsgate.NewPreparedMessage(wsgate.Text, protocol.PresenceChangePush(ch.name, joined, left))
+			msg, err := wsgate.NewPreparedMessage(wsgate.Text, protocol.PresenceChangePush(ch.name, infos(joined), infos(left)))
 			for cl, sub := range ch.subs {
 				if err == nil && sub.events && !sub.recovering {
 					dropped := cl.conn.Dropped()
@@ -149,26 +147,23 @@ func (h *Hub) flushPresence() {
 	}
 }
 
-// compareConn orders connection names (decimal ids) numerically.
-func compareConn(a, b string) int {
-	if len(a) != len(b) {
-		return len(a) - len(b)
+// infos returns what presence shows of cls, ordered by connection.
+func infos(cls []*client) []protocol.ClientInfo {
+	slices.SortFunc(cls, func(a, b *client) int { return cmp.Compare(a.conn.ID(), b.conn.ID()) })
+	out := make([]protocol.ClientInfo, len(cls))
+	for i, cl := range cls {
+		out[i] = cl.info
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return out
 }
 
+// presence lists the channel's subscribers, ordered by connection.
 func (ch *channel) presence() []protocol.ClientInfo {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	out := make([]protocol.ClientInfo, 0, len(ch.subs))
-	for cl := range ch.subs {
-		out = append(out, cl.info)
+	out := make([]protocol.ClientInfo, len(ch.order))
+	for i, cl := range ch.order {
+		out[i] = cl.info
 	}
 	return out
 }
