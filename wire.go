@@ -376,8 +376,8 @@ func (w *wire) closeOut() {
 	if !w.lingered.CompareAndSwap(false, true) {
 		return
 	}
-	if tc, ok := w.Conn.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := w.Conn.(closeWriter); ok {
+		_ = cw.CloseWrite()
 	}
 	w.signals().fireOut()
 }
@@ -430,11 +430,16 @@ func (w *wire) Close() error {
 	return w.Conn.Close()
 }
 
+// closeWriter is a socket whose sending side can be shut alone: *net.TCPConn (FIN), and *tls.Conn
+// (close_notify, then FIN).
+type closeWriter interface{ CloseWrite() error }
+
 // lingers reports whether the socket stays open after the reader ends, for linger to finish: a
-// TCP socket that carries a close frame of ours, and a peer not yet silent past a deadline.
+// socket that can be half-closed (TCP, or TLS over it), carrying a close frame of ours, and a peer
+// not yet silent past a deadline.
 func (w *wire) lingers() bool {
-	_, tcp := w.Conn.(*net.TCPConn)
-	return tcp && w.sentCode.Load() != 0 && !w.timedOut.Load()
+	_, halfClose := w.Conn.(closeWriter)
+	return halfClose && w.sentCode.Load() != 0 && !w.timedOut.Load()
 }
 
 // linger finishes a connection whose reader has ended. It waits for our close frame to be out,
