@@ -274,7 +274,18 @@ func TestRepliesThatEvictLeaveNoSilentGap(t *testing.T) {
 	}
 	c.id = 42
 	c.run()
+	// Every ping gets its reply (replies are pinned); the pushes among them are kept, in order.
 	r := &recoverer{t: t, e: e, c: c, channel: "k", epoch: k.Epoch}
+	for replies := 0; replies < 40; {
+		m := c.next()
+		if m["push"] != nil {
+			r.backlog = append(r.backlog, m)
+		} else if m["result"] != nil {
+			replies++
+		} else {
+			t.Fatalf("ping refused: %v", strMap(m))
+		}
+	}
 	r.readUntil(k.Offset) // its publication, or a gap push and then history
 }
 
