@@ -78,4 +78,24 @@ var (
 	// ErrFull is wrapped by the error of a Publish that would exceed the broker's capacity (its
 	// bound on channels or bytes of history). The publication was not made; retry later.
 	ErrFull = errors.New("broker: at capacity")
+	// ErrUnavailable is wrapped by the error of a call that could not reach the broker's backend
+	// (a NATS cluster that is down, partitioned or without a JetStream quorum) in time. A Publish
+	// that fails with it was not acknowledged by the store; retry later.
+	ErrUnavailable = errors.New("broker: unavailable")
 )
+
+// Cluster is an optional capability of a Broker whose nodes run in several processes: it names
+// this node and carries small messages between nodes, for what the hub shares beside
+// publications (presence). Delivery is best effort: at most once, in order from one node, and
+// not to the sending node itself. Topics are any strings; the broker maps them onto its
+// transport safely.
+type Cluster interface {
+	// Node names this node: unique in the cluster, and new at every start of the process.
+	Node() string
+	// Send delivers msg to the nodes listening on topic, this one excepted. It does not wait for
+	// them; an error means the message could not be handed to the transport.
+	Send(topic string, msg []byte) error
+	// Listen calls fn with every message another node sends on topic, until cancel is called.
+	// Calls for one topic come one at a time; fn must not block. msg is fn's to keep.
+	Listen(topic string, fn func(from string, msg []byte)) (cancel func(), err error)
+}
