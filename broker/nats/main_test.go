@@ -1,0 +1,66 @@
+package nats
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runServer starts an in-process NATS server with JetStream on a random loopback port, storing
+// in dir (a new temporary directory when empty), and shuts it down at the end of the test.
+func runServer(t testing.TB, dir string, port int) *server.Server {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if port == 0 {
+		port = -1
+	}
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start() // owner: the test; stopped by the cleanup below
+	if !s.ReadyForConnections(5 * time.Second) {
+		s.Shutdown()
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// newBroker returns an unstarted broker on its own connection to s, closed at the end of the test.
+func newBroker(t testing.TB, s *server.Server, o Options) *Broker {
+	t.Helper()
+	o.URL = s.ClientURL()
+	o.ConnectOptions = append(o.ConnectOptions, natsgo.ReconnectWait(20*time.Millisecond))
+	b, err := New(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	return b
+}
+
+// eventually polls cond until it holds or 5 s pass.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
