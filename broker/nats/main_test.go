@@ -2,12 +2,16 @@ package nats
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/broker"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -63,4 +67,48 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// started is newBroker, started with deliver (nil: discard).
+func started(t testing.TB, s *server.Server, o Options, deliver broker.DeliverFunc) *Broker {
+	t.Helper()
+	b := newBroker(t, s, o)
+	if deliver == nil {
+		deliver = func(broker.Publication) {}
+	}
+	if err := b.Start(context.Background(), deliver); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// collector records deliveries per channel.
+type collector struct {
+	mu  sync.Mutex
+	got map[string][]broker.Publication
+}
+
+func newCollector() *collector { return &collector{got: map[string][]broker.Publication{}} }
+
+func (c *collector) deliver(p broker.Publication) {
+	c.mu.Lock()
+	c.got[p.Channel] = append(c.got[p.Channel], p)
+	c.mu.Unlock()
+}
+
+func (c *collector) get(ch string) []broker.Publication {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]broker.Publication(nil), c.got[ch]...)
+}
+
+// wait returns the deliveries of ch once there are n at least.
+func (c *collector) wait(t testing.TB, ch string, n int) []broker.Publication {
+	t.Helper()
+	var got []broker.Publication
+	eventually(t, fmt.Sprintf("%d deliveries on %q", n, ch), func() bool {
+		got = c.get(ch)
+		return len(got) >= n
+	})
+	return got
 }

@@ -96,17 +96,31 @@ func (o *Options) withDefaults() {
 	}
 }
 
-// check refuses a stream name or prefix NATS would misread.
+// check refuses a stream name or prefix NATS could misread: both are made of letters, digits,
+// '_' and '-' (the prefix may have several such tokens joined by '.').
 func (o *Options) check() error {
-	if strings.ContainsAny(o.Stream, " \t\r\n.*>/\\") {
-		return fmt.Errorf("broker/nats: stream name %q: no spaces, '.', '*', '>', '/' or '\\'", o.Stream)
+	if !literal(o.Stream) {
+		return fmt.Errorf("broker/nats: stream name %q: letters, digits, '_' and '-' only", o.Stream)
 	}
 	for _, tok := range strings.Split(o.Prefix, ".") {
-		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
-			return fmt.Errorf("broker/nats: prefix %q is not a literal subject", o.Prefix)
+		if !literal(tok) {
+			return fmt.Errorf("broker/nats: prefix %q: tokens of letters, digits, '_' and '-' joined by '.'", o.Prefix)
 		}
 	}
 	return nil
+}
+
+func literal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Broker is a broker.Broker and a broker.Cluster on NATS JetStream. See the package doc.
@@ -120,7 +134,7 @@ type Broker struct {
 
 	deliver broker.DeliverFunc
 
-	mu      sync.Mutex // guards closed, started, chans, subs
+	mu      sync.Mutex // guards closed, started, chans, subs, listens; taken after a subState's
 	closed  bool
 	started bool
 	chans   map[string]*pubChan    // publication state by channel, bounded (publish.go)
@@ -128,11 +142,16 @@ type Broker struct {
 	listens map[*listener]struct{} // Listen's subscriptions, cancelled by Close (cluster.go)
 
 	msgs chan *natsgo.Msg // every channel subscription delivers here; read by the dispatcher
-	stop chan struct{}    // closed by Close: stops the dispatcher and catch-ups
-	wg   sync.WaitGroup   // the dispatcher and catch-ups
+	stop chan struct{}    // closed by Close: stops the dispatcher
+	ctx  context.Context  // cancelled by Close: stops the catch-ups' reads
+	done context.CancelFunc
+	wg   sync.WaitGroup // the dispatcher and catch-ups
 }
 
-var _ broker.Cluster = (*Broker)(nil)
+var _ interface {
+	broker.Broker
+	broker.Cluster
+} = (*Broker)(nil)
 
 // New returns a broker connected to NATS (or on opts.Conn). It creates nothing on the server:
 // Start does.
@@ -157,6 +176,7 @@ func New(opts *Options) (*Broker, error) {
 		msgs:    make(chan *natsgo.Msg, msgQueueLen),
 		stop:    make(chan struct{}),
 	}
+	b.ctx, b.done = context.WithCancel(context.Background())
 	if o.Conn != nil {
 		b.nc = o.Conn
 		b.nc.SetReconnectHandler(chainReconnect(b.nc.Opts.ReconnectedCB, b.reconnected))
@@ -171,6 +191,7 @@ func New(opts *Options) (*Broker, error) {
 	copts = append(copts, natsgo.ReconnectHandler(chainReconnect(nil, b.reconnected)))
 	nc, err := natsgo.Connect(o.URL, copts...)
 	if err != nil {
+		b.done()
 		return nil, fmt.Errorf("%w: connect to %s: %w", broker.ErrUnavailable, o.URL, err)
 	}
 	b.nc, b.own = nc, true
@@ -209,6 +230,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		l.cancel()
 	}
 	close(b.stop)
+	b.done()
 	b.wg.Wait()
 	if b.own {
 		b.nc.Close()
@@ -223,9 +245,7 @@ func (b *Broker) isClosed() bool {
 	return b.closed
 }
 
-// call returns a context bounded by Timeout for one call to NATS, and a function that maps its
-// error: the caller's cancellation stays itself; the timeout, a connection that is down and
-// a JetStream that does not answer wrap broker.ErrUnavailable.
+// call bounds one call to NATS by Timeout, within ctx.
 func (b *Broker) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, b.opts.Timeout)
 }
