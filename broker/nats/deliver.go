@@ -194,7 +194,11 @@ func (b *Broker) dispatch() {
 			if err != nil {
 				continue
 			}
-			s.receive(broker.Publication{Channel: s.channel, Epoch: st.pos.Epoch, Offset: st.pos.Offset, Data: st.data})
+			p := broker.Publication{Channel: s.channel, Epoch: st.pos.Epoch, Offset: st.pos.Offset, Data: st.data}
+			if b.lose != nil && b.lose(p) {
+				continue
+			}
+			s.receive(p)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package nats
 import (
 	"context"
 	"fmt"
+	neturl "net/url"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,21 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// runServerAt starts a server storing in dir and listening where url (a previous server's
+// ClientURL) says: the same server, restarted.
+func runServerAt(t testing.TB, dir, url string) *server.Server {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runServer(t, dir, port)
+}
 
 // runServer starts an in-process NATS server with JetStream on a random loopback port, storing
 // in dir (a new temporary directory when empty), and shuts it down at the end of the test.

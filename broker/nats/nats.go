@@ -146,6 +146,8 @@ type Broker struct {
 	ctx  context.Context  // cancelled by Close: stops the catch-ups' reads
 	done context.CancelFunc
 	wg   sync.WaitGroup // the dispatcher and catch-ups
+
+	lose func(broker.Publication) bool // tests: drop a received publication, as core NATS may
 }
 
 var _ interface {

@@ -1,0 +1,204 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/broker"
+)
+
+// checkSequence fails unless pubs are offsets 1..n of one epoch, in order, each once.
+func checkSequence(t *testing.T, who string, pubs []broker.Publication, n int) {
+	t.Helper()
+	if len(pubs) != n {
+		t.Fatalf("%s: %d publications, want %d", who, len(pubs), n)
+	}
+	for i, p := range pubs {
+		if p.Offset != uint64(i+1) || p.Epoch != pubs[0].Epoch {
+			t.Fatalf("%s: publication %d is %s/%d (epoch %s first)", who, i, p.Epoch, p.Offset, pubs[0].Epoch)
+		}
+	}
+}
+
+// TestTwoNodesOneSequence: two brokers, two connections, like two nodes, publish at once to one
+// channel; both deliver one contiguous sequence and every Publish got its own offset.
+func TestTwoNodesOneSequence(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	colA, colB := newCollector(), newCollector()
+	a, b := started(t, s, Options{}, colA.deliver), started(t, s, Options{}, colB.deliver)
+	for _, n := range []*Broker{a, b} {
+		if err := n.Subscribe(ctx, "m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const perGoroutine, goroutines = 40, 3
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[uint64]bool{}
+	)
+	for _, n := range []*Broker{a, b} {
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perGoroutine {
+					p, err := n.Publish(ctx, "m", []byte(fmt.Sprintf(`"%s-%d-%d"`, n.Node(), g, i)))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if seen[p.Offset] {
+						t.Errorf("offset %d given twice", p.Offset)
+					}
+					seen[p.Offset] = true
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	const total = 2 * goroutines * perGoroutine
+	checkSequence(t, "node a", colA.wait(t, "m", total), total)
+	checkSequence(t, "node b", colB.wait(t, "m", total), total)
+	r, err := a.History(ctx, "m", nil, 0)
+	if err != nil || r.Offset != total || len(r.Publications) != 100 || r.Publications[0].Offset != total-99 {
+		t.Fatalf("history: top %+v, %d publications, %v", r.Position, len(r.Publications), err)
+	}
+}
+
+// TestGapIsFilledFromHistory: publications core NATS lost are read back from the stream and
+// delivered before the ones that came after them, once each.
+func TestGapIsFilledFromHistory(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	col := newCollector()
+	a := newBroker(t, s, Options{})
+	var lost sync.Map
+	a.lose = func(p broker.Publication) bool {
+		_, again := lost.LoadOrStore(p.Offset, true)
+		return !again && (p.Offset == 3 || p.Offset == 4 || p.Offset == 7)
+	}
+	if err := a.Start(ctx, col.deliver); err != nil {
+		t.Fatal(err)
+	}
+	other := started(t, s, Options{}, nil)
+	if err := a.Subscribe(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		if _, err := other.Publish(ctx, "g", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSequence(t, "after losses", col.wait(t, "g", 8), 8)
+	time.Sleep(20 * time.Millisecond)
+	checkSequence(t, "a moment later", col.get("g"), 8)
+}
+
+// TestInterest: a node receives nothing of a channel it does not subscribe to, not even on its
+// connection.
+func TestInterest(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	col := newCollector()
+	a := started(t, s, Options{}, col.deliver)
+	b := started(t, s, Options{}, nil)
+	if err := a.Subscribe(ctx, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	before := a.nc.Stats().InMsgs
+	for range 50 {
+		if _, err := b.Publish(ctx, "theirs", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Publish(ctx, "mine", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	col.wait(t, "mine", 1)
+	if got := a.nc.Stats().InMsgs - before; got != 1 {
+		t.Fatalf("node a received %d messages, want 1 (its own channel's)", got)
+	}
+	if len(col.get("theirs")) != 0 {
+		t.Fatal("delivered a channel nobody subscribed to")
+	}
+}
+
+// TestNATSDown: with the server gone, Publish and History fail with broker.ErrUnavailable
+// within Timeout, and nothing of what failed is stored once it is back.
+func TestNATSDown(t *testing.T) {
+	dir := t.TempDir()
+	s := runServer(t, dir, 0)
+	ctx := context.Background()
+	const timeout = 300 * time.Millisecond
+	a := started(t, s, Options{Timeout: timeout}, nil)
+	first, err := a.Publish(ctx, "d", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := s.ClientURL()
+	s.Shutdown()
+	s.WaitForShutdown()
+	for _, call := range []struct {
+		name string
+		do   func() error
+	}{
+		{"publish", func() error { _, err := a.Publish(ctx, "d", []byte("2")); return err }},
+		{"history", func() error { _, err := a.History(ctx, "d", nil, 10); return err }},
+		{"subscribe", func() error { return a.Subscribe(ctx, "d") }},
+	} {
+		start := time.Now()
+		err := call.do()
+		if took := time.Since(start); !errors.Is(err, broker.ErrUnavailable) || took > timeout+200*time.Millisecond {
+			t.Fatalf("%s with NATS down: %v after %v; want broker.ErrUnavailable within %v", call.name, err, took, timeout)
+		}
+	}
+	runServerAt(t, dir, url)
+	eventually(t, "reconnect", func() bool { return a.nc.IsConnected() })
+	var r broker.HistoryResult
+	eventually(t, "history after restart", func() bool {
+		r, err = a.History(ctx, "d", nil, 10)
+		return err == nil
+	})
+	if r.Position != first || len(r.Publications) != 1 {
+		t.Fatalf("after restart: %+v, want only %+v", r, first)
+	}
+	p, err := a.Publish(ctx, "d", []byte("3"))
+	if err != nil || p != (broker.Position{Epoch: first.Epoch, Offset: 2}) {
+		t.Fatalf("publish after restart: %+v %v, want offset 2 of %s", p, err, first.Epoch)
+	}
+}
+
+// TestExpiredChannelStartsNewEpoch: once all of a channel's history expired, its next
+// publication is offset 1 of a new epoch.
+func TestExpiredChannelStartsNewEpoch(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	a := started(t, s, Options{HistoryTTL: 300 * time.Millisecond}, nil)
+	var p broker.Position
+	for range 3 {
+		var err error
+		if p, err = a.Publish(ctx, "e", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "expiry", func() bool {
+		r, err := a.History(ctx, "e", nil, 10)
+		return err == nil && r.Position == broker.Position{}
+	})
+	r, _ := a.History(ctx, "e", &p, 10)
+	if r.Complete {
+		t.Fatalf("since a position whose history expired: %+v, want incomplete", r)
+	}
+	q, err := a.Publish(ctx, "e", []byte("1"))
+	if err != nil || q.Offset != 1 || q.Epoch == p.Epoch {
+		t.Fatalf("after expiry: %+v %v, want offset 1 of an epoch other than %s", q, err, p.Epoch)
+	}
+}
