@@ -65,7 +65,7 @@ func runServer(t testing.TB, dir string, port int) *server.Server {
 func newBroker(t testing.TB, s *server.Server, o Options) *Broker {
 	t.Helper()
 	o.URL = s.ClientURL()
-	o.ConnectOptions = append(o.ConnectOptions, natsgo.ReconnectWait(20*time.Millisecond))
+	o.ConnectOptions = append([]natsgo.Option{natsgo.ReconnectWait(20 * time.Millisecond)}, o.ConnectOptions...)
 	b, err := New(&o)
 	if err != nil {
 		t.Fatal(err)
