@@ -24,9 +24,11 @@ const maxHeld = 1024
 // catchUpPage is how many publications a catch-up reads from history at a time.
 const catchUpPage = 256
 
-// catchUpTries bounds the history reads a catch-up tries before it gives up on the missing
-// publications and delivers what it holds (the hub sees the jump in offsets).
-const catchUpTries = 5
+// catchUpTries bounds the history reads a catch-up tries, a little longer apart each time (6.5 s
+// in all: JetStream may take a while to recover its streams after a restart), before it gives up
+// on the missing publications and delivers what it holds (the hub sees the jump in offsets).
+// While JetStream cannot be read nothing can be published either, so little is held meanwhile.
+const catchUpTries = 10
 
 // Start implements broker.Broker: it creates the stream, or updates it when Options changed,
 // and starts delivery.
@@ -307,7 +309,7 @@ func (s *subState) catchUp() {
 		} else {
 			if fails++; fails < catchUpTries {
 				select {
-				case <-time.After(time.Duration(fails) * 100 * time.Millisecond):
+				case <-time.After(min(time.Duration(fails)*100*time.Millisecond, time.Second)):
 				case <-ctx.Done():
 					return
 				}

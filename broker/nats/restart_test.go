@@ -57,8 +57,12 @@ func TestRestartKeepsStreamsAndFillsTheGap(t *testing.T) {
 	checkSequence(t, "slow node", col.wait(t, "r", 6), 6)
 	time.Sleep(50 * time.Millisecond)
 	checkSequence(t, "slow node, a moment later", col.get("r"), 6)
+	if _, err := fast.Publish(ctx, "r", []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	checkSequence(t, "slow node, subscribed again after the restart", col.wait(t, "r", 7), 7)
 	r, err := slow.History(ctx, "r", &broker.Position{}, 100)
-	if err != nil || !r.Complete || len(r.Publications) != 6 || r.Epoch != first.Epoch {
+	if err != nil || !r.Complete || len(r.Publications) != 7 || r.Epoch != first.Epoch {
 		t.Fatalf("history after the restart: %+v %v", r, err)
 	}
 }
