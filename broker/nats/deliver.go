@@ -285,6 +285,9 @@ func (s *subState) catchUp() {
 	b := s.b
 	defer b.wg.Done()
 	ctx := b.ctx // cancelled by Close
+	if b.pauseCatchUp != nil {
+		b.pauseCatchUp()
+	}
 	fails := 0
 	for {
 		s.mu.Lock()

@@ -147,7 +147,8 @@ type Broker struct {
 	done context.CancelFunc
 	wg   sync.WaitGroup // the dispatcher and catch-ups
 
-	lose func(broker.Publication) bool // tests: drop a received publication, as core NATS may
+	lose         func(broker.Publication) bool // tests: drop a received publication, as core NATS may
+	pauseCatchUp func()                        // tests: called as a catch-up starts
 }
 
 var _ interface {

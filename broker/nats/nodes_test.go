@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,5 +201,75 @@ func TestExpiredChannelStartsNewEpoch(t *testing.T) {
 	q, err := a.Publish(ctx, "e", []byte("1"))
 	if err != nil || q.Offset != 1 || q.Epoch == p.Epoch {
 		t.Fatalf("after expiry: %+v %v, want offset 1 of an epoch other than %s", q, err, p.Epoch)
+	}
+}
+
+// TestLongGapWhilePublishing: a gap found while publications keep coming holds them (up to
+// maxHeld, then drops the rest for the next round of reading) and still delivers all, once, in
+// order. Then: nothing is delivered after Unsubscribe.
+func TestLongGapWhilePublishing(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	col := newCollector()
+	a := newBroker(t, s, Options{HistorySize: 5000})
+	a.lose = func(p broker.Publication) bool { return p.Channel == "l" && p.Offset >= 2 && p.Offset <= 10 }
+	published := make(chan struct{})
+	var paused atomic.Bool
+	a.pauseCatchUp = func() {
+		if !paused.Swap(true) { // the first catch-up waits until all was published and received
+			select {
+			case <-published:
+				time.Sleep(100 * time.Millisecond)
+			case <-time.After(5 * time.Second): // the test failed before: let Close end
+			}
+		}
+	}
+	if err := a.Start(ctx, col.deliver); err != nil {
+		t.Fatal(err)
+	}
+	other := started(t, s, Options{HistorySize: 5000}, nil)
+	if err := a.Subscribe(ctx, "l"); err != nil {
+		t.Fatal(err)
+	}
+	const n = maxHeld + 1000
+	var wg sync.WaitGroup
+	for g := range 4 { // faster than one round trip at a time
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n / 4 {
+				if _, err := other.Publish(ctx, "l", []byte(fmt.Sprint(g))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(published)
+	checkSequence(t, "after a long gap", col.wait(t, "l", n), n)
+	if !paused.Load() {
+		t.Fatal("no catch-up ran")
+	}
+
+	// Nothing after Unsubscribe returns.
+	if err := a.Subscribe(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := other.Publish(ctx, "u", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	col.wait(t, "u", 3)
+	if err := a.Unsubscribe(ctx, "u"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Publish(ctx, "u", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := len(col.get("u")); got != 3 {
+		t.Fatalf("%d publications delivered, want 3: one came after Unsubscribe", got)
 	}
 }
