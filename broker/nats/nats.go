@@ -254,9 +254,10 @@ func (b *Broker) call(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // unavailable maps err of a call under ctx (the caller's): the caller's cancellation stays
-// itself; anything that says NATS could not be reached in time wraps broker.ErrUnavailable.
+// itself; anything that says NATS could not be reached in time, the caller's deadline included,
+// wraps broker.ErrUnavailable.
 func (b *Broker) unavailable(ctx context.Context, what string, err error) error {
-	if ctx != nil && ctx.Err() != nil {
+	if ctx != nil && errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("broker/nats: %s: %w", what, ctx.Err())
 	}
 	if b.isClosed() || errors.Is(err, natsgo.ErrConnectionClosed) && b.own {
@@ -273,6 +274,7 @@ func (b *Broker) unavailable(ctx context.Context, what string, err error) error 
 	return fmt.Errorf("broker/nats: %s: %w", what, err)
 }
 
+// errNotConnected is a connection that is not up, or a JetStream that cannot serve the stream.
 var errNotConnected = errors.New("nats: not connected")
 
 // connected refuses a call while the connection is not up, rather than letting nats.go buffer

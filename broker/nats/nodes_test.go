@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/wsgate/wsgate/broker"
 )
 
@@ -271,5 +274,54 @@ func TestLongGapWhilePublishing(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if got := len(col.get("u")); got != 3 {
 		t.Fatalf("%d publications delivered, want 3: one came after Unsubscribe", got)
+	}
+}
+
+// TestJetStreamSilent: a NATS that takes publications and history reads but never answers
+// (a JetStream without quorum looks so) makes them fail with broker.ErrUnavailable at Timeout,
+// or at the caller's deadline when it comes first. (Once the node sees the stream is gone, it
+// fails at once.)
+func TestJetStreamSilent(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	const timeout = 200 * time.Millisecond
+	a := started(t, s, Options{Timeout: timeout}, nil)
+	if _, err := a.Publish(ctx, "s", []byte("1")); err != nil { // the node knows the top
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, a.opts.Stream); err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{a.in + ">", "$JS.API.>"} { // a black hole where JetStream was
+		sub, err := a.nc.Subscribe(subj, func(*natsgo.Msg) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []struct {
+		name string
+		max  time.Duration // the caller's deadline, when shorter than Timeout
+		do   func(context.Context) error
+	}{
+		{"publish", timeout, func(ctx context.Context) error { _, err := a.Publish(ctx, "s", []byte("1")); return err }},
+		{"history", timeout, func(ctx context.Context) error { _, err := a.History(ctx, "s", nil, 1); return err }},
+		{"history, shorter deadline", timeout / 4, func(ctx context.Context) error { _, err := a.History(ctx, "s", nil, 1); return err }},
+	} {
+		callCtx, cancel := context.WithTimeout(ctx, call.max)
+		start := time.Now()
+		err := call.do(callCtx)
+		cancel()
+		if took := time.Since(start); !errors.Is(err, broker.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) ||
+			took < call.max-10*time.Millisecond || took > call.max+200*time.Millisecond {
+			t.Errorf("%s: %v after %v; want broker.ErrUnavailable, a deadline, after %v", call.name, err, took, call.max)
+		}
 	}
 }

@@ -116,7 +116,7 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 		}
 		c.known = false
 		if ack.Error.ErrCode != errCodeWrongLastSeq {
-			if ack.Error.Code == 503 {
+			if ack.Error.Code == 503 || ack.Error.ErrCode == errCodeNoStream {
 				return broker.Position{}, fmt.Errorf("%w: %w", errNotConnected, ack.Error)
 			}
 			return broker.Position{}, ack.Error

@@ -171,6 +171,7 @@ func (e *apiError) Error() string {
 const (
 	errCodeWrongLastSeq = 10071 // JSStreamWrongLastSequenceErrF
 	errCodeNoMessage    = 10037 // JSNoMessageFoundErr
+	errCodeNoStream     = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
 )
 
 // lastFromLeader is last, answered by the stream's leader: what the expected-last-sequence check
@@ -188,6 +189,8 @@ func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool,
 	switch {
 	case r.Error != nil && r.Error.ErrCode == errCodeNoMessage:
 		return stored{}, false, nil
+	case r.Error != nil && (r.Error.ErrCode == errCodeNoStream || r.Error.Code == 503):
+		return stored{}, false, fmt.Errorf("%w: %w", errNotConnected, r.Error)
 	case r.Error != nil:
 		return stored{}, false, r.Error
 	case r.Message == nil:
