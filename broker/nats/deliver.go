@@ -49,7 +49,7 @@ func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, max(b.opts.Timeout, 10*time.Second)) // a replicated stream takes a while
 	defer cancel()
-	_, err = js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+	stream, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
 		Name:              b.opts.Stream,
 		Subjects:          []string{b.in + ">"},
 		Storage:           jetstream.FileStorage,
@@ -64,6 +64,18 @@ func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
 	})
 	if err != nil {
 		return b.unavailable(ctx, "start: create or update stream "+b.opts.Stream, err)
+	}
+	// A replicated stream answers once it has a leader: wait for it, so that publications work
+	// when Start returns.
+	for info := stream.CachedInfo(); info.Cluster != nil && info.Cluster.Leader == ""; {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-cctx.Done():
+			return b.unavailable(ctx, "start: stream "+b.opts.Stream+" has no leader", cctx.Err())
+		}
+		if info, err = stream.Info(cctx); err != nil {
+			return b.unavailable(ctx, "start: stream "+b.opts.Stream, err)
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
