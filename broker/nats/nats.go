@@ -33,8 +33,11 @@ type Options struct {
 	// Default natsgo.DefaultURL.
 	URL string
 	// Conn is an existing connection (e.g. in-process to an embedded server). The broker does not
-	// close it. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a publication
-	// made while it reconnects may be buffered, sent later and stored after Publish gave up.
+	// close it, and installs its reconnect handler on it (calling the one set before): a handler
+	// set on it later must call the broker's, or subscribed channels will not catch up after a
+	// reconnect. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a
+	// publication made while it reconnects may be buffered, sent later and stored after Publish
+	// gave up.
 	Conn *natsgo.Conn
 	// ConnectOptions are extra options for the connection the broker makes from URL.
 	ConnectOptions []natsgo.Option
