@@ -291,6 +291,20 @@ func (b *Broker) reconnected() {
 	}
 }
 
+// dropped starts a catch-up for the channel of sub, whose messages nats.go dropped: the last of
+// them may be the last publication for a while, and no later one would show the gap.
+func (b *Broker) dropped(sub *natsgo.Subscription) {
+	b.mu.Lock()
+	s := b.subs[sub.Subject]
+	b.mu.Unlock()
+	if s == nil || s.sub != sub {
+		return
+	}
+	s.mu.Lock()
+	s.startCatchUp()
+	s.mu.Unlock()
+}
+
 // catchUp reads the channel's history from the last delivered publication and delivers it,
 // then what was held meanwhile, until nothing is missing.
 func (s *subState) catchUp() {

@@ -33,9 +33,9 @@ type Options struct {
 	// Default natsgo.DefaultURL.
 	URL string
 	// Conn is an existing connection (e.g. in-process to an embedded server). The broker does not
-	// close it, and installs its reconnect handler on it (calling the one set before): a handler
-	// set on it later must call the broker's, or subscribed channels will not catch up after a
-	// reconnect. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a
+	// close it, and installs its reconnect and error handlers on it (calling those set before):
+	// a handler set on it later must call the broker's, or subscribed channels will not catch up
+	// after a reconnect or a slow consumer. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a
 	// publication made while it reconnects may be buffered, sent later and stored after Publish
 	// gave up.
 	Conn *natsgo.Conn
@@ -185,7 +185,7 @@ func New(opts *Options) (*Broker, error) {
 	b.ctx, b.done = context.WithCancel(context.Background())
 	if o.Conn != nil {
 		b.nc = o.Conn
-		b.nc.SetReconnectHandler(chainReconnect(b.nc.Opts.ReconnectedCB, b.reconnected))
+		b.hook()
 		return b, nil
 	}
 	copts := []natsgo.Option{
@@ -194,24 +194,35 @@ func New(opts *Options) (*Broker, error) {
 		natsgo.ReconnectBufSize(-1), // never send later what Publish gave up on
 	}
 	copts = append(copts, o.ConnectOptions...)
-	copts = append(copts, natsgo.ReconnectHandler(chainReconnect(nil, b.reconnected)))
 	nc, err := natsgo.Connect(o.URL, copts...)
 	if err != nil {
 		b.done()
 		return nil, fmt.Errorf("%w: connect to %s: %w", broker.ErrUnavailable, o.URL, err)
 	}
 	b.nc, b.own = nc, true
+	b.hook()
 	return b, nil
 }
 
-// chainReconnect calls prev (the connection's own handler, if any) then ours.
-func chainReconnect(prev natsgo.ConnHandler, ours func()) natsgo.ConnHandler {
-	return func(nc *natsgo.Conn) {
-		if prev != nil {
-			prev(nc)
+// hook installs the broker's reconnect and error handlers on its connection, after those it
+// had: after a reconnect, or when nats.go dropped messages of a subscription (a slow
+// consumer), subscribed channels catch up from history.
+func (b *Broker) hook() {
+	prevReconnect, prevErr := b.nc.Opts.ReconnectedCB, b.nc.Opts.AsyncErrorCB
+	b.nc.SetReconnectHandler(func(nc *natsgo.Conn) {
+		if prevReconnect != nil {
+			prevReconnect(nc)
 		}
-		ours()
-	}
+		b.reconnected()
+	})
+	b.nc.SetErrorHandler(func(nc *natsgo.Conn, sub *natsgo.Subscription, err error) {
+		if prevErr != nil {
+			prevErr(nc, sub, err)
+		}
+		if sub != nil && errors.Is(err, natsgo.ErrSlowConsumer) {
+			b.dropped(sub)
+		}
+	})
 }
 
 // Node implements broker.Cluster.
