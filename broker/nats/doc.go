@@ -42,8 +42,9 @@
 //   - A node delivers each channel's publications in offset order, one call at a time per
 //     channel, each at most once. Core NATS may lose some (a NATS node restart, a slow
 //     consumer): a jump in offsets holds what came after and reads the missing ones from
-//     history first; after a reconnect each subscribed channel reads what it missed meanwhile.
-//     What history no longer has is skipped, and the hub sees the jump.
+//     history first; after a reconnect, or when nats.go reports a slow consumer, each channel
+//     concerned reads what it missed at once. What history no longer has is skipped, and the
+//     hub sees the jump.
 //   - Publications acknowledged after Subscribe returned are delivered; those made while it runs
 //     may or may not be (the hub recovers them from History).
 //   - History reads with direct gets and creates nothing. In a replicated stream any replica may

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/broker"
 )
@@ -223,6 +224,64 @@ func (b *Broker) hook() {
 			b.dropped(sub)
 		}
 	})
+}
+
+// Start implements broker.Broker: it creates the stream, or updates it when Options changed,
+// and starts delivery.
+func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
+	case b.started:
+		b.mu.Unlock()
+		return errors.New("broker/nats: started twice")
+	}
+	b.mu.Unlock()
+	js, err := jetstream.New(b.nc)
+	if err != nil {
+		return fmt.Errorf("broker/nats: start: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(b.opts.Timeout, 10*time.Second)) // a replicated stream takes a while
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+		Name:              b.opts.Stream,
+		Subjects:          []string{b.in + ">"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: int64(b.opts.HistorySize),
+		MaxAge:            b.opts.HistoryTTL,
+		MaxBytes:          b.opts.MaxBytes,
+		Replicas:          b.opts.Replicas,
+		AllowDirect:       true,
+		RePublish:         &jetstream.RePublish{Source: b.in + ">", Destination: b.out + ">"},
+	})
+	if err != nil {
+		return b.unavailable(ctx, "start: create or update stream "+b.opts.Stream, err)
+	}
+	// A replicated stream answers once it has a leader: wait for it, so that publications work
+	// when Start returns.
+	for info := stream.CachedInfo(); info.Cluster != nil && info.Cluster.Leader == ""; {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-cctx.Done():
+			return b.unavailable(ctx, "start: stream "+b.opts.Stream+" has no leader", cctx.Err())
+		}
+		if info, err = stream.Info(cctx); err != nil {
+			return b.unavailable(ctx, "start: stream "+b.opts.Stream, err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
+	}
+	b.deliver, b.started = deliver, true
+	b.wg.Add(1)
+	go b.dispatch() // owner: the Broker; stopped by Close (b.stop), waited for by b.wg
+	return nil
 }
 
 // Node implements broker.Cluster.
