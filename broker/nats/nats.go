@@ -275,8 +275,11 @@ func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	switch {
+	case b.closed:
 		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
+	case b.started:
+		return errors.New("broker/nats: started twice")
 	}
 	b.deliver, b.started = deliver, true
 	b.wg.Add(1)
