@@ -193,6 +193,11 @@ func New(opts *Options) (*Broker, error) {
 		natsgo.Name("wsgate " + b.node),
 		natsgo.MaxReconnects(-1),
 		natsgo.ReconnectBufSize(-1), // never send later what Publish gave up on
+		// A link that dies without a reset (a partition, a host lost) is found in 3 pings, not
+		// after nats.go's default of 2 minutes × 2: until then nothing reaches this node's
+		// subscribers and nothing tells them.
+		natsgo.PingInterval(5 * time.Second),
+		natsgo.MaxPingsOutstanding(3),
 	}
 	copts = append(copts, o.ConnectOptions...)
 	nc, err := natsgo.Connect(o.URL, copts...)
