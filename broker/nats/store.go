@@ -77,11 +77,6 @@ func (b *Broker) direct(ctx context.Context, req getRequest) (_ stored, found bo
 	return s, err == nil, err
 }
 
-// last returns the subject's last stored message: the channel's top.
-func (b *Broker) last(ctx context.Context, subj string) (stored, bool, error) {
-	return b.direct(ctx, getRequest{LastFor: subj})
-}
-
 // next returns the subject's first stored message at stream sequence seq or after.
 func (b *Broker) next(ctx context.Context, subj string, seq uint64) (stored, bool, error) {
 	return b.direct(ctx, getRequest{Seq: seq, NextFor: subj})
