@@ -1,0 +1,150 @@
+package clustertest_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	natsbroker "github.com/wsgate/wsgate/broker/nats"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
+)
+
+// startClusterNodes starts a 3-server NATS cluster and n nodes, node i connected to server i%3
+// first, on a stream replicated three times.
+func startClusterNodes(t *testing.T, n int, ho hub.Options) []*node {
+	t.Helper()
+	ns := runNATSCluster(t)
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = startNode(t, clusterURL(ns, i%3), natsbroker.Options{Replicas: 3}, ho)
+	}
+	return nodes
+}
+
+// publishFrom publishes count publications on channel from a client of each node at once,
+// recording the acknowledged ones in led. A publication refused with 201 (unavailable, retry
+// later) is retried, as a client does, and counted in refused. It returns a func that waits for
+// the publishers.
+func publishFrom(t *testing.T, nodes []*node, channel string, count int, led *ledger, refused *atomic.Int64) (wait func()) {
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		pub := dialWS(t, n.url)
+		wg.Add(1)
+		go func() { // owner: the test; waited for by wait
+			defer wg.Done()
+			for k := 0; k < count && !t.Failed(); { // a failing test stops them early
+				data := fmt.Sprintf(`"node %d #%d"`, i, k)
+				pos, err := pub.publish(channel, data)
+				var perr *protocol.Error
+				if errors.As(err, &perr) && perr.Code == protocol.CodeUnavailable {
+					refused.Add(1)
+					continue
+				}
+				if err == nil {
+					err = led.record(pos, data)
+				}
+				if err != nil {
+					t.Errorf("publish %s on node %d: %v", data, i, err)
+					return
+				}
+				k++
+			}
+		}()
+	}
+	return wg.Wait
+}
+
+// TestPublicationsReachEveryNode: three nodes on three NATS servers; clients of all three
+// publish to one channel at once, and every subscriber on every node gets every publication
+// once, in offset order, with the data its publisher was acknowledged for.
+func TestPublicationsReachEveryNode(t *testing.T) {
+	nodes := startClusterNodes(t, 3, hub.Options{})
+	const perNode = 150
+	type subscriber struct {
+		c  *wsClient
+		fd *feed
+	}
+	var subs []subscriber
+	for _, n := range nodes {
+		for range 2 {
+			c := dialWS(t, n.url)
+			subs = append(subs, subscriber{c, newFeed("feed", c.subscribe("feed", nil, false))})
+		}
+	}
+	led := newLedger()
+	var refused atomic.Int64
+	publishFrom(t, nodes, "feed", perNode, led, &refused)()
+	t.Logf("%d publications refused with 201 and retried", refused.Load())
+	if t.Failed() {
+		t.FailNow()
+	}
+	const total = 3 * perNode
+	if top := led.highest(); top != total {
+		t.Fatalf("the last offset acknowledged is %d, want %d", top, total)
+	}
+	for i, s := range subs {
+		if err := s.fd.readUntil(s.c, total); err != nil {
+			t.Fatalf("subscriber %d on node %d: %v", i, i/2, err)
+		}
+		if miss := led.missing(s.fd.data, 0, total); len(miss) > 0 {
+			t.Fatalf("subscriber %d on node %d did not get what was acknowledged: %v", i, i/2, miss)
+		}
+	}
+}
+
+// TestRecoverOnAnotherNode: while clients of three nodes publish, a subscriber disconnects from
+// one node and reconnects to the next with recover from its last position, three times; each
+// time it gets exactly what it missed in the subscribe reply, then the live publications, with
+// no hole and nothing twice.
+func TestRecoverOnAnotherNode(t *testing.T) {
+	nodes := startClusterNodes(t, 3, hub.Options{})
+	const perNode = 200
+	const total = 3 * perNode
+	c := dialWS(t, nodes[0].url)
+	fd := newFeed("news", c.subscribe("news", nil, false))
+	led := newLedger()
+	var refused atomic.Int64
+	wait := publishFrom(t, nodes, "news", perNode, led, &refused)
+	defer func() {
+		wait()
+		t.Logf("%d publications refused with 201 and retried", refused.Load())
+	}()
+	for hop := 1; hop <= 3; hop++ {
+		if err := fd.readUntil(c, uint64(hop*total/5)); err != nil {
+			t.Fatalf("before hop %d: %v", hop, err)
+		}
+		c.ws.Close() // gone without a close frame, as a dropped link
+		last := fd.last
+		waitUntil(t, "publications while the subscriber is away", 10*time.Second, func() bool {
+			return led.highest() >= last+20 || t.Failed()
+		})
+		c = dialWS(t, nodes[hop%3].url)
+		r := c.subscribe("news", &protocol.Position{Epoch: fd.epoch, Offset: last}, false)
+		if !r.Recovered || r.More || r.Epoch != fd.epoch || r.Offset < last+20 {
+			t.Fatalf("hop %d: recover from %d on node %d: %+v", hop, last, hop%3, r)
+		}
+		for _, p := range r.Publications {
+			p.Epoch = r.Epoch
+			if err := fd.add(p); err != nil {
+				t.Fatalf("hop %d, recovered: %v", hop, err)
+			}
+		}
+		if fd.last != r.Offset {
+			t.Fatalf("hop %d: recovered up to %d, the reply's top is %d", hop, fd.last, r.Offset)
+		}
+		if miss := led.missing(fd.data, last, r.Offset); len(miss) > 0 {
+			t.Fatalf("hop %d: recovery from %d did not hold what was acknowledged: %v", hop, last, miss)
+		}
+	}
+	if err := fd.readUntil(c, total); err != nil {
+		t.Fatalf("after the last hop: %v", err)
+	}
+	wait()
+	if miss := led.missing(fd.data, 0, total); len(miss) > 0 {
+		t.Fatalf("not what was acknowledged: %v", miss)
+	}
+}
