@@ -38,7 +38,7 @@ func nodeOptions(natsURL string, bo natsbroker.Options, ho hub.Options) (natsbro
 	if bo.Conn == nil {
 		bo.URL = natsURL
 	}
-	bo.ConnectOptions = append(bo.ConnectOptions, natsgo.ReconnectWait(50*time.Millisecond))
+	bo.ConnectOptions = append([]natsgo.Option{natsgo.ReconnectWait(50 * time.Millisecond)}, bo.ConnectOptions...)
 	if bo.HistorySize == 0 {
 		bo.HistorySize = 10000
 	}
