@@ -1,6 +1,7 @@
 package clustertest_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 )
 
@@ -68,18 +71,29 @@ func runNATSCluster(t testing.TB) []*natsServer {
 		n.start()
 		t.Cleanup(n.stop)
 	}
-	waitUntil(t, "a JetStream cluster of 3 with a meta leader", 20*time.Second, func() bool {
-		leaders := 0
-		for _, n := range ns {
-			if n.s.NumRoutes() < 2 {
-				return false
-			}
-			if n.s.JetStreamIsLeader() {
-				leaders++
-			}
-		}
-		return leaders == 1
+	// Routes and a meta leader are not enough for a stream on three peers: the leader must know
+	// them all. Creating one is the proof.
+	nc, err := natsgo.Connect(clusterURL(ns, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe"}, Storage: jetstream.MemoryStorage, Replicas: 3}
+	waitUntil(t, "a JetStream cluster of 3 that places a stream on 3 peers", 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.CreateStream(ctx, probe)
+		return err == nil
 	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, probe.Name); err != nil {
+		t.Fatal(err)
+	}
 	return ns
 }
 
