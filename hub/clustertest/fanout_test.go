@@ -122,19 +122,10 @@ func TestRecoverOnAnotherNode(t *testing.T) {
 		waitUntil(t, "publications while the subscriber is away", 10*time.Second, func() bool {
 			return led.highest() >= last+20 || t.Failed()
 		})
-		c = dialWS(t, nodes[hop%3].url)
-		r := c.subscribe("news", &protocol.Position{Epoch: fd.epoch, Offset: last}, false)
-		if !r.Recovered || r.More || r.Epoch != fd.epoch || r.Offset < last+20 {
-			t.Fatalf("hop %d: recover from %d on node %d: %+v", hop, last, hop%3, r)
-		}
-		for _, p := range r.Publications {
-			p.Epoch = r.Epoch
-			if err := fd.add(p); err != nil {
-				t.Fatalf("hop %d, recovered: %v", hop, err)
-			}
-		}
-		if fd.last != r.Offset {
-			t.Fatalf("hop %d: recovered up to %d, the reply's top is %d", hop, fd.last, r.Offset)
+		var r protocol.SubscribeResult
+		c, r = recoverOn(t, fmt.Sprintf("hop %d to node %d", hop, hop%3), nodes[hop%3].url, fd)
+		if r.Offset < last+20 {
+			t.Fatalf("hop %d: recovered up to %d; %d was acknowledged before", hop, r.Offset, last+20)
 		}
 		if miss := led.missing(fd.data, last, r.Offset); len(miss) > 0 {
 			t.Fatalf("hop %d: recovery from %d did not hold what was acknowledged: %v", hop, last, miss)
@@ -174,22 +165,7 @@ func TestRecoverAtOnceOnAnotherNode(t *testing.T) {
 			t.Fatalf("before hop %d: %v", hop, err)
 		}
 		c.ws.Close()
-		last := fd.last
-		c = dialWS(t, nodes[hop%3].url)
-		r := c.subscribe("live", &protocol.Position{Epoch: fd.epoch, Offset: last}, false)
-		if !r.Recovered || r.More || r.Epoch != fd.epoch || r.Offset < last {
-			t.Fatalf("hop %d: recover from %d on node %d: recovered %v, more %v, top %s/%d (epoch %s)",
-				hop, last, hop%3, r.Recovered, r.More, r.Epoch, r.Offset, fd.epoch)
-		}
-		for _, p := range r.Publications {
-			p.Epoch = r.Epoch
-			if err := fd.add(p); err != nil {
-				t.Fatalf("hop %d, recovered: %v", hop, err)
-			}
-		}
-		if fd.last != r.Offset {
-			t.Fatalf("hop %d: recovered up to %d, the reply's top is %d", hop, fd.last, r.Offset)
-		}
+		c, _ = recoverOn(t, fmt.Sprintf("hop %d to node %d", hop, hop%3), nodes[hop%3].url, fd)
 	}
 	if err := fd.readUntil(c, total); err != nil {
 		t.Fatalf("after the last hop: %v", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate/protocol"
@@ -117,4 +118,28 @@ func (l *ledger) missing(got map[uint64]string, from, to uint64) []string {
 		}
 	}
 	return out
+}
+
+// recoverOn connects to a node and subscribes to fd's channel from fd's last position, as a
+// client does after a dropped link: the reply must recover everything (no "more" at these
+// sizes), and its publications must follow on in fd up to the reply's top.
+func recoverOn(t *testing.T, what, url string, fd *feed) (*wsClient, protocol.SubscribeResult) {
+	t.Helper()
+	c := dialWS(t, url)
+	last := fd.last
+	r := c.subscribe(fd.channel, &protocol.Position{Epoch: fd.epoch, Offset: last}, false)
+	if !r.Recovered || r.More || r.Epoch != fd.epoch || r.Offset < last {
+		t.Fatalf("%s: recover from %s/%d: recovered %v, more %v, top %s/%d",
+			what, fd.epoch, last, r.Recovered, r.More, r.Epoch, r.Offset)
+	}
+	for _, p := range r.Publications {
+		p.Epoch = r.Epoch
+		if err := fd.add(p); err != nil {
+			t.Fatalf("%s: recovered from %d: %v", what, last, err)
+		}
+	}
+	if fd.last != r.Offset {
+		t.Fatalf("%s: recovered from %d up to %d, the reply's top is %d", what, last, fd.last, r.Offset)
+	}
+	return c, r
 }

@@ -179,17 +179,8 @@ func TestNATSOutageIsAClearAnswer(t *testing.T) {
 		t.Fatalf("the subscriber that stayed missed what was acknowledged: %v", miss)
 	}
 
-	back := dialWS(t, a.url)
-	r := back.subscribe(ch, &protocol.Position{Epoch: awayFeed.epoch, Offset: awayFeed.last}, false)
-	if !r.Recovered || r.More || r.Epoch != awayFeed.epoch || r.Offset < top {
-		t.Fatalf("recover from %d after the outage: recovered %v, more %v, top %s/%d; acknowledged up to %d",
-			awayFeed.last, r.Recovered, r.More, r.Epoch, r.Offset, top)
-	}
-	for _, p := range r.Publications {
-		p.Epoch = r.Epoch
-		if err := awayFeed.add(p); err != nil {
-			t.Fatalf("recovered after the outage: %v", err)
-		}
+	if _, r := recoverOn(t, "after the outage", a.url, awayFeed); r.Offset < top {
+		t.Fatalf("recovered after the outage up to %d, %d was acknowledged", r.Offset, top)
 	}
 	if miss := led.missing(awayFeed.data, 10, top); len(miss) > 0 {
 		t.Fatalf("the recovering subscriber missed what was acknowledged: %v", miss)
