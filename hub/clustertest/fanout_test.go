@@ -27,7 +27,8 @@ func startClusterNodes(t *testing.T, n int, ho hub.Options) []*node {
 
 // publishFrom publishes count publications on channel from a client of each node at once,
 // recording the acknowledged ones in led. A publication refused with 201 (unavailable, retry
-// later) is retried, as a client does, and counted in refused. It returns a func that waits for
+// later) is retried, as a client does, and counted in refused. Every answer must come within
+// the broker's Timeout, and a second for a loaded machine. It returns a func that waits for
 // the publishers.
 func publishFrom(t *testing.T, nodes []*node, channel string, count int, led *ledger, refused *atomic.Int64) (wait func()) {
 	var wg sync.WaitGroup
@@ -38,10 +39,15 @@ func publishFrom(t *testing.T, nodes []*node, channel string, count int, led *le
 			defer wg.Done()
 			for k := 0; k < count && !t.Failed(); { // a failing test stops them early
 				data := fmt.Sprintf(`"node %d #%d"`, i, k)
+				start := time.Now()
 				pos, err := pub.publish(channel, data)
+				if took := time.Since(start); took > natsbroker.DefaultTimeout+time.Second {
+					t.Errorf("publish %s on node %d answered after %v (%v)", data, i, took, err)
+				}
 				var perr *protocol.Error
 				if errors.As(err, &perr) && perr.Code == protocol.CodeUnavailable {
 					refused.Add(1)
+					time.Sleep(10 * time.Millisecond) // a client backs off before a retry
 					continue
 				}
 				if err == nil {
