@@ -27,8 +27,8 @@ func connectNATS(t *testing.T, url string) *natsgo.Conn {
 }
 
 // TestNoSubscriberNoTraffic: three nodes on three NATS servers; node b publishes 1,000
-// publications to a channel that node a has a subscriber of and node c has none (its one
-// subscriber left it): c's NATS connection receives none of them, while a's receives them all.
+// publications to a channel that node a has a subscriber of and node c has none (its
+// subscribers left it): c's NATS connection receives none of them, while a's receives them all.
 func TestNoSubscriberNoTraffic(t *testing.T) {
 	ns := runNATSCluster(t)
 	// Presence heartbeats would also reach c: with an hour's PresenceTTL, none comes meanwhile.
@@ -46,20 +46,24 @@ func TestNoSubscriberNoTraffic(t *testing.T) {
 	sub := dialWS(t, a.url)
 	fd := newFeed(ch, sub.subscribe(ch, nil, false))
 	ctx := context.Background()
-	// c had a subscriber of the channel, which got a publication and left; it keeps another
-	// channel's.
-	left := dialWS(t, c.url)
+	// c had two subscribers of the channel, which got a publication: one unsubscribed and keeps
+	// another channel's, the other's link dropped.
+	left, dropped := dialWS(t, c.url), dialWS(t, c.url)
 	left.subscribe("quiet", nil, false)
-	leftFeed := newFeed(ch, left.subscribe(ch, nil, false))
+	leftFeed, droppedFeed := newFeed(ch, left.subscribe(ch, nil, false)), newFeed(ch, dropped.subscribe(ch, nil, false))
 	if _, err := b.hub.Publish(ctx, ch, []byte(`"before"`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := leftFeed.readUntil(left, 1); err != nil {
 		t.Fatal(err)
 	}
+	if err := droppedFeed.readUntil(dropped, 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := left.mustCall(protocol.Request{Op: protocol.OpUnsubscribe, Channel: ch}).result(&struct{}{}); err != nil {
 		t.Fatal(err)
 	}
+	dropped.ws.Close()
 	// Presence settles: every node knows every other node's subscribers.
 	waitUntil(t, "presence on every node", 10*time.Second, func() bool {
 		for _, n := range []*node{a, b, c} {
