@@ -2,7 +2,6 @@ package clustertest_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -215,11 +214,15 @@ func (c *wsClient) ping(within time.Duration) error {
 	}
 }
 
-// closeCode returns the close code the server sent, 0 if none.
-func closeCode(err error) int {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return ce.Code
+// answeredFor pings c every 100 ms until d has passed since from, and returns the first failure.
+func (c *wsClient) answeredFor(from time.Time, d time.Duration) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(from) < d {
+		if err := c.ping(2 * time.Second); err != nil {
+			return fmt.Errorf("%v after %v: %w", d, time.Since(from).Round(time.Millisecond), err)
+		}
+		<-tick.C
 	}
-	return 0
+	return nil
 }

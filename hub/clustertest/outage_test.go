@@ -148,13 +148,8 @@ func TestNATSOutageIsAClearAnswer(t *testing.T) {
 		return f.result(&protocol.HistoryResult{})
 	})
 	// The subscribers stay: no close frame, requests and WebSocket pings answered, for a while.
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for time.Since(down) < 4*outageTimeout {
-		if err := stay.ping(2 * time.Second); err != nil {
-			t.Fatalf("the subscriber %v after NATS went down: %v", time.Since(down).Round(time.Millisecond), err)
-		}
-		<-tick.C
+	if err := stay.answeredFor(down, 4*outageTimeout); err != nil {
+		t.Fatalf("the subscriber after NATS went down: %v", err)
 	}
 	if n := acked.Load(); n != ackedBefore {
 		t.Fatalf("%d publications acknowledged with NATS down", n-ackedBefore)

@@ -2,6 +2,7 @@ package clustertest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +119,59 @@ func TestPresenceAcrossNodesOverNATS(t *testing.T) {
 		if got := len(n.hub.Presence("room")); got != everyone-2 {
 			t.Fatalf("presence on node %d after the kill: %d, want %d", i, got, everyone-2)
 		}
+	}
+}
+
+// presenceNames is a hub's presence of channel, as connection names.
+func presenceNames(h *hub.Hub, channel string) []string {
+	var names []string
+	for _, ci := range h.Presence(channel) {
+		names = append(names, ci.Conn)
+	}
+	return names
+}
+
+// TestPresenceHealsAfterANATSOutage: two nodes on one NATS server; NATS stops, and subscribers
+// leave meanwhile, which no other node can hear of. Once NATS is back, both nodes agree again on
+// who is in the channel: after an outage shorter than PresenceTTL (the lost leave is noticed
+// from the next heartbeat's number), and after a longer one (the other node's subscribers left
+// by expiry, and come back from a snapshot).
+func TestPresenceHealsAfterANATSOutage(t *testing.T) {
+	srv := runNATS(t)
+	const ttl = time.Second
+	bo := natsbroker.Options{Timeout: 300 * time.Millisecond}
+	a := startNode(t, srv.URL(), bo, hub.Options{PresenceTTL: ttl})
+	b := startNode(t, srv.URL(), bo, hub.Options{PresenceTTL: ttl})
+	dialWS(t, a.url).subscribe("room", nil, false)
+	var onB []*wsClient
+	for range 3 {
+		c := dialWS(t, b.url)
+		c.subscribe("room", nil, false)
+		onB = append(onB, c)
+	}
+	agree := func(what string, want int) {
+		t.Helper()
+		waitUntil(t, what, 10*time.Second, func() bool {
+			pa, pb := presenceNames(a.hub, "room"), presenceNames(b.hub, "room")
+			return len(pa) == want && slices.Equal(pa, pb)
+		})
+	}
+	agree("both nodes list the 4 subscribers", 4)
+	for i, outage := range []time.Duration{ttl / 3, 3 * ttl} {
+		srv.stop()
+		down := time.Now()
+		if err := onB[i].mustCall(protocol.Request{Op: protocol.OpUnsubscribe, Channel: "room"}).result(&struct{}{}); err != nil {
+			t.Fatal(err)
+		}
+		if outage > ttl {
+			waitUntil(t, "node b's subscribers gone from node a's presence", 3*ttl, func() bool {
+				return len(a.hub.Presence("room")) == 1
+			})
+		}
+		if err := onB[2].answeredFor(down, outage); err != nil { // NATS down meanwhile
+			t.Fatal(err)
+		}
+		srv.restart()
+		agree(fmt.Sprintf("both nodes agree after an outage of %v", outage), 3-i)
 	}
 }
