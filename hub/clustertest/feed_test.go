@@ -102,6 +102,13 @@ func (l *ledger) highest() uint64 {
 	return l.top
 }
 
+// count returns how many publications were acknowledged.
+func (l *ledger) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
 // missing lists what was acknowledged in (from, to] that got does not hold, or holds with other
 // data: empty when got has every acknowledged publication.
 func (l *ledger) missing(got map[uint64]string, from, to uint64) []string {
