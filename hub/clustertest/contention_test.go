@@ -16,7 +16,7 @@ import (
 // channel's top moved reads it again and retries; an error 201 here tells a client that the
 // broker is unavailable when it is not.
 func TestConcurrentPublishersAreNotRefused(t *testing.T) {
-	nodes := startClusterNodes(t, 3, hub.Options{})
+	_, nodes := startClusterNodes(t, 3, hub.Options{})
 	led := newLedger()
 	var refused atomic.Int64
 	publishFrom(t, nodes, "contended", 100, led, &refused)()
@@ -31,7 +31,7 @@ func TestConcurrentPublishersAreNotRefused(t *testing.T) {
 // publication of the subject, acknowledged already, is still being applied: rarely, so the
 // test publishes for a while, and stops at the first refusal.)
 func TestSequentialPublishersAreNotRefused(t *testing.T) {
-	nodes := startClusterNodes(t, 1, hub.Options{})
+	_, nodes := startClusterNodes(t, 1, hub.Options{})
 	const channels = 8
 	deadline := time.Now().Add(8 * time.Second)
 	var (

@@ -15,14 +15,42 @@ import (
 
 // startClusterNodes starts a 3-server NATS cluster and n nodes, node i connected to server i%3
 // first, on a stream replicated three times.
-func startClusterNodes(t *testing.T, n int, ho hub.Options) []*node {
+func startClusterNodes(t *testing.T, n int, ho hub.Options) ([]*natsServer, []*node) {
 	t.Helper()
 	ns := runNATSCluster(t)
 	nodes := make([]*node, n)
 	for i := range nodes {
 		nodes[i] = startNode(t, clusterURL(ns, i%3), natsbroker.Options{Replicas: 3}, ho)
 	}
-	return nodes
+	return ns, nodes
+}
+
+// subscribeEach subscribes a client of each node to channel.
+func subscribeEach(t *testing.T, nodes []*node, channel string) ([]*wsClient, []*feed) {
+	t.Helper()
+	var subs []*wsClient
+	var feeds []*feed
+	for _, n := range nodes {
+		c := dialWS(t, n.url)
+		subs, feeds = append(subs, c), append(feeds, newFeed(channel, c.subscribe(channel, nil, false)))
+	}
+	return subs, feeds
+}
+
+// checkEveryFeed reads each subscriber's publications up to the last acknowledged one: each
+// must have every acknowledged publication, once, in order. (Offsets beyond the acknowledged
+// ones may be publications refused and stored all the same: TestRefusedPublicationIsNotStored.)
+func checkEveryFeed(t *testing.T, subs []*wsClient, feeds []*feed, led *ledger) {
+	t.Helper()
+	top := led.highest()
+	for i, fd := range feeds {
+		if err := fd.readUntil(subs[i], top); err != nil {
+			t.Fatalf("subscriber %d: %v", i, err)
+		}
+		if miss := led.missing(fd.data, 0, top); len(miss) > 0 {
+			t.Fatalf("subscriber %d missed what was acknowledged: %v", i, miss)
+		}
+	}
 }
 
 // publishFrom publishes count publications on channel from a client of each node at once,
@@ -68,19 +96,11 @@ func publishFrom(t *testing.T, nodes []*node, channel string, count int, led *le
 // publish to one channel at once, and every subscriber on every node gets every publication
 // once, in offset order, with the data its publisher was acknowledged for.
 func TestPublicationsReachEveryNode(t *testing.T) {
-	nodes := startClusterNodes(t, 3, hub.Options{})
+	_, nodes := startClusterNodes(t, 3, hub.Options{})
+	subs, feeds := subscribeEach(t, nodes, "feed")
+	subs2, feeds2 := subscribeEach(t, nodes, "feed") // two on each node
+	subs, feeds = append(subs, subs2...), append(feeds, feeds2...)
 	const perNode = 150
-	type subscriber struct {
-		c  *wsClient
-		fd *feed
-	}
-	var subs []subscriber
-	for _, n := range nodes {
-		for range 2 {
-			c := dialWS(t, n.url)
-			subs = append(subs, subscriber{c, newFeed("feed", c.subscribe("feed", nil, false))})
-		}
-	}
 	led := newLedger()
 	var refused atomic.Int64
 	publishFrom(t, nodes, "feed", perNode, led, &refused)()
@@ -88,18 +108,10 @@ func TestPublicationsReachEveryNode(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	const total = 3 * perNode
-	if top := led.highest(); top != total {
-		t.Fatalf("the last offset acknowledged is %d, want %d", top, total)
+	if top := led.highest(); top != 3*perNode {
+		t.Fatalf("the last offset acknowledged is %d, want %d", top, 3*perNode)
 	}
-	for i, s := range subs {
-		if err := s.fd.readUntil(s.c, total); err != nil {
-			t.Fatalf("subscriber %d on node %d: %v", i, i/2, err)
-		}
-		if miss := led.missing(s.fd.data, 0, total); len(miss) > 0 {
-			t.Fatalf("subscriber %d on node %d did not get what was acknowledged: %v", i, i/2, miss)
-		}
-	}
+	checkEveryFeed(t, subs, feeds, led)
 }
 
 // TestRecoverOnAnotherNode: while clients of three nodes publish, a subscriber disconnects from
@@ -107,7 +119,7 @@ func TestPublicationsReachEveryNode(t *testing.T) {
 // time it gets exactly what it missed in the subscribe reply, then the live publications, with
 // no hole and nothing twice.
 func TestRecoverOnAnotherNode(t *testing.T) {
-	nodes := startClusterNodes(t, 3, hub.Options{})
+	_, nodes := startClusterNodes(t, 3, hub.Options{})
 	const perNode = 200
 	const total = 3 * perNode
 	c := dialWS(t, nodes[0].url)
@@ -153,7 +165,7 @@ func TestRecoverOnAnotherNode(t *testing.T) {
 // give exactly what was missed: no hole between the reply and the live publications, nothing
 // twice.
 func TestRecoverAtOnceOnAnotherNode(t *testing.T) {
-	nodes := startClusterNodes(t, 3, hub.Options{})
+	_, nodes := startClusterNodes(t, 3, hub.Options{})
 	for _, n := range nodes {
 		dialWS(t, n.url).subscribe("live", nil, false)
 	}

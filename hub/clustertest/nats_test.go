@@ -14,6 +14,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
+
+	natsbroker "github.com/wsgate/wsgate/broker/nats"
 )
 
 func TestMain(m *testing.M) {
@@ -95,6 +97,22 @@ func runNATSCluster(t testing.TB) []*natsServer {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// streamLeader returns the index of the server that leads the wsgate stream.
+func streamLeader(t testing.TB, ns []*natsServer) int {
+	t.Helper()
+	leader := -1
+	waitUntil(t, "a leader of the stream", 10*time.Second, func() bool {
+		for i, n := range ns {
+			if n.s.JetStreamIsStreamLeader("$G", natsbroker.DefaultStream) {
+				leader = i
+				return true
+			}
+		}
+		return false
+	})
+	return leader
 }
 
 // clusterURL lists every server's URL, as a node's broker is configured for a NATS cluster:

@@ -22,16 +22,7 @@ func TestRefusedPublicationIsNotStored(t *testing.T) {
 	ns := runNATSCluster(t)
 	bo := natsbroker.Options{Replicas: 3, Timeout: 500 * time.Millisecond}
 	startNode(t, clusterURL(ns, 0), bo, hub.Options{}) // creates the stream
-	leader := -1
-	waitUntil(t, "a leader of the stream", 10*time.Second, func() bool {
-		for i, n := range ns {
-			if n.s.JetStreamIsStreamLeader("$G", natsbroker.DefaultStream) {
-				leader = i
-				return true
-			}
-		}
-		return false
-	})
+	leader := streamLeader(t, ns)
 	a := startNode(t, ns[leader].URL(), bo, hub.Options{}) // on the leader's server only
 	ctx := context.Background()
 	first, err := a.hub.Publish(ctx, "kept", []byte(`"acknowledged"`))
