@@ -47,3 +47,46 @@ func benchmarkPublish(b *testing.B, subscribed bool) {
 		eventually(b, "every publication delivered", func() bool { return delivered.Load() >= int64(b.N) })
 	}
 }
+
+// BenchmarkHistory is a recovering client's read: the last 10 publications of a channel of
+// 100, after a position. On three servers the reader's and the publisher's servers are replicas
+// other than the stream's leader.
+func BenchmarkHistory(b *testing.B) {
+	b.Run("servers=1", func(b *testing.B) {
+		s := runServer(b, "", 0)
+		benchmarkHistory(b, started(b, s, Options{}, nil), started(b, s, Options{}, nil))
+	})
+	b.Run("servers=3", func(b *testing.B) {
+		followers, _ := replicated(b)
+		opts := Options{Replicas: 3}
+		pub, rd := newBroker(b, followers[0], opts), newBroker(b, followers[1], opts)
+		warm(b, pub, nil)
+		warm(b, rd, nil)
+		benchmarkHistory(b, pub, rd)
+	})
+}
+
+func benchmarkHistory(b *testing.B, pub, rd *Broker) {
+	ctx := context.Background()
+	var since broker.Position
+	for i := range 100 {
+		pos, err := pub.Publish(ctx, "bench", []byte(`{"text":"a publication of about sixty-four bytes, JSON"}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 89 {
+			since = pos
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r, err := rd.History(ctx, "bench", &since, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(r.Publications) != 10 {
+			b.Fatalf("%d publications, want 10", len(r.Publications))
+		}
+	}
+}

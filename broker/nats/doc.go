@@ -46,7 +46,10 @@
 //     concerned reads what it missed at once. What history no longer has is skipped, and the
 //     hub sees the jump.
 //   - Publications acknowledged after Subscribe returned are delivered; those made while it runs
-//     may or may not be (the hub recovers them from History).
+//     may or may not be (the hub recovers them from History). In a cluster the interest takes
+//     a moment to reach the server of the stream's leader, which republishes: Subscribe waits
+//     for it there (a publication the stream refuses, sent on the interest's route) and
+//     delivers what was stored meanwhile from history.
 //   - History creates nothing, and holds every publication acknowledged before it was called
 //     (within the history kept): it reads the channel's top from the stream's leader, then the
 //     range with direct gets, which any replica may answer; what a replica a moment behind its
