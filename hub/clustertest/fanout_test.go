@@ -193,3 +193,24 @@ func TestRecoverAtOnceOnAnotherNode(t *testing.T) {
 		t.Fatalf("not what was acknowledged: %v", miss)
 	}
 }
+
+// TestPublishRightAfterSubscribe: a client of one node subscribes to a new channel, and the
+// moment its reply comes a client of a node on another NATS server publishes to it, thirty
+// times on thirty channels; neither server leads the stream, whose republication must find the
+// new interest. The subscribe reply promises the live publications after its top: each must
+// arrive, though nothing follows it that would show it missing.
+func TestPublishRightAfterSubscribe(t *testing.T) {
+	ns, nodes := startClusterNodes(t, 3, hub.Options{})
+	leader := streamLeader(t, ns)
+	sub, pub := dialWS(t, nodes[(leader+1)%3].url), dialWS(t, nodes[(leader+2)%3].url)
+	for i := range 30 {
+		ch := fmt.Sprint("fresh-", i)
+		fd := newFeed(ch, sub.subscribe(ch, nil, false))
+		if _, err := pub.publish(ch, `"first"`); err != nil {
+			t.Fatalf("publish to %s: %v", ch, err)
+		}
+		if err := fd.readUntil(sub, 1); err != nil {
+			t.Fatalf("the publication made right after the subscribe: %v", err)
+		}
+	}
+}
