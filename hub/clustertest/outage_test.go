@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/broker"
 	natsbroker "github.com/wsgate/wsgate/broker/nats"
 	"github.com/wsgate/wsgate/hub"
@@ -192,5 +196,47 @@ func TestNATSOutageIsAClearAnswer(t *testing.T) {
 	}
 	if miss := led.missing(stored, 0, top); len(miss) > 0 {
 		t.Fatalf("acknowledged and not in history after the restart: %v", miss)
+	}
+}
+
+// TestNodeStopsWithNATSDown: a node whose NATS is gone still stops promptly: its hub drains,
+// its server closes the connections with 1001, and the hub and broker close, each well within
+// the broker's Timeout, rather than waiting on a NATS that does not answer.
+func TestNodeStopsWithNATSDown(t *testing.T) {
+	srv := runNATS(t)
+	bo, ho := nodeOptions(srv.URL(), natsbroker.Options{Timeout: outageTimeout}, hub.Options{PresenceTTL: time.Second})
+	b, err := natsbroker.New(&bo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.New(context.Background(), b, &ho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := wsgate.NewServer(h.Handler(nil), &wsgate.Config{Subprotocols: []string{protocol.Subprotocol}, Logger: ho.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(ws)
+	defer hs.Close()
+	c := dialWS(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+	c.subscribe("bye", nil, true)
+	srv.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), outageTimeout)
+	defer cancel()
+	start := time.Now()
+	for _, step := range []struct {
+		name string
+		do   func(context.Context) error
+	}{{"Hub.Drain", h.Drain}, {"Server.Shutdown", ws.Shutdown}, {"Hub.Close", h.Close}} {
+		if err := step.do(ctx); err != nil {
+			t.Fatalf("%s with NATS down, %v after the start: %v", step.name, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	t.Logf("stopped in %v with NATS down", time.Since(start).Round(time.Millisecond))
+	if f, err := c.next(time.Second); err == nil {
+		t.Fatalf("after the shutdown the client got %v, want the connection's end", f)
+	} else if !websocket.IsCloseError(errors.Unwrap(err), websocket.CloseGoingAway) {
+		t.Fatalf("the connection ended with %v, want close 1001", err)
 	}
 }
