@@ -90,3 +90,34 @@ func benchmarkHistory(b *testing.B, pub, rd *Broker) {
 		}
 	}
 }
+
+// BenchmarkSubscribe is a node's first subscriber to a channel, then its last leaving: on three
+// servers, from a follower, Subscribe waits for its interest at the stream leader's server.
+func BenchmarkSubscribe(b *testing.B) {
+	b.Run("servers=1", func(b *testing.B) {
+		benchmarkSubscribe(b, started(b, runServer(b, "", 0), Options{}, nil))
+	})
+	b.Run("servers=3", func(b *testing.B) {
+		followers, _ := replicated(b)
+		n := newBroker(b, followers[0], Options{Replicas: 3})
+		warm(b, n, nil)
+		benchmarkSubscribe(b, n)
+	})
+}
+
+func benchmarkSubscribe(b *testing.B, n *Broker) {
+	ctx := context.Background()
+	if _, err := n.Publish(ctx, "bench", []byte("1")); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := n.Subscribe(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Unsubscribe(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

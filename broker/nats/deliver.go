@@ -71,7 +71,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	base, baseOK, baseErr := stored{}, false, b.connected()
 	if baseErr == nil {
 		cctx, cancel := b.call(ctx)
-		base, baseOK, baseErr = b.lastFromLeader(cctx, in)
+		base, baseOK, baseErr = b.lastAcked(cctx, in)
 		cancel()
 	}
 	if baseErr == nil {
@@ -123,7 +123,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 		ok  bool
 	)
 	if err == nil {
-		top, ok, err = b.lastFromLeader(cctx, in)
+		top, ok, err = b.lastAcked(cctx, in)
 	}
 	if err == nil && ok == baseOK && top.seq == base.seq {
 		return nil // nothing stored meanwhile
