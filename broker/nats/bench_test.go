@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/wsgate/wsgate/broker"
@@ -117,6 +118,34 @@ func benchmarkSubscribe(b *testing.B, n *Broker) {
 			b.Fatal(err)
 		}
 		if err := n.Unsubscribe(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPublishReplicated is one channel's publication rate from one node on a three-server
+// cluster with three replicas, the publisher on a follower's server: every publication waits for
+// the leader to store it on a quorum.
+func BenchmarkPublishReplicated(b *testing.B) {
+	servers := runCluster(b)
+	ctx := context.Background()
+	var pub *Broker
+	for _, s := range servers {
+		if !s.JetStreamIsLeader() {
+			pub = newBroker(b, s, Options{Replicas: 3})
+			break
+		}
+	}
+	eventuallyWithin(b, 30*time.Second, "the node's start", func() bool { return pub.Start(ctx, func(broker.Publication) {}) == nil })
+	data := []byte(`{"text":"a publication of about sixty-four bytes, JSON"}`)
+	eventuallyWithin(b, 30*time.Second, "the first publication", func() bool {
+		_, err := pub.Publish(ctx, "bench", data)
+		return err == nil
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := pub.Publish(ctx, "bench", data); err != nil {
 			b.Fatal(err)
 		}
 	}

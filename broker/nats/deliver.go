@@ -395,7 +395,7 @@ func (b *Broker) reachLeader(ctx context.Context, subj string) error {
 		return err
 	case ack.Error == nil:
 		return fmt.Errorf("the stream stored a publication it had to refuse, at sequence %d", ack.Seq)
-	case ack.Error.ErrCode == errCodeWrongLastSeq:
+	case wrongLastSeq(ack.Error):
 		return nil
 	case ack.Error.Code == 503 || ack.Error.ErrCode == errCodeNoStream:
 		return fmt.Errorf("%w: %w", errNotConnected, ack.Error)

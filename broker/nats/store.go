@@ -171,8 +171,12 @@ func (e *apiError) Error() string {
 // JetStream error codes the broker acts on.
 const (
 	errCodeWrongLastSeq = 10071 // JSStreamWrongLastSequenceErrF
-	errCodeNoMessage    = 10037 // JSNoMessageFoundErr
-	errCodeNoStream     = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
+	// errCodeWrongLastSeqConst is the same refusal in a replicated stream while an earlier
+	// publication to the subject is still being applied, even when the expectation was right:
+	// the leader acks before it clears the subject's in-flight mark.
+	errCodeWrongLastSeqConst = 10164 // JSStreamWrongLastSequenceConstantErr
+	errCodeNoMessage         = 10037 // JSNoMessageFoundErr
+	errCodeNoStream          = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
 )
 
 // leaderGet is a message get answered by the stream's leader (the stream message get API, not
