@@ -287,5 +287,5 @@ func (s *Server) shutdown() {
 
 // ConnectOptions are the nats.go options by which a client connects to s in process.
 func (s *Server) ConnectOptions() []natsgo.Option {
-	return []natsgo.Option{natsgo.InProcessServer(s), natsgo.Name(s.Name())}
+	return []natsgo.Option{natsgo.InProcessServer(s)}
 }
