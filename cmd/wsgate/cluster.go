@@ -23,20 +23,17 @@ import (
 // clusterOptions choose the broker: none set is one node in memory; -nats an external NATS
 // cluster; -cluster-listen a NATS server embedded in this process, clustered with -cluster-peers.
 type clusterOptions struct {
-	natsURLs    []string // -nats
-	listen      string   // -cluster-listen
-	peers       []string // -cluster-peers
-	name        string   // -cluster-name
-	dataDir     string   // -data-dir; "" is defaultDataDir(node)
-	natsListen  string   // -nats-listen
-	node        string   // -node; "" is defaultNode
-	replicas    int      // -replicas; 0 is the default of the mode
-	presenceTTL time.Duration
+	natsURLs   []string // -nats
+	listen     string   // -cluster-listen
+	peers      []string // -cluster-peers
+	name       string   // -cluster-name
+	dataDir    string   // -data-dir; "" is defaultDataDir(node)
+	natsListen string   // -nats-listen
+	node       string   // -node; "" is defaultNode
+	replicas   int      // -replicas; 0 is the default of the mode
 }
 
 const (
-	// defaultPresenceTTL is how long a node's presence outlives it: a few of its heartbeats.
-	defaultPresenceTTL = 5 * time.Second
 	// clusterJoinTimeout bounds the wait for a JetStream leader at start: the time to start the
 	// other nodes of a new cluster, or for a restarted node to catch up.
 	clusterJoinTimeout = time.Minute
