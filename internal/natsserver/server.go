@@ -289,3 +289,50 @@ func (s *Server) shutdown() {
 func (s *Server) ConnectOptions() []natsgo.Option {
 	return []natsgo.Option{natsgo.InProcessServer(s)}
 }
+
+// WaitFirstStream is for the nodes of a new cluster, started together, that are about to
+// create the same stream: JetStream may leave a creation, and the updates that race it, without
+// an answer (nats-server 2.15.2), and it places replicas only on peers it has heard from. So
+// the meta leader waits until it sees peers servers current, itself included, and the others
+// until the stream has a leader (they then find it made), or until ctx ends, which returns
+// ctx's error.
+func (s *Server) WaitFirstStream(ctx context.Context, peers int) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		info, err := s.ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+		if err == nil && info.Meta != nil {
+			if streamLed(info) || s.ns.JetStreamIsLeader() && currentPeers(info.Meta) >= peers {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// streamLed reports whether a stream on this server has a leader.
+func streamLed(info *server.JSInfo) bool {
+	for _, a := range info.AccountDetails {
+		for _, st := range a.Streams {
+			if st.Cluster != nil && st.Cluster.Leader != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// currentPeers counts the servers that the meta leader sees current, itself included.
+func currentPeers(m *server.MetaClusterInfo) int {
+	n := 1
+	for _, p := range m.Replicas {
+		if !p.Offline && p.Current {
+			n++
+		}
+	}
+	return n
+}
