@@ -159,6 +159,18 @@ func TestEmbeddedClusterOfThreeProcesses(t *testing.T) {
 	publishRetrying(t, pub, "news", "m11")
 	expectPubs(t, "restarted node 3", sub3, 11)
 	expectPubs(t, "node 2", sub2, 11)
+
+	// SIGTERM: the node closes its clients with 1001, then its broker and its NATS server, and
+	// exits 0.
+	if err := n3.terminate(15 * time.Second); err != nil {
+		t.Fatalf("node 3 after SIGTERM: %v; logs:\n%s", err, n3.logText())
+	}
+	if n3.waitLog("stopped") == nil {
+		t.Errorf("node 3 did not log stopped")
+	}
+	if _, err := sub3.nextPub(5 * time.Second); err == nil || !strings.Contains(err.Error(), "1001") {
+		t.Errorf("node 3's subscriber after SIGTERM: %v, want close 1001", err)
+	}
 }
 
 // startNATSServer runs the module's nats-server with JetStream on a free loopback port, killed
