@@ -251,3 +251,19 @@ func TestNodesOnExternalNATS(t *testing.T) {
 		t.Fatalf("history on node 2: %+v, %v", h, err)
 	}
 }
+
+// TestSIGTERMWhileWaitingForTheCluster: a node whose peers never come stops at once on SIGTERM,
+// with exit status 0.
+func TestSIGTERMWhileWaitingForTheCluster(t *testing.T) {
+	routes := wstest.FreeAddrs(t, 3)
+	p := launch(t, "-cluster-listen", routes[0], "-cluster-peers", others(routes, 0), "-data-dir", t.TempDir())
+	if p.waitLog("waiting for the cluster") == nil {
+		t.Fatalf("no waiting log; logs:\n%s", p.logText())
+	}
+	if err := p.terminate(10 * time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v; logs:\n%s", err, p.logText())
+	}
+	if p.waitLog("stopped before the cluster was ready") == nil {
+		t.Errorf("no log of the stop; logs:\n%s", p.logText())
+	}
+}
