@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -116,7 +115,7 @@ func (o *Options) serverOptions() (*server.Options, error) {
 	opts := &server.Options{
 		ServerName:             name,
 		JetStream:              true,
-		StoreDir:               filepath.Join(o.DataDir, "jetstream"),
+		StoreDir:               o.DataDir, // nats-server keeps its files under DataDir/jetstream
 		DisableJetStreamBanner: true,
 		NoSigs:                 true,    // the process's signals are wsgate's
 		MaxPayload:             8 << 20, // nats-server's cap; wsgate's own bounds are far below
