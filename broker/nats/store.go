@@ -77,11 +77,6 @@ func (b *Broker) direct(ctx context.Context, req getRequest) (_ stored, found bo
 	return s, err == nil, err
 }
 
-// last returns the subject's last stored message: the channel's top.
-func (b *Broker) last(ctx context.Context, subj string) (stored, bool, error) {
-	return b.direct(ctx, getRequest{LastFor: subj})
-}
-
 // next returns the subject's first stored message at stream sequence seq or after.
 func (b *Broker) next(ctx context.Context, subj string, seq uint64) (stored, bool, error) {
 	return b.direct(ctx, getRequest{Seq: seq, NextFor: subj})
@@ -109,7 +104,10 @@ func (b *Broker) batch(ctx context.Context, subj string, seq uint64, n int) ([]s
 // returned.
 func (b *Broker) batchOnce(ctx context.Context, subj string, seq uint64, n int) (_ []stored, done bool, err error) {
 	inbox := b.nc.NewRespInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	// The server sends at most n messages and a status: a channel of n+1 never drops one, and
+	// costs far less than SubscribeSync's, of nats.go's 64k pending messages (512 KB to zero).
+	ch := make(chan *natsgo.Msg, n+1)
+	sub, err := b.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, false, err
 	}
@@ -120,9 +118,11 @@ func (b *Broker) batchOnce(ctx context.Context, subj string, seq uint64, n int) 
 	}
 	var out []stored
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, err
+		var m *natsgo.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
 		}
 		switch st := m.Header.Get(statusHeader); st {
 		case "":
@@ -152,6 +152,7 @@ type msgGetResponse struct {
 	Message *struct {
 		Seq  uint64 `json:"seq"`
 		Hdrs []byte `json:"hdrs"` // base64 in JSON, decoded by encoding/json
+		Data []byte `json:"data"`
 	} `json:"message"`
 	Error *apiError `json:"error"`
 }
@@ -174,10 +175,11 @@ const (
 	errCodeNoStream     = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
 )
 
-// lastFromLeader is last, answered by the stream's leader: what the expected-last-sequence check
-// of the next publication will compare with, where a direct get may come from a lagging replica.
-func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool, error) {
-	body, _ := json.Marshal(getRequest{LastFor: subj})
+// leaderGet is a message get answered by the stream's leader (the stream message get API, not
+// a direct get): it reflects every acknowledged publication, where a direct get may come from a
+// lagging replica. found is false when there is no such message.
+func (b *Broker) leaderGet(ctx context.Context, req getRequest) (_ stored, found bool, err error) {
+	body, _ := json.Marshal(req)
 	m, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+b.opts.Stream, body)
 	if err != nil {
 		return stored{}, false, err
@@ -201,7 +203,29 @@ func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool,
 	if err != nil || epoch == "" {
 		return stored{}, false, errForeign
 	}
-	return stored{seq: r.Message.Seq, pos: broker.Position{Epoch: epoch, Offset: off}}, true, nil
+	return stored{seq: r.Message.Seq, pos: broker.Position{Epoch: epoch, Offset: off}, data: r.Message.Data}, true, nil
+}
+
+// lastFromLeader is last, answered by the stream's leader: what the expected-last-sequence check
+// of the next publication will compare with, and the top of every acknowledged publication.
+func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool, error) {
+	return b.leaderGet(ctx, getRequest{LastFor: subj})
+}
+
+// lastAcked is the subject's last message as the stream's leader has it: every publication
+// acknowledged before the call is at or before it. On a server outside a cluster, the stream's
+// only replica is the leader, and a direct get (cheaper: no JSON, no API dispatch) does;
+// in a cluster, the leader answers the stream message get API.
+func (b *Broker) lastAcked(ctx context.Context, subj string) (stored, bool, error) {
+	if b.nc.ConnectedClusterName() == "" {
+		return b.direct(ctx, getRequest{LastFor: subj})
+	}
+	return b.lastFromLeader(ctx, subj)
+}
+
+// nextFromLeader is next, answered by the stream's leader.
+func (b *Broker) nextFromLeader(ctx context.Context, subj string, seq uint64) (stored, bool, error) {
+	return b.leaderGet(ctx, getRequest{Seq: seq, NextFor: subj})
 }
 
 // headerValue finds key's value in a NATS header block ("NATS/1.0\r\nKey: value\r\n...").
