@@ -2,14 +2,17 @@
 // server (one JetStream stream, three replicas). A client given the three URLs loses its node to
 // kill -9 while another node publishes; it moves to a surviving node and recovers there, so it
 // ends with every publication once, in offset order. The other nodes drop the dead node's
-// connection from presence.
+// connection from presence. A page in headless Chromium, with /js/wsgate-pubsub.js and the
+// browser's own WebSocket, follows the channel through the same kill.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer } from 'node:http';
 import { PubSubError, ErrorCode } from '../../cmd/wsgate/web/js/wsgate-pubsub.js';
 import { startCluster, nextEvent, waitUntil } from './server.js';
 import { newClient, closeAll, recorder } from './pubsub-clients.js';
+import { launchChromium, openPage } from './chromium.js';
 
 after(closeAll);
 
@@ -38,9 +41,15 @@ async function publishRetrying(client, channel, data) {
   }
 }
 
-test('a real cluster: the subscriber\'s node is killed (-9); it moves, recovers every publication once, in order', async (t) => {
+test('a real cluster: the subscriber\'s node is killed (-9); in Node and in Chromium it moves, recovers every publication once, in order', async (t) => {
   const t0 = Date.now();
-  const nodes = await startCluster(3, ['-presence-ttl', '1s']);
+  // The browser's page comes from a site of its own, as an application's would, allowed by the
+  // nodes: a page that a node serves may connect to that node only (CSP connect-src 'self').
+  const site = createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>app</title>'));
+  await new Promise((resolve) => site.listen(0, '127.0.0.1', () => resolve(undefined)));
+  t.after(() => site.close());
+  const origin = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (site.address()).port}`;
+  const nodes = await startCluster(3, ['-presence-ttl', '1s', '-allowed-origins', origin]);
   const took = () => `${Date.now() - t0} ms`;
   const urls = nodes.map((n) => n.url);
   const [other, publishing, doomed] = nodes;
@@ -70,6 +79,29 @@ test('a real cluster: the subscriber\'s node is killed (-9); it moves, recovers 
   const doomedConn = watched.presence[1].replace(/^join /, '');
   assert.match(watched.presence[1], /^join \S+:\d+$/, 'a connection of the cluster is named node:number');
 
+  // The browser's client, with the same URLs and delays, its module from a surviving node.
+  const browser = await launchChromium();
+  t.after(() => browser.close());
+  const page = await openPage(browser.context, t, `${origin}/`);
+  await page.evaluate(async ([urls, module]) => {
+    const { PubSubClient } = await import(module);
+    const w = /** @type {any} */ (window);
+    w.pubs = [];
+    w.subscribed = [];
+    w.client = new PubSubClient(urls, { random: () => 0.99, minDelay: 400, maxDelay: 400 });
+    const sub = w.client.subscribe('feed', {
+      onPublication: (/** @type {any} */ p) => w.pubs.push(p),
+      onSubscribed: (/** @type {any} */ info) => w.subscribed.push(info),
+    });
+    w.client.connect();
+    await sub.ready;
+  }, [urls, `${other.pageURL}js/wsgate-pubsub.js`]);
+  const inBrowser = async () => /** @type {{pubs: any[], subscribed: any[], url: string}} */ (await page.evaluate(() => {
+    const w = /** @type {any} */ (window);
+    return { pubs: w.pubs, subscribed: w.subscribed, url: w.client.url };
+  }));
+  assert.equal((await inBrowser()).url, doomed.url);
+
   const publisher = newClient(publishing.url);
   publisher.connect();
   await nextEvent(publisher, 'open');
@@ -91,6 +123,10 @@ test('a real cluster: the subscriber\'s node is killed (-9); it moves, recovers 
     }
     if (i === killAt) {
       await waitUntil(() => rec.pubs.length >= killAt, 'the first publications, live');
+      for (let tries = 0; (await inBrowser()).pubs.length < killAt; tries++) {
+        assert.ok(tries < 250, 'the first publications, live in the browser');
+        await sleep(20);
+      }
       killedAt = Date.now();
       await doomed.stop('SIGKILL');
       leave = waitUntil(() => watched.presence.includes(`leave ${doomedConn}`), 'the leave of the dead node\'s connection', 5000)
@@ -101,6 +137,10 @@ test('a real cluster: the subscriber\'s node is killed (-9); it moves, recovers 
   const top = Math.max(...acked.keys());
   await waitUntil(() => rec.pubs.length >= top, `every publication up to ${top} on the new node`, 20_000);
   const leaveAfter = await leave;
+  for (let tries = 0; (await inBrowser()).pubs.length < top; tries++) {
+    assert.ok(tries < 1000, `every publication up to ${top} in the browser`);
+    await sleep(20);
+  }
   await sleep(200); // anything delivered twice would come now
 
   // It moved to a surviving node, once, and re-subscribed there recovering from its last position.
@@ -139,7 +179,16 @@ test('a real cluster: the subscriber\'s node is killed (-9); it moves, recovers 
   // round (1.3 s), with some slack for a loaded machine.
   assert.ok(leaveAfter < 3000, `the leave came ${leaveAfter} ms after the kill`);
   assert.equal(watched.presence.filter((p) => p === `leave ${doomedConn}`).length, 1);
+
+  // The browser went through the same.
+  const b = await inBrowser();
+  assert.equal(b.url, other.url);
+  assert.deepEqual(b.pubs.map((p) => [p.epoch, p.offset, p.data]), history.publications.map((p) => [history.epoch, p.offset, p.data]));
+  assert.deepEqual(b.subscribed.map((s) => [s.resubscribed, s.recovered, s.since?.offset]), [[false, false, undefined], [true, true, killAt]]);
+  assert.deepEqual(b.pubs.filter((p) => p.recovered).map((p) => p.offset),
+    Array.from({ length: b.subscribed[1].publications }, (_, i) => killAt + 1 + i));
+
   assert.ok(rec.presence.filter((p) => p.startsWith('join ')).length >= 2, `the subscriber's own joins, on both nodes: ${rec.presence}`);
   t.diagnostic(`${rec.pubs.length} publications, ${again.publications} recovered after the move (${moving.length} acknowledged while it moved), ` +
-    `${rec.errors.length} subscribes refused with 201; leave seen ${leaveAfter} ms after the kill; ${took()} in all`);
+    `${rec.errors.length} subscribes refused with 201; in the browser ${b.subscribed[1].publications} recovered; leave seen ${leaveAfter} ms after the kill; ${took()} in all`);
 });
