@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/protocol"
@@ -184,7 +185,7 @@ func (hd *handler) OnOpen(c *wsgate.Conn) {
 	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: h.connID(c)}, subs: map[string]struct{}{},
 		tokens: float64(h.opts.RequestBurst), refill: time.Now()}
 	if h.opts.UserID != nil {
-		cl.info.User = h.opts.UserID(c)
+		cl.info.User = cutUser(h.opts.UserID(c))
 	}
 	h.clients.add(cl)
 }
@@ -229,4 +230,20 @@ func (hd *handler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
 	if reply := hd.h.serve(cl, req); reply != nil {
 		cl.reply(reply)
 	}
+}
+
+// MaxUserLen bounds a user name in presence, in bytes: what every node of a cluster keeps per
+// subscription and sends in a presence message.
+const MaxUserLen = 1024
+
+// cutUser cuts a user name to MaxUserLen bytes, on a character boundary.
+func cutUser(u string) string {
+	if len(u) <= MaxUserLen {
+		return u
+	}
+	i := MaxUserLen
+	for i > 0 && !utf8.RuneStart(u[i]) {
+		i--
+	}
+	return u[:i]
 }

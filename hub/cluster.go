@@ -50,6 +50,7 @@ const DefaultPresenceTTL = 5 * time.Second
 type clusterMsg struct {
 	Kind   string      `json:"k"`           // d delta, h heartbeat, r snapshot start, a snapshot part, q snapshot request, b bye
 	Seq    uint64      `json:"s,omitempty"` // the sender's number of its last delta
+	Part   int         `json:"p,omitempty"` // a snapshot part's number, from 1
 	End    bool        `json:"e,omitempty"` // the last part of a snapshot
 	Target string      `json:"t,omitempty"` // q: the node asked ("*": every node)
 	Chans  []chanDelta `json:"c,omitempty"`
@@ -78,6 +79,7 @@ type peer struct {
 	chans  map[string][]member // by channel, ordered by ID; a slice is replaced, never changed
 	snap   map[string][]member // a snapshot being received
 	snapAt uint64
+	part   int // the last part of it received
 }
 
 // cluster is the hub's side of the broker's Cluster capability.
@@ -134,50 +136,76 @@ func (h *Hub) parseConn(s string) (node string, id uint64, ok bool) {
 	return node, id, err == nil
 }
 
-func (h *Hub) sendCluster(m clusterMsg) {
+// sendCluster sends m to the other nodes; false if it could not be handed to the transport (a
+// lost delta shows in the next heartbeat's number; a lost snapshot part is sent again).
+func (h *Hub) sendCluster(m clusterMsg) bool {
 	b, err := json.Marshal(m)
 	if err == nil {
 		err = h.cl.bus.Send(clusterTopic, b)
 	}
 	if err != nil {
-		h.opts.Logger.Debug("hub: presence message not sent", "kind", m.Kind, "err", err)
+		h.opts.Logger.Warn("hub: presence message not sent", "kind", m.Kind, "bytes", len(b), "err", err)
+		return false
 	}
+	return true
 }
 
-// sendDeltas numbers and sends this round's local presence changes, split into parts of at most
+// sendDeltas numbers and sends this round's local presence changes, in messages of at most
 // maxClusterPart bytes. Called by the loop.
 func (h *Hub) sendDeltas(deltas []chanDelta) {
-	for len(deltas) > 0 {
-		n, size := 0, 0
-		for n < len(deltas) && (n == 0 || size < maxClusterPart) {
-			size += deltaSize(deltas[n])
-			n++
-		}
+	for _, part := range pack(deltas) {
 		h.cl.seq++
-		h.sendCluster(clusterMsg{Kind: "d", Seq: h.cl.seq, Chans: deltas[:n]})
-		deltas = deltas[n:]
+		h.sendCluster(clusterMsg{Kind: "d", Seq: h.cl.seq, Chans: part})
 	}
 }
 
-func deltaSize(d chanDelta) int {
-	n := len(d.Name) + 16
-	for _, m := range d.Join {
-		n += len(m.User)*6 + 32
+// pack splits ds into messages of at most maxClusterPart bytes as encoded (an estimate from
+// above), splitting a channel's lists across messages where they do not fit in one: a receiver
+// applies the pieces of a channel one after the other, which comes to the same.
+func pack(ds []chanDelta) [][]chanDelta {
+	var out [][]chanDelta
+	var cur []chanDelta
+	size := 0
+	add := func(d chanDelta, n int) {
+		if size+n > maxClusterPart && len(cur) > 0 {
+			out, cur, size = append(out, cur), nil, 0
+		}
+		cur, size = append(cur, d), size+n
 	}
-	return n + 21*len(d.Leave)
+	for _, d := range ds {
+		piece, n := chanDelta{Name: d.Name}, len(d.Name)+16
+		next := func(mn int) {
+			if n+mn > maxClusterPart && len(piece.Join)+len(piece.Leave) > 0 {
+				add(piece, n)
+				piece, n = chanDelta{Name: d.Name}, len(d.Name)+16
+			}
+			n += mn
+		}
+		for _, m := range d.Join {
+			next(len(m.User)*6 + 32) // a user name may escape to \uXXXX
+			piece.Join = append(piece.Join, m)
+		}
+		for _, id := range d.Leave {
+			next(21)
+			piece.Leave = append(piece.Leave, id)
+		}
+		add(piece, n)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
 }
 
-// sendSnapshot sends everything this node's channels hold, in parts, numbered with the last
-// delta sent: what a receiver applies on top of it are the deltas after. Called by the loop.
+// sendSnapshot sends everything this node's channels hold, in numbered parts, numbered with the
+// last delta sent: what a receiver applies on top of it are the deltas after. A connection that
+// joined or left since that delta may be in it or not: the next delta holds its final state
+// either way, and applying it again changes nothing. Called by the loop.
 func (h *Hub) sendSnapshot() {
 	h.mu.RLock()
 	chans := slices.Collect(maps.Values(h.channels))
 	h.mu.RUnlock()
-	kind, part, size := "r", []chanDelta(nil), 0
-	flush := func(end bool) {
-		h.sendCluster(clusterMsg{Kind: kind, Seq: h.cl.seq, End: end, Chans: part})
-		kind, part, size = "a", nil, 0
-	}
+	var all []chanDelta
 	for _, ch := range chans {
 		ch.mu.Lock()
 		d := chanDelta{Name: ch.name, Join: make([]member, 0, len(ch.order))}
@@ -185,16 +213,24 @@ func (h *Hub) sendSnapshot() {
 			d.Join = append(d.Join, member{cl.conn.ID(), cl.info.User})
 		}
 		ch.mu.Unlock()
-		if len(d.Join) == 0 {
-			continue
+		if len(d.Join) > 0 {
+			all = append(all, d)
 		}
-		if size += deltaSize(d); size > maxClusterPart && len(part) > 0 {
-			flush(false)
-			size = deltaSize(d)
-		}
-		part = append(part, d)
 	}
-	flush(true)
+	parts := pack(all)
+	if len(parts) == 0 {
+		parts = [][]chanDelta{nil}
+	}
+	for i, part := range parts {
+		kind := "a"
+		if i == 0 {
+			kind = "r"
+		}
+		if !h.sendCluster(clusterMsg{Kind: kind, Seq: h.cl.seq, Part: i + 1, End: i == len(parts)-1, Chans: part}) {
+			h.cl.wanted.Store(true) // a part lost here: the whole again, next round
+			return
+		}
+	}
 }
 
 // heartbeat says this node is alive, up to which delta, and forgets the nodes not heard from
@@ -282,13 +318,19 @@ func (h *Hub) receive(from string, raw []byte) {
 		}
 	case "r":
 		if !p.synced || m.Seq > p.seq {
-			p.snap, p.snapAt = map[string][]member{}, m.Seq
+			p.snap, p.snapAt, p.part = map[string][]member{}, m.Seq, 0
 		}
 		fallthrough
 	case "a":
 		if p.snap == nil || p.snapAt != m.Seq {
 			break
 		}
+		if m.Part != p.part+1 { // a part lost on the way: this snapshot is no good
+			p.snap = nil
+			c.ask(p)
+			break
+		}
+		p.part = m.Part
 		for _, d := range m.Chans {
 			p.snap[d.Name] = append(p.snap[d.Name], d.Join...)
 		}

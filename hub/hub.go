@@ -34,7 +34,8 @@ type Options struct {
 	// channel; an error refuses with protocol.CodeForbidden and the error's text. Default: allow.
 	// It is called on the connection's reader goroutine, without hub locks held.
 	Authorize func(ctx context.Context, c *wsgate.Conn, op protocol.Op, channel string) error
-	// UserID names the user behind a connection, for presence. Default: none.
+	// UserID names the user behind a connection, for presence; a name longer than MaxUserLen
+	// bytes is cut. Default: none.
 	UserID func(c *wsgate.Conn) string
 	// MaxSubscriptions per connection. Default 128.
 	MaxSubscriptions int
@@ -142,6 +143,9 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 	}
 	if o.PresenceTTL == 0 {
 		o.PresenceTTL = DefaultPresenceTTL
+	}
+	if o.PresenceTTL < 5*o.PresenceInterval {
+		return nil, fmt.Errorf("hub: PresenceTTL %v is under 5 PresenceIntervals (%v): nodes would expire each other between heartbeats", o.PresenceTTL, 5*o.PresenceInterval)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -13,16 +13,19 @@ import (
 // Presence changes are gathered per channel and pushed once per PresenceInterval, as one
 // {"push":"presence"} with the connections that joined and left: churn on a channel with n
 // subscribers that want them costs at most n pushes per interval, not n per join or leave. The
-// changes kept are bounded by the channel's subscribers (one entry per connection at most: a join
-// and a leave of the same connection within one interval cancel out).
+// changes kept are bounded by the connections that were subscribers during the interval (one
+// entry per connection at most, its state at the start and at the end: one that joined and left
+// within the interval is pushed to nobody).
 
-// change is a connection that joined or left a channel's presence, on this node or another.
+// change is a connection that joined or left a channel's presence, on this node or another,
+// during a presence round.
 type change struct {
 	node   string // the connection's node ("" on one node)
 	id     uint64
 	info   protocol.ClientInfo
 	local  bool // a connection of this node: the other nodes are told
-	joined bool
+	joined bool // in presence now
+	was    bool // in presence at the start of the round
 }
 
 // notePresence records that cl joined or left ch. Called with ch.mu held.
@@ -39,12 +42,14 @@ func (h *Hub) noteChange(ch *channel, c change, joined bool) {
 	if ch.changes == nil {
 		ch.changes = map[string]change{}
 	}
-	c.joined = joined
-	if prev, ok := ch.changes[c.info.Conn]; ok && prev.joined != joined {
-		delete(ch.changes, c.info.Conn) // joined and left within one interval: nobody needs to know
-	} else {
-		ch.changes[c.info.Conn] = c
+	c.joined, c.was = joined, !joined
+	if prev, ok := ch.changes[c.info.Conn]; ok {
+		c.was = prev.was
 	}
+	// Kept even when it comes back to where it was (joined and left within one round): the
+	// clients are told nothing of it, but the other nodes are told its final state, since a
+	// snapshot taken within the round may hold either.
+	ch.changes[c.info.Conn] = c
 	if !ch.dirty {
 		ch.dirty = true
 		h.pmu.Lock()
@@ -147,9 +152,11 @@ func (h *Hub) flushPresence() {
 		ch.mu.Lock()
 		ch.dirty = false
 		for _, c := range ch.changes {
-			if c.joined {
+			switch {
+			case c.joined == c.was: // back where it was: nothing to push
+			case c.joined:
 				joined = append(joined, c)
-			} else {
+			default:
 				left = append(left, c)
 			}
 			switch {

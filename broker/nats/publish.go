@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -14,9 +15,12 @@ import (
 	"github.com/wsgate/wsgate/broker"
 )
 
-// publishAttempts bounds the tries of one Publish that finds the channel's top moved (another
-// node published meanwhile): each refreshes the top from the stream's leader and tries again.
-const publishAttempts = 16
+// A Publish that finds the channel's top moved (another node published meanwhile) refreshes
+// the top from the stream's leader and tries again, within the call's Timeout: contention is
+// not unavailability. From the third try it first waits a random time up to 2^try ms (at
+// most maxContendedWait), so that publishers on several nodes stop colliding; a fixed count of
+// tries starved one of three nodes publishing to one channel (hub/clustertest).
+const maxContendedWait = 32 * time.Millisecond
 
 // chanCacheLen bounds the channels whose top this node remembers between publications. Beyond
 // it an idle one is forgotten: its next publication here reads its top first (one more round
@@ -123,14 +127,12 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 			}
 			return broker.Position{}, ack.Error
 		}
-		if attempt == publishAttempts {
-			return broker.Position{}, fmt.Errorf("%w: the channel's top moved %d times", errContended, attempt)
-		}
 		if attempt > 2 { // others keep winning: let them finish
+			wait := min(time.Millisecond<<min(attempt, 10), maxContendedWait)
 			select {
-			case <-time.After(time.Duration(attempt) * time.Millisecond):
+			case <-time.After(rand.N(wait)):
 			case <-ctx.Done():
-				return broker.Position{}, ctx.Err()
+				return broker.Position{}, fmt.Errorf("%w: the channel's top moved %d times: %w", errContended, attempt, ctx.Err())
 			}
 		}
 	}

@@ -74,7 +74,9 @@ func publishFrom(t *testing.T, nodes []*node, channel string, count int, led *le
 				}
 				var perr *protocol.Error
 				if errors.As(err, &perr) && perr.Code == protocol.CodeUnavailable {
-					refused.Add(1)
+					if refused.Add(1) == 1 {
+						t.Logf("first refusal, publish %s on node %d after %v: %v", data, i, time.Since(start), perr)
+					}
 					time.Sleep(10 * time.Millisecond) // a client backs off before a retry
 					continue
 				}
