@@ -202,8 +202,11 @@ func (s *subState) receive(p broker.Publication) {
 	case s.dead:
 	case s.catching:
 		s.hold(p)
-	case !s.known || !s.sameStream(p):
+	case !s.known, !s.sameStream(p) && p.Offset == 1:
 		s.deliver(p)
+	case !s.sameStream(p): // a new epoch, its first publications missing: a gap
+		s.hold(p)
+		s.startCatchUp()
 	case p.Offset <= s.pos.Offset: // a duplicate
 	case p.Offset == s.pos.Offset+1:
 		s.deliver(p)
@@ -291,9 +294,13 @@ func (s *subState) catchUp() {
 		b.pauseCatchUp()
 	}
 	fails := 0
+	epoch := "" // a new epoch the channel's top is in, to read from its start
 	for {
 		s.mu.Lock()
 		from, known := s.pos, s.known
+		if epoch != "" && from.Epoch != epoch && from != (broker.Position{}) {
+			from = broker.Position{Epoch: epoch} // what history has of it, from offset 1
+		}
 		s.overflow = false
 		s.mu.Unlock()
 
@@ -311,6 +318,12 @@ func (s *subState) catchUp() {
 		}
 		if err == nil {
 			fails = 0
+			if known && r.Epoch != "" && r.Epoch != from.Epoch && from != (broker.Position{}) && r.Epoch != epoch {
+				// The channel started a new epoch since from: history has nothing after from,
+				// and the new epoch is read from its start before anything held is delivered.
+				epoch = r.Epoch
+				continue
+			}
 		} else {
 			if fails++; fails < catchUpTries {
 				select {

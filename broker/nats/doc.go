@@ -42,7 +42,8 @@
 //   - A node delivers each channel's publications in offset order, one call at a time per
 //     channel, each at most once. Core NATS may lose some (a NATS node restart, a slow
 //     consumer): a jump in offsets holds what came after and reads the missing ones from
-//     history first; after a reconnect, or when nats.go reports a slow consumer, each channel
+//     history first, and so does a publication of a new epoch whose offset is not 1 (the new
+//     epoch is read from its start); after a reconnect, or when nats.go reports a slow consumer, each channel
 //     concerned reads what it missed at once. What history no longer has is skipped, and the
 //     hub sees the jump.
 //   - Publications acknowledged after Subscribe returned are delivered; those made while it runs

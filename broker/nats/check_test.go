@@ -1,0 +1,61 @@
+package nats
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/broker"
+)
+
+// TestNewEpochJumpIsCaughtUp: a channel's history expires and it starts a new epoch; when the
+// new epoch's first publications are lost, the first one that arrives (offset 3) is held while
+// offsets 1 and 2 are read from history: the jump is not silent.
+func TestNewEpochJumpIsCaughtUp(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	col := newCollector()
+	const ttl = time.Second
+	a := newBroker(t, s, Options{HistoryTTL: ttl})
+	var firstEpoch atomic.Value // the first epoch, once known
+	a.lose = func(p broker.Publication) bool {
+		first, _ := firstEpoch.Load().(string)
+		return first != "" && p.Epoch != first && p.Offset < 3
+	}
+	if err := a.Start(ctx, col.deliver); err != nil {
+		t.Fatal(err)
+	}
+	other := started(t, s, Options{HistoryTTL: ttl}, nil)
+	if err := a.Subscribe(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		p, err := other.Publish(ctx, "e", []byte("1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		firstEpoch.Store(p.Epoch)
+	}
+	first := firstEpoch.Load().(string)
+	col.wait(t, "e", 2)
+	eventually(t, "expiry", func() bool {
+		r, err := a.History(ctx, "e", nil, 1)
+		return err == nil && r.Position == broker.Position{}
+	})
+	for range 3 {
+		if _, err := other.Publish(ctx, "e", []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := col.wait(t, "e", 3)
+	time.Sleep(50 * time.Millisecond)
+	got = col.get("e")
+	if len(got) != 5 {
+		t.Fatalf("%d delivered, want 5: %+v", len(got), got)
+	}
+	checkSequence(t, "the new epoch", got[2:], 3)
+	if got[2].Epoch == first {
+		t.Fatalf("new epoch %s is the old one", got[2].Epoch)
+	}
+}
