@@ -31,6 +31,11 @@ const catchUpPage = 256
 // While JetStream cannot be read nothing can be published either, so little is held meanwhile.
 const catchUpTries = 10
 
+// maxReads bounds the history reads this node's catch-ups and checks make at once. After a
+// reconnect every subscribed channel catches up: without a bound, thousands of reads of the top
+// from the stream's leader at once would overflow JetStream's API queue and fail them all.
+const maxReads = 16
+
 // subState is this node's subscription to one channel. Its mu is held while delivering, so that
 // the channel's publications are delivered one at a time, in order, by the dispatcher or by the
 // channel's catch-up, never both.
@@ -308,11 +313,15 @@ func (s *subState) catchUp() {
 			r   broker.HistoryResult
 			err error
 		)
+		if !b.acquireRead(ctx) {
+			return
+		}
 		if known {
 			r, err = b.History(ctx, s.channel, &from, catchUpPage)
 		} else {
 			r, err = b.History(ctx, s.channel, nil, 1) // no baseline yet: the top becomes it
 		}
+		b.releaseRead()
 		if ctx.Err() != nil {
 			return
 		}
@@ -415,3 +424,17 @@ func (b *Broker) reachLeader(ctx context.Context, subj string) error {
 	}
 	return ack.Error
 }
+
+// acquireRead waits for one of the maxReads reads a node makes at once for its catch-ups and
+// checks; false when ctx ended first.
+func (b *Broker) acquireRead(ctx context.Context) bool {
+	select {
+	case b.reads <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// releaseRead ends a read acquireRead allowed.
+func (b *Broker) releaseRead() { <-b.reads }

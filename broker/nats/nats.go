@@ -145,11 +145,12 @@ type Broker struct {
 	subs    map[string]*subState   // by delivery subject (deliver.go)
 	listens map[*listener]struct{} // Listen's subscriptions, cancelled by Close (cluster.go)
 
-	msgs chan *natsgo.Msg // every channel subscription delivers here; read by the dispatcher
-	stop chan struct{}    // closed by Close: stops the dispatcher
-	ctx  context.Context  // cancelled by Close: stops the catch-ups' reads
-	done context.CancelFunc
-	wg   sync.WaitGroup // the dispatcher and catch-ups
+	reads chan struct{}    // a semaphore of maxReads: catch-ups' and checks' reads (deliver.go)
+	msgs  chan *natsgo.Msg // every channel subscription delivers here; read by the dispatcher
+	stop  chan struct{}    // closed by Close: stops the dispatcher
+	ctx   context.Context  // cancelled by Close: stops the catch-ups' reads
+	done  context.CancelFunc
+	wg    sync.WaitGroup // the dispatcher and catch-ups
 
 	lose         func(broker.Publication) bool // tests: drop a received publication, as core NATS may
 	pauseCatchUp func()                        // tests: called as a catch-up starts
@@ -180,6 +181,7 @@ func New(opts *Options) (*Broker, error) {
 		chans:   map[string]*pubChan{},
 		subs:    map[string]*subState{},
 		listens: map[*listener]struct{}{},
+		reads:   make(chan struct{}, maxReads),
 		msgs:    make(chan *natsgo.Msg, msgQueueLen),
 		stop:    make(chan struct{}),
 	}
