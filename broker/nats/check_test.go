@@ -17,7 +17,7 @@ func TestNewEpochJumpIsCaughtUp(t *testing.T) {
 	ctx := context.Background()
 	col := newCollector()
 	const ttl = time.Second
-	a := newBroker(t, s, Options{HistoryTTL: ttl})
+	a := newBroker(t, s, Options{HistoryTTL: ttl, CheckInterval: time.Hour})
 	var firstEpoch atomic.Value // the first epoch, once known
 	a.lose = func(p broker.Publication) bool {
 		first, _ := firstEpoch.Load().(string)
@@ -58,4 +58,42 @@ func TestNewEpochJumpIsCaughtUp(t *testing.T) {
 	if got[2].Epoch == first {
 		t.Fatalf("new epoch %s is the old one", got[2].Epoch)
 	}
+}
+
+// TestLostLastPublicationArrivesWithinCheck: the republication of a channel's last publication
+// is lost, and nothing follows it; the periodic check of the channel's top finds it missing and
+// delivers it within the check interval.
+func TestLostLastPublicationArrivesWithinCheck(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	col := newCollector()
+	const interval = 300 * time.Millisecond
+	a := newBroker(t, s, Options{CheckInterval: interval})
+	a.lose = func(p broker.Publication) bool { return p.Channel == "q" && p.Offset == 3 }
+	if err := a.Start(ctx, col.deliver); err != nil {
+		t.Fatal(err)
+	}
+	other := started(t, s, Options{}, nil)
+	for _, ch := range []string{"q", "quiet", "busy"} { // among others: one check reads them all
+		if err := a.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := other.Publish(ctx, "busy", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := other.Publish(ctx, "q", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published := time.Now()
+	col.wait(t, "q", 2)
+	eventuallyWithin(t, 2*interval+checkGrace+time.Second, "the lost publication", func() bool {
+		return len(col.get("q")) == 3
+	})
+	t.Logf("delivered %v after it was published", time.Since(published))
+	time.Sleep(2 * interval)
+	checkSequence(t, "the channel", col.get("q"), 3)
+	checkSequence(t, "another channel", col.get("busy"), 1)
 }
