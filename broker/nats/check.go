@@ -90,7 +90,7 @@ func (b *Broker) checkTops() {
 			return
 		}
 		ctx, cancel := b.call(b.ctx)
-		tops, err := b.lastOfEach(ctx, subjs)
+		tops, more, err := b.lastOfEach(ctx, subjs)
 		cancel()
 		b.releaseRead()
 		if err != nil {
@@ -102,6 +102,13 @@ func (b *Broker) checkTops() {
 		for subj, top := range tops {
 			if s := bySubj[subj]; s != nil && s.behind(top.pos) {
 				behind = append(behind, late{s, top.pos})
+			}
+		}
+		if more && len(tops) > 0 { // the answer was cut at the server's bytes: the rest again
+			for _, s := range batch {
+				if _, ok := tops[b.in+subjectToken(s.channel)]; !ok {
+					subs = append(subs, s)
+				}
 			}
 		}
 	}
@@ -137,18 +144,20 @@ func (s *subState) behindLocked(top broker.Position) bool {
 
 // lastOfEach returns the last stored message of each subject that has one, by subject: one
 // direct get of the multi_last form, which the server answers with one message per subject
-// (at most 1,024) and a 204 status, or a 404 when none has a message.
-func (b *Broker) lastOfEach(ctx context.Context, subjs []string) (map[string]stored, error) {
+// (at most 1,024) and a 204 status, or a 404 when none has a message. more is true when the
+// server stopped early, at the bytes it sends at once (64 MB by default): some subjects with a
+// message are missing from the answer.
+func (b *Broker) lastOfEach(ctx context.Context, subjs []string) (_ map[string]stored, more bool, err error) {
 	inbox := b.nc.NewRespInbox()
 	ch := make(chan *natsgo.Msg, len(subjs)+1) // never drops one: see batchOnce
 	sub, err := b.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(getRequest{MultiLast: subjs})
+	body, _ := json.Marshal(getRequest{MultiLast: subjs, MaxBytes: b.checkBytes})
 	if err := b.nc.PublishRequest(b.directAPI(), inbox, body); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make(map[string]stored, len(subjs))
 	for {
@@ -156,16 +165,18 @@ func (b *Broker) lastOfEach(ctx context.Context, subjs []string) (map[string]sto
 		select {
 		case m = <-ch:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 		switch st := m.Header.Get(statusHeader); st {
 		case "":
-		case "204", "404": // the end, or no subject has a message
-			return out, nil
+		case "204": // the end
+			return out, m.Header.Get("Nats-Num-Pending") != "0", nil
+		case "404": // no subject has a message
+			return out, false, nil
 		case "503":
-			return nil, natsgo.ErrNoResponders
+			return nil, false, natsgo.ErrNoResponders
 		default:
-			return nil, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+			return nil, false, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
 		}
 		if s, err := parseStored(m); err == nil {
 			out[m.Header.Get(subjectHeader)] = s

@@ -165,6 +165,7 @@ type Broker struct {
 
 	lose         func(broker.Publication) bool // tests: drop a received publication, as core NATS may
 	pauseCatchUp func()                        // tests: called as a catch-up starts
+	checkBytes   int                           // tests: the bytes a check's answer is cut at
 }
 
 var _ interface {
