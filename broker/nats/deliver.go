@@ -31,6 +31,11 @@ const catchUpPage = 256
 // While JetStream cannot be read nothing can be published either, so little is held meanwhile.
 const catchUpTries = 10
 
+// maxReads bounds the history reads this node's catch-ups and checks make at once. After a
+// reconnect every subscribed channel catches up: without a bound, thousands of reads of the top
+// from the stream's leader at once would overflow JetStream's API queue and fail them all.
+const maxReads = 16
+
 // subState is this node's subscription to one channel. Its mu is held while delivering, so that
 // the channel's publications are delivered one at a time, in order, by the dispatcher or by the
 // channel's catch-up, never both.
@@ -202,8 +207,11 @@ func (s *subState) receive(p broker.Publication) {
 	case s.dead:
 	case s.catching:
 		s.hold(p)
-	case !s.known || !s.sameStream(p):
+	case !s.known, !s.sameStream(p) && p.Offset == 1:
 		s.deliver(p)
+	case !s.sameStream(p): // a new epoch, its first publications missing: a gap
+		s.hold(p)
+		s.startCatchUp()
 	case p.Offset <= s.pos.Offset: // a duplicate
 	case p.Offset == s.pos.Offset+1:
 		s.deliver(p)
@@ -291,9 +299,13 @@ func (s *subState) catchUp() {
 		b.pauseCatchUp()
 	}
 	fails := 0
+	epoch := "" // a new epoch the channel's top is in, to read from its start
 	for {
 		s.mu.Lock()
 		from, known := s.pos, s.known
+		if epoch != "" && from.Epoch != epoch && from != (broker.Position{}) {
+			from = broker.Position{Epoch: epoch} // what history has of it, from offset 1
+		}
 		s.overflow = false
 		s.mu.Unlock()
 
@@ -301,16 +313,26 @@ func (s *subState) catchUp() {
 			r   broker.HistoryResult
 			err error
 		)
+		if !b.acquireRead(ctx) {
+			return
+		}
 		if known {
 			r, err = b.History(ctx, s.channel, &from, catchUpPage)
 		} else {
 			r, err = b.History(ctx, s.channel, nil, 1) // no baseline yet: the top becomes it
 		}
+		b.releaseRead()
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
 			fails = 0
+			if known && r.Epoch != "" && r.Epoch != from.Epoch && from != (broker.Position{}) && r.Epoch != epoch {
+				// The channel started a new epoch since from: history has nothing after from,
+				// and the new epoch is read from its start before anything held is delivered.
+				epoch = r.Epoch
+				continue
+			}
 		} else {
 			if fails++; fails < catchUpTries {
 				select {
@@ -402,3 +424,17 @@ func (b *Broker) reachLeader(ctx context.Context, subj string) error {
 	}
 	return ack.Error
 }
+
+// acquireRead waits for one of the maxReads reads a node makes at once for its catch-ups and
+// checks; false when ctx ended first.
+func (b *Broker) acquireRead(ctx context.Context) bool {
+	select {
+	case b.reads <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// releaseRead ends a read acquireRead allowed.
+func (b *Broker) releaseRead() { <-b.reads }

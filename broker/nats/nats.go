@@ -26,6 +26,7 @@ const (
 	DefaultHistoryTTL  = 5 * time.Minute
 	DefaultMaxBytes    = 1 << 30
 	DefaultTimeout     = 2 * time.Second
+	DefaultCheck       = 5 * time.Second
 )
 
 // Options configure the NATS broker. The zero value connects to nats://127.0.0.1:4222.
@@ -62,6 +63,11 @@ type Options struct {
 	// Timeout bounds one call to NATS: a publication's acknowledgement, a history read.
 	// Default 2 s.
 	Timeout time.Duration
+	// CheckInterval is how often the node reads the top of every channel it subscribes to
+	// (batched: one direct get for up to 128 channels), and catches up any channel
+	// whose top is ahead of what it delivered: a publication whose republication was lost and
+	// that no later one follows reaches the node within it. Negative: never. Default 5 s.
+	CheckInterval time.Duration
 	// Logger receives what the broker cannot return to a caller (a failed catch-up after a
 	// gap). Default slog.Default().
 	Logger *slog.Logger
@@ -94,6 +100,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.CheckInterval == 0 {
+		o.CheckInterval = DefaultCheck
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -145,14 +154,18 @@ type Broker struct {
 	subs    map[string]*subState   // by delivery subject (deliver.go)
 	listens map[*listener]struct{} // Listen's subscriptions, cancelled by Close (cluster.go)
 
-	msgs chan *natsgo.Msg // every channel subscription delivers here; read by the dispatcher
-	stop chan struct{}    // closed by Close: stops the dispatcher
-	ctx  context.Context  // cancelled by Close: stops the catch-ups' reads
-	done context.CancelFunc
-	wg   sync.WaitGroup // the dispatcher and catch-ups
+	checkNow chan struct{}        // a check of every channel's top is due (check.go)
+	advisory *natsgo.Subscription // the stream's leader elections, which call for a check
+	reads    chan struct{}        // a semaphore of maxReads: catch-ups' and checks' reads (deliver.go)
+	msgs     chan *natsgo.Msg     // every channel subscription delivers here; read by the dispatcher
+	stop     chan struct{}        // closed by Close: stops the dispatcher
+	ctx      context.Context      // cancelled by Close: stops the catch-ups' reads
+	done     context.CancelFunc
+	wg       sync.WaitGroup // the dispatcher, the checker and catch-ups
 
 	lose         func(broker.Publication) bool // tests: drop a received publication, as core NATS may
 	pauseCatchUp func()                        // tests: called as a catch-up starts
+	checkBytes   int                           // tests: the bytes a check's answer is cut at
 }
 
 var _ interface {
@@ -172,16 +185,18 @@ func New(opts *Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		opts:    o,
-		node:    o.Node + "-" + randomID(6),
-		in:      o.Prefix + inPart,
-		out:     o.Prefix + outPart,
-		x:       o.Prefix + xPart,
-		chans:   map[string]*pubChan{},
-		subs:    map[string]*subState{},
-		listens: map[*listener]struct{}{},
-		msgs:    make(chan *natsgo.Msg, msgQueueLen),
-		stop:    make(chan struct{}),
+		opts:     o,
+		node:     o.Node + "-" + randomID(6),
+		in:       o.Prefix + inPart,
+		out:      o.Prefix + outPart,
+		x:        o.Prefix + xPart,
+		chans:    map[string]*pubChan{},
+		subs:     map[string]*subState{},
+		listens:  map[*listener]struct{}{},
+		reads:    make(chan struct{}, maxReads),
+		checkNow: make(chan struct{}, 1),
+		msgs:     make(chan *natsgo.Msg, msgQueueLen),
+		stop:     make(chan struct{}),
 	}
 	b.ctx, b.done = context.WithCancel(context.Background())
 	if o.Conn != nil {
@@ -287,8 +302,14 @@ func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
 		return errors.New("broker/nats: started twice")
 	}
 	b.deliver, b.started = deliver, true
-	b.wg.Add(1)
+	// A new leader may have acknowledged publications whose republication the old one never
+	// sent, or sent while this node's server was cut from it: check every channel's top.
+	if b.advisory, err = b.nc.Subscribe(leaderElected+b.opts.Stream, func(*natsgo.Msg) { b.checkSoon() }); err != nil {
+		b.opts.Logger.Warn("broker/nats: no check after the stream's leader elections", "err", err)
+	}
+	b.wg.Add(2)
 	go b.dispatch() // owner: the Broker; stopped by Close (b.stop), waited for by b.wg
+	go b.checks()   // owner: the Broker; stopped by Close (b.stop), waited for by b.wg
 	return nil
 }
 
@@ -304,9 +325,12 @@ func (b *Broker) Close(ctx context.Context) error {
 		return nil
 	}
 	b.closed = true
-	subs, listens := b.subs, b.listens
+	subs, listens, advisory := b.subs, b.listens, b.advisory
 	b.subs, b.listens = map[string]*subState{}, map[*listener]struct{}{}
 	b.mu.Unlock()
+	if advisory != nil {
+		_ = advisory.Unsubscribe()
+	}
 	for _, s := range subs {
 		s.drop()
 	}

@@ -139,3 +139,37 @@ func TestSubscribeThenPublishElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderElectionChecksTops: the stream's leader changes after a publication whose
+// republication this node lost; the leader's election makes the node check its channels' tops at
+// once (the periodic check is an hour away), and it delivers the publication.
+func TestLeaderElectionChecksTops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three servers")
+	}
+	followers, _ := replicated(t)
+	ctx := context.Background()
+	col := newCollector()
+	a := newBroker(t, followers[0], Options{Replicas: 3, CheckInterval: time.Hour})
+	a.lose = func(p broker.Publication) bool { return p.Channel == "le" && p.Offset == 2 }
+	warm(t, a, col.deliver)
+	other := newBroker(t, followers[1], Options{Replicas: 3})
+	warm(t, other, nil)
+	if err := a.Subscribe(ctx, "le"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := other.Publish(ctx, "le", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	col.wait(t, "le", 1)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(col.get("le")); n != 1 {
+		t.Fatalf("%d delivered, want 1 (the second lost)", n)
+	}
+	if _, err := other.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+DefaultStream, nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	checkSequence(t, "after the election", col.wait(t, "le", 2), 2)
+}

@@ -56,6 +56,8 @@ type getRequest struct {
 	NextFor  string `json:"next_by_subj,omitempty"`
 	Batch    int    `json:"batch,omitempty"`
 	MaxBytes int    `json:"max_bytes,omitempty"`
+	// MultiLast asks a direct get for the last message of each subject (check.go).
+	MultiLast []string `json:"multi_last,omitempty"`
 }
 
 // direct returns the one message a direct get finds; found is false when there is none.
