@@ -92,8 +92,9 @@ type Options struct {
 	// MaxAttempts is how many rounds over the endpoints may find none answering, in a row,
 	// before Run gives up. Default 0: never.
 	MaxAttempts int
-	// InOrder makes the first connection try the endpoints in the order given. Default: from a
-	// random one, to spread clients over the nodes.
+	// InOrder makes the connections try the endpoints in the order given. Default: the first
+	// from a random one, and after a loss from a random one of the others (the lost one last),
+	// to spread clients over the nodes.
 	InOrder bool
 	// PingTimeout is how long a connection may stay without any frame from the server (which
 	// pushes a ping every 25 s) before it is taken as dead and dropped. Default 50 s; negative
@@ -278,6 +279,7 @@ func (s *Session) Run(ctx context.Context) error {
 		next = min(int(s.o.Random()*float64(n)), n-1)
 	}
 	var lost error // how the last connection ended
+	lostAt := -1   // the endpoint it was on
 	failed, backoff := 0, 0
 	for first := true; ; first = false {
 		if !first {
@@ -286,7 +288,11 @@ func (s *Session) Run(ctx context.Context) error {
 				return nil
 			}
 		}
-		rotated := append(slices.Clone(s.urls[next:]), s.urls[:next]...)
+		order := endpointOrder(n, next, lostAt)
+		rotated := make([]string, n)
+		for k, j := range order {
+			rotated[k] = s.urls[j]
+		}
 		c, i, err := client.DialAny(ctx, rotated, &s.dial)
 		if ctx.Err() != nil {
 			if c != nil {
@@ -307,7 +313,7 @@ func (s *Session) Run(ctx context.Context) error {
 			continue
 		}
 		failed = 0
-		at := (next + i) % n
+		at := order[i]
 		opened := time.Now()
 		err = s.serve(ctx, c, s.urls[at])
 		var ce *wsgate.CloseError
@@ -321,8 +327,28 @@ func (s *Session) Run(ctx context.Context) error {
 		if time.Since(opened) >= stableAfter {
 			backoff = 0
 		}
-		next = (at + 1) % n // the others first, the one just lost last
+		// The others first, from a random one so that the clients of a lost node spread over
+		// the others instead of all landing on the next; the one just lost last.
+		next, lostAt = (at+1)%n, at
+		if !s.o.InOrder && n > 2 {
+			next = (at + 1 + min(int(s.o.Random()*float64(n-1)), n-2)) % n
+		}
 	}
+}
+
+// endpointOrder lists the n endpoints to try: from next round the circle, the one at lost (if
+// any) last.
+func endpointOrder(n, next, lost int) []int {
+	order := make([]int, 0, n)
+	for k := range n {
+		if j := (next + k) % n; j != lost {
+			order = append(order, j)
+		}
+	}
+	if lost >= 0 {
+		order = append(order, lost)
+	}
+	return order
 }
 
 // delay is the wait before reconnect attempt n (1, 2, …): full jitter below an exponential ceiling.
