@@ -103,6 +103,10 @@ type Hub struct {
 	done chan struct{}
 }
 
+// ErrOptions is wrapped by New's error when Options cannot work: a mistake to fix, not a
+// broker to wait for.
+var ErrOptions = errors.New("hub: invalid Options")
+
 // ErrDraining is returned by Hub.Publish after Drain: the server is shutting down.
 var ErrDraining = errors.New("hub: draining, publications refused")
 
@@ -111,13 +115,41 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 	if b == nil {
 		return nil, errors.New("hub: a Broker is required (broker/memory for one process)")
 	}
+	o, err := withDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	ping, _ := wsgate.NewPreparedMessage(wsgate.Text, protocol.PingPush)
+	h := &Hub{opts: o, broker: b, channels: map[string]*channel{}, idle: make(chan struct{}, 1),
+		ping: ping, stop: make(chan struct{}), done: make(chan struct{})}
+	h.clients.init()
+	if err := b.Start(ctx, h.deliver); err != nil {
+		return nil, fmt.Errorf("hub: starting broker: %w", err)
+	}
+	if err := h.startCluster(b); err != nil {
+		_ = b.Close(ctx)
+		return nil, fmt.Errorf("hub: joining the cluster's presence: %w", err)
+	}
+	go h.loop() // owner: the Hub; stopped by Close
+	return h, nil
+}
+
+// CheckOptions reports what New would refuse in opts (an error wrapping ErrOptions), without
+// starting anything: a program checks its configuration before it connects to a broker.
+func CheckOptions(opts *Options) error {
+	_, err := withDefaults(opts)
+	return err
+}
+
+// withDefaults returns opts with the defaults of its zero fields, or why it cannot work.
+func withDefaults(opts *Options) (Options, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	if o.MaxSubscriptions < 0 || o.MaxDataSize < 0 || o.RecoverLimit < 0 || o.RequestTimeout < 0 ||
 		o.MaxReplyBytes < 0 || o.RequestBurst < 0 || o.PresenceInterval < 0 || o.PresenceTTL < 0 {
-		return nil, errors.New("hub: Options fields must not be negative (but PingInterval and RequestRate)")
+		return o, fmt.Errorf("%w: fields must not be negative (but PingInterval and RequestRate)", ErrOptions)
 	}
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -145,24 +177,12 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 		o.PresenceTTL = DefaultPresenceTTL
 	}
 	if o.PresenceTTL < 5*o.PresenceInterval {
-		return nil, fmt.Errorf("hub: PresenceTTL %v is under 5 PresenceIntervals (%v): nodes would expire each other between heartbeats", o.PresenceTTL, 5*o.PresenceInterval)
+		return o, fmt.Errorf("%w: PresenceTTL %v is under 5 PresenceIntervals (%v): nodes would expire each other between heartbeats", ErrOptions, o.PresenceTTL, 5*o.PresenceInterval)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	ping, _ := wsgate.NewPreparedMessage(wsgate.Text, protocol.PingPush)
-	h := &Hub{opts: o, broker: b, channels: map[string]*channel{}, idle: make(chan struct{}, 1),
-		ping: ping, stop: make(chan struct{}), done: make(chan struct{})}
-	h.clients.init()
-	if err := b.Start(ctx, h.deliver); err != nil {
-		return nil, fmt.Errorf("hub: starting broker: %w", err)
-	}
-	if err := h.startCluster(b); err != nil {
-		_ = b.Close(ctx)
-		return nil, fmt.Errorf("hub: joining the cluster's presence: %w", err)
-	}
-	go h.loop() // owner: the Hub; stopped by Close
-	return h, nil
+	return o, nil
 }
 
 // Drain refuses publications from now on, from clients (error 201, "server shutting down") and

@@ -136,6 +136,9 @@ type backend struct {
 // server first and waits (within clusterJoinTimeout, or until ctx ends) for its JetStream
 // cluster to have a leader, which needs a majority of the nodes.
 func newBackend(ctx context.Context, o *options, log *slog.Logger) (*backend, error) {
+	if err := hub.CheckOptions(&o.hub); err != nil { // before a minute spent waiting for a cluster
+		return nil, err
+	}
 	c := &o.cluster
 	if len(c.natsURLs) == 0 && !c.embedded() {
 		log.Info("broker", "kind", "memory", "history_size", o.history.HistorySize, "history_ttl", o.history.HistoryTTL)
@@ -215,7 +218,7 @@ func (b *backend) startHub(ctx context.Context, opts *hub.Options, log *slog.Log
 	err := retry(ctx, log, func(ctx context.Context) (err error) {
 		h, err = hub.New(ctx, b.broker, opts) // the hub keeps no ctx: only the broker's Start uses it
 		return err
-	}, func(error) bool { return true })
+	}, func(err error) bool { return !errors.Is(err, hub.ErrOptions) })
 	return h, err
 }
 

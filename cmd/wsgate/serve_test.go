@@ -265,3 +265,24 @@ func TestAllowedHostsStopsRebinding(t *testing.T) {
 	}
 	dialWS(t, r.addr, "http://"+r.addr).Close() // the server's own page still connects
 }
+
+// TestTinyPresenceTTLIsAnError: a -presence-ttl under five presence rounds is a clear error at
+// start, not a panic in the hub's goroutine (review finding: -presence-ttl 1ns killed the
+// process) and not a minute of retries (a cluster's hub start is retried for broker errors only).
+func TestTinyPresenceTTLIsAnError(t *testing.T) {
+	for _, args := range [][]string{
+		{"-addr", "127.0.0.1:0", "-presence-ttl", "1ns"},
+		{"-addr", "127.0.0.1:0", "-presence-ttl", "1ns", "-nats", "nats://127.0.0.1:1"},
+	} {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := run(ctx, args, noEnv, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "PresenceTTL") {
+			t.Fatalf("%v: %v; want an error naming PresenceTTL", args, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%v: the error took %v", args, took)
+		}
+	}
+}
