@@ -269,37 +269,96 @@ func TestWriteTimeoutSealsTheWireWithCompression(t *testing.T) {
 
 // Stats().Sent counts the messages written, not those a sealed wire discarded. Here a sender keeps
 // queueing while the peer closes: the batches taken between the answer to its close frame (which
-// seals the wire) and the end of the connection are discarded, and must not count.
+// seals the wire) and the end of the connection are discarded, and must not count; those written
+// before it must, even when the writer is paused (a loaded machine) after writing one while the
+// close is answered and the connection ends.
 func TestSentCountsOnlyWhatWasWritten(t *testing.T) {
-	rec := newRecorder(nil)
-	ts := startServer(t, rec, &wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest})
-	for trial := range 100 {
-		rc, _ := dialRaw(t, ts, nil)
-		c := onlyConn(t, ts)
-		sending := make(chan struct{})
-		go func() {
-			defer close(sending)
-			for !errors.Is(c.Send(wsgate.Text, []byte("m")), wsgate.ErrClosed) {
+	// The writer pauses after each batch, out of the wire's lock, as a loaded machine may pause it:
+	// the peer's close is answered, and the connection ends, meanwhile.
+	wsgate.SetTestHookWritten(func(*wsgate.Conn) { time.Sleep(2 * time.Millisecond) })
+	t.Cleanup(func() { wsgate.SetTestHookWritten(nil) })
+	for _, compression := range []bool{false, true} {
+		t.Run(fmt.Sprint("compression=", compression), func(t *testing.T) {
+			rec := newRecorder(nil)
+			ts := startServer(t, rec, &wsgate.Config{SlowConsumer: wsgate.PolicyDropNewest, Compression: compression})
+			for trial := range 100 {
+				rc, _ := dialRaw(t, ts, func(h http.Header) {
+					if compression {
+						h.Set("Sec-WebSocket-Extensions", "permessage-deflate")
+					}
+				})
+				c := onlyConn(t, ts)
+				sending := make(chan struct{})
+				go func() {
+					defer close(sending)
+					for !errors.Is(c.Send(wsgate.Text, []byte("m")), wsgate.ErrClosed) {
+					}
+				}()
+				data := 0
+				for {
+					f, err := rc.readFrame()
+					if err != nil {
+						t.Fatalf("trial %d, after %d data messages: %v", trial, data, err)
+					}
+					if f.opcode == opClose {
+						break
+					}
+					if data++; data == 100 {
+						rc.write(closeFrame(1000, "bye"))
+					}
+				}
+				rec.nextClose(t, ioWait)
+				<-sending
+				if sent := c.Stats().Sent; sent != uint64(data) {
+					t.Fatalf("trial %d: Stats().Sent = %d, but the peer received %d messages", trial, sent, data)
+				}
+				rc.nc.Close()
 			}
-		}()
-		data := 0
-		for {
+		})
+	}
+}
+
+// Stats().Sent counts a message once the socket has taken its last byte, also when the socket
+// takes a burst only in parts: frames of every header size, gathered in the wire's stash, cut by
+// a full socket at any byte (a burst written inline stops at the first short write), and written
+// on by the writer goroutine as the peer reads. Each round's burst fills the socket afresh.
+func TestSentCountsMessagesCutByAFullSocket(t *testing.T) {
+	// Mostly frames the stash gathers (up to maxCork, 64 KiB), so that the socket fills in the
+	// middle of the stash, not of a big frame written alone.
+	sizes := []int{1, 125, 126, 300, 5000, 20000, 3, 65535, 1, 125, 126, 300, 5000, 20000, 3, 70000}
+	const n, rounds = 600, 5 // about 7 MiB a round: more than the sockets hold
+	rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) {
+		for i := range n {
+			if err := c.Send(wsgate.Binary, make([]byte, sizes[i%len(sizes)])); err != nil {
+				t.Errorf("Send %d: %v", i, err)
+				return
+			}
+		}
+	})
+	ts := startServer(t, rec, &wsgate.Config{SendQueueBytes: 64 << 20, SendQueueMessages: n,
+		WriteTimeout: time.Minute})
+	rc, _ := dialRaw(t, ts, nil)
+	_ = rc.nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+	c := onlyConn(t, ts)
+	for r := range uint64(rounds) {
+		rc.write(text("go"))
+		waitFor(t, ioWait, "the socket to fill", func() bool { return c.Stats().Queued > 0 })
+		if sent := c.Stats().Sent; sent >= (r+1)*n {
+			t.Fatalf("round %d: Stats().Sent = %d with messages still queued", r, sent)
+		}
+		for i := range n {
 			f, err := rc.readFrame()
 			if err != nil {
-				t.Fatalf("trial %d, after %d data messages: %v", trial, data, err)
+				t.Fatalf("round %d, message %d: %v", r, i, err)
 			}
-			if f.opcode == opClose {
-				break
-			}
-			if data++; data == 100 {
-				rc.write(closeFrame(1000, "bye"))
+			if want := sizes[i%len(sizes)]; f.opcode != opBinary || len(f.payload) != want {
+				t.Fatalf("round %d, message %d: opcode %d, %d bytes; want a binary message of %d", r, i, f.opcode, len(f.payload), want)
 			}
 		}
-		rec.nextClose(t, ioWait)
-		<-sending
-		if sent := c.Stats().Sent; sent != uint64(data) {
-			t.Fatalf("trial %d: Stats().Sent = %d, but the peer received %d messages", trial, sent, data)
+		want := (r + 1) * n
+		waitFor(t, ioWait, "Stats().Sent to count every message", func() bool { return c.Stats().Sent >= want })
+		if sent := c.Stats().Sent; sent != want {
+			t.Fatalf("round %d: Stats().Sent = %d, but the peer received %d messages", r, sent, want)
 		}
-		rc.nc.Close()
 	}
 }

@@ -206,7 +206,7 @@ func (c *Conn) Data() any {
 // ConnStats counts a connection's traffic.
 type ConnStats struct {
 	Received uint64 // messages received
-	Sent     uint64 // messages written to the socket
+	Sent     uint64 // messages written to the socket, each once the socket has taken all of it
 	Dropped  uint64 // messages discarded by PolicyDropOldest or PolicyDropNewest
 	Queued   int    // payload bytes waiting to be written
 }

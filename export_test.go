@@ -17,6 +17,11 @@ func PendingPongs(c *Conn) int {
 // goroutine, just before the deadline is set. nil removes it.
 func SetTestHookRestore(f func(*Conn)) { setHook(&testHookRestore, f) }
 
+// SetTestHookWritten makes f run on the goroutine writing c (the writer, or the reader inline)
+// once a batch has been written and the wire's lock released, before the batch is settled. nil
+// removes it.
+func SetTestHookWritten(f func(*Conn)) { setHook(&testHookWritten, f) }
+
 func setHook(h *atomic.Pointer[func(*Conn)], f func(*Conn)) {
 	if f == nil {
 		h.Store(nil)

@@ -3,6 +3,7 @@ package wsgate
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -59,7 +60,12 @@ type wire struct {
 	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
 	stashBuf *[]byte
 	full     bool // a non-blocking write in this send came back short
-	armed    bool // this send, flush or Write set the write deadline, for a write that waits
+	// cut is how many bytes are left to write of the stash's first frame when a write took only
+	// part of it (0: the stash starts with a whole frame); cutMsg, whether that frame is a data
+	// message, which counts in Stats().Sent once its last byte is written (countStash).
+	cut    int
+	cutMsg bool
+	armed  bool // this send, flush or Write set the write deadline, for a write that waits
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
@@ -105,7 +111,9 @@ func (s *closeSignals) fireGone() { s.goneOnce.Do(func() { close(s.gone) }) }
 
 // testHookRead, set only by tests (export_test.go), runs before each read of the transport's;
 // testHookRestore when a read clears the heartbeat's deadline, just before it does.
-var testHookRead, testHookRestore atomic.Pointer[func(*Conn)]
+// testHookWritten after a batch has been written and the wire's lock released, before it is
+// settled.
+var testHookRead, testHookRestore, testHookWritten atomic.Pointer[func(*Conn)]
 
 func (w *wire) Read(p []byte) (int, error) {
 	if len(w.pre) > 0 {
@@ -201,6 +209,8 @@ func (w *wire) Write(p []byte) (int, error) {
 		n = len(p0)
 		if closeFrame {
 			w.closeOut()
+		} else if isMessageFrame(p) { // permessage-deflate: the transport writes each message whole
+			w.c.sent.Add(1)
 		}
 	}
 	return n, err
@@ -289,7 +299,9 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 		return nil
 	}
 	k, err := w.put(f, block)
-	if err == nil && k < len(f) {
+	if k == len(f) {
+		w.c.sent.Add(1)
+	} else if err == nil {
 		// The socket took part of the frame: the rest waits for the writer goroutine where it
 		// is, in the message's own buffer, which the wire now owns, rather than copied.
 		w.tail, w.tailBuf = f[k:], m.pooled
@@ -345,6 +357,9 @@ func (w *wire) drainLocked(block bool) error {
 		var k int
 		k, err = w.put(w.tail, block)
 		w.tail = w.tail[k:]
+		if len(w.tail) == 0 {
+			w.c.sent.Add(1) // the tail is the rest of a data message's frame
+		}
 		if len(w.tail) == 0 || err != nil {
 			if w.tailBuf != nil {
 				putBuf(w.tailBuf)
@@ -355,6 +370,7 @@ func (w *wire) drainLocked(block bool) error {
 	if len(w.tail) == 0 && len(w.stash) > 0 && err == nil {
 		var k int
 		k, err = w.put(w.stash, block)
+		w.countStash(k)
 		w.stash = w.stash[:copy(w.stash, w.stash[k:])]
 	}
 	if len(w.stash) == 0 || err != nil {
@@ -362,11 +378,67 @@ func (w *wire) drainLocked(block bool) error {
 			putBuf(w.stashBuf)
 		}
 		w.stash, w.stashBuf = nil, nil
+		w.cut, w.cutMsg = 0, false
 	}
 	if err == nil && w.waiting() == 0 && w.sentCode.Load() != 0 {
 		w.closeOut() // the close frame was in the stash
 	}
 	return err
+}
+
+// countStash counts in Stats().Sent the data messages whose frames end in the first k bytes of
+// the stash, which have just been written: a message counts once the socket has taken all of it,
+// not when it is taken from the queue or stashed, so that Sent is what the peer can receive. The
+// stash holds whole frames, but for its first, which a cut write may have begun (w.cut).
+func (w *wire) countStash(k int) {
+	n, off := 0, 0
+	if w.cut > 0 {
+		if k < w.cut {
+			w.cut -= k
+			return
+		}
+		off = w.cut
+		if w.cutMsg {
+			n++
+		}
+		w.cut, w.cutMsg = 0, false
+	}
+	for off < k {
+		f := w.stash[off:]
+		end := off + stashedFrameLen(f)
+		if end > k {
+			w.cut, w.cutMsg = end-k, isMessageFrame(f)
+			break
+		}
+		if isMessageFrame(f) {
+			n++
+		}
+		off = end
+	}
+	if n > 0 {
+		w.c.sent.Add(uint64(n))
+	}
+}
+
+// stashedFrameLen is the length of the whole server frame (unmasked) that f begins with.
+func stashedFrameLen(f []byte) int {
+	switch n := int(f[1] & 0x7f); n {
+	case 126:
+		return 4 + int(binary.BigEndian.Uint16(f[2:]))
+	case 127:
+		return 10 + int(binary.BigEndian.Uint64(f[2:]))
+	default:
+		return 2 + n
+	}
+}
+
+// isMessageFrame reports whether frame f is a whole data message: final, text or binary.
+func isMessageFrame(f []byte) bool {
+	if len(f) == 0 {
+		return false
+	}
+	op := MessageType(f[0] & 0x0f)
+	return f[0]&0x80 != 0 && (op == Text || op == Binary)
 }
 
 // closeOut is called, wmu held, once our close frame has been written in full. Nothing may follow
