@@ -34,12 +34,39 @@ func TestDefaultScenarioNames(t *testing.T) {
 	if len(fan) != 2 || fan[1].name != "fanout 10000 subs × 20/s" || fan[1].kind != loadgen.ModeFanout {
 		t.Fatalf("fanout: %+v", fan)
 	}
+	cl := selectScenarios(config{suite: suiteCluster, subscribers: 3000, pubRates: []float64{10, 40}})
+	if len(cl) != 2 || cl[0].name != "cluster 3000 subs × 10/s" || cl[0].conns != 3000 || cl[1].pubRate != 40 {
+		t.Fatalf("cluster: %+v", cl)
+	}
+}
+
+// The cluster suite's ratios: every topology against wsgate on one node, then every wsgate
+// cluster against every Centrifugo cluster of as many nodes.
+func TestClusterRatioPairs(t *testing.T) {
+	got := ratioPairs(config{suite: suiteCluster, impls: defaultClusterImpls})
+	want := []pair{{"wsgate-nats3", "wsgate"}, {"wsgate-embed3", "wsgate"}, {"centrifugo-nats3", "wsgate"}, {"centrifugo-redis3", "wsgate"},
+		{"wsgate-nats3", "centrifugo-nats3"}, {"wsgate-nats3", "centrifugo-redis3"},
+		{"wsgate-embed3", "centrifugo-nats3"}, {"wsgate-embed3", "centrifugo-redis3"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	if got := ratioPairs(config{suite: suiteFanout, impls: []string{"wsgate", "centrifugo"}}); !slices.Equal(got, []pair{{"wsgate", "centrifugo"}}) {
+		t.Fatalf("fanout: %v", got)
+	}
+	for _, impl := range defaultClusterImpls {
+		if !knownImpl(suiteCluster, impl) || knownImpl(suiteFanout, impl) != (impl == "wsgate") {
+			t.Errorf("knownImpl %s", impl)
+		}
+	}
+	if p := others([]string{"a", "b", "c"}, 1); !slices.Equal(p, []string{"a", "c"}) {
+		t.Errorf("others: %q", p)
+	}
 }
 
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-suite", "mystery"}, {"-impls", "gws,nginx"}, {"-impls", "gws,gorilla"}, {"-suite", "fanout", "-pub-rates", "5,x"},
-		{"-rounds", "0"},
+		{"-rounds", "0"}, {"-suite", "cluster", "-impls", "wsgate,centrifugo-kafka3"}, {"-suite", "cluster", "-pub-rates", "0"},
 	} {
 		if err := run(t.Context(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)

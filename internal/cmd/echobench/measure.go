@@ -72,22 +72,51 @@ func (m *measurement) brief() string {
 		m.HeapStackPerConn, m.RSSPerConn, m.GoroutinesPerConn)
 }
 
-// measure starts a fresh server for impl, runs sc against it, and stops it.
+// target is what a measurement loads: one server process, or a cluster topology's processes.
+type target interface {
+	// urls are the WebSocket URLs of its nodes; the publisher goes to the first.
+	urls() []string
+	protocol() loadgen.Protocol
+	stats(gc bool) (serverStats, error)
+	stop()
+}
+
+func (s *server) urls() []string             { return []string{s.wsURL()} }
+func (s *server) protocol() loadgen.Protocol { return s.spec.protocol }
+
+// startTarget starts impl, fresh: a topology in the cluster suite, else one server.
+func startTarget(ctx context.Context, c config, impl string) (target, error) {
+	if c.suite == suiteCluster {
+		return startCluster(ctx, c, impl)
+	}
+	return startServer(ctx, c, impl)
+}
+
+// measure starts a fresh server (or cluster) for impl, runs sc against it, and stops it.
 func measure(ctx context.Context, c config, sc scenario, impl string) (measurement, error) {
 	m := measurement{Scenario: sc.name, Impl: impl}
-	srv, err := startServer(ctx, c, impl)
+	if sc.kind == loadgen.ModeIdle {
+		srv, err := startServer(ctx, c, impl)
+		if err != nil {
+			return m, err
+		}
+		defer srv.stop()
+		return m, measureIdle(ctx, c, sc, srv, &m)
+	}
+	srv, err := startTarget(ctx, c, impl)
 	if err != nil {
 		return m, err
 	}
 	defer srv.stop()
-	if sc.kind == loadgen.ModeIdle {
-		return m, measureIdle(ctx, c, sc, srv, &m)
-	}
 	before, err := srv.stats(false)
 	if err != nil {
 		return m, err
 	}
-	args := []string{"bench", string(sc.kind), "-url", srv.wsURL(), "-duration", c.duration.String(), "-json"}
+	urls := srv.urls()
+	args := []string{"bench", string(sc.kind), "-url", strings.Join(urls, ","), "-duration", c.duration.String(), "-json"}
+	if len(urls) > 1 {
+		args = append(args, "-publish-node", "1") // alone on its node: every delivery crosses nodes
+	}
 	bound := c.duration + 2*time.Minute
 	switch sc.kind {
 	case loadgen.ModeEcho:
@@ -96,7 +125,7 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 		args = append(args, "-c", strconv.Itoa(sc.conns))
 	case loadgen.ModeFanout:
 		args = append(args, "-subscribers", strconv.Itoa(sc.conns), "-rate", strconv.FormatFloat(sc.pubRate, 'g', -1, 64),
-			"-protocol", string(srv.spec.protocol), "-ramp-timeout", "4m", "-drain", "10s")
+			"-protocol", string(srv.protocol()), "-ramp-timeout", "4m", "-drain", "10s")
 		bound += 5 * time.Minute
 	}
 	lctx, cancel := context.WithTimeout(ctx, bound)

@@ -98,20 +98,52 @@ func metricsFor(sc scenario) []metric {
 	return []metric{msgsPerSec, p50, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 }
 
+// pair is one ratio column of the report: num's figure over den's.
+type pair struct{ num, den string }
+
+// ratioPairs are the report's ratio columns: wsgate over every other server; in the cluster
+// suite, every topology over wsgate on one node (what scaling out costs), then every wsgate
+// cluster over every Centrifugo cluster of as many nodes.
+func ratioPairs(c config) []pair {
+	var pairs []pair
+	if c.suite != suiteCluster {
+		for _, o := range c.impls {
+			if o != "wsgate" {
+				pairs = append(pairs, pair{"wsgate", o})
+			}
+		}
+		return pairs
+	}
+	for _, o := range c.impls {
+		if o != "wsgate" {
+			pairs = append(pairs, pair{o, "wsgate"})
+		}
+	}
+	for _, w := range c.impls {
+		for _, o := range c.impls {
+			tw, to := clusterTopologies[w], clusterTopologies[o]
+			if tw.server == "wsgate" && to.server == "centrifugo" && tw.nodes > 1 && tw.nodes == to.nodes {
+				pairs = append(pairs, pair{w, o})
+			}
+		}
+	}
+	return pairs
+}
+
 // report prints, per scenario and metric, the median over rounds for each implementation and the
-// ratios of wsgate's median to the others' (every other server of the run), with the
-// range of the per-round ratios (each round's measurements ran back to back).
+// ratios of ratioPairs' medians, with the range of the per-round ratios (each round's
+// measurements ran back to back).
 func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
-	others := slices.DeleteFunc(slices.Clone(c.impls), func(s string) bool { return s == "wsgate" })
+	pairs := ratioPairs(c)
 	head := []string{"scenario", "metric", "better"}
 	align := []string{"---", "---", "---"}
 	for _, impl := range c.impls {
 		head, align = append(head, impl), append(align, "---:")
 	}
-	for _, o := range others {
-		head, align = append(head, "wsgate/"+o), append(align, "---:")
+	for _, p := range pairs {
+		head, align = append(head, p.num+"/"+p.den), append(align, "---:")
 	}
-	fmt.Fprintf(w, "Medians of %d rounds; ratio = wsgate / other (per-round ratios in brackets).\n\n", c.rounds)
+	fmt.Fprintf(w, "Medians of %d rounds; each ratio column is A/B of the medians (per-round ratios in brackets).\n\n", c.rounds)
 	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
 	fmt.Fprintln(w, "| "+strings.Join(align, " | ")+" |")
 	for _, sc := range scenarios {
@@ -135,12 +167,12 @@ func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 				med[impl] = median(perImpl[impl])
 				cells = append(cells, fmtNum(mt.format, med[impl]))
 			}
-			for _, other := range others {
+			for _, p := range pairs {
 				if mt.better == "n/a" { // a property of the machine, not of the server: no ratio
 					cells = append(cells, "")
 					continue
 				}
-				cells = append(cells, ratioCell(med["wsgate"], med[other], perImpl["wsgate"], perImpl[other]))
+				cells = append(cells, ratioCell(med[p.num], med[p.den], perImpl[p.num], perImpl[p.den]))
 			}
 			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 		}
