@@ -37,24 +37,27 @@ func measMetric(name, better, format string, f func(*measurement) float64) metri
 }
 
 var (
-	msgsPerSec   = loadMetric("msgs/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
-	handshakes   = loadMetric("handshakes/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
-	deliveries   = loadMetric("deliveries/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
-	p50          = loadMetric("p50 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P50Micros })
-	p90          = loadMetric("p90 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P90 })
-	p99          = loadMetric("p99 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P99Micros })
-	p999         = loadMetric("p99.9 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P999 })
-	maxLat       = loadMetric("max µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.Max })
-	jainIdx      = loadMetric("Jain index", "higher", "%.3f", func(l *loadgen.Result) float64 { return l.Jain })
-	perConnMin   = loadMetric("per-conn min", "higher", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMin) })
-	perConnMax   = loadMetric("per-conn max", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMax) })
-	errorsN      = loadMetric("errors", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Errors) })
-	lost         = loadMetric("lost", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Lost) })
-	published    = loadMetric("publications", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Published) })
-	cpuPerMsg    = measMetric("server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
-	cpuPerUnit   = measMetric("server CPU µs/unit", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
-	clientCPU    = measMetric("client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
-	serverRSSMiB = measMetric("server RSS MiB after", "lower", "%.0f", func(m *measurement) float64 {
+	msgsPerSec = loadMetric("msgs/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	handshakes = loadMetric("handshakes/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	deliveries = loadMetric("deliveries/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	p50        = loadMetric("p50 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P50Micros })
+	p90        = loadMetric("p90 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P90 })
+	p99        = loadMetric("p99 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P99Micros })
+	p999       = loadMetric("p99.9 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P999 })
+	maxLat     = loadMetric("max µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.Max })
+	jainIdx    = loadMetric("Jain index", "higher", "%.3f", func(l *loadgen.Result) float64 { return l.Jain })
+	perConnMin = loadMetric("per-conn min", "higher", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMin) })
+	perConnMax = loadMetric("per-conn max", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMax) })
+	errorsN    = loadMetric("errors", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Errors) })
+	lost       = loadMetric("lost", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Lost) })
+	published  = loadMetric("publications", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Published) })
+	cpuPerMsg  = measMetric("server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
+	cpuPerUnit = measMetric("server CPU µs/unit", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
+	clientCPU  = measMetric("client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
+	// clientCPUUnit says, times deliveries/s, how much of its core the load generator took: near
+	// one second per second, the client was the limit.
+	clientCPUUnit = measMetric("client CPU µs/unit", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
+	serverRSSMiB  = measMetric("server RSS MiB after", "lower", "%.0f", func(m *measurement) float64 {
 		if m.After == nil {
 			return math.NaN()
 		}
@@ -91,7 +94,7 @@ func metricsFor(sc scenario) []metric {
 	case sc.kind == loadgen.ModeConnect:
 		return []metric{handshakes, p50, p99, cpuPerUnit, errorsN, foreign}
 	case sc.kind == loadgen.ModeFanout:
-		return []metric{deliveries, p50, p90, p99, p999, maxLat, lost, published, errorsN, cpuPerUnit, serverRSSMiB, foreign}
+		return []metric{deliveries, p50, p90, p99, p999, maxLat, lost, published, errorsN, cpuPerUnit, clientCPUUnit, serverRSSMiB, foreign}
 	case sc.window > 1:
 		return []metric{msgsPerSec, jainIdx, perConnMin, perConnMax, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 	}
