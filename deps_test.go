@@ -25,6 +25,25 @@ func TestDependencyFence(t *testing.T) {
 	}
 }
 
+// TestNATSOnlyInItsBroker: nats.go is imported by broker/nats alone (its tests aside), so that
+// everything else reaches NATS through the broker.Broker seam (STYLE.md, practice 15). The one
+// other is internal/natsserver, the embedded NATS server: it hands the broker its in-process
+// connection as a nats.go option.
+func TestNATSOnlyInItsBroker(t *testing.T) {
+	out := goList(t, "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		if pkg == "github.com/wsgate/wsgate/broker/nats" || pkg == "github.com/wsgate/wsgate/internal/natsserver" {
+			continue
+		}
+		for _, imp := range strings.Fields(imports) {
+			if strings.HasPrefix(imp, "github.com/nats-io/nats.go") {
+				t.Errorf("%s imports %s; only broker/nats may", pkg, imp)
+			}
+		}
+	}
+}
+
 // yardsticks are the packages that measure upstream gws on purpose: the raw-gws echo server of the
 // benchmarks is what a user of gws runs, so it must not get wsgate's fixes.
 var yardsticks = map[string]bool{

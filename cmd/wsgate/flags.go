@@ -14,6 +14,7 @@ import (
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/natsserver"
 )
 
 // options is everything "wsgate serve" needs. defaultOptions fills it, the environment overrides
@@ -26,7 +27,8 @@ type options struct {
 	shutdownTimeout time.Duration
 	ws              wsgate.Config  // Logger is set from logLevel and logFormat
 	hub             hub.Options    // the wsgate.v1 pub/sub layer
-	history         memory.Options // the embedded broker's history
+	history         memory.Options // the in-memory broker's history; its size, TTL and bytes map onto NATS
+	cluster         clusterOptions // NATS: an external cluster (-nats) or the embedded one (-cluster-listen)
 	http            httpTimeouts   // readHeader and idle are flags; tests shorten the others
 	// The sockets of the HTTP side (see httpConns): all of them, and per client address.
 	maxHTTPConns, maxHTTPConnsPerIP int
@@ -76,6 +78,7 @@ func defaultOptions() options {
 		http: httpTimeouts{readHeader: defaultHTTPReadHeaderTimeout, read: 15 * time.Second, write: 15 * time.Second,
 			idle: defaultHTTPIdleTimeout},
 		maxHTTPConns: defaultMaxHTTPConns,
+		cluster:      clusterOptions{name: natsserver.DefaultClusterName, presenceTTL: defaultPresenceTTL},
 	}
 }
 
@@ -121,12 +124,23 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	fs.Var(newValue(&o.history.HistorySize, parseCount, strconv.Itoa), "history-size", "wsgate.v1: `publications` kept per channel for history and recovery after a reconnect")
 	fs.Var(newValue(&o.history.HistoryTTL, parseTimeout, time.Duration.String), "history-ttl", "wsgate.v1: how long a publication is kept for history and recovery")
-	fs.Var(newValue(&o.history.MaxChannels, parseCount, strconv.Itoa), "history-max-channels", "wsgate.v1: most `channels` with history or subscribers kept at once; beyond, the least recently published without subscribers is forgotten (error 202 only when every one has subscribers)")
+	fs.Var(newValue(&o.history.MaxChannels, parseCount, strconv.Itoa), "history-max-channels", "wsgate.v1: most `channels` with history or subscribers kept at once; beyond, the least recently published without subscribers is forgotten (error 202 only when every one has subscribers). In memory only: NATS bounds history by -history-max-bytes")
 	fs.Var(newValue(&o.history.MaxBytes, parseBytes64, formatInt64), "history-max-bytes", "wsgate.v1: most `bytes` of history kept in all channels; beyond, the oldest history makes room (error 202 only when none can)")
 	fs.Var(newValue(&o.hub.RequestRate, parseRate, formatRate), "request-rate", "wsgate.v1: requests a connection may make per `second` on average; beyond, error 203; negative disables")
 	fs.Var(newValue(&o.hub.MaxSubscriptions, parseCount, strconv.Itoa), "max-subscriptions", "wsgate.v1: most channels one connection may subscribe to")
 	fs.Var(newValue(&o.hub.MaxDataSize, parseCount, strconv.Itoa), "max-data-size", "wsgate.v1: largest publication data, in `bytes`")
 	fs.Var(newValue(&o.hub.PingInterval, time.ParseDuration, time.Duration.String), "ping-push-interval", "wsgate.v1: period of the {\"push\":\"ping\"} by which browsers notice a dead link; negative disables")
+
+	cl := &o.cluster
+	fs.Var(newValue(&cl.natsURLs, parseList, formatList), "nats", "comma-separated nats:// `URLs` of an external NATS cluster with JetStream: publications, history and presence go through it, so several wsgate nodes serve the same channels. Not with -cluster-listen. Neither: one node, in memory")
+	fs.StringVar(&cl.listen, "cluster-listen", cl.listen, "`host:port` of the route listener of an embedded NATS server with JetStream: each wsgate node runs one, and with -cluster-peers they form a cluster with nothing else to install")
+	fs.Var(newValue(&cl.peers, parseList, formatList), "cluster-peers", "comma-separated `host:port` route addresses of the other nodes' -cluster-listen")
+	fs.StringVar(&cl.name, "cluster-name", cl.name, "`name` of the embedded cluster; every node of one cluster gives the same")
+	fs.StringVar(&cl.dataDir, "data-dir", cl.dataDir, "`directory` of the embedded server's JetStream store (history), locked while the node runs: each node needs its own, and a restarted node finds its store there. Default: wsgate/NODE in the user cache directory ($XDG_CACHE_HOME or ~/.cache on Linux), else ./wsgate-data/NODE")
+	fs.StringVar(&cl.natsListen, "nats-listen", cl.natsListen, "`host:port` of a client port on the embedded NATS server, for operators and the nats CLI. Default: none, the node's broker connects in process")
+	fs.StringVar(&cl.node, "node", cl.node, "`name` of this node in the cluster, unique among its peers and the same across restarts. Default: host name and the port of -cluster-listen, else of -addr (HOST-PORT)")
+	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. Default (0): 1 with -nats; with -cluster-listen 3, or 1 plus the peers if fewer")
+	fs.Var(newValue(&cl.presenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
 	return fs
 }
 
@@ -173,6 +187,11 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 Serves the demo page at /, WebSocket connections at /ws (each message is answered
 "<message> done" in the same frame type) and a health check at /healthz (200 "ok").
 SIGINT or SIGTERM shuts down gracefully: connections are closed with code 1001.
+
+One node keeps its channels in memory. Several nodes share them through NATS JetStream:
+either an external NATS cluster (-nats nats://n1:4222,nats://n2:4222) or a NATS server
+that each node embeds, clustered with the others (-cluster-listen host:6222
+-cluster-peers n2:6222,n3:6222): three such nodes keep serving when one dies.
 
 Every flag can also be set by an environment variable: WSGATE_ and the flag name in
 upper snake case, e.g. WSGATE_READ_LIMIT=1048576 for -read-limit. A flag given on the

@@ -42,6 +42,16 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 			want: []string{"-send-queue-bytes 1004", "-read-limit 1000"}},
 		{args: []string{"-read-limit", "1048576"}, want: []string{"-send-queue-bytes 1048576"}},
 		{env: map[string]string{"WSGATE_READ_LIMIT": "lots"}, want: []string{"WSGATE_READ_LIMIT", `"lots"`, "-read-limit"}},
+		{args: []string{"-nats", "nats://a:4222", "-cluster-listen", ":6222", "-cluster-peers", "b:6222"}, want: []string{"-nats and -cluster-listen exclude each other"}},
+		{args: []string{"-cluster-peers", "b:6222"}, want: []string{"-cluster-peers needs -cluster-listen"}},
+		{args: []string{"-nats", "nats://a:4222", "-data-dir", "/tmp/x"}, want: []string{"-data-dir needs -cluster-listen"}},
+		{args: []string{"-nats-listen", ":4222"}, want: []string{"-nats-listen needs -cluster-listen"}},
+		{args: []string{"-replicas", "3"}, want: []string{"-replicas needs -nats or -cluster-listen"}},
+		{args: []string{"-cluster-listen", ":6222"}, want: []string{"-cluster-listen needs -cluster-peers"}},
+		{args: []string{"-cluster-listen", ":6222", "-cluster-peers", "b:6222", "-replicas", "3"}, want: []string{"-replicas 3", "names 1"}},
+		{args: []string{"-cluster-listen", "6222", "-cluster-peers", "b:6222"}, want: []string{`"6222"`, "host:port"}},
+		{args: []string{"-nats", "a:4222"}, want: []string{`-nats "a:4222"`, "nats://"}},
+		{env: map[string]string{"WSGATE_PRESENCE_TTL": "-1s"}, want: []string{"WSGATE_PRESENCE_TTL", "negative"}},
 		{env: map[string]string{"WSGATE_PING_INTERVAL": "soon", "WSGATE_SLOW_CONSUMER": "x"},
 			want: []string{"WSGATE_PING_INTERVAL", `"soon"`, "WSGATE_SLOW_CONSUMER", `"x"`}},
 	} {
@@ -117,6 +127,11 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_LOG_LEVEL":                   "DEBUG",
 		"WSGATE_LOG_FORMAT":                  "json",
 		"WSGATE_SHUTDOWN_TIMEOUT":            "30s",
+		"WSGATE_NATS":                        "nats://a:4222, nats://b:4222",
+		"WSGATE_NODE":                        "n1",
+		"WSGATE_REPLICAS":                    "3",
+		"WSGATE_PRESENCE_TTL":                "2s",
+		"WSGATE_CLUSTER_NAME":                "c1", // given, though -nats makes no use of it
 		"WSGATE_UNKNOWN":                     "ignored",
 	}
 	o := defaultOptions()
@@ -130,6 +145,7 @@ func TestFlagsAndEnv(t *testing.T) {
 	want.shutdownTimeout = 30 * time.Second
 	want.maxHTTPConns, want.maxHTTPConnsPerIP = 100, 10
 	want.http.readHeader, want.http.idle = time.Second, 2*time.Second
+	want.cluster = clusterOptions{natsURLs: []string{"nats://a:4222", "nats://b:4222"}, node: "n1", replicas: 3, presenceTTL: 2 * time.Second, name: "c1"}
 	want.ws = wsgate.Config{
 		ReadLimit:           2000,
 		SendQueueMessages:   7,
@@ -187,7 +203,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
 			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
 			"max-http-connections", "max-http-connections-per-ip", "http-read-header-timeout", "http-idle-timeout",
-			"history-max-channels", "history-max-bytes", "request-rate"} {
+			"history-max-channels", "history-max-bytes", "request-rate", "nats", "cluster-listen", "cluster-peers", "cluster-name",
+			"data-dir", "nats-listen", "node", "replicas", "presence-ttl"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -195,7 +212,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 				t.Errorf("run(%q): usage does not give %s for -%s", args, envName(name), name)
 			}
 		}
-		for _, want := range []string{"Usage: wsgate [serve] [flags]", "(default 65536)", "(default 25s)", "(default close)", `(default :8080)`} {
+		for _, want := range []string{"Usage: wsgate [serve] [flags]", "(default 65536)", "(default 25s)", "(default close)", `(default :8080)`, "(default wsgate)", "(default 5s)"} {
 			if !strings.Contains(help, want) {
 				t.Errorf("run(%q): usage lacks %q", args, want)
 			}
@@ -207,8 +224,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 37 {
-		t.Errorf("flags %v: the help check above lists 37; update it", all)
+	if len(all) != 46 {
+		t.Errorf("flags %v: the help check above lists 46; update it", all)
 	}
 }
 

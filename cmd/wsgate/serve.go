@@ -31,6 +31,9 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		printUsage(stdout, fs)
 		return nil
 	}
+	if err == nil {
+		err = o.cluster.check()
+	}
 	if err != nil {
 		return usageError{err}
 	}
@@ -39,15 +42,23 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 		return usageError{err}
 	}
 	log := newLogger(stderr, o.logLevel, o.logFormat)
-	g, err := newGateway(&o, log)
-	if err != nil {
+	if err := checkGateway(&o); err != nil {
 		return usageError{err}
+	}
+	// The broker first: with a NATS cluster this waits for it, and only then does the node listen.
+	be, err := newBackend(ctx, &o, log)
+	if err != nil {
+		return err
+	}
+	g, err := newGateway(&o, be, log) // checkGateway passed: what fails now is the broker's start
+	if err != nil {
+		return errors.Join(err, be.close(context.Background()))
 	}
 	// Listen before serving so that a taken port is an error of its own, before any log says "listening".
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		_ = g.hub.Close(context.Background())
-		return err
+		return errors.Join(err, be.close(context.Background()))
 	}
 	if tlsConfig != nil {
 		ln, g.tls = tls.NewListener(ln, tlsConfig), true
@@ -86,6 +97,7 @@ type gateway struct {
 	http            *http.Server
 	ws              *wsgate.Server
 	hub             *hub.Hub
+	backend         *backend // the hub's broker and the embedded NATS server, if any
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	tls             bool // ln serves TLS (-tls-cert, -tls-key)
@@ -93,15 +105,31 @@ type gateway struct {
 	maxHTTPConns, maxHTTPConnsPerIP int // see httpConns
 }
 
-// newGateway builds the routes for o; it fails only for a configuration wsgate refuses.
-func newGateway(o *options, log *slog.Logger) (*gateway, error) {
+// checkGateway refuses what newGateway would, before the broker is built.
+func checkGateway(o *options) error {
 	cfg := o.ws
-	cfg.Logger = log
 	if err := checkEchoFits(&cfg); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkPublicationsFit(&cfg, cmp.Or(o.hub.MaxDataSize, hub.DefaultMaxDataSize)); err != nil {
+		return err
+	}
+	if _, err := wsgate.NewServer(nil, &cfg); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	return nil
+}
+
+// newGateway builds the routes for o on the broker of be; it fails only for a configuration
+// wsgate refuses. Nil be is the in-memory broker.
+func newGateway(o *options, be *backend, log *slog.Logger) (*gateway, error) {
+	cfg := o.ws
+	cfg.Logger = log
+	if err := checkGateway(o); err != nil {
 		return nil, err
+	}
+	if be == nil {
+		be = &backend{broker: memory.New(&o.history)}
 	}
 	// Connections that negotiate wsgate.v1 get pub/sub; the others are raw and get the seed's echo.
 	if !slices.Contains(cfg.Subprotocols, protocol.Subprotocol) {
@@ -109,9 +137,9 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 	}
 	hubOpts := o.hub
 	hubOpts.Logger = log
-	h, err := hub.New(context.Background(), memory.New(&o.history), &hubOpts)
-	if err != nil {
-		return nil, fmt.Errorf("invalid configuration: %w", err)
+	h, err := hub.New(context.Background(), be.broker, &hubOpts)
+	if err != nil { // the broker did not start (its options are checked): the hub did not take it
+		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
 	ws, err := wsgate.NewServer(logConns(h.Handler(echoDone), log), &cfg)
 	if err != nil {
@@ -131,7 +159,7 @@ func newGateway(o *options, log *slog.Logger) (*gateway, error) {
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &gateway{http: hs, ws: ws, hub: h, log: log, shutdownTimeout: o.shutdownTimeout,
+	return &gateway{http: hs, ws: ws, hub: h, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
@@ -184,8 +212,9 @@ func (g *gateway) shutdown() error {
 	})
 	wsErr := g.ws.Shutdown(ctx)
 	wg.Wait()
-	_ = g.hub.Close(ctx)                                     // after the connections: nothing publishes any more
-	if err := cmp.Or(drainErr, wsErr, httpErr); err != nil { // all are ctx's error, if any
+	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
+	natsErr := g.backend.close(ctx)
+	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}
 	return nil

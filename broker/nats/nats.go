@@ -1,0 +1,296 @@
+package nats
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/broker"
+)
+
+// Defaults for Options' zero fields.
+const (
+	DefaultStream      = "WSGATE"
+	DefaultPrefix      = "wsgate"
+	DefaultReplicas    = 1
+	DefaultHistorySize = 100
+	DefaultHistoryTTL  = 5 * time.Minute
+	DefaultMaxBytes    = 1 << 30
+	DefaultTimeout     = 2 * time.Second
+)
+
+// Options configure the NATS broker. The zero value connects to nats://127.0.0.1:4222.
+type Options struct {
+	// URL is a comma-separated list of nats:// URLs of the cluster; ignored when Conn is set.
+	// Default natsgo.DefaultURL.
+	URL string
+	// Conn is an existing connection (e.g. in-process to an embedded server). The broker does not
+	// close it. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a publication
+	// made while it reconnects may be buffered, sent later and stored after Publish gave up.
+	Conn *natsgo.Conn
+	// ConnectOptions are extra options for the connection the broker makes from URL.
+	ConnectOptions []natsgo.Option
+	// Stream is the JetStream stream's name. Default "WSGATE".
+	Stream string
+	// Prefix is the first token(s) of every subject the broker uses. Default "wsgate".
+	Prefix string
+	// Replicas is the stream's replica count: 1 for one server, 3 for a 3-node cluster.
+	// Default 1.
+	Replicas int
+	// HistorySize is how many publications each channel keeps. Default 100.
+	HistorySize int
+	// HistoryTTL is how long a publication is kept. Default 5 minutes.
+	HistoryTTL time.Duration
+	// MaxBytes bounds the stream's size in bytes; beyond it the oldest publications of all
+	// channels go first. Default 1 GiB.
+	MaxBytes int64
+	// Node names this node in the cluster; Node() adds a random suffix new at every start.
+	// Default: random.
+	Node string
+	// Timeout bounds one call to NATS: a publication's acknowledgement, a history read.
+	// Default 2 s.
+	Timeout time.Duration
+	// Logger receives what the broker cannot return to a caller (a failed catch-up after a
+	// gap). Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() {
+	if o.URL == "" {
+		o.URL = natsgo.DefaultURL
+	}
+	if o.Stream == "" {
+		o.Stream = DefaultStream
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = DefaultReplicas
+	}
+	if o.HistorySize <= 0 {
+		o.HistorySize = DefaultHistorySize
+	}
+	if o.HistoryTTL <= 0 {
+		o.HistoryTTL = DefaultHistoryTTL
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.Node == "" {
+		o.Node = randomID(6)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// check refuses a stream name or prefix NATS could misread: both are made of letters, digits,
+// '_' and '-' (the prefix may have several such tokens joined by '.').
+func (o *Options) check() error {
+	if !literal(o.Stream) {
+		return fmt.Errorf("broker/nats: stream name %q: letters, digits, '_' and '-' only", o.Stream)
+	}
+	for _, tok := range strings.Split(o.Prefix, ".") {
+		if !literal(tok) {
+			return fmt.Errorf("broker/nats: prefix %q: tokens of letters, digits, '_' and '-' joined by '.'", o.Prefix)
+		}
+	}
+	return nil
+}
+
+func literal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Broker is a broker.Broker and a broker.Cluster on NATS JetStream. See the package doc.
+type Broker struct {
+	opts Options
+	nc   *natsgo.Conn
+	own  bool   // the broker made nc and closes it
+	node string // Node()
+
+	in, out, x string // subject prefixes: "<prefix>.in." and so on
+
+	deliver broker.DeliverFunc
+
+	mu      sync.Mutex // guards closed, started, chans, subs, listens; taken after a subState's
+	closed  bool
+	started bool
+	chans   map[string]*pubChan    // publication state by channel, bounded (publish.go)
+	subs    map[string]*subState   // by delivery subject (deliver.go)
+	listens map[*listener]struct{} // Listen's subscriptions, cancelled by Close (cluster.go)
+
+	msgs chan *natsgo.Msg // every channel subscription delivers here; read by the dispatcher
+	stop chan struct{}    // closed by Close: stops the dispatcher
+	ctx  context.Context  // cancelled by Close: stops the catch-ups' reads
+	done context.CancelFunc
+	wg   sync.WaitGroup // the dispatcher and catch-ups
+
+	lose         func(broker.Publication) bool // tests: drop a received publication, as core NATS may
+	pauseCatchUp func()                        // tests: called as a catch-up starts
+}
+
+var _ interface {
+	broker.Broker
+	broker.Cluster
+} = (*Broker)(nil)
+
+// New returns a broker connected to NATS (or on opts.Conn). It creates nothing on the server:
+// Start does.
+func New(opts *Options) (*Broker, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.withDefaults()
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		opts:    o,
+		node:    o.Node + "-" + randomID(6),
+		in:      o.Prefix + inPart,
+		out:     o.Prefix + outPart,
+		x:       o.Prefix + xPart,
+		chans:   map[string]*pubChan{},
+		subs:    map[string]*subState{},
+		listens: map[*listener]struct{}{},
+		msgs:    make(chan *natsgo.Msg, msgQueueLen),
+		stop:    make(chan struct{}),
+	}
+	b.ctx, b.done = context.WithCancel(context.Background())
+	if o.Conn != nil {
+		b.nc = o.Conn
+		b.nc.SetReconnectHandler(chainReconnect(b.nc.Opts.ReconnectedCB, b.reconnected))
+		return b, nil
+	}
+	copts := []natsgo.Option{
+		natsgo.Name("wsgate " + b.node),
+		natsgo.MaxReconnects(-1),
+		natsgo.ReconnectBufSize(-1), // never send later what Publish gave up on
+	}
+	copts = append(copts, o.ConnectOptions...)
+	copts = append(copts, natsgo.ReconnectHandler(chainReconnect(nil, b.reconnected)))
+	nc, err := natsgo.Connect(o.URL, copts...)
+	if err != nil {
+		b.done()
+		return nil, fmt.Errorf("%w: connect to %s: %w", broker.ErrUnavailable, o.URL, err)
+	}
+	b.nc, b.own = nc, true
+	return b, nil
+}
+
+// chainReconnect calls prev (the connection's own handler, if any) then ours.
+func chainReconnect(prev natsgo.ConnHandler, ours func()) natsgo.ConnHandler {
+	return func(nc *natsgo.Conn) {
+		if prev != nil {
+			prev(nc)
+		}
+		ours()
+	}
+}
+
+// Node implements broker.Cluster.
+func (b *Broker) Node() string { return b.node }
+
+// Close implements broker.Broker: it drops every subscription and listener's interest, stops the
+// dispatcher and catch-ups and waits for them, and closes the connection if the broker made it.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs, listens := b.subs, b.listens
+	b.subs, b.listens = map[string]*subState{}, map[*listener]struct{}{}
+	b.mu.Unlock()
+	for _, s := range subs {
+		s.drop()
+	}
+	for l := range listens {
+		l.cancel()
+	}
+	close(b.stop)
+	b.done()
+	b.wg.Wait()
+	if b.own {
+		b.nc.Close()
+	}
+	return nil
+}
+
+// isClosed reports whether Close was called.
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// call bounds one call to NATS by Timeout, within ctx.
+func (b *Broker) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.opts.Timeout)
+}
+
+// unavailable maps err of a call under ctx (the caller's): the caller's cancellation stays
+// itself; anything that says NATS could not be reached in time, the caller's deadline included,
+// wraps broker.ErrUnavailable.
+func (b *Broker) unavailable(ctx context.Context, what string, err error) error {
+	if ctx != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("broker/nats: %s: %w", what, ctx.Err())
+	}
+	if b.isClosed() || errors.Is(err, natsgo.ErrConnectionClosed) && b.own {
+		return fmt.Errorf("broker/nats: %s: %w", what, broker.ErrClosed)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, natsgo.ErrTimeout),
+		errors.Is(err, natsgo.ErrNoResponders), errors.Is(err, natsgo.ErrDisconnected),
+		errors.Is(err, natsgo.ErrConnectionClosed), errors.Is(err, natsgo.ErrConnectionReconnecting),
+		errors.Is(err, natsgo.ErrReconnectBufExceeded), errors.Is(err, natsgo.ErrConnectionDraining),
+		errors.Is(err, natsgo.ErrInvalidConnection), errors.Is(err, errNotConnected):
+		return fmt.Errorf("broker/nats: %s: %w: %w", what, broker.ErrUnavailable, err)
+	}
+	return fmt.Errorf("broker/nats: %s: %w", what, err)
+}
+
+// errNotConnected is a connection that is not up, or a JetStream that cannot serve the stream.
+var errNotConnected = errors.New("nats: not connected")
+
+// connected refuses a call while the connection is not up, rather than letting nats.go buffer
+// it to send after a reconnect, when its caller gave up.
+func (b *Broker) connected() error {
+	if b.isClosed() {
+		return broker.ErrClosed
+	}
+	if b.nc.Status() != natsgo.CONNECTED {
+		return errNotConnected
+	}
+	return nil
+}
+
+func randomID(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
