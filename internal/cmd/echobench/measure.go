@@ -50,7 +50,9 @@ type measurement struct {
 	RSSPerConn        float64 `json:"rss_per_conn,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 	Before, After     *serverStats
-	Err               string `json:"error,omitempty"`
+	// StartFailures: why a cluster topology failed to come up before the start that was measured.
+	StartFailures []string `json:"start_failures,omitempty"`
+	Err           string   `json:"error,omitempty"`
 }
 
 func (m *measurement) brief() string {
@@ -84,12 +86,27 @@ type target interface {
 func (s *server) urls() []string             { return []string{s.wsURL()} }
 func (s *server) protocol() loadgen.Protocol { return s.spec.protocol }
 
-// startTarget starts impl, fresh: a topology in the cluster suite, else one server.
-func startTarget(ctx context.Context, c config, impl string) (target, error) {
-	if c.suite == suiteCluster {
-		return startCluster(ctx, c, impl)
+// clusterStarts bounds the attempts at starting a topology: a node that gives up while its
+// cluster forms (wsgate's embedded cluster sometimes does, see startFailures) is retried afresh.
+const clusterStarts = 3
+
+// startTarget starts impl, fresh: a topology in the cluster suite, else one server. It notes in m
+// every failed start of a topology before the one that came up.
+func startTarget(ctx context.Context, c config, impl string, m *measurement) (target, error) {
+	if c.suite != suiteCluster {
+		return startServer(ctx, c, impl)
 	}
-	return startServer(ctx, c, impl)
+	for attempt := 1; ; attempt++ {
+		cl, err := startCluster(ctx, c, impl)
+		if err == nil {
+			return cl, nil
+		}
+		if attempt == clusterStarts || ctx.Err() != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "echobench: %s did not come up (attempt %d of %d): %v\n", impl, attempt, clusterStarts, err)
+		m.StartFailures = append(m.StartFailures, err.Error())
+	}
 }
 
 // measure starts a fresh server (or cluster) for impl, runs sc against it, and stops it.
@@ -103,7 +120,7 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 		defer srv.stop()
 		return m, measureIdle(ctx, c, sc, srv, &m)
 	}
-	srv, err := startTarget(ctx, c, impl)
+	srv, err := startTarget(ctx, c, impl, &m)
 	if err != nil {
 		return m, err
 	}
