@@ -137,3 +137,27 @@ func TestPoolPairsWithinRounds(t *testing.T) {
 		t.Error("-pool without files: no error")
 	}
 }
+
+// The cluster summary: a row per topology, its p99 against wsgate on one node, and a wsgate
+// cluster's deliveries/s against the Centrifugo cluster of as many nodes, paired round by round.
+func TestReportCluster(t *testing.T) {
+	c := config{suite: suiteCluster, rounds: 2, impls: []string{"wsgate", "wsgate-nats3", "centrifugo-nats3"}}
+	sc := selectScenarios(config{suite: suiteCluster, subscribers: 3000, pubRates: []float64{10}})[0]
+	m := func(round int, impl string, rate, p99 float64) measurement {
+		return measurement{Round: round, Scenario: sc.name, Impl: impl, ServerCPUMicrosPerMsg: 10,
+			Load: &loadgen.Result{MsgsPerSec: rate, P50Micros: p99 / 2, P99Micros: p99}}
+	}
+	all := []measurement{m(1, "wsgate", 30000, 20e3), m(1, "wsgate-nats3", 30000, 30e3), m(1, "centrifugo-nats3", 20000, 60e3),
+		m(2, "wsgate", 30000, 40e3), m(2, "wsgate-nats3", 30000, 40e3), m(2, "centrifugo-nats3", 30000, 40e3)}
+	var out strings.Builder
+	reportCluster(&out, c, []scenario{sc}, all)
+	for _, want := range []string{
+		"| cluster 3000 subs × 10/s | wsgate | 30000 | 15.0 | 30.0 | 0 | 10.00 |  |  |  |  |",
+		"| cluster 3000 subs × 10/s | wsgate-nats3 | 30000 | 17.5 | 35.0 | 0 | 10.00 | 1.17× [1.00–1.50] | 1.17× [1.00–1.50] | 1.20× [1.00–1.50] | 0.70× [0.50–1.00] |",
+		"| cluster 3000 subs × 10/s | centrifugo-nats3 | 25000 | 25.0 | 50.0 | 0 | 10.00 | 1.67× [1.00–3.00] | 1.67× [1.00–3.00] |  |  |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks\n%s\n%s", want, out.String())
+		}
+	}
+}

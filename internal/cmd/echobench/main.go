@@ -255,6 +255,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	report(stdout, c, scenarios, all)
+	if c.suite == suiteCluster {
+		reportCluster(stdout, c, scenarios, all)
+	}
 	return nil
 }
 

@@ -151,19 +151,7 @@ func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 	fmt.Fprintln(w, "| "+strings.Join(align, " | ")+" |")
 	for _, sc := range scenarios {
 		for _, mt := range metricsFor(sc) {
-			perImpl := map[string][]float64{} // by impl, indexed by round-1
-			for _, impl := range c.impls {
-				perImpl[impl] = make([]float64, c.rounds)
-				for i := range perImpl[impl] {
-					perImpl[impl][i] = math.NaN()
-				}
-			}
-			for i := range all {
-				m := &all[i]
-				if m.Scenario == sc.name {
-					perImpl[m.Impl][m.Round-1] = mt.get(m)
-				}
-			}
+			perImpl := perRound(c, all, sc, mt)
 			med := map[string]float64{}
 			cells := []string{sc.name, mt.name, mt.better}
 			for _, impl := range c.impls {
@@ -180,6 +168,24 @@ func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 		}
 	}
+}
+
+// perRound is mt of every implementation in scenario sc, indexed by round-1 (NaN where none).
+func perRound(c config, all []measurement, sc scenario, mt metric) map[string][]float64 {
+	perImpl := map[string][]float64{}
+	for _, impl := range c.impls {
+		perImpl[impl] = make([]float64, c.rounds)
+		for i := range perImpl[impl] {
+			perImpl[impl][i] = math.NaN()
+		}
+	}
+	for i := range all {
+		m := &all[i]
+		if m.Scenario == sc.name && perImpl[m.Impl] != nil {
+			perImpl[m.Impl][m.Round-1] = mt.get(m)
+		}
+	}
+	return perImpl
 }
 
 func ratioCell(a, b float64, as, bs []float64) string {
