@@ -9,6 +9,10 @@
 //	typ, data, err := c.Read(ctx)          // "Hello! done"; data is the caller's to keep
 //	err = c.Close(wsgate.CloseNormal, "") // close handshake: waits for the server's close frame
 //
+// DialAny tries several endpoints of one service in turn (the nodes of a wsgate cluster) and
+// returns the first connection; package client/pubsub builds a wsgate.v1 session on it that moves
+// to another node when its own is gone and recovers its subscriptions there.
+//
 // # Concurrency
 //
 // Every method of Conn is safe for concurrent use. Each Conn runs one goroutine, its reader, from

@@ -30,10 +30,10 @@ type channel struct {
 
 	mu      sync.Mutex
 	subs    map[*client]*subscription
-	order   []*client        // the subscribers by connection id, for presence pages
-	events  int              // subscribers that want presence pushes
-	changes map[*client]bool // presence changes not pushed yet: true joined, false left
-	dirty   bool             // in Hub.dirty
+	order   []*client         // the subscribers by connection id, for presence pages
+	events  int               // subscribers that want presence pushes
+	changes map[string]change // presence changes not pushed yet, by connection name
+	dirty   bool              // in Hub.dirty
 }
 
 type subscription struct {
@@ -287,7 +287,7 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 		h.noteGap(ch, cl, sub)
 	}
 	sub.pending, sub.pendingLen, sub.recovering = nil, 0, false
-	if ch.events > 0 {
+	if ch.events > 0 || h.cl != nil {
 		h.notePresence(ch, cl, true)
 	}
 	return res, nil
@@ -360,7 +360,7 @@ func (h *Hub) removeSub(cl *client, ch *channel) {
 		if sub.events {
 			ch.events--
 		}
-		if ch.events > 0 {
+		if ch.events > 0 || h.cl != nil {
 			h.notePresence(ch, cl, false)
 		} else {
 			clear(ch.changes)

@@ -181,7 +181,7 @@ func (hd *handler) OnOpen(c *wsgate.Conn) {
 		return
 	}
 	h := hd.h
-	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: connID(c)}, subs: map[string]struct{}{},
+	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: h.connID(c)}, subs: map[string]struct{}{},
 		tokens: float64(h.opts.RequestBurst), refill: time.Now()}
 	if h.opts.UserID != nil {
 		cl.info.User = h.opts.UserID(c)

@@ -5,7 +5,16 @@
 // the Hub, the others (raw mode, the seed's behaviour) go to the application unchanged. The Hub
 // keeps its own registry of its connections: Conn.Data stays the application's. Moving
 // publications between nodes and keeping history is the broker's job (package broker);
-// broker/memory is the embedded default for one process.
+// broker/memory is the embedded default for one process, broker/nats the one for several.
+//
+// # Several nodes
+//
+// On a broker with the broker.Cluster capability (broker/nats), hubs in several processes form
+// one cluster: publications cross nodes through the broker, and presence through the hub's own
+// replication over Cluster (see cluster.go): every node keeps a replica of every other node's
+// subscribers, from numbered deltas, heartbeats and snapshots, so presence pages and join/leave
+// pushes never wait on another node. A node not heard from for PresenceTTL leaves every presence
+// list, with leave pushes. In a cluster a connection is named "node:id" in presence.
 //
 // # Delivery
 //
@@ -29,7 +38,7 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. Lock order: broker stream → Hub.mu → channel.mu →
-// Hub.pmu, and channel.mu → connection queue; channel.sem (one per channel) is held around the
+// Hub.pmu, channel.mu → cluster.mu, and channel.mu → connection queue; channel.sem (one per channel) is held around the
 // broker's Subscribe and Unsubscribe for that channel, with no other lock but a brief Hub.mu. No lock is
 // held while waiting on the network, and user hooks (Authorize, UserID) are called without hub
 // locks.

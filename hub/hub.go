@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +64,11 @@ type Options struct {
 	// push to its subscribers that asked for them: the cost of churn on a channel of n such
 	// subscribers is at most n pushes per interval, however many join or leave. Default 100 ms.
 	PresenceInterval time.Duration
+	// PresenceTTL is, in a cluster (a broker with the broker.Cluster capability), how long a node
+	// may stay silent before its connections leave every presence list of the other nodes, with
+	// leave pushes: the bound on how long a node that died stays in presence. Nodes send a
+	// heartbeat every PresenceTTL/5. Default 5 s.
+	PresenceTTL time.Duration
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 }
@@ -90,6 +94,8 @@ type Hub struct {
 	evicted []*client  // clients PolicyDropOldest evicted messages from
 	retry   []*channel // channels whose broker Unsubscribe failed
 
+	cl *cluster // presence across nodes; nil on one node
+
 	ping *wsgate.PreparedMessage
 	stop chan struct{}
 	done chan struct{}
@@ -108,7 +114,7 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 		o = *opts
 	}
 	if o.MaxSubscriptions < 0 || o.MaxDataSize < 0 || o.RecoverLimit < 0 || o.RequestTimeout < 0 ||
-		o.MaxReplyBytes < 0 || o.RequestBurst < 0 || o.PresenceInterval < 0 {
+		o.MaxReplyBytes < 0 || o.RequestBurst < 0 || o.PresenceInterval < 0 || o.PresenceTTL < 0 {
 		return nil, errors.New("hub: Options fields must not be negative (but PingInterval and RequestRate)")
 	}
 	def := func(v *int, d int) {
@@ -133,6 +139,9 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 	if o.PresenceInterval == 0 {
 		o.PresenceInterval = DefaultPresenceInterval
 	}
+	if o.PresenceTTL == 0 {
+		o.PresenceTTL = DefaultPresenceTTL
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -142,6 +151,10 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 	h.clients.init()
 	if err := b.Start(ctx, h.deliver); err != nil {
 		return nil, fmt.Errorf("hub: starting broker: %w", err)
+	}
+	if err := h.startCluster(b); err != nil {
+		_ = b.Close(ctx)
+		return nil, fmt.Errorf("hub: joining the cluster's presence: %w", err)
 	}
 	go h.loop() // owner: the Hub; stopped by Close
 	return h, nil
@@ -193,6 +206,10 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Unlock()
 	close(h.stop)
 	<-h.done
+	if h.cl != nil {
+		h.sendCluster(clusterMsg{Kind: "b"}) // the other nodes forget our connections now, not after PresenceTTL
+		h.cl.cancel()
+	}
 	return h.broker.Close(ctx)
 }
 
@@ -210,6 +227,12 @@ func (h *Hub) loop() {
 	defer pt.Stop()
 	rt := time.NewTicker(time.Second)
 	defer rt.Stop()
+	var hbC <-chan time.Time
+	if h.cl != nil {
+		t := time.NewTicker(h.opts.PresenceTTL / 5)
+		defer t.Stop()
+		hbC = t.C
+	}
 	var buf []*client
 	for {
 		select {
@@ -226,8 +249,13 @@ func (h *Hub) loop() {
 			clear(buf)
 		case <-pt.C:
 			h.flushPresence()
+			if h.cl != nil && h.cl.wanted.Swap(false) {
+				h.sendSnapshot() // after this round's deltas: it holds them
+			}
 			h.flushEvicted()
 			h.flushGaps()
+		case now := <-hbC:
+			h.heartbeat(now)
 		case <-rt.C:
 			h.retryWithdrawals()
 		}
@@ -251,8 +279,9 @@ func (h *Hub) channel(name string) *channel {
 }
 
 // Publish publishes JSON data on channel from the server side, as a client's publish would,
-// without authorization. Errors are *protocol.Error (bad channel, not JSON, too large, 202
-// broker full), ErrDraining, or the broker's.
+// without authorization. Errors are *protocol.Error (bad channel, not JSON, too large, 201
+// broker unavailable, 202 broker full: its HTTPStatus says what an HTTP API answers), or
+// ErrDraining.
 func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
 	if err := protocol.ValidChannel(channel); err != nil {
 		return broker.Position{}, err
@@ -268,10 +297,10 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.
 	}
 	defer h.endPublish()
 	pos, err := h.broker.Publish(ctx, channel, append([]byte(nil), data...))
-	if errors.Is(err, broker.ErrFull) {
-		return pos, protocol.Errorf(protocol.CodeFull, "%v", err)
+	if err != nil {
+		return pos, brokerError(err)
 	}
-	return pos, err
+	return pos, nil
 }
 
 // History returns up to limit publications of channel after since (nil: the latest ones).
@@ -282,13 +311,10 @@ func (h *Hub) History(ctx context.Context, channel string, since *broker.Positio
 	return h.broker.History(ctx, channel, since, limit)
 }
 
-// Presence lists the connections subscribed to channel on this node.
+// Presence lists the connections subscribed to channel, on every node of a cluster, ordered by
+// node and connection.
 func (h *Hub) Presence(channel string) []protocol.ClientInfo {
-	ch := h.channel(channel)
-	if ch == nil {
-		return []protocol.ClientInfo{}
-	}
-	return ch.presence()
+	return h.presence(channel)
 }
 
 // Subscribe subscribes a wsgate.v1 connection to channel from the server side, without
@@ -311,5 +337,11 @@ func (h *Hub) Subscribe(ctx context.Context, c *wsgate.Conn, channel string) err
 // connections get no handler calls).
 func (h *Hub) Handler(app wsgate.Handler) wsgate.Handler { return &handler{h: h, app: app} }
 
-// connID is the stable name of a connection in presence.
-func connID(c *wsgate.Conn) string { return strconv.FormatUint(c.ID(), 10) }
+// connID is the stable name of a connection in presence: its ID, after its node's name in a
+// cluster.
+func (h *Hub) connID(c *wsgate.Conn) string {
+	if h.cl != nil {
+		return h.connName(h.cl.node, c.ID())
+	}
+	return h.connName("", c.ID())
+}

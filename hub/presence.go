@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"slices"
-	"strconv"
+	"sort"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/protocol"
@@ -16,15 +16,34 @@ import (
 // changes kept are bounded by the channel's subscribers (one entry per connection at most: a join
 // and a leave of the same connection within one interval cancel out).
 
+// change is a connection that joined or left a channel's presence, on this node or another.
+type change struct {
+	node   string // the connection's node ("" on one node)
+	id     uint64
+	info   protocol.ClientInfo
+	local  bool // a connection of this node: the other nodes are told
+	joined bool
+}
+
 // notePresence records that cl joined or left ch. Called with ch.mu held.
 func (h *Hub) notePresence(ch *channel, cl *client, joined bool) {
-	if ch.changes == nil {
-		ch.changes = map[*client]bool{}
+	node := ""
+	if h.cl != nil {
+		node = h.cl.node
 	}
-	if prev, ok := ch.changes[cl]; ok && prev != joined {
-		delete(ch.changes, cl) // joined and left within one interval: nobody needs to know
+	h.noteChange(ch, change{node: node, id: cl.conn.ID(), info: cl.info, local: true}, joined)
+}
+
+// noteChange records a presence change of ch for the next round. Called with ch.mu held.
+func (h *Hub) noteChange(ch *channel, c change, joined bool) {
+	if ch.changes == nil {
+		ch.changes = map[string]change{}
+	}
+	c.joined = joined
+	if prev, ok := ch.changes[c.info.Conn]; ok && prev.joined != joined {
+		delete(ch.changes, c.info.Conn) // joined and left within one interval: nobody needs to know
 	} else {
-		ch.changes[cl] = joined
+		ch.changes[c.info.Conn] = c
 	}
 	if !ch.dirty {
 		ch.dirty = true
@@ -116,19 +135,29 @@ func (h *Hub) flushEvicted() {
 	}
 }
 
-// flushPresence pushes the gathered changes of every channel that has some.
+// flushPresence pushes the gathered changes of every channel that has some, and sends this
+// node's own to the other nodes of a cluster.
 func (h *Hub) flushPresence() {
 	dirty := take(&h.pmu, &h.dirty)
-	var joined, left []*client
+	var joined, left []change
+	var deltas []chanDelta
 	for _, ch := range dirty {
 		joined, left = joined[:0], left[:0]
+		d := chanDelta{Name: ch.name}
 		ch.mu.Lock()
 		ch.dirty = false
-		for cl, j := range ch.changes {
-			if j {
-				joined = append(joined, cl)
+		for _, c := range ch.changes {
+			if c.joined {
+				joined = append(joined, c)
 			} else {
-				left = append(left, cl)
+				left = append(left, c)
+			}
+			switch {
+			case !c.local || h.cl == nil:
+			case c.joined:
+				d.Join = append(d.Join, member{c.id, c.info.User})
+			default:
+				d.Leave = append(d.Leave, c.id)
 			}
 		}
 		clear(ch.changes)
@@ -144,66 +173,108 @@ func (h *Hub) flushPresence() {
 			}
 		}
 		ch.mu.Unlock()
+		if len(d.Join)+len(d.Leave) > 0 {
+			deltas = append(deltas, d)
+		}
+	}
+	if h.cl != nil && len(deltas) > 0 {
+		h.sendDeltas(deltas)
 	}
 }
 
-// infos returns what presence shows of cls, ordered by connection.
-func infos(cls []*client) []protocol.ClientInfo {
-	slices.SortFunc(cls, func(a, b *client) int { return cmp.Compare(a.conn.ID(), b.conn.ID()) })
-	out := make([]protocol.ClientInfo, len(cls))
-	for i, cl := range cls {
-		out[i] = cl.info
+// infos returns what presence shows of cs, ordered by node and connection.
+func infos(cs []change) []protocol.ClientInfo {
+	slices.SortFunc(cs, func(a, b change) int {
+		return cmp.Or(cmp.Compare(a.node, b.node), cmp.Compare(a.id, b.id))
+	})
+	out := make([]protocol.ClientInfo, len(cs))
+	for i, c := range cs {
+		out[i] = c.info
 	}
 	return out
 }
 
-// presence lists the channel's subscribers, ordered by connection.
-func (ch *channel) presence() []protocol.ClientInfo {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	out := make([]protocol.ClientInfo, len(ch.order))
-	for i, cl := range ch.order {
-		out[i] = cl.info
+// presence lists the channel's subscribers on every node, ordered by node and connection.
+func (h *Hub) presence(name string) []protocol.ClientInfo {
+	var order []*client
+	if ch := h.channel(name); ch != nil {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		order = ch.order
+	}
+	out := []protocol.ClientInfo{}
+	for _, b := range h.blocks(name, order) {
+		for i := range b.len() {
+			out = append(out, b.infoAt(h, i))
+		}
 	}
 	return out
+}
+
+func (b block) infoAt(h *Hub, i int) protocol.ClientInfo {
+	if b.local != nil {
+		return b.local[i].info
+	}
+	return h.info(b.node, b.peer[i])
 }
 
 // presencePage returns the subscribers of channel after the connection named after, ordered by
 // connection, at most limit of them and within the reply budget of cl. It costs O(log n + limit)
 // under the channel's lock, whatever the channel's size.
 func (h *Hub) presencePage(cl *client, name, after string, limit int) protocol.PresenceResult {
-	ch := h.channel(name)
 	res := protocol.PresenceResult{Clients: []protocol.ClientInfo{}}
-	if ch == nil {
-		return res
+	var order []*client
+	if ch := h.channel(name); ch != nil {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		order = ch.order
 	}
-	var from uint64
-	if after != "" {
-		from, _ = strconv.ParseUint(after, 10, 64) // not a number: from the start
+	blocks := h.blocks(name, order)
+	for _, b := range blocks {
+		res.Total += b.len()
+	}
+	// Start after the connection named after: in its node's block, or at the next node's when
+	// it or its node is gone. Not a connection name: from the start.
+	anode, aid, ok := h.parseConn(after)
+	if !ok {
+		anode, after = "", ""
 	}
 	_, free := cl.conn.SendQueueFree()
 	budget := min(free-replyReserve, h.opts.MaxReplyBytes) - 64
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	res.Total = len(ch.order)
-	i, found := slices.BinarySearchFunc(ch.order, from, byID)
-	if found {
-		i++
-	}
 	size := 0
-	for ; i < len(ch.order); i++ {
-		c := ch.order[i]
-		size += 24 + len(c.info.Conn) + len(c.info.User)*6 // a user name may escape to \uXXXX
-		if len(res.Clients) == limit || size > budget {
-			res.Next = "0" // the queue is full: ask again later, from the start
-			if n := len(res.Clients); n > 0 {
-				res.Next = res.Clients[n-1].Conn
-			} else if after != "" {
-				res.Next = after
+	for _, b := range blocks {
+		i := 0
+		if after != "" {
+			if b.node < anode {
+				continue
 			}
-			break
+			if b.node == anode {
+				var found bool
+				i, found = searchBlock(b, aid)
+				if found {
+					i++
+				}
+			}
 		}
-		res.Clients = append(res.Clients, c.info)
+		for ; i < b.len(); i++ {
+			info := b.infoAt(h, i)
+			size += 24 + len(info.Conn) + len(info.User)*6 // a user name may escape to \uXXXX
+			if len(res.Clients) == limit || size > budget {
+				res.Next = "0" // the queue is full: ask again later, from the start
+				if n := len(res.Clients); n > 0 {
+					res.Next = res.Clients[n-1].Conn
+				} else if after != "" {
+					res.Next = after
+				}
+				return res
+			}
+			res.Clients = append(res.Clients, info)
+		}
 	}
 	return res
+}
+
+// searchBlock finds id in b, as slices.BinarySearch does.
+func searchBlock(b block, id uint64) (int, bool) {
+	return sort.Find(b.len(), func(i int) int { return cmp.Compare(id, b.id(i)) })
 }

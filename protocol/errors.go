@@ -35,3 +35,26 @@ func (e *Error) Error() string { return fmt.Sprintf("wsgate.v1 error %d: %s", e.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// HTTPStatus is the HTTP status an HTTP API answers for e: 4xx for what the caller must change,
+// 429 for limits it must wait out, 503 for what a retry later may get through (the broker
+// unavailable, at capacity, or the server shutting down), 500 otherwise.
+func (e *Error) HTTPStatus() int {
+	switch e.Code {
+	case CodeBadRequest, CodeUnknownOp, CodeBadChannel, CodeNotText:
+		return 400
+	case CodeForbidden:
+		return 403
+	case CodeNotSubscribed:
+		return 404
+	case CodeAlreadySubscribed:
+		return 409
+	case CodeTooLarge:
+		return 413
+	case CodeLimitExceeded, CodeRateLimited:
+		return 429
+	case CodeUnavailable, CodeFull:
+		return 503
+	}
+	return 500
+}

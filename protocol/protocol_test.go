@@ -145,3 +145,17 @@ func TestPubPushAllocatesOnce(t *testing.T) {
 		t.Fatalf("PubPush: %v allocations, want 1", n)
 	}
 }
+
+func TestHTTPStatusOfEveryCode(t *testing.T) {
+	want := map[Code]int{CodeBadRequest: 400, CodeUnknownOp: 400, CodeBadChannel: 400, CodeTooLarge: 413,
+		CodeForbidden: 403, CodeNotSubscribed: 404, CodeAlreadySubscribed: 409, CodeLimitExceeded: 429,
+		CodeNotText: 400, CodeInternal: 500, CodeUnavailable: 503, CodeFull: 503, CodeRateLimited: 429}
+	for code, status := range want {
+		if got := Errorf(code, "x").HTTPStatus(); got != status {
+			t.Errorf("code %d: HTTP %d, want %d", code, got, status)
+		}
+	}
+	if got := Errorf(299, "x").HTTPStatus(); got != 500 {
+		t.Errorf("an unknown code: HTTP %d, want 500", got)
+	}
+}

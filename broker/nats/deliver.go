@@ -8,7 +8,6 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/broker"
 )
@@ -29,52 +28,6 @@ const catchUpPage = 256
 // on the missing publications and delivers what it holds (the hub sees the jump in offsets).
 // While JetStream cannot be read nothing can be published either, so little is held meanwhile.
 const catchUpTries = 10
-
-// Start implements broker.Broker: it creates the stream, or updates it when Options changed,
-// and starts delivery.
-func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
-	b.mu.Lock()
-	switch {
-	case b.closed:
-		b.mu.Unlock()
-		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
-	case b.started:
-		b.mu.Unlock()
-		return errors.New("broker/nats: started twice")
-	}
-	b.mu.Unlock()
-	js, err := jetstream.New(b.nc)
-	if err != nil {
-		return fmt.Errorf("broker/nats: start: %w", err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, max(b.opts.Timeout, 10*time.Second)) // a replicated stream takes a while
-	defer cancel()
-	_, err = js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
-		Name:              b.opts.Stream,
-		Subjects:          []string{b.in + ">"},
-		Storage:           jetstream.FileStorage,
-		Retention:         jetstream.LimitsPolicy,
-		Discard:           jetstream.DiscardOld,
-		MaxMsgsPerSubject: int64(b.opts.HistorySize),
-		MaxAge:            b.opts.HistoryTTL,
-		MaxBytes:          b.opts.MaxBytes,
-		Replicas:          b.opts.Replicas,
-		AllowDirect:       true,
-		RePublish:         &jetstream.RePublish{Source: b.in + ">", Destination: b.out + ">"},
-	})
-	if err != nil {
-		return b.unavailable(ctx, "start: create or update stream "+b.opts.Stream, err)
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
-	}
-	b.deliver, b.started = deliver, true
-	b.wg.Add(1)
-	go b.dispatch() // owner: the Broker; stopped by Close (b.stop), waited for by b.wg
-	return nil
-}
 
 // subState is this node's subscription to one channel. Its mu is held while delivering, so that
 // the channel's publications are delivered one at a time, in order, by the dispatcher or by the
@@ -277,6 +230,20 @@ func (b *Broker) reconnected() {
 		s.startCatchUp()
 		s.mu.Unlock()
 	}
+}
+
+// dropped starts a catch-up for the channel of sub, whose messages nats.go dropped: the last of
+// them may be the last publication for a while, and no later one would show the gap.
+func (b *Broker) dropped(sub *natsgo.Subscription) {
+	b.mu.Lock()
+	s := b.subs[sub.Subject]
+	b.mu.Unlock()
+	if s == nil || s.sub != sub {
+		return
+	}
+	s.mu.Lock()
+	s.startCatchUp()
+	s.mu.Unlock()
 }
 
 // catchUp reads the channel's history from the last delivered publication and delivers it,

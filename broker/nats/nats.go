@@ -12,6 +12,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/broker"
 )
@@ -33,8 +34,11 @@ type Options struct {
 	// Default natsgo.DefaultURL.
 	URL string
 	// Conn is an existing connection (e.g. in-process to an embedded server). The broker does not
-	// close it. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a publication
-	// made while it reconnects may be buffered, sent later and stored after Publish gave up.
+	// close it, and installs its reconnect and error handlers on it (calling those set before):
+	// a handler set on it later must call the broker's, or subscribed channels will not catch up
+	// after a reconnect or a slow consumer. Prefer a connection made with natsgo.ReconnectBufSize(-1): otherwise a
+	// publication made while it reconnects may be buffered, sent later and stored after Publish
+	// gave up.
 	Conn *natsgo.Conn
 	// ConnectOptions are extra options for the connection the broker makes from URL.
 	ConnectOptions []natsgo.Option
@@ -182,33 +186,110 @@ func New(opts *Options) (*Broker, error) {
 	b.ctx, b.done = context.WithCancel(context.Background())
 	if o.Conn != nil {
 		b.nc = o.Conn
-		b.nc.SetReconnectHandler(chainReconnect(b.nc.Opts.ReconnectedCB, b.reconnected))
+		b.hook()
 		return b, nil
 	}
 	copts := []natsgo.Option{
 		natsgo.Name("wsgate " + b.node),
 		natsgo.MaxReconnects(-1),
 		natsgo.ReconnectBufSize(-1), // never send later what Publish gave up on
+		// A link that dies without a reset (a partition, a host lost) is found in 3 pings, not
+		// after nats.go's default of 2 minutes × 2: until then nothing reaches this node's
+		// subscribers and nothing tells them.
+		natsgo.PingInterval(5 * time.Second),
+		natsgo.MaxPingsOutstanding(3),
 	}
 	copts = append(copts, o.ConnectOptions...)
-	copts = append(copts, natsgo.ReconnectHandler(chainReconnect(nil, b.reconnected)))
 	nc, err := natsgo.Connect(o.URL, copts...)
 	if err != nil {
 		b.done()
 		return nil, fmt.Errorf("%w: connect to %s: %w", broker.ErrUnavailable, o.URL, err)
 	}
 	b.nc, b.own = nc, true
+	b.hook()
 	return b, nil
 }
 
-// chainReconnect calls prev (the connection's own handler, if any) then ours.
-func chainReconnect(prev natsgo.ConnHandler, ours func()) natsgo.ConnHandler {
-	return func(nc *natsgo.Conn) {
-		if prev != nil {
-			prev(nc)
+// hook installs the broker's reconnect and error handlers on its connection, after those it
+// had: after a reconnect, or when nats.go dropped messages of a subscription (a slow
+// consumer), subscribed channels catch up from history.
+func (b *Broker) hook() {
+	prevReconnect, prevErr := b.nc.Opts.ReconnectedCB, b.nc.Opts.AsyncErrorCB
+	b.nc.SetReconnectHandler(func(nc *natsgo.Conn) {
+		if prevReconnect != nil {
+			prevReconnect(nc)
 		}
-		ours()
+		b.reconnected()
+	})
+	b.nc.SetErrorHandler(func(nc *natsgo.Conn, sub *natsgo.Subscription, err error) {
+		if prevErr != nil {
+			prevErr(nc, sub, err)
+		}
+		if sub != nil && errors.Is(err, natsgo.ErrSlowConsumer) {
+			b.dropped(sub)
+		}
+	})
+}
+
+// Start implements broker.Broker: it creates the stream, or updates it when Options changed,
+// and starts delivery.
+func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		b.mu.Unlock()
+		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
+	case b.started:
+		b.mu.Unlock()
+		return errors.New("broker/nats: started twice")
 	}
+	b.mu.Unlock()
+	js, err := jetstream.New(b.nc)
+	if err != nil {
+		return fmt.Errorf("broker/nats: start: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(b.opts.Timeout, 10*time.Second)) // a replicated stream takes a while
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+		Name:              b.opts.Stream,
+		Subjects:          []string{b.in + ">"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: int64(b.opts.HistorySize),
+		MaxAge:            b.opts.HistoryTTL,
+		MaxBytes:          b.opts.MaxBytes,
+		Replicas:          b.opts.Replicas,
+		AllowDirect:       true,
+		RePublish:         &jetstream.RePublish{Source: b.in + ">", Destination: b.out + ">"},
+	})
+	if err != nil {
+		return b.unavailable(ctx, "start: create or update stream "+b.opts.Stream, err)
+	}
+	// A replicated stream answers once it has a leader: wait for it, so that publications work
+	// when Start returns.
+	for info := stream.CachedInfo(); info.Cluster != nil && info.Cluster.Leader == ""; {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-cctx.Done():
+			return b.unavailable(ctx, "start: stream "+b.opts.Stream+" has no leader", cctx.Err())
+		}
+		if info, err = stream.Info(cctx); err != nil {
+			return b.unavailable(ctx, "start: stream "+b.opts.Stream, err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return fmt.Errorf("broker/nats: start: %w", broker.ErrClosed)
+	case b.started:
+		return errors.New("broker/nats: started twice")
+	}
+	b.deliver, b.started = deliver, true
+	b.wg.Add(1)
+	go b.dispatch() // owner: the Broker; stopped by Close (b.stop), waited for by b.wg
+	return nil
 }
 
 // Node implements broker.Cluster.

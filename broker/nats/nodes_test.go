@@ -325,3 +325,34 @@ func TestJetStreamSilent(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowConsumerCatchesUp: when nats.go drops a subscription's messages (a slow consumer),
+// the channel catches up at once, even if what was dropped was its last publication.
+func TestSlowConsumerCatchesUp(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	col := newCollector()
+	a := newBroker(t, s, Options{})
+	a.lose = func(p broker.Publication) bool { return p.Offset == 3 }
+	if err := a.Start(ctx, col.deliver); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Subscribe(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := a.Publish(ctx, "s", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	col.wait(t, "s", 2)
+	time.Sleep(20 * time.Millisecond)
+	if n := len(col.get("s")); n != 2 {
+		t.Fatalf("%d delivered, want 2 (the third lost)", n)
+	}
+	a.mu.Lock()
+	sub := a.subs[a.out+"s"].sub
+	a.mu.Unlock()
+	a.nc.Opts.AsyncErrorCB(a.nc, sub, natsgo.ErrSlowConsumer) // what nats.go calls
+	checkSequence(t, "after the slow consumer", col.wait(t, "s", 3), 3)
+}

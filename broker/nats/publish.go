@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,7 +27,8 @@ const chanCacheLen = 1 << 14
 // 1-slot channel, so that a Publish waiting for another gives up with its context.
 type pubChan struct {
 	lock  chan struct{}
-	users int // Publishes holding or waiting for lock; under Broker.mu
+	subj  string // the channel's store subject
+	users int    // Publishes holding or waiting for lock; under Broker.mu
 
 	// Under lock:
 	known bool
@@ -68,7 +70,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 		return broker.Position{}, b.unavailable(ctx, "publish: waiting for the channel's publications in flight", cctx.Err())
 	}
 	defer func() { <-c.lock }()
-	pos, err := b.publish(cctx, b.in+subjectToken(channel), c, data)
+	pos, err := b.publish(cctx, c.subj, c, data)
 	if err != nil {
 		c.known = false // the publication may be stored all the same: read the top next time
 		return broker.Position{}, b.unavailable(ctx, "publish", err)
@@ -106,9 +108,9 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 		if err != nil {
 			return broker.Position{}, err
 		}
-		var ack pubAck
-		if err := json.Unmarshal(resp.Data, &ack); err != nil {
-			return broker.Position{}, fmt.Errorf("publication's acknowledgement: %w", err)
+		ack, err := parseAck(resp.Data)
+		if err != nil {
+			return broker.Position{}, err
 		}
 		if ack.Error == nil {
 			c.seq, c.pos = ack.Seq, next
@@ -136,6 +138,31 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 
 var errContended = errors.New("contended")
 
+// parseAck reads JetStream's answer to a publication. The usual one, a success
+// ({"stream":"WSGATE","seq":42}), is read without encoding/json, which costs the hot path a few
+// allocations; anything else goes through it.
+func parseAck(data []byte) (pubAck, error) {
+	if !bytes.Contains(data, []byte(`"error"`)) {
+		if _, rest, ok := bytes.Cut(data, []byte(`"seq":`)); ok {
+			end := 0
+			for end < len(rest) && '0' <= rest[end] && rest[end] <= '9' {
+				end++
+			}
+			if seq, err := strconv.ParseUint(string(rest[:end]), 10, 64); err == nil && seq > 0 {
+				return pubAck{Seq: seq}, nil
+			}
+		}
+	}
+	var ack pubAck
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return pubAck{}, fmt.Errorf("publication's acknowledgement: %w", err)
+	}
+	if ack.Error == nil && ack.Seq == 0 {
+		return pubAck{}, fmt.Errorf("publication's acknowledgement without a sequence: %s", data)
+	}
+	return ack, nil
+}
+
 // acquire returns the channel's entry, counting this Publish as one of its users.
 func (b *Broker) acquire(channel string) (*pubChan, error) {
 	b.mu.Lock()
@@ -151,7 +178,7 @@ func (b *Broker) acquire(channel string) (*pubChan, error) {
 		if len(b.chans) >= chanCacheLen {
 			b.forgetIdle()
 		}
-		c = &pubChan{lock: make(chan struct{}, 1)}
+		c = &pubChan{lock: make(chan struct{}, 1), subj: b.in + subjectToken(channel)}
 		b.chans[channel] = c
 	}
 	c.users++

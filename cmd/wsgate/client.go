@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -34,7 +35,7 @@ func (e exitError) Unwrap() error { return e.err }
 
 // clientOptions is the command line of "wsgate client".
 type clientOptions struct {
-	url            string
+	urls           []string // endpoints of one service, tried in this order
 	header         http.Header
 	origin         string
 	subprotocols   []string
@@ -48,6 +49,7 @@ type clientOptions struct {
 	closeReason    string
 	quiet          bool
 	compression    bool
+	subs           []string // -sub: the wsgate.v1 channels to follow (pub/sub mode)
 }
 
 func newClientFlagSet(o *clientOptions) *flag.FlagSet {
@@ -84,10 +86,14 @@ func newClientFlagSet(o *clientOptions) *flag.FlagSet {
 	fs.StringVar(&o.closeReason, "close-reason", "", "close `reason` sent with -close-code (at most 123 bytes)")
 	fs.BoolVar(&o.quiet, "q", false, "quiet: no status lines (connected, subprotocol, closed) on stderr; errors are still printed")
 	fs.BoolVar(&o.compression, "compression", false, "offer permessage-deflate")
+	fs.Func("sub", "pub/sub mode: subscribe to this wsgate.v1 `channel` (repeatable), print its publications as JSON lines, publish stdin's lines on the first one", func(s string) error {
+		o.subs = append(o.subs, s)
+		return nil
+	})
 	return fs
 }
 
-// parseClientArgs fills o from args. Flags may come before or after the URL, as in
+// parseClientArgs fills o from args. Flags may come before or after the URLs, as in
 // "wsgate client ws://host/ws -x hi".
 func parseClientArgs(o *clientOptions, args []string) (*flag.FlagSet, error) {
 	o.header = http.Header{}
@@ -106,8 +112,8 @@ func parseClientArgs(o *clientOptions, args []string) (*flag.FlagSet, error) {
 	switch {
 	case len(urls) == 0:
 		return fs, errors.New("missing URL, e.g. wsgate client ws://localhost:8080/ws")
-	case len(urls) > 1:
-		return fs, fmt.Errorf("unexpected argument %q: one URL only", urls[1])
+	case len(o.subs) > 0 && (o.execSet || o.binary || len(o.subprotocols) > 0):
+		return fs, errors.New("-sub speaks wsgate.v1 in text: it goes with neither -x, -binary nor -subprotocol")
 	case o.timeout <= 0 || o.connectTimeout <= 0:
 		return fs, errors.New("-timeout and -connect-timeout must be positive")
 	case !wsgate.CloseCode(o.closeCode).Sendable():
@@ -115,13 +121,13 @@ func parseClientArgs(o *clientOptions, args []string) (*flag.FlagSet, error) {
 	case len(o.closeReason) > 123:
 		return fs, fmt.Errorf("-close-reason is %d bytes, at most 123 fit a close frame", len(o.closeReason))
 	}
-	o.url = urls[0]
+	o.urls = urls
 	return fs, nil
 }
 
-// sendableCode reports whether a client may send code in a close frame (RFC 6455 §7.4).
+// printClientUsage prints the help of "wsgate client".
 func printClientUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `Usage: wsgate client [flags] URL
+	fmt.Fprint(w, `Usage: wsgate client [flags] URL [URL...]
 
 Connects to a WebSocket server (ws:// or wss://) and sends each line read from stdin as a
 message. Every message received is printed on stdout: text as it is, binary as
@@ -138,10 +144,26 @@ server has read every line and written the replies it had queued.
   wsgate client ws://localhost:8080/ws -x Hello!           one message, one reply
   echo Hello! | wsgate client -q ws://localhost:8080/ws -x -
 
+Several URLs (separate arguments) are nodes of one service: the client connects to the first
+that answers, in the order given. When the connection is lost (1006) or the server closes with a
+code that says come back (status 5 below), it tries the other URLs once each, in order, the one
+just lost last, and goes on with the first that answers; what was in flight may be lost. With one
+URL, or when none answers, it exits as described below.
+
+Pub/sub mode (-sub CHANNEL, repeatable) speaks wsgate.v1: each publication is printed as a JSON
+line, {"channel":...,"epoch":...,"offset":...,"data":...} with "recovered":true when it came from
+history, and each line of stdin is published on the first channel (as JSON if it is valid JSON,
+else as a JSON string). After a move to another URL it subscribes again from the last
+publication printed: what was published meanwhile is printed first if that node shares the
+history, else a "not recovered" status line says it is lost.
+
+  wsgate client -sub chat ws://node1:8080/ws ws://node2:8080/ws
+
 Exit status:
   0  the connection closed normally (1000, or without a code); with -x, the reply was printed
   1  connecting failed (a refused handshake prints its HTTP status and body), or the
-     connection was lost (1006) or broken by the server (protocol error, message too big)
+     connection was lost (1006) or broken by the server (protocol error, message too big);
+     with -sub, also a subscription the server refused
   2  usage error
   3  the server closed with another code, printed with its reason ("closed: 4000 bye");
      with -x, the server closed before replying
@@ -180,17 +202,17 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	c, err := dialClient(ctx, &o)
+	out := &printer{stdout: stdout, stderr: stderr, quiet: o.quiet, tty: isTerminal(stdin), base64: o.base64}
+	if len(o.subs) > 0 {
+		return runPubSub(ctx, &o, stdin, out)
+	}
+	c, at, err := dialClient(ctx, &o, 0)
 	if err != nil {
 		return err
 	}
-	defer c.CloseNow()
-	out := &printer{stdout: stdout, stderr: stderr, quiet: o.quiet, tty: isTerminal(stdin), base64: o.base64}
-	out.status("connected: %s", o.url)
-	if p := c.Subprotocol(); p != "" {
-		out.status("subprotocol: %s", p)
-	}
-	s := &session{c: c, o: &o, out: out, typ: typ}
+	s := &session{c: c, at: at, o: &o, out: out, typ: typ}
+	defer func() { s.c.CloseNow() }()
+	s.connected()
 	if o.execSet {
 		return s.once(ctx, msg)
 	}
@@ -213,30 +235,50 @@ func execMessage(arg string, stdin io.Reader, typ wsgate.MessageType) ([]byte, e
 	return b, nil
 }
 
-// dialClient connects; its errors are usage errors (bad URL or options, exit 2) or connection
-// failures (exit 1) worded for a terminal.
-func dialClient(ctx context.Context, o *clientOptions) (*client.Conn, error) {
-	c, _, err := client.Dial(ctx, o.url, &client.Options{
+// dialOptions are the options of every connection the client makes.
+func (o *clientOptions) dialOptions() *client.Options {
+	return &client.Options{
 		Header:           o.header,
 		Origin:           o.origin,
 		Subprotocols:     o.subprotocols,
 		HandshakeTimeout: o.connectTimeout,
 		Compression:      o.compression,
-	})
+	}
+}
+
+// dialClient connects to the first of the URLs that answers, trying them in order from index
+// start, and returns the index of the one that did. Its errors are usage errors (bad URL or
+// options, exit 2) or connection failures (exit 1) worded for a terminal.
+func dialClient(ctx context.Context, o *clientOptions, start int) (*client.Conn, int, error) {
+	urls := append(slices.Clone(o.urls[start:]), o.urls[:start]...)
+	c, i, err := client.DialAny(ctx, urls, o.dialOptions())
+	if err != nil {
+		return nil, -1, connectError(urls, err)
+	}
+	return c, (start + i) % len(urls), nil
+}
+
+// connectError words DialAny's error for a terminal: a usage error for a bad URL or options.
+func connectError(urls []string, err error) error {
+	if errors.Is(err, client.ErrBadURL) || errors.Is(err, client.ErrBadOptions) {
+		return usageError{err}
+	}
+	if len(urls) > 1 {
+		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "client: ", ""), "\n", "; ")
+		return exitError{1, fmt.Errorf("cannot connect to any of the %d URLs: %s", len(urls), msg)}
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		err = inner // the URL goes in front below
+	}
 	var he *client.HandshakeError
-	switch {
-	case err == nil:
-		return c, nil
-	case errors.Is(err, client.ErrBadURL), errors.Is(err, client.ErrBadOptions):
-		return nil, usageError{err}
-	case errors.As(err, &he):
+	if errors.As(err, &he) {
 		msg := "handshake failed: " + he.Status
 		if he.Body != "" {
 			msg += ": " + he.Body
 		}
-		return nil, exitError{1, errors.New(msg)}
+		return exitError{1, errors.New(msg)}
 	}
-	return nil, exitError{1, fmt.Errorf("cannot connect to %s: %s", o.url, strings.TrimPrefix(err.Error(), "client: "))}
+	return exitError{1, fmt.Errorf("cannot connect to %s: %s", urls[0], strings.TrimPrefix(err.Error(), "client: "))}
 }
 
 // isTerminal reports whether r is an interactive terminal (a character device other than /dev/null).

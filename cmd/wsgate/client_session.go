@@ -102,12 +102,43 @@ func (p *printer) reprompt() {
 	}
 }
 
-// session is one connection of "wsgate client" after the handshake.
+// session is "wsgate client" after the handshake: its connection, replaced when it moves to
+// another URL.
 type session struct {
 	c   *client.Conn
+	at  int // the index in o.urls of c's endpoint
 	o   *clientOptions
 	out *printer
 	typ wsgate.MessageType // of the messages sent
+}
+
+// connected says which endpoint the connection went to.
+func (s *session) connected() {
+	s.out.status("connected: %s", s.o.urls[s.at])
+	if p := s.c.Subprotocol(); p != "" {
+		s.out.status("subprotocol: %s", p)
+	}
+}
+
+// failover moves to another URL after the connection ended with ce, if there are others and ce
+// says the server may be reached again (lost, or a reconnectable close): the others are tried
+// once each, in order, the one just lost last. It reports whether a new connection is open.
+func (s *session) failover(ctx context.Context, ce *wsgate.CloseError) bool {
+	lost := ce.Code == wsgate.CloseAbnormal
+	again := ce.Remote && ce.Code != wsgate.CloseNoStatus && ce.Code.Reconnectable()
+	if len(s.o.urls) < 2 || !lost && !again || ctx.Err() != nil {
+		return false
+	}
+	s.out.status("connection to %s ended: %s; trying the other URLs", s.o.urls[s.at], describe(ce))
+	c, at, err := dialClient(ctx, s.o, (s.at+1)%len(s.o.urls))
+	if err != nil {
+		s.out.errorf("%v", err)
+		return false
+	}
+	s.c.CloseNow()
+	s.c, s.at = c, at
+	s.connected()
+	return true
 }
 
 // once is -x: send msg, print the first message received, close.
@@ -151,7 +182,10 @@ func (s *session) lines(ctx context.Context, stdin io.Reader) error {
 	// blocked on a terminal cannot be interrupted: then it outlives lines, until the process exits.
 	go readLines(stdin, lines, stop)
 	received := make(chan *wsgate.CloseError, 1)
-	go func() { received <- s.drain(true) }() // owner: lines; ends with the connection, waited for below
+	receive := func() {
+		go func() { received <- s.drain(true) }() // owner: lines; ends with the connection, waited for below
+	}
+	receive()
 
 	for {
 		s.out.prompt()
@@ -167,6 +201,10 @@ func (s *session) lines(ctx context.Context, stdin io.Reader) error {
 				return s.after(err, <-received)
 			}
 		case ce := <-received:
+			if s.failover(ctx, ce) {
+				receive() // the drain of the connection lost has returned: it sent ce
+				continue
+			}
 			s.out.endPrompt()
 			return s.ended(ce)
 		case <-ctx.Done(): // Ctrl-C
@@ -240,12 +278,16 @@ func (s *session) after(err error, ce *wsgate.CloseError) error {
 }
 
 // ended turns how the connection ended into run's result, and says it.
-func (s *session) ended(ce *wsgate.CloseError) error {
+func (s *session) ended(ce *wsgate.CloseError) error { return closeResult(s.out, ce) }
+
+// closeResult turns how a connection ended into run's result (the exit statuses of the help),
+// and prints the status line of a normal close.
+func closeResult(out *printer, ce *wsgate.CloseError) error {
 	switch {
 	case ce.Code == wsgate.CloseAbnormal || ce.Err != nil:
 		return exitError{1, fmt.Errorf("connection lost: %s", describe(ce))}
 	case !ce.Remote, ce.Code == wsgate.CloseNormal, ce.Code == wsgate.CloseNoStatus:
-		s.out.status("closed: %s", describe(ce))
+		out.status("closed: %s", describe(ce))
 		return nil
 	case ce.Code.Reconnectable():
 		return exitError{exitTryAgain, fmt.Errorf("closed: %s", describe(ce))}

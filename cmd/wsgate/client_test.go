@@ -299,7 +299,9 @@ func TestClientUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{},
 		{"-bogus", "ws://127.0.0.1:1/ws"},
-		{"ws://127.0.0.1:1/a", "ws://127.0.0.1:1/b"},
+		{"-sub", "chat", "-x", "hi", "ws://127.0.0.1:1/a", "ws://127.0.0.1:1/b"},
+		{"-sub", "no spaces", "ws://127.0.0.1:1/ws"},
+		{"ws://127.0.0.1:1/a", "http://127.0.0.1:1/b"},
 		{"http://127.0.0.1:1/ws"},
 		{"-close-code", "1005", "ws://127.0.0.1:1/ws"},
 		{"-close-reason", strings.Repeat("x", 124), "ws://127.0.0.1:1/ws"},
@@ -317,7 +319,7 @@ func TestClientUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	help := stdout.String()
-	for _, want := range []string{"Usage: wsgate client [flags] URL", "Exit status:", "  3  the server closed", "-subprotocol", "-close-code code"} {
+	for _, want := range []string{"Usage: wsgate client [flags] URL [URL...]", "-sub channel", "Exit status:", "  3  the server closed", "-subprotocol", "-close-code code"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}

@@ -16,26 +16,24 @@ import (
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/broker/memory"
 	natsbroker "github.com/wsgate/wsgate/broker/nats"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/natsserver"
 )
 
 // clusterOptions choose the broker: none set is one node in memory; -nats an external NATS
 // cluster; -cluster-listen a NATS server embedded in this process, clustered with -cluster-peers.
 type clusterOptions struct {
-	natsURLs    []string // -nats
-	listen      string   // -cluster-listen
-	peers       []string // -cluster-peers
-	name        string   // -cluster-name
-	dataDir     string   // -data-dir; "" is defaultDataDir(node)
-	natsListen  string   // -nats-listen
-	node        string   // -node; "" is defaultNode
-	replicas    int      // -replicas; 0 is the default of the mode
-	presenceTTL time.Duration
+	natsURLs   []string // -nats
+	listen     string   // -cluster-listen
+	peers      []string // -cluster-peers
+	name       string   // -cluster-name
+	dataDir    string   // -data-dir; "" is defaultDataDir(node)
+	natsListen string   // -nats-listen
+	node       string   // -node; "" is defaultNode
+	replicas   int      // -replicas; 0 is the default of the mode
 }
 
 const (
-	// defaultPresenceTTL is how long a node's presence outlives it: a few of its heartbeats.
-	defaultPresenceTTL = 5 * time.Second
 	// clusterJoinTimeout bounds the wait for a JetStream leader at start: the time to start the
 	// other nodes of a new cluster, or for a restarted node to catch up.
 	clusterJoinTimeout = time.Minute
@@ -152,7 +150,11 @@ func newBackend(ctx context.Context, o *options, log *slog.Logger) (*backend, er
 		Logger:      log,
 	}
 	if !c.embedded() {
-		b, err := natsbroker.New(nopts)
+		var b *natsbroker.Broker
+		err := retry(ctx, log, func(context.Context) (err error) {
+			b, err = natsbroker.New(nopts)
+			return err
+		}, func(err error) bool { return errors.Is(err, broker.ErrUnavailable) }) // the cluster may start after this node
 		if err != nil {
 			return nil, fmt.Errorf("nats broker on %s: %w", nopts.URL, err)
 		}
@@ -189,6 +191,48 @@ func newBackend(ctx context.Context, o *options, log *slog.Logger) (*backend, er
 		"peers", strings.Join(c.peers, ","), "replicas", nopts.Replicas, "data_dir", dataDir, "nats", srv.ClientURL())
 	log.Info("broker", "kind", "nats", "embedded", true, "node", node, "replicas", nopts.Replicas)
 	return &backend{broker: b, embedded: srv}, nil
+}
+
+// startHub starts a hub on the broker. A NATS broker's start is retried, whatever its error,
+// within clusterJoinTimeout: nodes that start together all create the stream at once, and
+// JetStream may answer only the first of them, or refuse to place its replicas on peers that
+// have not joined yet; a cluster that lost its quorum serves again once enough nodes are back.
+// Each failure is logged, so that one that lasts is seen before the time is up.
+func (b *backend) startHub(ctx context.Context, opts *hub.Options, log *slog.Logger) (*hub.Hub, error) {
+	if b.memory() {
+		return hub.New(context.Background(), b.broker, opts)
+	}
+	var h *hub.Hub
+	err := retry(ctx, log, func(ctx context.Context) (err error) {
+		h, err = hub.New(ctx, b.broker, opts) // the hub keeps no ctx: only the broker's Start uses it
+		return err
+	}, func(error) bool { return true })
+	return h, err
+}
+
+// retry calls f until it succeeds or returns an error that again does not accept, once a
+// second within clusterJoinTimeout (or until ctx ends).
+func retry(ctx context.Context, log *slog.Logger, f func(context.Context) error, again func(error) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, clusterJoinTimeout)
+	defer cancel()
+	for {
+		err := f(ctx)
+		if err == nil || !again(err) {
+			return err
+		}
+		log.Warn("NATS not ready, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up after %v)", err, clusterJoinTimeout)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// memory reports whether the broker is the in-memory one.
+func (b *backend) memory() bool {
+	_, ok := b.broker.(*memory.Broker)
+	return ok
 }
 
 // close stops the embedded server, after the hub has closed the broker.

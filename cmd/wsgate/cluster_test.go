@@ -9,7 +9,7 @@ import (
 
 func TestClusterDefaults(t *testing.T) {
 	o := defaultOptions()
-	if c := o.cluster; c.name != "wsgate" || c.presenceTTL.String() != "5s" || c.replicas != 0 || c.embedded() {
+	if c := o.cluster; c.name != "wsgate" || o.hub.PresenceTTL.String() != "5s" || c.replicas != 0 || c.embedded() {
 		t.Errorf("cluster defaults: %+v", c)
 	}
 	for _, tc := range []struct {

@@ -72,13 +72,13 @@ func defaultOptions() options {
 			KeepHeaders:       wsgate.DefaultKeepHeaders,
 		},
 		hub: hub.Options{MaxSubscriptions: hub.DefaultMaxSubscriptions, MaxDataSize: hub.DefaultMaxDataSize, PingInterval: hub.DefaultPingInterval,
-			RequestRate: hub.DefaultRequestRate},
+			RequestRate: hub.DefaultRequestRate, PresenceTTL: hub.DefaultPresenceTTL},
 		history: memory.Options{HistorySize: memory.DefaultHistorySize, HistoryTTL: memory.DefaultHistoryTTL,
 			MaxChannels: memory.DefaultMaxChannels, MaxBytes: memory.DefaultMaxBytes},
 		http: httpTimeouts{readHeader: defaultHTTPReadHeaderTimeout, read: 15 * time.Second, write: 15 * time.Second,
 			idle: defaultHTTPIdleTimeout},
 		maxHTTPConns: defaultMaxHTTPConns,
-		cluster:      clusterOptions{name: natsserver.DefaultClusterName, presenceTTL: defaultPresenceTTL},
+		cluster:      clusterOptions{name: natsserver.DefaultClusterName},
 	}
 }
 
@@ -137,10 +137,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&cl.peers, parseList, formatList), "cluster-peers", "comma-separated `host:port` route addresses of the other nodes' -cluster-listen")
 	fs.StringVar(&cl.name, "cluster-name", cl.name, "`name` of the embedded cluster; every node of one cluster gives the same")
 	fs.StringVar(&cl.dataDir, "data-dir", cl.dataDir, "`directory` of the embedded server's JetStream store (history), locked while the node runs: each node needs its own, and a restarted node finds its store there. Default: wsgate/NODE in the user cache directory ($XDG_CACHE_HOME or ~/.cache on Linux), else ./wsgate-data/NODE")
-	fs.StringVar(&cl.natsListen, "nats-listen", cl.natsListen, "`host:port` of a client port on the embedded NATS server, for operators and the nats CLI. Default: none, the node's broker connects in process")
+	fs.StringVar(&cl.natsListen, "nats-listen", cl.natsListen, "`host:port` of the embedded NATS server's client port, for operators and the nats CLI (the node's broker connects in process). Default: a random port on 127.0.0.1, logged as the nats of \"joined cluster\"")
 	fs.StringVar(&cl.node, "node", cl.node, "`name` of this node in the cluster, unique among its peers and the same across restarts. Default: host name and the port of -cluster-listen, else of -addr (HOST-PORT)")
 	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. Default (0): 1 with -nats; with -cluster-listen 3, or 1 plus the peers if fewer")
-	fs.Var(newValue(&cl.presenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
+	fs.Var(newValue(&o.hub.PresenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
 	return fs
 }
 

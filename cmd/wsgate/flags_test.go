@@ -145,7 +145,8 @@ func TestFlagsAndEnv(t *testing.T) {
 	want.shutdownTimeout = 30 * time.Second
 	want.maxHTTPConns, want.maxHTTPConnsPerIP = 100, 10
 	want.http.readHeader, want.http.idle = time.Second, 2*time.Second
-	want.cluster = clusterOptions{natsURLs: []string{"nats://a:4222", "nats://b:4222"}, node: "n1", replicas: 3, presenceTTL: 2 * time.Second, name: "c1"}
+	want.cluster = clusterOptions{natsURLs: []string{"nats://a:4222", "nats://b:4222"}, node: "n1", replicas: 3, name: "c1"}
+	want.hub.PresenceTTL = 2 * time.Second
 	want.ws = wsgate.Config{
 		ReadLimit:           2000,
 		SendQueueMessages:   7,

@@ -27,42 +27,62 @@ import (
 	"github.com/wsgate/wsgate/protocol"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+// builds are the binaries the tests run, by package, built once per test run.
+var builds sync.Map // package → *build
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
 
 // wsgateBinary builds this command once per test run.
-func wsgateBinary(t *testing.T) string {
+func wsgateBinary(t *testing.T) string { return buildBinary(t, ".", "wsgate") }
+
+// buildBinary builds pkg as name in a temporary directory, once per test run.
+func buildBinary(t *testing.T, pkg, name string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wsgate-hostile-")
+	v, _ := builds.LoadOrStore(pkg, new(build))
+	b := v.(*build)
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "wsgate-test-bin-")
 		if err != nil {
-			binErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "wsgate")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		b.path = filepath.Join(dir, name)
+		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // process is a `wsgate serve` started for one test and stopped (by PID) when it ends.
 type process struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd       *exec.Cmd
+	addr      string
+	listening chan string   // the address, once it listens
+	exited    chan struct{} // closed when its stderr closes
+	killOnce  sync.Once
 
 	mu   sync.Mutex
 	logs []map[string]any // the JSON log lines of stderr so far
 }
 
 func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := launch(t, args...)
+	p.await(t, 10*time.Second)
+	return p
+}
+
+// launch starts `wsgate serve` with args (plus a random port and JSON logs) without waiting for
+// it to listen: nodes of a cluster wait for each other before they do. It is killed at cleanup.
+func launch(t *testing.T, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(wsgateBinary(t), append([]string{"serve", "-addr", "127.0.0.1:0", "-log-format", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
@@ -72,33 +92,59 @@ func startProcess(t *testing.T, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := make(chan string, 1)
+	p := &process{cmd: cmd, listening: make(chan string, 1), exited: make(chan struct{})}
+	t.Cleanup(p.kill)
 	go func() { // owner: the test; ends when the process's stderr closes
+		defer close(p.exited)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			var r map[string]any
 			if json.Unmarshal(sc.Bytes(), &r) != nil {
-				continue
+				r = map[string]any{"raw": sc.Text()} // such as main's last word
 			}
 			if r["msg"] == "listening" {
-				addr <- r["addr"].(string)
+				p.listening <- r["addr"].(string)
 			}
 			p.mu.Lock()
 			p.logs = append(p.logs, r)
 			p.mu.Unlock()
 		}
 	}()
-	select {
-	case p.addr = <-addr:
-	case <-time.After(10 * time.Second):
-		t.Fatal("wsgate serve did not start listening within 10s")
-	}
 	return p
+}
+
+// await waits up to timeout for the process to listen and sets p.addr.
+func (p *process) await(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case p.addr = <-p.listening:
+	case <-p.exited:
+		t.Fatalf("wsgate serve exited before listening; logs:\n%s", p.logText())
+	case <-time.After(timeout):
+		t.Fatalf("wsgate serve did not start listening within %v; logs:\n%s", timeout, p.logText())
+	}
+}
+
+// kill stops the process with SIGKILL (kill -9), by its PID, and reaps it.
+func (p *process) kill() {
+	p.killOnce.Do(func() {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	})
+}
+
+// logText is the process's log so far, one JSON record a line.
+func (p *process) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, r := range p.logs {
+		j, _ := json.Marshal(r)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // rss is the process's resident memory in bytes.

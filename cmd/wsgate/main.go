@@ -3,7 +3,7 @@
 // terminal client for any WebSocket server, in the spirit of wscat and websocat.
 //
 //	wsgate [serve] [flags]
-//	wsgate client [flags] URL
+//	wsgate client [flags] URL [URL...]
 //	wsgate bench MODE [flags]
 //
 // Run "wsgate -h", "wsgate client -h" or "wsgate bench -h" for every flag; the client's help lists

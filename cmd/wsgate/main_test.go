@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +15,23 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the package if a test leaves a goroutine behind: run must stop everything it starts.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the package if a test leaves a goroutine behind: run must stop everything it
+// starts. It removes the binaries the tests built.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(cleanBuilds{m}) }
+
+// cleanBuilds runs the tests, then removes the directories of buildBinary.
+type cleanBuilds struct{ m *testing.M }
+
+func (c cleanBuilds) Run() int {
+	code := c.m.Run()
+	builds.Range(func(_, v any) bool {
+		if b := v.(*build); b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+		return true
+	})
+	return code
+}
 
 // noEnv is an empty environment.
 func noEnv(string) string { return "" }

@@ -50,7 +50,7 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	g, err := newGateway(&o, be, log) // checkGateway passed: what fails now is the broker's start
+	g, err := newGateway(ctx, &o, be, log) // checkGateway passed: what fails now is the broker's start
 	if err != nil {
 		return errors.Join(err, be.close(context.Background()))
 	}
@@ -120,9 +120,9 @@ func checkGateway(o *options) error {
 	return nil
 }
 
-// newGateway builds the routes for o on the broker of be; it fails only for a configuration
-// wsgate refuses. Nil be is the in-memory broker.
-func newGateway(o *options, be *backend, log *slog.Logger) (*gateway, error) {
+// newGateway builds the routes for o on the broker of be; it fails for a configuration wsgate
+// refuses, or a broker that does not start. Nil be is the in-memory broker.
+func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*gateway, error) {
 	cfg := o.ws
 	cfg.Logger = log
 	if err := checkGateway(o); err != nil {
@@ -137,7 +137,7 @@ func newGateway(o *options, be *backend, log *slog.Logger) (*gateway, error) {
 	}
 	hubOpts := o.hub
 	hubOpts.Logger = log
-	h, err := hub.New(context.Background(), be.broker, &hubOpts)
+	h, err := be.startHub(ctx, &hubOpts, log)
 	if err != nil { // the broker did not start (its options are checked): the hub did not take it
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}

@@ -150,7 +150,7 @@ func TestPortTaken(t *testing.T) {
 func TestHTTPTimeoutsSpareWebSockets(t *testing.T) {
 	o := defaultOptions()
 	o.http = httpTimeouts{readHeader: 50 * time.Millisecond, read: 50 * time.Millisecond, write: 50 * time.Millisecond, idle: 50 * time.Millisecond}
-	g, err := newGateway(&o, nil, slog.New(slog.DiscardHandler))
+	g, err := newGateway(context.Background(), &o, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,26 +14,12 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/internal/wstest"
 )
 
 // TestMain fails the package if a stopped server leaves a goroutine behind.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// freeAddrs reserves n loopback ports and frees them for the servers about to use them: the
-// peers of a cluster must know each other's addresses before any starts.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		defer ln.Close()
-	}
-	return addrs
-}
 
 // start starts a server for the test and shuts it down at cleanup.
 func start(t *testing.T, o *Options) *Server {
@@ -67,7 +53,7 @@ func connect(t *testing.T, s *Server) *natsgo.Conn {
 }
 
 func TestClusterOfThreeKeepsAnR3Stream(t *testing.T) {
-	addrs := freeAddrs(t, 3)
+	addrs := wstest.FreeAddrs(t, 3)
 	var servers []*Server
 	for i, a := range addrs {
 		peers := append(append([]string(nil), addrs[:i]...), addrs[i+1:]...)

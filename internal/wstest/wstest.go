@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -50,4 +51,21 @@ func Wsgate(t testing.TB, h wsgate.Handler, cfg *wsgate.Config) (*wsgate.Server,
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
+}
+
+// FreeAddrs returns n loopback addresses that were free a moment ago, for servers that must
+// know each other's addresses before any of them starts (the nodes of a cluster). Another
+// process may take one in between; the servers then fail to start, plainly.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
 }

@@ -7,27 +7,11 @@ import assert from 'node:assert/strict';
 import WebSocket, { WebSocketServer } from 'ws';
 import { PubSubClient, PubSubError, RequestError, ErrorCode } from '../../cmd/wsgate/web/js/wsgate-pubsub.js';
 import { OutboxFullError } from '../../cmd/wsgate/web/js/wsgate.js';
-import { startWsgate, stopAll, nextEvent, waitUntil } from './server.js';
-import { startProxy, closeProxies } from './proxy.js';
+import { startWsgate, nextEvent, waitUntil } from './server.js';
+import { startProxy } from './proxy.js';
+import { newClient, closeAll, recorder } from './pubsub-clients.js';
 
-/** @type {Set<PubSubClient>} */
-const clients = new Set();
-after(async () => {
-  clients.forEach((c) => c.close());
-  await closeProxies();
-  await stopAll();
-});
-
-/**
- * A client with quick reconnects, closed by the file's after hook.
- * @param {string} url
- * @param {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').PubSubClientOptions} [options]
- */
-function newClient(url, options = {}) {
-  const client = new PubSubClient(url, { WebSocket, minDelay: 50, maxDelay: 200, ...options });
-  clients.add(client);
-  return client;
-}
+after(closeAll);
 
 /**
  * A connected client.
@@ -40,32 +24,6 @@ async function connected(url, options) {
   client.connect();
   await opened;
   return client;
-}
-
-/**
- * Subscribes client to channel and records what it is given.
- * @param {PubSubClient} client
- * @param {string} channel
- * @param {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').SubscribeOptions} [options]
- */
-function recorder(client, channel, options = {}) {
-  /** @type {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').Publication[]} */
-  const pubs = [];
-  /** @type {import('../../cmd/wsgate/web/js/wsgate-pubsub.js').SubscribedInfo[]} */
-  const subscribed = [];
-  /** @type {string[]} */
-  const presence = [];
-  /** @type {PubSubError[]} */
-  const errors = [];
-  const sub = client.subscribe(channel, {
-    onPublication: (p) => pubs.push(p),
-    onSubscribed: (info) => subscribed.push(info),
-    onJoin: (c) => presence.push('join ' + c.conn),
-    onLeave: (c) => presence.push('leave ' + c.conn),
-    onError: (err) => errors.push(err),
-    ...options,
-  });
-  return { sub, pubs, subscribed, presence, errors, data: () => pubs.map((p) => p.data) };
 }
 
 /**

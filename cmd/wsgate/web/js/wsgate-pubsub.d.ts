@@ -224,7 +224,7 @@ export declare class Subscription {
  * and are sent again, from their last position, on every new connection.
  */
 export declare class PubSubClient extends WsgateClient {
-  constructor(url: string | URL, options?: PubSubClientOptions);
+  constructor(url: string | URL | Array<string | URL>, options?: PubSubClientOptions);
   /** Throws PubSubError 106 if this client already has a subscription to channel. */
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
   /** Publishes data (any JSON value); resolves with its position. */

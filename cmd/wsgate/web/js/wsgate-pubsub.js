@@ -310,7 +310,7 @@ export class PubSubClient extends WsgateClient {
   #encoder = new TextEncoder();
 
   /**
-   * @param {string | URL} url
+   * @param {string | URL | Array<string | URL>} url one endpoint, or several (see WsgateClient)
    * @param {Options} [options] the WsgateClient options (protocols is always wsgate.v1), and pingTimeout, requestTimeout
    */
   constructor(url, options = {}) {
@@ -642,7 +642,8 @@ export class PubSubClient extends WsgateClient {
    * A pub or gap push for a subscription. Offsets of an epoch are contiguous: a pub push that
    * skips some, or a gap push beyond the last one delivered, means the server dropped some for
    * this connection (its slow-consumer policy); they are fetched from history, and the live
-   * pushes held, until the subscription has caught up.
+   * pushes held, until the subscription has caught up. A pub push of a new epoch starts its
+   * sequence: one after offset 1 means the first ones of that epoch were missed, fetched alike.
    * @param {SubRecord} rec
    * @param {any} push
    */
@@ -677,6 +678,19 @@ export class PubSubClient extends WsgateClient {
         }
         void this.#fetch(rec, next);
       }
+      return;
+    }
+    const fresh = epoch !== pos.epoch && (!gap || pos.epoch === '');
+    if (fresh && (gap || offset > 1)) {
+      // A new epoch that does not start at 1 here (or a gap push in it, after a position that has
+      // no epoch yet: a clustered server names none before the first publication): 1..offset-1
+      // (1..offset for a gap) of it were missed, so they come from history first, from its start.
+      rec.position = { epoch, offset: 0 };
+      const next = this.#catchUp(rec, epoch, gap ? offset : offset - 1);
+      if (!gap) {
+        rec.held.push(push);
+      }
+      void this.#fetch(rec, next);
       return;
     }
     if (gap) {

@@ -110,11 +110,13 @@ export interface WsgateClientOptions {
 export type OutgoingMessage = string | ArrayBuffer | Uint8Array;
 
 export declare class WsgateOpenEvent extends Event {
-  constructor(reconnected: boolean, flushed: number);
+  constructor(reconnected: boolean, flushed: number, url?: string);
   /** Whether a connection had been lost or had failed before this one. */
   reconnected: boolean;
   /** Outbox messages sent on this connection as it opened. */
   flushed: number;
+  /** The endpoint this connection went to (one of client.urls). */
+  url: string;
 }
 
 export declare class WsgateMessageEvent extends Event {
@@ -125,7 +127,9 @@ export declare class WsgateMessageEvent extends Event {
 }
 
 export declare class WsgateCloseEvent extends Event {
-  constructor(init: { code: number; reason: string; wasClean: boolean; willReconnect: boolean; unsent: OutgoingMessage[] });
+  constructor(init: { code: number; reason: string; wasClean: boolean; willReconnect: boolean; unsent: OutgoingMessage[]; url?: string });
+  /** The endpoint of the connection or attempt that ended. */
+  url: string;
   /** The close code; 1006 when the connection broke or never opened. */
   code: number;
   reason: string;
@@ -145,11 +149,13 @@ export declare class WsgateErrorEvent extends Event {
 }
 
 export declare class WsgateReconnectingEvent extends Event {
-  constructor(attempt: number, delay: number);
+  constructor(attempt: number, delay: number, url?: string);
   /** 1 for the first attempt after a loss, then 2, 3, … */
   attempt: number;
   /** Milliseconds until the attempt starts. */
   delay: number;
+  /** The endpoint the attempt goes to. */
+  url: string;
 }
 
 export declare class WsgateStateEvent extends Event {
@@ -174,11 +180,15 @@ export interface WsgateEventMap {
 export declare class WsgateClient extends EventTarget {
   /**
    * @param url ws:// or wss://; http(s):// and, in a page, relative URLs map to the matching
-   *   WebSocket URL. Throws SyntaxError for other schemes.
+   *   WebSocket URL. Throws SyntaxError for other schemes. Several URLs are endpoints of one
+   *   service (cluster nodes): the client starts at a random one and moves to the next when its
+   *   connection fails or is lost with a reconnectable code; RangeError for an empty array.
    */
-  constructor(url: string | URL, options?: WsgateClientOptions);
-  /** The WebSocket URL. */
+  constructor(url: string | URL | Array<string | URL>, options?: WsgateClientOptions);
+  /** The WebSocket URL of the endpoint in use, or of the next attempt. */
   readonly url: string;
+  /** Every endpoint's WebSocket URL, in the order given. */
+  readonly urls: string[];
   readonly state: State;
   /** Messages and bytes waiting in the outbox. */
   readonly outbox: { messages: number; bytes: number };
@@ -216,4 +226,10 @@ export declare class WsgateClient extends EventTarget {
 }
 
 /** Creates a client and connects it. */
-export declare function connect(url: string | URL, options?: WsgateClientOptions): WsgateClient;
+export declare function connect(url: string | URL | Array<string | URL>, options?: WsgateClientOptions): WsgateClient;
+
+/**
+ * The endpoint after current to try: round robin, except that those which failed after recent (a
+ * Date.now() timestamp) go last, the one that failed longest ago first among them.
+ */
+export declare function nextEndpoint(current: number, failedAt: number[], recent: number): number;

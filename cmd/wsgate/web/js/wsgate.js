@@ -13,6 +13,10 @@
 //
 // In Node, pass a WebSocket implementation: new WsgateClient(url, { WebSocket: require('ws') }).
 //
+// Several URLs (new WsgateClient(['wss://a.example/ws', 'wss://b.example/ws'])) are the nodes of
+// one service: the client starts at a random one, to spread the load, and each reconnect attempt
+// goes to the next one, those that failed recently last.
+//
 // Delivery is at most once. The outbox holds what is sent while no connection is open and is flushed,
 // in order, when one opens; a message already handed to a socket that then dies is lost, as with a
 // plain WebSocket. Nothing is dropped silently: send() throws when the outbox is full, and the close
@@ -119,13 +123,16 @@ export class WsgateOpenEvent extends Event {
   /**
    * @param {boolean} reconnected
    * @param {number} flushed
+   * @param {string} [url]
    */
-  constructor(reconnected, flushed) {
+  constructor(reconnected, flushed, url = '') {
     super('open');
     /** Whether a connection had been lost or had failed before this one. */
     this.reconnected = reconnected;
     /** How many outbox messages were sent on this connection as it opened. */
     this.flushed = flushed;
+    /** The endpoint this connection went to (one of client.urls). */
+    this.url = url;
   }
 }
 
@@ -147,10 +154,12 @@ export class WsgateMessageEvent extends Event {
 /** A connection closed, or a connection attempt failed (code 1006). */
 export class WsgateCloseEvent extends Event {
   /**
-   * @param {{code: number, reason: string, wasClean: boolean, willReconnect: boolean, unsent: Array<string | ArrayBuffer | Uint8Array>}} init
+   * @param {{code: number, reason: string, wasClean: boolean, willReconnect: boolean, unsent: Array<string | ArrayBuffer | Uint8Array>, url?: string}} init
    */
   constructor(init) {
     super('close');
+    /** The endpoint of the connection or attempt that ended. */
+    this.url = init.url ?? '';
     /** The close code; 1006 when the connection broke or never opened. */
     this.code = init.code;
     /** The close reason, possibly empty. */
@@ -181,13 +190,16 @@ export class WsgateReconnectingEvent extends Event {
   /**
    * @param {number} attempt
    * @param {number} delay
+   * @param {string} [url]
    */
-  constructor(attempt, delay) {
+  constructor(attempt, delay, url = '') {
     super('reconnecting');
     /** 1 for the first attempt after a loss, then 2, 3, … */
     this.attempt = attempt;
     /** Milliseconds until the attempt starts. */
     this.delay = delay;
+    /** The endpoint the attempt goes to. */
+    this.url = url;
   }
 }
 
@@ -247,7 +259,9 @@ const OPEN = 1; // WebSocket.OPEN, the same in every implementation
  * bounded outbox. Events: open, message, close, error, reconnecting, state.
  */
 export class WsgateClient extends EventTarget {
-  /** @type {string} */ #url;
+  /** @type {string[]} */ #urls;
+  #current = 0; // index in #urls of the endpoint in use, or of the next attempt
+  /** @type {number[]} when each endpoint last failed (Date.now()), 0 if never */ #failedAt;
   /** @type {Required<Omit<WsgateClientOptions, 'protocols'>> & {protocols: string | string[] | undefined}} */ #opts;
   /** @type {State} */ #state = 'closed';
   /** @type {WebSocketLike | null} */ #socket = null;
@@ -260,13 +274,19 @@ export class WsgateClient extends EventTarget {
   #outboxSize = 0;
 
   /**
-   * @param {string | URL} url ws:// or wss://; http(s):// and, in a page, relative URLs are mapped
-   *   to the matching WebSocket URL, so '/ws' follows the page's host and scheme
+   * @param {string | URL | Array<string | URL>} url ws:// or wss://; http(s):// and, in a page,
+   *   relative URLs are mapped to the matching WebSocket URL, so '/ws' follows the page's host and
+   *   scheme. Several URLs are endpoints of one service (nodes of a cluster): the client starts at a
+   *   random one and moves to the next when its connection fails or is lost
    * @param {WsgateClientOptions} [options]
    */
   constructor(url, options = {}) {
     super();
-    this.#url = webSocketURL(url);
+    this.#urls = (Array.isArray(url) ? url : [url]).map(webSocketURL);
+    if (this.#urls.length === 0) {
+      throw new RangeError('wsgate: want at least one URL');
+    }
+    this.#failedAt = this.#urls.map(() => 0);
     const opts = { ...defaults, random: Math.random, WebSocket: globalThis.WebSocket, ...options };
     if (typeof opts.WebSocket !== 'function') {
       throw new TypeError('wsgate: no WebSocket implementation: pass options.WebSocket (in Node: the ws package)');
@@ -278,11 +298,19 @@ export class WsgateClient extends EventTarget {
       throw new RangeError('wsgate: outboxMessages, outboxBytes and maxAttempts must not be negative');
     }
     this.#opts = { protocols: undefined, ...opts };
+    if (this.#urls.length > 1) { // spread clients over the endpoints
+      this.#current = Math.min(Math.floor(opts.random() * this.#urls.length), this.#urls.length - 1);
+    }
   }
 
-  /** The WebSocket URL. */
+  /** The WebSocket URL of the endpoint in use, or of the next attempt. */
   get url() {
-    return this.#url;
+    return this.#urls[this.#current];
+  }
+
+  /** Every endpoint's WebSocket URL, in the order given. */
+  get urls() {
+    return [...this.#urls];
   }
 
   /** @returns {State} */
@@ -378,7 +406,7 @@ export class WsgateClient extends EventTarget {
     }
     const unsent = this.#takeOutbox();
     this.#setState('closed');
-    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean: true, willReconnect: false, unsent }));
+    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean: true, willReconnect: false, unsent, url: this.url }));
   }
 
   /**
@@ -417,7 +445,7 @@ export class WsgateClient extends EventTarget {
   #dial() {
     let sock;
     try {
-      sock = new this.#opts.WebSocket(this.#url, this.#opts.protocols);
+      sock = new this.#opts.WebSocket(this.url, this.#opts.protocols);
     } catch (err) {
       // The URL was checked, so this is the environment refusing (a CSP, for instance): report it as
       // a failed attempt, which backs off like any other.
@@ -454,8 +482,9 @@ export class WsgateClient extends EventTarget {
     for (const m of outbox) {
       sock.send(m);
     }
+    this.#failedAt[this.#current] = 0;
     this.#setState('open');
-    this.dispatchEvent(new WsgateOpenEvent(this.#everLost, outbox.length));
+    this.dispatchEvent(new WsgateOpenEvent(this.#everLost, outbox.length, this.url));
   }
 
   /** @param {{code: number, reason: string, wasClean: boolean}} ev */
@@ -465,13 +494,16 @@ export class WsgateClient extends EventTarget {
     }
     this.#openedAt = 0;
     this.#everLost = true;
+    const url = this.url;
     const retry = !this.#closeRequested && shouldReconnect(code) && this.#attempt < this.#opts.maxAttempts;
     if (!retry) {
       const unsent = this.#takeOutbox();
       this.#setState('closed');
-      this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: false, unsent }));
+      this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: false, unsent, url }));
       return;
     }
+    this.#failedAt[this.#current] = Date.now();
+    this.#current = nextEndpoint(this.#current, this.#failedAt, Date.now() - this.#opts.maxDelay);
     const attempt = ++this.#attempt;
     const delay = backoffDelay(attempt, this.#opts, this.#opts.random);
     this.#timer = setTimeout(() => {
@@ -479,9 +511,9 @@ export class WsgateClient extends EventTarget {
       this.#dial();
     }, delay);
     this.#setState('reconnecting');
-    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: true, unsent: [] }));
+    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: true, unsent: [], url }));
     if (this.#state === 'reconnecting') { // a close listener may have called close()
-      this.dispatchEvent(new WsgateReconnectingEvent(attempt, delay));
+      this.dispatchEvent(new WsgateReconnectingEvent(attempt, delay, this.url));
     }
   }
 
@@ -504,8 +536,33 @@ export class WsgateClient extends EventTarget {
 }
 
 /**
+ * The endpoint after current to try: round robin, except that endpoints which failed since recent
+ * (a timestamp) go last, the one that failed longest ago first among them. The one that just failed
+ * is therefore tried last, and a node that keeps refusing is not tried again before the others.
+ * @param {number} current
+ * @param {number[]} failedAt per endpoint, Date.now() of its last failure, 0 if none
+ * @param {number} recent
+ * @returns {number}
+ */
+export function nextEndpoint(current, failedAt, recent) {
+  const n = failedAt.length;
+  let best = current;
+  let bestKey = Infinity;
+  for (let step = 1; step <= n; step++) {
+    const i = (current + step) % n;
+    // Endpoints in good standing in round-robin order (keys below n), then the recently failed by age.
+    const key = failedAt[i] > recent ? n + failedAt[i] : step;
+    if (key < bestKey) {
+      best = i;
+      bestKey = key;
+    }
+  }
+  return best;
+}
+
+/**
  * Creates a client and connects it.
- * @param {string | URL} url
+ * @param {string | URL | Array<string | URL>} url
  * @param {WsgateClientOptions} [options]
  * @returns {WsgateClient}
  */
