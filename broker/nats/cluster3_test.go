@@ -17,7 +17,7 @@ import (
 )
 
 // runCluster starts three clustered servers with JetStream on loopback.
-func runCluster(t *testing.T) []*server.Server {
+func runCluster(t testing.TB) []*server.Server {
 	t.Helper()
 	ports := make([]int, 3) // route ports, free a moment ago
 	var routes []*neturl.URL

@@ -47,9 +47,10 @@
 //     hub sees the jump.
 //   - Publications acknowledged after Subscribe returned are delivered; those made while it runs
 //     may or may not be (the hub recovers them from History).
-//   - History reads with direct gets and creates nothing. In a replicated stream any replica may
-//     answer a direct get, and a replica may lag its leader by a moment: a publication
-//     acknowledged an instant ago may not show yet.
+//   - History creates nothing, and holds every publication acknowledged before it was called
+//     (within the history kept): it reads the channel's top from the stream's leader, then the
+//     range with direct gets, which any replica may answer; what a replica a moment behind its
+//     leader does not hold yet, up to that top, is read from the leader.
 //   - Ordering across channels, and across nodes beyond one channel's offsets, is not defined.
 //
 // # Cost

@@ -11,11 +11,13 @@ import (
 // skips the few before it rather than probing again.
 const scanSpan = 32
 
-// History implements broker.Broker with direct gets; it creates nothing. It reads the channel's
-// top and its first message kept, finds the stream sequence of the first publication wanted
-// (an interpolation search over the stream's sequences, offsets growing with them) and reads
-// the publications in batches. In a replicated stream the direct gets may be answered by a
-// replica a little behind the leader: a publication acknowledged a moment ago may not show yet.
+// History implements broker.Broker; it creates nothing. It reads the channel's top from the
+// stream's leader, so that every publication acknowledged before it is within the reply, then
+// with direct gets the channel's first message kept, finds the stream sequence of the first
+// publication wanted (an interpolation search over the stream's sequences, offsets growing with
+// them) and reads the publications in batches. In a replicated stream a direct get may be
+// answered by a replica a little behind the leader: what such a replica does not hold yet, up
+// to the top, is read from the leader.
 func (b *Broker) History(ctx context.Context, channel string, since *broker.Position, limit int) (broker.HistoryResult, error) {
 	if len(channel) > maxNameLen {
 		return broker.HistoryResult{}, fmt.Errorf("broker/nats: channel of %d bytes, more than %d", len(channel), maxNameLen)
@@ -36,7 +38,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 }
 
 func (b *Broker) history(ctx context.Context, subj string, since *broker.Position, limit int) (broker.HistoryResult, error) {
-	top, ok, err := b.last(ctx, subj)
+	top, ok, err := b.lastFromLeader(ctx, subj)
 	if err != nil {
 		return broker.HistoryResult{}, err
 	}
@@ -87,6 +89,9 @@ func (b *Broker) history(ctx context.Context, subj string, since *broker.Positio
 	}
 	got, err := b.batch(ctx, subj, from.seq, int(count+want-from.pos.Offset))
 	if err != nil {
+		return broker.HistoryResult{}, err
+	}
+	if got, err = b.reach(ctx, subj, got, from.seq, top, want+count-1); err != nil {
 		return broker.HistoryResult{}, err
 	}
 	r.Publications = make([]broker.Publication, 0, count)
@@ -145,4 +150,28 @@ func (b *Broker) seek(ctx context.Context, subj string, lo, hi stored, want uint
 		}
 	}
 	return lo, nil
+}
+
+// reach completes got, the subject's messages from stream sequence seq on as a replica returned
+// them, up to offset last of top's epoch: a lagging replica may not hold the latest yet, and
+// what it lacks is read from the stream's leader, one message at a time (rarely more than a
+// few, the replica being a moment behind).
+func (b *Broker) reach(ctx context.Context, subj string, got []stored, seq uint64, top stored, last uint64) ([]stored, error) {
+	for {
+		if n := len(got); n > 0 {
+			s := got[n-1]
+			if s.seq >= top.seq || s.pos.Epoch == top.pos.Epoch && s.pos.Offset >= last {
+				return got, nil
+			}
+			seq = s.seq + 1
+		}
+		s, ok, err := b.nextFromLeader(ctx, subj, seq)
+		if err != nil {
+			return nil, err
+		}
+		if !ok { // expired or removed since the top was read
+			return got, nil
+		}
+		got = append(got, s)
+	}
 }

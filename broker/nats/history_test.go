@@ -67,3 +67,39 @@ func TestHistoryAmongOtherChannels(t *testing.T) {
 		t.Fatalf("latest 5: %+v", r)
 	}
 }
+
+// TestHistoryReachesTheTop: what a replica's batch lacks up to the top, as a lagging one would,
+// is read from the stream's leader, data and all, among other channels' messages.
+func TestHistoryReachesTheTop(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	a := started(t, s, Options{}, nil)
+	for i := range 6 {
+		if _, err := a.Publish(ctx, "r", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Publish(ctx, "other", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subj := a.in + subjectToken("r")
+	top, ok, err := a.lastFromLeader(ctx, subj)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	all, err := a.batch(ctx, subj, 1, 6)
+	if err != nil || len(all) != 6 {
+		t.Fatal(len(all), err)
+	}
+	for _, lag := range []int{0, 1, 2, 6} {
+		got, err := a.reach(ctx, subj, append([]stored(nil), all[:6-lag]...), 1, top, top.pos.Offset)
+		if err != nil || len(got) != 6 {
+			t.Fatalf("lag %d: %d messages, %v", lag, len(got), err)
+		}
+		for i, s := range got {
+			if s.seq != all[i].seq || s.pos != all[i].pos || string(s.data) != fmt.Sprint(i) {
+				t.Fatalf("lag %d: message %d is %+v, want %+v", lag, i, s, all[i])
+			}
+		}
+	}
+}

@@ -152,6 +152,7 @@ type msgGetResponse struct {
 	Message *struct {
 		Seq  uint64 `json:"seq"`
 		Hdrs []byte `json:"hdrs"` // base64 in JSON, decoded by encoding/json
+		Data []byte `json:"data"`
 	} `json:"message"`
 	Error *apiError `json:"error"`
 }
@@ -174,10 +175,11 @@ const (
 	errCodeNoStream     = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
 )
 
-// lastFromLeader is last, answered by the stream's leader: what the expected-last-sequence check
-// of the next publication will compare with, where a direct get may come from a lagging replica.
-func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool, error) {
-	body, _ := json.Marshal(getRequest{LastFor: subj})
+// leaderGet is a message get answered by the stream's leader (the stream message get API, not
+// a direct get): it reflects every acknowledged publication, where a direct get may come from a
+// lagging replica. found is false when there is no such message.
+func (b *Broker) leaderGet(ctx context.Context, req getRequest) (_ stored, found bool, err error) {
+	body, _ := json.Marshal(req)
 	m, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+b.opts.Stream, body)
 	if err != nil {
 		return stored{}, false, err
@@ -201,7 +203,18 @@ func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool,
 	if err != nil || epoch == "" {
 		return stored{}, false, errForeign
 	}
-	return stored{seq: r.Message.Seq, pos: broker.Position{Epoch: epoch, Offset: off}}, true, nil
+	return stored{seq: r.Message.Seq, pos: broker.Position{Epoch: epoch, Offset: off}, data: r.Message.Data}, true, nil
+}
+
+// lastFromLeader is last, answered by the stream's leader: what the expected-last-sequence check
+// of the next publication will compare with, and the top of every acknowledged publication.
+func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool, error) {
+	return b.leaderGet(ctx, getRequest{LastFor: subj})
+}
+
+// nextFromLeader is next, answered by the stream's leader.
+func (b *Broker) nextFromLeader(ctx context.Context, subj string, seq uint64) (stored, bool, error) {
+	return b.leaderGet(ctx, getRequest{Seq: seq, NextFor: subj})
 }
 
 // headerValue finds key's value in a NATS header block ("NATS/1.0\r\nKey: value\r\n...").
