@@ -58,11 +58,9 @@ var clusterTopologies = map[string]topology{
 	"centrifugo-redis3": {"centrifugo", 3, brokerRedis, nil},
 }
 
-// defaultClusterImpls are the topologies the suite runs unless -impls says otherwise. Not
-// wsgate-embed3: with three replicas its nodes give up creating the stream while the cluster
-// forms on one shared core (broker/nats tries once; the meta leader changes as the third node
-// joins), so it rarely comes up pinned.
-var defaultClusterImpls = []string{"wsgate", "wsgate-nats3", "wsgate-embed3-r1", "centrifugo-nats3", "centrifugo-redis3"}
+// defaultClusterImpls are the topologies the suite runs unless -impls says otherwise: both of
+// wsgate's clusters with their defaults, the embedded one also with one replica, as -nats keeps.
+var defaultClusterImpls = []string{"wsgate", "wsgate-nats3", "wsgate-embed3", "wsgate-embed3-r1", "centrifugo-nats3", "centrifugo-redis3"}
 
 // centrifugoConfig is each Centrifugo topology's file in bench/centrifugo: the same channel
 // settings as the fan-out suite's (anonymous subscribe and publish, history of 100 for 5 minutes)

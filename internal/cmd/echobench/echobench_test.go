@@ -44,8 +44,9 @@ func TestDefaultScenarioNames(t *testing.T) {
 // cluster against every Centrifugo cluster of as many nodes.
 func TestClusterRatioPairs(t *testing.T) {
 	got := ratioPairs(config{suite: suiteCluster, impls: defaultClusterImpls})
-	want := []pair{{"wsgate-nats3", "wsgate"}, {"wsgate-embed3-r1", "wsgate"}, {"centrifugo-nats3", "wsgate"}, {"centrifugo-redis3", "wsgate"},
-		{"wsgate-nats3", "centrifugo-nats3"}, {"wsgate-nats3", "centrifugo-redis3"},
+	want := []pair{{"wsgate-nats3", "wsgate"}, {"wsgate-embed3", "wsgate"}, {"wsgate-embed3-r1", "wsgate"}, {"centrifugo-nats3", "wsgate"},
+		{"centrifugo-redis3", "wsgate"}, {"wsgate-nats3", "centrifugo-nats3"}, {"wsgate-nats3", "centrifugo-redis3"},
+		{"wsgate-embed3", "centrifugo-nats3"}, {"wsgate-embed3", "centrifugo-redis3"},
 		{"wsgate-embed3-r1", "centrifugo-nats3"}, {"wsgate-embed3-r1", "centrifugo-redis3"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v\nwant %v", got, want)
