@@ -82,11 +82,12 @@ type peer struct {
 
 // cluster is the hub's side of the broker's Cluster capability.
 type cluster struct {
-	bus    broker.Cluster
-	node   string
-	ttl    time.Duration
-	cancel func()
-	wanted atomic.Bool // a snapshot was asked of this node
+	bus     broker.Cluster
+	node    string
+	ttl     time.Duration
+	cancel  func()
+	wanted  atomic.Bool // a snapshot was asked of this node
+	started time.Time   // when every node was asked for its snapshot
 
 	seq uint64 // owned by the hub's loop
 
@@ -101,7 +102,7 @@ func (h *Hub) startCluster(b broker.Broker) error {
 	if !ok {
 		return nil
 	}
-	c := &cluster{bus: bus, node: bus.Node(), ttl: h.opts.PresenceTTL, peers: map[string]*peer{}}
+	c := &cluster{bus: bus, node: bus.Node(), ttl: h.opts.PresenceTTL, peers: map[string]*peer{}, started: time.Now()}
 	cancel, err := bus.Listen(clusterTopic, h.receive)
 	if err != nil {
 		return err
@@ -235,13 +236,8 @@ func (h *Hub) receive(from string, raw []byte) {
 		return
 	}
 	c := h.cl
-	if m.Kind == "q" {
-		if m.Target == c.node || m.Target == "*" {
-			c.wanted.Store(true)
-		}
-		if m.Target != "*" {
-			return
-		}
+	if m.Kind == "q" && (m.Target == c.node || m.Target == "*") {
+		c.wanted.Store(true)
 	}
 	c.mu.Lock()
 	p := c.peers[from]
@@ -256,7 +252,9 @@ func (h *Hub) receive(from string, raw []byte) {
 		return
 	}
 	if p == nil {
-		p = &peer{name: from, chans: map[string][]member{}}
+		// Asked already, by the request to every node at start, if it came that recently: its
+		// snapshot may be on the way behind this message.
+		p = &peer{name: from, chans: map[string][]member{}, asked: c.started}
 		c.peers[from] = p
 		i, _ := slices.BinarySearch(c.names, from)
 		c.names = slices.Insert(c.names, i, from)
@@ -271,7 +269,14 @@ func (h *Hub) receive(from string, raw []byte) {
 		} else if !p.synced || m.Seq > p.seq {
 			c.ask(p)
 		}
-	case "h", "q":
+	case "q":
+		// A request to every node is the first thing a node sends, before it has any
+		// subscriber: an empty snapshot at its number 0. A request to one node says nothing
+		// of the sender's presence.
+		if m.Target == "*" && !p.synced {
+			p.seq, p.synced = 0, true
+		}
+	case "h":
 		if !p.synced || m.Seq != p.seq {
 			c.ask(p)
 		}

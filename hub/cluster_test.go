@@ -25,6 +25,7 @@ type switchboard struct {
 	nodes map[string]*node
 	cut   map[string]bool // nodes whose messages are lost both ways
 	drop  int             // the next drop messages are lost
+	snaps int             // snapshots sent (their first part)
 }
 
 type node struct {
@@ -78,6 +79,9 @@ func (n *node) Send(topic string, msg []byte) error {
 	lost := sb.drop > 0
 	if lost {
 		sb.drop--
+	}
+	if strings.HasPrefix(string(msg), `{"k":"r"`) {
+		sb.snaps++
 	}
 	sb.mu.Unlock()
 	if lost {
@@ -169,6 +173,12 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	}
 	for _, e := range nodes {
 		waitPresence(t, e.hub, "room", 7)
+	}
+	sb.mu.Lock()
+	snaps := sb.snaps
+	sb.mu.Unlock()
+	if snaps > 3 { // n1 when n2 starts; n1 and n2 when n3 does
+		t.Errorf("%d presence snapshots sent for three nodes starting, want at most 3", snaps)
 	}
 	all := e2s(nodes[1].hub.Presence("room"))
 	if !slices.IsSortedFunc(all, func(a, b string) int { return strings.Compare(a, b) }) || !strings.HasPrefix(all[0], "n1:") || !strings.HasPrefix(all[6], "n3:") {

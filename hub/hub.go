@@ -66,8 +66,9 @@ type Options struct {
 	PresenceInterval time.Duration
 	// PresenceTTL is, in a cluster (a broker with the broker.Cluster capability), how long a node
 	// may stay silent before its connections leave every presence list of the other nodes, with
-	// leave pushes: the bound on how long a node that died stays in presence. Nodes send a
-	// heartbeat every PresenceTTL/5. Default 5 s.
+	// leave pushes. Nodes send a heartbeat every PresenceTTL/5, and look for silent ones as
+	// often, so a node that died is in presence for at most PresenceTTL + PresenceTTL/5 after
+	// its last heartbeat, and its leave pushes follow within a PresenceInterval. Default 5 s.
 	PresenceTTL time.Duration
 	// Logger, default slog.Default().
 	Logger *slog.Logger

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/wsgate/wsgate/broker"
@@ -45,5 +46,107 @@ func benchmarkPublish(b *testing.B, subscribed bool) {
 	b.StopTimer()
 	if subscribed {
 		eventually(b, "every publication delivered", func() bool { return delivered.Load() >= int64(b.N) })
+	}
+}
+
+// BenchmarkHistory is a recovering client's read: the last 10 publications of a channel of
+// 100, after a position. On three servers the reader's and the publisher's servers are replicas
+// other than the stream's leader.
+func BenchmarkHistory(b *testing.B) {
+	b.Run("servers=1", func(b *testing.B) {
+		s := runServer(b, "", 0)
+		benchmarkHistory(b, started(b, s, Options{}, nil), started(b, s, Options{}, nil))
+	})
+	b.Run("servers=3", func(b *testing.B) {
+		followers, _ := replicated(b)
+		opts := Options{Replicas: 3}
+		pub, rd := newBroker(b, followers[0], opts), newBroker(b, followers[1], opts)
+		warm(b, pub, nil)
+		warm(b, rd, nil)
+		benchmarkHistory(b, pub, rd)
+	})
+}
+
+func benchmarkHistory(b *testing.B, pub, rd *Broker) {
+	ctx := context.Background()
+	var since broker.Position
+	for i := range 100 {
+		pos, err := pub.Publish(ctx, "bench", []byte(`{"text":"a publication of about sixty-four bytes, JSON"}`))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 89 {
+			since = pos
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r, err := rd.History(ctx, "bench", &since, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(r.Publications) != 10 {
+			b.Fatalf("%d publications, want 10", len(r.Publications))
+		}
+	}
+}
+
+// BenchmarkSubscribe is a node's first subscriber to a channel, then its last leaving: on three
+// servers, from a follower, Subscribe waits for its interest at the stream leader's server.
+func BenchmarkSubscribe(b *testing.B) {
+	b.Run("servers=1", func(b *testing.B) {
+		benchmarkSubscribe(b, started(b, runServer(b, "", 0), Options{}, nil))
+	})
+	b.Run("servers=3", func(b *testing.B) {
+		followers, _ := replicated(b)
+		n := newBroker(b, followers[0], Options{Replicas: 3})
+		warm(b, n, nil)
+		benchmarkSubscribe(b, n)
+	})
+}
+
+func benchmarkSubscribe(b *testing.B, n *Broker) {
+	ctx := context.Background()
+	if _, err := n.Publish(ctx, "bench", []byte("1")); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := n.Subscribe(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Unsubscribe(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPublishReplicated is one channel's publication rate from one node on a three-server
+// cluster with three replicas, the publisher on a follower's server: every publication waits for
+// the leader to store it on a quorum.
+func BenchmarkPublishReplicated(b *testing.B) {
+	servers := runCluster(b)
+	ctx := context.Background()
+	var pub *Broker
+	for _, s := range servers {
+		if !s.JetStreamIsLeader() {
+			pub = newBroker(b, s, Options{Replicas: 3})
+			break
+		}
+	}
+	eventuallyWithin(b, 30*time.Second, "the node's start", func() bool { return pub.Start(ctx, func(broker.Publication) {}) == nil })
+	data := []byte(`{"text":"a publication of about sixty-four bytes, JSON"}`)
+	eventuallyWithin(b, 30*time.Second, "the first publication", func() bool {
+		_, err := pub.Publish(ctx, "bench", data)
+		return err == nil
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := pub.Publish(ctx, "bench", data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

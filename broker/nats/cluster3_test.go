@@ -16,8 +16,25 @@ import (
 	"github.com/wsgate/wsgate/broker"
 )
 
-// runCluster starts three clustered servers with JetStream on loopback.
+// runCluster starts three clustered servers with JetStream on loopback. The route ports are
+// free a moment before the servers take them, and another process on the machine may take one
+// first: then it tries again with others.
 func runCluster(t testing.TB) []*server.Server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		servers, ok := tryCluster(t)
+		if ok {
+			return servers
+		}
+		if attempt == 3 {
+			t.Fatal("nats servers not ready")
+		}
+	}
+}
+
+// tryCluster starts three clustered servers and waits for a JetStream meta leader; ok is false,
+// the servers shut down, when one of them could not start.
+func tryCluster(t testing.TB) (_ []*server.Server, ok bool) {
 	t.Helper()
 	ports := make([]int, 3) // route ports, free a moment ago
 	var routes []*neturl.URL
@@ -50,7 +67,11 @@ func runCluster(t testing.TB) []*server.Server {
 	}
 	for _, s := range servers {
 		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats server not ready")
+			for _, s := range servers {
+				s.Shutdown()
+				s.WaitForShutdown()
+			}
+			return nil, false
 		}
 	}
 	eventuallyWithin(t, 30*time.Second, "a JetStream meta leader", func() bool {
@@ -61,7 +82,7 @@ func runCluster(t testing.TB) []*server.Server {
 		}
 		return false
 	})
-	return servers
+	return servers, true
 }
 
 // TestThreeNodeCluster: a replicated stream keeps one contiguous sequence for nodes on

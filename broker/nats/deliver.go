@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,12 +51,35 @@ type subState struct {
 // Subscribe implements broker.Broker: a core subscription on the channel's delivery subject,
 // confirmed by the server before it returns, so that every publication acknowledged after it
 // reaches this node.
+//
+// The stream's leader republishes, and this node's interest reaches the leader's server over
+// the cluster's routes a moment after this node's server confirmed it: a publication stored in
+// that moment reaches nobody, although its acknowledgement may come after Subscribe returned.
+// So Subscribe reads the channel's top from the leader before subscribing; once the
+// subscription is confirmed, it sends the leader a publication the stream refuses (reachLeader),
+// which follows the interest on the same route; then it reads the top again, and if it moved, a
+// catch-up delivers what follows the first.
 func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 	if len(channel) > maxNameLen {
 		return fmt.Errorf("broker/nats: channel of %d bytes, more than %d", len(channel), maxNameLen)
 	}
-	subj := b.out + subjectToken(channel)
+	subj, in := b.out+subjectToken(channel), b.in+subjectToken(channel)
 	s := &subState{b: b, channel: channel}
+	// The top before the interest exists, from which a jump in offsets is seen as a gap; a
+	// failure (no JetStream quorum) leaves the first publication received to set it. Each step
+	// has a Timeout of its own: the subscription does not need JetStream.
+	base, baseOK, baseErr := stored{}, false, b.connected()
+	if baseErr == nil {
+		cctx, cancel := b.call(ctx)
+		base, baseOK, baseErr = b.lastAcked(cctx, in)
+		cancel()
+	}
+	if baseErr == nil {
+		s.known = true
+		if baseOK {
+			s.pos = base.pos
+		}
+	}
 	b.mu.Lock()
 	switch {
 	case b.closed:
@@ -86,18 +111,28 @@ func (b *Broker) Subscribe(ctx context.Context, channel string) error {
 		b.drop(subj, s)
 		return b.unavailable(ctx, "subscribe", err)
 	}
-	// The top, from which a jump in offsets is seen as a gap; a failure leaves the first
-	// publication received to set it.
-	if top, ok, err := b.last(cctx, b.in+subjectToken(channel)); err == nil {
-		s.mu.Lock()
-		if !s.known {
-			s.known = true
-			if ok {
-				s.pos = top.pos
-			}
-		}
-		s.mu.Unlock()
+	if baseErr != nil {
+		return nil
 	}
+	cancel()
+	cctx, cancel = b.call(ctx)
+	defer cancel()
+	err = b.reachLeader(cctx, in)
+	var (
+		top stored
+		ok  bool
+	)
+	if err == nil {
+		top, ok, err = b.lastAcked(cctx, in)
+	}
+	if err == nil && ok == baseOK && top.seq == base.seq {
+		return nil // nothing stored meanwhile
+	}
+	// Stored meanwhile, maybe before the leader's server knew of this node (or the top is
+	// unknown): the catch-up reads history after the last delivered, and delivers it.
+	s.mu.Lock()
+	s.startCatchUp()
+	s.mu.Unlock()
 	return nil
 }
 
@@ -334,4 +369,36 @@ func (s *subState) catchUp() {
 	again:
 		s.mu.Unlock()
 	}
+}
+
+// reachLeader returns once the stream's leader has seen every subscription this connection made
+// before: it sends a publication to subj that the stream refuses without storing it (it expects
+// the subject's last sequence to be one no stream reaches), which travels from this node's
+// server to the leader's over the route of the account, after the interest this node's server
+// sent on that route before. (A request to the stream API would not do: it goes over the
+// system account's route.) On one server, nothing travels: it returns at once.
+func (b *Broker) reachLeader(ctx context.Context, subj string) error {
+	if b.nc.ConnectedClusterName() == "" {
+		return nil
+	}
+	m := &natsgo.Msg{Subject: subj, Header: natsgo.Header{
+		natsgo.ExpectedLastSubjSeqHdr: []string{strconv.FormatUint(math.MaxUint64, 10)},
+		natsgo.ExpectedStreamHdr:      []string{b.opts.Stream},
+	}}
+	resp, err := b.nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		return err
+	}
+	ack, err := parseAck(resp.Data)
+	switch {
+	case err != nil:
+		return err
+	case ack.Error == nil:
+		return fmt.Errorf("the stream stored a publication it had to refuse, at sequence %d", ack.Seq)
+	case wrongLastSeq(ack.Error):
+		return nil
+	case ack.Error.Code == 503 || ack.Error.ErrCode == errCodeNoStream:
+		return fmt.Errorf("%w: %w", errNotConnected, ack.Error)
+	}
+	return ack.Error
 }

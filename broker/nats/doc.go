@@ -46,7 +46,10 @@
 //     concerned reads what it missed at once. What history no longer has is skipped, and the
 //     hub sees the jump.
 //   - Publications acknowledged after Subscribe returned are delivered; those made while it runs
-//     may or may not be (the hub recovers them from History).
+//     may or may not be (the hub recovers them from History). In a cluster the interest takes
+//     a moment to reach the server of the stream's leader, which republishes: Subscribe waits
+//     for it there (a publication the stream refuses, sent on the interest's route) and
+//     delivers what was stored meanwhile from history.
 //   - History creates nothing, and holds every publication acknowledged before it was called
 //     (within the history kept): it reads the channel's top from the stream's leader, then the
 //     range with direct gets, which any replica may answer; what a replica a moment behind its
@@ -64,6 +67,19 @@
 // it. The first publication of a channel on a node (or after an error, or after another node
 // published to it) adds a round trip to read the channel's top. A node remembers the top of at
 // most 16,384 channels.
+//
+// History reads the channel's top as the stream's leader has it (in a cluster, the stream
+// message get API, answered by the leader; on a lone server, a direct get), then the range
+// with batched direct gets, which the nearest replica answers. A recovering client's read of
+// the last 10 of 100 publications (BenchmarkHistory, median of 3, in-process servers included)
+// takes about 0.96 ms, 117 KB and 1,010 allocations on one server, and 1.65 ms, 147 KB and 1,214
+// allocations from a follower of an R3 stream on three servers; before the top came from the
+// leader (and with a batch inbox of nats.go's 64k-message channel), 1.38 ms, 642 KB, 1,015
+// allocations and 1.94 ms, 660 KB, 1,115 allocations: the leader's read is within this
+// machine's noise. What a lagging replica lacks costs a round trip to the leader per missing
+// publication. In a cluster, Subscribe costs two reads of the top from the leader and a refused
+// publication besides the subscription (BenchmarkSubscribe: 0.93 ms from a follower, 0.33 ms
+// before; 0.32 ms on one server, 0.18 ms before).
 //
 // # Concurrency
 //

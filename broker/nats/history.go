@@ -38,7 +38,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 }
 
 func (b *Broker) history(ctx context.Context, subj string, since *broker.Position, limit int) (broker.HistoryResult, error) {
-	top, ok, err := b.lastFromLeader(ctx, subj)
+	top, ok, err := b.lastAcked(ctx, subj)
 	if err != nil {
 		return broker.HistoryResult{}, err
 	}

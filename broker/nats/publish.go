@@ -117,7 +117,7 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 			return next, nil
 		}
 		c.known = false
-		if ack.Error.ErrCode != errCodeWrongLastSeq {
+		if !wrongLastSeq(ack.Error) {
 			if ack.Error.Code == 503 || ack.Error.ErrCode == errCodeNoStream {
 				return broker.Position{}, fmt.Errorf("%w: %w", errNotConnected, ack.Error)
 			}
@@ -137,6 +137,12 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 }
 
 var errContended = errors.New("contended")
+
+// wrongLastSeq reports whether the stream refused a publication for its expected last sequence:
+// retry once the channel's top is read again.
+func wrongLastSeq(e *apiError) bool {
+	return e.ErrCode == errCodeWrongLastSeq || e.ErrCode == errCodeWrongLastSeqConst
+}
 
 // parseAck reads JetStream's answer to a publication. The usual one, a success
 // ({"stream":"WSGATE","seq":42}), is read without encoding/json, which costs the hot path a few

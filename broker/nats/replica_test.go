@@ -99,3 +99,43 @@ func TestHistoryReadsAcknowledged(t *testing.T) {
 		since = &pos
 	}
 }
+
+// TestSubscribeThenPublishElsewhere: a node subscribes on one server, and a node on another
+// publishes at once after Subscribe returned: the publication is delivered, every time,
+// although the subscription's interest has to cross the cluster's routes to reach the leader
+// that republishes.
+func TestSubscribeThenPublishElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three servers")
+	}
+	followers, leader := replicated(t)
+	ctx := context.Background()
+	opts := Options{Replicas: 3}
+	col := newCollector()
+	sub := newBroker(t, followers[0], opts)
+	warm(t, sub, col.deliver)
+	pubs := []*Broker{newBroker(t, followers[1], opts), newBroker(t, leader, opts)}
+	for _, p := range pubs {
+		warm(t, p, nil)
+	}
+	const n = 300
+	for i := range n {
+		ch := fmt.Sprintf("s%d", i)
+		if err := sub.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pubs[i%2].Publish(ctx, ch, []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i := range n {
+		ch := fmt.Sprintf("s%d", i)
+		for len(col.get(ch)) == 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := col.get(ch); len(got) != 1 {
+			t.Errorf("channel %s: %d deliveries of the publication acknowledged after Subscribe, want 1", ch, len(got))
+		}
+	}
+}

@@ -77,11 +77,6 @@ func (b *Broker) direct(ctx context.Context, req getRequest) (_ stored, found bo
 	return s, err == nil, err
 }
 
-// last returns the subject's last stored message: the channel's top.
-func (b *Broker) last(ctx context.Context, subj string) (stored, bool, error) {
-	return b.direct(ctx, getRequest{LastFor: subj})
-}
-
 // next returns the subject's first stored message at stream sequence seq or after.
 func (b *Broker) next(ctx context.Context, subj string, seq uint64) (stored, bool, error) {
 	return b.direct(ctx, getRequest{Seq: seq, NextFor: subj})
@@ -109,7 +104,10 @@ func (b *Broker) batch(ctx context.Context, subj string, seq uint64, n int) ([]s
 // returned.
 func (b *Broker) batchOnce(ctx context.Context, subj string, seq uint64, n int) (_ []stored, done bool, err error) {
 	inbox := b.nc.NewRespInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	// The server sends at most n messages and a status: a channel of n+1 never drops one, and
+	// costs far less than SubscribeSync's, of nats.go's 64k pending messages (512 KB to zero).
+	ch := make(chan *natsgo.Msg, n+1)
+	sub, err := b.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, false, err
 	}
@@ -120,9 +118,11 @@ func (b *Broker) batchOnce(ctx context.Context, subj string, seq uint64, n int) 
 	}
 	var out []stored
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, err
+		var m *natsgo.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
 		}
 		switch st := m.Header.Get(statusHeader); st {
 		case "":
@@ -171,8 +171,12 @@ func (e *apiError) Error() string {
 // JetStream error codes the broker acts on.
 const (
 	errCodeWrongLastSeq = 10071 // JSStreamWrongLastSequenceErrF
-	errCodeNoMessage    = 10037 // JSNoMessageFoundErr
-	errCodeNoStream     = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
+	// errCodeWrongLastSeqConst is the same refusal in a replicated stream while an earlier
+	// publication to the subject is still being applied, even when the expectation was right:
+	// the leader acks before it clears the subject's in-flight mark.
+	errCodeWrongLastSeqConst = 10164 // JSStreamWrongLastSequenceConstantErr
+	errCodeNoMessage         = 10037 // JSNoMessageFoundErr
+	errCodeNoStream          = 10059 // JSStreamNotFoundErr: deleted, or not yet recovered after a restart
 )
 
 // leaderGet is a message get answered by the stream's leader (the stream message get API, not
@@ -210,6 +214,17 @@ func (b *Broker) leaderGet(ctx context.Context, req getRequest) (_ stored, found
 // of the next publication will compare with, and the top of every acknowledged publication.
 func (b *Broker) lastFromLeader(ctx context.Context, subj string) (stored, bool, error) {
 	return b.leaderGet(ctx, getRequest{LastFor: subj})
+}
+
+// lastAcked is the subject's last message as the stream's leader has it: every publication
+// acknowledged before the call is at or before it. On a server outside a cluster, the stream's
+// only replica is the leader, and a direct get (cheaper: no JSON, no API dispatch) does;
+// in a cluster, the leader answers the stream message get API.
+func (b *Broker) lastAcked(ctx context.Context, subj string) (stored, bool, error) {
+	if b.nc.ConnectedClusterName() == "" {
+		return b.direct(ctx, getRequest{LastFor: subj})
+	}
+	return b.lastFromLeader(ctx, subj)
 }
 
 // nextFromLeader is next, answered by the stream's leader.

@@ -37,6 +37,8 @@ const (
 	// clusterJoinTimeout bounds the wait for a JetStream leader at start: the time to start the
 	// other nodes of a new cluster, or for a restarted node to catch up.
 	clusterJoinTimeout = time.Minute
+	// peerWait bounds the wait of a new cluster's nodes for the first of them to create the stream.
+	peerWait = 5 * time.Second
 )
 
 // embedded reports whether this node runs its own NATS server.
@@ -181,6 +183,13 @@ func newBackend(ctx context.Context, o *options, log *slog.Logger) (*backend, er
 	if err != nil {
 		return fail(err)
 	}
+	// A new cluster's nodes, started together, create the stream one after the other; a node
+	// restarted while others are down goes on after peerWait (startHub retries meanwhile).
+	pctx, cancel := context.WithTimeout(ctx, peerWait)
+	if err := srv.WaitFirstStream(pctx, nopts.Replicas); err != nil {
+		log.Info("no stream yet and not all peers online: creating it now", "peers_wanted", nopts.Replicas, "waited", peerWait)
+	}
+	cancel()
 	nopts.URL = srv.ClientURL() // the connection is in process: this only names the server
 	nopts.ConnectOptions = srv.ConnectOptions()
 	b, err := natsbroker.New(nopts)

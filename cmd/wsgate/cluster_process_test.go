@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,24 +160,46 @@ func TestEmbeddedClusterOfThreeProcesses(t *testing.T) {
 	publishRetrying(t, pub, "news", "m11")
 	expectPubs(t, "restarted node 3", sub3, 11)
 	expectPubs(t, "node 2", sub2, 11)
+
+	// SIGTERM: the node closes its clients with 1001, then its broker and its NATS server, and
+	// exits 0.
+	if err := n3.terminate(15 * time.Second); err != nil {
+		t.Fatalf("node 3 after SIGTERM: %v; logs:\n%s", err, n3.logText())
+	}
+	if n3.waitLog("stopped") == nil {
+		t.Errorf("node 3 did not log stopped")
+	}
+	if _, err := sub3.nextPub(5 * time.Second); err == nil || !strings.Contains(err.Error(), "1001") {
+		t.Errorf("node 3's subscriber after SIGTERM: %v, want close 1001", err)
+	}
 }
 
-// startNATSServer runs the module's nats-server with JetStream on a free loopback port, killed
-// at cleanup; more args (cluster flags) go after the defaults.
-func startNATSServer(t *testing.T, port string, args ...string) *exec.Cmd {
+// natsProcess is a nats-server process of the module's build, killed (by PID) at cleanup.
+type natsProcess struct {
+	cmd      *exec.Cmd
+	port     string   // client port
+	args     []string // to restart it as it was
+	killOnce sync.Once
+}
+
+// startNATSServer runs nats-server with JetStream in storeDir, its client port on loopback at
+// port; more args (cluster flags) go after those. It returns once the client port accepts.
+func startNATSServer(t *testing.T, port, storeDir string, args ...string) *natsProcess {
 	t.Helper()
-	cmd := exec.Command(natsServerBinary(t), append([]string{"-js", "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", port}, args...)...)
-	if err := cmd.Start(); err != nil {
+	return runNATS(t, port, append([]string{"-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", port}, args...))
+}
+
+func runNATS(t *testing.T, port string, args []string) *natsProcess {
+	t.Helper()
+	n := &natsProcess{cmd: exec.Command(natsServerBinary(t), args...), port: port, args: args}
+	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	t.Cleanup(n.kill)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
 			c.Close()
-			return cmd
+			return n
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nats-server not listening on port %s within 10s", port)
@@ -184,11 +207,26 @@ func startNATSServer(t *testing.T, port string, args ...string) *exec.Cmd {
 	}
 }
 
+// kill stops the server with SIGKILL and reaps it.
+func (n *natsProcess) kill() {
+	n.killOnce.Do(func() {
+		_ = n.cmd.Process.Kill()
+		_ = n.cmd.Wait()
+	})
+}
+
+// restart starts the server again as it was, on the same store.
+func (n *natsProcess) restart(t *testing.T) *natsProcess {
+	t.Helper()
+	n.kill()
+	return runNATS(t, n.port, n.args)
+}
+
 // TestNodesOnExternalNATS: two `wsgate serve -nats` processes on one nats-server share channels
 // and history.
 func TestNodesOnExternalNATS(t *testing.T) {
 	_, port, _ := net.SplitHostPort(wstest.FreeAddrs(t, 1)[0])
-	startNATSServer(t, port)
+	startNATSServer(t, port, t.TempDir())
 	url := "nats://127.0.0.1:" + port
 	var nodes []*process
 	for i := range 2 {
@@ -211,5 +249,21 @@ func TestNodesOnExternalNATS(t *testing.T) {
 	expectPubs(t, "node 2", sub, 1, 2, 3)
 	if h, err := sub.history("ext", &v1Position{}, 10); err != nil || len(h.Publications) != 3 || !h.Complete {
 		t.Fatalf("history on node 2: %+v, %v", h, err)
+	}
+}
+
+// TestSIGTERMWhileWaitingForTheCluster: a node whose peers never come stops at once on SIGTERM,
+// with exit status 0.
+func TestSIGTERMWhileWaitingForTheCluster(t *testing.T) {
+	routes := wstest.FreeAddrs(t, 3)
+	p := launch(t, "-cluster-listen", routes[0], "-cluster-peers", others(routes, 0), "-data-dir", t.TempDir())
+	if p.waitLog("waiting for the cluster") == nil {
+		t.Fatalf("no waiting log; logs:\n%s", p.logText())
+	}
+	if err := p.terminate(10 * time.Second); err != nil {
+		t.Fatalf("after SIGTERM: %v; logs:\n%s", err, p.logText())
+	}
+	if p.waitLog("stopped before the cluster was ready") == nil {
+		t.Errorf("no log of the stop; logs:\n%s", p.logText())
 	}
 }

@@ -133,13 +133,13 @@ func newFlagSet(o *options) *flag.FlagSet {
 
 	cl := &o.cluster
 	fs.Var(newValue(&cl.natsURLs, parseList, formatList), "nats", "comma-separated nats:// `URLs` of an external NATS cluster with JetStream: publications, history and presence go through it, so several wsgate nodes serve the same channels. Not with -cluster-listen. Neither: one node, in memory")
-	fs.StringVar(&cl.listen, "cluster-listen", cl.listen, "`host:port` of the route listener of an embedded NATS server with JetStream: each wsgate node runs one, and with -cluster-peers they form a cluster with nothing else to install")
-	fs.Var(newValue(&cl.peers, parseList, formatList), "cluster-peers", "comma-separated `host:port` route addresses of the other nodes' -cluster-listen")
+	fs.StringVar(&cl.listen, "cluster-listen", cl.listen, "the `host:port` of the route listener of an embedded NATS server with JetStream: each wsgate node runs one, and with -cluster-peers they form a cluster with nothing else to install")
+	fs.Var(newValue(&cl.peers, parseList, formatList), "cluster-peers", "the other nodes' -cluster-listen: comma-separated `host:port` route addresses")
 	fs.StringVar(&cl.name, "cluster-name", cl.name, "`name` of the embedded cluster; every node of one cluster gives the same")
 	fs.StringVar(&cl.dataDir, "data-dir", cl.dataDir, "`directory` of the embedded server's JetStream store (history), locked while the node runs: each node needs its own, and a restarted node finds its store there. Default: wsgate/NODE in the user cache directory ($XDG_CACHE_HOME or ~/.cache on Linux), else ./wsgate-data/NODE")
-	fs.StringVar(&cl.natsListen, "nats-listen", cl.natsListen, "`host:port` of the embedded NATS server's client port, for operators and the nats CLI (the node's broker connects in process). Default: a random port on 127.0.0.1, logged as the nats of \"joined cluster\"")
+	fs.StringVar(&cl.natsListen, "nats-listen", cl.natsListen, "the `host:port` of the embedded NATS server's client port, for operators and the nats CLI (the node's broker connects in process). Default: a random port on 127.0.0.1, logged as the nats of \"joined cluster\"")
 	fs.StringVar(&cl.node, "node", cl.node, "`name` of this node in the cluster, unique among its peers and the same across restarts. Default: host name and the port of -cluster-listen, else of -addr (HOST-PORT)")
-	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. Default (0): 1 with -nats; with -cluster-listen 3, or 1 plus the peers if fewer")
+	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. 0 means 1 with -nats, and with -cluster-listen 3, or 1 plus the peers if fewer")
 	fs.Var(newValue(&o.hub.PresenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
 	return fs
 }

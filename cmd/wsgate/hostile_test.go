@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,6 +133,22 @@ func (p *process) kill() {
 		_ = p.cmd.Process.Kill()
 		_ = p.cmd.Wait()
 	})
+}
+
+// terminate sends SIGTERM and waits up to timeout for the process to exit; its error is the
+// exit status's, nil for 0.
+func (p *process) terminate(timeout time.Duration) error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-p.exited: // stderr closed: the process is exiting
+	case <-time.After(timeout):
+		return fmt.Errorf("still running %v after SIGTERM", timeout)
+	}
+	var err error
+	p.killOnce.Do(func() { err = p.cmd.Wait() })
+	return err
 }
 
 // logText is the process's log so far, one JSON record a line.

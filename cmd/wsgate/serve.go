@@ -48,6 +48,10 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	// The broker first: with a NATS cluster this waits for it, and only then does the node listen.
 	be, err := newBackend(ctx, &o, log)
 	if err != nil {
+		if ctx.Err() != nil { // SIGINT or SIGTERM while waiting for the cluster: nothing to shut down
+			log.Info("stopped before the cluster was ready", "err", err)
+			return nil
+		}
 		return err
 	}
 	g, err := newGateway(ctx, &o, be, log) // checkGateway passed: what fails now is the broker's start

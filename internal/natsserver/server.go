@@ -18,7 +18,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -116,7 +115,7 @@ func (o *Options) serverOptions() (*server.Options, error) {
 	opts := &server.Options{
 		ServerName:             name,
 		JetStream:              true,
-		StoreDir:               filepath.Join(o.DataDir, "jetstream"),
+		StoreDir:               o.DataDir, // nats-server keeps its files under DataDir/jetstream
 		DisableJetStreamBanner: true,
 		NoSigs:                 true,    // the process's signals are wsgate's
 		MaxPayload:             8 << 20, // nats-server's cap; wsgate's own bounds are far below
@@ -288,4 +287,51 @@ func (s *Server) shutdown() {
 // ConnectOptions are the nats.go options by which a client connects to s in process.
 func (s *Server) ConnectOptions() []natsgo.Option {
 	return []natsgo.Option{natsgo.InProcessServer(s)}
+}
+
+// WaitFirstStream is for the nodes of a new cluster, started together, that are about to
+// create the same stream: JetStream may leave a creation, and the updates that race it, without
+// an answer (nats-server 2.15.2), and it places replicas only on peers it has heard from. So
+// the meta leader waits until it sees peers servers current, itself included, and the others
+// until the stream has a leader (they then find it made), or until ctx ends, which returns
+// ctx's error.
+func (s *Server) WaitFirstStream(ctx context.Context, peers int) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		info, err := s.ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+		if err == nil && info.Meta != nil {
+			if streamLed(info) || s.ns.JetStreamIsLeader() && currentPeers(info.Meta) >= peers {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// streamLed reports whether a stream on this server has a leader.
+func streamLed(info *server.JSInfo) bool {
+	for _, a := range info.AccountDetails {
+		for _, st := range a.Streams {
+			if st.Cluster != nil && st.Cluster.Leader != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// currentPeers counts the servers that the meta leader sees current, itself included.
+func currentPeers(m *server.MetaClusterInfo) int {
+	n := 1
+	for _, p := range m.Replicas {
+		if !p.Offline && p.Current {
+			n++
+		}
+	}
+	return n
 }

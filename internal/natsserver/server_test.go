@@ -106,7 +106,8 @@ func TestClusterOfThreeKeepsAnR3Stream(t *testing.T) {
 }
 
 func TestSingleNodeWithClientListener(t *testing.T) {
-	s := start(t, &Options{Name: "solo", DataDir: t.TempDir(), ClientListen: "127.0.0.1:0"})
+	dir := t.TempDir()
+	s := start(t, &Options{Name: "solo", DataDir: dir, ClientListen: "127.0.0.1:0"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.WaitJetStream(ctx); err != nil {
@@ -117,6 +118,11 @@ func TestSingleNodeWithClientListener(t *testing.T) {
 		t.Fatalf("connect to the client listener %q: %v", s.ClientURL(), err)
 	}
 	defer nc.Close()
+	for _, f := range []string{"jetstream", "wsgate.lock"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("data directory: %v", err)
+		}
+	}
 	if s.ClusterAddr() != nil {
 		t.Errorf("a cluster listener without -cluster-listen: %v", s.ClusterAddr())
 	}
