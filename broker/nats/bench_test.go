@@ -3,8 +3,8 @@ package nats
 import (
 	"context"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/broker"
 )

@@ -216,3 +216,26 @@ test('the client module is served with its types', async (t) => {
   const types = await page.evaluate(async () => (await fetch('/js/wsgate.d.ts')).text());
   assert.match(types, /export declare class WsgateClient/);
 });
+
+test('a connection the page\'s CSP blocks (error, and no close event in Chromium) counts as failed: the client moves to the next URL', async (t) => {
+  const [home, away] = await Promise.all([startWsgate(), startWsgate()]);
+  // A page of home carries CSP connect-src 'self': Chromium refuses a WebSocket to away with an
+  // error event, readyState CLOSED, and never a close event.
+  const page = await openPage(t, `${home.pageURL}js/wsgate.js`);
+  const events = await page.evaluate(async (urls) => {
+    const { WsgateClient } = await import('/js/wsgate.js');
+    const client = new WsgateClient(urls, { random: () => 0, minDelay: 50, maxDelay: 50 });
+    /** @type {string[]} */
+    const seen = [];
+    client.on('close', (ev) => seen.push(`close ${ev.url} ${ev.code} ${ev.willReconnect}`));
+    client.on('open', (ev) => seen.push(`open ${ev.url}`));
+    client.connect();
+    for (let i = 0; i < 60 && client.state !== 'open'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const result = [...seen, client.state];
+    client.close();
+    return result;
+  }, [away.url, home.url]);
+  assert.deepEqual(events, [`close ${away.url} 1006 true`, `open ${home.url}`, 'open']);
+});

@@ -6,6 +6,7 @@
 
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,13 +71,13 @@ export class Wsgate {
  * Starts wsgate with extra flags on port (0: any free port) and resolves once it listens. A port
  * just freed by a stopped server is retried for up to 5 s.
  * @param {string[]} [args]
- * @param {{port?: number}} [opts]
+ * @param {{port?: number, timeout?: number}} [opts] timeout: ms to wait for it to listen
  * @returns {Promise<Wsgate>}
  */
-export async function startWsgate(args = [], { port = 0 } = {}) {
+export async function startWsgate(args = [], { port = 0, timeout = 10_000 } = {}) {
   for (let tries = 0; ; tries++) {
     try {
-      return await startOnce(args, port);
+      return await startOnce(args, port, timeout);
     } catch (err) {
       if (tries >= 50 || !String(err).includes('address already in use')) {
         throw err;
@@ -87,11 +88,47 @@ export async function startWsgate(args = [], { port = 0 } = {}) {
 }
 
 /**
+ * Starts n wsgate nodes that embed a NATS server and form one cluster on loopback route ports
+ * (-cluster-listen, -cluster-peers), named n1, n2, … (-node), each with its own -data-dir in a
+ * temporary folder removed at exit; args go to every node. Resolves once all of them listen: a
+ * node listens only when the cluster has formed.
+ * @param {number} n
+ * @param {string[]} [args]
+ * @returns {Promise<Wsgate[]>}
+ */
+export async function startCluster(n, args = []) {
+  const routes = await freeAddrs(n);
+  const dir = mkdtempSync(join(tmpdir(), 'wsgate-cluster-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return Promise.all(routes.map((route, i) => startWsgate([
+    '-cluster-listen', route, '-cluster-peers', routes.filter((r) => r !== route).join(','),
+    '-cluster-name', 'test', '-data-dir', join(dir, `n${i + 1}`), '-node', `n${i + 1}`, ...args,
+  ], { timeout: 60_000 })));
+}
+
+/**
+ * n distinct loopback host:port addresses free a moment ago.
+ * @param {number} n
+ * @returns {Promise<string[]>}
+ */
+async function freeAddrs(n) {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise(/** @param {(s: import('node:net').Server) => void} resolve */ (resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  })));
+  const addrs = servers.map((srv) => `127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (srv.address()).port}`);
+  await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+  return addrs;
+}
+
+/**
  * @param {string[]} args
  * @param {number} port
+ * @param {number} timeout
  * @returns {Promise<Wsgate>}
  */
-function startOnce(args, port) {
+function startOnce(args, port, timeout) {
   const proc = spawn(wsgateBinary(), ['-addr', `127.0.0.1:${port}`, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -106,7 +143,7 @@ function startOnce(args, port) {
       proc.kill('SIGKILL');
       reject(new Error(`wsgate ${args.join(' ')}: ${why}\n${logs}`));
     };
-    const timer = setTimeout(() => fail('no "listening" log within 10 s'), 10_000);
+    const timer = setTimeout(() => fail(`no "listening" log within ${timeout} ms`), timeout);
     proc.once('error', (err) => fail(err.message));
     proc.once('exit', (code) => fail(`exited with ${code}`));
     proc.stderr.setEncoding('utf8');

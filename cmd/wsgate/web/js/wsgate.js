@@ -252,6 +252,9 @@ export class WsgateStateEvent extends Event {
 /** @typedef {{data: string | ArrayBuffer | Uint8Array, size: number}} OutboxEntry */
 
 const OPEN = 1; // WebSocket.OPEN, the same in every implementation
+const CLOSED = 3; // WebSocket.CLOSED
+/** ms an errored socket that is CLOSED may take to fire its close event before it is taken as closed */
+const closeAfterError = 100;
 
 /**
  * A WebSocket client that reconnects with exponential backoff and full jitter, stops on terminal
@@ -464,6 +467,14 @@ export class WsgateClient extends EventTarget {
     sock.addEventListener('error', (ev) => {
       if (sock === this.#socket) {
         this.dispatchEvent(new WsgateErrorEvent(ev.error));
+        // Chromium refuses a connection that the page's CSP forbids with this error alone: the
+        // socket is CLOSED and no close event comes. Without this the attempt would never end.
+        setTimeout(() => {
+          if (sock === this.#socket && sock.readyState === CLOSED) {
+            this.#socket = null;
+            this.#closed({ code: CloseCode.ABNORMAL, reason: '', wasClean: false });
+          }
+        }, closeAfterError);
       }
     });
     sock.addEventListener('close', (ev) => {
