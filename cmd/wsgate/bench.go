@@ -33,8 +33,8 @@ var benchModes = []struct {
 		[]string{"c", "pid", "hold-stdin", "ramp-timeout"}},
 	{loadgen.ModeConnect, "C workers open a connection and close it (with the close handshake), again and again, for D: handshakes/s and handshake latency percentiles",
 		[]string{"c"}},
-	{loadgen.ModeFanout, "N subscribers on one channel (wsgate.v1, or Centrifugo's JSON protocol), one publisher at R publications/s for D: delivery latency percentiles (from the publisher's timestamp in the data), publications lost, duplicated or reordered per subscriber",
-		[]string{"subscribers", "rate", "size", "channel", "protocol", "drain", "ramp-timeout"}},
+	{loadgen.ModeFanout, "N subscribers on one channel (wsgate.v1, or Centrifugo's JSON protocol), one publisher at R publications/s for D: delivery latency percentiles (from the publisher's timestamp in the data), publications lost, duplicated or reordered per subscriber. Against a cluster, -url lists its nodes: the publisher on the node -publish-node numbers, the subscribers dealt round robin over the others, so that every delivery crosses nodes; the figures also per node",
+		[]string{"subscribers", "rate", "size", "channel", "protocol", "publish-node", "drain", "ramp-timeout"}},
 }
 
 // commonBenchFlags are taken by every mode.
@@ -55,7 +55,7 @@ func newBenchFlagSet(o *benchOptions, mode loadgen.Mode) *flag.FlagSet {
 	fs := flag.NewFlagSet("wsgate bench "+string(mode), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(&c.URL, "url", c.URL, "`URL` of the server, ws:// or wss://")
+	fs.StringVar(&c.URL, "url", c.URL, "`URL` of the server, ws:// or wss://; fanout: the URLs of a cluster's nodes, comma-separated")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long to send (echo, connect, fanout) or to hold the connections once open (idle), at most 10m")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object instead of the summary")
 	fs.StringVar(&o.html, "html", "", "also write a self-contained HTML report (latency by percentile, throughput and latency over time, inline SVG) to `file`")
@@ -78,6 +78,7 @@ func newBenchFlagSet(o *benchOptions, mode loadgen.Mode) *flag.FlagSet {
 	fs.DurationVar(&c.RampTimeout, "ramp-timeout", c.RampTimeout, "idle, fanout: bound on opening (and subscribing) every connection")
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "fanout: subscribed connections")
 	fs.StringVar(&c.Channel, "channel", c.Channel, "fanout: channel name")
+	fs.IntVar(&c.PublishNode, "publish-node", c.PublishNode, "fanout: the publisher's node, `N` from 1 in the list -url gives; with two nodes or more it takes no subscribers")
 	fs.Func("protocol", "fanout: wsgate (the wsgate.v1 subprotocol) or centrifugo (its JSON protocol; anonymous clients must be allowed to subscribe and publish) (default wsgate)", func(s string) error {
 		switch p := loadgen.Protocol(s); p {
 		case loadgen.ProtoWsgate, loadgen.ProtoCentrifugo:
@@ -131,6 +132,13 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return usageError{err}
 	}
 	cfg := o.cfg // the defaults are in already: a zero given on the command line stays, and is refused
+	if strings.Contains(cfg.URL, ",") {
+		cfg.Nodes = splitNodes(cfg.URL)
+		cfg.URL = cfg.Nodes[0]
+		if cfg.PublishNode >= 1 && cfg.PublishNode <= len(cfg.Nodes) {
+			cfg.URL = cfg.Nodes[cfg.PublishNode-1]
+		}
+	}
 	if cfg.Interval == 0 {
 		cfg.Interval = loadgen.DefaultInterval(cfg.Duration)
 	}
@@ -178,6 +186,20 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return exitError{exitBenchErrors, fmt.Errorf("bench %s: %d errors; first: %s", mode, res.Errors, res.FirstError)}
 	}
 	return nil
+}
+
+// splitNodes splits -url's list of nodes at its commas, dropping spaces and empty entries.
+func splitNodes(list string) []string {
+	var nodes []string
+	for u := range strings.SplitSeq(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			nodes = append(nodes, u)
+		}
+	}
+	if len(nodes) == 0 {
+		nodes = []string{""}
+	}
+	return nodes
 }
 
 // isTerminalWriter reports whether w is an interactive terminal, for the progress line.
@@ -290,6 +312,8 @@ Examples:
   wsgate bench idle -c 10000 -duration 20s -pid $(pgrep -n wsgate)
   wsgate bench connect -c 8 -duration 5s
   wsgate bench fanout -subscribers 10000 -rate 5 -duration 10s -html fanout.html
+  wsgate bench fanout -url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+    -publish-node 1 -subscribers 3000 -rate 10   # a cluster: every delivery crosses nodes
 
 Every flag, with its default:
 `)

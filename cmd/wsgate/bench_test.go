@@ -72,6 +72,11 @@ func TestBenchBadFlagsAreUsageErrors(t *testing.T) {
 		{[]string{"fanout", "-protocol", "mqtt"}, "want wsgate or centrifugo"},
 		{[]string{"fanout", "-rate", "0"}, "-rate must be within"},
 		{[]string{"echo", "extra"}, `unexpected argument "extra"`},
+		{[]string{"echo", "-url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws"}, "several URLs (the nodes of a cluster) in fanout only"},
+		{[]string{"fanout", "-url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws", "-publish-node", "3"}, "-publish-node must be within 1..2"},
+		{[]string{"fanout", "-url", "ws://127.0.0.1:1/ws,ws://192.0.2.1/ws"}, "not a loopback address"},
+		{[]string{"fanout", "-publish-node", "2"}, "there is one node"},
+		{[]string{"echo", "-publish-node", "1"}, "flag -publish-node does not apply"},
 	} {
 		_, err := runBenchT(t, nil, tc.args...)
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
@@ -122,6 +127,35 @@ func TestBenchSmokeEveryMode(t *testing.T) {
 	res = loadgen.Result{}
 	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Published != 20 || res.Messages != 200 || res.Lost != 0 {
 		t.Fatalf("fanout: %v\n%s", err, out)
+	}
+}
+
+// fanout against "nodes": three URLs of one server (the query tells them apart), the publisher
+// on the second; the subscribers are dealt over the first and the third, and the figures of each
+// node add up to the run's.
+func TestBenchFanoutNodes(t *testing.T) {
+	r := startRun(t)
+	nodes := []string{r.wsURL() + "?node=1", r.wsURL() + "?node=2", r.wsURL() + "?node=3"}
+	out, err := runBenchT(t, nil, "fanout", "-url", strings.Join(nodes, ", "), "-publish-node", "2",
+		"-subscribers", "5", "-rate", "40", "-duration", "500ms", "-json")
+	var res loadgen.Result
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Published != 20 || res.Messages != 100 || res.Lost != 0 {
+		t.Fatalf("fanout: %v\n%s", err, out)
+	}
+	if res.URL != nodes[1] || len(res.Nodes) != 3 || !res.Nodes[0].Publisher || res.Nodes[0].Subscribers != 0 {
+		t.Fatalf("nodes: %+v", res.Nodes)
+	}
+	for i, want := range []struct {
+		url  string
+		subs int
+	}{{nodes[0], 3}, {nodes[2], 2}} {
+		if n := res.Nodes[i+1]; n.URL != want.url || n.Subscribers != want.subs || n.Deliveries != 20*uint64(want.subs) {
+			t.Errorf("node %d: %+v, want %d subscribers on %s", i+1, n, want.subs, want.url)
+		}
+	}
+	out, err = runBenchT(t, nil, "fanout", "-url", strings.Join(nodes[:2], ","), "-subscribers", "2", "-rate", "40", "-duration", "200ms")
+	if err != nil || !strings.Contains(out, "2 nodes (the publisher's first)") || !strings.Contains(out, "the publisher, no subscribers") {
+		t.Fatalf("fanout summary: %v\n%s", err, out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -45,14 +46,23 @@ const (
 	MaxSourceIPs   = 254
 	MaxDialers     = 1024
 	MaxDrain       = 2 * time.Minute
+	MaxNodes       = 16
 )
 
 // Config is one run. The zero value of every field but URL and Mode takes the default its comment
 // gives; WithDefaults applies them and Check refuses what cannot run.
 type Config struct {
 	Mode Mode
-	// URL of the server: ws:// or wss://, on a loopback address unless AllowRemote.
+	// URL of the server: ws:// or wss://, on a loopback address unless AllowRemote. With Nodes,
+	// WithDefaults sets it to the publisher's node.
 	URL string
+	// Nodes, for fanout against a cluster: the URL of each node (at most MaxNodes), one service
+	// behind them all. With two or more, the publisher connects to the node numbered PublishNode
+	// and the subscribers are dealt round robin over the others, so that every delivery crosses
+	// from one node to another; with one, it is URL.
+	Nodes []string
+	// PublishNode numbers the publisher's node in Nodes, from 1. Default 1.
+	PublishNode int
 	// AllowRemote permits a target that is not a loopback address. Off by default: a load test
 	// should not leave the machine by accident.
 	AllowRemote bool
@@ -152,7 +162,22 @@ func (c Config) WithDefaults() Config {
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval(c.Duration)
 	}
+	if c.PublishNode == 0 {
+		c.PublishNode = 1
+	}
+	if len(c.Nodes) > 0 && c.PublishNode <= len(c.Nodes) {
+		c.URL = c.Nodes[c.PublishNode-1]
+	}
 	return c
+}
+
+// subscriberNodes are the URLs the subscribers are dealt over, round robin: every node but the
+// publisher's when there are two or more, else the one URL.
+func (c *Config) subscriberNodes() []string {
+	if len(c.Nodes) < 2 {
+		return []string{c.URL}
+	}
+	return slices.Delete(slices.Clone(c.Nodes), c.PublishNode-1, c.PublishNode)
 }
 
 // DefaultInterval is the sampling interval for a run of duration d: d/60 within [100ms, 1s].
@@ -169,6 +194,9 @@ func prepare(c Config, mode Mode) (Config, error) {
 
 // Check reports the first setting that cannot run, naming its flag as "wsgate bench" spells it.
 func (c *Config) Check() error {
+	if err := c.checkNodes(); err != nil {
+		return err
+	}
 	if err := checkURL(c.URL, c.AllowRemote); err != nil {
 		return err
 	}
@@ -213,10 +241,50 @@ func (c *Config) Check() error {
 	case c.Channel == "" || len(c.Channel) > 255:
 		return errors.New("-channel must be 1..255 bytes")
 	}
-	if c.SourceIPs > 1 && !isIPv4Loopback(c.URL) {
+	if c.SourceIPs > 1 && !allIPv4Loopback(c.urls()) {
 		return errors.New("-source-ips above 1 needs an IPv4 loopback target such as 127.0.0.1")
 	}
 	return nil
+}
+
+// checkNodes refuses a list of nodes outside fanout, too long, with a bad URL in it, or whose
+// PublishNode is not in it.
+func (c *Config) checkNodes() error {
+	if len(c.Nodes) == 0 {
+		if c.PublishNode > 1 {
+			return fmt.Errorf("-publish-node %d: there is one node (-url lists one)", c.PublishNode)
+		}
+		return nil
+	}
+	if c.Mode != ModeFanout {
+		return errors.New("-url takes several URLs (the nodes of a cluster) in fanout only")
+	}
+	if len(c.Nodes) > MaxNodes {
+		return fmt.Errorf("-url lists %d nodes, at most %d", len(c.Nodes), MaxNodes)
+	}
+	for _, u := range c.Nodes {
+		if err := checkURL(u, c.AllowRemote); err != nil {
+			return err
+		}
+	}
+	if c.PublishNode < 1 || c.PublishNode > len(c.Nodes) {
+		return fmt.Errorf("-publish-node must be within 1..%d (the nodes -url lists), got %d", len(c.Nodes), c.PublishNode)
+	}
+	if c.URL != c.Nodes[c.PublishNode-1] {
+		return errors.New("URL must be the publisher's node, Nodes[PublishNode-1]: leave it empty")
+	}
+	if len(c.Nodes) > 1 && c.Subscribers < len(c.Nodes)-1 {
+		return fmt.Errorf("-subscribers %d: fewer than the %d nodes that take subscribers", c.Subscribers, len(c.Nodes)-1)
+	}
+	return nil
+}
+
+// urls is every URL the run dials.
+func (c *Config) urls() []string {
+	if len(c.Nodes) > 0 {
+		return c.Nodes
+	}
+	return []string{c.URL}
 }
 
 // checkURL accepts ws:// and wss:// URLs, on a loopback host unless remote is allowed.
@@ -239,6 +307,15 @@ func checkURL(raw string, remote bool) error {
 		return fmt.Errorf("-url host %q is not a loopback address; pass -allow-remote to load another machine", host)
 	}
 	return nil
+}
+
+func allIPv4Loopback(urls []string) bool {
+	for _, u := range urls {
+		if !isIPv4Loopback(u) {
+			return false
+		}
+	}
+	return true
 }
 
 func isIPv4Loopback(raw string) bool {

@@ -19,24 +19,26 @@ import (
 // running in between, so the load generator costs as little as it can and measures the server,
 // not itself.
 
-// dialer opens connections for one run, spread over the run's source addresses.
+// dialer opens connections for one run, spread over the run's source addresses and, for a
+// fanout against a cluster, over its nodes.
 type dialer struct {
-	url     string
+	urls    []string // connection i goes to urls[i%len(urls)]
 	dialers []*websocket.Dialer
 }
 
 // newDialer prepares dialers for conns connections at once, whose messages are at most size
-// bytes (one write per message), offering subprotocols.
+// bytes (one write per message), offering subprotocols. Connection i goes to the run's URL or,
+// against a cluster, to the i-th of the nodes that take subscribers (round robin).
 func newDialer(c *Config, conns, size int, subprotocols []string) *dialer {
 	pool := &sync.Pool{} // write buffers are held only while writing: idle connections stay small
 	n := c.SourceIPs
 	if n == 0 {
 		n = 1
-		if isIPv4Loopback(c.URL) {
+		if allIPv4Loopback(c.urls()) {
 			n = sourceIPsFor(conns)
 		}
 	}
-	d := &dialer{url: c.URL, dialers: make([]*websocket.Dialer, n)}
+	d := &dialer{urls: c.subscriberNodes(), dialers: make([]*websocket.Dialer, n)}
 	for i := range d.dialers {
 		nd := &net.Dialer{Timeout: c.ConnectTimeout}
 		if n > 1 {
@@ -54,9 +56,14 @@ func newDialer(c *Config, conns, size int, subprotocols []string) *dialer {
 	return d
 }
 
-// dial opens connection number i (which picks its source address).
+// dial opens connection number i (which picks its node and its source address).
 func (d *dialer) dial(ctx context.Context, i int) (*websocket.Conn, error) {
-	c, resp, err := d.dialers[i%len(d.dialers)].DialContext(ctx, d.url, nil)
+	return d.dialURL(ctx, d.urls[i%len(d.urls)], i)
+}
+
+// dialURL opens connection number i (which picks its source address) to url.
+func (d *dialer) dialURL(ctx context.Context, url string, i int) (*websocket.Conn, error) {
+	c, resp, err := d.dialers[i%len(d.dialers)].DialContext(ctx, url, nil)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}

@@ -16,6 +16,7 @@ import (
 // subscriber is one subscribed connection: which publications it got, and how.
 type subscriber struct {
 	idx        int
+	node       *nodeTally // its node's figures; nil against one server
 	ws         *websocket.Conn
 	seen       []uint64 // bitmap of sequence numbers received
 	got        uint64   // distinct publications received
@@ -60,7 +61,7 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 	res.DialErrors = failed
 	res.noteError(wrapDial(err))
 	defer closeAll(conns)
-	pubWS, err := d.dial(ctx, c.Subscribers)
+	pubWS, err := d.dialURL(ctx, c.URL, c.Subscribers)
 	if err == nil {
 		if err = p.hello(pubWS, time.Now().Add(c.ConnectTimeout)); err != nil {
 			_ = pubWS.Close()
@@ -72,10 +73,11 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 	}
 	defer pubWS.Close()
 
+	nodes := newNodeTally(&c)
 	subs := make([]*subscriber, 0, len(conns))
 	for i, ws := range conns {
 		if ws != nil {
-			subs = append(subs, &subscriber{idx: i, ws: ws, seen: make([]uint64, total/64+1)})
+			subs = append(subs, &subscriber{idx: i, node: nodes.of(i), ws: ws, seen: make([]uint64, total/64+1)})
 		}
 	}
 	base := time.Now() // publishers' and subscribers' clock: monotonic nanoseconds since base
@@ -125,18 +127,24 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 		res.noteError(errors.New("publish refused: " + pub.firstRefusal))
 	}
 	counts := make([]uint64, c.Subscribers)
+	lost := func(s *subscriber) (n uint64) {
+		for seq := uint64(1); seq <= pub.sent; seq++ {
+			if !pub.rejected[seq] && s.seen[seq/64]&(1<<(seq%64)) == 0 {
+				n++
+			}
+		}
+		return n
+	}
 	for _, s := range subs {
 		counts[s.idx] = s.got
+		l := lost(s)
+		res.Lost += l
+		nodes.book(s, l)
 		res.Messages += s.got
 		res.Duplicates += s.dups
 		res.OutOfOrder += s.outOfOrder
 		res.OffsetGaps += s.gaps
 		res.Mismatches += s.bad
-		for seq := uint64(1); seq <= pub.sent; seq++ {
-			if !pub.rejected[seq] && s.seen[seq/64]&(1<<(seq%64)) == 0 {
-				res.Lost++
-			}
-		}
 		if s.err != nil {
 			res.IOErrors++
 			res.noteError(s.err)
@@ -152,6 +160,7 @@ func Fanout(ctx context.Context, c Config) (*Result, error) {
 	}
 	res.fillLatency(m.rec)
 	res.fillFairness(counts)
+	res.Nodes = nodes.results()
 	return res, nil
 }
 
@@ -188,6 +197,7 @@ func (s *subscriber) read(p pubsub, base time.Time, total uint64, stopAt time.Ti
 		delivered.Add(1)
 		m.count.Add(1)
 		m.rec.Record(s.idx, time.Duration(now-pb.sent))
+		s.node.record(time.Duration(now - pb.sent))
 		storeMax(lastDelivery, now)
 	}
 	for {

@@ -11,7 +11,8 @@ import (
 // Result is what a run measured. Fields that do not apply to its mode are zero (and left out of
 // the JSON).
 type Result struct {
-	Mode    Mode      `json:"mode"`
+	Mode Mode `json:"mode"`
+	// URL of the server; of the publisher's node in a fanout against a cluster.
 	URL     string    `json:"url"`
 	Started time.Time `json:"started"`
 	Seconds float64   `json:"seconds"` // the measured phase (sending, holding; fanout: until the last delivery)
@@ -64,6 +65,8 @@ type Result struct {
 	Duplicates    uint64 `json:"duplicates"`   // publications a subscriber got twice
 	OutOfOrder    uint64 `json:"out_of_order"` // publications that came after a later one
 	OffsetGaps    uint64 `json:"offset_gaps"`  // positions skipped in a subscriber's stream of offsets
+	// Nodes: per node of a cluster (Config.Nodes), the publisher's first; nil against one server.
+	Nodes []NodeResult `json:"nodes,omitempty"`
 
 	Spectrum []SpectrumPoint `json:"spectrum,omitempty"`
 	Series   []Sample        `json:"series,omitempty"`
@@ -132,6 +135,14 @@ func (r *Result) Print(w io.Writer) {
 		r.printLatency(w, "delivery")
 		fmt.Fprintf(w, "  lost %d, duplicates %d, out of order %d, offset gaps %d\n", r.Lost, r.Duplicates, r.OutOfOrder, r.OffsetGaps)
 		r.printFairness(w, "per subscriber")
+		for _, n := range r.Nodes {
+			if n.Publisher && n.Subscribers == 0 {
+				fmt.Fprintf(w, "  node %s: the publisher, no subscribers\n", n.URL)
+				continue
+			}
+			fmt.Fprintf(w, "  node %s: %d subscribers, %d deliveries, p50 %s  p99 %s, lost %d\n",
+				n.URL, n.Subscribers, n.Deliveries, dur(n.P50Micros), dur(n.P99Micros), n.Lost)
+		}
 	}
 	fmt.Fprintf(w, "  errors %d (dial %d, io %d, mismatches %d)", r.Errors, r.DialErrors, r.IOErrors, r.Mismatches)
 	if r.FirstError != "" {
@@ -157,7 +168,11 @@ func (r *Result) shape() string {
 	case ModeIdle:
 		return fmt.Sprintf("%d conns", r.Conns)
 	}
-	return fmt.Sprintf("%d subscribers, %s protocol, %g publications/s, %d B padding", r.Conns, r.Protocol, r.Rate, r.Size)
+	s := fmt.Sprintf("%d subscribers, %s protocol, %g publications/s, %d B padding", r.Conns, r.Protocol, r.Rate, r.Size)
+	if len(r.Nodes) > 1 {
+		s += fmt.Sprintf(", %d nodes (the publisher's first)", len(r.Nodes))
+	}
+	return s
 }
 
 func (r *Result) printLatency(w io.Writer, what string) {

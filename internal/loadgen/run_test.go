@@ -44,8 +44,9 @@ func startEcho(t *testing.T) string {
 	return wsURL(hs)
 }
 
-// startPubSub serves wsgate.v1 from an in-process hub, as "wsgate serve" does.
-func startPubSub(t *testing.T) string {
+// pubSubServer serves wsgate.v1 from an in-process hub, as "wsgate serve" does; the test's
+// cleanup shuts both down.
+func pubSubServer(t *testing.T) *wsgate.Server {
 	t.Helper()
 	ctx := context.Background()
 	h, err := hub.New(ctx, memory.New(nil), nil)
@@ -56,12 +57,18 @@ func startPubSub(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
 	t.Cleanup(func() {
-		hs.Close()
 		_ = srv.Shutdown(ctx)
 		_ = h.Close(ctx)
 	})
+	return srv
+}
+
+// startPubSub listens on a loopback port for pubSubServer.
+func startPubSub(t *testing.T) string {
+	t.Helper()
+	hs := httptest.NewServer(pubSubServer(t))
+	t.Cleanup(hs.Close) // before the server's own cleanup: registered after it
 	return wsURL(hs)
 }
 
@@ -252,6 +259,78 @@ func TestFanoutWsgate(t *testing.T) {
 	}
 	if r.Published != 15 || r.Messages != 15*20 || r.Errors != 0 || r.Lost != 0 || r.Jain != 1 || r.Latency.Count != 300 {
 		t.Fatalf("%s", brief(r))
+	}
+}
+
+// Against three nodes of one service (three listeners on one hub, each counting its
+// connections), the publisher is alone on its node and the subscribers are dealt over the other
+// two; every node's figures add up to the run's.
+func TestFanoutNodes(t *testing.T) {
+	srv := pubSubServer(t)
+	var mu sync.Mutex
+	conns := map[int]int{}
+	var nodes []string
+	for i := range 3 {
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			conns[i]++
+			mu.Unlock()
+			srv.ServeHTTP(w, r)
+		}))
+		t.Cleanup(hs.Close)
+		nodes = append(nodes, wsURL(hs))
+	}
+	c := short(ModeFanout, "")
+	c.Nodes, c.PublishNode, c.Subscribers, c.Rate = nodes, 2, 9, 50
+	r, err := Fanout(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Published != 15 || r.Messages != 15*9 || r.Errors != 0 || r.URL != nodes[1] || len(r.Nodes) != 3 {
+		t.Fatalf("%s", brief(r))
+	}
+	mu.Lock()
+	got := fmt.Sprint(conns)
+	mu.Unlock()
+	if got != "map[0:5 1:1 2:4]" { // 9 subscribers dealt over nodes 1 and 3, round robin
+		t.Errorf("connections per node %s", got)
+	}
+	if n := r.Nodes[0]; !n.Publisher || n.URL != nodes[1] || n.Subscribers != 0 {
+		t.Errorf("publisher's node %+v", n)
+	}
+	for i, want := range []struct {
+		url  string
+		subs int
+	}{{nodes[0], 5}, {nodes[2], 4}} {
+		n := r.Nodes[i+1]
+		if n.URL != want.url || n.Subscribers != want.subs || n.Deliveries != uint64(15*want.subs) || n.P99Micros <= 0 || n.Publisher {
+			t.Errorf("node %d: %+v", i+1, n)
+		}
+	}
+	var b bytes.Buffer
+	r.Print(&b)
+	if !strings.Contains(b.String(), "3 nodes (the publisher's first)") || !strings.Contains(b.String(), "the publisher, no subscribers") {
+		t.Errorf("summary:\n%s", b.String())
+	}
+}
+
+func TestFanoutNodesChecked(t *testing.T) {
+	ok := []string{"ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws"}
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{Mode: ModeEcho, Nodes: ok}, "in fanout only"},
+		{Config{Mode: ModeFanout, Nodes: ok, PublishNode: 3}, "-publish-node must be within 1..2"},
+		{Config{Mode: ModeFanout, Nodes: []string{ok[0], "ws://192.0.2.1/ws"}}, "not a loopback address"},
+		{Config{Mode: ModeFanout, URL: ok[0], PublishNode: 2}, "there is one node"},
+		{Config{Mode: ModeFanout, Nodes: append(ok, "ws://127.0.0.1:3/ws"), Subscribers: 1}, "fewer than the 2 nodes"},
+		{Config{Mode: ModeFanout, Nodes: make([]string, MaxNodes+1)}, "at most 16"},
+	} {
+		c := tc.c.WithDefaults()
+		if err := c.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want %q", tc.c, err, tc.want)
+		}
 	}
 }
 

@@ -34,12 +34,40 @@ func TestDefaultScenarioNames(t *testing.T) {
 	if len(fan) != 2 || fan[1].name != "fanout 10000 subs × 20/s" || fan[1].kind != loadgen.ModeFanout {
 		t.Fatalf("fanout: %+v", fan)
 	}
+	cl := selectScenarios(config{suite: suiteCluster, subscribers: 3000, pubRates: []float64{10, 40}})
+	if len(cl) != 2 || cl[0].name != "cluster 3000 subs × 10/s" || cl[0].conns != 3000 || cl[1].pubRate != 40 {
+		t.Fatalf("cluster: %+v", cl)
+	}
+}
+
+// The cluster suite's ratios: every topology against wsgate on one node, then every wsgate
+// cluster against every Centrifugo cluster of as many nodes.
+func TestClusterRatioPairs(t *testing.T) {
+	got := ratioPairs(config{suite: suiteCluster, impls: defaultClusterImpls})
+	want := []pair{{"wsgate-nats3", "wsgate"}, {"wsgate-embed3", "wsgate"}, {"wsgate-embed3-r1", "wsgate"}, {"centrifugo-nats3", "wsgate"},
+		{"centrifugo-redis3", "wsgate"}, {"wsgate-nats3", "centrifugo-nats3"}, {"wsgate-nats3", "centrifugo-redis3"},
+		{"wsgate-embed3", "centrifugo-nats3"}, {"wsgate-embed3", "centrifugo-redis3"},
+		{"wsgate-embed3-r1", "centrifugo-nats3"}, {"wsgate-embed3-r1", "centrifugo-redis3"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	if got := ratioPairs(config{suite: suiteFanout, impls: []string{"wsgate", "centrifugo"}}); !slices.Equal(got, []pair{{"wsgate", "centrifugo"}}) {
+		t.Fatalf("fanout: %v", got)
+	}
+	for _, impl := range defaultClusterImpls {
+		if !knownImpl(suiteCluster, impl) || knownImpl(suiteFanout, impl) != (impl == "wsgate") {
+			t.Errorf("knownImpl %s", impl)
+		}
+	}
+	if p := others([]string{"a", "b", "c"}, 1); !slices.Equal(p, []string{"a", "c"}) {
+		t.Errorf("others: %q", p)
+	}
 }
 
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-suite", "mystery"}, {"-impls", "gws,nginx"}, {"-impls", "gws,gorilla"}, {"-suite", "fanout", "-pub-rates", "5,x"},
-		{"-rounds", "0"},
+		{"-rounds", "0"}, {"-suite", "cluster", "-impls", "wsgate,centrifugo-kafka3"}, {"-suite", "cluster", "-pub-rates", "0"},
 	} {
 		if err := run(t.Context(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
@@ -108,5 +136,29 @@ func TestPoolPairsWithinRounds(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"-pool"}, io.Discard, io.Discard); err == nil {
 		t.Error("-pool without files: no error")
+	}
+}
+
+// The cluster summary: a row per topology, its p99 against wsgate on one node, and a wsgate
+// cluster's deliveries/s against the Centrifugo cluster of as many nodes, paired round by round.
+func TestReportCluster(t *testing.T) {
+	c := config{suite: suiteCluster, rounds: 2, impls: []string{"wsgate", "wsgate-nats3", "centrifugo-nats3"}}
+	sc := selectScenarios(config{suite: suiteCluster, subscribers: 3000, pubRates: []float64{10}})[0]
+	m := func(round int, impl string, rate, p99 float64) measurement {
+		return measurement{Round: round, Scenario: sc.name, Impl: impl, ServerCPUMicrosPerMsg: 10,
+			Load: &loadgen.Result{MsgsPerSec: rate, P50Micros: p99 / 2, P99Micros: p99}}
+	}
+	all := []measurement{m(1, "wsgate", 30000, 20e3), m(1, "wsgate-nats3", 30000, 30e3), m(1, "centrifugo-nats3", 20000, 60e3),
+		m(2, "wsgate", 30000, 40e3), m(2, "wsgate-nats3", 30000, 40e3), m(2, "centrifugo-nats3", 30000, 40e3)}
+	var out strings.Builder
+	reportCluster(&out, c, []scenario{sc}, all)
+	for _, want := range []string{
+		"| cluster 3000 subs × 10/s | wsgate | 30000 | 15.0 | 30.0 | 0 | 10.00 |  |  |  |  |",
+		"| cluster 3000 subs × 10/s | wsgate-nats3 | 30000 | 17.5 | 35.0 | 0 | 10.00 | 1.17× [1.00–1.50] | 1.17× [1.00–1.50] | 1.20× [1.00–1.50] | 0.70× [0.50–1.00] |",
+		"| cluster 3000 subs × 10/s | centrifugo-nats3 | 25000 | 25.0 | 50.0 | 0 | 10.00 | 1.67× [1.00–3.00] | 1.67× [1.00–3.00] |  |  |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks\n%s\n%s", want, out.String())
+		}
 	}
 }

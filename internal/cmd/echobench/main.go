@@ -5,6 +5,7 @@
 //	go run ./internal/cmd/echobench                   # wsgate, raw gws, raw gorilla; about 6 minutes
 //	go run ./internal/cmd/echobench -suite compare    # + olahol/melody, Node ws; under 20 minutes
 //	go run ./internal/cmd/echobench -suite fanout     # wsgate serve against Centrifugo v6
+//	go run ./internal/cmd/echobench -suite cluster    # one node against three, and Centrifugo's
 //
 // Suites: "default" runs the echo scenarios of the runtime's own benchmarks against internal/
 // echoserver's gws, gorilla and wsgate servers; "compare" runs the comparison (echo 100
@@ -12,10 +13,14 @@
 // against those and an olahol/melody server (nested module bench/melody) and a Node ws server
 // (bench/node); "fanout" runs one publisher and 10,000 subscribers on one channel against
 // "wsgate serve" and Centrifugo (built from the Go module proxy into bench/bin, configured by
-// bench/centrifugo/config.json).
+// bench/centrifugo/config.json); "cluster" runs one publisher and 3,000 subscribers against
+// topologies (cluster.go): wsgate on one node (in-memory broker), wsgate on three nodes over a
+// NATS cluster of three nats-server processes and over its embedded NATS cluster, and Centrifugo
+// on three nodes with its NATS broker and with its Redis engine (Debian's redis-server), the
+// publisher alone on the first node so that every delivery crosses nodes.
 //
 // It builds what it needs into bench/bin (and installs bench/node's packages with npm ci, and
-// Centrifugo with go install, when they are missing), then runs -rounds rounds; in each, every
+// Centrifugo and nats-server with go install, when they are missing), then runs -rounds rounds; in each, every
 // scenario runs once per server, the order of the servers rotated from round to round. Every
 // measurement gets a fresh server process, pinned to one CPU and the load generator to another
 // with taskset where there are two CPUs or more.
@@ -98,6 +103,7 @@ const (
 	suiteDefault = "default"
 	suiteCompare = "compare"
 	suiteFanout  = "fanout"
+	suiteCluster = "cluster"
 )
 
 // baseImpl names the baseline checkout's wsgate in measurements and tables.
@@ -107,13 +113,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	var impls string
 	fs := flag.NewFlagSet("echobench", flag.ContinueOnError)
-	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect) or fanout (wsgate serve, Centrifugo)")
+	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect), fanout (wsgate serve, Centrifugo) or cluster (one node against three, wsgate and Centrifugo)")
 	fs.StringVar(&impls, "impls", "", "comma-separated servers to run (default: the suite's)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds")
 	fs.DurationVar(&c.duration, "duration", 0, "duration of each measurement (default: 5s default, 3s compare, 10s fanout)")
 	fs.IntVar(&c.idle, "idle", 10000, "connections held for the idle-memory measurement")
-	fs.IntVar(&c.subscribers, "subscribers", 10000, "fanout: subscribers on the channel")
-	pubRates := fs.String("pub-rates", "5,20", "fanout: comma-separated publication rates per second, one scenario each")
+	fs.IntVar(&c.subscribers, "subscribers", 0, "fanout, cluster: subscribers on the channel (default: 10000 fanout, 3000 cluster)")
+	pubRates := fs.String("pub-rates", "", "fanout, cluster: comma-separated publication rates per second, one scenario each (default: 5,20 fanout, 10,40 cluster)")
 	fs.StringVar(&c.bin, "bin", "bench/bin", "where to build the servers and the load generator")
 	fs.StringVar(&c.benchDir, "bench-dir", "bench", "the bench/ folder: bench/melody, bench/node, bench/centrifugo")
 	fs.StringVar(&c.raw, "raw", "", "write every measurement to this JSON file")
@@ -140,14 +146,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defaults := map[string]struct {
 		impls            []string
 		duration, budget time.Duration
+		subscribers      int
+		pubRates         string
 	}{
-		suiteDefault: {echoserver.Impls, 5 * time.Second, 12 * time.Minute},
-		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute},
-		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute},
+		suiteDefault: {echoserver.Impls, 5 * time.Second, 12 * time.Minute, 0, ""},
+		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute, 0, ""},
+		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute, 10000, "5,20"},
+		suiteCluster: {defaultClusterImpls, 10 * time.Second, 6 * time.Minute, 3000, "10,40"},
 	}
 	d, ok := defaults[c.suite]
 	if !ok {
-		return fmt.Errorf("unknown -suite %q (want default, compare or fanout)", c.suite)
+		return fmt.Errorf("unknown -suite %q (want default, compare, fanout or cluster)", c.suite)
+	}
+	if c.subscribers == 0 {
+		c.subscribers = d.subscribers
+	}
+	if *pubRates == "" {
+		*pubRates = d.pubRates
 	}
 	c.impls = d.impls
 	if impls != "" {
@@ -163,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.impls = append(slices.Clip(c.impls), baseImpl)
 	}
 	for _, impl := range c.impls {
-		if _, ok := specsFor(c.suite)[impl]; !ok {
+		if !knownImpl(c.suite, impl) {
 			return fmt.Errorf("-impls: suite %s has no server %q", c.suite, impl)
 		}
 	}
@@ -171,6 +186,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("-impls must include wsgate: every ratio is wsgate's")
 	}
 	for _, f := range strings.Split(*pubRates, ",") {
+		if *pubRates == "" {
+			break // a suite without publications
+		}
 		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		if err != nil || r <= 0 || r > 1000 {
 			return fmt.Errorf("-pub-rates: %q is not a rate within (0, 1000]", f)
@@ -178,8 +196,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.pubRates = append(c.pubRates, r)
 	}
 	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 ||
-		c.subscribers < 1 || c.subscribers > 20000 {
-		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000, 1 ≤ -subscribers ≤ 20000")
+		c.subscribers < 0 || c.subscribers > 20000 {
+		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000, -subscribers ≤ 20000")
 	}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		c.pin = true
@@ -237,6 +255,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	report(stdout, c, scenarios, all)
+	if c.suite == suiteCluster {
+		reportCluster(stdout, c, scenarios, all)
+	}
 	return nil
 }
 
@@ -261,7 +282,7 @@ func build(ctx context.Context, c config, log io.Writer) error {
 	if err := goBuild(".", "wsgate", "./cmd/wsgate"); err != nil {
 		return err
 	}
-	if c.suite != suiteFanout {
+	if c.suite != suiteFanout && c.suite != suiteCluster {
 		if err := goBuild(".", "echoserve", "./internal/cmd/echoserve"); err != nil {
 			return err
 		}
@@ -285,15 +306,34 @@ func build(ctx context.Context, c config, log io.Writer) error {
 			}
 		}
 	}
-	if slices.Contains(c.impls, "centrifugo") {
-		if _, err := os.Stat(filepath.Join(abs, "centrifugo")); err != nil {
-			fmt.Fprintln(log, "echobench: building Centrifugo "+centrifugoVersion+" (a few minutes the first time)")
-			gi := exec.CommandContext(ctx, "go", "install", "github.com/centrifugal/centrifugo/v6@"+centrifugoVersion)
-			gi.Env = append(os.Environ(), "GOBIN="+abs)
-			gi.Stdout, gi.Stderr = log, log
-			if err := gi.Run(); err != nil {
-				return fmt.Errorf("go install centrifugo: %w", err)
-			}
+	// go install from the module proxy, when the binary is missing from c.bin.
+	install := func(bin, pkg string) error {
+		if _, err := os.Stat(filepath.Join(abs, bin)); err == nil {
+			return nil
+		}
+		fmt.Fprintln(log, "echobench: building "+pkg+" (a few minutes the first time)")
+		gi := exec.CommandContext(ctx, "go", "install", pkg)
+		gi.Env = append(os.Environ(), "GOBIN="+abs)
+		gi.Stdout, gi.Stderr = log, log
+		if err := gi.Run(); err != nil {
+			return fmt.Errorf("go install %s: %w", pkg, err)
+		}
+		return nil
+	}
+	var centrifugo, nats bool
+	for _, impl := range c.impls {
+		t, ok := clusterTopologies[impl]
+		centrifugo = centrifugo || impl == "centrifugo" || (c.suite == suiteCluster && ok && t.server == "centrifugo")
+		nats = nats || (c.suite == suiteCluster && ok && t.broker == brokerNATS)
+	}
+	if centrifugo {
+		if err := install("centrifugo", "github.com/centrifugal/centrifugo/v6@"+centrifugoVersion); err != nil {
+			return err
+		}
+	}
+	if nats {
+		if err := install("nats-server", "github.com/nats-io/nats-server/v2@"+natsVersion); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -329,9 +369,9 @@ func selectScenarios(c config) []scenario {
 		all = []scenario{echo(100, 32, 1), echo(100, 1<<10, 1), echo(100, 64<<10, 1),
 			echo(1000, 32, 1), echo(1000, 1<<10, 1), echo(1000, 64<<10, 1), echo(1000, 32, 16), idle,
 			{name: "connect 8 workers", kind: loadgen.ModeConnect, conns: 8}}
-	case suiteFanout:
+	case suiteFanout, suiteCluster:
 		for _, r := range c.pubRates {
-			all = append(all, scenario{name: fmt.Sprintf("fanout %d subs × %g/s", c.subscribers, r), kind: loadgen.ModeFanout,
+			all = append(all, scenario{name: fmt.Sprintf("%s %d subs × %g/s", c.suite, c.subscribers, r), kind: loadgen.ModeFanout,
 				conns: c.subscribers, pubRate: r})
 		}
 	}

@@ -50,7 +50,9 @@ type measurement struct {
 	RSSPerConn        float64 `json:"rss_per_conn,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 	Before, After     *serverStats
-	Err               string `json:"error,omitempty"`
+	// StartFailures: why a cluster topology failed to come up before the start that was measured.
+	StartFailures []string `json:"start_failures,omitempty"`
+	Err           string   `json:"error,omitempty"`
 }
 
 func (m *measurement) brief() string {
@@ -72,22 +74,66 @@ func (m *measurement) brief() string {
 		m.HeapStackPerConn, m.RSSPerConn, m.GoroutinesPerConn)
 }
 
-// measure starts a fresh server for impl, runs sc against it, and stops it.
+// target is what a measurement loads: one server process, or a cluster topology's processes.
+type target interface {
+	// urls are the WebSocket URLs of its nodes; the publisher goes to the first.
+	urls() []string
+	protocol() loadgen.Protocol
+	stats(gc bool) (serverStats, error)
+	stop()
+}
+
+func (s *server) urls() []string             { return []string{s.wsURL()} }
+func (s *server) protocol() loadgen.Protocol { return s.spec.protocol }
+
+// clusterStarts bounds the attempts at starting a topology: a node that gives up while its
+// cluster forms (wsgate's embedded cluster sometimes does, see startFailures) is retried afresh.
+const clusterStarts = 3
+
+// startTarget starts impl, fresh: a topology in the cluster suite, else one server. It notes in m
+// every failed start of a topology before the one that came up.
+func startTarget(ctx context.Context, c config, impl string, m *measurement) (target, error) {
+	if c.suite != suiteCluster {
+		return startServer(ctx, c, impl)
+	}
+	for attempt := 1; ; attempt++ {
+		cl, err := startCluster(ctx, c, impl)
+		if err == nil {
+			return cl, nil
+		}
+		if attempt == clusterStarts || ctx.Err() != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "echobench: %s did not come up (attempt %d of %d): %v\n", impl, attempt, clusterStarts, err)
+		m.StartFailures = append(m.StartFailures, err.Error())
+	}
+}
+
+// measure starts a fresh server (or cluster) for impl, runs sc against it, and stops it.
 func measure(ctx context.Context, c config, sc scenario, impl string) (measurement, error) {
 	m := measurement{Scenario: sc.name, Impl: impl}
-	srv, err := startServer(ctx, c, impl)
+	if sc.kind == loadgen.ModeIdle {
+		srv, err := startServer(ctx, c, impl)
+		if err != nil {
+			return m, err
+		}
+		defer srv.stop()
+		return m, measureIdle(ctx, c, sc, srv, &m)
+	}
+	srv, err := startTarget(ctx, c, impl, &m)
 	if err != nil {
 		return m, err
 	}
 	defer srv.stop()
-	if sc.kind == loadgen.ModeIdle {
-		return m, measureIdle(ctx, c, sc, srv, &m)
-	}
 	before, err := srv.stats(false)
 	if err != nil {
 		return m, err
 	}
-	args := []string{"bench", string(sc.kind), "-url", srv.wsURL(), "-duration", c.duration.String(), "-json"}
+	urls := srv.urls()
+	args := []string{"bench", string(sc.kind), "-url", strings.Join(urls, ","), "-duration", c.duration.String(), "-json"}
+	if len(urls) > 1 {
+		args = append(args, "-publish-node", "1") // alone on its node: every delivery crosses nodes
+	}
 	bound := c.duration + 2*time.Minute
 	switch sc.kind {
 	case loadgen.ModeEcho:
@@ -96,7 +142,7 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 		args = append(args, "-c", strconv.Itoa(sc.conns))
 	case loadgen.ModeFanout:
 		args = append(args, "-subscribers", strconv.Itoa(sc.conns), "-rate", strconv.FormatFloat(sc.pubRate, 'g', -1, 64),
-			"-protocol", string(srv.spec.protocol), "-ramp-timeout", "4m", "-drain", "10s")
+			"-protocol", string(srv.protocol()), "-ramp-timeout", "4m", "-drain", "10s")
 		bound += 5 * time.Minute
 	}
 	lctx, cancel := context.WithTimeout(ctx, bound)

@@ -37,24 +37,27 @@ func measMetric(name, better, format string, f func(*measurement) float64) metri
 }
 
 var (
-	msgsPerSec   = loadMetric("msgs/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
-	handshakes   = loadMetric("handshakes/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
-	deliveries   = loadMetric("deliveries/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
-	p50          = loadMetric("p50 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P50Micros })
-	p90          = loadMetric("p90 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P90 })
-	p99          = loadMetric("p99 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P99Micros })
-	p999         = loadMetric("p99.9 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P999 })
-	maxLat       = loadMetric("max µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.Max })
-	jainIdx      = loadMetric("Jain index", "higher", "%.3f", func(l *loadgen.Result) float64 { return l.Jain })
-	perConnMin   = loadMetric("per-conn min", "higher", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMin) })
-	perConnMax   = loadMetric("per-conn max", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMax) })
-	errorsN      = loadMetric("errors", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Errors) })
-	lost         = loadMetric("lost", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Lost) })
-	published    = loadMetric("publications", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Published) })
-	cpuPerMsg    = measMetric("server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
-	cpuPerUnit   = measMetric("server CPU µs/unit", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
-	clientCPU    = measMetric("client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
-	serverRSSMiB = measMetric("server RSS MiB after", "lower", "%.0f", func(m *measurement) float64 {
+	msgsPerSec = loadMetric("msgs/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	handshakes = loadMetric("handshakes/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	deliveries = loadMetric("deliveries/s", "higher", "%.0f", func(l *loadgen.Result) float64 { return l.MsgsPerSec })
+	p50        = loadMetric("p50 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P50Micros })
+	p90        = loadMetric("p90 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P90 })
+	p99        = loadMetric("p99 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.P99Micros })
+	p999       = loadMetric("p99.9 µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.P999 })
+	maxLat     = loadMetric("max µs", "lower", "%.0f", func(l *loadgen.Result) float64 { return l.Latency.Max })
+	jainIdx    = loadMetric("Jain index", "higher", "%.3f", func(l *loadgen.Result) float64 { return l.Jain })
+	perConnMin = loadMetric("per-conn min", "higher", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMin) })
+	perConnMax = loadMetric("per-conn max", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.PerConnMax) })
+	errorsN    = loadMetric("errors", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Errors) })
+	lost       = loadMetric("lost", "lower", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Lost) })
+	published  = loadMetric("publications", "-", "%.0f", func(l *loadgen.Result) float64 { return float64(l.Published) })
+	cpuPerMsg  = measMetric("server CPU µs/msg", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
+	cpuPerUnit = measMetric("server CPU µs/unit", "lower", "%.2f", func(m *measurement) float64 { return m.ServerCPUMicrosPerMsg })
+	clientCPU  = measMetric("client CPU µs/msg", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
+	// clientCPUUnit says, times deliveries/s, how much of its core the load generator took: near
+	// one second per second, the client was the limit.
+	clientCPUUnit = measMetric("client CPU µs/unit", "-", "%.2f", func(m *measurement) float64 { return m.ClientCPUMicrosPerMsg })
+	serverRSSMiB  = measMetric("server RSS MiB after", "lower", "%.0f", func(m *measurement) float64 {
 		if m.After == nil {
 			return math.NaN()
 		}
@@ -91,60 +94,98 @@ func metricsFor(sc scenario) []metric {
 	case sc.kind == loadgen.ModeConnect:
 		return []metric{handshakes, p50, p99, cpuPerUnit, errorsN, foreign}
 	case sc.kind == loadgen.ModeFanout:
-		return []metric{deliveries, p50, p90, p99, p999, maxLat, lost, published, errorsN, cpuPerUnit, serverRSSMiB, foreign}
+		return []metric{deliveries, p50, p90, p99, p999, maxLat, lost, published, errorsN, cpuPerUnit, clientCPUUnit, serverRSSMiB, foreign}
 	case sc.window > 1:
 		return []metric{msgsPerSec, jainIdx, perConnMin, perConnMax, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 	}
 	return []metric{msgsPerSec, p50, p99, cpuPerMsg, clientCPU, errorsN, foreign}
 }
 
+// pair is one ratio column of the report: num's figure over den's.
+type pair struct{ num, den string }
+
+// ratioPairs are the report's ratio columns: wsgate over every other server; in the cluster
+// suite, every topology over wsgate on one node (what scaling out costs), then every wsgate
+// cluster over every Centrifugo cluster of as many nodes.
+func ratioPairs(c config) []pair {
+	var pairs []pair
+	if c.suite != suiteCluster {
+		for _, o := range c.impls {
+			if o != "wsgate" {
+				pairs = append(pairs, pair{"wsgate", o})
+			}
+		}
+		return pairs
+	}
+	for _, o := range c.impls {
+		if o != "wsgate" {
+			pairs = append(pairs, pair{o, "wsgate"})
+		}
+	}
+	for _, w := range c.impls {
+		for _, o := range c.impls {
+			tw, to := clusterTopologies[w], clusterTopologies[o]
+			if tw.server == "wsgate" && to.server == "centrifugo" && tw.nodes > 1 && tw.nodes == to.nodes {
+				pairs = append(pairs, pair{w, o})
+			}
+		}
+	}
+	return pairs
+}
+
 // report prints, per scenario and metric, the median over rounds for each implementation and the
-// ratios of wsgate's median to the others' (every other server of the run), with the
-// range of the per-round ratios (each round's measurements ran back to back).
+// ratios of ratioPairs' medians, with the range of the per-round ratios (each round's
+// measurements ran back to back).
 func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
-	others := slices.DeleteFunc(slices.Clone(c.impls), func(s string) bool { return s == "wsgate" })
+	pairs := ratioPairs(c)
 	head := []string{"scenario", "metric", "better"}
 	align := []string{"---", "---", "---"}
 	for _, impl := range c.impls {
 		head, align = append(head, impl), append(align, "---:")
 	}
-	for _, o := range others {
-		head, align = append(head, "wsgate/"+o), append(align, "---:")
+	for _, p := range pairs {
+		head, align = append(head, p.num+"/"+p.den), append(align, "---:")
 	}
-	fmt.Fprintf(w, "Medians of %d rounds; ratio = wsgate / other (per-round ratios in brackets).\n\n", c.rounds)
+	fmt.Fprintf(w, "Medians of %d rounds; each ratio column is A/B of the medians (per-round ratios in brackets).\n\n", c.rounds)
 	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
 	fmt.Fprintln(w, "| "+strings.Join(align, " | ")+" |")
 	for _, sc := range scenarios {
 		for _, mt := range metricsFor(sc) {
-			perImpl := map[string][]float64{} // by impl, indexed by round-1
-			for _, impl := range c.impls {
-				perImpl[impl] = make([]float64, c.rounds)
-				for i := range perImpl[impl] {
-					perImpl[impl][i] = math.NaN()
-				}
-			}
-			for i := range all {
-				m := &all[i]
-				if m.Scenario == sc.name {
-					perImpl[m.Impl][m.Round-1] = mt.get(m)
-				}
-			}
+			perImpl := perRound(c, all, sc, mt)
 			med := map[string]float64{}
 			cells := []string{sc.name, mt.name, mt.better}
 			for _, impl := range c.impls {
 				med[impl] = median(perImpl[impl])
 				cells = append(cells, fmtNum(mt.format, med[impl]))
 			}
-			for _, other := range others {
+			for _, p := range pairs {
 				if mt.better == "n/a" { // a property of the machine, not of the server: no ratio
 					cells = append(cells, "")
 					continue
 				}
-				cells = append(cells, ratioCell(med["wsgate"], med[other], perImpl["wsgate"], perImpl[other]))
+				cells = append(cells, ratioCell(med[p.num], med[p.den], perImpl[p.num], perImpl[p.den]))
 			}
 			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 		}
 	}
+}
+
+// perRound is mt of every implementation in scenario sc, indexed by round-1 (NaN where none).
+func perRound(c config, all []measurement, sc scenario, mt metric) map[string][]float64 {
+	perImpl := map[string][]float64{}
+	for _, impl := range c.impls {
+		perImpl[impl] = make([]float64, c.rounds)
+		for i := range perImpl[impl] {
+			perImpl[impl][i] = math.NaN()
+		}
+	}
+	for i := range all {
+		m := &all[i]
+		if m.Scenario == sc.name && perImpl[m.Impl] != nil {
+			perImpl[m.Impl][m.Round-1] = mt.get(m)
+		}
+	}
+	return perImpl
 }
 
 func ratioCell(a, b float64, as, bs []float64) string {

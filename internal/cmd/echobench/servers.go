@@ -48,6 +48,16 @@ func specsFor(suite string) map[string]serverSpec {
 	return echoServers
 }
 
+// knownImpl reports whether suite has a server (or, for the cluster suite, a topology) impl.
+func knownImpl(suite, impl string) bool {
+	if suite == suiteCluster {
+		_, ok := clusterTopologies[impl]
+		return ok
+	}
+	_, ok := specsFor(suite)[impl]
+	return ok
+}
+
 // serverSpec says how to start one server and what it offers.
 type serverSpec struct {
 	bin      string   // in -bin
@@ -93,13 +103,27 @@ func startServer(ctx context.Context, c config, impl string) (*server, error) {
 	default:
 		cmd = pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, spec.bin), append(spec.args, "-addr", "127.0.0.1:0", "-lifetime", "10m")...)
 	}
+	s, err := launch(impl, cmd, spec, addr, os.Stderr)
+	if err != nil || addr == "" {
+		return s, err
+	}
+	if err := waitListening(addr, 30*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%s: %w", impl, err)
+	}
+	return s, nil
+}
+
+// launch starts cmd, one server process (or a broker of a cluster), its stderr to stderr. When
+// addr is empty the process prints its address as its first line, which launch waits for.
+func launch(name string, cmd *exec.Cmd, spec serverSpec, addr string, stderr io.Writer) (*server, error) {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &server{cmd: cmd, spec: spec, addr: addr, started: make(chan struct{}), done: make(chan struct{})}
 	out := bufio.NewReader(stdout)
@@ -111,17 +135,13 @@ func startServer(ctx context.Context, c config, impl string) (*server, error) {
 	}()
 	if addr != "" {
 		close(s.started)
-		if err := waitListening(addr, 30*time.Second); err != nil {
-			s.stop()
-			return nil, fmt.Errorf("%s: %w", impl, err)
-		}
 		return s, nil
 	}
 	line, err := out.ReadString('\n')
 	close(s.started)
 	if err != nil {
 		s.stop()
-		return nil, fmt.Errorf("%s: no address: %w", impl, err)
+		return nil, fmt.Errorf("%s: no address: %w", name, err)
 	}
 	s.addr = strings.TrimSpace(line)
 	return s, nil
@@ -195,12 +215,25 @@ func procCPU(pid int) int64 {
 // freePort asks the kernel for a free loopback port. Another process could take it before the
 // server binds it; the server then fails to start and the measurement reports that.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
+}
+
+// freePorts asks for n distinct free loopback ports (all held until all are known).
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // waitListening waits until addr accepts TCP connections.
