@@ -86,7 +86,10 @@ func Start(o *Options) (*Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
-	ns.SetLoggerV2(la, true, false, false)
+	// Debug and trace only when they would be written: with the flags on, nats-server formats
+	// its debug lines (raft's, per replicated entry among them) whatever the logger then does.
+	ctx := context.Background()
+	ns.SetLoggerV2(la, la.log.Enabled(ctx, slog.LevelDebug-4), la.log.Enabled(ctx, slog.LevelDebug-8), false)
 	s := &Server{ns: ns, log: la, lock: lock, opts: *o, ready: o.ReadyTimeout}
 	if s.ready == 0 {
 		s.ready = DefaultReadyTimeout
