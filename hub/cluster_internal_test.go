@@ -99,6 +99,28 @@ func syncCall(t *testing.T, ws *websocket.Conn, id int, op, channel string) {
 	}
 }
 
+// syncSubscribe subscribes and waits until the hub has noted the join for the next round: the
+// reply is queued just before it, and a round taken in between would miss it.
+func syncSubscribe(t *testing.T, h *Hub, ws *websocket.Conn, id int, channel string) {
+	t.Helper()
+	syncCall(t, ws, id, "subscribe", channel)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ch := h.channel(channel); ch != nil {
+			ch.mu.Lock()
+			noted := ch.dirty
+			ch.mu.Unlock()
+			if noted {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the join to %s was never noted", channel)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestSnapshotWithinARoundLeavesNoGhost: a snapshot is taken after the round's deltas were
 // sent, so it can hold a join made since. When that connection leaves again before the next
 // round, the next delta must still say so (its final state), or a node that applied the
@@ -114,7 +136,7 @@ func TestSnapshotWithinARoundLeavesNoGhost(t *testing.T) {
 	}
 	defer ws.Close()
 
-	syncCall(t, ws, 1, "subscribe", "x")
+	syncSubscribe(t, b, ws, 1, "x")
 	b.flushPresence() // delta 1: joined
 	syncCall(t, ws, 2, "unsubscribe", "x")
 	b.flushPresence() // delta 2: left
@@ -126,7 +148,7 @@ func TestSnapshotWithinARoundLeavesNoGhost(t *testing.T) {
 		t.Fatal("d's request did not reach b")
 	}
 	b.flushPresence()
-	syncCall(t, ws, 3, "subscribe", "x") // between flushPresence and sendSnapshot
+	syncSubscribe(t, b, ws, 3, "x") // between flushPresence and sendSnapshot
 	b.sendSnapshot()
 	syncCall(t, ws, 4, "unsubscribe", "x") // before the next round: cancels the join
 	b.flushPresence()
@@ -140,11 +162,11 @@ func TestSnapshotWithinARoundLeavesNoGhost(t *testing.T) {
 	}
 
 	// The reverse: in presence, a snapshot taken after it left, then back within the round.
-	syncCall(t, ws, 5, "subscribe", "x")
+	syncSubscribe(t, b, ws, 5, "x")
 	b.flushPresence()
 	syncCall(t, ws, 6, "unsubscribe", "x")
 	b.sendSnapshot()
-	syncCall(t, ws, 7, "subscribe", "x")
+	syncSubscribe(t, b, ws, 7, "x")
 	b.flushPresence()
 	if got := d.Presence("x"); len(got) != 1 || len(b.Presence("x")) != 1 {
 		t.Fatalf("d's presence of x %v, b's %v: a live member lost", got, b.Presence("x"))
