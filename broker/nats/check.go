@@ -2,8 +2,6 @@ package nats
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -148,38 +146,15 @@ func (s *subState) behindLocked(top broker.Position) bool {
 // server stopped early, at the bytes it sends at once (64 MB by default): some subjects with a
 // message are missing from the answer.
 func (b *Broker) lastOfEach(ctx context.Context, subjs []string) (_ map[string]stored, more bool, err error) {
-	inbox := b.nc.NewRespInbox()
-	ch := make(chan *natsgo.Msg, len(subjs)+1) // never drops one: see batchOnce
-	sub, err := b.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, false, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(getRequest{MultiLast: subjs, MaxBytes: b.checkBytes})
-	if err := b.nc.PublishRequest(b.directAPI(), inbox, body); err != nil {
-		return nil, false, err
-	}
 	out := make(map[string]stored, len(subjs))
-	for {
-		var m *natsgo.Msg
-		select {
-		case m = <-ch:
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		}
-		switch st := m.Header.Get(statusHeader); st {
-		case "":
-		case "204": // the end
-			return out, m.Header.Get("Nats-Num-Pending") != "0", nil
-		case "404": // no subject has a message
-			return out, false, nil
-		case "503":
-			return nil, false, natsgo.ErrNoResponders
-		default:
-			return nil, false, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
-		}
+	status, pending, err := b.directBatch(ctx, getRequest{MultiLast: subjs, MaxBytes: b.checkBytes}, len(subjs), func(m *natsgo.Msg) (bool, error) {
 		if s, err := parseStored(m); err == nil {
 			out[m.Header.Get(subjectHeader)] = s
 		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
+	return out, status == "204" && pending != "0", nil
 }

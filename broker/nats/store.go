@@ -105,46 +105,66 @@ func (b *Broker) batch(ctx context.Context, subj string, seq uint64, n int) ([]s
 // batchOnce is one batched direct get; done is true when the subject has nothing after what it
 // returned.
 func (b *Broker) batchOnce(ctx context.Context, subj string, seq uint64, n int) (_ []stored, done bool, err error) {
+	var out []stored
+	status, pending, err := b.directBatch(ctx, getRequest{Seq: seq, NextFor: subj, Batch: n}, n, func(m *natsgo.Msg) (bool, error) {
+		s, err := parseStored(m)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, s)
+		// Once n are here the 204 that follows does not matter: what it says of the rest is
+		// not wanted.
+		return len(out) == n, nil
+	})
+	switch {
+	case err != nil:
+		return nil, false, err
+	case status == "": // stopped at n
+		return out, false, nil
+	case status == "404":
+		return out, true, nil
+	}
+	return out, pending == "0", nil
+}
+
+// directBatch sends one batched direct get (req) that the server answers with at most n
+// messages and a closing status, and hands each message to each until it says stop. It returns
+// the closing status ("204": the end of the batch, with its Nats-Num-Pending; "404": nothing
+// matched), or "" when each stopped first. Other statuses are errors.
+func (b *Broker) directBatch(ctx context.Context, req getRequest, n int, each func(*natsgo.Msg) (stop bool, err error)) (status, pending string, err error) {
 	inbox := b.nc.NewRespInbox()
 	// The server sends at most n messages and a status: a channel of n+1 never drops one, and
 	// costs far less than SubscribeSync's, of nats.go's 64k pending messages (512 KB to zero).
 	ch := make(chan *natsgo.Msg, n+1)
 	sub, err := b.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
-		return nil, false, err
+		return "", "", err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(getRequest{Seq: seq, NextFor: subj, Batch: n})
+	body, _ := json.Marshal(req)
 	if err := b.nc.PublishRequest(b.directAPI(), inbox, body); err != nil {
-		return nil, false, err
+		return "", "", err
 	}
-	var out []stored
 	for {
 		var m *natsgo.Msg
 		select {
 		case m = <-ch:
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return "", "", ctx.Err()
 		}
 		switch st := m.Header.Get(statusHeader); st {
 		case "":
-		case "204": // end of the batch
-			return out, m.Header.Get("Nats-Num-Pending") == "0", nil
+		case "204":
+			return st, m.Header.Get("Nats-Num-Pending"), nil
 		case "404":
-			return out, true, nil
+			return st, "", nil
 		case "503":
-			return nil, false, natsgo.ErrNoResponders
+			return "", "", natsgo.ErrNoResponders
 		default:
-			return nil, false, fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
+			return "", "", fmt.Errorf("direct get: status %s %s", st, m.Header.Get("Description"))
 		}
-		s, err := parseStored(m)
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, s)
-		if len(out) == n {
-			// The 204 follows; what it says of the rest does not matter when n were wanted.
-			return out, false, nil
+		if stop, err := each(m); err != nil || stop {
+			return "", "", err
 		}
 	}
 }
