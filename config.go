@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
@@ -185,6 +186,15 @@ type Config struct {
 	// 0, no cap: behind a proxy that is not in TrustedProxies, or a carrier's NAT, many clients
 	// share one address. Set it when clients reach the server directly, or through a trusted proxy.
 	MaxConnectionsPerIP int
+	// Admit, when set, decides on each upgrade request that passed the checks above (size,
+	// handshake, host, origin, the connection caps), before the upgrade: the place for identity
+	// (a token in a header, a cookie, a query parameter) and for rate limits. What it returns
+	// becomes Conn.Auth for the connection's life. An error refuses the upgrade: a *RejectError
+	// with its status, message and Retry-After; any other error with 403 "forbidden" (its text is
+	// logged, not sent). It runs on the request's goroutine while the request holds its
+	// connection slot, so a slow Admit (a call to a backend) is bounded by the caps; it must honour
+	// r.Context(). Default: admit everyone, Auth nil.
+	Admit func(r *http.Request) (auth any, err error)
 
 	trusted []netip.Prefix // TrustedProxies, parsed
 

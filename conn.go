@@ -126,6 +126,7 @@ type Conn struct {
 	// lock; it clears it under the lock, where Sends read it, so that no deferred write is lost.
 	inHandler atomic.Bool
 	data      atomic.Pointer[any]
+	auth      any // what Config.Admit returned; set before the connection is shared
 
 	mu       sync.Mutex // guards the fields below
 	state    connState
@@ -194,6 +195,10 @@ func (c *Conn) Subprotocol() string { return c.proto }
 
 // SetData attaches an application value to the connection (a user, a session); Data returns it.
 func (c *Conn) SetData(v any) { c.data.Store(&v) }
+
+// Auth returns what Config.Admit returned for this connection's upgrade request (nil without
+// Admit): the identity the layers above established from the request.
+func (c *Conn) Auth() any { return c.auth }
 
 // Data returns the value given to SetData, or nil.
 func (c *Conn) Data() any {

@@ -3,6 +3,7 @@ package wsgate
 import (
 	"errors"
 	"strconv"
+	"time"
 )
 
 // Sentinel errors returned by Conn and Server methods. They are stable: match them with errors.Is.
@@ -39,6 +40,18 @@ var (
 	// ErrHandlerPanic is wrapped by the CloseError of a connection whose handler panicked.
 	ErrHandlerPanic = errors.New("wsgate: handler panic")
 )
+
+// RejectError refuses an upgrade from Config.Admit: the client gets Status with Message as
+// the body, and a Retry-After header when RetryAfter is positive (whole seconds, rounded up).
+type RejectError struct {
+	Status     int
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *RejectError) Error() string {
+	return "wsgate: upgrade refused: " + strconv.Itoa(e.Status) + " " + e.Message
+}
 
 // CloseError says why a connection ended. Handler.OnClose always receives a *CloseError.
 //

@@ -2,9 +2,11 @@ package wsgate
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,6 +137,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
+	var auth any
+	if s.cfg.Admit != nil {
+		var err error
+		if auth, err = s.cfg.Admit(r); err != nil {
+			s.unreserve(slot)
+			s.refuse(w, r, err)
+			return
+		}
+	}
 	idx, proto := s.selectSubprotocol(r.Header)
 	netConn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -142,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto, addr: slot}
+	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto, addr: slot, auth: auth}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
 	if sc, ok := netConn.(*net.TCPConn); ok {
@@ -181,6 +192,24 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg 
 	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
 		"origin", r.Header.Get("Origin"))
 	http.Error(w, "websocket: "+msg, status)
+}
+
+// refuse answers an upgrade that Config.Admit refused with err.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	var re *RejectError
+	if !errors.As(err, &re) {
+		s.cfg.Logger.Info("wsgate: upgrade refused by Admit", "remote", r.RemoteAddr, "err", err)
+		s.reject(w, r, http.StatusForbidden, "forbidden")
+		return
+	}
+	if re.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((re.RetryAfter+time.Second-1)/time.Second), 10))
+	}
+	status := re.Status
+	if status < 400 || status > 599 {
+		status = http.StatusForbidden
+	}
+	s.reject(w, r, status, re.Message)
 }
 
 // selectSubprotocol picks the first of the server's subprotocols the client offered.

@@ -1,0 +1,79 @@
+package wsgate_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate"
+)
+
+// Config.Admit decides on an upgrade before it happens: a refusal is an HTTP answer the client
+// can read (status, body, Retry-After), and what it admits with is the connection's Auth.
+func TestAdmit(t *testing.T) {
+	type who struct{ user string }
+	admit := func(r *http.Request) (any, error) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer good":
+			return &who{"alice"}, nil
+		case "Bearer slow-down":
+			return nil, &wsgate.RejectError{Status: http.StatusTooManyRequests, Message: "too many handshakes", RetryAfter: 1500 * time.Millisecond}
+		case "":
+			return nil, &wsgate.RejectError{Status: http.StatusUnauthorized, Message: "token required"}
+		}
+		return nil, errors.New("backend exploded: secret detail")
+	}
+	users := make(chan string, 1)
+	h := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		users <- c.Auth().(*who).user
+	})
+	ts := startServer(t, h, &wsgate.Config{Admit: admit})
+
+	cases := []struct {
+		auth, body, retry string
+		status            int
+	}{
+		{"", "websocket: token required\n", "", http.StatusUnauthorized},
+		{"Bearer slow-down", "websocket: too many handshakes\n", "2", http.StatusTooManyRequests},
+		{"Bearer bad", "websocket: forbidden\n", "", http.StatusForbidden}, // the error's text is not sent
+	}
+	for _, tc := range cases {
+		hdr := http.Header{}
+		if tc.auth != "" {
+			hdr.Set("Authorization", tc.auth)
+		}
+		_, resp, err := websocket.DefaultDialer.Dial(ts.URL, hdr)
+		if err == nil || resp == nil {
+			t.Fatalf("%q: upgraded (err %v), want %d", tc.auth, err, tc.status)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || string(body) != tc.body || resp.Header.Get("Retry-After") != tc.retry {
+			t.Errorf("%q: answered %d %q Retry-After %q, want %d %q %q", tc.auth, resp.StatusCode, body,
+				resp.Header.Get("Retry-After"), tc.status, tc.body, tc.retry)
+		}
+		if strings.Contains(string(body), "secret") {
+			t.Errorf("%q: the error's text reached the client: %q", tc.auth, body)
+		}
+	}
+	if n := ts.Stats().Connections; n != 0 {
+		t.Fatalf("%d connections after refusals, want 0", n)
+	}
+
+	ws := dial(t, ts.URL, http.Header{"Authorization": {"Bearer good"}})
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case u := <-users:
+		if u != "alice" {
+			t.Fatalf("Auth named %q, want alice", u)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message reached the handler")
+	}
+}
