@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // Position is a place in a channel's stream: the epoch names one unbroken history, the offset
@@ -98,4 +99,36 @@ type Cluster interface {
 	// Listen calls fn with every message another node sends on topic, until cancel is called.
 	// Calls for one topic come one at a time; fn must not block. msg is fn's to keep.
 	Listen(topic string, fn func(from string, msg []byte)) (cancel func(), err error)
+}
+
+// Namespace gives the channels whose names start with Prefix ("chat:") history bounds of their
+// own; a broker's options take a list of them, and the longest matching prefix wins. HistorySize
+// 0 keeps no history for them (nothing to recover), HistoryTTL 0 the broker's default age.
+type Namespace struct {
+	Prefix      string
+	HistorySize int
+	HistoryTTL  time.Duration
+}
+
+// HistoryRemover is an optional capability: RemoveHistory forgets a channel's history. The next
+// publication starts a new epoch, so a subscriber recovering from before tells that it missed
+// what was removed.
+type HistoryRemover interface {
+	RemoveHistory(ctx context.Context, channel string) error
+}
+
+// Outbox is an optional capability: a queue of events (the gateway's connect and disconnect
+// hooks) that some node delivers at least once, even when the node that put them is gone.
+//
+// Put queues an event for delivery. Hold deposits, under a key unique in the cluster, the event
+// to deliver if this node dies before it calls Release with that key (a connection's disconnect
+// event): when a node is lost, another node puts its held events. Consume calls fn with queued
+// events, one at a time per node, until ctx ends: nil acknowledges one, an error has it
+// delivered again after a backoff (by this or another node). Queued events are bounded; Put
+// refuses with ErrFull beyond.
+type Outbox interface {
+	Put(ctx context.Context, event []byte) error
+	Hold(ctx context.Context, key string, event []byte) error
+	Release(ctx context.Context, key string) error
+	Consume(ctx context.Context, fn func(ctx context.Context, event []byte) error) error
 }

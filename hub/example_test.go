@@ -18,8 +18,8 @@ import (
 func Example() {
 	ctx := context.Background()
 	h, err := hub.New(ctx, memory.New(nil), &hub.Options{
-		Authorize: func(_ context.Context, _ *wsgate.Conn, op protocol.Op, channel string) error {
-			if op == protocol.OpPublish && strings.HasPrefix(channel, "news") {
+		Authorize: func(_ context.Context, _ *wsgate.Conn, _ *hub.Identity, req *protocol.Request) error {
+			if req.Op == protocol.OpPublish && strings.HasPrefix(req.Channel, "news") {
 				return fmt.Errorf("only the server publishes news")
 			}
 			return nil

@@ -182,8 +182,8 @@ func TestReplyThatCannotBeQueuedClosesTheConnection(t *testing.T) {
 // request returned, and a burst cut a client that read as fast as it could.
 func TestSlowRequestDoesNotHoldBackPublications(t *testing.T) {
 	slow := make(chan struct{})
-	e := start(t, &hub.Options{RequestRate: -1, Authorize: func(_ context.Context, _ *wsgate.Conn, op protocol.Op, _ string) error {
-		if op == protocol.OpHistory {
+	e := start(t, &hub.Options{RequestRate: -1, Authorize: func(_ context.Context, _ *wsgate.Conn, _ *hub.Identity, req *protocol.Request) error {
+		if req.Op == protocol.OpHistory {
 			<-slow
 		}
 		return nil
@@ -212,8 +212,8 @@ func TestSlowRequestDoesNotHoldBackPublications(t *testing.T) {
 // evict older publications, never a reply it waits for.
 func TestDropOldestKeepsReplies(t *testing.T) {
 	asked := make(chan struct{}, 1)
-	e := start(t, &hub.Options{RequestRate: -1, Authorize: func(_ context.Context, _ *wsgate.Conn, op protocol.Op, _ string) error {
-		if op == protocol.OpPresence {
+	e := start(t, &hub.Options{RequestRate: -1, Authorize: func(_ context.Context, _ *wsgate.Conn, _ *hub.Identity, req *protocol.Request) error {
+		if req.Op == protocol.OpPresence {
 			asked <- struct{}{}
 		}
 		return nil
@@ -454,7 +454,7 @@ func TestPublishInvalidUTF8(t *testing.T) {
 // break routing nor leak subscriptions.
 func TestConnDataStaysTheApplications(t *testing.T) {
 	w := brokertest.NewInterest(memory.New(nil))
-	e := startOn(t, w, &hub.Options{Authorize: func(_ context.Context, c *wsgate.Conn, _ protocol.Op, _ string) error {
+	e := startOn(t, w, &hub.Options{Authorize: func(_ context.Context, c *wsgate.Conn, _ *hub.Identity, _ *protocol.Request) error {
 		c.SetData("the application's session")
 		return nil
 	}}, nil)

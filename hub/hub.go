@@ -30,12 +30,44 @@ const (
 
 // Options configure a Hub; the zero value works.
 type Options struct {
-	// Authorize decides whether c may subscribe to, publish on, or read the presence or history of
-	// channel; an error refuses with protocol.CodeForbidden and the error's text. Default: allow.
-	// It is called on the connection's reader goroutine, without hub locks held.
-	Authorize func(ctx context.Context, c *wsgate.Conn, op protocol.Op, channel string) error
-	// UserID names the user behind a connection, for presence; a name longer than MaxUserLen
-	// bytes is cut. Default: none.
+	// Connect, when set, makes every wsgate.v1 connection identify itself first: its connect
+	// request's token ("" without one; the hook may then look at c.Auth, c.Header) gives its
+	// Identity. Until then other requests get protocol.CodeUnauthorized, and a connection that
+	// has not connected within ConnectTimeout is closed with protocol.CloseConnectTimeout. An
+	// error refuses: a *protocol.Error is the reply, a *Disconnect closes; any other error
+	// answers CodeUnauthorized and closes with protocol.CloseUnauthorized. Default: nil, anyone
+	// is anonymous (UserID names them) and connect is optional.
+	Connect func(ctx context.Context, c *wsgate.Conn, token string) (*Identity, error)
+	// Refresh checks a refresh request's token for a connected c and returns its new identity
+	// (the same user). An error answers the request and leaves the connection as it was, to
+	// lapse at its current expiry. Default: nil, refresh answers protocol.CodeNotAvailable.
+	Refresh func(ctx context.Context, c *wsgate.Conn, id *Identity, token string) (*Identity, error)
+	// ConnectTimeout bounds the time from upgrade to connect when Connect is set. Default 10 s.
+	ConnectTimeout time.Duration
+	// RefreshGrace is how long after its identity expired a connection may still refresh
+	// before it is closed with protocol.CloseTokenExpired. Default 10 s.
+	RefreshGrace time.Duration
+	// Authorize decides on a request of a connection (id: its Identity, nil when anonymous):
+	// subscribe, publish, presence, history, rpc; never ping, connect, refresh or unsubscribe.
+	// An error refuses: a *protocol.Error is the reply, a *Disconnect closes, any other error
+	// answers protocol.CodeForbidden with its text. Default: allow. It is called on the
+	// connection's reader goroutine, without hub locks held.
+	Authorize func(ctx context.Context, c *wsgate.Conn, id *Identity, req *protocol.Request) error
+	// Publish, when set, sees every client publication after Authorize: it returns the data to
+	// publish (data itself, or a replacement), or an error that refuses as Authorize's do.
+	Publish func(ctx context.Context, c *wsgate.Conn, id *Identity, channel string, data json.RawMessage) (json.RawMessage, error)
+	// RPC answers rpc requests with the result's JSON. Errors answer as Authorize's do. Default:
+	// nil, rpc answers protocol.CodeNotAvailable.
+	RPC func(ctx context.Context, c *wsgate.Conn, id *Identity, method string, data json.RawMessage) (json.RawMessage, error)
+	// Channel gives a channel's options (its namespace's). Default: everything allowed.
+	Channel func(channel string) ChannelOptions
+	// OnConnect and OnDisconnect are told of every connection that connected (with Connect set)
+	// and of its end, exactly once each, in that order, without hub locks held. They must not
+	// block: they queue (the gateway's event outbox).
+	OnConnect    func(c *wsgate.Conn, id *Identity)
+	OnDisconnect func(c *wsgate.Conn, id *Identity)
+	// UserID names the user behind a connection without Connect, for presence; a name longer
+	// than MaxUserLen bytes is cut. Default: none.
 	UserID func(c *wsgate.Conn) string
 	// MaxSubscriptions per connection. Default 128.
 	MaxSubscriptions int

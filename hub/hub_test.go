@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -268,8 +269,8 @@ func TestPublishSubscribe(t *testing.T) {
 }
 
 func TestErrorsAreRepliesNotDisconnects(t *testing.T) {
-	e := start(t, &hub.Options{MaxDataSize: 16, MaxSubscriptions: 1, Authorize: func(_ context.Context, _ *wsgate.Conn, op protocol.Op, ch string) error {
-		if strings.HasPrefix(ch, "private") {
+	e := start(t, &hub.Options{MaxDataSize: 16, MaxSubscriptions: 1, Authorize: func(_ context.Context, _ *wsgate.Conn, _ *hub.Identity, req *protocol.Request) error {
+		if strings.HasPrefix(req.Channel, "private") {
 			return errors.New("private channels need a login")
 		}
 		return nil
@@ -438,7 +439,7 @@ func TestPresenceAndJoinLeave(t *testing.T) {
 	var joined, left []protocol.ClientInfo
 	json.Unmarshal(l["join"], &joined)
 	json.Unmarshal(l["leave"], &left)
-	if len(joined) != 0 || len(left) != 1 || left[0] != info {
+	if len(joined) != 0 || len(left) != 1 || !reflect.DeepEqual(left[0], info) {
 		t.Fatalf("leave %v, join %+v", strMap(l), info)
 	}
 	if n := len(e.hub.Presence("room")); n != 1 {

@@ -38,7 +38,7 @@ func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
 	defer cancel()
 	if req.Op != protocol.OpPing && req.Op != protocol.OpUnsubscribe && h.opts.Authorize != nil {
-		if err := h.opts.Authorize(ctx, cl.conn, req.Op, req.Channel); err != nil {
+		if err := h.opts.Authorize(ctx, cl.conn, nil, &req); err != nil {
 			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeForbidden, "%s", err.Error()))
 		}
 	}

@@ -17,10 +17,15 @@ const (
 	CodeAlreadySubscribed Code = 106 // subscribe twice to one channel
 	CodeLimitExceeded     Code = 107 // too many subscriptions on this connection
 	CodeNotText           Code = 108 // a binary frame on a wsgate.v1 connection
+	CodeUnauthorized      Code = 109 // no connect yet, or a token (or a backend) that does not identify anyone
+	CodeTokenExpired      Code = 110 // the token's exp has passed: get a fresh one (connect again, or refresh)
+	CodeAlreadyConnected  Code = 111 // connect on a connection that is connected
+	CodeNotAvailable      Code = 112 // a feature this server, or the channel's namespace, does not offer (rpc, refresh, presence, history)
 	CodeInternal          Code = 200 // the server failed; retry later
 	CodeUnavailable       Code = 201 // the broker is unavailable, or the server is shutting down; retry later
 	CodeFull              Code = 202 // the broker is at capacity and found nothing to evict to make room; retry later
 	CodeRateLimited       Code = 203 // more requests than the connection's rate allows; slow down
+	CodeConnectionLimit   Code = 204 // the user has as many connections as allowed; close one, or retry later
 )
 
 // Error is the error object of a reply.
@@ -43,18 +48,31 @@ func (e *Error) HTTPStatus() int {
 	switch e.Code {
 	case CodeBadRequest, CodeUnknownOp, CodeBadChannel, CodeNotText:
 		return 400
+	case CodeUnauthorized, CodeTokenExpired:
+		return 401
 	case CodeForbidden:
 		return 403
-	case CodeNotSubscribed:
+	case CodeNotSubscribed, CodeNotAvailable:
 		return 404
-	case CodeAlreadySubscribed:
+	case CodeAlreadySubscribed, CodeAlreadyConnected:
 		return 409
 	case CodeTooLarge:
 		return 413
-	case CodeLimitExceeded, CodeRateLimited:
+	case CodeLimitExceeded, CodeRateLimited, CodeConnectionLimit:
 		return 429
 	case CodeUnavailable, CodeFull:
 		return 503
 	}
 	return 500
 }
+
+// Close codes of wsgate.v1, beside RFC 6455's. 4000-4499 are terminal (the same would fail
+// again: the client stops), 4500-4999 ask the client to reconnect with backoff, as
+// wsgate.CloseCode.Reconnectable says for server, JS client and CLI alike.
+const (
+	CloseUnauthorized    = 4001 // the token, or the backend, identified no one: terminal
+	CloseConnectTimeout  = 4002 // no connect within the server's connect timeout: terminal
+	CloseDisconnected    = 4003 // disconnected by the application (its API or backend): terminal
+	CloseTokenExpired    = 4501 // the token expired and was not refreshed in time: reconnect with a fresh one
+	CloseConnectionLimit = 4503 // the user has as many connections as allowed: reconnect later
+)

@@ -23,6 +23,9 @@ const (
 	OpPresence    Op = "presence"
 	OpHistory     Op = "history"
 	OpPing        Op = "ping"
+	OpConnect     Op = "connect" // identify: the token (or, without one, the upgrade's cookies and headers)
+	OpRefresh     Op = "refresh" // extend a connected identity with a fresh token
+	OpRPC         Op = "rpc"     // call a method of the application's backend
 )
 
 // Limits of the protocol itself; a server may set lower ones.
@@ -31,6 +34,8 @@ const (
 	MaxHistoryLimit  = 1000
 	MaxPresenceLimit = 1000
 	MaxEpochLen      = 64
+	MaxTokenLen      = 8 << 10 // a connect, refresh or subscribe token
+	MaxMethodLen     = 64      // an rpc method: letters, digits and _ - : . /
 )
 
 // Defaults of a request's optional fields.
@@ -57,12 +62,38 @@ type Request struct {
 	Limit   int             `json:"limit,omitempty"`    // history, presence
 	Events  bool            `json:"presence,omitempty"` // subscribe: also push join and leave
 	After   string          `json:"after,omitempty"`    // presence: continue after this conn
+	Token   string          `json:"token,omitempty"`    // connect, refresh; subscribe: a channel token
+	Method  string          `json:"method,omitempty"`   // rpc
 }
 
 // ClientInfo identifies a subscriber in presence and join/leave pushes.
 type ClientInfo struct {
-	Conn string `json:"conn"`
-	User string `json:"user,omitempty"`
+	Conn string          `json:"conn"`
+	User string          `json:"user,omitempty"`
+	Info json.RawMessage `json:"info,omitempty"` // what the connection's identity shows others (a name, an avatar)
+}
+
+// ConnectResult answers a connect: who the connection now is, how long its token lasts, and the
+// channels it was subscribed to from the server side (its token's or the backend's), with their
+// tops as a subscribe reply gives them.
+type ConnectResult struct {
+	Client     string              `json:"client"`
+	User       string              `json:"user,omitempty"`
+	ExpiresIn  int64               `json:"expires_in,omitempty"` // seconds until the token expires; 0: never
+	Subscribed []SubscribedChannel `json:"subscribed,omitempty"`
+}
+
+// SubscribedChannel is a server-side subscription: in a connect reply, and as a "subscribe" push
+// when the server subscribes a live connection.
+type SubscribedChannel struct {
+	Channel string `json:"channel"`
+	Epoch   string `json:"epoch"`
+	Offset  uint64 `json:"offset"`
+}
+
+// RefreshResult answers a refresh.
+type RefreshResult struct {
+	ExpiresIn int64 `json:"expires_in,omitempty"`
 }
 
 // SubscribeResult answers a subscribe. Epoch and Offset are the channel's top: live pushes start
@@ -123,6 +154,19 @@ func Parse(frame []byte) (Request, *Error) {
 		}
 	case OpPing:
 		return r, nil
+	case OpConnect, OpRefresh:
+		if len(r.Token) > MaxTokenLen {
+			return r, Errorf(CodeBadRequest, "token longer than %d bytes", MaxTokenLen)
+		}
+		if r.Op == OpRefresh && r.Token == "" {
+			return r, Errorf(CodeBadRequest, "refresh without a token")
+		}
+		return r, nil
+	case OpRPC:
+		if err := validMethod(r.Method); err != nil {
+			return r, err
+		}
+		return r, nil
 	case "":
 		return r, Errorf(CodeBadRequest, "request without an op")
 	default:
@@ -130,6 +174,9 @@ func Parse(frame []byte) (Request, *Error) {
 	}
 	if err := ValidChannel(r.Channel); err != nil {
 		return r, err
+	}
+	if len(r.Token) > MaxTokenLen {
+		return r, Errorf(CodeBadRequest, "token longer than %d bytes", MaxTokenLen)
 	}
 	if r.Since != nil && len(r.Since.Epoch) > MaxEpochLen {
 		return r, Errorf(CodeBadRequest, "since.epoch longer than %d bytes", MaxEpochLen)
@@ -145,7 +192,24 @@ func truncate(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
-// ValidChannel checks a channel name: 1 to 255 bytes of letters, digits and _ - : . @ /.
+// validMethod checks an rpc method name: 1 to MaxMethodLen bytes of letters, digits and _ - : . /.
+func validMethod(m string) *Error {
+	if m == "" || len(m) > MaxMethodLen {
+		return Errorf(CodeBadRequest, "rpc method must be 1 to %d bytes", MaxMethodLen)
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == ':' || c == '.' || c == '/' {
+			continue
+		}
+		return Errorf(CodeBadRequest, "rpc method: byte %q not allowed (letters, digits and _-:./ only)", c)
+	}
+	return nil
+}
+
+// ValidChannel checks a channel name: 1 to 255 bytes of letters, digits and _ - : . @ / #. A
+// name that starts with # or contains one is a user channel ("#alice", "chat:#alice,bob"):
+// who may use it is the gateway's decision.
 func ValidChannel(ch string) *Error {
 	if ch == "" {
 		return Errorf(CodeBadChannel, "channel required")
@@ -156,10 +220,10 @@ func ValidChannel(ch string) *Error {
 	for i := 0; i < len(ch); i++ {
 		c := ch[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '_' || c == '-' || c == ':' || c == '.' || c == '@' || c == '/' {
+			c == '_' || c == '-' || c == ':' || c == '.' || c == '@' || c == '/' || c == '#' || c == ',' {
 			continue
 		}
-		return Errorf(CodeBadChannel, "channel %q: byte %q not allowed (letters, digits and _-:.@/ only)", ch, c)
+		return Errorf(CodeBadChannel, "channel %q: byte %q not allowed (letters, digits and _-:.@/#, only)", ch, c)
 	}
 	return nil
 }
