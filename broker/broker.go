@@ -132,3 +132,13 @@ type Outbox interface {
 	Release(ctx context.Context, key string) error
 	Consume(ctx context.Context, fn func(ctx context.Context, event []byte) error) error
 }
+
+// Deduplicator is an optional capability: idempotent publication. Within the broker's dedup
+// window (each implementation documents it: 2 minutes by default), a second PublishOnce with the
+// same channel and key publishes nothing and returns the first publication's position (the
+// zero Position when the broker no longer knows it: its history was removed or has expired), so
+// a caller that retries after a lost answer publishes once. Keys of different channels are
+// independent. Concurrent calls with one key publish once too.
+type Deduplicator interface {
+	PublishOnce(ctx context.Context, channel string, data []byte, key string) (Position, error)
+}
