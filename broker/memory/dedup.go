@@ -2,9 +2,6 @@ package memory
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -14,25 +11,8 @@ import (
 
 var _ broker.Deduplicator = (*Broker)(nil)
 
-// MaxDedupKeyLen bounds a PublishOnce key, in bytes. What a key holds does not grow with it (a
-// key is remembered by its hash); the bound keeps the hashing cheap and refuses what no
-// idempotency key needs.
-const MaxDedupKeyLen = 1024
-
-// dedupKey is the SHA-256 of a channel and a key: a fixed size per remembered key, and no
-// collision a caller could make on purpose to have another's publication dropped.
-type dedupKey [sha256.Size]byte
-
-func newDedupKey(channel, key string) dedupKey {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(channel)))])
-	h.Write([]byte(channel))
-	h.Write([]byte(key))
-	var k dedupKey
-	h.Sum(k[:0])
-	return k
-}
+// dedupKey is broker.DedupHash of a channel and a key.
+type dedupKey [32]byte
 
 // once is one key's publication: done is closed once pos and err are set.
 type once struct {
@@ -60,15 +40,12 @@ type keyed struct {
 // (default 2 minutes) after its first call, and at most DedupKeys keys (default 100,000: beyond,
 // the oldest are forgotten first). A call whose key is being published waits for that
 // publication (or its ctx); when that one failed, nothing was published and it tries itself.
-// A key is remembered by the SHA-256 of the channel and the key.
+// A key is remembered by broker.DedupHash of the channel and the key.
 func (b *Broker) PublishOnce(ctx context.Context, channel string, data []byte, key string) (broker.Position, error) {
-	switch {
-	case key == "":
-		return broker.Position{}, errors.New("memory: publish once: empty key")
-	case len(key) > MaxDedupKeyLen:
-		return broker.Position{}, fmt.Errorf("memory: publish once: key of %d bytes, more than %d", len(key), MaxDedupKeyLen)
+	k, err := broker.DedupHash(channel, key)
+	if err != nil {
+		return broker.Position{}, fmt.Errorf("memory: %w", err)
 	}
-	k := newDedupKey(channel, key)
 	d := &b.dedup
 	for {
 		if err := ctx.Err(); err != nil {

@@ -59,8 +59,8 @@ func TestDedupFailureFreesTheKey(t *testing.T) {
 	if p, err := b.PublishOnce(ctx, "d", []byte("1"), "k"); err != nil || p.Offset != 1 {
 		t.Fatalf("the key after a failure: %+v %v", p, err)
 	}
-	if _, err := b.PublishOnce(ctx, "d", []byte("1"), strings.Repeat("k", MaxDedupKeyLen+1)); err == nil {
-		t.Fatal("a key beyond MaxDedupKeyLen: accepted")
+	if _, err := b.PublishOnce(ctx, "d", []byte("1"), strings.Repeat("k", broker.MaxDedupKeyLen+1)); err == nil {
+		t.Fatal("a key beyond broker.MaxDedupKeyLen: accepted")
 	}
 }
 
