@@ -77,9 +77,10 @@ func testRemoveHistory(t *testing.T, ctx context.Context, b broker.Broker, col *
 }
 
 // testRemoveWhilePublishing: publications racing with removals keep each epoch's offsets
-// contiguous from 1, and the subscribed node gets every one of them, in order.
+// contiguous from 1, and the subscribed node gets every one of them, in order. In each round
+// the publishers publish while a removal runs.
 func testRemoveWhilePublishing(t *testing.T, ctx context.Context, b broker.Broker, col *collector) {
-	const publishers, each, removals = 4, 40, 6
+	const publishers, each, rounds = 4, 10, 5
 	rm := b.(broker.HistoryRemover)
 	if err := b.Subscribe(ctx, "rp"); err != nil {
 		t.Fatal(err)
@@ -87,40 +88,41 @@ func testRemoveWhilePublishing(t *testing.T, ctx context.Context, b broker.Broke
 	var (
 		mu  sync.Mutex
 		got = map[string]map[uint64]bool{} // positions returned, by epoch
-		wg  sync.WaitGroup
 	)
-	for g := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				p, err := b.Publish(ctx, "rp", []byte(fmt.Sprintf(`"%d-%d"`, g, i)))
-				if err != nil {
-					t.Error(err)
-					return
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for g := range publishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					p, err := b.Publish(ctx, "rp", []byte(fmt.Sprintf(`"%d-%d-%d"`, round, g, i)))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					if got[p.Epoch] == nil {
+						got[p.Epoch] = map[uint64]bool{}
+					}
+					if got[p.Epoch][p.Offset] {
+						t.Errorf("position %+v returned twice", p)
+					}
+					got[p.Epoch][p.Offset] = true
+					mu.Unlock()
 				}
-				mu.Lock()
-				if got[p.Epoch] == nil {
-					got[p.Epoch] = map[uint64]bool{}
-				}
-				if got[p.Epoch][p.Offset] {
-					t.Errorf("position %+v returned twice", p)
-				}
-				got[p.Epoch][p.Offset] = true
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for range removals {
+			}()
+		}
+		if round > 0 {
 			if err := rm.RemoveHistory(ctx, "rp"); err != nil {
-				t.Error(err)
+				t.Fatal(err)
 			}
 		}
-	}()
-	wg.Wait()
+		wg.Wait()
+	}
+	if len(got) < 2 {
+		t.Fatalf("one epoch after %d removals among the publications", rounds-1)
+	}
 	total := 0
 	for epoch, offs := range got {
 		for o := uint64(1); o <= uint64(len(offs)); o++ {
