@@ -30,7 +30,9 @@
 //     returns at most the channel's own count, the latest, and reports what is before them as
 //     gone (complete false). A namespace that keeps no history (HistorySize 0) has its
 //     publications roll the channel up (Nats-Rollup: sub): the stream keeps only its last message,
-//     which carries its offsets on, and History returns none.
+//     which carries its offsets on, and History returns none. A node's own catch-ups (gap
+//     filling) read all the stream holds: what its subscribers missed in transit reaches them
+//     as far as it is stored, the last publication of a channel without history included.
 //
 // Why not a stream per namespace (ARCHITECTURE.md's first sketch)? A stream's MaxMsgsPerSubject
 // would bound the count physically, but a channel's stream would then depend on the list: a

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/wsgate/wsgate/broker"
 )
@@ -23,6 +24,16 @@ const scanSpan = 32
 // stream may keep more of them (its per-subject bound is the largest of all namespaces), and
 // those are not returned, as if gone.
 func (b *Broker) History(ctx context.Context, channel string, since *broker.Position, limit int) (broker.HistoryResult, error) {
+	return b.historyUpTo(ctx, channel, since, limit, b.limitsOf(channel).size)
+}
+
+// uncapped is the size of a read of all the stream holds of a channel: a catch-up's, which
+// delivers to this node's subscribers what they missed in transit, whatever their namespace
+// lets a client recover (its last publication, in a namespace that keeps none).
+const uncapped = math.MaxInt
+
+// historyUpTo is History returning at most the size latest publications of the channel.
+func (b *Broker) historyUpTo(ctx context.Context, channel string, since *broker.Position, limit, size int) (broker.HistoryResult, error) {
 	if len(channel) > maxNameLen {
 		return broker.HistoryResult{}, fmt.Errorf("broker/nats: channel of %d bytes, more than %d", len(channel), maxNameLen)
 	}
@@ -31,7 +42,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	}
 	cctx, cancel := b.call(ctx)
 	defer cancel()
-	r, err := b.history(cctx, b.in+subjectToken(channel), since, limit, b.limitsOf(channel).size)
+	r, err := b.history(cctx, b.in+subjectToken(channel), since, limit, size)
 	if err != nil {
 		return broker.HistoryResult{}, b.unavailable(ctx, "history", err)
 	}
