@@ -20,6 +20,11 @@ var _ broker.Deduplicator = (*Broker)(nil)
 // longer kept (RemoveHistory does not clear the stream's memory of ids). Publish's guarantees
 // hold otherwise: a PublishOnce that failed with broker.ErrUnavailable may have been stored,
 // and retrying it with its key within the window then returns that publication's position.
+//
+// Cost: every replica of the stream remembers each id for the window (an entry holding its
+// 43-byte id and a few words), so what they hold grows with the rate of PublishOnce calls times
+// the window, with no count bound of their own: offer PublishOnce to trusted callers (a backend),
+// or bound its rate before it.
 func (b *Broker) PublishOnce(ctx context.Context, channel string, data []byte, key string) (broker.Position, error) {
 	sum, err := broker.DedupHash(channel, key)
 	if err != nil {
