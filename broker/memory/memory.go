@@ -49,8 +49,9 @@ type Options struct {
 	Namespaces []broker.Namespace
 	// DedupWindow is how long PublishOnce remembers a key. Default 2 minutes.
 	DedupWindow time.Duration
-	// DedupKeys bounds the keys PublishOnce remembers (about 320 bytes each: 32 MB at the default); beyond it the
-	// oldest are forgotten first, which shortens the window under that load. Default 100,000.
+	// DedupKeys bounds the keys PublishOnce remembers (about 320 bytes each: 32 MB at the
+	// default); beyond it the oldest are forgotten first, which shortens the window under that
+	// load. Default 100,000.
 	DedupKeys int
 	// now is the clock, for tests.
 	now func() time.Time
@@ -125,9 +126,9 @@ type limits struct {
 	ttl  time.Duration
 }
 
-// limits returns the history bounds of channel: those of the namespace with the longest prefix
-// it starts with, or the broker's.
-func (b *Broker) limits(channel string) limits {
+// limitsOf returns the history bounds of channel: those of the namespace with the longest
+// prefix it starts with, or the broker's.
+func (b *Broker) limitsOf(channel string) limits {
 	if i := broker.MatchNamespace(b.opts.Namespaces, channel); i >= 0 {
 		return b.nsLimits[i]
 	}
@@ -210,7 +211,7 @@ func (b *Broker) lookup(channel string, create bool) (*stream, error) {
 		if !b.reserve(cost) && !(b.evictBytes(cost, nil) && b.reserve(cost)) {
 			return nil, fmt.Errorf("%w: streams hold %d of %d bytes, none to evict", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
 		}
-		lim := b.limits(channel)
+		lim := b.limitsOf(channel)
 		s = &stream{name: strings.Clone(channel), epoch: newEpoch(), size: lim.size, ttl: lim.ttl} // not a view of the caller's buffer
 		b.streams[s.name] = s
 	}
@@ -236,14 +237,14 @@ func (b *Broker) locked(channel string, create bool) (*stream, error) {
 // Publish implements broker.Broker. Delivery happens under the stream's lock, so that every
 // channel's publications are delivered one at a time, in offset order.
 //
-// A publication that keeps no history (HistorySize < 0, or its namespace's 0) to a channel nobody subscribes to reaches
-// no one and creates no stream: it is the first and only of an epoch of its own (offset 1), as
-// its history, empty, will say.
+// A publication that keeps no history (HistorySize < 0, or its namespace's 0) to a channel
+// nobody subscribes to reaches no one and creates no stream: it is the first and only of an
+// epoch of its own (offset 1), as its history, empty, will say.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
 	}
-	lim := b.limits(channel)
+	lim := b.limitsOf(channel)
 	keep := lim.size > 0
 	if keep {
 		if alone := streamCost(channel) + ringCost(min(4, lim.size)) + entryCost(data); alone > b.opts.MaxBytes {
