@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,7 +17,7 @@ import (
 // MinRSABits is the smallest RSA modulus accepted, from PEM and from a JWKS alike.
 const MinRSABits = 2048
 
-// maxPEMFile bounds what LoadPEMFile reads: a certificate chain is a few KiB.
+// maxPEMFile bounds what LoadPEMFile and LoadSecretFile read: a certificate is a few KiB.
 const maxPEMFile = 64 << 10
 
 // key is one verification key, bound to the one algorithm it may check. The binding is what
@@ -98,22 +99,47 @@ func ParsePublicKeyPEM(data []byte) (pub any, alg string, err error) {
 // LoadPEMFile reads a public key from a PEM file (at most 64 KiB) into a PublicKey with the given
 // kid ("" for none), checking it on the way so that a bad file is reported with its name.
 func LoadPEMFile(path, kid string) (PublicKey, error) {
-	f, err := os.Open(path)
+	data, err := readBounded(path)
 	if err != nil {
-		return PublicKey{}, fmt.Errorf("jwtauth: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
-	if err != nil {
-		return PublicKey{}, fmt.Errorf("jwtauth: %s: %w", path, err)
-	}
-	if len(data) > maxPEMFile {
-		return PublicKey{}, fmt.Errorf("jwtauth: %s: larger than %d bytes", path, maxPEMFile)
+		return PublicKey{}, err
 	}
 	if _, _, err := ParsePublicKeyPEM(data); err != nil {
 		return PublicKey{}, fmt.Errorf("%w (in %s)", err, path)
 	}
 	return PublicKey{KID: kid, PEM: data}, nil
+}
+
+// LoadSecretFile reads an HS256 secret from a file (at most 64 KiB), without the line break an
+// editor or `echo` leaves at its end, and checks that MinSecretLen bytes remain. The bytes are
+// the secret as they are: decoding base64 or hex is the caller's choice.
+func LoadSecretFile(path string) ([]byte, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	data = bytes.TrimSuffix(data, []byte("\r"))
+	if len(data) < MinSecretLen {
+		return nil, fmt.Errorf("jwtauth: %s: secret of %d bytes, at least %d", path, len(data), MinSecretLen)
+	}
+	return data, nil
+}
+
+// readBounded reads a key file of at most maxPEMFile bytes.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("jwtauth: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPEMFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("jwtauth: %s: %w", path, err)
+	}
+	if len(data) > maxPEMFile {
+		return nil, fmt.Errorf("jwtauth: %s: larger than %d bytes", path, maxPEMFile)
+	}
+	return data, nil
 }
 
 // parseStatic parses Config.PublicKeys.

@@ -110,6 +110,21 @@ func TestLoadPEMFile(t *testing.T) {
 	}
 }
 
+// TestLoadSecretFile: a secret file loses its final line break, and a short one is refused.
+func TestLoadSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret")
+	os.WriteFile(path, append(append([]byte(nil), secret...), "\r\n"...), 0o600)
+	got, err := jwtauth.LoadSecretFile(path)
+	if err != nil || string(got) != string(secret) {
+		t.Fatalf("LoadSecretFile = %q, %v", got, err)
+	}
+	os.WriteFile(path, []byte("short\n"), 0o600)
+	if _, err := jwtauth.LoadSecretFile(path); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("short secret: %v", err)
+	}
+}
+
 // TestConfigErrors: a Config New cannot use is refused with ErrConfig and says why.
 func TestConfigErrors(t *testing.T) {
 	for name, c := range map[string]struct {

@@ -77,9 +77,9 @@ func (v *Verifier) Close() error {
 	return nil
 }
 
-// Refresh fetches the JWKS now (or waits for the fetch in flight and then fetches again),
-// regardless of JWKSMinRefetch, and returns that fetch's error: for a startup check, or after
-// a key rotation the operator knows of. Without a JWKSURL it returns nil.
+// Refresh fetches the JWKS now regardless of JWKSMinRefetch, or joins the fetch already in
+// flight, and returns that fetch's error: for a startup check (`config check`), or after a key
+// rotation the operator knows of. Without a JWKSURL it returns nil.
 func (v *Verifier) Refresh(ctx context.Context) error {
 	if v.jwks == nil {
 		return nil
