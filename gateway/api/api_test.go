@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -274,5 +275,50 @@ func TestInFlightBound(t *testing.T) {
 	close(release)
 	if a := <-done; a.status != 200 {
 		t.Fatalf("first request: %d %s", a.status, a.body)
+	}
+}
+
+// keyNode records the idempotency keys that reach the Node.
+type keyNode struct {
+	*hubNode
+	keys chan string
+}
+
+func (k keyNode) Publish(ctx context.Context, ch string, data json.RawMessage, key string) (broker.Position, error) {
+	k.keys <- key
+	return k.hubNode.Publish(ctx, ch, data, key)
+}
+
+func (k keyNode) Broadcast(ctx context.Context, chs []string, data json.RawMessage, key string) ([]api.ChannelResult, error) {
+	k.keys <- key
+	return k.hubNode.Broadcast(ctx, chs, data, key)
+}
+
+// TestIdempotencyKeyReachesNode: the key of the body or of the Idempotency-Key header (or of
+// both, when they agree) is what the Node is given.
+func TestIdempotencyKeyReachesNode(t *testing.T) {
+	e := newEnv(t, nil)
+	keys := make(chan string, 1)
+	h, err := api.New(keyNode{e.node, keys}, api.Options{Keys: []string{testKey}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api = newServer(t, h)
+	for _, tc := range []struct {
+		path, body, header, want string
+	}{
+		{"/api/publish", `{"channel":"a","data":1}`, "", ""},
+		{"/api/publish", `{"channel":"a","data":1,"idempotency_key":"body-key"}`, "", "body-key"},
+		{"/api/publish", `{"channel":"a","data":1}`, "header-key", "header-key"},
+		{"/api/publish", `{"channel":"a","data":1,"idempotency_key":"same"}`, "same", "same"},
+		{"/api/broadcast", `{"channels":["a"],"data":1}`, "b-key", "b-key"},
+	} {
+		a := e.do(http.MethodPost, tc.path, tc.body, map[string]string{"Idempotency-Key": tc.header})
+		if a.status != 200 {
+			t.Fatalf("%s %s: %d %s", tc.path, tc.body, a.status, a.body)
+		}
+		if got := <-keys; got != tc.want {
+			t.Errorf("%s %s + %q: the Node got %q", tc.path, tc.body, tc.header, got)
+		}
 	}
 }
