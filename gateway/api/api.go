@@ -23,8 +23,8 @@ const (
 	// BodyOverhead is what a request body may hold beside its data: MaxBodyBytes is
 	// MaxDataSize + BodyOverhead (a broadcast's channel list, the other fields).
 	BodyOverhead = 1 << 20
-	// MaxKeyLen bounds an idempotency key, in bytes.
-	MaxKeyLen = 256
+	// MaxKeyLen bounds an idempotency key, in bytes: the hub's bound (hub.MaxPublishKeyLen).
+	MaxKeyLen = 128
 	// MaxUserLen bounds a user name in a request, in bytes (the hub's presence bound).
 	MaxUserLen = 1024
 	// MaxReasonLen bounds a disconnect reason: what a close frame can carry.
