@@ -138,7 +138,8 @@ func withDefaults(o Options) (Options, error) {
 // ServeHTTP answers in this order, so that a caller without a key learns nothing but the routes
 // (which api/openapi.yaml publishes anyway), and no body is read before the key is checked:
 // 404 unknown path, 401/403/400 key, 405 method, 400 query string, 429 too many in flight,
-// 413 body size, 415 content type, 400 body, then the endpoint.
+// 413 body size, 415 content type, 413 body size again as it is read, 400 body, then the
+// endpoint.
 func (a *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.byPath[r.URL.Path]
 	if !ok {
