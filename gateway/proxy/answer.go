@@ -223,7 +223,7 @@ func (p *Proxy) identity(k callKind, res json.RawMessage, user string) (*hub.Ide
 	default:
 		id.User = *w.User
 	}
-	if info := bytes.TrimSpace(w.Info); len(info) > 0 && !bytes.Equal(info, []byte("null")) {
+	if info := compact(w.Info); len(info) > 0 && !bytes.Equal(info, []byte("null")) {
 		if len(info) > hub.MaxInfoLen {
 			return nil, badAnswer(k, "info of %d bytes, at most %d", len(info), hub.MaxInfoLen)
 		}
@@ -266,8 +266,23 @@ func (p *Proxy) data(k callKind, res json.RawMessage, dflt json.RawMessage) (jso
 	if len(w.Data) == 0 {
 		return dflt, nil
 	}
-	if len(w.Data) > p.cfg.MaxDataSize {
-		return nil, badAnswer(k, "data of %d bytes, at most %d", len(w.Data), p.cfg.MaxDataSize)
+	data := compact(w.Data)
+	if len(data) > p.cfg.MaxDataSize {
+		return nil, badAnswer(k, "data of %d bytes, at most %d", len(data), p.cfg.MaxDataSize)
 	}
-	return w.Data, nil
+	return data, nil
+}
+
+// compact drops the insignificant spaces of raw, valid JSON: info goes into every presence
+// page, data to every subscriber, and a bound applies to what they carry, not to the layout.
+func compact(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	b.Grow(len(raw))
+	if json.Compact(&b, raw) != nil {
+		return raw // json.Unmarshal checked it
+	}
+	return b.Bytes()
 }
