@@ -102,7 +102,10 @@
 //
 // # Concurrency and cost
 //
-// A Proxy is safe for concurrent use; it starts no goroutine of its own. Its default client keeps
-// up to DefaultMaxIdleConnsPerHost idle connections to the backend; CloseIdleConnections closes
-// them (on shutdown). A call costs the node one request and at most MaxResponseBytes of answer.
+// A Proxy is safe for concurrent use; it starts no goroutine of its own. Its default client opens
+// at most DefaultMaxConnsPerHost connections to the backend (calls beyond wait for one, within
+// their ctx) and keeps up to DefaultMaxIdleConnsPerHost of them idle; CloseIdleConnections
+// closes those (on shutdown). Cookies the backend sets are never kept: each call carries its own
+// client's. A call costs the node one request and at most MaxResponseBytes of answer, measured
+// decompressed.
 package proxy

@@ -1,14 +1,18 @@
 package proxy_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -413,5 +417,103 @@ func TestErrorsHoldNoSecrets(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %v", name, err)
+	}
+}
+
+// TestCompressedBomb: the bound applies to the answer as decompressed, so a small gzip body that
+// inflates to megabytes is cut at MaxResponseBytes like any other.
+func TestCompressedBomb(t *testing.T) {
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	_, _ = io.WriteString(zw, `{"result":{"data":"`+strings.Repeat("x", 2<<20)+`"}}`)
+	_ = zw.Close()
+	b := newBackend(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write(bomb.Bytes())
+	})
+	p := newProxy(t, fast(all(b.URL)))
+	_, err := p.RPC(context.Background(), proxy.RPCRequest{Client: client("u"), Method: "m"})
+	if pe := wantCode(t, err, protocol.CodeInternal); !strings.Contains(pe.Error(), "answer longer than") {
+		t.Fatalf("%d compressed bytes: %v", bomb.Len(), err)
+	}
+}
+
+// TestNoCookieJar: cookies a backend sets are not kept for later calls, even with a client that
+// has a jar: they would carry one user's session into another user's call.
+func TestNoCookieJar(t *testing.T) {
+	b := newBackend(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		http.SetCookie(w, &http.Cookie{Name: "backend", Value: "alice-only", Path: "/"})
+		_, _ = io.WriteString(w, `{"result":{}}`)
+	})
+	jar, _ := cookiejar.New(nil)
+	cfg := all(b.URL)
+	cfg.Client = &http.Client{Jar: jar}
+	p := newProxy(t, cfg)
+	for _, user := range []string{"alice", "bob"} {
+		if err := p.Subscribe(context.Background(), proxy.SubscribeRequest{Client: client(user), Channel: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.last(t).Header.Values("Cookie"); len(got) != 1 || got[0] != cookie {
+		t.Fatalf("bob's call carried cookies %q", got)
+	}
+}
+
+// TestBackendConnectionsBounded: a flood of calls opens at most DefaultMaxConnsPerHost
+// connections to the backend; the others wait for one, and all are answered.
+func TestBackendConnectionsBounded(t *testing.T) {
+	const calls = proxy.DefaultMaxConnsPerHost + 44
+	var mu sync.Mutex
+	active, most := 0, 0
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, `{"result":{}}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			active++
+			most = max(most, active)
+		case http.StateClosed, http.StateHijacked:
+			active--
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := newProxy(t, proxy.Config{Subscribe: proxy.Endpoint{URL: srv.URL, Timeout: 10 * time.Second}})
+	errs := make(chan error, calls)
+	for range calls {
+		go func() { // owner: this test; ends with its call, waited for below
+			errs <- p.Subscribe(context.Background(), proxy.SubscribeRequest{Client: client("u"), Channel: "a"})
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := active
+		mu.Unlock()
+		if n >= proxy.DefaultMaxConnsPerHost || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // time for a connection beyond the bound to show
+	close(release)
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != proxy.DefaultMaxConnsPerHost {
+		t.Fatalf("%d connections to the backend at most, want %d", most, proxy.DefaultMaxConnsPerHost)
 	}
 }
