@@ -85,14 +85,22 @@ func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w
 			}
 			return res, nil
 		}
-		if !o.retry || attempt > retries || ctx.Err() != nil || !p.backoff(ctx, attempt) {
-			e := p.failure(k, o)
-			e.Attempts = attempt
-			if ctx.Err() != nil && o.err != nil {
-				e.Cause = fmt.Errorf("%w (the caller's context ended: %w)", e.Cause, context.Cause(ctx))
-			}
-			return nil, e
+		retry := o.retry && attempt <= retries && ctx.Err() == nil
+		if retry && p.backoff(ctx, attempt) {
+			continue
 		}
+		e := p.failure(k, o)
+		e.Attempts = attempt
+		switch {
+		case ctx.Err() != nil:
+			if !errors.Is(e.Cause, ctx.Err()) {
+				e.Cause = errors.Join(e.Cause, context.Cause(ctx))
+			}
+			e.Cause = fmt.Errorf("the call's context ended: %w", e.Cause)
+		case retry:
+			e.Cause = fmt.Errorf("%w; no time left for a retry before the call's deadline", e.Cause)
+		}
+		return nil, e
 	}
 }
 
