@@ -277,7 +277,7 @@ func TestBadAnswers(t *testing.T) {
 		{"empty", "connect", ``, "unexpected end"},
 		{"empty object", "connect", `{}`, "no result"},
 		{"null result", "subscribe", `{"result":null}`, "no result"},
-		{"array result", "subscribe", `{"result":[]}`, "no result"},
+		{"array result", "subscribe", `{"result":[]}`, "cannot unmarshal array"},
 		{"trailing garbage", "connect", `{"result":{}} x`, "invalid character"},
 		{"user not a string", "connect", `{"result":{"user":42}}`, "cannot unmarshal"},
 		{"user too long", "connect", `{"result":{"user":"` + strings.Repeat("u", hub.MaxUserLen+1) + `"}}`, "user of 1025 bytes"},

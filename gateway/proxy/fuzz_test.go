@@ -37,20 +37,29 @@ func FuzzAnswer(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for k := callConnect; k <= callRPC; k++ {
-			res, e := p.answer(k, body)
-			if e != nil {
-				checkError(t, k, e)
-				continue
-			}
 			switch k {
 			case callConnect, callRefresh:
+				res, e := decode[wireIdentity](k, body)
+				if e != nil {
+					checkError(t, k, e)
+					continue
+				}
 				id, err := p.identity(k, res, "alice")
 				if err != nil {
 					checkError(t, k, err)
 					continue
 				}
 				checkIdentity(t, id, p.cfg.MaxChannels)
+			case callSubscribe:
+				if _, e := decode[struct{}](k, body); e != nil {
+					checkError(t, k, e)
+				}
 			default:
+				res, e := decode[wireData](k, body)
+				if e != nil {
+					checkError(t, k, e)
+					continue
+				}
 				data, err := p.data(k, res, nil)
 				if err != nil {
 					checkError(t, k, err)

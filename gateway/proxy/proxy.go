@@ -261,7 +261,7 @@ type RPCRequest struct {
 // the backend answered another error code or disconnect.
 func (p *Proxy) Connect(ctx context.Context, r ConnectRequest) (*hub.Identity, error) {
 	w := wireRequest{Token: r.Token}
-	res, err := p.call(ctx, callConnect, &p.cfg.Connect, r.Client, &w)
+	res, err := invoke[wireIdentity](ctx, p, callConnect, &p.cfg.Connect, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +273,7 @@ func (p *Proxy) Connect(ctx context.Context, r ConnectRequest) (*hub.Identity, e
 // protocol.CodeTokenExpired, and the connection lapses at its current expiry.
 func (p *Proxy) Refresh(ctx context.Context, r RefreshRequest) (*hub.Identity, error) {
 	w := wireRequest{Token: r.Token}
-	res, err := p.call(ctx, callRefresh, &p.cfg.Refresh, r.Client, &w)
+	res, err := invoke[wireIdentity](ctx, p, callRefresh, &p.cfg.Refresh, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func (p *Proxy) Refresh(ctx context.Context, r RefreshRequest) (*hub.Identity, e
 // Subscribe asks the backend whether the connection may subscribe to the channel: nil allows.
 func (p *Proxy) Subscribe(ctx context.Context, r SubscribeRequest) error {
 	w := wireRequest{Channel: r.Channel, Token: r.Token}
-	_, err := p.call(ctx, callSubscribe, &p.cfg.Subscribe, r.Client, &w)
+	_, err := invoke[struct{}](ctx, p, callSubscribe, &p.cfg.Subscribe, r.Client, &w)
 	return err
 }
 
@@ -291,7 +291,7 @@ func (p *Proxy) Subscribe(ctx context.Context, r SubscribeRequest) error {
 // allow the publication unchanged, data replaces it (valid JSON, at most MaxDataSize bytes).
 func (p *Proxy) Publish(ctx context.Context, r PublishRequest) (json.RawMessage, error) {
 	w := wireRequest{Channel: r.Channel, Data: r.Data}
-	res, err := p.call(ctx, callPublish, &p.cfg.Publish, r.Client, &w)
+	res, err := invoke[wireData](ctx, p, callPublish, &p.cfg.Publish, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func (p *Proxy) Publish(ctx context.Context, r PublishRequest) (json.RawMessage,
 // MaxDataSize bytes, null when the answer had none.
 func (p *Proxy) RPC(ctx context.Context, r RPCRequest) (json.RawMessage, error) {
 	w := wireRequest{Method: r.Method, Data: r.Data}
-	res, err := p.call(ctx, callRPC, &p.cfg.RPC, r.Client, &w)
+	res, err := invoke[wireData](ctx, p, callRPC, &p.cfg.RPC, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
