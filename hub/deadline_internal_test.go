@@ -40,7 +40,7 @@ func TestRefreshBetweenTakeAndAct(t *testing.T) {
 	for _, moved := range []bool{true, false} {
 		ws, cl := dial()
 		cl.mu.Lock()
-		h.dl.schedule(cl, time.Now(), deadlineGrace) // its grace is over
+		h.dl.schedule(cl, later.Add(-time.Minute), deadlineGrace) // over at later, which the loop does not reach
 		cl.mu.Unlock()
 		dues, _ := h.dl.pop(later, nil)
 		var mine []due
