@@ -39,7 +39,7 @@
 //   - With the in-memory outbox (Options.Outbox nil, or broker/memory's): everything lives in
 //     the process. If it dies, its queued events and its open connections' disconnects die
 //     with it; Close waits (within its context) for the backend to take what is queued, and
-//     logs what it could not.
+//     logs what it could not. Its held disconnects are never delivered: no other node is there.
 //   - With broker/nats: nothing the outbox acknowledged is lost, not to a node's death, nor to
 //     a NATS restart (file storage), as long as the stream's store survives. A dead node's open
 //     connections get their disconnect events from another node within NodeTTL and a third

@@ -259,7 +259,7 @@ func TestCloseDelivers(t *testing.T) {
 	be := &backend{}
 	srv := httptest.NewServer(be)
 	defer srv.Close()
-	s, err := New(context.Background(), Options{URL: srv.URL, Node: "n1"})
+	s, err := New(context.Background(), Options{URL: srv.URL, Node: "n1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

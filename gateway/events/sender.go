@@ -239,10 +239,10 @@ func (s *Sender) Stats() Stats {
 }
 
 // Close stops taking events, lets the queued calls reach the outbox until ctx ends, and stops
-// delivery. With an outbox of its own it first waits, until ctx ends, for the backend to take
-// every queued event: what is left then is lost, logged. A given outbox keeps what it holds
-// (broker/nats: other nodes deliver it; a held disconnect is delivered once this node counts
-// as lost). Idempotent; the first call's ctx bounds the wait.
+// delivery. With an in-memory outbox (its own, or broker/memory's) it first waits, until ctx
+// ends, for the backend to take every queued event: what is left then dies with the process,
+// logged. A NATS outbox keeps what it holds: other nodes deliver it, and this node's held
+// disconnects once it counts as lost. Idempotent; the first call's ctx bounds the wait.
 func (s *Sender) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -264,8 +264,8 @@ func (s *Sender) Close(ctx context.Context) error {
 	}
 	s.stopFeed()
 	<-s.fed
-	if s.own != nil {
-		for err == nil && s.own.Stats().Queued > 0 {
+	if local := s.local(); local != nil {
+		for err == nil && local.Stats().Queued > 0 {
 			select {
 			case <-time.After(10 * time.Millisecond):
 			case <-ctx.Done():
@@ -275,10 +275,12 @@ func (s *Sender) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	<-s.served
-	if s.own != nil {
-		if st := s.own.Stats(); st.Queued > 0 {
-			s.opts.Logger.Error("events: closed with events undelivered: they are lost", "events", st.Queued)
+	if local := s.local(); local != nil {
+		if st := local.Stats(); st.Queued > 0 {
+			s.opts.Logger.Error("events: closed with events undelivered in an in-memory outbox: they are lost with the process", "events", st.Queued)
 		}
+	}
+	if s.own != nil {
 		s.own.Close()
 	}
 	s.mu.Lock()
@@ -381,4 +383,15 @@ func (s *Sender) backoff(n int) time.Duration {
 		}
 	}
 	return d - jitter(d/2)
+}
+
+// local returns the in-memory outbox the Sender delivers from, nil for a remote one.
+func (s *Sender) local() *memory.Outbox {
+	switch o := s.outbox.(type) {
+	case *memory.Outbox:
+		return o
+	case *memory.Broker:
+		return o.Outbox()
+	}
+	return nil
 }
