@@ -52,7 +52,7 @@ type observed struct {
 // until Close.
 func (b *Broker) heartbeats() {
 	defer b.wg.Done()
-	t := time.NewTicker(b.opts.Outbox.NodeTTL / 3)
+	t := time.NewTicker(max(b.opts.Outbox.NodeTTL/3, time.Millisecond))
 	defer t.Stop()
 	seen := map[string]observed{}
 	lost := false // this node's entry was found claimed: said once

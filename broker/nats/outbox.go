@@ -346,7 +346,7 @@ func (b *Broker) offer(ctx context.Context, msg jetstream.Msg, fn func(ctx conte
 	done, renewed := make(chan struct{}), make(chan struct{})
 	go func() { // owner: offer; stopped by close(done), waited for through renewed
 		defer close(renewed)
-		t := time.NewTicker(b.opts.Outbox.NodeTTL / 3)
+		t := time.NewTicker(max(b.opts.Outbox.NodeTTL/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {

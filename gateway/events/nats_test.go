@@ -190,10 +190,23 @@ func TestNATSRestart(t *testing.T) {
 	if err := ns.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// NATS down: the connection paths do not wait for it, the calls queue in memory.
+	start := time.Now()
+	for i := n; i < n+5; i++ {
+		ci := ConnectInfo{Client: fmt.Sprintf("c%d", i)}
+		s.Connected(ci)
+		s.Disconnected(DisconnectInfo{ConnectInfo: ci, Code: 1000})
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("10 calls took %v with NATS down", d)
+	}
+	if p := s.Stats().Pending; p == 0 {
+		t.Fatal("nothing pending with NATS down")
+	}
 	u, _ := neturl.Parse(url)
 	port, _ := strconv.Atoi(u.Port())
 	runNATS(t, dir, port)
 	be.status.Store(200)
-	eventually(t, 20*time.Second, "every event after the restart", func() bool { return len(distinct(be.got())) == 2*n })
-	checkLifecycles(t, be.got(), n)
+	eventually(t, 20*time.Second, "every event after the restart", func() bool { return len(distinct(be.got())) == 2*(n+5) })
+	checkLifecycles(t, be.got(), n+5)
 }

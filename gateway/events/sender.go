@@ -196,27 +196,22 @@ func (s *Sender) validClient(client string) bool {
 	if len(client) <= MaxClientLen {
 		return true
 	}
-	n := s.dropped.Add(1)
-	s.opts.Logger.Error("events: an event dropped: client name too long", "bytes", len(client), "max", MaxClientLen, "dropped", n)
+	s.drop("client name too long", "", "bytes", len(client), "max", MaxClientLen)
 	return false
 }
 
-// queue appends o for the feeder, or drops it when QueueLen calls wait already (logged at
-// the 1st, 2nd, 4th, 8th... drop, so that a long outage does not flood the log).
+// queue appends o for the feeder, or drops it when QueueLen calls wait already, or the Sender
+// is closed.
 func (s *Sender) queue(o op, what string) {
 	s.mu.Lock()
-	if s.closing {
+	switch {
+	case s.closing:
 		s.mu.Unlock()
-		n := s.dropped.Add(1)
-		s.opts.Logger.Error("events: an event dropped: the sender is closed", "type", what, "client", o.key, "dropped", n)
+		s.drop("the sender is closed", what, "client", o.key)
 		return
-	}
-	if len(s.ops) >= s.opts.QueueLen {
+	case len(s.ops) >= s.opts.QueueLen:
 		s.mu.Unlock()
-		if n := s.dropped.Add(1); bits.OnesCount64(n) == 1 {
-			s.opts.Logger.Error("events: events dropped: the outbox is unreachable or full and the queue before it too",
-				"type", what, "client", o.key, "queue", s.opts.QueueLen, "dropped", n)
-		}
+		s.drop("the outbox is unreachable or full, and the queue before it too", what, "client", o.key, "queue", s.opts.QueueLen)
 		return
 	}
 	s.ops = append(s.ops, o)
@@ -224,6 +219,15 @@ func (s *Sender) queue(o op, what string) {
 	select {
 	case s.wake <- struct{}{}:
 	default: // a wake is pending
+	}
+}
+
+// drop counts a call whose events are dropped, and logs it at the 1st, 2nd, 4th, 8th... drop,
+// so that a long outage does not flood the log.
+func (s *Sender) drop(why, what string, args ...any) {
+	n := s.dropped.Add(1)
+	if bits.OnesCount64(n) == 1 {
+		s.opts.Logger.Error("events: events dropped: "+why, append(args, "type", what, "dropped", n)...)
 	}
 }
 
