@@ -73,10 +73,11 @@
 //   - Every node's Consume pulls from one durable consumer that reserves one event at a time in
 //     the whole cluster (MaxAckPending 1), so events are offered in the order stored, whichever
 //     node offers them. A node renews its reservation every NodeTTL/3 while fn runs; fn's nil
-//     acknowledges (confirmed by the server), its error hands the event back for another offer
-//     after Retry; a node that dies with an event reserved leaves it to another after NodeTTL.
-//     The price of the order is one event in flight in the cluster: the rate is one event per
-//     round trip of fn (the backend) and about two to NATS.
+//     acknowledges, its error hands the event back for another offer after Retry; a node that
+//     dies with an event reserved leaves it to another after NodeTTL. The price of the order is
+//     one event in flight in the cluster: the rate is one event per round trip of fn (the
+//     backend) and one to NATS (the acknowledgement goes ahead of the next pull, unconfirmed: a
+//     lost one has the event offered again).
 //   - Held events live in the stream <Stream>_HELD, one subject per node and key
 //     (<prefix>.ob.h.<node>.<key>, one message each: holding again replaces); Release purges
 //     the subject (one API call). Beyond MaxHeld or MaxHeldBytes in all, Hold fails with

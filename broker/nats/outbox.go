@@ -284,8 +284,8 @@ func (b *Broker) Release(ctx context.Context, key string) error {
 
 // Consume implements broker.Outbox with the durable pull consumer every node shares, which
 // reserves one event at a time in the cluster (MaxAckPending 1): while fn runs, the node renews
-// the reservation every NodeTTL/3; nil acknowledges the event (a double ack, which the server
-// confirms); an error hands it back to be offered again after Retry. A node that dies with an
+// the reservation every NodeTTL/3; nil acknowledges the event; an error hands it back to be
+// offered again after Retry. A node that dies with an
 // event reserved leaves it to another within NodeTTL. While NATS is unreachable Consume waits
 // and tries again; it returns ctx's error, or broker.ErrClosed once the broker is closed.
 func (b *Broker) Consume(ctx context.Context, fn func(ctx context.Context, event []byte) error) error {
@@ -364,9 +364,10 @@ func (b *Broker) offer(ctx context.Context, msg jetstream.Msg, fn func(ctx conte
 		_ = msg.NakWithDelay(b.opts.Outbox.Retry) // lost: offered again after NodeTTL
 		return
 	}
-	actx, cancel := b.call(context.Background()) // delivered: acknowledge even if ctx just ended
-	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
+	// The acknowledgement goes on the connection ahead of the next pull, which the server
+	// reads after it: no need to wait for its confirmation. Lost (the connection dropped), the
+	// event is offered again after NodeTTL: delivered twice, never skipped.
+	if err := msg.Ack(); err != nil {
 		b.opts.Logger.Debug("broker/nats: outbox: an acknowledgement was lost; the event will be delivered again", "err", err)
 	}
 }

@@ -18,8 +18,13 @@
 // refusing holds up the ones behind it, and the log says so.
 //
 // One event per request, one in flight: that is what keeps the order (below) across retries
-// and nodes. The rate is one event per round trip to the backend (with NATS, plus about two to
-// JetStream).
+// and nodes. The rate is one event per round trip to the backend, plus one to JetStream with
+// NATS: on this project's shared 2-core machine, with a loopback backend that answers at once
+// and an in-process NATS server, about 8,000 events a second on the memory outbox and 1,500 to
+// 2,200 on NATS, for the whole cluster (BenchmarkDeliveryMemory, BenchmarkDeliveryNATS; about
+// 9 KB and 100 allocations, 26 KB and 320 allocations, per event end to end, servers included).
+// A backend 10 ms away caps it near 100 a second: a mass disconnect of 10,000 connections then
+// takes minutes to report. Batches would lift that bound; they are not done.
 //
 // # Guarantees
 //

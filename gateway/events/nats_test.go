@@ -61,7 +61,7 @@ func childMain() bool {
 
 // runNATS starts the embedded NATS server (internal/natsserver) storing in dir, its client
 // listener on a loopback port (random when 0), and shuts it down at the end of the test.
-func runNATS(t *testing.T, dir string, port int) *natsserver.Server {
+func runNATS(t testing.TB, dir string, port int) *natsserver.Server {
 	t.Helper()
 	s, err := natsserver.Start(&natsserver.Options{
 		DataDir: dir, ClientListen: "127.0.0.1:" + strconv.Itoa(port), Logger: slog.New(slog.DiscardHandler),

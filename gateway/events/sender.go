@@ -306,9 +306,13 @@ func (s *Sender) feed() {
 	defer close(s.fed)
 	ctx := s.feedCtx
 	failures := 0
+	var (
+		cur  op   // a copy of s.ops[0], with the feeder's progress: only the feeder pops it
+		have bool // cur is s.ops[0]
+	)
 	for {
 		s.mu.Lock()
-		if len(s.ops) == 0 {
+		if !have && len(s.ops) == 0 {
 			closing := s.closing
 			s.mu.Unlock()
 			if closing {
@@ -321,11 +325,13 @@ func (s *Sender) feed() {
 				return
 			}
 		}
-		o := &s.ops[0]
+		if !have {
+			cur, have = s.ops[0], true
+		}
 		s.mu.Unlock()
-		err := s.step(ctx, o)
+		err := s.step(ctx, &cur)
 		if err == nil {
-			failures = 0
+			have, failures = false, 0
 			continue
 		}
 		if ctx.Err() != nil {
@@ -343,8 +349,8 @@ func (s *Sender) feed() {
 	}
 }
 
-// step does what is left of o (put, hold, release, in that order); the op leaves the queue
-// once all is done. A step refused is tried again by the next call.
+// step does what is left of o, the queue's head (put, hold, release, in that order); the head
+// leaves the queue once all is done. A step refused is tried again by the next call.
 func (s *Sender) step(ctx context.Context, o *op) error {
 	for ; o.done < 3; o.done++ {
 		var err error
