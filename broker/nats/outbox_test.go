@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/hub/brokertest"
 )
 
 // sink records the events Consume acknowledged, in order, from any number of nodes.
@@ -273,4 +274,15 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+func TestOutboxConformance(t *testing.T) {
+	s := runServer(t, "", 0)
+	n := 0
+	brokertest.RunOutbox(t, func(t *testing.T) broker.Outbox {
+		n++
+		o := outboxOptions()
+		o.Stream, o.Prefix = fmt.Sprintf("CONF%d", n), fmt.Sprintf("conf%d", n) // an outbox of its own
+		return newBroker(t, s, o)
+	})
 }
