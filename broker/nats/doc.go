@@ -88,10 +88,13 @@
 //     is a lost node, which it claims by an update expecting that revision, so that exactly one
 //     node claims it. The claimer queues the lost node's held events (each with a message ID,
 //     stored once within two minutes should a second claim repeat the work), purges them up to
-//     the held stream's last sequence when it began, and deletes the entry. A claim that fails
+//     the held stream's last sequence when it began, and purges the entry (its marker expires
+//     after a minute, so the bucket does not grow with every start of a node). A claim that fails
 //     halfway leaves the entry claimed and still, and some node claims it again after NodeTTL.
-//     So a dead node's held events are queued within about NodeTTL and NodeTTL/3 of its death
-//     (15 to 20 s by default), as long as one node lives.
+//     So a dead node's held events are queued between 2/3 and 5/3 of NodeTTL after its death
+//     (its last heartbeat was up to NodeTTL/3 before it; the claim comes three or four
+//     heartbeat periods after a node first saw it): 10 to 25 s by default, 1.35 to 1.64 s
+//     measured with NodeTTL 1 s (gateway/events TestNATSKilledNode), as long as one node lives.
 //   - A node that was only cut from NATS (or stalled) beyond NodeTTL is declared lost all the
 //     same: its held events are delivered although its connections may be open. It logs an
 //     error when it finds its entry claimed, registers again once the claim is over, and what

@@ -158,7 +158,8 @@ func (b *Broker) reap(ob *outbox, seen map[string]observed) error {
 // revision: exactly one claimer), and queues its held events. A claim that fails halfway
 // leaves the entry claimed and unchanged: after NodeTTL, some node claims it again and queues
 // what is still held (what was queued already is stored once, by its message ID, within two
-// minutes).
+// minutes). The entry is purged at the end, its marker gone after markerTTL: the bucket holds
+// the live nodes and those lost within the last minute.
 func (b *Broker) claim(ob *outbox, key string, e jetstream.KeyValueEntry) {
 	var was beat
 	_ = json.Unmarshal(e.Value(), &was)
@@ -177,7 +178,8 @@ func (b *Broker) claim(ob *outbox, key string, e jetstream.KeyValueEntry) {
 	}
 	ctx, cancel = b.call(b.ctx)
 	defer cancel()
-	_ = ob.nodes.Delete(ctx, key, jetstream.LastRevision(rev)) // not deleted: claimed again, queues nothing
+	// Not purged: claimed again later, which queues nothing more.
+	_ = ob.nodes.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
 	b.opts.Logger.Info("broker/nats: outbox: queued a lost node's held events", "lost", was.Node, "events", n)
 }
 

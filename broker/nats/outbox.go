@@ -77,6 +77,9 @@ const (
 // by two claims of the same lost node, is stored once.
 const dupWindow = 2 * time.Minute
 
+// markerTTL is how long the marker of a lost node's purged entry stays in the nodes bucket.
+const markerTTL = time.Minute
+
 // errCodeStoreFailed is a stream refusing a message at its bounds (discard new): "maximum
 // messages exceeded", "maximum bytes exceeded" (JSStreamStoreFailedF).
 const errCodeStoreFailed = 10077
@@ -148,6 +151,7 @@ func (b *Broker) outbox(ctx context.Context) (*outbox, error) {
 	}
 	if ob.nodes, err = js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
 		Bucket: b.opts.Stream + nodesSuffix, History: 1, Storage: jetstream.FileStorage, Replicas: b.opts.Replicas,
+		LimitMarkerTTL: markerTTL, // a lost node's entry leaves no trace: node names are new at every start
 	}); err != nil {
 		return nil, b.outboxErr(ctx, "outbox setup: bucket "+b.opts.Stream+nodesSuffix, err)
 	}

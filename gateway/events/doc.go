@@ -47,8 +47,8 @@
 //     logs what it could not. Its held disconnects are never delivered: no other node is there.
 //   - With broker/nats: nothing the outbox acknowledged is lost, not to a node's death, nor to
 //     a NATS restart (file storage), as long as the stream's store survives. A dead node's open
-//     connections get their disconnect events from another node within NodeTTL and a third
-//     (15 to 20 s by default). What the dead node had not moved into the outbox yet (the work
+//     connections get their disconnect events from another node within 5/3 of NodeTTL (25 s by
+//     default). What the dead node had not moved into the outbox yet (the work
 //     queued in memory, normally gone within a round trip to NATS) is lost. A node cut from
 //     NATS beyond NodeTTL counts as dead: its connections' disconnects are delivered although
 //     they may still be open, and their real disconnects later carry the same IDs.
