@@ -170,7 +170,12 @@ func (b *Broker) claim(ob *outbox, key string, e jetstream.KeyValueEntry) {
 	if err != nil {
 		return // another node claimed it first, or it came back
 	}
-	b.ob.claims.Add(1)
+	b.ob.claimMu.Lock()
+	if b.ob.claimed == nil {
+		b.ob.claimed = map[string]int{}
+	}
+	b.ob.claimed[key]++
+	b.ob.claimMu.Unlock()
 	n, err := b.takeOver(ob, key)
 	if err != nil {
 		b.opts.Logger.Warn("broker/nats: outbox: queuing a lost node's held events", "lost", was.Node, "queued", n, "err", err)

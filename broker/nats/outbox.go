@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -102,7 +103,8 @@ type outboxState struct {
 	rev     atomic.Uint64          // this node's heartbeat entry's revision
 	beating bool                   // the heartbeat goroutine runs; under lock
 	key     string                 // this node in the bucket and in held subjects
-	claims  atomic.Int64           // lost nodes this node took over, for tests
+	claimMu sync.Mutex             // guards claimed
+	claimed map[string]int         // claims this node made, by node key, for tests
 }
 
 func newOutboxState(node string) outboxState {

@@ -176,7 +176,7 @@ func TestOutboxLostNode(t *testing.T) {
 	if want := []string{"before", "lost 0", "lost 2, again", "lost 3"}; !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)
 	}
-	if claims := x.ob.claims.Load() + y.ob.claims.Load(); claims != 1 {
+	if claims := claimsOf(x, dead) + claimsOf(y, dead); claims != 1 {
 		t.Fatalf("%d claims of the dead node", claims)
 	}
 	ob := x.ob.cur.Load()
@@ -285,4 +285,11 @@ func TestOutboxConformance(t *testing.T) {
 		o.Stream, o.Prefix = fmt.Sprintf("CONF%d", n), fmt.Sprintf("conf%d", n) // an outbox of its own
 		return newBroker(t, s, o)
 	})
+}
+
+// claimsOf is how often b claimed lost.
+func claimsOf(b, lost *Broker) int {
+	b.ob.claimMu.Lock()
+	defer b.ob.claimMu.Unlock()
+	return b.ob.claimed[lost.ob.key]
 }

@@ -163,7 +163,9 @@ func TestNATSKilledNode(t *testing.T) {
 			lostPosts++
 		}
 	}
-	claims := strings.Count(logs[0].String(), "queued a lost node's held events") + strings.Count(logs[1].String(), "queued a lost node's held events")
+	// Claims of the dead node (a survivor slowed down beyond NodeTTL by a loaded machine may be
+	// claimed too: that is not what this counts).
+	claims := strings.Count(logs[0].String(), "lost=dead-") + strings.Count(logs[1].String(), "lost=dead-")
 	if lostPosts != 2 || claims != 1 {
 		t.Fatalf("%d lost node's disconnects posted, %d claims; logs:\n%s\n%s", lostPosts, claims, logs[0], logs[1])
 	}
