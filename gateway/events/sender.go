@@ -29,7 +29,8 @@ const (
 
 // Options configure a Sender. URL is required.
 type Options struct {
-	// URL receives every event, one per POST with a JSON body (Event).
+	// URL receives every event, one per POST with a JSON body (Event). Errors name it in the
+	// log: a secret belongs in Headers, not in its query.
 	URL string
 	// Outbox queues the events and holds the disconnects of open connections: the broker's,
 	// when it has the capability (broker/nats: shared by the cluster, and a lost node's events
@@ -112,8 +113,11 @@ type Sender struct {
 // after New returns (Close stops the Sender). It fails on a URL that is not absolute http(s).
 func New(ctx context.Context, opts Options) (*Sender, error) {
 	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("events: URL %q: an absolute http or https URL is required", opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("events: the URL (%d bytes) does not parse", len(opts.URL)) // it may hold a secret: not quoted
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("events: URL %q: an absolute http or https URL is required", u.Redacted())
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
