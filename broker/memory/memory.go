@@ -53,6 +53,8 @@ type Options struct {
 	// default); beyond it the oldest are forgotten first, which shortens the window under that
 	// load. Default 100,000.
 	DedupKeys int
+	// Outbox bounds the broker's event outbox (Broker.Put and so on). Default: see OutboxOptions.
+	Outbox OutboxOptions
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -70,6 +72,8 @@ type Broker struct {
 	mu      sync.Mutex // guards streams, closed; taken before a stream's mu
 	streams map[string]*stream
 	closed  bool
+
+	outbox *Outbox // the broker.Outbox capability (outbox.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -105,7 +109,7 @@ func New(opts *Options) *Broker {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	b := &Broker{opts: o, streams: map[string]*stream{}, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Broker{opts: o, streams: map[string]*stream{}, outbox: NewOutbox(&o.Outbox), stop: make(chan struct{}), done: make(chan struct{})}
 	b.dedup.keys = map[dedupKey]*once{}
 	b.optsErr = broker.CheckNamespaces(o.Namespaces)
 	b.sweepEvery = o.HistoryTTL
@@ -173,6 +177,7 @@ func (b *Broker) Close(context.Context) error {
 	b.closed = true
 	started := b.deliver != nil
 	b.mu.Unlock()
+	b.outbox.Close()
 	close(b.stop)
 	if started {
 		<-b.done
