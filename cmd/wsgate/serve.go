@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -95,12 +96,13 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// gateway is the running server: one http.Server for the routes, one wsgate.Server for the
+// node is the running server: one http.Server for the routes, one wsgate.Server for the
 // WebSocket connections it hijacks (http.Server does not track those, so both are shut down).
-type gateway struct {
+type node struct {
 	http            *http.Server
 	ws              *wsgate.Server
 	hub             *hub.Hub
+	gw              *gateway.Gateway
 	backend         *backend // the hub's broker and the embedded NATS server, if any
 	log             *slog.Logger
 	shutdownTimeout time.Duration
@@ -121,12 +123,12 @@ func checkGateway(o *options) error {
 	if _, err := wsgate.NewServer(nil, &cfg); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	return nil
+	return o.gw.Check()
 }
 
 // newGateway builds the routes for o on the broker of be; it fails for a configuration wsgate
 // refuses, or a broker that does not start. Nil be is the in-memory broker.
-func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*gateway, error) {
+func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*node, error) {
 	cfg := o.ws
 	cfg.Logger = log
 	if err := checkGateway(o); err != nil {
@@ -139,21 +141,41 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if !slices.Contains(cfg.Subprotocols, protocol.Subprotocol) {
 		cfg.Subprotocols = append(slices.Clone(cfg.Subprotocols), protocol.Subprotocol)
 	}
-	hubOpts := o.hub
-	hubOpts.Logger = log
-	h, err := be.startHub(ctx, &hubOpts, log)
-	if err != nil { // the broker did not start (its options are checked): the hub did not take it
+	gwCfg, demo, err := demoConfig(&o.gw, log)
+	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
-	ws, err := wsgate.NewServer(logConns(h.Handler(echoDone), log), &cfg)
+	gw, err := gateway.New(ctx, gwCfg, gateway.Deps{Logger: log})
+	if err != nil {
+		return nil, errors.Join(err, be.broker.Close(context.Background()))
+	}
+	hubOpts := o.hub
+	hubOpts.Logger = log
+	gw.HubOptions(&hubOpts)
+	h, err := be.startHub(ctx, &hubOpts, log)
+	if err != nil { // the broker did not start (its options are checked): the hub did not take it
+		return nil, errors.Join(err, gw.Close(), be.broker.Close(context.Background()))
+	}
+	if err := gw.Bind(h); err != nil {
+		return nil, errors.Join(err, gw.Close(), h.Close(context.Background()))
+	}
+	cfg.Admit = gw.Admit
+	ws, err := wsgate.NewServer(logConns(gw.Handler(h.Handler(echoDone)), log), &cfg)
 	if err != nil {
 		_ = h.Close(context.Background())
-		return nil, fmt.Errorf("invalid configuration: %w", err)
+		return nil, errors.Join(fmt.Errorf("invalid configuration: %w", err), gw.Close())
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /", pageHandler())
+	page := pageHandler()
+	if demo != nil {
+		page = demoBanner(page)
+	}
+	mux.Handle("GET /", page)
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /ws", ws)
+	if demo != nil {
+		mux.Handle("POST /demo/token", demo)
+	}
 	hs := &http.Server{
 		Handler:           canonicalPaths(mux),
 		ReadHeaderTimeout: o.http.readHeader,
@@ -163,12 +185,12 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &gateway{http: hs, ws: ws, hub: h, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
+	return &node{http: hs, ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
-func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
+func (g *node) serve(ctx context.Context, ln net.Listener) error {
 	scheme := "http"
 	if g.tls {
 		scheme = "https"
@@ -200,7 +222,7 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 
 // shutdown stops accepting and closes every WebSocket connection with 1001, at the same time so that
 // a slow HTTP client does not delay the WebSocket goodbyes. After shutdownTimeout what is left is cut.
-func (g *gateway) shutdown() error {
+func (g *node) shutdown() error {
 	g.log.Info("shutting down", "timeout", g.shutdownTimeout, "connections", g.ws.Stats().Connections)
 	ctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
 	defer cancel()
@@ -217,6 +239,7 @@ func (g *gateway) shutdown() error {
 	wsErr := g.ws.Shutdown(ctx)
 	wg.Wait()
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
+	_ = g.gw.Close()
 	natsErr := g.backend.close(ctx)
 	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
