@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/gateway/proxy"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -42,7 +43,7 @@ func (g *Gateway) Admit(r *http.Request) (any, error) {
 	case v1:
 		return nil, nil // its connect request carries the token, or asks the backend
 	case token != "" && g.cfg.Auth.ConnectURL != "", token == "" && g.cfg.Auth.ConnectURL != "":
-		id, err = g.be.Connect(r.Context(), rawClient(r), token)
+		id, err = g.be.Connect(r.Context(), proxy.ConnectRequest{Client: rawClient(r), Token: token})
 		if err != nil {
 			var perr *protocol.Error
 			if errors.As(err, &perr) && perr.Code == protocol.CodeUnauthorized {

@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/gateway/proxy"
 	"github.com/wsgate/wsgate/hub"
-	"github.com/wsgate/wsgate/protocol"
 )
 
 // verifier is what the gateway asks of gateway/jwtauth: connection tokens and channel tokens.
@@ -19,42 +19,36 @@ type verifier interface {
 	Close() error
 }
 
-// backend is what the gateway asks of gateway/proxy. Its errors are what the hub's hooks
-// answer with (a *protocol.Error, a *hub.Disconnect).
-type backend interface {
-	Connect(ctx context.Context, c client, token string) (*hub.Identity, error)
-	Refresh(ctx context.Context, c client, token string) (*hub.Identity, error)
-	Subscribe(ctx context.Context, c client, channel, token string) error
-	Publish(ctx context.Context, c client, channel string, data json.RawMessage) (json.RawMessage, error)
-	RPC(ctx context.Context, c client, method string, data json.RawMessage) (json.RawMessage, error)
-	CloseIdleConnections()
+// newBackend builds the backend calls of cfg (gateway/proxy); nil when none is configured.
+func newBackend(cfg *Config, hc *http.Client) (*proxy.Proxy, error) {
+	b := &cfg.Backend
+	if cfg.Auth.ConnectURL == "" && b.SubscribeURL == "" && b.PublishURL == "" && b.RPCURL == "" {
+		return nil, nil
+	}
+	ep := func(url string) proxy.Endpoint {
+		return proxy.Endpoint{URL: url, Timeout: b.Timeout, Retries: b.Retries}
+	}
+	p, err := proxy.New(proxy.Config{
+		Connect:   ep(cfg.Auth.ConnectURL),
+		Refresh:   ep(cfg.Auth.RefreshURL),
+		Subscribe: ep(b.SubscribeURL),
+		Publish:   ep(b.PublishURL),
+		RPC:       ep(b.RPCURL),
+		Client:    hc,
+	})
+	if err != nil {
+		return nil, errorf("backend: %w", err)
+	}
+	return p, nil
 }
 
-// client is the connection a backend call is about.
-type client struct {
-	Name      string // its name in presence; "" before the upgrade
-	Transport string // protocol.Subprotocol or "raw"
-	Remote    string
-	User      string
-	Header    http.Header
-}
-
-// clientOf describes a live connection; id is its identity, nil before connect.
-func clientOf(c *wsgate.Conn, id *hub.Identity) client {
-	cl := client{Transport: "raw", Header: c.Header()}
-	if c.Subprotocol() == protocol.Subprotocol {
-		cl.Transport = protocol.Subprotocol
-	}
-	if a := c.RemoteAddr(); a != nil {
-		cl.Remote = a.String()
-	}
-	if id != nil {
-		cl.User = id.User
-	}
-	return cl
+// clientOf describes a live connection for a backend call; id is its identity, nil before
+// connect.
+func clientOf(c *wsgate.Conn, id *hub.Identity) proxy.Client {
+	return proxy.ClientOf(c, strconv.FormatUint(c.ID(), 10), id)
 }
 
 // rawClient describes an upgrade request not yet upgraded (Admit's connect call).
-func rawClient(r *http.Request) client {
-	return client{Transport: "raw", Remote: r.RemoteAddr, Header: r.Header}
+func rawClient(r *http.Request) proxy.Client {
+	return proxy.Client{Transport: "raw", Remote: r.RemoteAddr, Header: r.Header}
 }

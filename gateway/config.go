@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,10 +148,11 @@ type Backend struct {
 	RPCURL string `koanf:"rpc_url"`
 	// EventsURL receives connect and disconnect events, at least once, from a bounded outbox.
 	EventsURL string `koanf:"events_url"`
-	// Timeout bounds one call to the backend. Default 5 s.
+	// Timeout bounds one attempt of a call to the backend. Default 3 s (proxy.DefaultTimeout).
 	Timeout time.Duration `koanf:"timeout"`
-	// Retries is how many times a failed call (connect, refresh, subscribe, rpc; never publish)
-	// is tried again. Default 0.
+	// Retries is how many more attempts a call gets after a network error, a timeout or a
+	// 502-504 (a publish only when the backend cannot have seen it). Default 0: 2
+	// (proxy.DefaultRetries); negative: none.
 	Retries int `koanf:"retries"`
 }
 
@@ -186,6 +188,28 @@ type API struct {
 	Path string `koanf:"path"`
 }
 
+// LoadKeys returns Keys and the keys of KeyFile (one a line, blank lines and # comments
+// skipped).
+func (a *API) LoadKeys() ([]string, error) {
+	keys := slices.Clone(a.Keys)
+	if a.KeyFile == "" {
+		return keys, nil
+	}
+	b, err := os.ReadFile(a.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: api.key_file: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			keys = append(keys, l)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("gateway: api.key_file holds no key")
+	}
+	return keys, nil
+}
+
 // Enabled reports whether the API is served.
 func (a *API) Enabled() bool { return a.Listen != "" || a.Path != "" }
 
@@ -199,7 +223,6 @@ type Demo struct {
 
 // Defaults of Config's zero fields.
 const (
-	DefaultBackendTimeout     = 5 * time.Second
 	DefaultHandshakeAddresses = 1 << 16
 	DefaultDemoTokenTTL       = time.Hour
 	// MaxNamespaces bounds the namespace list: each channel name is matched against it.
@@ -315,8 +338,8 @@ func (c *Config) Check() error {
 	if c.Backend.Timeout < 0 {
 		bad("backend.timeout", "must not be negative")
 	}
-	if c.Backend.Retries < 0 || c.Backend.Retries > 10 {
-		bad("backend.retries", "want 0 to 10, got %d", c.Backend.Retries)
+	if c.Backend.Retries > 10 {
+		bad("backend.retries", "want at most 10, got %d", c.Backend.Retries)
 	}
 
 	l := &c.Limits

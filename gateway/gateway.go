@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/gateway/proxy"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -44,8 +44,8 @@ type Gateway struct {
 	ns   *namespaces
 	hs   *handshakes
 	reg  *registry
-	auth verifier // nil without auth.jwt
-	be   backend  // nil without any backend URL
+	auth verifier     // nil without auth.jwt
+	be   *proxy.Proxy // nil without any backend URL
 	ev   Events
 
 	hub   *hub.Hub // set by Bind
@@ -154,14 +154,14 @@ func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*h
 	case token != "" && g.auth != nil:
 		id, err = g.verify(ctx, token)
 	case token != "" && g.be != nil && g.cfg.Auth.ConnectURL != "":
-		id, err = g.be.Connect(ctx, clientOf(c, nil), token)
+		id, err = g.be.Connect(ctx, proxy.ConnectRequest{Client: clientOf(c, nil), Token: token})
 	case token != "":
 		err = &hub.Disconnect{Code: protocol.CloseUnauthorized, Reason: "tokens are not accepted",
 			Err: protocol.Errorf(protocol.CodeUnauthorized, "this server verifies no tokens: connect without one")}
 	case admitted != nil:
 		id = admitted
 	case g.cfg.Auth.ConnectURL != "":
-		id, err = g.be.Connect(ctx, clientOf(c, nil), "")
+		id, err = g.be.Connect(ctx, proxy.ConnectRequest{Client: clientOf(c, nil)})
 	case g.cfg.Auth.Anonymous:
 		id = &hub.Identity{}
 	default:
@@ -228,7 +228,7 @@ func (g *Gateway) refresh(ctx context.Context, c *wsgate.Conn, id *hub.Identity,
 			return nil, protocol.Errorf(code, "%v", err)
 		}
 	case g.cfg.Auth.RefreshURL != "":
-		if nid, err = g.be.Refresh(ctx, clientOf(c, id), token); err != nil {
+		if nid, err = g.be.Refresh(ctx, proxy.RefreshRequest{Client: clientOf(c, id), Token: token}); err != nil {
 			return nil, err
 		}
 	default:
@@ -301,7 +301,7 @@ func (g *Gateway) authorizeSubscribe(ctx context.Context, c *wsgate.Conn, id *hu
 			return protocol.Errorf(protocol.CodeForbidden, "channel token: %v", err)
 		}
 	case SubscribeBackend:
-		if err := g.be.Subscribe(ctx, clientOf(c, id), req.Channel, req.Token); err != nil {
+		if err := g.be.Subscribe(ctx, proxy.SubscribeRequest{Client: clientOf(c, id), Channel: req.Channel, Token: req.Token}); err != nil {
 			return err
 		}
 	}
@@ -338,7 +338,7 @@ func (g *Gateway) channel(ch string) hub.ChannelOptions { return g.ns.of(ch).opt
 
 // publish is hub.Options.Publish: the backend allows, refuses or replaces the data.
 func (g *Gateway) publish(ctx context.Context, c *wsgate.Conn, id *hub.Identity, ch string, data json.RawMessage) (json.RawMessage, error) {
-	out, err := g.be.Publish(ctx, clientOf(c, id), ch, data)
+	out, err := g.be.Publish(ctx, proxy.PublishRequest{Client: clientOf(c, id), Channel: ch, Data: data})
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +350,7 @@ func (g *Gateway) publish(ctx context.Context, c *wsgate.Conn, id *hub.Identity,
 
 // rpc is hub.Options.RPC.
 func (g *Gateway) rpc(ctx context.Context, c *wsgate.Conn, id *hub.Identity, method string, data json.RawMessage) (json.RawMessage, error) {
-	return g.be.RPC(ctx, clientOf(c, id), method, data)
+	return g.be.RPC(ctx, proxy.RPCRequest{Client: clientOf(c, id), Method: method, Data: data})
 }
 
 func (g *Gateway) onConnect(c *wsgate.Conn, id *hub.Identity) {
@@ -429,5 +429,3 @@ func (h *handler) OnClose(c *wsgate.Conn, err error) {
 func errorf(format string, args ...any) error {
 	return fmt.Errorf("gateway: "+format, args...)
 }
-
-var _ = errors.New

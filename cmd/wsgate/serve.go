@@ -20,6 +20,7 @@ import (
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -71,6 +72,16 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	return g.serve(ctx, ln)
 }
 
+// newAPI is the backend HTTP API over the gateway's Node, with the configured keys.
+func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger) (http.Handler, error) {
+	keys, err := cfg.API.LoadKeys()
+	if err != nil {
+		return nil, err
+	}
+	return api.New(gw.Node(), api.Options{Keys: keys, BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
+		MaxDataSize: cmp.Or(hubOpts.MaxDataSize, hub.DefaultMaxDataSize), Logger: log})
+}
+
 // loadTLS reads the certificate and key for -tls-cert and -tls-key; nil if neither is set.
 // Only HTTP/1.1 is offered: a WebSocket upgrade takes over the connection, which HTTP/2 cannot
 // hand over (and browsers open WebSockets over HTTP/1.1 unless the server offers RFC 8441).
@@ -100,6 +111,7 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 // WebSocket connections it hijacks (http.Server does not track those, so both are shut down).
 type node struct {
 	http            *http.Server
+	api             *http.Server // the backend API on its own listener (api.listen); nil otherwise
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
@@ -176,6 +188,21 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if demo != nil {
 		mux.Handle("POST /demo/token", demo)
 	}
+	var apiServer *http.Server
+	if gwCfg.API.Enabled() {
+		ah, err := newAPI(gw, gwCfg, &hubOpts, log)
+		if err != nil {
+			_ = h.Close(context.Background())
+			return nil, errors.Join(err, gw.Close())
+		}
+		if gwCfg.API.Path != "" {
+			mux.Handle(gwCfg.API.Path+"/", ah)
+		} else {
+			apiServer = &http.Server{Addr: gwCfg.API.Listen, Handler: ah, ReadHeaderTimeout: o.http.readHeader,
+				ReadTimeout: o.http.read, WriteTimeout: o.http.write, IdleTimeout: o.http.idle,
+				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		}
+	}
 	hs := &http.Server{
 		Handler:           canonicalPaths(mux),
 		ReadHeaderTimeout: o.http.readHeader,
@@ -185,7 +212,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &node{http: hs, ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
+	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
@@ -198,7 +225,20 @@ func (g *node) serve(ctx context.Context, ln net.Listener) error {
 	g.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
 	hc := newHTTPConns(ln, g.maxHTTPConns, g.maxHTTPConnsPerIP, g.log)
 	g.http.ConnState = hc.connState
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	if g.api != nil {
+		aln, err := net.Listen("tcp", g.api.Addr)
+		if err != nil {
+			_ = ln.Close()
+			return errors.Join(fmt.Errorf("api.listen: %w", err), g.shutdown())
+		}
+		g.log.Info("backend API listening", "addr", aln.Addr().String())
+		go func() { // owner: serve; ends when shutdown closes the listener
+			if err := g.api.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+				served <- err
+			}
+		}()
+	}
 	go func() { // owner: serve; ends when shutdown closes the listener
 		served <- g.http.Serve(hc)
 	}()
@@ -234,6 +274,11 @@ func (g *node) shutdown() error {
 	wg.Go(func() { // owner: shutdown; ends by ctx at the latest
 		if httpErr = g.http.Shutdown(ctx); httpErr != nil {
 			_ = g.http.Close()
+		}
+		if g.api != nil {
+			if err := g.api.Shutdown(ctx); err != nil {
+				_ = g.api.Close()
+			}
 		}
 	})
 	wsErr := g.ws.Shutdown(ctx)
