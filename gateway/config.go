@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/gateway/jwtauth"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -77,8 +77,8 @@ func (j *JWT) Configured() bool {
 	return j.HMACSecret != "" || j.HMACSecretFile != "" || len(j.PublicKeyFiles) > 0 || j.JWKSURL != ""
 }
 
-// Secret is the HS256 secret, from HMACSecret or HMACSecretFile (its trailing newline
-// dropped); nil when neither is set.
+// Secret is the HS256 secret, from HMACSecret or HMACSecretFile (jwtauth.LoadSecretFile:
+// its trailing newline dropped); nil when neither is set.
 func (j *JWT) Secret() ([]byte, error) {
 	if j.HMACSecret != "" {
 		return []byte(j.HMACSecret), nil
@@ -86,11 +86,11 @@ func (j *JWT) Secret() ([]byte, error) {
 	if j.HMACSecretFile == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(j.HMACSecretFile)
+	b, err := jwtauth.LoadSecretFile(j.HMACSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: auth.jwt.hmac_secret_file: %w", err)
 	}
-	return bytes.TrimRight(b, "\r\n"), nil
+	return b, nil
 }
 
 // Subscribe modes of a namespace.
@@ -256,8 +256,8 @@ func (c *Config) Check() error {
 	if j.HMACSecret != "" && j.HMACSecretFile != "" {
 		bad("auth.jwt.hmac_secret_file", "give the secret or its file, not both")
 	}
-	if j.HMACSecret != "" && len(j.HMACSecret) < 32 {
-		bad("auth.jwt.hmac_secret", "%d bytes: want at least 32 (HS256 keys as long as the hash)", len(j.HMACSecret))
+	if j.HMACSecret != "" && len(j.HMACSecret) < jwtauth.MinSecretLen {
+		bad("auth.jwt.hmac_secret", "%d bytes: want at least %d (HS256 keys as long as the hash)", len(j.HMACSecret), jwtauth.MinSecretLen)
 	}
 	checkFile("auth.jwt.hmac_secret_file", j.HMACSecretFile)
 	for i, f := range j.PublicKeyFiles {
