@@ -176,7 +176,7 @@ func applyFile(fs *flag.FlagSet, path string, set map[string]bool) (map[string]a
 			continue // the command line or the environment wins
 		}
 		if err := fs.Set(k, s); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v", k, err))
+			errs = append(errs, fmt.Errorf("%s: invalid value %q: %v", k, s, err))
 		}
 	}
 	return gw, errors.Join(errs...)

@@ -196,7 +196,9 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 			return nil, errors.Join(err, gw.Close())
 		}
 		if gwCfg.API.Path != "" {
-			mux.Handle(gwCfg.API.Path+"/", ah)
+			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
+			mux.Handle("POST "+gwCfg.API.Path+"/", ah)
+			mux.Handle("GET "+gwCfg.API.Path+"/", ah)
 		} else {
 			apiServer = &http.Server{Addr: gwCfg.API.Listen, Handler: ah, ReadHeaderTimeout: o.http.readHeader,
 				ReadTimeout: o.http.read, WriteTimeout: o.http.write, IdleTimeout: o.http.idle,
