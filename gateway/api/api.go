@@ -23,8 +23,8 @@ const (
 	// BodyOverhead is what a request body may hold beside its data: MaxBodyBytes is
 	// MaxDataSize + BodyOverhead (a broadcast's channel list, the other fields).
 	BodyOverhead = 1 << 20
-	// MaxKeyLen bounds an idempotency key, in bytes.
-	MaxKeyLen = 256
+	// MaxKeyLen bounds an idempotency key, in bytes: the hub's bound (hub.MaxPublishKeyLen).
+	MaxKeyLen = 128
 	// MaxUserLen bounds a user name in a request, in bytes (the hub's presence bound).
 	MaxUserLen = 1024
 	// MaxReasonLen bounds a disconnect reason: what a close frame can carry.
@@ -137,8 +137,9 @@ func withDefaults(o Options) (Options, error) {
 
 // ServeHTTP answers in this order, so that a caller without a key learns nothing but the routes
 // (which api/openapi.yaml publishes anyway), and no body is read before the key is checked:
-// 404 unknown path, 401/403 key, 405 method, 429 too many in flight, 415 content type,
-// 413/400 body, then the endpoint.
+// 404 unknown path, 401/403/400 key, 405 method, 400 query string, 429 too many in flight,
+// 413 body size, 415 content type, 413 body size again as it is read, 400 body, then the
+// endpoint.
 func (a *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.byPath[r.URL.Path]
 	if !ok {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/gateway/api"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -140,6 +142,9 @@ func TestPresenceAndStats(t *testing.T) {
 	a.decode(t, &p)
 	if a.status != 200 || p.Total != 3 || len(p.Clients) != 2 || p.Next == "" || p.Clients[0].User == "" {
 		t.Fatalf("presence page 1: %d %s", a.status, a.body)
+	}
+	if p.Clients[0].User == "alice" && string(p.Clients[0].Info) != `{"name":"Alice"}` {
+		t.Fatalf("presence without the identity's info: %s", a.body)
 	}
 	seen := []string{p.Clients[0].User, p.Clients[1].User}
 	a = e.post("/api/presence", fmt.Sprintf(`{"channel":"chat","limit":2,"after":%q}`, p.Next))
@@ -274,5 +279,117 @@ func TestInFlightBound(t *testing.T) {
 	close(release)
 	if a := <-done; a.status != 200 {
 		t.Fatalf("first request: %d %s", a.status, a.body)
+	}
+}
+
+// keyNode records the idempotency keys that reach the Node.
+type keyNode struct {
+	*hubNode
+	keys chan string
+}
+
+func (k keyNode) Publish(ctx context.Context, ch string, data json.RawMessage, key string) (broker.Position, error) {
+	k.keys <- key
+	return k.hubNode.Publish(ctx, ch, data, key)
+}
+
+func (k keyNode) Broadcast(ctx context.Context, chs []string, data json.RawMessage, key string) ([]api.ChannelResult, error) {
+	k.keys <- key
+	return k.hubNode.Broadcast(ctx, chs, data, key)
+}
+
+// TestIdempotencyKeyReachesNode: the key of the body or of the Idempotency-Key header (or of
+// both, when they agree) is what the Node is given.
+func TestIdempotencyKeyReachesNode(t *testing.T) {
+	e := newEnv(t, nil)
+	keys := make(chan string, 1)
+	h, err := api.New(keyNode{e.node, keys}, api.Options{Keys: []string{testKey}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.api = newServer(t, h)
+	for _, tc := range []struct {
+		path, body, header, want string
+	}{
+		{"/api/publish", `{"channel":"a","data":1}`, "", ""},
+		{"/api/publish", `{"channel":"a","data":1,"idempotency_key":"body-key"}`, "", "body-key"},
+		{"/api/publish", `{"channel":"a","data":1}`, "header-key", "header-key"},
+		{"/api/publish", `{"channel":"a","data":1,"idempotency_key":"same"}`, "same", "same"},
+		{"/api/broadcast", `{"channels":["a"],"data":1}`, "b-key", "b-key"},
+	} {
+		a := e.do(http.MethodPost, tc.path, tc.body, map[string]string{"Idempotency-Key": tc.header})
+		if a.status != 200 {
+			t.Fatalf("%s %s: %d %s", tc.path, tc.body, a.status, a.body)
+		}
+		if got := <-keys; got != tc.want {
+			t.Errorf("%s %s + %q: the Node got %q", tc.path, tc.body, tc.header, got)
+		}
+	}
+}
+
+// TestUnsubscribeAndChannels: server-side subscribe and unsubscribe reach the user's
+// connections with their pushes; channels lists what has subscribers, by prefix and in pages.
+func TestUnsubscribeAndChannels(t *testing.T) {
+	e := newEnv(t, nil)
+	a1, a2 := e.dial("alice"), e.dial("alice")
+	for _, ch := range []string{"chat:a", "chat:b", "chat:c", "news"} {
+		if a := e.post("/api/subscribe", `{"user":"alice","channel":"`+ch+`"}`); string(a.body) != "{\"connections\":2}\n" {
+			t.Fatalf("subscribe %s: %d %s", ch, a.status, a.body)
+		}
+		a1.next(`"push":"subscribe","channel":"` + ch + `"`)
+	}
+	var page api.ChannelsResult
+	e.post("/api/channels", `{"prefix":"chat:","limit":2}`).decode(t, &page)
+	if len(page.Channels) != 2 || page.Channels[0] != (api.ChannelInfo{Name: "chat:a", Subscribers: 2}) || page.Next != "chat:b" {
+		t.Fatalf("channels page 1: %+v", page)
+	}
+	page = api.ChannelsResult{}
+	e.post("/api/channels", `{"prefix":"chat:","limit":2,"after":"chat:b"}`).decode(t, &page)
+	if len(page.Channels) != 1 || page.Channels[0].Name != "chat:c" || page.Next != "" {
+		t.Fatalf("channels page 2: %+v", page)
+	}
+
+	if a := e.post("/api/unsubscribe", `{"user":"alice","channel":"news"}`); string(a.body) != "{\"connections\":2}\n" {
+		t.Fatalf("unsubscribe: %d %s", a.status, a.body)
+	}
+	a2.next(`"push":"unsubscribe","channel":"news"`)
+	if a := e.post("/api/unsubscribe", `{"user":"alice","channel":"news"}`); string(a.body) != "{\"connections\":0}\n" {
+		t.Fatalf("unsubscribe again: %d %s", a.status, a.body)
+	}
+	page = api.ChannelsResult{}
+	e.post("/api/channels", `{}`).decode(t, &page)
+	if len(page.Channels) != 3 {
+		t.Fatalf("channels after the unsubscribe: %+v", page)
+	}
+}
+
+// TestBoundsAgreeWithTheHub: what the API refuses up front, the hub would refuse too, and
+// nothing the hub takes is refused by the API.
+func TestBoundsAgreeWithTheHub(t *testing.T) {
+	if api.MaxKeyLen != hub.MaxPublishKeyLen || api.MaxUserLen != hub.MaxUserLen || api.DefaultMaxDataSize != hub.DefaultMaxDataSize {
+		t.Fatalf("api %d %d %d, hub %d %d %d", api.MaxKeyLen, api.MaxUserLen, api.DefaultMaxDataSize, hub.MaxPublishKeyLen, hub.MaxUserLen, hub.DefaultMaxDataSize)
+	}
+}
+
+// TestIdempotentPublish: the same key on the same channel publishes once and answers the first
+// position; another key, or another channel, publishes.
+func TestIdempotentPublish(t *testing.T) {
+	e := newEnv(t, nil)
+	var p1, p2, p3 broker.Position
+	e.post("/api/publish", `{"channel":"orders","data":1,"idempotency_key":"order-1"}`).decode(t, &p1)
+	e.do(http.MethodPost, "/api/publish", `{"channel":"orders","data":1}`, map[string]string{"Idempotency-Key": "order-1"}).decode(t, &p2)
+	e.post("/api/publish", `{"channel":"orders","data":2,"idempotency_key":"order-2"}`).decode(t, &p3)
+	if p1.Offset != 1 || p2 != p1 || p3.Offset != 2 {
+		t.Fatalf("positions %+v %+v %+v", p1, p2, p3)
+	}
+	var r api.BroadcastResult
+	e.post("/api/broadcast", `{"channels":["orders","other"],"data":1,"idempotency_key":"order-1"}`).decode(t, &r)
+	if r.Results[0].Offset != 1 || r.Results[1].Offset != 1 {
+		t.Fatalf("broadcast with a key used on one channel: %+v", r)
+	}
+	var h broker.HistoryResult
+	e.post("/api/history", `{"channel":"orders"}`).decode(t, &h)
+	if len(h.Publications) != 2 {
+		t.Fatalf("history: %+v", h)
 	}
 }

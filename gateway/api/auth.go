@@ -67,7 +67,8 @@ func (a *apiHandler) authenticate(r *http.Request) *httpError {
 	case len(auths) == 1:
 		scheme, k, _ := strings.Cut(strings.TrimSpace(auths[0]), " ")
 		if !strings.EqualFold(scheme, authScheme) {
-			e := errorf(http.StatusUnauthorized, codeUnauthorized, "Authorization scheme %q not accepted: %s", cutScheme(scheme), howToSend)
+			// The scheme is not repeated: a key sent without one would be.
+			e := errorf(http.StatusUnauthorized, codeUnauthorized, "Authorization scheme not accepted: %s", howToSend)
 			e.header = http.Header{"Www-Authenticate": {wwwAuthenticate}}
 			return e
 		}
@@ -92,12 +93,4 @@ func (a *apiHandler) authenticate(r *http.Request) *httpError {
 		return errorf(http.StatusForbidden, codeForbidden, "API key not valid")
 	}
 	return nil
-}
-
-// cutScheme keeps an unknown scheme short in an answer: it is the caller's text.
-func cutScheme(s string) string {
-	if len(s) > 16 {
-		return s[:16] + "…"
-	}
-	return s
 }

@@ -10,7 +10,8 @@ import (
 	"strings"
 )
 
-// decode reads r's JSON body into v, strictly: a JSON content type (or no body at all), at most
+// decode reads r's JSON body into v, strictly: a JSON content type (checked before the body is
+// read; none needed without a body), at most
 // maxBody bytes (413 beyond, before any byte is read when Content-Length says so), one object,
 // no unknown field (400 naming it), each field of its type (400 naming it). The cost of a body
 // is bounded by maxBody: reading, and one pass of encoding/json, which refuses nesting deeper
@@ -18,6 +19,11 @@ import (
 func (a *apiHandler) decode(r *http.Request, v any) *httpError {
 	if r.ContentLength > a.maxBody {
 		return errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "body of %d bytes, limit %d", r.ContentLength, a.maxBody)
+	}
+	if r.ContentLength != 0 { // a body (or one of unknown length): its type before its bytes
+		if e := jsonContentType(r); e != nil {
+			return e
+		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, a.maxBody+1))
 	if err != nil {
@@ -28,8 +34,6 @@ func (a *apiHandler) decode(r *http.Request, v any) *httpError {
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}") // info, and the requests whose fields are all optional, need no body
-	} else if e := jsonContentType(r); e != nil {
-		return e
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

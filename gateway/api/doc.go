@@ -27,6 +27,10 @@
 // served at once (429 beyond). Unknown fields, wrong types, a query string, a second JSON value
 // are refused with 400 naming what is wrong.
 //
+// What the handler cannot bound is the connection's: serve it from an http.Server with
+// ReadHeaderTimeout, ReadTimeout and WriteTimeout set, so that a peer trickling its headers or
+// body byte by byte is cut (the binary's listener does).
+//
 // The handlers hold no state but the in-flight count: the Node (the gateway over its hub) does
 // the work, and may be called concurrently.
 package api

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -72,8 +73,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-// fromNode turns a Node's error into the answer: a *protocol.Error says its own status, a
-// deadline 503, anything else 500 without its text (logged instead: it may name internals).
+// fromNode turns a Node's error into the answer: a *protocol.Error says its own status,
+// errors.ErrUnsupported 404 (code 112), a deadline 503, anything else 500 without its text
+// (logged instead: it may name internals).
 func (a *apiHandler) fromNode(r *http.Request, err error) *httpError {
 	var pe *protocol.Error
 	switch {
@@ -83,6 +85,8 @@ func (a *apiHandler) fromNode(r *http.Request, err error) *httpError {
 			e.header = http.Header{"Retry-After": {"1"}}
 		}
 		return e
+	case errors.Is(err, errors.ErrUnsupported):
+		return errorf(http.StatusNotFound, codeNotAvailable, "not offered by this server (%s)", a.route(r))
 	case errors.Is(err, context.DeadlineExceeded):
 		e := errorf(http.StatusServiceUnavailable, codeUnavailable, "timed out after %v; retry later", a.opts.Timeout)
 		e.header = http.Header{"Retry-After": {"1"}}
@@ -92,4 +96,9 @@ func (a *apiHandler) fromNode(r *http.Request, err error) *httpError {
 	}
 	a.opts.Logger.Error("api: request failed", "path", r.URL.Path, "err", err)
 	return errorf(http.StatusInternalServerError, codeInternal, "internal error (logged by the server)")
+}
+
+// route names the endpoint of r, for a message: its path after the base.
+func (a *apiHandler) route(r *http.Request) string {
+	return strings.TrimPrefix(r.URL.Path, a.opts.BasePath+"/")
 }

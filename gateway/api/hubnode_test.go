@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,13 +16,12 @@ import (
 	"github.com/wsgate/wsgate/protocol"
 )
 
-// hubNode is a small real api.Node over a bare hub, for the tests: its user registry is the
-// connections' Auth (the user the test's Admit took from the query), as the gateway's is the
-// identity of each connection. The gateway's own Node (package gateway) does the same across
-// nodes.
+// hubNode is a small real api.Node over a bare hub, for the tests: its user registry is kept
+// from the hub's OnConnect and OnDisconnect hooks, with the identity the test's Connect hook gave
+// (the token is the user's name), as the gateway's own Node (package gateway) keeps its own,
+// across nodes.
 type hubNode struct {
 	h     *hub.Hub
-	b     broker.Broker
 	start time.Time
 
 	mu    sync.Mutex
@@ -32,44 +30,32 @@ type hubNode struct {
 
 var _ api.Node = (*hubNode)(nil)
 
-func newHubNode(h *hub.Hub, b broker.Broker) *hubNode {
-	return &hubNode{h: h, b: b, start: time.Now(), users: map[string]map[*wsgate.Conn]struct{}{}}
-}
-
-// handler wraps the hub's handler to keep the registry.
-func (n *hubNode) handler(next wsgate.Handler) wsgate.Handler { return &registry{n: n, next: next} }
-
-type registry struct {
-	n    *hubNode
-	next wsgate.Handler
-}
-
-func userOf(c *wsgate.Conn) string { s, _ := c.Auth().(string); return s }
-
-func (r *registry) OnOpen(c *wsgate.Conn) {
-	if u := userOf(c); u != "" {
-		r.n.mu.Lock()
-		if r.n.users[u] == nil {
-			r.n.users[u] = map[*wsgate.Conn]struct{}{}
+// hooks sets the hub options that identify connections and keep the registry.
+func (n *hubNode) hooks(o *hub.Options) {
+	n.start, n.users = time.Now(), map[string]map[*wsgate.Conn]struct{}{}
+	o.Connect = func(_ context.Context, _ *wsgate.Conn, token string) (*hub.Identity, error) {
+		if token == "" {
+			return nil, protocol.Errorf(protocol.CodeUnauthorized, "token required")
 		}
-		r.n.users[u][c] = struct{}{}
-		r.n.mu.Unlock()
+		info, _ := json.Marshal(map[string]string{"name": strings.ToUpper(token[:1]) + token[1:]})
+		return &hub.Identity{User: token, Info: info}, nil
 	}
-	r.next.OnOpen(c)
-}
-
-func (r *registry) OnMessage(c *wsgate.Conn, m wsgate.Message) { r.next.OnMessage(c, m) }
-
-func (r *registry) OnClose(c *wsgate.Conn, err error) {
-	if u := userOf(c); u != "" {
-		r.n.mu.Lock()
-		delete(r.n.users[u], c)
-		if len(r.n.users[u]) == 0 {
-			delete(r.n.users, u)
+	o.OnConnect = func(c *wsgate.Conn, id *hub.Identity) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.users[id.User] == nil {
+			n.users[id.User] = map[*wsgate.Conn]struct{}{}
 		}
-		r.n.mu.Unlock()
+		n.users[id.User][c] = struct{}{}
 	}
-	r.next.OnClose(c, err)
+	o.OnDisconnect = func(c *wsgate.Conn, id *hub.Identity) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.users[id.User], c)
+		if len(n.users[id.User]) == 0 {
+			delete(n.users, id.User)
+		}
+	}
 }
 
 func (n *hubNode) conns(user string) []*wsgate.Conn {
@@ -82,10 +68,6 @@ func (n *hubNode) conns(user string) []*wsgate.Conn {
 	return out
 }
 
-func notAvailable(what string) error {
-	return protocol.Errorf(protocol.CodeNotAvailable, "%s: not offered by this hub yet", what)
-}
-
 func hubError(err error) error {
 	if errors.Is(err, hub.ErrDraining) {
 		return protocol.Errorf(protocol.CodeUnavailable, "server shutting down")
@@ -94,7 +76,11 @@ func hubError(err error) error {
 }
 
 func (n *hubNode) Publish(ctx context.Context, ch string, data json.RawMessage, key string) (broker.Position, error) {
-	pos, err := n.h.Publish(ctx, ch, data) // TODO(gate-hub): PublishOnce with key
+	if key != "" {
+		pos, err := n.h.PublishOnce(ctx, ch, data, key)
+		return pos, hubError(err)
+	}
+	pos, err := n.h.Publish(ctx, ch, data)
 	return pos, hubError(err)
 }
 
@@ -121,10 +107,11 @@ func (n *hubNode) Subscribe(ctx context.Context, user, ch string) (int, error) {
 	for _, c := range n.conns(user) {
 		err := n.h.Subscribe(ctx, c, ch)
 		var pe *protocol.Error
-		if errors.As(err, &pe) && pe.Code == protocol.CodeAlreadySubscribed {
-			err = nil
-		}
-		if err != nil {
+		switch {
+		case errors.As(err, &pe) && pe.Code == protocol.CodeAlreadySubscribed:
+		case errors.Is(err, hub.ErrNotConnected):
+			continue // gone meanwhile
+		case err != nil:
 			return count, err
 		}
 		count++
@@ -133,7 +120,19 @@ func (n *hubNode) Subscribe(ctx context.Context, user, ch string) (int, error) {
 }
 
 func (n *hubNode) Unsubscribe(ctx context.Context, user, ch string) (int, error) {
-	return 0, notAvailable("unsubscribe") // TODO(gate-hub): Hub.Unsubscribe
+	count := 0
+	for _, c := range n.conns(user) {
+		err := n.h.Unsubscribe(c, ch)
+		var pe *protocol.Error
+		switch {
+		case errors.As(err, &pe) && pe.Code == protocol.CodeNotSubscribed, errors.Is(err, hub.ErrNotConnected):
+			continue // not subscribed, or gone meanwhile
+		case err != nil:
+			return count, err
+		}
+		count++
+	}
+	return count, nil
 }
 
 func (n *hubNode) Disconnect(ctx context.Context, user string, code int, reason string) (int, error) {
@@ -160,14 +159,8 @@ func (n *hubNode) Presence(ctx context.Context, ch, after string, limit int) (pr
 }
 
 func (n *hubNode) PresenceStats(ctx context.Context, ch string) (api.PresenceStats, error) {
-	all := n.h.Presence(ch) // TODO(gate-hub): Hub.PresenceStats
-	users := map[string]struct{}{}
-	for _, c := range all {
-		if c.User != "" {
-			users[c.User] = struct{}{}
-		}
-	}
-	return api.PresenceStats{Clients: len(all), Users: len(users)}, nil
+	clients, users := n.h.PresenceStats(ch)
+	return api.PresenceStats{Clients: clients, Users: users}, nil
 }
 
 func (n *hubNode) History(ctx context.Context, ch string, since *broker.Position, limit int) (broker.HistoryResult, error) {
@@ -175,14 +168,24 @@ func (n *hubNode) History(ctx context.Context, ch string, since *broker.Position
 }
 
 func (n *hubNode) RemoveHistory(ctx context.Context, ch string) error {
-	if r, ok := n.b.(broker.HistoryRemover); ok { // TODO(gate-hub): Hub.RemoveHistory
-		return r.RemoveHistory(ctx, ch)
-	}
-	return notAvailable("history removal")
+	return n.h.RemoveHistory(ctx, ch) // errors.ErrUnsupported on a broker without the capability
 }
 
 func (n *hubNode) Channels(ctx context.Context, prefix, after string, limit int) (api.ChannelsResult, error) {
-	return api.ChannelsResult{}, notAvailable("channels") // TODO(gate-hub): Hub.Channels
+	all := n.h.Channels() // by name
+	i := sort.Search(len(all), func(i int) bool { return all[i].Name >= prefix })
+	if after != "" {
+		i = max(i, sort.Search(len(all), func(i int) bool { return all[i].Name > after }))
+	}
+	res := api.ChannelsResult{}
+	for ; i < len(all) && strings.HasPrefix(all[i].Name, prefix); i++ {
+		if len(res.Channels) == limit {
+			res.Next = res.Channels[limit-1].Name
+			break
+		}
+		res.Channels = append(res.Channels, api.ChannelInfo{Name: all[i].Name, Subscribers: all[i].Subscribers})
+	}
+	return res, nil
 }
 
 func (n *hubNode) Info(ctx context.Context) (api.NodeInfo, error) {
@@ -193,20 +196,4 @@ func (n *hubNode) Info(ctx context.Context) (api.NodeInfo, error) {
 	}
 	n.mu.Unlock()
 	return api.NodeInfo{Name: "test", Version: "test", UptimeSeconds: int64(time.Since(n.start) / time.Second), Connections: conns}, nil
-}
-
-// pageNames pages sorted names after after; shared by Channels once the hub lists them.
-func pageNames(names []string, prefix, after string, limit int) ([]string, string) {
-	names = slices.DeleteFunc(names, func(s string) bool { return !strings.HasPrefix(s, prefix) })
-	slices.Sort(names)
-	i, _ := slices.BinarySearch(names, after)
-	if after != "" && i < len(names) && names[i] == after {
-		i++
-	}
-	page := names[i:min(len(names), i+limit)]
-	next := ""
-	if i+limit < len(names) {
-		next = page[len(page)-1]
-	}
-	return page, next
 }

@@ -13,7 +13,9 @@ import (
 // API of another server. The handlers validate what they pass (channel names, users, limits
 // within Options' bounds) and bound every call by Options.Timeout through ctx.
 //
-// An error that is a *protocol.Error is answered with its HTTPStatus and its code and message;
+// An error that is a *protocol.Error is answered with its HTTPStatus and its code and message
+// (a Node returns hub.ErrDraining as protocol.CodeUnavailable, so that callers retry);
+// errors.ErrUnsupported (a broker without the capability) with 404 (code 112);
 // context.DeadlineExceeded with 503 (code 201); any other error with 500 (code 200) and a
 // message that does not repeat it (it is logged).
 type Node interface {

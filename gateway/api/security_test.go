@@ -63,7 +63,9 @@ func TestAuth(t *testing.T) {
 		{"no key", "/api/info", map[string]string{"Authorization": ""}, 401, "API key missing"},
 		{"empty apikey", "/api/info", map[string]string{"Authorization": "apikey "}, 401, "API key missing"},
 		{"scheme only", "/api/info", map[string]string{"Authorization": "apikey"}, 401, "API key missing"},
-		{"bearer", "/api/info", map[string]string{"Authorization": "Bearer " + testKey}, 401, `scheme "Bearer" not accepted`},
+		{"bearer", "/api/info", map[string]string{"Authorization": "Bearer " + testKey}, 401, "scheme not accepted"},
+		{"the key without a scheme", "/api/info", map[string]string{"Authorization": testKey}, 401, "scheme not accepted"},
+		{"a wrong key without a scheme", "/api/info", map[string]string{"Authorization": wrong}, 401, "scheme not accepted"},
 		{"basic", "/api/info", map[string]string{"Authorization": "Basic dXNlcjpwYXNz"}, 401, "not accepted"},
 		{"key in the query", "/api/info?api_key=" + testKey, map[string]string{"Authorization": ""}, 401, "in the URL"},
 		{"key in the query as apikey", "/api/info?apikey=" + testKey, map[string]string{"Authorization": ""}, 401, "in the URL"},
@@ -84,8 +86,12 @@ func TestAuth(t *testing.T) {
 			if a.status != tc.status || !strings.Contains(pe.Message, tc.want) {
 				t.Fatalf("%d %s, want %d saying %q", a.status, a.body, tc.status, tc.want)
 			}
-			if strings.Contains(string(a.body), testKey[5:]) || strings.Contains(string(a.body), wrong[5:]) {
-				t.Fatalf("the answer repeats a key: %s", a.body)
+			for _, k := range []string{testKey, wrong} {
+				for i := 0; i+6 <= len(k); i++ {
+					if strings.Contains(string(a.body), k[i:i+6]) {
+						t.Fatalf("the answer repeats part of a key (%q): %s", k[i:i+6], a.body)
+					}
+				}
 			}
 			if got := a.header.Get("WWW-Authenticate"); (tc.status == 401) != (got != "") {
 				t.Fatalf("WWW-Authenticate %q on a %d", got, tc.status)
@@ -167,7 +173,7 @@ func TestHostileBodies(t *testing.T) {
 		{"negative limit", "/api/history", `{"channel":"a","limit":-1}`, nil, 400, "limit -1"},
 		{"huge limit", "/api/channels", `{"limit":1000000000000}`, nil, 400, "limit"},
 		{"limit beyond int64", "/api/channels", `{"limit":1e30}`, nil, 400, `field "limit"`},
-		{"long key", "/api/publish", `{"channel":"a","data":1,"idempotency_key":"` + strings.Repeat("k", 257) + `"}`, nil, 400, "longer than 256"},
+		{"long key", "/api/publish", `{"channel":"a","data":1,"idempotency_key":"` + strings.Repeat("k", api.MaxKeyLen+1) + `"}`, nil, 400, "longer than 128"},
 		{"keys differ", "/api/publish", `{"channel":"a","data":1,"idempotency_key":"x"}`, map[string]string{"Idempotency-Key": "y"}, 400, "differ"},
 		{"control byte in key", "/api/publish", `{"channel":"a","data":1,"idempotency_key":"a\u0001"}`, nil, 400, "printable"},
 		{"text/plain", "/api/publish", `{"channel":"a","data":1}`, map[string]string{"Content-Type": "text/plain"}, 415, `"text/plain" not accepted`},
@@ -186,8 +192,7 @@ func TestHostileBodies(t *testing.T) {
 	if a := e.do(http.MethodPost, "/api/publish", `{"channel":"a","data":1}`, map[string]string{"Content-Type": "application/json; charset=UTF-8"}); a.status != 200 {
 		t.Fatalf("charset=UTF-8: %d %s", a.status, a.body)
 	}
-	if a := e.do(http.MethodPost, "/api/channels", "", map[string]string{"Content-Type": ""}); a.status != 404 || a.errorOf(t).Code != protocol.CodeNotAvailable {
-		// 404: the test's hub has no channel list yet; the point is that the empty body passed.
+	if a := e.do(http.MethodPost, "/api/channels", "", map[string]string{"Content-Type": ""}); a.status != 200 || string(a.body) != "{\"channels\":[]}\n" {
 		t.Fatalf("empty body: %d %s", a.status, a.body)
 	}
 }

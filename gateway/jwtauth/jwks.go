@@ -131,7 +131,8 @@ var errRateLimited = errors.New("jwtauth: jwks fetched less than JWKSMinRefetch 
 var errClosed = errors.New("jwtauth: jwks refresh stopped (Verifier closed)")
 
 // refetch asks for a fetch and waits for it: the one in flight if there is one, a new one if the
-// last began at least minRefetch ago (or force), else it returns errRateLimited at once.
+// last began at least minRefetch ago (or force), else it returns at once: the last fetch's
+// error if it failed, errRateLimited if not.
 func (j *jwks) refetch(ctx context.Context, force bool) error {
 	select {
 	case <-j.done:
@@ -140,8 +141,12 @@ func (j *jwks) refetch(ctx context.Context, force bool) error {
 	}
 	j.mu.Lock()
 	if j.inflight == nil && !force && j.now().Sub(j.lastFetch) < j.minRefetch {
+		err := j.lastErr // the set is unavailable: say why, rather than "too soon"
 		j.mu.Unlock()
-		return errRateLimited
+		if err == nil {
+			err = errRateLimited
+		}
+		return err
 	}
 	ch := j.beginLocked()
 	j.mu.Unlock()
