@@ -43,11 +43,13 @@ func TestNamespacePermissions(t *testing.T) {
 	// private: a channel token naming the channel and the user.
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a"}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "history", "channel": "private:a"}, protocol.CodeForbidden)
+	alice.fails(map[string]any{"op": "publish", "channel": "private:a", "data": 1}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "alice", "private:b")}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "bob", "private:a")}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a", "token": "not.a.token"}, protocol.CodeForbidden)
 	alice.ok(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "alice", "private:a")})
 	alice.ok(map[string]any{"op": "history", "channel": "private:a"}) // let in: may read its history
+	alice.ok(map[string]any{"op": "publish", "channel": "private:a", "data": 1})
 
 	// User channels: #bob is bob's; #alice and dm:#alice,bob are alice's too.
 	alice.fails(map[string]any{"op": "subscribe", "channel": "#bob"}, protocol.CodeForbidden)
