@@ -116,6 +116,8 @@ func (g *Gateway) HubOptions(o *hub.Options) {
 	if g.cfg.authConfigured() {
 		o.Connect = g.connect
 		o.Refresh = g.refresh
+		o.ConnectTimeout = g.cfg.Auth.ConnectTimeout
+		o.RefreshGrace = g.cfg.Auth.RefreshGrace
 	}
 	o.Authorize = g.authorize
 	o.Channel = g.channel
