@@ -65,7 +65,7 @@ func startNATSNode(t *testing.T, url string, cfg *gateway.Config) *natsNode {
 		defer cancel()
 		_ = ws.Shutdown(ctx)
 		ts.Close()
-		_ = gw.Close()
+		_ = gw.Close(ctx)
 		_ = h.Close(ctx)
 	})
 	return &natsNode{url: "ws" + strings.TrimPrefix(ts.URL, "http") + "/", gw: gw}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/gateway/events"
 	"github.com/wsgate/wsgate/gateway/proxy"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
@@ -19,18 +22,14 @@ import (
 type Deps struct {
 	// Logger, default slog.Default(). Tokens never reach it.
 	Logger *slog.Logger
-	// Events receives connect and disconnect events (gateway/events over the broker's Outbox);
-	// nil sends none.
-	Events Events
+	// Outbox queues the connect and disconnect events of backend.events_url (gateway/events):
+	// the broker's, when it has the capability (broker/nats: a lost node's events are
+	// delivered by another). Nil: an in-memory one, which dies with the process.
+	Outbox broker.Outbox
+	// Node names this node in the events (broker.Cluster's Node()). Default: random.
+	Node string
 	// HTTPClient makes the calls to the backend and the JWKS fetches. Default: their own.
 	HTTPClient *http.Client
-}
-
-// Events is told of every connection that identified itself, and of its end, exactly once
-// each; its methods must not block (they queue).
-type Events interface {
-	Connected(c *wsgate.Conn, id *hub.Identity)
-	Disconnected(c *wsgate.Conn, id *hub.Identity)
 }
 
 // Gateway is the layer between the binary and the hub: it admits upgrades, identifies
@@ -46,7 +45,7 @@ type Gateway struct {
 	reg  *registry
 	auth verifier     // nil without auth.jwt
 	be   *proxy.Proxy // nil without any backend URL
-	ev   Events
+	ev   *events.Sender // nil without backend.events_url
 
 	hub   *hub.Hub // set by Bind
 	conns sync.Map // *wsgate.Conn → *connState, for every open connection
@@ -62,6 +61,7 @@ type connState struct {
 	id      *hub.Identity // raw: from Admit; wsgate.v1: from Connect
 	expiry  *time.Timer   // raw: closes with 4501 at the identity's expiry
 	granted map[string]struct{}
+	event   *events.ConnectInfo // the connect event sent: its disconnect is owed
 }
 
 // maxGranted bounds the private channels a connection's token or the backend let it into, as
@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{cfg: *cfg, log: d.Logger, ns: newNamespaces(cfg), hs: newHandshakes(&cfg.Limits),
-		reg: newRegistry(), ev: d.Events, now: time.Now}
+		reg: newRegistry(), now: time.Now}
 	if g.log == nil {
 		g.log = slog.Default()
 	}
@@ -85,26 +85,36 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Gateway, error) {
 		return nil, err
 	}
 	if g.be, err = newBackend(cfg, d.HTTPClient); err != nil {
-		if g.auth != nil {
-			_ = g.auth.Close()
-		}
+		_ = g.Close(ctx)
 		return nil, err
+	}
+	if cfg.Backend.EventsURL != "" {
+		g.ev, err = events.New(ctx, events.Options{URL: cfg.Backend.EventsURL, Outbox: d.Outbox, Node: d.Node,
+			Timeout: cfg.Backend.Timeout, HTTPClient: d.HTTPClient, Logger: g.log})
+		if err != nil {
+			_ = g.Close(ctx)
+			return nil, errorf("backend.events_url: %w", err)
+		}
 	}
 	return g, nil
 }
 
 // Close stops what New started (the JWKS cache, the cross-node listener, idle connections to
-// the backend).
-func (g *Gateway) Close() error {
+// the backend) and hands the events still queued to the outbox, within ctx: call it after the
+// connections have closed, so that their disconnect events are among them.
+func (g *Gateway) Close(ctx context.Context) error {
 	g.cluster.close()
-	var err error
+	var errs []error
 	if g.auth != nil {
-		err = g.auth.Close()
+		errs = append(errs, g.auth.Close())
 	}
 	if g.be != nil {
 		g.be.CloseIdleConnections()
 	}
-	return err
+	if g.ev != nil {
+		errs = append(errs, g.ev.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Config returns the configuration the gateway runs with.
@@ -128,7 +138,6 @@ func (g *Gateway) HubOptions(o *hub.Options) {
 		o.RPC = g.rpc
 	}
 	o.OnConnect = g.onConnect
-	o.OnDisconnect = g.onDisconnect
 }
 
 // Bind gives the gateway the hub its hooks serve: the backend API's user operations go through
@@ -356,16 +365,33 @@ func (g *Gateway) rpc(ctx context.Context, c *wsgate.Conn, id *hub.Identity, met
 	return g.be.RPC(ctx, proxy.RPCRequest{Client: clientOf(c, id), Method: method, Data: data})
 }
 
+// onConnect is hub.Options.OnConnect, and the open of an identified raw connection: the
+// connect event. Its disconnect event follows from the handler's OnClose, which knows the close
+// code (hub.Options.OnDisconnect does not).
 func (g *Gateway) onConnect(c *wsgate.Conn, id *hub.Identity) {
-	if g.ev != nil {
-		g.ev.Connected(c, id)
+	if g.ev == nil {
+		return
 	}
+	s := g.state(c)
+	if s == nil {
+		return
+	}
+	ci := clientOf(c, id)
+	info := events.ConnectInfo{Client: ci.Name, User: ci.User, Transport: ci.Transport, Remote: ci.Remote, Time: g.now()}
+	s.mu.Lock()
+	s.event = &info
+	s.mu.Unlock()
+	g.ev.Connected(info)
 }
 
-func (g *Gateway) onDisconnect(c *wsgate.Conn, id *hub.Identity) {
-	if g.ev != nil {
-		g.ev.Disconnected(c, id)
+// disconnected sends the disconnect event owed for a connection that ended with err.
+func (g *Gateway) disconnected(info *events.ConnectInfo, err error) {
+	di := events.DisconnectInfo{ConnectInfo: *info, Code: int(wsgate.CloseAbnormal)}
+	var ce *wsgate.CloseError
+	if errors.As(err, &ce) {
+		di.Code, di.Reason = int(ce.Code), ce.Reason
 	}
+	g.ev.Disconnected(di)
 }
 
 // Handler wraps the hub's handler (next) to keep the gateway's state of every connection: its
@@ -415,7 +441,7 @@ func (h *handler) OnClose(c *wsgate.Conn, err error) {
 		return
 	}
 	s.mu.Lock()
-	user, id, t := s.user, s.id, s.expiry
+	user, ev, t := s.user, s.event, s.expiry
 	s.mu.Unlock()
 	if t != nil {
 		t.Stop()
@@ -423,8 +449,8 @@ func (h *handler) OnClose(c *wsgate.Conn, err error) {
 	if user != "" {
 		g.reg.remove(user, c)
 	}
-	if c.Subprotocol() != protocol.Subprotocol && user != "" {
-		g.onDisconnect(c, id)
+	if ev != nil {
+		g.disconnected(ev, err)
 	}
 }
 

@@ -78,8 +78,8 @@ func startLogged(t *testing.T, cfg *gateway.Config, wsCfg *wsgate.Config, log *s
 		defer cancel()
 		_ = ws.Shutdown(ctx)
 		ts.Close()
+		_ = gw.Close(ctx)
 		_ = h.Close(ctx)
-		_ = gw.Close()
 	})
 	return &server{url: "ws" + strings.TrimPrefix(ts.URL, "http") + "/", gw: gw, hub: h, ws: ws}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/api"
@@ -157,7 +158,12 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
-	gw, err := gateway.New(ctx, gwCfg, gateway.Deps{Logger: log})
+	deps := gateway.Deps{Logger: log}
+	deps.Outbox, _ = be.broker.(broker.Outbox)
+	if c, ok := be.broker.(broker.Cluster); ok {
+		deps.Node = c.Node()
+	}
+	gw, err := gateway.New(ctx, gwCfg, deps)
 	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
@@ -166,16 +172,16 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	gw.HubOptions(&hubOpts)
 	h, err := be.startHub(ctx, &hubOpts, log)
 	if err != nil { // the broker did not start (its options are checked): the hub did not take it
-		return nil, errors.Join(err, gw.Close(), be.broker.Close(context.Background()))
+		return nil, errors.Join(err, gw.Close(context.Background()), be.broker.Close(context.Background()))
 	}
 	if err := gw.Bind(h); err != nil {
-		return nil, errors.Join(err, gw.Close(), h.Close(context.Background()))
+		return nil, errors.Join(err, gw.Close(context.Background()), h.Close(context.Background()))
 	}
 	cfg.Admit = gw.Admit
 	ws, err := wsgate.NewServer(logConns(gw.Handler(h.Handler(echoDone)), log), &cfg)
 	if err != nil {
 		_ = h.Close(context.Background())
-		return nil, errors.Join(fmt.Errorf("invalid configuration: %w", err), gw.Close())
+		return nil, errors.Join(fmt.Errorf("invalid configuration: %w", err), gw.Close(context.Background()))
 	}
 	mux := http.NewServeMux()
 	page := pageHandler()
@@ -193,7 +199,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		ah, err := newAPI(gw, gwCfg, &hubOpts, log)
 		if err != nil {
 			_ = h.Close(context.Background())
-			return nil, errors.Join(err, gw.Close())
+			return nil, errors.Join(err, gw.Close(context.Background()))
 		}
 		if gwCfg.API.Path != "" {
 			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
@@ -285,8 +291,12 @@ func (g *node) shutdown() error {
 	})
 	wsErr := g.ws.Shutdown(ctx)
 	wg.Wait()
+	// After the connections, so that their disconnect events are queued; before the broker,
+	// which holds the events' outbox.
+	if err := g.gw.Close(ctx); err != nil {
+		g.log.Warn("gateway: closing", "err", err)
+	}
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
-	_ = g.gw.Close()
 	natsErr := g.backend.close(ctx)
 	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)

@@ -35,7 +35,7 @@ func TestWalkThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer gw.Close()
+	defer gw.Close(context.Background())
 	opts := hub.Options{PingInterval: -1}
 	gw.HubOptions(&opts)
 	h, err := hub.New(context.Background(), memory.New(nil), &opts)
