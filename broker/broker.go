@@ -147,8 +147,11 @@ type Outbox interface {
 
 // Deduplicator is an optional capability: PublishOnce publishes data on channel unless a
 // publication with the same key was made on it recently (within the broker's deduplication
-// window, across every node), in which case it returns that publication's position and publishes
-// nothing. A client retrying a publication after a lost acknowledgement publishes it once.
+// window, across every node; each implementation documents it: 2 minutes by default), in which
+// case it returns that publication's position and publishes nothing. A client retrying a
+// publication after a lost acknowledgement publishes it once. Keys of different channels are
+// independent; concurrent calls with one key publish once too. The position is the zero
+// Position when the broker no longer knows it (its history was removed or has expired).
 type Deduplicator interface {
 	PublishOnce(ctx context.Context, channel string, data []byte, key string) (Position, error)
 }

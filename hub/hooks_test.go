@@ -294,9 +294,19 @@ func TestBrokerCapabilitiesAreUsed(t *testing.T) {
 }
 
 // TestPublishOnceWindow: without a Deduplicator, the hub's own window publishes a key once, even
-// when 20 callers race with it; other keys and channels publish.
+// when 20 callers race with it; other keys and channels publish. So does broker/memory's
+// Deduplicator, through the hub.
 func TestPublishOnceWindow(t *testing.T) {
-	e := start(t, nil, nil)
+	for name, b := range map[string]broker.Broker{
+		"hub's window":    struct{ broker.Broker }{memory.New(nil)}, // the capability hidden
+		"broker's window": memory.New(nil),
+	} {
+		t.Run(name, func(t *testing.T) { testPublishOnceWindow(t, b) })
+	}
+}
+
+func testPublishOnceWindow(t *testing.T, b broker.Broker) {
+	e := startOn(t, b, nil, nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	pos := make([]broker.Position, 20)

@@ -14,6 +14,11 @@
 // content up to HistorySize and shrinks when a quarter full), each payload rounded up to its
 // allocation. MaxChannels bounds the streams.
 //
+// Options.Namespaces give channels by prefix history bounds of their own: a stream takes its
+// namespace's size and age when it is made, and the sweep runs at a quarter of the shortest age.
+// PublishOnce remembers at most DedupKeys keys (about 320 bytes each, whatever the key's length:
+// a key is kept as a SHA-256) for DedupWindow; beyond the count the oldest go first.
+//
 // # Eviction
 //
 // At a bound the broker makes room rather than refusing work, so that one client filling the

@@ -19,6 +19,8 @@ const (
 	DefaultHistoryTTL  = 5 * time.Minute
 	DefaultMaxChannels = 100_000
 	DefaultMaxBytes    = 256 << 20
+	DefaultDedupWindow = 2 * time.Minute
+	DefaultDedupKeys   = 100_000
 )
 
 // publishAttempts bounds how often a Publish makes room and tries again: when other publications
@@ -43,15 +45,29 @@ type Options struct {
 	MaxBytes int64
 	// Outbox bounds the broker's event outbox (Broker.Put and so on). Default: see OutboxOptions.
 	Outbox OutboxOptions
+	// Namespaces give the channels whose names start with their prefixes history bounds of their
+	// own (the longest matching prefix wins): HistorySize 0 keeps none, HistoryTTL 0 is
+	// HistoryTTL above. Start refuses a list broker.CheckNamespaces faults.
+	Namespaces []broker.Namespace
+	// DedupWindow is how long PublishOnce remembers a key. Default 2 minutes.
+	DedupWindow time.Duration
+	// DedupKeys bounds the keys PublishOnce remembers (about 320 bytes each: 32 MB at the
+	// default); beyond it the oldest are forgotten first, which shortens the window under that
+	// load. Default 100,000.
+	DedupKeys int
 	// now is the clock, for tests.
 	now func() time.Time
 }
 
 // Broker is the in-memory broker.Broker.
 type Broker struct {
-	opts    Options
-	deliver broker.DeliverFunc
-	bytes   atomic.Int64 // what the streams hold, against MaxBytes
+	opts       Options
+	optsErr    error         // what is wrong with opts: Start refuses it
+	nsLimits   []limits      // by index of opts.Namespaces
+	sweepEvery time.Duration // the shortest HistoryTTL of all; the sweep runs 4 times as often
+	deliver    broker.DeliverFunc
+	bytes      atomic.Int64 // what the streams hold, against MaxBytes
+	dedup      dedup        // PublishOnce's keys (dedup.go)
 
 	mu      sync.Mutex // guards streams, closed; taken before a stream's mu
 	streams map[string]*stream
@@ -84,14 +100,51 @@ func New(opts *Options) *Broker {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultMaxBytes
 	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = DefaultDedupWindow
+	}
+	if o.DedupKeys <= 0 {
+		o.DedupKeys = DefaultDedupKeys
+	}
 	if o.now == nil {
 		o.now = time.Now
 	}
-	return &Broker{opts: o, streams: map[string]*stream{}, outbox: NewOutbox(&o.Outbox), stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Broker{opts: o, streams: map[string]*stream{}, outbox: NewOutbox(&o.Outbox), stop: make(chan struct{}), done: make(chan struct{})}
+	b.dedup.keys = map[dedupKey]*once{}
+	b.optsErr = broker.CheckNamespaces(o.Namespaces)
+	b.sweepEvery = o.HistoryTTL
+	b.nsLimits = make([]limits, len(o.Namespaces))
+	for i, ns := range o.Namespaces {
+		b.nsLimits[i] = limits{size: max(ns.HistorySize, 0), ttl: ns.HistoryTTL}
+		if ns.HistoryTTL <= 0 {
+			b.nsLimits[i].ttl = o.HistoryTTL
+		}
+		b.sweepEvery = min(b.sweepEvery, b.nsLimits[i].ttl)
+	}
+	return b
 }
 
-// Start implements broker.Broker; it starts the janitor that forgets expired history.
+// limits are a channel's history bounds: its namespace's, or the broker's.
+type limits struct {
+	size int // publications kept; 0: none
+	ttl  time.Duration
+}
+
+// limitsOf returns the history bounds of channel: those of the namespace with the longest
+// prefix it starts with, or the broker's.
+func (b *Broker) limitsOf(channel string) limits {
+	if i := broker.MatchNamespace(b.opts.Namespaces, channel); i >= 0 {
+		return b.nsLimits[i]
+	}
+	return limits{size: b.opts.HistorySize, ttl: b.opts.HistoryTTL}
+}
+
+// Start implements broker.Broker; it starts the janitor that forgets expired history. It refuses
+// Options whose Namespaces broker.CheckNamespaces faults.
 func (b *Broker) Start(_ context.Context, deliver broker.DeliverFunc) error {
+	if b.optsErr != nil {
+		return fmt.Errorf("memory: %w", b.optsErr)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -100,7 +153,7 @@ func (b *Broker) Start(_ context.Context, deliver broker.DeliverFunc) error {
 	b.deliver = deliver
 	go func() { // owner: the Broker; stopped by Close
 		defer close(b.done)
-		t := time.NewTicker(max(b.opts.HistoryTTL/4, 10*time.Millisecond))
+		t := time.NewTicker(max(b.sweepEvery/4, 10*time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
@@ -163,7 +216,8 @@ func (b *Broker) lookup(channel string, create bool) (*stream, error) {
 		if !b.reserve(cost) && !(b.evictBytes(cost, nil) && b.reserve(cost)) {
 			return nil, fmt.Errorf("%w: streams hold %d of %d bytes, none to evict", broker.ErrFull, b.bytes.Load(), b.opts.MaxBytes)
 		}
-		s = &stream{name: strings.Clone(channel), epoch: newEpoch()} // not a view of the caller's buffer
+		lim := b.limitsOf(channel)
+		s = &stream{name: strings.Clone(channel), epoch: newEpoch(), size: lim.size, ttl: lim.ttl} // not a view of the caller's buffer
 		b.streams[s.name] = s
 	}
 	return s, nil
@@ -188,16 +242,17 @@ func (b *Broker) locked(channel string, create bool) (*stream, error) {
 // Publish implements broker.Broker. Delivery happens under the stream's lock, so that every
 // channel's publications are delivered one at a time, in offset order.
 //
-// A publication that keeps no history (HistorySize < 0) to a channel nobody subscribes to reaches
-// no one and creates no stream: it is the first and only of an epoch of its own (offset 1), as
-// its history, empty, will say.
+// A publication that keeps no history (HistorySize < 0, or its namespace's 0) to a channel
+// nobody subscribes to reaches no one and creates no stream: it is the first and only of an
+// epoch of its own (offset 1), as its history, empty, will say.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
 	}
-	keep := b.opts.HistorySize > 0
+	lim := b.limitsOf(channel)
+	keep := lim.size > 0
 	if keep {
-		if alone := streamCost(channel) + ringCost(min(4, b.opts.HistorySize)) + entryCost(data); alone > b.opts.MaxBytes {
+		if alone := streamCost(channel) + ringCost(min(4, lim.size)) + entryCost(data); alone > b.opts.MaxBytes {
 			return broker.Position{}, fmt.Errorf("%w: a publication holding %d bytes, more than MaxBytes (%d)", broker.ErrFull, alone, b.opts.MaxBytes)
 		}
 	}
@@ -209,7 +264,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 		if s == nil {
 			return broker.Position{Epoch: newEpoch(), Offset: 1}, nil
 		}
-		pos, need := b.publish(s, data, keep)
+		pos, need := b.publish(s, data)
 		if need == 0 {
 			return pos, nil
 		}
@@ -222,12 +277,13 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 
 // publish appends data to s, locked, delivers it and unlocks s. When keeping it would pass
 // MaxBytes it does nothing and returns the bytes it needs.
-func (b *Broker) publish(s *stream, data []byte, keep bool) (_ broker.Position, need int64) {
+func (b *Broker) publish(s *stream, data []byte) (_ broker.Position, need int64) {
 	defer s.mu.Unlock()
 	now := b.opts.now()
 	b.expire(s, now)
+	keep := s.size > 0
 	if keep {
-		cost := s.pushCost(data, b.opts.HistorySize)
+		cost := s.pushCost(data, s.size)
 		if !b.reserve(cost) {
 			return broker.Position{}, cost
 		}
@@ -236,7 +292,7 @@ func (b *Broker) publish(s *stream, data []byte, keep bool) (_ broker.Position, 
 	s.published = now
 	p := broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: s.offset, Data: data}
 	if keep {
-		s.push(entry{pub: p, at: now}, b.opts.HistorySize)
+		s.push(entry{pub: p, at: now}, s.size)
 	}
 	if b.deliver != nil && s.interest {
 		b.deliver(p)
@@ -342,7 +398,7 @@ func (b *Broker) remove(s *stream) {
 // expire drops entries older than the TTL and fits the ring. Called with s.mu.
 func (b *Broker) expire(s *stream, now time.Time) {
 	var freed int64
-	for s.n > 0 && now.Sub(s.entries[s.head].at) > b.opts.HistoryTTL {
+	for s.n > 0 && now.Sub(s.entries[s.head].at) > s.ttl {
 		freed += s.dropOldest()
 	}
 	if freed > 0 {

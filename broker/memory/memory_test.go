@@ -23,7 +23,13 @@ func TestConformance(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T) broker.Broker { return New(&Options{HistorySize: 10}) })
 }
 
-func started(t *testing.T, o *Options) *Broker {
+func TestNamespacesConformance(t *testing.T) {
+	brokertest.RunNamespaces(t, func(t *testing.T, ns []broker.Namespace) broker.Broker {
+		return New(&Options{HistorySize: 10, Namespaces: ns})
+	})
+}
+
+func started(t testing.TB, o *Options) *Broker {
 	t.Helper()
 	b := New(o)
 	if err := b.Start(context.Background(), func(broker.Publication) {}); err != nil {

@@ -17,9 +17,11 @@ type stream struct {
 	entries   []entry // ring, oldest first from head
 	head      int
 	n         int
-	published time.Time // last publication, for eviction (least recently published first)
-	interest  bool      // this node subscribed: keep the stream (and its epoch) while it is empty
-	dead      bool      // removed from the map: a Publish that raced with the removal looks again
+	published time.Time     // last publication, for eviction (least recently published first)
+	interest  bool          // this node subscribed: keep the stream (and its epoch) while it is empty
+	size      int           // publications kept (0: none), from the channel's namespace
+	ttl       time.Duration // how long they are kept
+	dead      bool          // removed from the map: a Publish that raced with the removal looks again
 }
 
 type entry struct {

@@ -22,11 +22,44 @@ func BenchmarkPublishOneSubscriber(b *testing.B) {
 	benchmarkPublish(b, true)
 }
 
+// BenchmarkPublishNamespaced is BenchmarkPublishNoSubscribers to a channel of a namespace
+// whose age is shorter than the longest: each publication carries a message TTL.
+func BenchmarkPublishNamespaced(b *testing.B) {
+	benchmarkPublishOpts(b, false, Options{Namespaces: benchNamespaces}, nil)
+}
+
+// BenchmarkPublishOnce is BenchmarkPublishNoSubscribers through PublishOnce, a new key each time:
+// the key's hash and the Nats-Msg-Id header, and the stream's duplicate check.
+func BenchmarkPublishOnce(b *testing.B) {
+	i := 0
+	benchmarkPublishOpts(b, false, Options{}, func(ctx context.Context, n *Broker, data []byte) (broker.Position, error) {
+		i++
+		return n.PublishOnce(ctx, "bench", data, "key-"+strconv.Itoa(i))
+	})
+}
+
+// benchNamespaces are a gateway's few namespaces; "bench" is in the last.
+var benchNamespaces = []broker.Namespace{
+	{Prefix: "news:", HistorySize: 10, HistoryTTL: time.Hour},
+	{Prefix: "chat:", HistorySize: 100},
+	{Prefix: "cursor:", HistorySize: 0},
+	{Prefix: "be", HistorySize: 50, HistoryTTL: time.Minute},
+}
+
 func benchmarkPublish(b *testing.B, subscribed bool) {
+	benchmarkPublishOpts(b, subscribed, Options{}, nil)
+}
+
+func benchmarkPublishOpts(b *testing.B, subscribed bool, o Options, publish func(context.Context, *Broker, []byte) (broker.Position, error)) {
+	if publish == nil {
+		publish = func(ctx context.Context, n *Broker, data []byte) (broker.Position, error) {
+			return n.Publish(ctx, "bench", data)
+		}
+	}
 	s := runServer(b, "", 0)
 	ctx := context.Background()
 	var delivered atomic.Int64
-	pub := started(b, s, Options{}, nil)
+	pub := started(b, s, o, nil)
 	if subscribed {
 		sub := started(b, s, Options{}, func(broker.Publication) { delivered.Add(1) })
 		if err := sub.Subscribe(ctx, "bench"); err != nil {
@@ -40,7 +73,7 @@ func benchmarkPublish(b *testing.B, subscribed bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := pub.Publish(ctx, "bench", data); err != nil {
+		if _, err := publish(ctx, pub, data); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -317,9 +317,9 @@ func (s *subState) catchUp() {
 			return
 		}
 		if known {
-			r, err = b.History(ctx, s.channel, &from, catchUpPage)
+			r, err = b.historyUpTo(ctx, s.channel, &from, catchUpPage, uncapped)
 		} else {
-			r, err = b.History(ctx, s.channel, nil, 1) // no baseline yet: the top becomes it
+			r, err = b.historyUpTo(ctx, s.channel, nil, 1, uncapped) // no baseline yet: the top becomes it
 		}
 		b.releaseRead()
 		if ctx.Err() != nil {

@@ -4,8 +4,8 @@
 // # Model
 //
 // One JetStream stream (Options.Stream, file storage) holds every channel's history, bounded
-// per channel by HistorySize publications and HistoryTTL, and in all by MaxBytes (the oldest
-// publications of all channels go first). A publication is stored on its channel's subject;
+// per channel by HistorySize publications and HistoryTTL (or its namespace's: see Namespaces),
+// and in all by MaxBytes (the oldest publications of all channels go first). A publication is stored on its channel's subject;
 // once stored, the stream republishes it on the channel's delivery subject, where the nodes
 // that have subscribers for the channel listen with a core NATS subscription. So a node gets
 // only the channels it subscribed to (interest per node, not a firehose), and only what was
@@ -18,6 +18,43 @@
 // again. So offsets are contiguous across all the nodes that publish to a channel, and a new
 // epoch starts only when the channel has no message left (all of it expired or evicted, or the
 // stream was lost).
+//
+// # Namespaces
+//
+// Options.Namespaces give channels by prefix bounds of their own, in the same one stream:
+//
+//   - Age: the stream's MaxAge is the longest of all ages; a publication whose channel's age is
+//     shorter carries it as a message TTL (the Nats-TTL header, whole seconds, nats-server 2.11
+//     or later), and the stream drops it then.
+//   - Count: the stream keeps per channel (MaxMsgsPerSubject) the largest count of all; History
+//     returns at most the channel's own count, the latest, and reports what is before them as
+//     gone (complete false). A namespace that keeps no history (HistorySize 0) has its
+//     publications roll the channel up (Nats-Rollup: sub): the stream keeps only its last message,
+//     which carries its offsets on, and History returns none. A node's own catch-ups (gap
+//     filling) read all the stream holds: what its subscribers missed in transit reaches them
+//     as far as it is stored, the last publication of a channel without history included.
+//
+// Why not a stream per namespace (ARCHITECTURE.md's first sketch)? A stream's MaxMsgsPerSubject
+// would bound the count physically, but a channel's stream would then depend on the list: a
+// namespace added, removed or renamed on a restart, or a rolling restart in which nodes disagree
+// for a while, would move channels between streams (new epochs, history stranded in a stream
+// nobody reads) or split one channel between two (two epochs at once). In one stream a change of
+// the list changes bounds only: Start updates the stream, channels keep their subjects, epochs
+// and offsets, and every guarantee below (the expected-last-sequence check, the leader's top, the
+// batched check of tops, the leader-election advisory) stays the one stream's. What it costs: a
+// channel of a namespace with a smaller count may hold up to the largest count in the stream
+// (bounded in all by MaxBytes and its age), and namespaces share MaxBytes. A publication outside
+// any namespace, with no namespace list, carries no extra header.
+//
+// RemoveHistory purges the channel's subject (the stream purge API, answered by the leader once
+// applied). The channel then has no message, so its next publication starts a new epoch
+// wherever it is made: a node whose publication expects the old top is refused by the stream
+// and reads the empty one.
+//
+// PublishOnce adds a Nats-Msg-Id (the channel and key, hashed) to the publication: the stream's
+// duplicate window (DedupWindow, default 2 minutes, at most the longest age) deduplicates it
+// across all nodes, and a duplicate's acknowledgement names the first's sequence, whose position
+// PublishOnce reads from the leader.
 //
 // # Subjects
 //
@@ -108,6 +145,10 @@
 // published to it) adds a round trip to read the channel's top. A node remembers the top of at
 // most 16,384 channels.
 //
+// A publication in a namespace with an age of its own carries a message TTL, and a PublishOnce a
+// Nats-Msg-Id: 7 more allocations each (server included), within the noise in time; a duplicate
+// adds a read of the first from the leader (BENCHMARKS.md, "Broker costs").
+//
 // The periodic check costs one direct get (its multi_last form, which any replica answers) per
 // 128 subscribed channels; the answer holds each channel's last publication, its payload and
 // about 640 bytes besides (headers, subject). With 1,000 channels of 64-byte publications
@@ -142,6 +183,8 @@
 // broker and waited for by Close; Listen's callbacks run on nats.go's goroutine for that
 // subscription, and fn must not call the cancel func of its own Listen.
 //
-// All nodes must use the same Stream, Prefix and history options: Start updates the stream to
-// its own options.
+// All nodes must use the same Stream, Prefix and history options, Namespaces included: Start
+// updates the stream to its own options. While they differ (a rolling restart that changes the
+// list), each publication carries the age of the node that made it, and each History applies the
+// count of the node that reads it; offsets and epochs are not affected.
 package nats

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/wsgate/wsgate/broker"
 )
@@ -18,7 +19,21 @@ const scanSpan = 32
 // them) and reads the publications in batches. In a replicated stream a direct get may be
 // answered by a replica a little behind the leader: what such a replica does not hold yet, up
 // to the top, is read from the leader.
+//
+// A channel's history holds at most its namespace's HistorySize publications, the latest: the
+// stream may keep more of them (its per-subject bound is the largest of all namespaces), and
+// those are not returned, as if gone.
 func (b *Broker) History(ctx context.Context, channel string, since *broker.Position, limit int) (broker.HistoryResult, error) {
+	return b.historyUpTo(ctx, channel, since, limit, b.limitsOf(channel).size)
+}
+
+// uncapped is the size of a read of all the stream holds of a channel: a catch-up's, which
+// delivers to this node's subscribers what they missed in transit, whatever their namespace
+// lets a client recover (its last publication, in a namespace that keeps none).
+const uncapped = math.MaxInt
+
+// historyUpTo is History returning at most the size latest publications of the channel.
+func (b *Broker) historyUpTo(ctx context.Context, channel string, since *broker.Position, limit, size int) (broker.HistoryResult, error) {
 	if len(channel) > maxNameLen {
 		return broker.HistoryResult{}, fmt.Errorf("broker/nats: channel of %d bytes, more than %d", len(channel), maxNameLen)
 	}
@@ -27,7 +42,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	}
 	cctx, cancel := b.call(ctx)
 	defer cancel()
-	r, err := b.history(cctx, b.in+subjectToken(channel), since, limit)
+	r, err := b.history(cctx, b.in+subjectToken(channel), since, limit, size)
 	if err != nil {
 		return broker.HistoryResult{}, b.unavailable(ctx, "history", err)
 	}
@@ -37,7 +52,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	return r, nil
 }
 
-func (b *Broker) history(ctx context.Context, subj string, since *broker.Position, limit int) (broker.HistoryResult, error) {
+func (b *Broker) history(ctx context.Context, subj string, since *broker.Position, limit, size int) (broker.HistoryResult, error) {
 	top, ok, err := b.lastAcked(ctx, subj)
 	if err != nil {
 		return broker.HistoryResult{}, err
@@ -60,6 +75,15 @@ func (b *Broker) history(ctx context.Context, subj string, since *broker.Positio
 			return r, nil
 		}
 		want = pos.Offset + 1
+	}
+	if kept := uint64(size); top.pos.Offset-want+1 > kept { // before the oldest the channel keeps
+		if since != nil {
+			r.Complete = false
+		}
+		if kept == 0 {
+			return r, nil
+		}
+		want = top.pos.Offset - kept + 1
 	}
 	first, ok, err := b.next(ctx, subj, 0)
 	if err != nil {

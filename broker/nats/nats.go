@@ -27,6 +27,7 @@ const (
 	DefaultMaxBytes    = 1 << 30
 	DefaultTimeout     = 2 * time.Second
 	DefaultCheck       = 5 * time.Second
+	DefaultDedupWindow = 2 * time.Minute
 )
 
 // Options configure the NATS broker. The zero value connects to nats://127.0.0.1:4222.
@@ -57,6 +58,15 @@ type Options struct {
 	// MaxBytes bounds the stream's size in bytes; beyond it the oldest publications of all
 	// channels go first. Default 1 GiB.
 	MaxBytes int64
+	// Namespaces give the channels whose names start with their prefixes history bounds of their
+	// own (the longest matching prefix wins): HistorySize 0 keeps none (but the channel's last
+	// message, for its offsets), HistoryTTL 0 is HistoryTTL above. A HistoryTTL shorter than the
+	// longest of all (this one's included) must be whole seconds and needs nats-server 2.11 or
+	// later. Start refuses a list broker.CheckNamespaces faults. See the package doc.
+	Namespaces []broker.Namespace
+	// DedupWindow is how long PublishOnce's keys are remembered: the stream's duplicate window,
+	// at most the longest HistoryTTL. Default 2 minutes (100 ms at least).
+	DedupWindow time.Duration
 	// Node names this node in the cluster; Node() adds a random suffix new at every start.
 	// Default: random.
 	Node string
@@ -104,6 +114,10 @@ func (o *Options) withDefaults() {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
+	if o.DedupWindow <= 0 {
+		o.DedupWindow = DefaultDedupWindow
+	}
+	o.DedupWindow = max(o.DedupWindow, 100*time.Millisecond) // JetStream's least
 	if o.CheckInterval == 0 {
 		o.CheckInterval = DefaultCheck
 	}
@@ -152,6 +166,9 @@ type Broker struct {
 	ob         outboxState
 
 	deliver broker.DeliverFunc
+
+	def limits   // history bounds of a channel outside every namespace (namespace.go)
+	ns  []limits // by index of opts.Namespaces
 
 	mu      sync.Mutex // guards closed, started, chans, subs, listens; taken after a subState's
 	closed  bool
@@ -269,6 +286,13 @@ func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
 		return errors.New("broker/nats: started twice")
 	}
 	b.mu.Unlock()
+	sl, err := b.resolveLimits()
+	if err != nil {
+		return err
+	}
+	if b.needsTTL() && !serverAtLeast(b.nc, 2, 11) {
+		return fmt.Errorf("broker/nats: start: namespaces of different ages need message TTLs, from nats-server 2.11; connected to %s", b.nc.ConnectedServerVersion())
+	}
 	js, err := jetstream.New(b.nc)
 	if err != nil {
 		return fmt.Errorf("broker/nats: start: %w", err)
@@ -281,12 +305,17 @@ func (b *Broker) Start(ctx context.Context, deliver broker.DeliverFunc) error {
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
-		MaxMsgsPerSubject: int64(b.opts.HistorySize),
-		MaxAge:            b.opts.HistoryTTL,
+		MaxMsgsPerSubject: sl.perSubject,
+		MaxAge:            sl.maxAge,
 		MaxBytes:          b.opts.MaxBytes,
 		Replicas:          b.opts.Replicas,
 		AllowDirect:       true,
 		RePublish:         &jetstream.RePublish{Source: b.in + ">", Destination: b.out + ">"},
+		Duplicates:        min(b.opts.DedupWindow, sl.maxAge),
+		// Namespaces' ages and their "no history" (namespace.go). Both stay on: JetStream
+		// refuses to turn message TTLs off again, and a roll-up is only ever ours.
+		AllowMsgTTL: serverAtLeast(b.nc, 2, 11),
+		AllowRollup: true,
 	})
 	if err != nil {
 		return b.unavailable(ctx, "start: create or update stream "+b.opts.Stream, err)

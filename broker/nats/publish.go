@@ -31,8 +31,9 @@ const chanCacheLen = 1 << 14
 // 1-slot channel, so that a Publish waiting for another gives up with its context.
 type pubChan struct {
 	lock  chan struct{}
-	subj  string // the channel's store subject
-	users int    // Publishes holding or waiting for lock; under Broker.mu
+	subj  string  // the channel's store subject
+	lim   *limits // the channel's history bounds
+	users int     // Publishes holding or waiting for lock; under Broker.mu
 
 	// Under lock:
 	known bool
@@ -42,9 +43,10 @@ type pubChan struct {
 
 // pubAck is JetStream's answer to a publication.
 type pubAck struct {
-	Stream string    `json:"stream"`
-	Seq    uint64    `json:"seq"`
-	Error  *apiError `json:"error"`
+	Stream    string    `json:"stream"`
+	Seq       uint64    `json:"seq"`
+	Duplicate bool      `json:"duplicate"` // a Nats-Msg-Id seen within the window: Seq is the first's
+	Error     *apiError `json:"error"`
 }
 
 // Publish implements broker.Broker. Publications to one channel are serialized on this node
@@ -55,6 +57,11 @@ type pubAck struct {
 // subscribed. With Discard old the stream never refuses for space: it drops the oldest
 // publications, so Publish never fails with broker.ErrFull.
 func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
+	return b.publishID(ctx, channel, data, "")
+}
+
+// publishID is Publish, with a Nats-Msg-Id when msgID is set (PublishOnce).
+func (b *Broker) publishID(ctx context.Context, channel string, data []byte, msgID string) (broker.Position, error) {
 	if len(channel) > maxNameLen {
 		return broker.Position{}, fmt.Errorf("broker/nats: channel of %d bytes, more than %d", len(channel), maxNameLen)
 	}
@@ -74,7 +81,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 		return broker.Position{}, b.unavailable(ctx, "publish: waiting for the channel's publications in flight", cctx.Err())
 	}
 	defer func() { <-c.lock }()
-	pos, err := b.publish(cctx, c.subj, c, data)
+	pos, err := b.publish(cctx, c, data, msgID)
 	if err != nil {
 		c.known = false // the publication may be stored all the same: read the top next time
 		return broker.Position{}, b.unavailable(ctx, "publish", err)
@@ -82,8 +89,10 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 	return pos, nil
 }
 
-// publish stores data after the channel's top c, holding c.lock.
-func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []byte) (broker.Position, error) {
+// publish stores data after the channel's top c, holding c.lock. With a msgID the stream may
+// find it a duplicate: the first publication's position is returned (dedup.go).
+func (b *Broker) publish(ctx context.Context, c *pubChan, data []byte, msgID string) (broker.Position, error) {
+	subj := c.subj
 	for attempt := 1; ; attempt++ {
 		if err := b.connected(); err != nil {
 			return broker.Position{}, err
@@ -108,6 +117,10 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 			offsetHeader:                  []string{strconv.FormatUint(next.Offset, 10)},
 			epochHeader:                   []string{next.Epoch},
 		}}
+		c.lim.headers(m.Header)
+		if msgID != "" {
+			m.Header[natsgo.MsgIdHdr] = []string{msgID}
+		}
 		resp, err := b.nc.RequestMsgWithContext(ctx, m)
 		if err != nil {
 			return broker.Position{}, err
@@ -116,12 +129,16 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 		if err != nil {
 			return broker.Position{}, err
 		}
+		if ack.Error == nil && ack.Duplicate {
+			c.known = false // stored by another node, perhaps: read the top next time
+			return b.original(ctx, ack.Seq)
+		}
 		if ack.Error == nil {
 			c.seq, c.pos = ack.Seq, next
 			return next, nil
 		}
 		c.known = false
-		if !wrongLastSeq(ack.Error) {
+		if !wrongLastSeq(ack.Error) && ack.Error.ErrCode != errCodeDupInFlight {
 			if ack.Error.Code == 503 || ack.Error.ErrCode == errCodeNoStream {
 				return broker.Position{}, fmt.Errorf("%w: %w", errNotConnected, ack.Error)
 			}
@@ -140,6 +157,10 @@ func (b *Broker) publish(ctx context.Context, subj string, c *pubChan, data []by
 
 var errContended = errors.New("contended")
 
+// errCodeDupInFlight is JetStream's answer, in a replicated stream, to a publication whose
+// Nats-Msg-Id is a publication still being stored: try again, to learn the first's sequence.
+const errCodeDupInFlight = 10158 // JSStreamDuplicateMessageConflict
+
 // wrongLastSeq reports whether the stream refused a publication for its expected last sequence:
 // retry once the channel's top is read again.
 func wrongLastSeq(e *apiError) bool {
@@ -150,7 +171,7 @@ func wrongLastSeq(e *apiError) bool {
 // ({"stream":"WSGATE","seq":42}), is read without encoding/json, which costs the hot path a few
 // allocations; anything else goes through it.
 func parseAck(data []byte) (pubAck, error) {
-	if !bytes.Contains(data, []byte(`"error"`)) {
+	if !bytes.Contains(data, []byte(`"error"`)) && !bytes.Contains(data, []byte(`"duplicate"`)) {
 		if _, rest, ok := bytes.Cut(data, []byte(`"seq":`)); ok {
 			end := 0
 			for end < len(rest) && '0' <= rest[end] && rest[end] <= '9' {
@@ -186,7 +207,7 @@ func (b *Broker) acquire(channel string) (*pubChan, error) {
 		if len(b.chans) >= chanCacheLen {
 			b.forgetIdle()
 		}
-		c = &pubChan{lock: make(chan struct{}, 1), subj: b.in + subjectToken(channel)}
+		c = &pubChan{lock: make(chan struct{}, 1), subj: b.in + subjectToken(channel), lim: b.limitsOf(channel)}
 		b.chans[channel] = c
 	}
 	c.users++

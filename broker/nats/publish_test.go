@@ -28,3 +28,12 @@ func TestParseAck(t *testing.T) {
 		}
 	}
 }
+
+// TestParseAckDuplicate: a duplicate's acknowledgement (as nats-server writes it, with a space)
+// is not read as a new publication.
+func TestParseAckDuplicate(t *testing.T) {
+	ack, err := parseAck([]byte(`{"stream":"WSGATE","seq":42,"duplicate": true}`))
+	if err != nil || !ack.Duplicate || ack.Seq != 42 {
+		t.Fatalf("%+v %v", ack, err)
+	}
+}

@@ -195,6 +195,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 		}
 	})
 
+	runCapabilities(t, start)
+
 	t.Run("ClosedBrokerRefuses", func(t *testing.T) {
 		b, _ := start(t)
 		_ = b.Close(ctx)
