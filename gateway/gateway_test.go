@@ -296,3 +296,55 @@ func TestHandshakeBucketsBounded(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// History bounds per namespace reach the broker: news: keeps 2, none: keeps none, the rest the
+// broker's default.
+func TestHistoryPerNamespace(t *testing.T) {
+	cfg := &gateway.Config{Namespaces: []gateway.Namespace{
+		{Prefix: "news:", ChannelRules: gateway.ChannelRules{HistorySize: intp(2)}},
+		{Prefix: "none:", ChannelRules: gateway.ChannelRules{HistorySize: intp(0)}},
+	}}
+	s := start(t, cfg, nil)
+	c := dialV1(t, s.url, nil)
+	for _, tc := range []struct {
+		channel string
+		want    int
+	}{{"news:a", 2}, {"none:a", 0}, {"chat:a", 5}} {
+		for i := range 5 {
+			c.ok(map[string]any{"op": "publish", "channel": tc.channel, "data": i})
+		}
+		var h protocol.HistoryResult
+		if err := json.Unmarshal(c.ok(map[string]any{"op": "history", "channel": tc.channel}), &h); err != nil {
+			t.Fatal(err)
+		}
+		if len(h.Publications) != tc.want {
+			t.Errorf("%s: history of %d publications, want %d", tc.channel, len(h.Publications), tc.want)
+		}
+	}
+}
+
+// recovery: false answers a resubscribe recovered: false, without replay.
+func TestRecoveryOff(t *testing.T) {
+	cfg := &gateway.Config{Namespaces: []gateway.Namespace{{Prefix: "norec:", ChannelRules: gateway.ChannelRules{Recovery: boolp(false)}}}}
+	s := start(t, cfg, nil)
+	c := dialV1(t, s.url, nil)
+	for _, tc := range []struct {
+		channel   string
+		recovered bool
+	}{{"norec:a", false}, {"chat:a", true}} {
+		var pos protocol.Position
+		for i := range 3 {
+			if err := json.Unmarshal(c.ok(map[string]any{"op": "publish", "channel": tc.channel, "data": i}), &pos); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var res protocol.SubscribeResult
+		if err := json.Unmarshal(c.ok(map[string]any{"op": "subscribe", "channel": tc.channel,
+			"since": map[string]any{"epoch": pos.Epoch, "offset": pos.Offset - 2}}), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Recovered != tc.recovered || tc.recovered && len(res.Publications) != 2 || !tc.recovered && len(res.Publications) != 0 {
+			t.Errorf("%s: %+v, want recovered %v", tc.channel, res, tc.recovered)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func startLogged(t *testing.T, cfg *gateway.Config, wsCfg *wsgate.Config, log *s
 	}
 	opts := hub.Options{Logger: log, PingInterval: -1}
 	gw.HubOptions(&opts)
-	h, err := hub.New(context.Background(), memory.New(nil), &opts)
+	h, err := hub.New(context.Background(), memory.New(&memory.Options{Namespaces: cfg.BrokerNamespaces(memory.DefaultHistorySize)}), &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,12 +178,18 @@ func parseArgs(o *options, args []string, env func(string) string) (*flag.FlagSe
 			return fs, fileErr
 		}
 		gw, err := gatewayConfig(fileTree, o, env)
-		o.gw = gw
+		o.setGateway(gw)
 		return fs, errors.Join(fileErr, err) // every error of the file at once
 	}
 	gw, err := gatewayConfig(fileTree, o, env)
-	o.gw = gw
+	o.setGateway(gw)
 	return fs, err
+}
+
+// setGateway keeps the gateway's config, and gives the broker its namespaces' history bounds.
+func (o *options) setGateway(gw gateway.Config) {
+	o.gw = gw
+	o.history.Namespaces = gw.BrokerNamespaces(o.history.HistorySize)
 }
 
 // envName is the environment variable that sets a flag: -read-limit is WSGATE_READ_LIMIT.

@@ -47,6 +47,8 @@ limits:
 namespaces:
   - prefix: "news:"
     publish: false
+    history_size: 500
+    history_ttl: 1h
 `)
 	env := map[string]string{
 		"WSGATE_READ_LIMIT":               "2000",
@@ -62,6 +64,10 @@ namespaces:
 		strings.Join(o.ws.AllowedOrigins, ",") != "a.example,b.example" || o.ws.PingInterval != defaultOptions().ws.PingInterval {
 		t.Errorf("flat settings: read-limit %d (flag 3000), max-connections %d (env 6), send-queue-messages %d (file 7), origins %v",
 			o.ws.ReadLimit, o.ws.MaxConnections, o.ws.SendQueueMessages, o.ws.AllowedOrigins)
+	}
+	if len(o.history.Namespaces) != 1 || o.history.Namespaces[0].Prefix != "news:" || o.history.Namespaces[0].HistorySize != 500 ||
+		o.history.Namespaces[0].HistoryTTL != time.Hour {
+		t.Errorf("the broker's namespaces: %+v", o.history.Namespaces)
 	}
 	g := o.gw
 	if g.Auth.Cookie != "from-flag" || g.Auth.Query != "q-from-file" || g.Limits.ConnectionsPerUser != 4 ||
