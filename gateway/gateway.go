@@ -43,8 +43,8 @@ type Gateway struct {
 	ns   *namespaces
 	hs   *handshakes
 	reg  *registry
-	auth verifier     // nil without auth.jwt
-	be   *proxy.Proxy // nil without any backend URL
+	auth verifier       // nil without auth.jwt
+	be   *proxy.Proxy   // nil without any backend URL
 	ev   *events.Sender // nil without backend.events_url
 
 	hub   *hub.Hub // set by Bind
