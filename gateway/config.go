@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -386,6 +387,14 @@ func (c *Config) Check() error {
 	}
 	if c.API.Enabled() && len(c.API.Keys) == 0 && c.API.KeyFile == "" {
 		bad("api.keys", "the API needs a key: api.keys (WSGATE_API_KEY) or api.key_file")
+	}
+	if c.API.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
+			bad("api.listen", "want host:port, got %q", c.API.Listen)
+		}
+	}
+	if c.Demo.Enabled && j.Configured() && j.HMACSecret == "" && j.HMACSecretFile == "" {
+		bad("demo.enabled", "the demo signs HS256 tokens: set auth.jwt.hmac_secret (or its file) beside the public keys")
 	}
 	if c.Demo.TokenTTL < 0 {
 		bad("demo.token_ttl", "must not be negative")

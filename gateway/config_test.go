@@ -79,13 +79,15 @@ func TestCheckNamesKeys(t *testing.T) {
 		Limits:   gateway.Limits{ConnectionsPerUser: -1, HandshakeBurst: 3},
 		API:      gateway.API{Path: "api/", Keys: []string{"short"}},
 	}
+	c.Demo.Enabled = true
+	c.Auth.JWT = gateway.JWT{PublicKeyFiles: []string{"/nonexistent.pem"}}
 	err := c.Check()
 	if err == nil {
 		t.Fatal("Check passed a bad config")
 	}
 	for _, want := range []string{
-		"auth.jwt.hmac_secret: 5 bytes: want at least 32",
-		"auth.jwt.jwks_url: want an http:// or https:// URL",
+		"auth.jwt.public_key_files[0]: no such file or directory",
+		"demo.enabled: the demo signs HS256 tokens",
 		"auth.refresh_url: needs auth.connect_url",
 		"auth.query: \"a b\" is not a valid name",
 		"namespaces[1].history_size: must not be negative",
@@ -115,6 +117,17 @@ func TestKeysListsEveryField(t *testing.T) {
 		"demo.enabled"} {
 		if !strings.Contains(" "+keys+" ", " "+want+" ") {
 			t.Errorf("Keys() lacks %s: %s", want, keys)
+		}
+	}
+}
+
+func TestCheckSecretsAndURLs(t *testing.T) {
+	c := gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: "short", JWKSURL: "ftp://x"}}, API: gateway.API{Listen: "nohost"}}
+	err := c.Check()
+	for _, want := range []string{"auth.jwt.hmac_secret: 5 bytes: want at least 32", "auth.jwt.jwks_url: want an http:// or https:// URL",
+		"api.listen: want host:port", "api.keys: the API needs a key"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check's errors lack %q:\n%v", want, err)
 		}
 	}
 }
