@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/jwtauth"
 )
 
 // The demo (wsgate serve -demo): POST /demo/token signs a token for any name asked, so that the
@@ -51,13 +52,13 @@ func demoConfig(cfg *gateway.Config, log *slog.Logger) (*gateway.Config, http.Ha
 		c.Auth.Anonymous = c.Auth.ConnectURL == "" // the console page connects without a name
 	}
 	ttl := cmp.Or(c.Demo.TokenTTL, gateway.DefaultDemoTokenTTL)
-	return &c, demoTokens(secret, ttl, log), nil
+	return &c, demoTokens(secret, &c.Auth.JWT, ttl, log), nil
 }
 
 // demoTokens answers POST /demo/token {"name":"alice"} with {"token":"...","warning":"..."}: a
 // token for user alice, info {"name":"alice"}. The body is bounded (maxDemoBodySize) and the
 // name checked: 1 to maxDemoName bytes of printable UTF-8, no '#' or ',' (user channel names).
-func demoTokens(secret []byte, ttl time.Duration, log *slog.Logger) http.Handler {
+func demoTokens(secret []byte, j *gateway.JWT, ttl time.Duration, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -80,7 +81,7 @@ func demoTokens(secret []byte, ttl time.Duration, log *slog.Logger) http.Handler
 			return
 		}
 		info, _ := json.Marshal(map[string]string{"name": name})
-		token, err := mintToken(secret, name, ttl, info, nil)
+		token, err := mint(secret, j, jwtauth.Claims{User: name, Info: info}, ttl)
 		if err != nil {
 			log.Error("demo token", "err", err)
 			http.Error(w, "cannot sign", http.StatusInternalServerError)

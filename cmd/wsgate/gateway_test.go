@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/jwtauth"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -153,15 +154,16 @@ func TestExampleConfig(t *testing.T) {
 
 func TestTokenSubcommand(t *testing.T) {
 	secretFile := writeFile(t, "secret", testSecret+"\n")
-	cfg := writeFile(t, "wsgate.yaml", "auth:\n  jwt:\n    hmac_secret_file: "+secretFile+"\n")
-	v, err := jwtauth.New(context.Background(), jwtauth.Config{Secret: []byte(testSecret)})
+	cfg := writeFile(t, "wsgate.yaml", "auth:\n  jwt:\n    hmac_secret_file: "+secretFile+"\n    audience: chat\n")
+	v, err := jwtauth.New(context.Background(), jwtauth.Config{Secret: []byte(testSecret), Audience: "chat"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
 	for _, args := range [][]string{
 		{"token", "-user", "alice", "-ttl", "1h", "-info", `{"name": "Alice"}`, "-channels", "#alice,news", "-config", cfg},
-		{"token", "-user", "alice", "-ttl", "1h", "-info", `{"name":"Alice"}`, "-channels", "#alice,news", "-jwt-hmac-secret-file", secretFile},
+		{"token", "-user", "alice", "-ttl", "1h", "-info", `{"name":"Alice"}`, "-channels", "#alice,news", "-jwt-hmac-secret-file", secretFile,
+			"-jwt-audience", "chat"},
 	} {
 		var stdout bytes.Buffer
 		if err := run(context.Background(), args, noEnv, &stdout, io.Discard); err != nil {
@@ -178,7 +180,7 @@ func TestTokenSubcommand(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	if err := run(context.Background(), []string{"token", "-user", "bob", "-channel", "private:x"}, envOf(map[string]string{
-		"WSGATE_JWT_HMAC_SECRET": testSecret}), &stdout, io.Discard); err != nil {
+		"WSGATE_JWT_HMAC_SECRET": testSecret, "WSGATE_JWT_AUDIENCE": "chat"}), &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.VerifyChannel(context.Background(), strings.TrimSpace(stdout.String()), "bob", "private:x"); err != nil {
@@ -205,9 +207,9 @@ func TestTokenSubcommand(t *testing.T) {
 func TestQueryTokenNeverLogged(t *testing.T) {
 	secretFile := writeFile(t, "secret", testSecret)
 	r := startRun(t, "-jwt-hmac-secret-file", secretFile, "-auth-query", "token", "-handshakes-per-second", "100")
-	good := mint(t, "alice", time.Hour)
+	good := mintFor(t, "alice", time.Hour)
 	bad := good[:len(good)-6] + "AAAAAA"
-	expired := mint(t, "alice", -time.Hour)
+	expired := mintFor(t, "alice", -time.Hour)
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.addr+"/ws?token="+good, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -237,9 +239,9 @@ func TestQueryTokenNeverLogged(t *testing.T) {
 	}
 }
 
-func mint(t *testing.T, user string, ttl time.Duration) string {
+func mintFor(t *testing.T, user string, ttl time.Duration) string {
 	t.Helper()
-	tok, err := mintToken([]byte(testSecret), user, ttl, nil, nil)
+	tok, err := mint([]byte(testSecret), &gateway.JWT{}, jwtauth.Claims{User: user}, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}

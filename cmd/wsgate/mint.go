@@ -1,22 +1,20 @@
 package main
 
 import (
-	"encoding/json"
 	"time"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/jwtauth"
 )
 
-// mintToken signs a connection token (HS256) for user, valid for ttl from now.
-func mintToken(secret []byte, user string, ttl time.Duration, info json.RawMessage, channels []string) (string, error) {
+// mint signs c (HS256) valid for ttl from now, with the aud and iss the configuration wants, so
+// that the server takes it (wsgate token, the demo).
+func mint(secret []byte, j *gateway.JWT, c jwtauth.Claims, ttl time.Duration) (string, error) {
 	now := time.Now()
-	return jwtauth.Signer{Alg: jwtauth.HS256, Key: secret}.Mint(jwtauth.Claims{User: user, Info: info, Channels: channels,
-		IssuedAt: now, ExpiresAt: now.Add(ttl)})
-}
-
-// mintChannelToken signs a channel token (HS256) for user and channel, valid for ttl from now.
-func mintChannelToken(secret []byte, user, channel string, ttl time.Duration) (string, error) {
-	now := time.Now()
-	return jwtauth.Signer{Alg: jwtauth.HS256, Key: secret}.Mint(jwtauth.Claims{User: user, Channel: channel,
-		IssuedAt: now, ExpiresAt: now.Add(ttl)})
+	c.IssuedAt, c.ExpiresAt = now, now.Add(ttl)
+	if j.Audience != "" {
+		c.Audience = []string{j.Audience}
+	}
+	c.Issuer = j.Issuer
+	return jwtauth.Signer{Alg: jwtauth.HS256, Key: secret}.Mint(c)
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/wsgate/wsgate/gateway/jwtauth"
 )
 
 // runToken is "wsgate token": mint an HS256 development token from the configured secret
@@ -24,13 +26,14 @@ func runToken(ctx context.Context, args []string, env func(string) string, stdou
 	channels := fs.String("channels", "", "comma-separated `channels` the server subscribes the connection to at connect")
 	channel := fs.String("channel", "", "mint a channel token for this `channel` instead (subscribe: token namespaces)")
 	fs.StringVar(&o.configFile, "config", "", "YAML config `file` holding auth.jwt (flags and env win over it)")
-	fs.Func("jwt-hmac-secret-file", "`file` holding the HS256 secret (or env WSGATE_JWT_HMAC_SECRET)", func(s string) error {
-		if o.gwSet == nil {
-			o.gwSet = map[string]string{}
+	// The server's flags for the key and the claims it checks, with their variables.
+	for _, name := range []string{"jwt-hmac-secret-file", "jwt-audience", "jwt-issuer"} {
+		for _, f := range gatewayFlags {
+			if f.name == name {
+				fs.Var(&gatewayValue{o: &o, key: f.key}, f.name, f.usage)
+			}
 		}
-		o.gwSet["auth.jwt.hmac_secret_file"] = s
-		return nil
-	})
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, "Usage: wsgate token -user USER [-ttl 1h] [-info JSON] [-channels a,b] [-channel CH] [-config FILE]\n\n"+
@@ -43,6 +46,15 @@ func runToken(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, name := range []string{"jwt-hmac-secret-file", "jwt-audience", "jwt-issuer"} { // their variables, as serve's
+		if v := env(envName(name)); v != "" && !given[name] {
+			if err := fs.Set(name, v); err != nil {
+				return usageError{fmt.Errorf("invalid value %q for env %s: %v", v, envName(name), err)}
+			}
+		}
 	}
 	if *user == "" {
 		return usageError{errors.New("-user is required")}
@@ -85,9 +97,9 @@ func runToken(ctx context.Context, args []string, env func(string) string, stdou
 	chs, _ := parseList(*channels)
 	var tok string
 	if *channel != "" {
-		tok, err = mintChannelToken(secret, *user, *channel, *ttl)
+		tok, err = mint(secret, &cfg.Auth.JWT, jwtauth.Claims{User: *user, Channel: *channel}, *ttl)
 	} else {
-		tok, err = mintToken(secret, *user, *ttl, rawInfo, chs)
+		tok, err = mint(secret, &cfg.Auth.JWT, jwtauth.Claims{User: *user, Info: rawInfo, Channels: chs}, *ttl)
 	}
 	if err != nil {
 		return usageError{err}
