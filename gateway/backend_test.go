@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -94,5 +95,46 @@ func TestConnectThroughBackend(t *testing.T) {
 	}
 	if calls.Load() < 5 {
 		t.Fatalf("the backend was called %d times", calls.Load())
+	}
+}
+
+// The publish hook may replace the data; rpc is answered by the backend.
+func TestPublishAndRPCThroughBackend(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			User   string          `json:"user"`
+			Data   json.RawMessage `json:"data"`
+			Method string          `json:"method"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/publish":
+			if string(req.Data) == `"bad word"` {
+				_, _ = io.WriteString(w, `{"error":{"code":104,"message":"mind your language"}}`)
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"result": map[string]any{"data": map[string]any{"by": req.User, "text": req.Data}}})
+		case "/rpc":
+			_ = json.NewEncoder(w).Encode(map[string]any{"result": map[string]any{"data": map[string]any{"method": req.Method, "user": req.User}}})
+		}
+	}))
+	defer be.Close()
+	cfg := &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}},
+		Backend: gateway.Backend{PublishURL: be.URL + "/publish", RPCURL: be.URL + "/rpc"}}
+	s := start(t, cfg, nil)
+	c := dialV1(t, s.url, nil)
+	c.ok(map[string]any{"op": "connect", "token": token(t, "alice", time.Hour, "")})
+	c.ok(map[string]any{"op": "publish", "channel": "chat:x", "data": "hi"})
+	c.fails(map[string]any{"op": "publish", "channel": "chat:x", "data": "bad word"}, protocol.CodeForbidden)
+	var h protocol.HistoryResult
+	if err := json.Unmarshal(c.ok(map[string]any{"op": "history", "channel": "chat:x"}), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Publications) != 1 || string(h.Publications[0].Data) != `{"by":"alice","text":"hi"}` {
+		t.Fatalf("history %+v: want the backend's replacement only", h)
+	}
+	if res := c.ok(map[string]any{"op": "rpc", "method": "profile.get", "data": map[string]any{}}); string(res) != `{"method":"profile.get","user":"alice"}` {
+		t.Fatalf("rpc answered %s", res)
 	}
 }

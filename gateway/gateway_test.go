@@ -348,3 +348,21 @@ func TestRecoveryOff(t *testing.T) {
 		}
 	}
 }
+
+// refresh extends a connection's identity with a fresh token of the same user.
+func TestRefresh(t *testing.T) {
+	s := start(t, &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}}}, nil)
+	c := dialV1(t, s.url, nil)
+	c.ok(map[string]any{"op": "connect", "token": token(t, "alice", time.Hour, "")})
+	var r protocol.RefreshResult
+	if err := json.Unmarshal(c.ok(map[string]any{"op": "refresh", "token": token(t, "alice", 2*time.Hour, "")}), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.ExpiresIn < 7000 {
+		t.Fatalf("refreshed for %d s, want about 7200", r.ExpiresIn)
+	}
+	c.fails(map[string]any{"op": "refresh", "token": token(t, "bob", time.Hour, "")}, protocol.CodeUnauthorized)
+	c.fails(map[string]any{"op": "refresh", "token": token(t, "alice", -time.Hour, "")}, protocol.CodeTokenExpired)
+	c.fails(map[string]any{"op": "refresh", "token": "x.y.z"}, protocol.CodeUnauthorized)
+	c.ok(map[string]any{"op": "ping"}) // the refusals left the connection as it was
+}
