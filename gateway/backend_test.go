@@ -21,6 +21,10 @@ import (
 func sessionBackend(t *testing.T, calls *atomic.Int32) *httptest.Server {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		if r.Header.Get(gateway.SecretHeader) != "backend-secret" {
+			http.Error(w, "who are you?", 403)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		var req struct {
 			Transport string            `json:"transport"`
@@ -61,7 +65,7 @@ func TestConnectThroughBackend(t *testing.T) {
 	cfg := &gateway.Config{
 		Auth:       gateway.Auth{ConnectURL: be.URL + "/connect"},
 		Namespaces: []gateway.Namespace{{Prefix: "team:", ChannelRules: gateway.ChannelRules{Subscribe: gateway.SubscribeBackend}}},
-		Backend:    gateway.Backend{SubscribeURL: be.URL + "/subscribe"},
+		Backend:    gateway.Backend{SubscribeURL: be.URL + "/subscribe", Secret: "backend-secret"},
 	}
 	s := start(t, cfg, nil)
 

@@ -35,6 +35,7 @@ func newBackend(cfg *Config, hc *http.Client) (*proxy.Proxy, error) {
 		Publish:   ep(b.PublishURL),
 		RPC:       ep(b.RPCURL),
 		Client:    hc,
+		Headers:   secretHeader(b.Secret),
 	})
 	if err != nil {
 		return nil, errorf("backend: %w", err)
@@ -51,4 +52,12 @@ func clientOf(c *wsgate.Conn, id *hub.Identity) proxy.Client {
 // rawClient describes an upgrade request not yet upgraded (Admit's connect call).
 func rawClient(r *http.Request) proxy.Client {
 	return proxy.Client{Transport: "raw", Remote: r.RemoteAddr, Header: r.Header}
+}
+
+// secretHeader is the header that carries backend.secret; nil without one.
+func secretHeader(secret string) http.Header {
+	if secret == "" {
+		return nil
+	}
+	return http.Header{SecretHeader: {secret}}
 }

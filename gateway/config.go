@@ -155,6 +155,10 @@ type Backend struct {
 	RPCURL string `koanf:"rpc_url"`
 	// EventsURL receives connect and disconnect events, at least once, from a bounded outbox.
 	EventsURL string `koanf:"events_url"`
+	// Secret, when set, goes with every call and event to the backend as the header
+	// X-Wsgate-Secret, by which it knows the call is wsgate's (its endpoints are reachable by
+	// others: a forged disconnect event, a connect oracle). Set it from WSGATE_BACKEND_SECRET.
+	Secret string `koanf:"secret"`
 	// Timeout bounds one attempt of a call to the backend. Default 3 s (proxy.DefaultTimeout).
 	Timeout time.Duration `koanf:"timeout"`
 	// Retries is how many more attempts a call gets after a network error, a timeout or a
@@ -232,6 +236,8 @@ type Demo struct {
 const (
 	DefaultHandshakeAddresses = 1 << 16
 	DefaultDemoTokenTTL       = time.Hour
+	// SecretHeader carries Backend.Secret.
+	SecretHeader = "X-Wsgate-Secret"
 	// MaxNamespaces bounds the namespace list: each channel name is matched against it.
 	MaxNamespaces = 1000
 )
@@ -348,6 +354,12 @@ func (c *Config) Check() error {
 	checkURL("backend.publish_url", c.Backend.PublishURL)
 	checkURL("backend.rpc_url", c.Backend.RPCURL)
 	checkURL("backend.events_url", c.Backend.EventsURL)
+	if n := len(c.Backend.Secret); n > 0 && n < 16 {
+		bad("backend.secret", "%d bytes: want at least 16", n)
+	}
+	if strings.ContainsAny(c.Backend.Secret, "\r\n\x00") {
+		bad("backend.secret", "cannot hold a line break or NUL (it goes in a header)")
+	}
 	if c.Backend.Timeout < 0 {
 		bad("backend.timeout", "must not be negative")
 	}

@@ -18,6 +18,10 @@ import (
 func TestEvents(t *testing.T) {
 	got := make(chan events.Event, 16)
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(gateway.SecretHeader) != "backend-secret" {
+			http.Error(w, "who are you?", 403)
+			return
+		}
 		var ev events.Event
 		b, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(b, &ev); err != nil {
@@ -27,7 +31,7 @@ func TestEvents(t *testing.T) {
 		got <- ev
 	}))
 	defer be.Close()
-	cfg := &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}}, Backend: gateway.Backend{EventsURL: be.URL}}
+	cfg := &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}}, Backend: gateway.Backend{EventsURL: be.URL, Secret: "backend-secret"}}
 	s := start(t, cfg, nil)
 	next := func() events.Event {
 		t.Helper()

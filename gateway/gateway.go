@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Gateway, error) {
 	}
 	if cfg.Backend.EventsURL != "" {
 		g.ev, err = events.New(ctx, events.Options{URL: cfg.Backend.EventsURL, Outbox: d.Outbox, Node: d.Node,
-			Timeout: cfg.Backend.Timeout, HTTPClient: d.HTTPClient, Logger: g.log})
+			Timeout: cfg.Backend.Timeout, HTTPClient: d.HTTPClient, Logger: g.log, Headers: secretHeader(cfg.Backend.Secret)})
 		if err != nil {
 			_ = g.Close(ctx)
 			return nil, errorf("backend.events_url: %w", err)

@@ -48,6 +48,7 @@ var gatewayFlags = []struct{ name, key, usage string }{
 var gatewaySecrets = []struct{ env, key string }{
 	{"WSGATE_JWT_HMAC_SECRET", "auth.jwt.hmac_secret"},
 	{"WSGATE_API_KEY", "api.keys"},
+	{"WSGATE_BACKEND_SECRET", "backend.secret"},
 }
 
 // gatewayValue is a gateway flag: it keeps the string given (by the flag or its variable), to
