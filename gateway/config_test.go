@@ -125,7 +125,7 @@ func TestCheckSecretsAndURLs(t *testing.T) {
 	c := gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: "short", JWKSURL: "ftp://x"}}, API: gateway.API{Listen: "nohost"},
 		Backend: gateway.Backend{Secret: "abc"}}
 	err := c.Check()
-	for _, want := range []string{"backend.secret: 3 bytes: want at least 16","auth.jwt.hmac_secret: 5 bytes: want at least 32", "auth.jwt.jwks_url: want an http:// or https:// URL",
+	for _, want := range []string{"backend.secret: 3 bytes: want at least 16", "auth.jwt.hmac_secret: 5 bytes: want at least 32", "auth.jwt.jwks_url: want an http:// or https:// URL",
 		"api.listen: want host:port", "api.keys: the API needs a key"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check's errors lack %q:\n%v", want, err)

@@ -182,6 +182,7 @@ func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*h
 	if err != nil {
 		return nil, err
 	}
+	g.grant(c, id.Channels...) // the token's or the backend's channels are the connection's
 	if !g.register(c, id) {
 		return nil, &hub.Disconnect{Code: protocol.CloseConnectionLimit, Reason: "connection limit",
 			Err: protocol.Errorf(protocol.CodeConnectionLimit, "user %q has %d connections, the limit", id.User, g.cfg.Limits.ConnectionsPerUser)}
@@ -317,15 +318,28 @@ func (g *Gateway) authorizeSubscribe(ctx context.Context, c *wsgate.Conn, id *hu
 			return err
 		}
 	}
-	if s := g.state(c); s != nil {
-		s.mu.Lock()
+	g.grant(c, req.Channel)
+	return nil
+}
+
+// grant remembers that c was let into the private channel ch (a token, the backend, or a
+// server-side subscription), for its presence, history and publish requests.
+func (g *Gateway) grant(c *wsgate.Conn, ch ...string) {
+	s := g.state(c)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range ch {
+		if g.ns.of(name).subscribe == SubscribeOpen {
+			continue
+		}
 		if s.granted == nil || len(s.granted) >= maxGranted {
 			s.granted = map[string]struct{}{} // forget the old grants rather than grow
 		}
-		s.granted[req.Channel] = struct{}{}
-		s.mu.Unlock()
+		s.granted[name] = struct{}{}
 	}
-	return nil
 }
 
 // granted lets presence and history of a private channel through only for a connection that

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/jwtauth"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -77,6 +79,23 @@ func TestNamespacePermissions(t *testing.T) {
 	if len(p.Clients) != 1 || p.Clients[0].User != "alice" || string(p.Clients[0].Info) != `{"name":"Alice"}` {
 		t.Fatalf("presence %+v, want alice with her info", p)
 	}
+
+	// A private channel the token subscribed the connection to, or the backend API did, is
+	// the connection's too.
+	carol := dialV1(t, s.url, nil)
+	tok, err := jwtauth.Signer{Alg: jwtauth.HS256, Key: []byte(secret)}.Mint(jwtauth.Claims{User: "carol",
+		ExpiresAt: time.Now().Add(time.Hour), Channels: []string{"private:carol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.ok(map[string]any{"op": "connect", "token": tok})
+	carol.ok(map[string]any{"op": "history", "channel": "private:carol"})
+	carol.ok(map[string]any{"op": "publish", "channel": "private:carol", "data": 1})
+	carol.fails(map[string]any{"op": "history", "channel": "private:team"}, protocol.CodeForbidden)
+	if n, err := s.gw.Node().Subscribe(context.Background(), "carol", "private:team"); err != nil || n != 1 {
+		t.Fatalf("API subscribe: %d %v", n, err)
+	}
+	carol.ok(map[string]any{"op": "history", "channel": "private:team"})
 
 	// Bob, with the same rules, is refused alice's channel and may use his.
 	bob := dialV1(t, s.url, nil)
