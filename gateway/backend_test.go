@@ -21,7 +21,7 @@ import (
 func sessionBackend(t *testing.T, calls *atomic.Int32) *httptest.Server {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		if r.Header.Get(gateway.SecretHeader) != "backend-secret" {
+		if r.Header.Get(gateway.SecretHeader) != "backend-secret-0123" {
 			http.Error(w, "who are you?", 403)
 			return
 		}
@@ -65,7 +65,7 @@ func TestConnectThroughBackend(t *testing.T) {
 	cfg := &gateway.Config{
 		Auth:       gateway.Auth{ConnectURL: be.URL + "/connect"},
 		Namespaces: []gateway.Namespace{{Prefix: "team:", ChannelRules: gateway.ChannelRules{Subscribe: gateway.SubscribeBackend}}},
-		Backend:    gateway.Backend{SubscribeURL: be.URL + "/subscribe", Secret: "backend-secret"},
+		Backend:    gateway.Backend{SubscribeURL: be.URL + "/subscribe", Secret: "backend-secret-0123"},
 	}
 	s := start(t, cfg, nil)
 

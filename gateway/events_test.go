@@ -18,7 +18,7 @@ import (
 func TestEvents(t *testing.T) {
 	got := make(chan events.Event, 16)
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(gateway.SecretHeader) != "backend-secret" {
+		if r.Header.Get(gateway.SecretHeader) != "backend-secret-0123" {
 			http.Error(w, "who are you?", 403)
 			return
 		}
@@ -31,7 +31,7 @@ func TestEvents(t *testing.T) {
 		got <- ev
 	}))
 	defer be.Close()
-	cfg := &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}}, Backend: gateway.Backend{EventsURL: be.URL, Secret: "backend-secret"}}
+	cfg := &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}}, Backend: gateway.Backend{EventsURL: be.URL, Secret: "backend-secret-0123"}}
 	s := start(t, cfg, nil)
 	next := func() events.Event {
 		t.Helper()
