@@ -15,7 +15,8 @@ import (
 // Admit is wsgate.Config.Admit: it runs before every upgrade. It limits handshakes per client
 // address (429 with Retry-After), and establishes the identity of the upgrade request from a
 // token in its Authorization: Bearer header, its auth.cookie cookie or its auth.query parameter
-// (verified: 401 with the reason when it is not valid), or for a raw connection without a
+// (verified: 401 with the reason when it is not valid; a wsgate.v1 connection is let in, and
+// its connect needs a token of its own), or for a raw connection without a
 // token from the backend with the request's cookies (403 when it refuses). A raw connection
 // must be identified when auth is configured (401 without a token, unless auth.anonymous); a
 // wsgate.v1 connection may identify itself later with its connect request. A raw connection of
@@ -37,6 +38,11 @@ func (g *Gateway) Admit(r *http.Request) (any, error) {
 	switch {
 	case token != "" && g.auth != nil:
 		id, err = g.auth.Verify(r.Context(), token)
+		if err != nil && v1 {
+			// Its connect request may bring a good token (the cookie is the site's, and stale):
+			// connect without one answers with this refusal.
+			return &upgradeRefusal{from: from, err: err}, nil
+		}
 		if err != nil {
 			return nil, &wsgate.RejectError{Status: http.StatusUnauthorized, Message: from + ": " + err.Error()}
 		}
@@ -64,6 +70,13 @@ func (g *Gateway) Admit(r *http.Request) (any, error) {
 			RetryAfter: 5 * time.Second}
 	}
 	return id, nil
+}
+
+// upgradeRefusal is the Auth of a wsgate.v1 connection whose upgrade request carried a token
+// that did not verify: a connect without a token is refused with it.
+type upgradeRefusal struct {
+	from string
+	err  error
 }
 
 // token finds the upgrade request's token and says where it was.

@@ -171,6 +171,9 @@ func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*h
 			Err: protocol.Errorf(protocol.CodeUnauthorized, "this server verifies no tokens: connect without one")}
 	case admitted != nil:
 		id = admitted
+	case isRefusal(c.Auth()):
+		r := c.Auth().(*upgradeRefusal)
+		_, err = g.verifyErr(fmt.Errorf("%s: %w", r.from, r.err))
 	case g.cfg.Auth.ConnectURL != "":
 		id, err = g.be.Connect(ctx, proxy.ConnectRequest{Client: clientOf(c, nil)})
 	case g.cfg.Auth.Anonymous:
@@ -197,6 +200,13 @@ func (g *Gateway) verify(ctx context.Context, token string) (*hub.Identity, erro
 	if err == nil {
 		return id, nil
 	}
+	return g.verifyErr(err)
+}
+
+func isRefusal(a any) bool { _, ok := a.(*upgradeRefusal); return ok }
+
+// verifyErr is the answer to a token refused with err.
+func (g *Gateway) verifyErr(err error) (*hub.Identity, error) {
 	if g.auth.Expired(err) {
 		return nil, &hub.Disconnect{Code: protocol.CloseTokenExpired, Reason: "token expired",
 			Err: protocol.Errorf(protocol.CodeTokenExpired, "%v", err)}

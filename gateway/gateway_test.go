@@ -385,3 +385,22 @@ func TestRefresh(t *testing.T) {
 	c.fails(map[string]any{"op": "refresh", "token": "x.y.z"}, protocol.CodeUnauthorized)
 	c.ok(map[string]any{"op": "ping"}) // the refusals left the connection as it was
 }
+
+// A wsgate.v1 connection whose upgrade carried a stale token (the site's cookie) is let in: its
+// connect may bring a good one; without one, connect answers the stale token's refusal.
+func TestV1StaleUpgradeToken(t *testing.T) {
+	s := start(t, &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{HMACSecret: secret}, Cookie: "tok"}}, nil)
+	stale := http.Header{"Cookie": {"tok=" + token(t, "alice", -time.Hour, "")}}
+	c := dialV1(t, s.url, stale)
+	c.ok(map[string]any{"op": "connect", "token": token(t, "alice", time.Hour, "")})
+	c = dialV1(t, s.url, stale)
+	if e := c.fails(map[string]any{"op": "connect"}, protocol.CodeTokenExpired); !strings.Contains(e.Message, "cookie tok") {
+		t.Fatalf("connect without a token after a stale cookie: %v", e)
+	}
+	if code := closedWith(t, c.ws); code != protocol.CloseTokenExpired {
+		t.Fatalf("closed with %d, want %d", code, protocol.CloseTokenExpired)
+	}
+	if status, _, _ := refused(t, s.url, stale); status != http.StatusUnauthorized { // raw: refused at once
+		t.Fatalf("raw with a stale cookie: %d, want 401", status)
+	}
+}
