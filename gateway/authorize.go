@@ -139,4 +139,3 @@ func (g *Gateway) publish(ctx context.Context, c *wsgate.Conn, id *hub.Identity,
 func (g *Gateway) rpc(ctx context.Context, c *wsgate.Conn, id *hub.Identity, method string, data json.RawMessage) (json.RawMessage, error) {
 	return g.be.RPC(ctx, proxy.RPCRequest{Client: clientOf(c, id), Method: method, Data: data})
 }
-
