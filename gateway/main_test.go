@@ -41,12 +41,12 @@ var echo = wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
 	_ = c.Send(m.Type, append(append([]byte(nil), m.Data...), " done"...))
 })
 
-func start(t *testing.T, cfg *gateway.Config, wsCfg *wsgate.Config) *server {
+func start(t testing.TB, cfg *gateway.Config, wsCfg *wsgate.Config) *server {
 	t.Helper()
 	return startLogged(t, cfg, wsCfg, quiet)
 }
 
-func startLogged(t *testing.T, cfg *gateway.Config, wsCfg *wsgate.Config, log *slog.Logger) *server {
+func startLogged(t testing.TB, cfg *gateway.Config, wsCfg *wsgate.Config, log *slog.Logger) *server {
 	t.Helper()
 	gw, err := gateway.New(context.Background(), cfg, gateway.Deps{Logger: log})
 	if err != nil {
@@ -85,7 +85,7 @@ func startLogged(t *testing.T, cfg *gateway.Config, wsCfg *wsgate.Config, log *s
 }
 
 // token mints a connection token for user, valid for ttl.
-func token(t *testing.T, user string, ttl time.Duration, info string) string {
+func token(t testing.TB, user string, ttl time.Duration, info string) string {
 	t.Helper()
 	c := jwtauth.Claims{User: user, ExpiresAt: time.Now().Add(ttl)}
 	if info != "" {
