@@ -119,8 +119,10 @@ func (g *Gateway) Close(ctx context.Context) error {
 // Config returns the configuration the gateway runs with.
 func (g *Gateway) Config() *Config { return &g.cfg }
 
-// HubOptions sets the hub's hooks: Connect (when auth is configured), Refresh, Authorize,
-// Publish, RPC, Channel, OnConnect and OnDisconnect. The other fields are left as they are.
+// HubOptions sets the hub's hooks: Connect, Refresh, ConnectTimeout and RefreshGrace (when auth
+// is configured), Authorize, Channel, Publish and RPC (with their backend URLs), and OnConnect.
+// The disconnect events come from Handler's OnClose, which knows the close code. The other
+// fields are left as they are.
 func (g *Gateway) HubOptions(o *hub.Options) {
 	if g.cfg.authConfigured() {
 		o.Connect = g.connect
@@ -183,6 +185,9 @@ func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*h
 	}
 	if err != nil {
 		return nil, err
+	}
+	if id == nil {
+		id = &hub.Identity{} // a backend that answered no one: anonymous
 	}
 	g.grant(c, id.Channels...) // the token's or the backend's channels are the connection's
 	if !g.register(c, id) {
