@@ -43,8 +43,6 @@ type Options struct {
 	// allocated. A publication beyond it evicts the oldest history (see the package doc).
 	// Default 256 MiB.
 	MaxBytes int64
-	// Outbox bounds the broker's event outbox (Broker.Put and so on). Default: see OutboxOptions.
-	Outbox OutboxOptions
 	// Namespaces give the channels whose names start with their prefixes history bounds of their
 	// own (the longest matching prefix wins): HistorySize 0 keeps none, HistoryTTL 0 is
 	// HistoryTTL above. Start refuses a list broker.CheckNamespaces faults.
@@ -55,6 +53,8 @@ type Options struct {
 	// default); beyond it the oldest are forgotten first, which shortens the window under that
 	// load. Default 100,000.
 	DedupKeys int
+	// Outbox bounds the broker's event outbox (Broker.Put and so on). Default: see OutboxOptions.
+	Outbox OutboxOptions
 	// now is the clock, for tests.
 	now func() time.Time
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/hub/brokertest"
 )
 
 // consumeN runs Consume until n events were acknowledged, with fn refusing the first refuse
@@ -191,4 +192,12 @@ func TestOutboxClose(t *testing.T) {
 			t.Fatalf("after close: %v", err)
 		}
 	}
+}
+
+func TestOutboxConformance(t *testing.T) {
+	brokertest.RunOutbox(t, func(t *testing.T) broker.Outbox {
+		b := New(&Options{Outbox: OutboxOptions{Retry: 10 * time.Millisecond}})
+		t.Cleanup(func() { _ = b.Close(context.Background()) })
+		return b
+	})
 }

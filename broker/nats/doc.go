@@ -110,10 +110,11 @@
 //   - Every node's Consume pulls from one durable consumer that reserves one event at a time in
 //     the whole cluster (MaxAckPending 1), so events are offered in the order stored, whichever
 //     node offers them. A node renews its reservation every NodeTTL/3 while fn runs; fn's nil
-//     acknowledges (confirmed by the server), its error hands the event back for another offer
-//     after Retry; a node that dies with an event reserved leaves it to another after NodeTTL.
-//     The price of the order is one event in flight in the cluster: the rate is one event per
-//     round trip of fn (the backend) and about two to NATS.
+//     acknowledges, its error hands the event back for another offer after Retry; a node that
+//     dies with an event reserved leaves it to another after NodeTTL. The price of the order is
+//     one event in flight in the cluster: the rate is one event per round trip of fn (the
+//     backend) and one to NATS (the acknowledgement goes ahead of the next pull, unconfirmed: a
+//     lost one has the event offered again).
 //   - Held events live in the stream <Stream>_HELD, one subject per node and key
 //     (<prefix>.ob.h.<node>.<key>, one message each: holding again replaces); Release purges
 //     the subject (one API call). Beyond MaxHeld or MaxHeldBytes in all, Hold fails with
@@ -124,10 +125,13 @@
 //     is a lost node, which it claims by an update expecting that revision, so that exactly one
 //     node claims it. The claimer queues the lost node's held events (each with a message ID,
 //     stored once within two minutes should a second claim repeat the work), purges them up to
-//     the held stream's last sequence when it began, and deletes the entry. A claim that fails
+//     the held stream's last sequence when it began, and purges the entry (its marker expires
+//     after a minute, so the bucket does not grow with every start of a node). A claim that fails
 //     halfway leaves the entry claimed and still, and some node claims it again after NodeTTL.
-//     So a dead node's held events are queued within about NodeTTL and NodeTTL/3 of its death
-//     (15 to 20 s by default), as long as one node lives.
+//     So a dead node's held events are queued between 2/3 and 5/3 of NodeTTL after its death
+//     (its last heartbeat was up to NodeTTL/3 before it; the claim comes three or four
+//     heartbeat periods after a node first saw it): 10 to 25 s by default, 1.35 to 1.64 s
+//     measured with NodeTTL 1 s (gateway/events TestNATSKilledNode), as long as one node lives.
 //   - A node that was only cut from NATS (or stalled) beyond NodeTTL is declared lost all the
 //     same: its held events are delivered although its connections may be open. It logs an
 //     error when it finds its entry claimed, registers again once the claim is over, and what

@@ -52,7 +52,7 @@ type observed struct {
 // until Close.
 func (b *Broker) heartbeats() {
 	defer b.wg.Done()
-	t := time.NewTicker(b.opts.Outbox.NodeTTL / 3)
+	t := time.NewTicker(max(b.opts.Outbox.NodeTTL/3, time.Millisecond))
 	defer t.Stop()
 	seen := map[string]observed{}
 	lost := false // this node's entry was found claimed: said once
@@ -158,7 +158,8 @@ func (b *Broker) reap(ob *outbox, seen map[string]observed) error {
 // revision: exactly one claimer), and queues its held events. A claim that fails halfway
 // leaves the entry claimed and unchanged: after NodeTTL, some node claims it again and queues
 // what is still held (what was queued already is stored once, by its message ID, within two
-// minutes).
+// minutes). The entry is purged at the end, its marker gone after markerTTL: the bucket holds
+// the live nodes and those lost within the last minute.
 func (b *Broker) claim(ob *outbox, key string, e jetstream.KeyValueEntry) {
 	var was beat
 	_ = json.Unmarshal(e.Value(), &was)
@@ -169,7 +170,12 @@ func (b *Broker) claim(ob *outbox, key string, e jetstream.KeyValueEntry) {
 	if err != nil {
 		return // another node claimed it first, or it came back
 	}
-	b.ob.claims.Add(1)
+	b.ob.claimMu.Lock()
+	if b.ob.claimed == nil {
+		b.ob.claimed = map[string]int{}
+	}
+	b.ob.claimed[key]++
+	b.ob.claimMu.Unlock()
 	n, err := b.takeOver(ob, key)
 	if err != nil {
 		b.opts.Logger.Warn("broker/nats: outbox: queuing a lost node's held events", "lost", was.Node, "queued", n, "err", err)
@@ -177,7 +183,8 @@ func (b *Broker) claim(ob *outbox, key string, e jetstream.KeyValueEntry) {
 	}
 	ctx, cancel = b.call(b.ctx)
 	defer cancel()
-	_ = ob.nodes.Delete(ctx, key, jetstream.LastRevision(rev)) // not deleted: claimed again, queues nothing
+	// Not purged: claimed again later, which queues nothing more.
+	_ = ob.nodes.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
 	b.opts.Logger.Info("broker/nats: outbox: queued a lost node's held events", "lost", was.Node, "events", n)
 }
 

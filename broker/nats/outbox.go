@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,9 @@ const (
 // by two claims of the same lost node, is stored once.
 const dupWindow = 2 * time.Minute
 
+// markerTTL is how long the marker of a lost node's purged entry stays in the nodes bucket.
+const markerTTL = time.Minute
+
 // errCodeStoreFailed is a stream refusing a message at its bounds (discard new): "maximum
 // messages exceeded", "maximum bytes exceeded" (JSStreamStoreFailedF).
 const errCodeStoreFailed = 10077
@@ -99,7 +103,8 @@ type outboxState struct {
 	rev     atomic.Uint64          // this node's heartbeat entry's revision
 	beating bool                   // the heartbeat goroutine runs; under lock
 	key     string                 // this node in the bucket and in held subjects
-	claims  atomic.Int64           // lost nodes this node took over, for tests
+	claimMu sync.Mutex             // guards claimed
+	claimed map[string]int         // claims this node made, by node key, for tests
 }
 
 func newOutboxState(node string) outboxState {
@@ -148,6 +153,7 @@ func (b *Broker) outbox(ctx context.Context) (*outbox, error) {
 	}
 	if ob.nodes, err = js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
 		Bucket: b.opts.Stream + nodesSuffix, History: 1, Storage: jetstream.FileStorage, Replicas: b.opts.Replicas,
+		LimitMarkerTTL: markerTTL, // a lost node's entry leaves no trace: node names are new at every start
 	}); err != nil {
 		return nil, b.outboxErr(ctx, "outbox setup: bucket "+b.opts.Stream+nodesSuffix, err)
 	}
@@ -284,8 +290,8 @@ func (b *Broker) Release(ctx context.Context, key string) error {
 
 // Consume implements broker.Outbox with the durable pull consumer every node shares, which
 // reserves one event at a time in the cluster (MaxAckPending 1): while fn runs, the node renews
-// the reservation every NodeTTL/3; nil acknowledges the event (a double ack, which the server
-// confirms); an error hands it back to be offered again after Retry. A node that dies with an
+// the reservation every NodeTTL/3; nil acknowledges the event; an error hands it back to be
+// offered again after Retry. A node that dies with an
 // event reserved leaves it to another within NodeTTL. While NATS is unreachable Consume waits
 // and tries again; it returns ctx's error, or broker.ErrClosed once the broker is closed.
 func (b *Broker) Consume(ctx context.Context, fn func(ctx context.Context, event []byte) error) error {
@@ -346,7 +352,7 @@ func (b *Broker) offer(ctx context.Context, msg jetstream.Msg, fn func(ctx conte
 	done, renewed := make(chan struct{}), make(chan struct{})
 	go func() { // owner: offer; stopped by close(done), waited for through renewed
 		defer close(renewed)
-		t := time.NewTicker(b.opts.Outbox.NodeTTL / 3)
+		t := time.NewTicker(max(b.opts.Outbox.NodeTTL/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
@@ -364,9 +370,10 @@ func (b *Broker) offer(ctx context.Context, msg jetstream.Msg, fn func(ctx conte
 		_ = msg.NakWithDelay(b.opts.Outbox.Retry) // lost: offered again after NodeTTL
 		return
 	}
-	actx, cancel := b.call(context.Background()) // delivered: acknowledge even if ctx just ended
-	defer cancel()
-	if err := msg.DoubleAck(actx); err != nil {
+	// The acknowledgement goes on the connection ahead of the next pull, which the server
+	// reads after it: no need to wait for its confirmation. Lost (the connection dropped), the
+	// event is offered again after NodeTTL: delivered twice, never skipped.
+	if err := msg.Ack(); err != nil {
 		b.opts.Logger.Debug("broker/nats: outbox: an acknowledgement was lost; the event will be delivered again", "err", err)
 	}
 }

@@ -1,10 +1,13 @@
 package nats
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/hub/brokertest"
 )
 
 // sink records the events Consume acknowledged, in order, from any number of nodes.
@@ -64,7 +68,7 @@ func consume(t *testing.T, b *Broker, s *sink) {
 }
 
 func outboxOptions() Options {
-	return Options{Outbox: OutboxOptions{NodeTTL: 600 * time.Millisecond, Retry: 20 * time.Millisecond}}
+	return Options{Outbox: OutboxOptions{NodeTTL: 600 * time.Millisecond, Retry: 20 * time.Millisecond}, Logger: slog.New(slog.DiscardHandler)}
 }
 
 // TestOutboxOrderAcrossNodes: events put by two nodes come out once each, in the order the
@@ -172,7 +176,7 @@ func TestOutboxLostNode(t *testing.T) {
 	if want := []string{"before", "lost 0", "lost 2, again", "lost 3"}; !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)
 	}
-	if claims := x.ob.claims.Load() + y.ob.claims.Load(); claims != 1 {
+	if claims := claimsOf(x, dead) + claimsOf(y, dead); claims != 1 {
 		t.Fatalf("%d claims of the dead node", claims)
 	}
 	ob := x.ob.cur.Load()
@@ -209,4 +213,83 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	if got, want := k.events(), []string{"0", "1", "2", "3", "4", "lost"}; !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)
 	}
+}
+
+// TestOutboxDeclaredLostComesBack: a node another declared lost while it lived (as after a
+// partition beyond NodeTTL) finds its entry claimed, logs it, registers again, and what it
+// holds after the claim is delivered when it dies for real, once.
+func TestOutboxDeclaredLostComesBack(t *testing.T) {
+	s := runServer(t, "", 0)
+	ctx := context.Background()
+	logs := &lockedBuffer{}
+	o := outboxOptions()
+	o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	a := newBroker(t, s, o)
+	if err := a.Hold(ctx, "k1", []byte("held before")); err != nil {
+		t.Fatal(err)
+	}
+	x := newBroker(t, s, outboxOptions())
+	k := newSink()
+	consume(t, x, k)
+	// x claims a as if it had been silent beyond NodeTTL.
+	eventually(t, "x's outbox", func() bool { return x.ob.cur.Load() != nil })
+	ob := x.ob.cur.Load()
+	e, err := ob.nodes.Get(ctx, a.ob.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.claim(ob, a.ob.key, e)
+	eventually(t, "the claimed node's held event", func() bool { return len(k.events()) == 1 })
+	eventually(t, "the node registering again", func() bool {
+		return strings.Contains(logs.String(), "declared this one lost") && strings.Contains(logs.String(), "registered again")
+	})
+	if err := a.Hold(ctx, "k2", []byte("held after")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * o.Outbox.NodeTTL)
+	if got := k.events(); len(got) != 1 {
+		t.Fatalf("a node that came back was claimed again: %q", got)
+	}
+	a.nc.Close() // now it dies
+	eventually(t, "the event held after the claim", func() bool { return len(k.events()) == 2 })
+	time.Sleep(2 * o.Outbox.NodeTTL)
+	if got, want := k.events(), []string{"held before", "held after"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+}
+
+// lockedBuffer is a log's output, safe for concurrent use.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestOutboxConformance(t *testing.T) {
+	s := runServer(t, "", 0)
+	n := 0
+	brokertest.RunOutbox(t, func(t *testing.T) broker.Outbox {
+		n++
+		o := outboxOptions()
+		o.Stream, o.Prefix = fmt.Sprintf("CONF%d", n), fmt.Sprintf("conf%d", n) // an outbox of its own
+		return newBroker(t, s, o)
+	})
+}
+
+// claimsOf is how often b claimed lost.
+func claimsOf(b, lost *Broker) int {
+	b.ob.claimMu.Lock()
+	defer b.ob.claimMu.Unlock()
+	return b.ob.claimed[lost.ob.key]
 }

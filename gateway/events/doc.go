@@ -18,8 +18,13 @@
 // refusing holds up the ones behind it, and the log says so.
 //
 // One event per request, one in flight: that is what keeps the order (below) across retries
-// and nodes. The rate is one event per round trip to the backend (with NATS, plus about two to
-// JetStream).
+// and nodes. The rate is one event per round trip to the backend, plus one to JetStream with
+// NATS: on this project's shared 2-core machine, with a loopback backend that answers at once
+// and an in-process NATS server, about 8,000 events a second on the memory outbox and 1,500 to
+// 2,200 on NATS, for the whole cluster (BenchmarkDeliveryMemory, BenchmarkDeliveryNATS; about
+// 9 KB and 100 allocations, 26 KB and 320 allocations, per event end to end, servers included).
+// A backend 10 ms away caps it near 100 a second: a mass disconnect of 10,000 connections then
+// takes minutes to report. Batches would lift that bound; they are not done.
 //
 // # Guarantees
 //
@@ -39,11 +44,11 @@
 //   - With the in-memory outbox (Options.Outbox nil, or broker/memory's): everything lives in
 //     the process. If it dies, its queued events and its open connections' disconnects die
 //     with it; Close waits (within its context) for the backend to take what is queued, and
-//     logs what it could not.
+//     logs what it could not. Its held disconnects are never delivered: no other node is there.
 //   - With broker/nats: nothing the outbox acknowledged is lost, not to a node's death, nor to
 //     a NATS restart (file storage), as long as the stream's store survives. A dead node's open
-//     connections get their disconnect events from another node within NodeTTL and a third
-//     (15 to 20 s by default). What the dead node had not moved into the outbox yet (the work
+//     connections get their disconnect events from another node within 5/3 of NodeTTL (25 s by
+//     default). What the dead node had not moved into the outbox yet (the work
 //     queued in memory, normally gone within a round trip to NATS) is lost. A node cut from
 //     NATS beyond NodeTTL counts as dead: its connections' disconnects are delivered although
 //     they may still be open, and their real disconnects later carry the same IDs.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -259,7 +260,7 @@ func TestCloseDelivers(t *testing.T) {
 	be := &backend{}
 	srv := httptest.NewServer(be)
 	defer srv.Close()
-	s, err := New(context.Background(), Options{URL: srv.URL, Node: "n1"})
+	s, err := New(context.Background(), Options{URL: srv.URL, Node: "n1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,4 +311,47 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHostileBackend: a backend that never answers costs one POST at a time, cut at Timeout
+// and tried again; one that answers 2xx with an endless body is read up to 64 KiB, and its
+// event counts as delivered.
+func TestHostileBackend(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	s := newSender(t, Options{URL: hang.URL, Timeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	s.Connected(ConnectInfo{Client: "c0"})
+	s.Connected(ConnectInfo{Client: "c1"})
+	eventually(t, 5*time.Second, "attempts cut at Timeout", func() bool { return s.Stats().Failed >= 3 })
+	if st := s.Stats(); st.Delivered != 0 || int(calls.Load()) > int(st.Failed)+1 {
+		t.Fatalf("stats %+v after %d calls: more than one POST at a time", st, calls.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Fatalf("close with events undelivered: %v after %v", err, time.Since(start))
+	}
+
+	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("x"), 4096)
+		for range 1 << 12 { // 16 MiB, unless the client hangs up first
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer endless.Close()
+	s2 := newSender(t, Options{URL: endless.URL, Logger: slog.New(slog.DiscardHandler)})
+	s2.Connected(ConnectInfo{Client: "c0"})
+	eventually(t, 5*time.Second, "the events delivered", func() bool { return s2.Stats().Delivered == 1 })
 }

@@ -29,7 +29,8 @@ const (
 
 // Options configure a Sender. URL is required.
 type Options struct {
-	// URL receives every event, one per POST with a JSON body (Event).
+	// URL receives every event, one per POST with a JSON body (Event). Errors name it in the
+	// log: a secret belongs in Headers, not in its query.
 	URL string
 	// Outbox queues the events and holds the disconnects of open connections: the broker's,
 	// when it has the capability (broker/nats: shared by the cluster, and a lost node's events
@@ -112,8 +113,11 @@ type Sender struct {
 // after New returns (Close stops the Sender). It fails on a URL that is not absolute http(s).
 func New(ctx context.Context, opts Options) (*Sender, error) {
 	u, err := url.Parse(opts.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("events: URL %q: an absolute http or https URL is required", opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("events: the URL (%d bytes) does not parse", len(opts.URL)) // it may hold a secret: not quoted
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("events: URL %q: an absolute http or https URL is required", u.Redacted())
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -196,27 +200,22 @@ func (s *Sender) validClient(client string) bool {
 	if len(client) <= MaxClientLen {
 		return true
 	}
-	n := s.dropped.Add(1)
-	s.opts.Logger.Error("events: an event dropped: client name too long", "bytes", len(client), "max", MaxClientLen, "dropped", n)
+	s.drop("client name too long", "", "bytes", len(client), "max", MaxClientLen)
 	return false
 }
 
-// queue appends o for the feeder, or drops it when QueueLen calls wait already (logged at
-// the 1st, 2nd, 4th, 8th... drop, so that a long outage does not flood the log).
+// queue appends o for the feeder, or drops it when QueueLen calls wait already, or the Sender
+// is closed.
 func (s *Sender) queue(o op, what string) {
 	s.mu.Lock()
-	if s.closing {
+	switch {
+	case s.closing:
 		s.mu.Unlock()
-		n := s.dropped.Add(1)
-		s.opts.Logger.Error("events: an event dropped: the sender is closed", "type", what, "client", o.key, "dropped", n)
+		s.drop("the sender is closed", what, "client", o.key)
 		return
-	}
-	if len(s.ops) >= s.opts.QueueLen {
+	case len(s.ops) >= s.opts.QueueLen:
 		s.mu.Unlock()
-		if n := s.dropped.Add(1); bits.OnesCount64(n) == 1 {
-			s.opts.Logger.Error("events: events dropped: the outbox is unreachable or full and the queue before it too",
-				"type", what, "client", o.key, "queue", s.opts.QueueLen, "dropped", n)
-		}
+		s.drop("the outbox is unreachable or full, and the queue before it too", what, "client", o.key, "queue", s.opts.QueueLen)
 		return
 	}
 	s.ops = append(s.ops, o)
@@ -224,6 +223,15 @@ func (s *Sender) queue(o op, what string) {
 	select {
 	case s.wake <- struct{}{}:
 	default: // a wake is pending
+	}
+}
+
+// drop counts a call whose events are dropped, and logs it at the 1st, 2nd, 4th, 8th... drop,
+// so that a long outage does not flood the log.
+func (s *Sender) drop(why, what string, args ...any) {
+	n := s.dropped.Add(1)
+	if bits.OnesCount64(n) == 1 {
+		s.opts.Logger.Error("events: events dropped: "+why, append(args, "type", what, "dropped", n)...)
 	}
 }
 
@@ -239,10 +247,10 @@ func (s *Sender) Stats() Stats {
 }
 
 // Close stops taking events, lets the queued calls reach the outbox until ctx ends, and stops
-// delivery. With an outbox of its own it first waits, until ctx ends, for the backend to take
-// every queued event: what is left then is lost, logged. A given outbox keeps what it holds
-// (broker/nats: other nodes deliver it; a held disconnect is delivered once this node counts
-// as lost). Idempotent; the first call's ctx bounds the wait.
+// delivery. With an in-memory outbox (its own, or broker/memory's) it first waits, until ctx
+// ends, for the backend to take every queued event: what is left then dies with the process,
+// logged. A NATS outbox keeps what it holds: other nodes deliver it, and this node's held
+// disconnects once it counts as lost. Idempotent; the first call's ctx bounds the wait.
 func (s *Sender) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -264,8 +272,8 @@ func (s *Sender) Close(ctx context.Context) error {
 	}
 	s.stopFeed()
 	<-s.fed
-	if s.own != nil {
-		for err == nil && s.own.Stats().Queued > 0 {
+	if local := s.local(); local != nil {
+		for err == nil && local.Stats().Queued > 0 {
 			select {
 			case <-time.After(10 * time.Millisecond):
 			case <-ctx.Done():
@@ -275,10 +283,12 @@ func (s *Sender) Close(ctx context.Context) error {
 	}
 	s.cancel()
 	<-s.served
-	if s.own != nil {
-		if st := s.own.Stats(); st.Queued > 0 {
-			s.opts.Logger.Error("events: closed with events undelivered: they are lost", "events", st.Queued)
+	if local := s.local(); local != nil {
+		if st := local.Stats(); st.Queued > 0 {
+			s.opts.Logger.Error("events: closed with events undelivered in an in-memory outbox: they are lost with the process", "events", st.Queued)
 		}
+	}
+	if s.own != nil {
 		s.own.Close()
 	}
 	s.mu.Lock()
@@ -300,9 +310,13 @@ func (s *Sender) feed() {
 	defer close(s.fed)
 	ctx := s.feedCtx
 	failures := 0
+	var (
+		cur  op   // a copy of s.ops[0], with the feeder's progress: only the feeder pops it
+		have bool // cur is s.ops[0]
+	)
 	for {
 		s.mu.Lock()
-		if len(s.ops) == 0 {
+		if !have && len(s.ops) == 0 {
 			closing := s.closing
 			s.mu.Unlock()
 			if closing {
@@ -315,11 +329,13 @@ func (s *Sender) feed() {
 				return
 			}
 		}
-		o := &s.ops[0]
+		if !have {
+			cur, have = s.ops[0], true
+		}
 		s.mu.Unlock()
-		err := s.step(ctx, o)
+		err := s.step(ctx, &cur)
 		if err == nil {
-			failures = 0
+			have, failures = false, 0
 			continue
 		}
 		if ctx.Err() != nil {
@@ -337,8 +353,8 @@ func (s *Sender) feed() {
 	}
 }
 
-// step does what is left of o (put, hold, release, in that order); the op leaves the queue
-// once all is done. A step refused is tried again by the next call.
+// step does what is left of o, the queue's head (put, hold, release, in that order); the head
+// leaves the queue once all is done. A step refused is tried again by the next call.
 func (s *Sender) step(ctx context.Context, o *op) error {
 	for ; o.done < 3; o.done++ {
 		var err error
@@ -381,4 +397,15 @@ func (s *Sender) backoff(n int) time.Duration {
 		}
 	}
 	return d - jitter(d/2)
+}
+
+// local returns the in-memory outbox the Sender delivers from, nil for a remote one.
+func (s *Sender) local() *memory.Outbox {
+	switch o := s.outbox.(type) {
+	case *memory.Outbox:
+		return o
+	case *memory.Broker:
+		return o.Outbox()
+	}
+	return nil
 }
