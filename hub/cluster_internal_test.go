@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -59,9 +60,15 @@ func (b *syncBus) Listen(_ string, fn func(string, []byte)) (func(), error) {
 }
 
 func syncHub(t *testing.T, set *busSet, name string) (*Hub, string) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// No rounds nor heartbeats from the loop: the test makes them.
-	h, err := New(context.Background(), &syncBus{memory.New(nil), name, set}, &Options{PresenceInterval: time.Hour, PresenceTTL: 5 * time.Hour, Logger: quiet})
+	return serveHub(t, &syncBus{memory.New(nil), name, set}, &Options{PresenceInterval: time.Hour, PresenceTTL: 5 * time.Hour})
+}
+
+// serveHub starts a hub on b, served on loopback, quiet; it returns the hub and its ws:// URL.
+func serveHub(t *testing.T, b broker.Broker, o *Options) (*Hub, string) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.Logger = quiet
+	h, err := New(context.Background(), b, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,12 +83,20 @@ func (d *deadlines) pop(now time.Time, buf []due) ([]due, time.Time) {
 }
 
 // runDeadlines acts on the deadlines passed, and returns when the next one is due (zero: none).
-// Called by the loop. Each runs under its client's mu, and only if the client's deadline is still
-// the one taken off (a refresh or a connect in between changes its dlSeq): a refresh racing its
-// expiry either lands first, or finds the connection closing.
+// Called by the loop.
 func (h *Hub) runDeadlines(now time.Time, buf []due) ([]due, time.Time) {
-	buf, next := h.dl.pop(now, buf[:0])
-	for _, x := range buf {
+	buf, _ = h.dl.pop(now, buf[:0])
+	h.actOn(buf, now)
+	clear(buf)
+	next, _ := h.dl.next() // with the graces scheduled by actOn
+	return buf, next
+}
+
+// actOn acts on deadlines taken off the heap. Each runs under its client's mu, and only if the
+// client's deadline is still the one taken off (a refresh or a connect in between changes its
+// dlSeq): a refresh racing its expiry either lands first, or finds the connection closing.
+func (h *Hub) actOn(dues []due, now time.Time) {
+	for _, x := range dues {
 		cl := x.cl
 		cl.mu.Lock()
 		if cl.dlSeq == x.seq && !cl.closed {
@@ -107,9 +115,6 @@ func (h *Hub) runDeadlines(now time.Time, buf []due) ([]due, time.Time) {
 		}
 		cl.mu.Unlock()
 	}
-	clear(buf)
-	next, _ = h.dl.next() // with the graces scheduled above
-	return buf, next
 }
 
 // next returns the earliest deadline (zero: none).

@@ -209,7 +209,8 @@ func TestIdentityInJoinPushes(t *testing.T) {
 // TestServerSideMethods: Unsubscribe with its push, Channels, PresenceStats, RemoveHistory,
 // Cluster, and ErrNotConnected.
 func TestServerSideMethods(t *testing.T) {
-	e := start(t, &hub.Options{UserID: func(c *wsgate.Conn) string { return "u" + fmt.Sprint(c.ID()%2) }}, nil)
+	hidden := struct{ broker.Broker }{memory.New(nil)} // without broker/memory's HistoryRemover
+	e := startOn(t, hidden, &hub.Options{UserID: func(c *wsgate.Conn) string { return "u" + fmt.Sprint(c.ID()%2) }}, nil)
 	var cs []*client
 	for range 3 {
 		c := e.dial(t)
