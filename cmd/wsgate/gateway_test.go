@@ -351,3 +351,29 @@ func TestAPIMounted(t *testing.T) {
 	ws := dialWS(t, r.addr, "")
 	echo(t, ws, websocket.TextMessage, "still serving")
 }
+
+// api.listen serves the API on a listener of its own, not beside /ws.
+func TestAPIOwnListener(t *testing.T) {
+	r := startRun(t, "-api-listen", "127.0.0.1:0", "-api-key-file", writeFile(t, "keys", "api-key-0123456789abcdef\n"))
+	var addr string
+	deadline := time.Now().Add(5 * time.Second)
+	for addr == "" {
+		if rec := r.logs.find("backend API listening", nil); rec != nil {
+			addr, _ = rec["addr"].(string)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no API listener logged:\n%s", r.logs)
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	key := http.Header{"X-Api-Key": {"api-key-0123456789abcdef"}}
+	if resp, body := post(t, "http://"+addr+"/api/info", `{}`, key); resp.StatusCode != 200 {
+		t.Fatalf("the API on its listener: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := post(t, "http://"+r.addr+"/api/info", `{}`, key); resp.StatusCode == 200 {
+		t.Fatal("the API answered on the main listener too")
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("shutdown with the API listener: %v", err)
+	}
+}
