@@ -151,6 +151,7 @@ func newBackend(ctx context.Context, o *options, log *slog.Logger) (*backend, er
 		HistorySize: o.history.HistorySize,
 		HistoryTTL:  o.history.HistoryTTL,
 		MaxBytes:    o.history.MaxBytes,
+		Namespaces:  o.history.Namespaces,
 		Node:        node,
 		Logger:      log,
 	}
