@@ -132,3 +132,11 @@ type Outbox interface {
 	Release(ctx context.Context, key string) error
 	Consume(ctx context.Context, fn func(ctx context.Context, event []byte) error) error
 }
+
+// Deduplicator is an optional capability: PublishOnce publishes data on channel unless a
+// publication with the same key was made on it recently (within the broker's deduplication
+// window, across every node), in which case it returns that publication's position and publishes
+// nothing. A client retrying a publication after a lost acknowledgement publishes it once.
+type Deduplicator interface {
+	PublishOnce(ctx context.Context, channel string, data []byte, key string) (Position, error)
+}

@@ -3,6 +3,7 @@ package hub
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -204,10 +205,20 @@ func (h *Hub) retryWithdrawals() {
 // RequestTimeout a round.
 const maxRetries = 1
 
+// subReq is what a subscribe asks for.
+type subReq struct {
+	since     *broker.Position // recover from here (nil: live only)
+	events    bool             // the client wants presence pushes
+	noRecover bool             // the channel's namespace does not recover: recovered false, no replay
+	id        uint64           // the request's, for the reply; 0: server side, no reply
+	push      bool             // server side on a live connection: a subscribe push instead
+	hold      bool             // leave it recovering: the caller queues its reply, then goLive
+}
+
 // subscribe adds cl to channel. With since, the publications after it go in the reply (paged to
 // fit MaxReplyBytes and the connection's queue); live publications that arrive meanwhile are held
 // back and queued after the reply. With id 0 (server side) no reply is sent.
-func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *broker.Position, events bool, id uint64) (*protocol.SubscribeResult, *protocol.Error) {
+func (h *Hub) subscribe(ctx context.Context, cl *client, name string, r subReq) (*protocol.SubscribeResult, *protocol.Error) {
 	if !cl.addSub(name, h.opts.MaxSubscriptions) {
 		if cl.isClosed() {
 			return nil, protocol.Errorf(protocol.CodeBadRequest, "connection closed")
@@ -227,11 +238,11 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 		h.release(ch)
 		return nil, brokerError(err)
 	}
-	sub := &subscription{recovering: true, events: events}
+	sub := &subscription{recovering: true, events: r.events}
 	ch.mu.Lock()
 	ch.subs[cl] = sub
 	ch.insertOrdered(cl)
-	if events {
+	if r.events {
 		ch.events++
 	}
 	ch.mu.Unlock()
@@ -242,7 +253,10 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 		h.removeSub(cl, ch)
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "connection closed")
 	}
-	limit := 1 // without since, only the top position matters
+	since, limit := r.since, 1 // without since, only the top position matters
+	if r.noRecover {
+		since = nil
+	}
 	if since != nil {
 		limit = h.opts.RecoverLimit
 	}
@@ -265,9 +279,35 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 			res.Publications, res.More = h.page(cl, hist.Publications)
 		}
 	}
-	if id != 0 {
-		cl.reply(protocol.SubscribeReply(id, *res))
+	switch {
+	case r.id != 0:
+		cl.reply(protocol.SubscribeReply(r.id, *res))
+	case r.push:
+		cl.reply(subscribePush(name, res.Epoch, res.Offset))
 	}
+	if !r.hold {
+		h.goLiveLocked(ch, cl, sub)
+	}
+	return res, nil
+}
+
+// goLive ends the recovery of cl's subscription to name (one subscribed with hold), once the
+// caller's reply is queued. It does nothing if the subscription is gone or live already.
+func (h *Hub) goLive(cl *client, name string) {
+	ch := h.channel(name)
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if sub := ch.subs[cl]; sub != nil && sub.recovering {
+		h.goLiveLocked(ch, cl, sub)
+	}
+}
+
+// goLiveLocked queues the live publications held back while sub was recovering, and makes it
+// live. Called with ch.mu held.
+func (h *Hub) goLiveLocked(ch *channel, cl *client, sub *subscription) {
 	// The live publications held back follow, as far as the queue takes them without its policy
 	// applying; the rest is a gap the client fills from history.
 	_, free := cl.conn.SendQueueFree()
@@ -290,7 +330,24 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, since *bro
 	if ch.events > 0 || h.cl != nil {
 		h.notePresence(ch, cl, true)
 	}
-	return res, nil
+}
+
+// subscribePush tells a client that the server subscribed it to channel, at its top.
+func subscribePush(channel, epoch string, offset uint64) []byte {
+	b, _ := json.Marshal(struct {
+		Push string `json:"push"`
+		protocol.SubscribedChannel
+	}{"subscribe", protocol.SubscribedChannel{Channel: channel, Epoch: epoch, Offset: offset}})
+	return b
+}
+
+// unsubscribePush tells a client that the server unsubscribed it from channel.
+func unsubscribePush(channel string) []byte {
+	b, _ := json.Marshal(struct {
+		Push    string `json:"push"`
+		Channel string `json:"channel"`
+	}{"unsubscribe", channel})
+	return b
 }
 
 // page returns the longest run of pubs, from the first, that fits one reply: within MaxReplyBytes

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -17,15 +19,33 @@ type client struct {
 	conn *wsgate.Conn
 	info protocol.ClientInfo
 
-	// The request rate's token bucket; only the connection's reader goroutine touches it.
-	tokens float64
-	refill time.Time
+	// The request rate (nil: unlimited); only the connection's reader goroutine uses it.
+	lim *rate.Limiter
+
+	// Its place in the hub's deadlines (connect timeout, identity expiry, refresh grace); guarded
+	// by Hub.dl.mu, but for dlSeq, which changes under both mu and Hub.dl.mu.
+	dlAt   time.Time
+	dlIdx  int // in Hub.dl.heap; -1: none
+	dlKind deadlineKind
+	dlSeq  uint32
 
 	evicted atomic.Bool // in Hub.evicted: PolicyDropOldest evicted messages queued to it
 
 	mu     sync.Mutex
 	subs   map[string]struct{}
 	closed bool // OnClose ran: no new subscriptions (a server-side Subscribe may race with it)
+	// connected: the connection may make requests (it connected, or the hub has no Connect hook);
+	// answered: a connect request succeeded (a second one gets 111). id is its Identity (nil:
+	// anonymous), replaced whole by a refresh, never changed in place.
+	connected, answered bool
+	id                  *Identity
+}
+
+// identity returns c's Identity and whether c is connected.
+func (c *client) identity() (*Identity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id, c.connected
 }
 
 // addSub reserves a subscription slot; false if already subscribed, at the limit, or closed.
@@ -90,19 +110,7 @@ func (c *client) namesLocked() []string {
 }
 
 // allow takes a token from the request bucket; false when the connection is over its rate.
-func (c *client) allow(now time.Time) bool {
-	o := &c.hub.opts
-	if o.RequestRate < 0 {
-		return true
-	}
-	c.tokens = min(c.tokens+now.Sub(c.refill).Seconds()*o.RequestRate, float64(o.RequestBurst))
-	c.refill = now
-	if c.tokens < 1 {
-		return false
-	}
-	c.tokens--
-	return true
-}
+func (c *client) allow() bool { return c.lim == nil || c.lim.Allow() }
 
 // reply queues a reply. A reply is never dropped silently: PolicyDropOldest does not evict it
 // (it is pinned), and one the queue refuses closes the connection (1013, reconnect), unless the
@@ -182,12 +190,24 @@ func (hd *handler) OnOpen(c *wsgate.Conn) {
 		return
 	}
 	h := hd.h
-	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: h.connID(c)}, subs: map[string]struct{}{},
-		tokens: float64(h.opts.RequestBurst), refill: time.Now()}
+	cl := &client{hub: h, conn: c, info: protocol.ClientInfo{Conn: h.connID(c)}, subs: map[string]struct{}{}, dlIdx: -1}
+	if h.opts.RequestRate > 0 {
+		cl.lim = rate.NewLimiter(rate.Limit(h.opts.RequestRate), h.opts.RequestBurst)
+	}
 	if h.opts.UserID != nil {
 		cl.info.User = cutUser(h.opts.UserID(c))
 	}
+	if h.opts.Connect != nil {
+		cl.mu.Lock()
+		h.dl.schedule(cl, time.Now().Add(h.opts.ConnectTimeout), deadlineConnect)
+		cl.mu.Unlock()
+	} else {
+		cl.connected = true
+	}
 	h.clients.add(cl)
+	if h.opts.Connect == nil && h.opts.OnConnect != nil {
+		h.opts.OnConnect(c, nil)
+	}
 }
 
 func (hd *handler) OnClose(c *wsgate.Conn, err error) {
@@ -203,6 +223,10 @@ func (hd *handler) OnClose(c *wsgate.Conn, err error) {
 		h.unsubscribe(cl, name)
 	}
 	h.clients.remove(c)
+	h.dl.cancel(cl)
+	if id, connected := cl.identity(); connected && h.opts.OnDisconnect != nil {
+		h.opts.OnDisconnect(c, id)
+	}
 }
 
 func (hd *handler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
@@ -220,7 +244,7 @@ func (hd *handler) OnMessage(c *wsgate.Conn, m wsgate.Message) {
 	// Parsing costs in proportion to the bytes read, which the read limit and TCP bound; the rate
 	// bounds what a request may make the hub and broker do, and the replies they produce.
 	req, perr := protocol.Parse(m.Data)
-	if !cl.allow(time.Now()) { // every frame counts, a malformed one too: each gets a reply
+	if !cl.allow() { // every frame counts, a malformed one too: each gets a reply
 		perr = protocol.Errorf(protocol.CodeRateLimited, "more than %g requests a second", hd.h.opts.RequestRate)
 	}
 	if perr != nil {

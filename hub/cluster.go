@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -33,8 +34,8 @@ import (
 // and the old one expires. A partition heals by itself: the far side expires, then its next
 // heartbeat is from an unknown node, which is asked for a snapshot.
 //
-// Cost: every node holds the presence of the whole cluster, one member (a connection ID and its
-// user name) per subscription, and receives every presence change once per round; nothing
+// Cost: every node holds the presence of the whole cluster, one member (a connection ID, its
+// user name and its identity's info: at most MaxUserLen + MaxInfoLen bytes) per subscription, and receives every presence change once per round; nothing
 // depends on a client's input but through the subscriptions the hub bounds per connection.
 
 // clusterTopic carries all presence traffic: one topic, so one node's messages arrive in order.
@@ -63,10 +64,12 @@ type chanDelta struct {
 	Leave []uint64 `json:"l,omitempty"`
 }
 
-// member is a connection of a node in a channel's presence.
+// member is a connection of a node in a channel's presence: its ID, user and info (at most
+// MaxUserLen and MaxInfoLen bytes, checked at connect).
 type member struct {
-	ID   uint64 `json:"i"`
-	User string `json:"u,omitempty"`
+	ID   uint64          `json:"i"`
+	User string          `json:"u,omitempty"`
+	Info json.RawMessage `json:"f,omitempty"`
 }
 
 // peer is what this node knows of another.
@@ -182,7 +185,7 @@ func pack(ds []chanDelta) [][]chanDelta {
 			n += mn
 		}
 		for _, m := range d.Join {
-			next(len(m.User)*6 + 32) // a user name may escape to \uXXXX
+			next(len(m.User)*6 + len(m.Info)*6 + 40) // a user name, and info, may escape to \uXXXX
 			piece.Join = append(piece.Join, m)
 		}
 		for _, id := range d.Leave {
@@ -210,7 +213,7 @@ func (h *Hub) sendSnapshot() {
 		ch.mu.Lock()
 		d := chanDelta{Name: ch.name, Join: make([]member, 0, len(ch.order))}
 		for _, cl := range ch.order {
-			d.Join = append(d.Join, member{cl.conn.ID(), cl.info.User})
+			d.Join = append(d.Join, member{cl.conn.ID(), cl.info.User, cl.info.Info})
 		}
 		ch.mu.Unlock()
 		if len(d.Join) > 0 {
@@ -436,7 +439,7 @@ func (h *Hub) notePeerChannel(node, name string, before, after []member) {
 			h.noteChange(ch, change{node: node, id: after[j].ID, info: h.info(node, after[j])}, true)
 			j++
 		default:
-			if before[i].User != after[j].User {
+			if before[i].User != after[j].User || !bytes.Equal(before[i].Info, after[j].Info) {
 				h.noteChange(ch, change{node: node, id: after[j].ID, info: h.info(node, after[j])}, true)
 			}
 			i++
@@ -446,7 +449,7 @@ func (h *Hub) notePeerChannel(node, name string, before, after []member) {
 }
 
 func (h *Hub) info(node string, m member) protocol.ClientInfo {
-	return protocol.ClientInfo{Conn: h.connName(node, m.ID), User: m.User}
+	return protocol.ClientInfo{Conn: h.connName(node, m.ID), User: m.User, Info: m.Info}
 }
 
 // block is one node's part of a channel's presence, ordered by connection ID.

@@ -178,9 +178,14 @@ func TestSnapshotWithinARoundLeavesNoGhost(t *testing.T) {
 func TestPackSplitsAChannel(t *testing.T) {
 	big := chanDelta{Name: "big", Leave: []uint64{7, 8}}
 	for i := range 3000 {
-		big.Join = append(big.Join, member{uint64(i), strings.Repeat("u", 200)})
+		big.Join = append(big.Join, member{uint64(i), strings.Repeat("u", 200), nil})
 	}
-	parts := pack([]chanDelta{{Name: "small", Join: []member{{1, "a"}}}, big})
+	// Members at the bounds, whose user and info escape to 6 bytes a byte: still within a part.
+	worst := json.RawMessage(`"` + strings.Repeat("<", MaxInfoLen-2) + `"`)
+	for i := range 100 {
+		big.Join = append(big.Join, member{uint64(5000 + i), strings.Repeat("\x01", MaxUserLen), worst})
+	}
+	parts := pack([]chanDelta{{Name: "small", Join: []member{{1, "a", json.RawMessage(`{"name":"A"}`)}}}, big})
 	if len(parts) < 3 {
 		t.Fatalf("%d parts for %d KB of members", len(parts), 3000*232/1000)
 	}
@@ -195,8 +200,8 @@ func TestPackSplitsAChannel(t *testing.T) {
 			leaves += len(d.Leave)
 		}
 	}
-	if joins != 3001 || leaves != 2 {
-		t.Fatalf("%d joins and %d leaves in the parts, want 3001 and 2", joins, leaves)
+	if joins != 3101 || leaves != 2 {
+		t.Fatalf("%d joins and %d leaves in the parts, want 3101 and 2", joins, leaves)
 	}
 }
 

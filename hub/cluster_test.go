@@ -316,3 +316,46 @@ func TestPresenceByeIsImmediate(t *testing.T) {
 	}
 	waitPresence(t, a.hub, "x", 0)
 }
+
+// TestIdentityAcrossNodes: a connection's identity (user and info) shows in the other nodes'
+// presence pages, join pushes, snapshots (a node starting late), Channels and PresenceStats.
+func TestIdentityAcrossNodes(t *testing.T) {
+	sb := newSwitchboard()
+	opts := func() *hub.Options {
+		return &hub.Options{Connect: tokens, PresenceTTL: time.Second, PresenceInterval: 20 * time.Millisecond}
+	}
+	a := startOn(t, sb.node("a"), opts(), nil)
+	b := startOn(t, sb.node("b"), opts(), nil)
+	watcher := a.dial(t)
+	watcher.call("connect", `,"token":"user:watch"`, nil)
+	watcher.call("subscribe", `,"channel":"room","presence":true`, nil)
+	watcher.push("presence") // its own join
+	c := b.dial(t)
+	c.call("connect", `,"token":"user:grace"`, nil)
+	c.call("subscribe", `,"channel":"room"`, nil)
+	j := watcher.push("presence")
+	var joined []protocol.ClientInfo
+	if json.Unmarshal(j["join"], &joined); len(joined) != 1 || joined[0].User != "grace" || string(joined[0].Info) != `{"name":"GRACE"}` {
+		t.Fatalf("remote join push %v", strMap(j))
+	}
+	pr := presenceOf(t, watcher, "room", nil)
+	if len(pr) != 2 || pr[1].User != "grace" || string(pr[1].Info) != `{"name":"GRACE"}` {
+		t.Fatalf("presence on a %+v", pr)
+	}
+	late := startOn(t, sb.node("c"), opts(), nil) // learns b's presence from a snapshot
+	waitFor(t, "the late node's replica", 3*time.Second, func() bool { return len(late.hub.Presence("room")) == 2 })
+	got := late.hub.Presence("room")
+	if got[0].User != "watch" || string(got[1].Info) != `{"name":"GRACE"}` {
+		t.Fatalf("presence on the late node %+v", got)
+	}
+	if clients, users := late.hub.PresenceStats("room"); clients != 2 || users != 2 {
+		t.Fatalf("stats on the late node: %d clients, %d users", clients, users)
+	}
+	// Each node lists the whole cluster's channels: room (2), and the users' own channels.
+	if got := fmt.Sprint(late.hub.Channels()); got != "[{#grace 1} {#watch 1} {room 2}]" {
+		t.Fatalf("Channels on the late node %s", got)
+	}
+	if late.hub.Cluster() == nil || late.hub.Cluster().Node() != "c" {
+		t.Fatal("Cluster on a node of a cluster")
+	}
+}

@@ -7,6 +7,20 @@
 // publications between nodes and keeping history is the broker's job (package broker);
 // broker/memory is the embedded default for one process, broker/nats the one for several.
 //
+// # The gateway's seam
+//
+// The hub reads no token and no configuration: it asks the hooks of Options and keeps what they
+// answer (gate.go). With Options.Connect, a connection's first request must be a connect: the
+// hook's Identity (user, info shown in presence, expiry, server-side channels) becomes the
+// connection's, and the hub enforces it: 109 before a connect, close 4002 at ConnectTimeout, a
+// "refresh" push at the expiry and close 4501 a RefreshGrace later unless a refresh lands first.
+// These deadlines share one heap served by the hub's loop with one timer: no goroutine and no
+// timer per connection. Authorize, Publish and RPC see the identity and the request; Channel
+// gives a channel's namespace's options. OnConnect and OnDisconnect frame every connection that
+// connected (every wsgate.v1 connection without Connect) exactly once each. The server-side
+// methods (Identity, Subscribe, Unsubscribe, Channels, PresenceStats, RemoveHistory,
+// PublishOnce, Cluster) are what the gateway's API builds on.
+//
 // # Several nodes
 //
 // On a broker with the broker.Cluster capability (broker/nats), hubs in several processes form
@@ -38,8 +52,9 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. Lock order: broker stream → Hub.mu → channel.mu →
-// Hub.pmu, channel.mu → cluster.mu, and channel.mu → connection queue; channel.sem (one per channel) is held around the
-// broker's Subscribe and Unsubscribe for that channel, with no other lock but a brief Hub.mu. No lock is
-// held while waiting on the network, and user hooks (Authorize, UserID) are called without hub
-// locks.
+// Hub.pmu, channel.mu → cluster.mu, channel.mu → connection queue, and client.mu → Hub.dl.mu
+// (client.mu → connection queue when a deadline closes or pushes); channel.sem (one per channel)
+// is held around the broker's Subscribe and Unsubscribe for that channel, with no other lock but
+// a brief Hub.mu. No lock is held while waiting on the network, and user hooks (Connect, Refresh, Authorize, Publish, RPC,
+// Channel, OnConnect, OnDisconnect, UserID) are called without hub locks.
 package hub

@@ -26,6 +26,8 @@ const (
 	DefaultMaxReplyBytes    = 256 << 10
 	DefaultRequestRate      = 1000
 	DefaultPresenceInterval = 100 * time.Millisecond
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultRefreshGrace     = 10 * time.Second
 )
 
 // Options configure a Hub; the zero value works.
@@ -61,8 +63,11 @@ type Options struct {
 	RPC func(ctx context.Context, c *wsgate.Conn, id *Identity, method string, data json.RawMessage) (json.RawMessage, error)
 	// Channel gives a channel's options (its namespace's). Default: everything allowed.
 	Channel func(channel string) ChannelOptions
-	// OnConnect and OnDisconnect are told of every connection that connected (with Connect set)
-	// and of its end, exactly once each, in that order, without hub locks held. They must not
+	// OnConnect and OnDisconnect are told of every wsgate.v1 connection that connected and of
+	// its end, exactly once each, in that order, without hub locks held. With Connect set, that is
+	// every connection whose connect succeeded (OnConnect on its reader goroutine, after the
+	// server-side subscriptions and before the reply goes out; OnDisconnect from its OnClose);
+	// without Connect, every wsgate.v1 connection, at open (id nil) and at close. They must not
 	// block: they queue (the gateway's event outbox).
 	OnConnect    func(c *wsgate.Conn, id *Identity)
 	OnDisconnect func(c *wsgate.Conn, id *Identity)
@@ -130,6 +135,9 @@ type Hub struct {
 
 	cl *cluster // presence across nodes; nil on one node
 
+	dl    deadlines   // the connections' connect, expiry and grace deadlines
+	dedup dedupWindow // PublishOnce's keys, without a broker.Deduplicator
+
 	ping *wsgate.PreparedMessage
 	stop chan struct{}
 	done chan struct{}
@@ -155,6 +163,7 @@ func New(ctx context.Context, b broker.Broker, opts *Options) (*Hub, error) {
 	h := &Hub{opts: o, broker: b, channels: map[string]*channel{}, idle: make(chan struct{}, 1),
 		ping: ping, stop: make(chan struct{}), done: make(chan struct{})}
 	h.clients.init()
+	h.dl.wake = make(chan struct{}, 1)
 	if err := b.Start(ctx, h.deliver); err != nil {
 		return nil, fmt.Errorf("hub: starting broker: %w", err)
 	}
@@ -180,7 +189,8 @@ func withDefaults(opts *Options) (Options, error) {
 		o = *opts
 	}
 	if o.MaxSubscriptions < 0 || o.MaxDataSize < 0 || o.RecoverLimit < 0 || o.RequestTimeout < 0 ||
-		o.MaxReplyBytes < 0 || o.RequestBurst < 0 || o.PresenceInterval < 0 || o.PresenceTTL < 0 {
+		o.MaxReplyBytes < 0 || o.RequestBurst < 0 || o.PresenceInterval < 0 || o.PresenceTTL < 0 ||
+		o.ConnectTimeout < 0 || o.RefreshGrace < 0 {
 		return o, fmt.Errorf("%w: fields must not be negative (but PingInterval and RequestRate)", ErrOptions)
 	}
 	def := func(v *int, d int) {
@@ -207,6 +217,12 @@ func withDefaults(opts *Options) (Options, error) {
 	}
 	if o.PresenceTTL == 0 {
 		o.PresenceTTL = DefaultPresenceTTL
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.RefreshGrace == 0 {
+		o.RefreshGrace = DefaultRefreshGrace
 	}
 	if o.PresenceTTL < 5*o.PresenceInterval {
 		return o, fmt.Errorf("%w: PresenceTTL %v is under 5 PresenceIntervals (%v): nodes would expire each other between heartbeats", ErrOptions, o.PresenceTTL, 5*o.PresenceInterval)
@@ -290,11 +306,28 @@ func (h *Hub) loop() {
 		defer t.Stop()
 		hbC = t.C
 	}
+	// One timer for every connection's deadline, set to the earliest (see deadlines).
+	dt := time.NewTimer(time.Hour)
+	dt.Stop()
+	defer dt.Stop()
+	rearm := func(next time.Time) {
+		if !next.IsZero() {
+			dt.Reset(time.Until(next))
+		}
+	}
 	var buf []*client
+	var dues []due
 	for {
 		select {
 		case <-h.stop:
 			return
+		case <-h.dl.wake:
+			next, _ := h.dl.next()
+			rearm(next)
+		case <-dt.C:
+			var next time.Time
+			dues, next = h.runDeadlines(time.Now(), dues)
+			rearm(next)
 		case <-pingC:
 			buf = h.clients.snapshot(buf[:0])
 			for _, c := range buf {
@@ -340,14 +373,8 @@ func (h *Hub) channel(name string) *channel {
 // broker unavailable, 202 broker full: its HTTPStatus says what an HTTP API answers), or
 // ErrDraining.
 func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
-	if err := protocol.ValidChannel(channel); err != nil {
+	if err := h.checkPublication(channel, data); err != nil {
 		return broker.Position{}, err
-	}
-	if !json.Valid(data) || !utf8.Valid(data) { // json.Valid lets invalid UTF-8 through
-		return broker.Position{}, protocol.Errorf(protocol.CodeBadRequest, "data is not JSON in UTF-8")
-	}
-	if len(data) > h.opts.MaxDataSize {
-		return broker.Position{}, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(data), h.opts.MaxDataSize)
 	}
 	if !h.beginPublish() {
 		return broker.Position{}, ErrDraining
@@ -358,6 +385,20 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.
 		return pos, brokerError(err)
 	}
 	return pos, nil
+}
+
+// checkPublication checks a server-side publication as a client's is checked.
+func (h *Hub) checkPublication(channel string, data []byte) error {
+	if err := protocol.ValidChannel(channel); err != nil {
+		return err
+	}
+	if !json.Valid(data) || !utf8.Valid(data) { // json.Valid lets invalid UTF-8 through
+		return protocol.Errorf(protocol.CodeBadRequest, "data is not JSON in UTF-8")
+	}
+	if len(data) > h.opts.MaxDataSize {
+		return protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(data), h.opts.MaxDataSize)
+	}
+	return nil
 }
 
 // History returns up to limit publications of channel after since (nil: the latest ones).
@@ -372,22 +413,6 @@ func (h *Hub) History(ctx context.Context, channel string, since *broker.Positio
 // node and connection.
 func (h *Hub) Presence(channel string) []protocol.ClientInfo {
 	return h.presence(channel)
-}
-
-// Subscribe subscribes a wsgate.v1 connection to channel from the server side, without
-// authorization; the client receives publications as if it had subscribed itself.
-func (h *Hub) Subscribe(ctx context.Context, c *wsgate.Conn, channel string) error {
-	cl := h.clients.get(c)
-	if cl == nil {
-		return errors.New("hub: not a wsgate.v1 connection of this hub")
-	}
-	if err := protocol.ValidChannel(channel); err != nil {
-		return err
-	}
-	if _, perr := h.subscribe(ctx, cl, channel, nil, false, 0); perr != nil {
-		return perr
-	}
-	return nil
 }
 
 // Handler serves wsgate.v1 connections and passes every other connection to app (nil: raw

@@ -634,6 +634,9 @@ func TestServerSideSubscribe(t *testing.T) {
 	if err := e.hub.Subscribe(context.Background(), conn, "alerts"); err != nil {
 		t.Fatal(err)
 	}
+	if p := c.push("subscribe"); str(p["channel"]) != "alerts" || str(p["epoch"]) == "" || string(p["offset"]) != "0" {
+		t.Fatalf("subscribe push: %v", strMap(p))
+	}
 	e.hub.Publish(context.Background(), "alerts", []byte(`"fire"`))
 	if p := c.push("pub"); string(p["data"]) != `"fire"` {
 		t.Fatalf("server-side subscription: %v", strMap(p))

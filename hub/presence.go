@@ -162,7 +162,7 @@ func (h *Hub) flushPresence() {
 			switch {
 			case !c.local || h.cl == nil:
 			case c.joined:
-				d.Join = append(d.Join, member{c.id, c.info.User})
+				d.Join = append(d.Join, member{c.id, c.info.User, c.info.Info})
 			default:
 				d.Leave = append(d.Leave, c.id)
 			}
@@ -265,7 +265,7 @@ func (h *Hub) presencePage(cl *client, name, after string, limit int) protocol.P
 		}
 		for ; i < b.len(); i++ {
 			info := b.infoAt(h, i)
-			size += 24 + len(info.Conn) + len(info.User)*6 // a user name may escape to \uXXXX
+			size += 32 + len(info.Conn) + len(info.User)*6 + len(info.Info)*6 // user and info may escape to \uXXXX
 			if len(res.Clients) == limit || size > budget {
 				res.Next = "0" // the queue is full: ask again later, from the start
 				if n := len(res.Clients); n > 0 {

@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/protocol"
@@ -10,10 +12,19 @@ import (
 
 // serve runs one request and returns its reply (nil when subscribe queued it already).
 func (h *Hub) serve(cl *client, req protocol.Request) []byte {
-	// The hook and the broker calls below may wait: publications to this client flow meanwhile.
+	id, connected := cl.identity()
+	if !connected && req.Op != protocol.OpPing && req.Op != protocol.OpConnect {
+		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnauthorized, "connect first"))
+	}
+	// The hooks and the broker calls below may wait: publications to this client flow meanwhile.
 	// (Ping, presence and unsubscribe without a hook keep the reply on the reader, written inline.)
 	// Ended on return, so that the reply itself goes out inline.
-	if h.opts.Authorize != nil || req.Op == protocol.OpSubscribe || req.Op == protocol.OpPublish || req.Op == protocol.OpHistory {
+	switch req.Op {
+	case protocol.OpPing, protocol.OpPresence, protocol.OpUnsubscribe:
+		if h.opts.Authorize != nil && req.Op == protocol.OpPresence {
+			defer cl.conn.WriteBehind()()
+		}
+	default:
 		defer cl.conn.WriteBehind()()
 	}
 	// Room for the reply first: a client that pipelines requests faster than it reads the replies
@@ -37,26 +48,50 @@ func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	}
 	ctx, cancel := context.WithTimeout(cl.conn.Context(), h.opts.RequestTimeout)
 	defer cancel()
-	if req.Op != protocol.OpPing && req.Op != protocol.OpUnsubscribe && h.opts.Authorize != nil {
-		if err := h.opts.Authorize(ctx, cl.conn, nil, &req); err != nil {
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeForbidden, "%s", err.Error()))
-		}
-	}
 	switch req.Op {
 	case protocol.OpPing:
 		return protocol.Reply(req.ID, struct{}{})
-	case protocol.OpSubscribe:
-		if _, perr := h.subscribe(ctx, cl, req.Channel, req.Since, req.Events, req.ID); perr != nil {
-			return protocol.ErrorReply(req.ID, perr)
-		}
-		return nil
+	case protocol.OpConnect:
+		return h.serveConnect(ctx, cl, req)
+	case protocol.OpRefresh:
+		return h.serveRefresh(ctx, cl, req, id)
 	case protocol.OpUnsubscribe:
 		if !h.unsubscribe(cl, req.Channel) {
 			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeNotSubscribed, "not subscribed to %q", req.Channel))
 		}
 		return protocol.Reply(req.ID, struct{}{})
+	}
+	// What the channel's namespace does not offer, before asking the hook.
+	var co ChannelOptions
+	if h.opts.Channel != nil && req.Channel != "" {
+		co = h.opts.Channel(req.Channel)
+	}
+	switch {
+	case req.Op == protocol.OpPresence && co.NoPresence:
+		return notAvailable(req, "presence")
+	case req.Op == protocol.OpSubscribe && req.Events && (co.NoPresence || co.NoJoinLeave):
+		return notAvailable(req, "join and leave pushes")
+	case req.Op == protocol.OpHistory && co.NoHistory:
+		return notAvailable(req, "history")
+	case req.Op == protocol.OpRPC && h.opts.RPC == nil:
+		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeNotAvailable, "rpc is not available on this server"))
+	}
+	if h.opts.Authorize != nil {
+		if err := h.opts.Authorize(ctx, cl.conn, id, &req); err != nil {
+			return h.refuse(cl, req.ID, err, protocol.CodeForbidden, false)
+		}
+	}
+	switch req.Op {
+	case protocol.OpSubscribe:
+		r := subReq{since: req.Since, events: req.Events, noRecover: co.NoRecovery, id: req.ID}
+		if _, perr := h.subscribe(ctx, cl, req.Channel, r); perr != nil {
+			return protocol.ErrorReply(req.ID, perr)
+		}
+		return nil
+	case protocol.OpRPC:
+		return h.serveRPC(ctx, cl, req, id)
 	case protocol.OpPublish:
-		return h.servePublish(ctx, req)
+		return h.servePublish(ctx, cl, req, id)
 	case protocol.OpPresence:
 		limit := req.Limit
 		if limit == 0 {
@@ -69,16 +104,32 @@ func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnknownOp, "unknown op %q", req.Op))
 }
 
-func (h *Hub) servePublish(ctx context.Context, req protocol.Request) []byte {
+func (h *Hub) servePublish(ctx context.Context, cl *client, req protocol.Request, id *Identity) []byte {
 	if len(req.Data) > h.opts.MaxDataSize {
 		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(req.Data), h.opts.MaxDataSize))
+	}
+	// req.Data aliases the frame, which is reused after OnMessage: the publication keeps a copy.
+	data := json.RawMessage(append([]byte(nil), req.Data...))
+	if h.opts.Publish != nil {
+		out, err := h.opts.Publish(ctx, cl.conn, id, req.Channel, data)
+		if err != nil {
+			return h.refuse(cl, req.ID, err, protocol.CodeForbidden, false)
+		}
+		// The hook's data is checked as the client's was: JSON in UTF-8, within MaxDataSize.
+		switch {
+		case len(out) > h.opts.MaxDataSize:
+			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes after the publish hook, limit %d", len(out), h.opts.MaxDataSize))
+		case !json.Valid(out) || !utf8.Valid(out):
+			h.opts.Logger.Error("hub: the publish hook returned data that is not JSON in UTF-8", "channel", req.Channel)
+			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeInternal, "the publish hook returned data that is not JSON"))
+		}
+		data = out
 	}
 	if !h.beginPublish() {
 		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnavailable, "server shutting down"))
 	}
 	defer h.endPublish()
-	// req.Data aliases the frame, which is reused after OnMessage: the publication keeps a copy.
-	pos, err := h.broker.Publish(ctx, req.Channel, append([]byte(nil), req.Data...))
+	pos, err := h.broker.Publish(ctx, req.Channel, data)
 	if err != nil {
 		return protocol.ErrorReply(req.ID, brokerError(err))
 	}
@@ -103,4 +154,9 @@ func (h *Hub) serveHistory(ctx context.Context, cl *client, req protocol.Request
 	hist.Publications, more = h.page(cl, hist.Publications)
 	hist.More = hist.More || more
 	return protocol.HistoryReply(req.ID, hist)
+}
+
+// notAvailable refuses a request for what the channel's namespace does not offer.
+func notAvailable(req protocol.Request, what string) []byte {
+	return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeNotAvailable, "%s not available on channel %q", what, req.Channel))
 }
