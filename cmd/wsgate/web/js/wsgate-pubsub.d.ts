@@ -336,6 +336,11 @@ export declare class PubSubClient extends WsgateClient {
   addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
   /** Throws PubSubError 106 if this client already has a subscription to channel (its own, or the server's). */
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
+  /**
+   * Replaces the token for the next connect. The open connection keeps its identity: to be
+   * someone else now, close() and connect() again.
+   */
+  setToken(token: string | null): void;
   /** The subscription to channel: this client's, or one the server made; null if none. */
   subscription(channel: string): Subscription | null;
   /** Calls method of the application's backend with data (any JSON value); resolves with its result. */

@@ -466,6 +466,16 @@ export class PubSubClient extends WsgateClient {
   }
 
   /**
+   * Replaces the token: the next connect sends it (getToken is asked again only when the server
+   * says it expired). The open connection keeps its identity: to be someone else now, close()
+   * and connect() again.
+   * @param {string | null} token
+   */
+  setToken(token) {
+    this.#auth.set(token);
+  }
+
+  /**
    * The subscription to channel: one this client made, or one the server made (at connect, from
    * the token's channels, or later with a subscribe push); null if none.
    * @param {string} channel

@@ -19,6 +19,8 @@ export declare class TokenSource {
   readonly renewable: boolean;
   /** The token the next connect sends; null for none. */
   readonly current: string | null;
+  /** Replaces the token, as if getToken had given it. */
+  set(token: string | null): void;
   /** The token is no good any more: the next one comes from getToken. */
   expire(): void;
   /** The server accepted the token, which lasts expiresIn more seconds (0: never). */

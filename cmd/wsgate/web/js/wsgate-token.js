@@ -70,6 +70,19 @@ export class TokenSource {
     return this.#token ?? null;
   }
 
+  /**
+   * Replaces the token, as if getToken had given it.
+   * @param {string | null} token
+   */
+  set(token) {
+    if (token !== null && typeof token !== 'string') {
+      throw new TypeError('wsgate: token must be a string, or null for none');
+    }
+    this.#token = token || null;
+    this.#stale = false;
+    this.#expiresAt = 0;
+  }
+
   /** The token is no good any more (expired, refused as expired): the next one comes from getToken. */
   expire() {
     this.#stale = true;
