@@ -149,6 +149,20 @@ func (c *Config) fromTrustedProxy(r *http.Request) bool {
 	return len(c.trusted) > 0 && c.trustedAddr(remoteAddr(r))
 }
 
+// clientAddrKey keys the client's address in the context of the request Config.Admit gets.
+type clientAddrKey struct{}
+
+// ClientAddr is the address of the client behind an upgrade request, as the Server counts it
+// for MaxConnectionsPerIP: the peer's, or behind a TrustedProxies proxy the client's it names.
+// Within Config.Admit it is the Server's own finding (so a gateway limits by the same address);
+// elsewhere it is the peer's address, proxies not believed. The zero Addr when there is none.
+func ClientAddr(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(clientAddrKey{}).(netip.Addr); ok {
+		return a
+	}
+	return remoteAddr(r)
+}
+
 // clientAddr is the client's address: the peer's, or from a trusted proxy the last
 // X-Forwarded-For entry that is not itself a trusted proxy (entries left of it are the client's
 // own say). The zero Addr if there is none.

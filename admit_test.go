@@ -77,3 +77,24 @@ func TestAdmit(t *testing.T) {
 		t.Fatal("no message reached the handler")
 	}
 }
+
+// Within Admit, ClientAddr is the address the Server counts the client by: behind a trusted
+// proxy the one X-Forwarded-For names, from anyone else the peer's, whatever it claims.
+func TestClientAddrInAdmit(t *testing.T) {
+	got := make(chan string, 1)
+	admit := func(r *http.Request) (any, error) {
+		got <- wsgate.ClientAddr(r).String()
+		return nil, nil
+	}
+	for _, tc := range []struct {
+		trusted []string
+		want    string
+	}{{[]string{"127.0.0.0/8"}, "203.0.113.9"}, {nil, "127.0.0.1"}} {
+		ts := startServer(t, echoOrClose, &wsgate.Config{Admit: admit, TrustedProxies: tc.trusted})
+		ws := dial(t, ts.URL, http.Header{"X-Forwarded-For": {"203.0.113.9"}})
+		ws.Close()
+		if a := <-got; a != tc.want {
+			t.Errorf("trusted %v: ClientAddr %s, want %s", tc.trusted, a, tc.want)
+		}
+	}
+}

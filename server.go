@@ -2,6 +2,7 @@ package wsgate
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -140,7 +141,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var auth any
 	if s.cfg.Admit != nil {
 		var err error
-		if auth, err = s.cfg.Admit(r); err != nil {
+		ar := r.WithContext(context.WithValue(r.Context(), clientAddrKey{}, s.cfg.clientAddr(r)))
+		if auth, err = s.cfg.Admit(ar); err != nil {
 			s.unreserve(slot)
 			s.refuse(w, r, err)
 			return

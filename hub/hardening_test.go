@@ -217,7 +217,10 @@ func TestDropOldestKeepsReplies(t *testing.T) {
 			asked <- struct{}{}
 		}
 		return nil
-	}}, &wsgate.Config{SlowConsumer: wsgate.PolicyDropOldest, SendQueueMessages: 8})
+	}}, &wsgate.Config{SlowConsumer: wsgate.PolicyDropOldest, SendQueueMessages: 8,
+		// The client reads nothing until the end: under a loaded machine that can outlast the
+		// default write timeout (10 s), which would close it before its request is read.
+		WriteTimeout: 2 * time.Minute, PingInterval: -1})
 	c := e.dialPaused(t)
 	c.send(`{"id":1,"op":"subscribe","channel":"k"}`)
 	if _, p, err := c.ws.ReadMessage(); err != nil || !strings.Contains(string(p), `"id":1`) {
@@ -233,7 +236,11 @@ func TestDropOldestKeepsReplies(t *testing.T) {
 	}
 	burst()
 	c.send(`{"id":2,"op":"presence","channel":"k"}`)
-	<-asked
+	select {
+	case <-asked:
+	case <-time.After(time.Minute):
+		t.Fatalf("the presence request never reached the hook (server stats %+v)", e.srv.Stats())
+	}
 	time.Sleep(50 * time.Millisecond) // the reply is queued right after the hook returns
 	dropped := e.srv.Stats().Dropped
 	burst()

@@ -13,12 +13,13 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/natsserver"
 )
 
-// options is everything "wsgate serve" needs. defaultOptions fills it, the environment overrides
-// that, and flags override both (flags > env > defaults).
+// options is everything "wsgate serve" needs. defaultOptions fills it, the config file
+// overrides that, the environment the file, and flags all of them (flags > env > file > defaults).
 type options struct {
 	addr            string
 	tlsCert, tlsKey string // PEM files; both set: serve https:// and wss://
@@ -32,6 +33,10 @@ type options struct {
 	http            httpTimeouts   // readHeader and idle are flags; tests shorten the others
 	// The sockets of the HTTP side (see httpConns): all of them, and per client address.
 	maxHTTPConns, maxHTTPConnsPerIP int
+
+	configFile string            // -config: YAML file of settings
+	gwSet      map[string]string // the gateway flags given (or their variables), by file key
+	gw         gateway.Config    // the gateway: file sections, env secrets, gateway flags
 }
 
 // httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
@@ -127,6 +132,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&o.history.MaxChannels, parseCount, strconv.Itoa), "history-max-channels", "wsgate.v1: most `channels` with history or subscribers kept at once; beyond, the least recently published without subscribers is forgotten (error 202 only when every one has subscribers). In memory only: NATS bounds history by -history-max-bytes")
 	fs.Var(newValue(&o.history.MaxBytes, parseBytes64, formatInt64), "history-max-bytes", "wsgate.v1: most `bytes` of history kept in all channels; beyond, the oldest history makes room (error 202 only when none can)")
 	fs.Var(newValue(&o.hub.RequestRate, parseRate, formatRate), "request-rate", "wsgate.v1: requests a connection may make per `second` on average; beyond, error 203; negative disables")
+	fs.Var(newValue(&o.hub.RequestBurst, parseCount, strconv.Itoa), "request-burst", "wsgate.v1: requests a connection may make at once beyond -request-rate; 0 means 2 × -max-subscriptions or -request-rate, whichever is more")
 	fs.Var(newValue(&o.hub.MaxSubscriptions, parseCount, strconv.Itoa), "max-subscriptions", "wsgate.v1: most channels one connection may subscribe to")
 	fs.Var(newValue(&o.hub.MaxDataSize, parseCount, strconv.Itoa), "max-data-size", "wsgate.v1: largest publication data, in `bytes`")
 	fs.Var(newValue(&o.hub.PingInterval, time.ParseDuration, time.Duration.String), "ping-push-interval", "wsgate.v1: period of the {\"push\":\"ping\"} by which browsers notice a dead link; negative disables")
@@ -141,10 +147,12 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&cl.node, "node", cl.node, "`name` of this node in the cluster, unique among its peers and the same across restarts. Default: host name and the port of -cluster-listen, else of -addr (HOST-PORT)")
 	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. 0 means 1 with -nats, and with -cluster-listen 3, or 1 plus the peers if fewer")
 	fs.Var(newValue(&o.hub.PresenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
+	addGatewayFlags(fs, o)
 	return fs
 }
 
-// parseArgs fills o from args and env; the errors it returns are usage errors.
+// parseArgs fills o from args, env and the config file (-config or WSGATE_CONFIG); the errors
+// it returns are usage errors, each naming its flag, variable or key.
 func parseArgs(o *options, args []string, env func(string) string) (*flag.FlagSet, error) {
 	fs := newFlagSet(o)
 	if err := fs.Parse(args); err != nil {
@@ -153,7 +161,29 @@ func parseArgs(o *options, args []string, env func(string) string) (*flag.FlagSe
 	if fs.NArg() > 0 {
 		return fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return fs, applyEnv(fs, env)
+	if err := applyEnv(fs, env); err != nil {
+		return fs, err
+	}
+	var fileTree map[string]any
+	if o.configFile != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		fs.VisitAll(func(f *flag.Flag) {
+			if env(envName(f.Name)) != "" {
+				set[f.Name] = true
+			}
+		})
+		var fileErr error
+		if fileTree, fileErr = applyFile(fs, o.configFile, set); fileTree == nil {
+			return fs, fileErr
+		}
+		gw, err := gatewayConfig(fileTree, o, env)
+		o.gw = gw
+		return fs, errors.Join(fileErr, err) // every error of the file at once
+	}
+	gw, err := gatewayConfig(fileTree, o, env)
+	o.gw = gw
+	return fs, err
 }
 
 // envName is the environment variable that sets a flag: -read-limit is WSGATE_READ_LIMIT.
@@ -194,20 +224,30 @@ that each node embeds, clustered with the others (-cluster-listen host:6222
 -cluster-peers n2:6222,n3:6222): three such nodes keep serving when one dies.
 
 Every flag can also be set by an environment variable: WSGATE_ and the flag name in
-upper snake case, e.g. WSGATE_READ_LIMIT=1048576 for -read-limit. A flag given on the
-command line wins over the environment; an empty variable counts as unset.
-Durations are written like 10s, 1m30s or 500ms.
+upper snake case, e.g. WSGATE_READ_LIMIT=1048576 for -read-limit, and in the YAML file
+of -config by its name ("read-limit: 1048576"). The gateway's settings (auth, channels,
+namespaces, user_channels, backend, limits, api, demo) are sections of that file; the
+most used are flags too. A flag given on the command line wins over the environment, the
+environment over the file; an empty variable counts as unset. Secrets come from the
+environment or files only: WSGATE_JWT_HMAC_SECRET, WSGATE_API_KEY.
+Durations are written like 10s, 1m30s or 500ms. docs/CONFIG.md lists every setting;
+"wsgate config check FILE" checks a file; "wsgate token -user alice" mints a token.
 
 Flags:
 `)
 	fs.VisitAll(func(f *flag.Flag) {
 		typ, usage := flag.UnquoteUsage(f)
 		if typ == "value" { // a flag.Value without a `name` in its usage: say what it takes
-			switch f.Value.(type) {
+			switch v := f.Value.(type) {
 			case *value[time.Duration]:
 				typ = "duration"
 			case *value[int]:
 				typ = "int"
+			case *gatewayValue:
+				typ = "value"
+				if v.bool {
+					typ = ""
+				}
 			default:
 				typ = "string"
 			}

@@ -173,7 +173,8 @@ func TestFlagsAndEnv(t *testing.T) {
 }
 
 // TestEveryConfigFieldHasAFlag keeps the binary complete when wsgate.Config grows: each field but
-// Logger (set by -log-level and -log-format) needs a flag named after it, documented in -h.
+// Logger (set by -log-level and -log-format) and Admit (the gateway's) needs a flag named after
+// it, documented in -h.
 func TestEveryConfigFieldHasAFlag(t *testing.T) {
 	o := defaultOptions()
 	fs := newFlagSet(&o)
@@ -181,7 +182,7 @@ func TestEveryConfigFieldHasAFlag(t *testing.T) {
 	typ := reflect.TypeFor[wsgate.Config]()
 	for i := range typ.NumField() {
 		field := typ.Field(i).Name
-		if field == "Logger" || !typ.Field(i).IsExported() {
+		if field == "Logger" || field == "Admit" || !typ.Field(i).IsExported() {
 			continue
 		}
 		name := strings.ToLower(strings.Join(word.FindAllString(field, -1), "-"))
@@ -205,7 +206,10 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
 			"max-http-connections", "max-http-connections-per-ip", "http-read-header-timeout", "http-idle-timeout",
 			"history-max-channels", "history-max-bytes", "request-rate", "nats", "cluster-listen", "cluster-peers", "cluster-name",
-			"data-dir", "nats-listen", "node", "replicas", "presence-ttl"} {
+			"data-dir", "nats-listen", "node", "replicas", "presence-ttl", "request-burst", "config",
+			"demo", "jwt-hmac-secret-file", "jwt-public-key-files", "jwt-jwks-url", "jwt-audience", "jwt-issuer",
+			"auth-cookie", "auth-query", "auth-anonymous", "connect-url", "events-url", "max-connections-per-user",
+			"handshakes-per-second", "api-listen", "api-path", "api-key-file"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -225,8 +229,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 46 {
-		t.Errorf("flags %v: the help check above lists 46; update it", all)
+	if len(all) != 64 {
+		t.Errorf("flags %v: the help check above lists 64; update it", all)
 	}
 }
 

@@ -5,9 +5,13 @@
 //	wsgate [serve] [flags]
 //	wsgate client [flags] URL [URL...]
 //	wsgate bench MODE [flags]
+//	wsgate config check FILE
+//	wsgate token -user USER [-ttl 1h] [-info JSON] [-channels a,b] [-config FILE]
 //
 // Run "wsgate -h", "wsgate client -h" or "wsgate bench -h" for every flag; the client's help lists
 // its exit statuses. "wsgate bench" is the load tool: echo, idle, connect and fanout runs.
+// "wsgate config check" reports every error of a config file with its key; "wsgate token" mints
+// a development token. docs/CONFIG.md documents every setting.
 package main
 
 import (
@@ -53,8 +57,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		return runClient(ctx, args, os.Stdin, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args, os.Stdin, stdout, stderr)
+	case "config":
+		return runConfig(args, env, stdout)
+	case "token":
+		return runToken(ctx, args, env, stdout, stderr)
 	}
-	return usageError{fmt.Errorf("unknown command %q (want serve, client or bench)", cmd)}
+	return usageError{fmt.Errorf("unknown command %q (want serve, client, bench, config or token)", cmd)}
 }
 
 // usageError marks a mistake in the command line or the environment rather than a failure at run

@@ -19,6 +19,8 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -70,6 +72,16 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	return g.serve(ctx, ln)
 }
 
+// newAPI is the backend HTTP API over the gateway's Node, with the configured keys.
+func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger) (http.Handler, error) {
+	keys, err := cfg.API.LoadKeys()
+	if err != nil {
+		return nil, err
+	}
+	return api.New(gw.Node(), api.Options{Keys: keys, BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
+		MaxDataSize: cmp.Or(hubOpts.MaxDataSize, hub.DefaultMaxDataSize), Logger: log})
+}
+
 // loadTLS reads the certificate and key for -tls-cert and -tls-key; nil if neither is set.
 // Only HTTP/1.1 is offered: a WebSocket upgrade takes over the connection, which HTTP/2 cannot
 // hand over (and browsers open WebSockets over HTTP/1.1 unless the server offers RFC 8441).
@@ -95,12 +107,14 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// gateway is the running server: one http.Server for the routes, one wsgate.Server for the
+// node is the running server: one http.Server for the routes, one wsgate.Server for the
 // WebSocket connections it hijacks (http.Server does not track those, so both are shut down).
-type gateway struct {
+type node struct {
 	http            *http.Server
+	api             *http.Server // the backend API on its own listener (api.listen); nil otherwise
 	ws              *wsgate.Server
 	hub             *hub.Hub
+	gw              *gateway.Gateway
 	backend         *backend // the hub's broker and the embedded NATS server, if any
 	log             *slog.Logger
 	shutdownTimeout time.Duration
@@ -121,12 +135,12 @@ func checkGateway(o *options) error {
 	if _, err := wsgate.NewServer(nil, &cfg); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
-	return nil
+	return o.gw.Check()
 }
 
 // newGateway builds the routes for o on the broker of be; it fails for a configuration wsgate
 // refuses, or a broker that does not start. Nil be is the in-memory broker.
-func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*gateway, error) {
+func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*node, error) {
 	cfg := o.ws
 	cfg.Logger = log
 	if err := checkGateway(o); err != nil {
@@ -139,21 +153,58 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if !slices.Contains(cfg.Subprotocols, protocol.Subprotocol) {
 		cfg.Subprotocols = append(slices.Clone(cfg.Subprotocols), protocol.Subprotocol)
 	}
-	hubOpts := o.hub
-	hubOpts.Logger = log
-	h, err := be.startHub(ctx, &hubOpts, log)
-	if err != nil { // the broker did not start (its options are checked): the hub did not take it
+	gwCfg, demo, err := demoConfig(&o.gw, log)
+	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
-	ws, err := wsgate.NewServer(logConns(h.Handler(echoDone), log), &cfg)
+	gw, err := gateway.New(ctx, gwCfg, gateway.Deps{Logger: log})
+	if err != nil {
+		return nil, errors.Join(err, be.broker.Close(context.Background()))
+	}
+	hubOpts := o.hub
+	hubOpts.Logger = log
+	gw.HubOptions(&hubOpts)
+	h, err := be.startHub(ctx, &hubOpts, log)
+	if err != nil { // the broker did not start (its options are checked): the hub did not take it
+		return nil, errors.Join(err, gw.Close(), be.broker.Close(context.Background()))
+	}
+	if err := gw.Bind(h); err != nil {
+		return nil, errors.Join(err, gw.Close(), h.Close(context.Background()))
+	}
+	cfg.Admit = gw.Admit
+	ws, err := wsgate.NewServer(logConns(gw.Handler(h.Handler(echoDone)), log), &cfg)
 	if err != nil {
 		_ = h.Close(context.Background())
-		return nil, fmt.Errorf("invalid configuration: %w", err)
+		return nil, errors.Join(fmt.Errorf("invalid configuration: %w", err), gw.Close())
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /", pageHandler())
+	page := pageHandler()
+	if demo != nil {
+		page = demoBanner(page)
+	}
+	mux.Handle("GET /", page)
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /ws", ws)
+	if demo != nil {
+		mux.Handle("POST /demo/token", demo)
+	}
+	var apiServer *http.Server
+	if gwCfg.API.Enabled() {
+		ah, err := newAPI(gw, gwCfg, &hubOpts, log)
+		if err != nil {
+			_ = h.Close(context.Background())
+			return nil, errors.Join(err, gw.Close())
+		}
+		if gwCfg.API.Path != "" {
+			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
+			mux.Handle("POST "+gwCfg.API.Path+"/", ah)
+			mux.Handle("GET "+gwCfg.API.Path+"/", ah)
+		} else {
+			apiServer = &http.Server{Addr: gwCfg.API.Listen, Handler: ah, ReadHeaderTimeout: o.http.readHeader,
+				ReadTimeout: o.http.read, WriteTimeout: o.http.write, IdleTimeout: o.http.idle,
+				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		}
+	}
 	hs := &http.Server{
 		Handler:           canonicalPaths(mux),
 		ReadHeaderTimeout: o.http.readHeader,
@@ -163,12 +214,12 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &gateway{http: hs, ws: ws, hub: h, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
+	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
-func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
+func (g *node) serve(ctx context.Context, ln net.Listener) error {
 	scheme := "http"
 	if g.tls {
 		scheme = "https"
@@ -176,7 +227,20 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 	g.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
 	hc := newHTTPConns(ln, g.maxHTTPConns, g.maxHTTPConnsPerIP, g.log)
 	g.http.ConnState = hc.connState
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	if g.api != nil {
+		aln, err := net.Listen("tcp", g.api.Addr)
+		if err != nil {
+			_ = ln.Close()
+			return errors.Join(fmt.Errorf("api.listen: %w", err), g.shutdown())
+		}
+		g.log.Info("backend API listening", "addr", aln.Addr().String())
+		go func() { // owner: serve; ends when shutdown closes the listener
+			if err := g.api.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+				served <- err
+			}
+		}()
+	}
 	go func() { // owner: serve; ends when shutdown closes the listener
 		served <- g.http.Serve(hc)
 	}()
@@ -200,7 +264,7 @@ func (g *gateway) serve(ctx context.Context, ln net.Listener) error {
 
 // shutdown stops accepting and closes every WebSocket connection with 1001, at the same time so that
 // a slow HTTP client does not delay the WebSocket goodbyes. After shutdownTimeout what is left is cut.
-func (g *gateway) shutdown() error {
+func (g *node) shutdown() error {
 	g.log.Info("shutting down", "timeout", g.shutdownTimeout, "connections", g.ws.Stats().Connections)
 	ctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
 	defer cancel()
@@ -213,10 +277,16 @@ func (g *gateway) shutdown() error {
 		if httpErr = g.http.Shutdown(ctx); httpErr != nil {
 			_ = g.http.Close()
 		}
+		if g.api != nil {
+			if err := g.api.Shutdown(ctx); err != nil {
+				_ = g.api.Close()
+			}
+		}
 	})
 	wsErr := g.ws.Shutdown(ctx)
 	wg.Wait()
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
+	_ = g.gw.Close()
 	natsErr := g.backend.close(ctx)
 	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)

@@ -1,0 +1,431 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/gateway/proxy"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
+)
+
+// Deps are what the gateway takes from the program beside its Config.
+type Deps struct {
+	// Logger, default slog.Default(). Tokens never reach it.
+	Logger *slog.Logger
+	// Events receives connect and disconnect events (gateway/events over the broker's Outbox);
+	// nil sends none.
+	Events Events
+	// HTTPClient makes the calls to the backend and the JWKS fetches. Default: their own.
+	HTTPClient *http.Client
+}
+
+// Events is told of every connection that identified itself, and of its end, exactly once
+// each; its methods must not block (they queue).
+type Events interface {
+	Connected(c *wsgate.Conn, id *hub.Identity)
+	Disconnected(c *wsgate.Conn, id *hub.Identity)
+}
+
+// Gateway is the layer between the binary and the hub: it admits upgrades, identifies
+// connections, decides on their requests from the namespaces, counts them per user and per
+// address, and calls the backend. Build it with New, give its hooks to the hub with HubOptions,
+// bind the hub with Bind, wrap the hub's handler with Handler, and set wsgate.Config.Admit to
+// its Admit. It is safe for concurrent use.
+type Gateway struct {
+	cfg  Config
+	log  *slog.Logger
+	ns   *namespaces
+	hs   *handshakes
+	reg  *registry
+	auth verifier     // nil without auth.jwt
+	be   *proxy.Proxy // nil without any backend URL
+	ev   Events
+
+	hub   *hub.Hub // set by Bind
+	conns sync.Map // *wsgate.Conn → *connState, for every open connection
+
+	cluster clusterLink // the user operations across nodes, after Bind
+	now     func() time.Time
+}
+
+// connState is the gateway's own state of one open connection.
+type connState struct {
+	mu      sync.Mutex
+	user    string        // registered under this user in reg; "" none
+	id      *hub.Identity // raw: from Admit; wsgate.v1: from Connect
+	expiry  *time.Timer   // raw: closes with 4501 at the identity's expiry
+	granted map[string]struct{}
+}
+
+// maxGranted bounds the private channels a connection's token or the backend let it into, as
+// remembered for its presence and history requests: a connection that collects more forgets
+// the oldest grants and must subscribe again with a token to read those.
+const maxGranted = 4 * hub.DefaultMaxSubscriptions
+
+// New checks cfg and builds a Gateway: it reads the key files, starts the JWKS cache (stopped
+// by Close), and prepares the backend calls. ctx bounds what it waits for at start.
+func New(ctx context.Context, cfg *Config, d Deps) (*Gateway, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: *cfg, log: d.Logger, ns: newNamespaces(cfg), hs: newHandshakes(&cfg.Limits),
+		reg: newRegistry(), ev: d.Events, now: time.Now}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	var err error
+	if g.auth, err = newVerifier(ctx, cfg, d.HTTPClient); err != nil {
+		return nil, err
+	}
+	if g.be, err = newBackend(cfg, d.HTTPClient); err != nil {
+		if g.auth != nil {
+			_ = g.auth.Close()
+		}
+		return nil, err
+	}
+	return g, nil
+}
+
+// Close stops what New started (the JWKS cache, the cross-node listener, idle connections to
+// the backend).
+func (g *Gateway) Close() error {
+	g.cluster.close()
+	var err error
+	if g.auth != nil {
+		err = g.auth.Close()
+	}
+	if g.be != nil {
+		g.be.CloseIdleConnections()
+	}
+	return err
+}
+
+// Config returns the configuration the gateway runs with.
+func (g *Gateway) Config() *Config { return &g.cfg }
+
+// HubOptions sets the hub's hooks: Connect (when auth is configured), Refresh, Authorize,
+// Publish, RPC, Channel, OnConnect and OnDisconnect. The other fields are left as they are.
+func (g *Gateway) HubOptions(o *hub.Options) {
+	if g.cfg.authConfigured() {
+		o.Connect = g.connect
+		o.Refresh = g.refresh
+	}
+	o.Authorize = g.authorize
+	o.Channel = g.channel
+	if g.cfg.Backend.PublishURL != "" {
+		o.Publish = g.publish
+	}
+	if g.cfg.Backend.RPCURL != "" {
+		o.RPC = g.rpc
+	}
+	o.OnConnect = g.onConnect
+	o.OnDisconnect = g.onDisconnect
+}
+
+// Bind gives the gateway the hub its hooks serve: the backend API's user operations go through
+// it, and across a cluster through its Cluster.
+func (g *Gateway) Bind(h *hub.Hub) error {
+	g.hub = h
+	return g.cluster.start(g, h)
+}
+
+// state returns c's gateway state (nil for a connection the gateway's handler did not open).
+func (g *Gateway) state(c *wsgate.Conn) *connState {
+	if s, ok := g.conns.Load(c); ok {
+		return s.(*connState)
+	}
+	return nil
+}
+
+// connect is hub.Options.Connect: the identity of a wsgate.v1 connection, from its connect
+// token, or without one from what Admit found in the upgrade request, or from the backend with
+// the handshake's cookies; then the connections-per-user cap.
+func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*hub.Identity, error) {
+	var id *hub.Identity
+	var err error
+	switch admitted, _ := c.Auth().(*hub.Identity); {
+	case token != "" && g.auth != nil:
+		id, err = g.verify(ctx, token)
+	case token != "" && g.be != nil && g.cfg.Auth.ConnectURL != "":
+		id, err = g.be.Connect(ctx, proxy.ConnectRequest{Client: clientOf(c, nil), Token: token})
+	case token != "":
+		err = &hub.Disconnect{Code: protocol.CloseUnauthorized, Reason: "tokens are not accepted",
+			Err: protocol.Errorf(protocol.CodeUnauthorized, "this server verifies no tokens: connect without one")}
+	case admitted != nil:
+		id = admitted
+	case g.cfg.Auth.ConnectURL != "":
+		id, err = g.be.Connect(ctx, proxy.ConnectRequest{Client: clientOf(c, nil)})
+	case g.cfg.Auth.Anonymous:
+		id = &hub.Identity{}
+	default:
+		err = &hub.Disconnect{Code: protocol.CloseUnauthorized, Reason: "token required",
+			Err: protocol.Errorf(protocol.CodeUnauthorized, "connect needs a token")}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !g.register(c, id) {
+		return nil, &hub.Disconnect{Code: protocol.CloseConnectionLimit, Reason: "connection limit",
+			Err: protocol.Errorf(protocol.CodeConnectionLimit, "user %q has %d connections, the limit", id.User, g.cfg.Limits.ConnectionsPerUser)}
+	}
+	return id, nil
+}
+
+// verify checks a connection token: an expired one closes with 4501 after error 110 (get a
+// fresh token and reconnect), any other refusal with 4001 after error 109.
+func (g *Gateway) verify(ctx context.Context, token string) (*hub.Identity, error) {
+	id, err := g.auth.Verify(ctx, token)
+	if err == nil {
+		return id, nil
+	}
+	if g.auth.Expired(err) {
+		return nil, &hub.Disconnect{Code: protocol.CloseTokenExpired, Reason: "token expired",
+			Err: protocol.Errorf(protocol.CodeTokenExpired, "%v", err)}
+	}
+	return nil, &hub.Disconnect{Code: protocol.CloseUnauthorized, Reason: "invalid token",
+		Err: protocol.Errorf(protocol.CodeUnauthorized, "%v", err)}
+}
+
+// register counts c as its user's; false when the user is at the cap. Anonymous connections
+// are not counted. A connection is registered once: a second call (none should come) is true.
+func (g *Gateway) register(c *wsgate.Conn, id *hub.Identity) bool {
+	s := g.state(c)
+	if s == nil || id == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.id = id
+	if id.User == "" || s.user != "" {
+		return true
+	}
+	if !g.reg.add(id.User, c, g.cfg.Limits.ConnectionsPerUser) {
+		return false
+	}
+	s.user = id.User
+	return true
+}
+
+// refresh is hub.Options.Refresh: a fresh token (or the backend) for the same user.
+func (g *Gateway) refresh(ctx context.Context, c *wsgate.Conn, id *hub.Identity, token string) (*hub.Identity, error) {
+	var nid *hub.Identity
+	var err error
+	switch {
+	case g.auth != nil && token != "":
+		nid, err = g.auth.Verify(ctx, token)
+		if err != nil {
+			code := protocol.CodeUnauthorized
+			if g.auth.Expired(err) {
+				code = protocol.CodeTokenExpired
+			}
+			return nil, protocol.Errorf(code, "%v", err)
+		}
+	case g.cfg.Auth.RefreshURL != "":
+		if nid, err = g.be.Refresh(ctx, proxy.RefreshRequest{Client: clientOf(c, id), Token: token}); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, protocol.Errorf(protocol.CodeNotAvailable, "refresh needs a token")
+	}
+	if id != nil && nid.User != id.User {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "the token is for another user")
+	}
+	return nid, nil
+}
+
+// authorize is hub.Options.Authorize: the namespace's rules and the user channels.
+func (g *Gateway) authorize(ctx context.Context, c *wsgate.Conn, id *hub.Identity, req *protocol.Request) error {
+	if req.Op == protocol.OpRPC {
+		return nil
+	}
+	user := ""
+	if id != nil {
+		user = id.User
+	}
+	ch := req.Channel
+	if !g.cfg.UserChannels.Disabled {
+		if isUser, member := userChannel(ch, user); isUser && !member {
+			return protocol.Errorf(protocol.CodeForbidden, "channel %q is for the users it names only", ch)
+		}
+	}
+	r := g.ns.of(ch)
+	switch req.Op {
+	case protocol.OpPublish:
+		if !r.publish {
+			return protocol.Errorf(protocol.CodeForbidden, "clients may not publish on %q", ch)
+		}
+	case protocol.OpSubscribe:
+		if req.Events && r.opts.NoJoinLeave {
+			return protocol.Errorf(protocol.CodeNotAvailable, "no join and leave pushes on %q", ch)
+		}
+		return g.authorizeSubscribe(ctx, c, id, r, req)
+	case protocol.OpPresence:
+		if r.opts.NoPresence {
+			return protocol.Errorf(protocol.CodeNotAvailable, "no presence on %q", ch)
+		}
+		return g.granted(c, r, ch)
+	case protocol.OpHistory:
+		if r.opts.NoHistory {
+			return protocol.Errorf(protocol.CodeNotAvailable, "no history on %q", ch)
+		}
+		return g.granted(c, r, ch)
+	}
+	return nil
+}
+
+// authorizeSubscribe checks a subscription to a private channel: its channel token, or the
+// backend's answer. What was let in is remembered for presence and history.
+func (g *Gateway) authorizeSubscribe(ctx context.Context, c *wsgate.Conn, id *hub.Identity, r *rules, req *protocol.Request) error {
+	user := ""
+	if id != nil {
+		user = id.User
+	}
+	switch r.subscribe {
+	case SubscribeOpen:
+		return nil
+	case SubscribeToken:
+		if req.Token == "" {
+			return protocol.Errorf(protocol.CodeForbidden, "channel %q needs a channel token", req.Channel)
+		}
+		if err := g.auth.VerifyChannel(ctx, req.Token, user, req.Channel); err != nil {
+			if g.auth.Expired(err) {
+				return protocol.Errorf(protocol.CodeTokenExpired, "channel token: %v", err)
+			}
+			return protocol.Errorf(protocol.CodeForbidden, "channel token: %v", err)
+		}
+	case SubscribeBackend:
+		if err := g.be.Subscribe(ctx, proxy.SubscribeRequest{Client: clientOf(c, id), Channel: req.Channel, Token: req.Token}); err != nil {
+			return err
+		}
+	}
+	if s := g.state(c); s != nil {
+		s.mu.Lock()
+		if s.granted == nil || len(s.granted) >= maxGranted {
+			s.granted = map[string]struct{}{} // forget the old grants rather than grow
+		}
+		s.granted[req.Channel] = struct{}{}
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// granted lets presence and history of a private channel through only for a connection that
+// was let in to it.
+func (g *Gateway) granted(c *wsgate.Conn, r *rules, ch string) error {
+	if r.subscribe == SubscribeOpen {
+		return nil
+	}
+	if s := g.state(c); s != nil {
+		s.mu.Lock()
+		_, ok := s.granted[ch]
+		s.mu.Unlock()
+		if ok {
+			return nil
+		}
+	}
+	return protocol.Errorf(protocol.CodeForbidden, "channel %q is private: subscribe to it first", ch)
+}
+
+// channel is hub.Options.Channel.
+func (g *Gateway) channel(ch string) hub.ChannelOptions { return g.ns.of(ch).opts }
+
+// publish is hub.Options.Publish: the backend allows, refuses or replaces the data.
+func (g *Gateway) publish(ctx context.Context, c *wsgate.Conn, id *hub.Identity, ch string, data json.RawMessage) (json.RawMessage, error) {
+	out, err := g.be.Publish(ctx, proxy.PublishRequest{Client: clientOf(c, id), Channel: ch, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return data, nil
+	}
+	return out, nil
+}
+
+// rpc is hub.Options.RPC.
+func (g *Gateway) rpc(ctx context.Context, c *wsgate.Conn, id *hub.Identity, method string, data json.RawMessage) (json.RawMessage, error) {
+	return g.be.RPC(ctx, proxy.RPCRequest{Client: clientOf(c, id), Method: method, Data: data})
+}
+
+func (g *Gateway) onConnect(c *wsgate.Conn, id *hub.Identity) {
+	if g.ev != nil {
+		g.ev.Connected(c, id)
+	}
+}
+
+func (g *Gateway) onDisconnect(c *wsgate.Conn, id *hub.Identity) {
+	if g.ev != nil {
+		g.ev.Disconnected(c, id)
+	}
+}
+
+// Handler wraps the hub's handler (next) to keep the gateway's state of every connection: its
+// place in the user registry, the expiry of a raw connection's identity (closed with 4501), and
+// the events of raw connections (wsgate.v1 ones come from the hub's hooks).
+func (g *Gateway) Handler(next wsgate.Handler) wsgate.Handler {
+	return &handler{g: g, next: next}
+}
+
+type handler struct {
+	g    *Gateway
+	next wsgate.Handler
+}
+
+func (h *handler) OnOpen(c *wsgate.Conn) {
+	g := h.g
+	s := &connState{}
+	g.conns.Store(c, s)
+	if c.Subprotocol() != protocol.Subprotocol {
+		if id, _ := c.Auth().(*hub.Identity); id != nil {
+			if !g.register(c, id) {
+				// Admit counted, but others opened meanwhile: the cap holds.
+				_ = c.Close(protocol.CloseConnectionLimit, "connection limit")
+			} else {
+				if !id.ExpiresAt.IsZero() {
+					s.mu.Lock()
+					s.expiry = time.AfterFunc(id.ExpiresAt.Sub(g.now()), func() {
+						_ = c.Close(protocol.CloseTokenExpired, "token expired")
+					})
+					s.mu.Unlock()
+				}
+				g.onConnect(c, id)
+			}
+		}
+	}
+	h.next.OnOpen(c)
+}
+
+func (h *handler) OnMessage(c *wsgate.Conn, m wsgate.Message) { h.next.OnMessage(c, m) }
+
+func (h *handler) OnClose(c *wsgate.Conn, err error) {
+	h.next.OnClose(c, err)
+	g := h.g
+	s := g.state(c)
+	g.conns.Delete(c)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	user, id, t := s.user, s.id, s.expiry
+	s.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	if user != "" {
+		g.reg.remove(user, c)
+	}
+	if c.Subprotocol() != protocol.Subprotocol && user != "" {
+		g.onDisconnect(c, id)
+	}
+}
+
+// errorf builds the gateway's own errors.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("gateway: "+format, args...)
+}
