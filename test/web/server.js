@@ -16,7 +16,8 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let builtBinary = '';
 
-function wsgateBinary() {
+/** The wsgate binary the tests run: WSGATE_BIN, or one built here once. */
+export function wsgateBinary() {
   if (process.env.WSGATE_BIN) {
     return process.env.WSGATE_BIN;
   }

@@ -1,0 +1,109 @@
+// The pub/sub client against a real wsgate gateway (JWT, -demo) in Node: connect with a token
+// first, refresh by itself before short tokens expire, the token's channels subscribed by the
+// server, names in presence, a forged token refused for good.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startWsgate, nextEvent, waitUntil, wsgateBinary } from './server.js';
+import { newClient, closeAll } from './pubsub-clients.js';
+
+after(closeAll);
+
+const dir = mkdtempSync(join(tmpdir(), 'wsgate-gateway-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+const secretFile = join(dir, 'secret');
+writeFileSync(secretFile, 'a-test-secret-of-at-least-32-bytes!!');
+
+/**
+ * A token minted by "wsgate token" with the test's secret.
+ * @param {string[]} args
+ */
+function mint(args) {
+  return execFileSync(wsgateBinary(), ['token', '-jwt-hmac-secret-file', secretFile, ...args], { encoding: 'utf8' }).trim();
+}
+
+test('JWT: connect first; short tokens refreshed before they expire; the token\'s channel subscribed by the server; info in presence', async () => {
+  const srv = await startWsgate(['-jwt-hmac-secret-file', secretFile]);
+  let minted = 0;
+  const alice = newClient(srv.url, {
+    getToken: async () => {
+      minted++;
+      return mint(['-user', 'alice', '-ttl', '3s', '-info', '{"name":"Alice"}', '-channels', '#alice']);
+    },
+  });
+  /** @type {any[]} */
+  const refreshed = [];
+  alice.on('refreshed', (ev) => refreshed.push(ev));
+  /** @type {any[]} */
+  const serverPubs = [];
+  alice.on('publication', (ev) => serverPubs.push(ev.publication));
+  const subscribedEv = nextEvent(alice, 'subscribed');
+  const connected = /** @type {Promise<any>} */ (nextEvent(alice, 'connected'));
+  alice.connect();
+  const c = await connected;
+  assert.equal(c.user, 'alice');
+  assert.ok(c.expiresIn > 0 && c.expiresIn <= 3, String(c.expiresIn));
+  assert.deepEqual(c.subscribed, ['#alice']);
+  const sub = /** @type {any} */ (await subscribedEv);
+  assert.equal(sub.channel, '#alice');
+  assert.equal(sub.info.server, true);
+  assert.equal(alice.subscription('#alice')?.state, 'subscribed');
+
+  // Bob, anonymous to alice, sees her name in presence.
+  const bob = newClient(srv.url, { token: mint(['-user', 'bob', '-info', '{"name":"Bob"}']) });
+  bob.connect();
+  await alice.subscribe('chat', { presence: true }).ready;
+  await bob.subscribe('chat').ready;
+  const { clients } = await bob.presence('chat');
+  assert.deepEqual(clients.map((cl) => [cl.user, cl.info]).sort(), [['alice', { name: 'Alice' }], ['bob', { name: 'Bob' }]]);
+
+  // Three expiries later alice is still on her first connection, refreshed by herself.
+  let closes = 0;
+  alice.on('close', () => closes++);
+  await sleep(7000);
+  assert.equal(closes, 0, 'the connection was closed');
+  assert.ok(refreshed.length >= 2, `${refreshed.length} refreshes`);
+  assert.equal(minted, 1 + refreshed.length);
+  assert.deepEqual(await alice.publish('chat', 'still here'), { epoch: (await alice.history('chat')).epoch, offset: 1 });
+});
+
+test('a forged token is refused for good: unauthorized, no reconnect', async () => {
+  const srv = await startWsgate(['-jwt-hmac-secret-file', secretFile]);
+  const other = join(dir, 'other');
+  writeFileSync(other, 'another-secret-another-secret-another');
+  const forged = execFileSync(wsgateBinary(), ['token', '-jwt-hmac-secret-file', other, '-user', 'alice'], { encoding: 'utf8' }).trim();
+  let asked = 0;
+  const client = newClient(srv.url, { token: forged, getToken: () => { asked++; return forged; } });
+  const unauthorized = /** @type {Promise<any>} */ (nextEvent(client, 'unauthorized'));
+  client.connect();
+  const published = client.publish('chat', 'never'); // waits for the connect, which is refused
+  published.catch(() => {}); // checked below
+  const ev = await unauthorized;
+  assert.ok(ev.code === 109 || ev.code === 4001, String(ev.code));
+  await waitUntil(() => client.state === 'closed', 'the client to stop');
+  await assert.rejects(published, { name: 'RequestError', sent: false });
+  await sleep(500);
+  assert.equal(client.state, 'closed', 'it reconnected');
+  assert.equal(asked, 0, 'getToken asked although the token was refused as forged, not expired');
+});
+
+test('-demo: a token for the name asked, with the name as info', async () => {
+  const srv = await startWsgate(['-demo']);
+  const getToken = async (/** @type {string} */ name) => {
+    const res = await fetch(`${srv.pageURL}demo/token`, { method: 'POST', body: JSON.stringify({ name }) });
+    assert.equal(res.status, 200);
+    return /** @type {any} */ (await res.json()).token;
+  };
+  const carol = newClient(srv.url, { getToken: () => getToken('carol') });
+  const connected = /** @type {Promise<any>} */ (nextEvent(carol, 'connected'));
+  carol.connect();
+  assert.equal((await connected).user, 'carol');
+  await carol.subscribe('lobby').ready;
+  const { clients } = await carol.presence('lobby');
+  assert.deepEqual(clients.map((cl) => cl.info), [{ name: 'carol' }]);
+});
