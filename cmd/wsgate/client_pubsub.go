@@ -68,6 +68,10 @@ func runPubSub(ctx context.Context, o *clientOptions, stdin io.Reader, out *prin
 			out.errorf("lost: %s publications after %s/%d up to %s/%d", g.Channel, g.Since.Epoch, g.Since.Offset, g.Epoch, g.Offset)
 		},
 		OnError: func(channel string, err error) {
+			if channel == "" { // the connection's identity (a refresh): the session goes on
+				out.errorf("%v", err)
+				return
+			}
 			out.errorf("%s: %v", channel, err)
 			var pe *protocol.Error
 			if !errors.As(err, &pe) || pe.Code < 200 || pe.Code >= 300 { // 2xx: retried
