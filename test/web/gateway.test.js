@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startWsgate, nextEvent, waitUntil, wsgateBinary } from './server.js';
+import { startWsgate, nextEvent, waitUntil, wsgateBinary, freeAddrs } from './server.js';
 import { newClient, closeAll } from './pubsub-clients.js';
 
 after(closeAll);
@@ -106,4 +106,44 @@ test('-demo: a token for the name asked, with the name as info', async () => {
   await carol.subscribe('lobby').ready;
   const { clients } = await carol.presence('lobby');
   assert.deepEqual(clients.map((cl) => cl.info), [{ name: 'carol' }]);
+});
+
+test('the backend API subscribes, publishes to, unsubscribes and disconnects (4003, terminal) a connected user', async () => {
+  const key = 'test-api-key-test-api-key-test-api-key';
+  const keyFile = join(dir, 'api-key');
+  writeFileSync(keyFile, key);
+  const [apiAddr] = await freeAddrs(1);
+  const srv = await startWsgate(['-jwt-hmac-secret-file', secretFile, '-api-key-file', keyFile, '-api-listen', apiAddr]);
+  const api = async (/** @type {string} */ path, /** @type {object} */ body) => {
+    const res = await fetch(`http://${apiAddr}/api/${path}`, {
+      method: 'POST', headers: { Authorization: `apikey ${key}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    assert.equal(res.status, 200, `${path}: ${res.status} ${await res.clone().text()}`);
+    return /** @type {any} */ (await res.json());
+  };
+  const alice = newClient(srv.url, { getToken: () => mint(['-user', 'alice']) });
+  /** @type {any[]} */
+  const events = [];
+  for (const type of ['subscribed', 'unsubscribed', 'publication', 'close']) {
+    alice.on(/** @type {any} */ (type), (ev) => events.push(ev));
+  }
+  const connected = nextEvent(alice, 'connected');
+  alice.connect();
+  await connected;
+
+  assert.deepEqual(await api('subscribe', { user: 'alice', channel: 'news' }), { connections: 1 });
+  await waitUntil(() => events.some((e) => e.type === 'subscribed'), 'the subscribe push');
+  assert.equal(alice.subscription('news')?.state, 'subscribed');
+  await api('publish', { channel: 'news', data: { headline: 'hi' } });
+  await waitUntil(() => events.some((e) => e.type === 'publication'), 'the publication');
+  const pub = events.find((e) => e.type === 'publication').publication;
+  assert.deepEqual([pub.channel, pub.offset, pub.data, pub.recovered], ['news', 1, { headline: 'hi' }, false]);
+  await api('unsubscribe', { user: 'alice', channel: 'news' });
+  await waitUntil(() => events.some((e) => e.type === 'unsubscribed'), 'the unsubscribe push');
+  assert.equal(alice.subscription('news'), null);
+
+  await api('disconnect', { user: 'alice', reason: 'banned' });
+  await waitUntil(() => alice.state === 'closed', 'the client to stop');
+  const close = events.find((e) => e.type === 'close');
+  assert.deepEqual([close.code, close.reason, close.willReconnect], [4003, 'banned', false]);
 });

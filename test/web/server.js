@@ -112,7 +112,7 @@ export async function startCluster(n, args = []) {
  * @param {number} n
  * @returns {Promise<string[]>}
  */
-async function freeAddrs(n) {
+export async function freeAddrs(n) {
   const servers = await Promise.all(Array.from({ length: n }, () => new Promise(/** @param {(s: import('node:net').Server) => void} resolve */ (resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
