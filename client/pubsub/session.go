@@ -32,8 +32,8 @@ const (
 
 // Errors of a Session, stable for errors.Is.
 var (
-	// ErrNotConnected: Publish found no open connection (Run is reconnecting, not started, or
-	// over). The publication was not sent.
+	// ErrNotConnected: Publish or RPC found no ready connection (Run is reconnecting, waiting
+	// for its connect reply, not started, or over). The request was not sent.
 	ErrNotConnected = errors.New("pubsub: not connected")
 	// ErrDisconnected: the connection was lost after Publish sent its request and before the
 	// reply. The publication may have been made.
