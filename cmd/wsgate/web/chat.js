@@ -66,6 +66,8 @@ try {
 const demoNote = /** @type {HTMLElement} */ ($('demo-note'));
 demoNote.hidden = !demo;
 
+// A name refused at load (firstToken null) connects without a token, anonymous (the demo lets
+// tokenless connections in): the page works, and the next Join with a good name renames.
 const client = new PubSubClient('/ws', demo ? {
   token: firstToken,
   getToken: async () => {
