@@ -60,7 +60,8 @@ try {
   firstToken = await demoToken(connectedAs);
   demo = firstToken !== null;
 } catch (err) {
-  demo = true; // the server has a demo, and refused the name: the client asks again (getToken)
+  demo = true; // the server has a demo, and refused the name
+  connectedAs = ''; // no name yet: any Join renames
   queueMicrotask(() => note('error', String(err instanceof Error ? err.message : err)));
 }
 const demoNote = /** @type {HTMLElement} */ ($('demo-note'));
