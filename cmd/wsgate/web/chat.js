@@ -289,7 +289,7 @@ async function join(channel) {
       void refreshPresence(channel);
       if (!info.resubscribed) {
         $('joined').textContent = '#' + channel;
-        note('join', `you joined #${channel} as ${demo ? connectedAs : nickInput.value}`);
+        note('join', `you joined #${channel} as ${demo ? connectedAs || 'no one (anonymous)' : nickInput.value}`);
         return;
       }
       const at = new Date().toLocaleTimeString();
