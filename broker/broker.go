@@ -120,12 +120,24 @@ type HistoryRemover interface {
 // Outbox is an optional capability: a queue of events (the gateway's connect and disconnect
 // hooks) that some node delivers at least once, even when the node that put them is gone.
 //
-// Put queues an event for delivery. Hold deposits, under a key unique in the cluster, the event
-// to deliver if this node dies before it calls Release with that key (a connection's disconnect
-// event): when a node is lost, another node puts its held events. Consume calls fn with queued
-// events, one at a time per node, until ctx ends: nil acknowledges one, an error has it
-// delivered again after a backoff (by this or another node). Queued events are bounded; Put
-// refuses with ErrFull beyond.
+// Put queues an event for delivery. Hold deposits, under a key unique on this node (a
+// connection's), the event to deliver if this node dies before it calls Release with that key
+// (the connection's disconnect event): when a node is lost, another node puts its held events
+// (each implementation says when a node counts as lost, and what a lone process loses). Holding
+// again under a key replaces its event; releasing a key that holds nothing is no error.
+//
+// Consume offers queued events to fn in the order they were put, one at a time in the whole
+// outbox (all the nodes sharing it), until ctx ends, and then returns ctx's error. While fn runs
+// the event is reserved for it, for as long as fn takes (fn retries as it sees fit). fn returning
+// nil acknowledges the event; an error puts it back at the head, to be offered again after a
+// short pause, by this or another node. An event whose node dies while fn runs is offered again
+// to another node once the implementation finds the reservation abandoned. So delivery is at
+// least once and in order: an event acknowledged was delivered; one delivered twice comes
+// again before anything put after it.
+//
+// Queued and held events are bounded: beyond the bounds Put and Hold refuse with an error
+// wrapping ErrFull. Every method may fail with ErrClosed, and on a remote store with
+// ErrUnavailable (the event may then have been stored all the same).
 type Outbox interface {
 	Put(ctx context.Context, event []byte) error
 	Hold(ctx context.Context, key string, event []byte) error

@@ -53,6 +53,12 @@ type Auth struct {
 	// Anonymous lets a connection without a token in as anonymous (user ""), where it would be
 	// refused (401, error 109). Default false.
 	Anonymous bool `koanf:"anonymous"`
+	// ConnectTimeout bounds the time from upgrade to connect of a wsgate.v1 connection; beyond,
+	// it is closed with 4002. Default 0: the hub's (10 s).
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	// RefreshGrace is how long after its identity expired a connection may still refresh before
+	// it is closed with 4501. Default 0: the hub's (10 s).
+	RefreshGrace time.Duration `koanf:"refresh_grace"`
 }
 
 // JWT configures token verification (gateway/jwtauth). A token is accepted when a key below
@@ -276,6 +282,12 @@ func (c *Config) Check() error {
 		if strings.ContainsAny(v, " ;,=\"\t\r\n") {
 			bad(key, "%q is not a valid name", v)
 		}
+	}
+	if c.Auth.ConnectTimeout < 0 {
+		bad("auth.connect_timeout", "must not be negative")
+	}
+	if c.Auth.RefreshGrace < 0 {
+		bad("auth.refresh_grace", "must not be negative")
 	}
 	if c.Auth.Anonymous && !c.authConfigured() {
 		bad("auth.anonymous", "means nothing without auth.jwt or auth.connect_url: everyone is anonymous already")

@@ -116,6 +116,8 @@ func (g *Gateway) HubOptions(o *hub.Options) {
 	if g.cfg.authConfigured() {
 		o.Connect = g.connect
 		o.Refresh = g.refresh
+		o.ConnectTimeout = g.cfg.Auth.ConnectTimeout
+		o.RefreshGrace = g.cfg.Auth.RefreshGrace
 	}
 	o.Authorize = g.authorize
 	o.Channel = g.channel
@@ -261,6 +263,7 @@ func (g *Gateway) authorize(ctx context.Context, c *wsgate.Conn, id *hub.Identit
 		if !r.publish {
 			return protocol.Errorf(protocol.CodeForbidden, "clients may not publish on %q", ch)
 		}
+		return g.granted(c, r, ch) // a private channel's publishers are those it let in
 	case protocol.OpSubscribe:
 		if req.Events && r.opts.NoJoinLeave {
 			return protocol.Errorf(protocol.CodeNotAvailable, "no join and leave pushes on %q", ch)

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -41,11 +43,13 @@ func TestNamespacePermissions(t *testing.T) {
 	// private: a channel token naming the channel and the user.
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a"}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "history", "channel": "private:a"}, protocol.CodeForbidden)
+	alice.fails(map[string]any{"op": "publish", "channel": "private:a", "data": 1}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "alice", "private:b")}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "bob", "private:a")}, protocol.CodeForbidden)
 	alice.fails(map[string]any{"op": "subscribe", "channel": "private:a", "token": "not.a.token"}, protocol.CodeForbidden)
 	alice.ok(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "alice", "private:a")})
 	alice.ok(map[string]any{"op": "history", "channel": "private:a"}) // let in: may read its history
+	alice.ok(map[string]any{"op": "publish", "channel": "private:a", "data": 1})
 
 	// User channels: #bob is bob's; #alice and dm:#alice,bob are alice's too.
 	alice.fails(map[string]any{"op": "subscribe", "channel": "#bob"}, protocol.CodeForbidden)
@@ -263,4 +267,32 @@ func TestZeroConfigIsOpen(t *testing.T) {
 	c.ok(map[string]any{"op": "presence", "channel": "news:x"})
 	c.ok(map[string]any{"op": "history", "channel": "news:x"})
 	c.fails(map[string]any{"op": "subscribe", "channel": "#bob"}, protocol.CodeForbidden) // no one is bob
+}
+
+// A client that invents addresses (here through a trusted proxy's X-Forwarded-For) costs the
+// node at most limits.handshake_addresses buckets; an address evicted starts again full.
+func TestHandshakeBucketsBounded(t *testing.T) {
+	cfg := &gateway.Config{Limits: gateway.Limits{HandshakesPerSecond: 0.1, HandshakeBurst: 1, HandshakeAddresses: 50}}
+	s := start(t, cfg, &wsgate.Config{TrustedProxies: []string{"127.0.0.0/8"}})
+	from := func(i int) http.Header {
+		return http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.%d.%d", i/250, i%250+1)}}
+	}
+	for i := range 500 {
+		ws, _, err := websocket.DefaultDialer.Dial(s.url, from(i))
+		if err != nil {
+			t.Fatalf("address %d: %v", i, err)
+		}
+		ws.Close()
+		if n := s.gw.HandshakeAddresses(); n > 50 {
+			t.Fatalf("%d buckets after %d addresses, bound 50", n, i+1)
+		}
+	}
+	if status, _, _ := refused(t, s.url, from(499)); status != http.StatusTooManyRequests {
+		t.Fatalf("the last address again: %d, want 429", status)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(s.url, from(0)) // evicted long ago: a full bucket
+	if err != nil {
+		t.Fatalf("an evicted address: %v", err)
+	}
+	ws.Close()
 }

@@ -215,3 +215,14 @@ func refused(t *testing.T, url string, h http.Header) (int, string, string) {
 
 func boolp(b bool) *bool { return &b }
 func intp(n int) *int    { return &n }
+
+// dialRaw opens a raw connection.
+func dialRaw(t *testing.T, url string, h http.Header) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial(url, h)
+	if err != nil {
+		t.Fatalf("dial raw: %v (%v)", err, resp)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}

@@ -123,7 +123,10 @@ func (h *Hub) serveRefresh(ctx context.Context, cl *client, req protocol.Request
 		cl.mu.Unlock()
 		return nil
 	}
-	next := *cl.id
+	var next Identity // without Connect, a connection has none yet
+	if cl.id != nil {
+		next = *cl.id
+	}
 	next.ExpiresAt = nid.ExpiresAt
 	cl.id = &next
 	if next.ExpiresAt.IsZero() {

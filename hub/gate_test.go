@@ -381,3 +381,19 @@ func TestRefreshRacingExpiry(t *testing.T) {
 	}
 	t.Logf("outcomes %v", outcomes)
 }
+
+// TestRefreshWithoutConnect: a Refresh hook without a Connect hook extends an anonymous
+// connection (it had no identity: it panicked on the nil one).
+func TestRefreshWithoutConnect(t *testing.T) {
+	_, refresh := expiring(time.Hour)
+	e := start(t, &hub.Options{Refresh: refresh}, nil)
+	c := e.dial(t)
+	r := c.call("refresh", `,"token":"user:"`, nil)
+	var res protocol.RefreshResult
+	if json.Unmarshal(r["result"], &res); res.ExpiresIn < 3599 {
+		t.Fatalf("refresh: %v", strMap(r))
+	}
+	if code := errCode(t, c.call("refresh", `,"token":"user:someone"`, nil)); code != protocol.CodeUnauthorized {
+		t.Fatalf("refresh naming a user: %d", code)
+	}
+}

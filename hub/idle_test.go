@@ -55,7 +55,11 @@ func TestIdleConnectionCost(t *testing.T) {
 	closeAll(v1)
 	per := (v1Cost - rawCost) / n
 	t.Logf("heap per idle connection: %d B raw (server and client), %d B more as wsgate.v1", rawCost/n, per)
-	if per > 2048 {
-		t.Fatalf("the hub holds %d B per idle wsgate.v1 connection, over 2048", per)
+	bound := int64(2048) // 1,474 B before the gateway, ~1,570 B with it
+	if raceEnabled {
+		bound *= 2
+	}
+	if per > bound {
+		t.Fatalf("the hub holds %d B per idle wsgate.v1 connection, over %d", per, bound)
 	}
 }

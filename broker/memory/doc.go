@@ -35,6 +35,16 @@
 // or the samples finding nothing to evict. Because the samples are small, an evictable stream
 // hidden among very many pinned ones may be missed: the bound holds, the refusal is approximate.
 //
+// # Outbox
+//
+// The broker is also a broker.Outbox (and NewOutbox makes one without a broker): a FIFO of events
+// bounded by count and bytes, and a map of held events bounded the same way (OutboxOptions);
+// beyond them Put and Hold refuse with broker.ErrFull. Put, Hold and Release take a mutex and copy
+// the event. Consume calls take turns: one offers events, one at a time, and an event its fn
+// refuses stays at the head, offered again after OutboxOptions.Retry. Everything lives in the
+// process: when it dies, what was queued and held dies with it (no other node is there to
+// deliver a held event), and Close forgets both.
+//
 // # Concurrency
 //
 // The broker's mutex guards the map of streams; each stream has its own, held through a

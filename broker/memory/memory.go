@@ -41,6 +41,8 @@ type Options struct {
 	// allocated. A publication beyond it evicts the oldest history (see the package doc).
 	// Default 256 MiB.
 	MaxBytes int64
+	// Outbox bounds the broker's event outbox (Broker.Put and so on). Default: see OutboxOptions.
+	Outbox OutboxOptions
 	// now is the clock, for tests.
 	now func() time.Time
 }
@@ -54,6 +56,8 @@ type Broker struct {
 	mu      sync.Mutex // guards streams, closed; taken before a stream's mu
 	streams map[string]*stream
 	closed  bool
+
+	outbox *Outbox // the broker.Outbox capability (outbox.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -83,7 +87,7 @@ func New(opts *Options) *Broker {
 	if o.now == nil {
 		o.now = time.Now
 	}
-	return &Broker{opts: o, streams: map[string]*stream{}, stop: make(chan struct{}), done: make(chan struct{})}
+	return &Broker{opts: o, streams: map[string]*stream{}, outbox: NewOutbox(&o.Outbox), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Start implements broker.Broker; it starts the janitor that forgets expired history.
@@ -120,6 +124,7 @@ func (b *Broker) Close(context.Context) error {
 	b.closed = true
 	started := b.deliver != nil
 	b.mu.Unlock()
+	b.outbox.Close()
 	close(b.stop)
 	if started {
 		<-b.done

@@ -62,6 +62,40 @@
 //     leader does not hold yet, up to that top, is read from the leader.
 //   - Ordering across channels, and across nodes beyond one channel's offsets, is not defined.
 //
+// # Outbox
+//
+// The broker is a broker.Outbox too, set up on the server by its first call (OutboxOptions):
+//
+//   - Queued events live in a work-queue stream, <Stream>_OUTBOX (file storage, Replicas,
+//     discard new: beyond MaxEvents or MaxBytes, Put fails with broker.ErrFull), on the subject
+//     <prefix>.ob.q. Put returns once the stream acknowledged the event: from then on it
+//     survives this node and a NATS restart, and is lost only with the stream's store.
+//   - Every node's Consume pulls from one durable consumer that reserves one event at a time in
+//     the whole cluster (MaxAckPending 1), so events are offered in the order stored, whichever
+//     node offers them. A node renews its reservation every NodeTTL/3 while fn runs; fn's nil
+//     acknowledges (confirmed by the server), its error hands the event back for another offer
+//     after Retry; a node that dies with an event reserved leaves it to another after NodeTTL.
+//     The price of the order is one event in flight in the cluster: the rate is one event per
+//     round trip of fn (the backend) and about two to NATS.
+//   - Held events live in the stream <Stream>_HELD, one subject per node and key
+//     (<prefix>.ob.h.<node>.<key>, one message each: holding again replaces); Release purges
+//     the subject (one API call). Beyond MaxHeld or MaxHeldBytes in all, Hold fails with
+//     broker.ErrFull.
+//   - Each node that used the outbox has an entry in the key-value bucket <Stream>_NODES, which
+//     it updates every NodeTTL/3. Each node watches the others' entries by their revisions, on
+//     its own clock (no other machine's clock is trusted): an entry it saw unchanged for NodeTTL
+//     is a lost node, which it claims by an update expecting that revision, so that exactly one
+//     node claims it. The claimer queues the lost node's held events (each with a message ID,
+//     stored once within two minutes should a second claim repeat the work), purges them up to
+//     the held stream's last sequence when it began, and deletes the entry. A claim that fails
+//     halfway leaves the entry claimed and still, and some node claims it again after NodeTTL.
+//     So a dead node's held events are queued within about NodeTTL and NodeTTL/3 of its death
+//     (15 to 20 s by default), as long as one node lives.
+//   - A node that was only cut from NATS (or stalled) beyond NodeTTL is declared lost all the
+//     same: its held events are delivered although its connections may be open. It logs an
+//     error when it finds its entry claimed, registers again once the claim is over, and what
+//     it holds after the claim began stays held.
+//
 // # Cost
 //
 // A publication costs one round trip to the stream's leader (store, replicate, ack), whether or

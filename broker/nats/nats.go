@@ -71,6 +71,9 @@ type Options struct {
 	// Logger receives what the broker cannot return to a caller (a failed catch-up after a
 	// gap). Default slog.Default().
 	Logger *slog.Logger
+	// Outbox configures the broker.Outbox capability (the gateway's connect and disconnect
+	// events). Default: see OutboxOptions.
+	Outbox OutboxOptions
 }
 
 func (o *Options) withDefaults() {
@@ -107,6 +110,7 @@ func (o *Options) withDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.Outbox.withDefaults()
 }
 
 // check refuses a stream name or prefix NATS could misread: both are made of letters, digits,
@@ -144,6 +148,8 @@ type Broker struct {
 	node string // Node()
 
 	in, out, x string // subject prefixes: "<prefix>.in." and so on
+	obq, obh   string // the outbox's queue subject and held subjects' prefix (outbox.go)
+	ob         outboxState
 
 	deliver broker.DeliverFunc
 
@@ -171,6 +177,7 @@ type Broker struct {
 var _ interface {
 	broker.Broker
 	broker.Cluster
+	broker.Outbox
 } = (*Broker)(nil)
 
 // New returns a broker connected to NATS (or on opts.Conn). It creates nothing on the server:
@@ -190,6 +197,8 @@ func New(opts *Options) (*Broker, error) {
 		in:       o.Prefix + inPart,
 		out:      o.Prefix + outPart,
 		x:        o.Prefix + xPart,
+		obq:      o.Prefix + outboxQueue,
+		obh:      o.Prefix + outboxHeld,
 		chans:    map[string]*pubChan{},
 		subs:     map[string]*subState{},
 		listens:  map[*listener]struct{}{},
@@ -198,6 +207,7 @@ func New(opts *Options) (*Broker, error) {
 		msgs:     make(chan *natsgo.Msg, msgQueueLen),
 		stop:     make(chan struct{}),
 	}
+	b.ob = newOutboxState(b.node)
 	b.ctx, b.done = context.WithCancel(context.Background())
 	if o.Conn != nil {
 		b.nc = o.Conn

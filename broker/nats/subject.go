@@ -7,12 +7,17 @@ import "strings"
 //	<prefix>.in.<token>  where a channel's publications are stored (the stream's subjects)
 //	<prefix>.d.<token>   where the stream republishes them once stored: nodes subscribe here
 //	<prefix>.x.<token>   a cluster topic (Send, Listen)
+//	<prefix>.ob.q        the outbox's queued events (outbox.go)
+//	<prefix>.ob.h.<node>.<token>  an event a node holds under a key (node: base64url of its name)
 //
 // A token is one subject token naming a channel or topic readably; see subjectToken.
 const (
 	inPart  = ".in."
 	outPart = ".d."
 	xPart   = ".x."
+
+	outboxQueue = ".ob.q"
+	outboxHeld  = ".ob.h."
 )
 
 // maxNameLen bounds a channel or topic name: its token, up to three times longer, must keep the

@@ -130,24 +130,26 @@ func (p *Proxy) failure(k callKind, o outcome) *Error {
 	return e
 }
 
-// wireAnswer is the body of every answer. When more than one field is set, disconnect wins
-// over error, which wins over result.
-type wireAnswer struct {
-	Result json.RawMessage `json:"result"`
-	Error  *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	Disconnect *struct {
-		Code   int    `json:"code"`
-		Reason string `json:"reason"`
-	} `json:"disconnect"`
+// wireError and wireDisconnect are an answer's refusals.
+type wireError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
 }
 
-// answer reads a 200 answer's body: its result (a JSON object), or the *Error its error or
-// disconnect stand for.
-func (p *Proxy) answer(k callKind, body []byte) (json.RawMessage, *Error) {
-	var a wireAnswer
+type wireDisconnect struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// decode reads a 200 answer's body: its result, a T, or the *Error its error or disconnect
+// stand for. When more than one is set, disconnect wins over error, which wins over result.
+// The body is parsed once, into the call's own result type.
+func decode[T any](k callKind, body []byte) (*T, *Error) {
+	var a struct {
+		Result     *T              `json:"result"`
+		Error      *wireError      `json:"error"`
+		Disconnect *wireDisconnect `json:"disconnect"`
+	}
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, badAnswer(k, "%v", err)
 	}
@@ -169,12 +171,10 @@ func (p *Proxy) answer(k callKind, body []byte) (json.RawMessage, *Error) {
 			return nil, refusal(k, msg)
 		}
 		return nil, &Error{Call: k.String(), Reply: &protocol.Error{Code: code, Message: or(msg, "refused by the backend")}}
+	case a.Result == nil:
+		return nil, badAnswer(k, "no result, error or disconnect")
 	}
-	res := bytes.TrimSpace(a.Result)
-	if len(res) == 0 || res[0] != '{' {
-		return nil, badAnswer(k, "no result object, error or disconnect")
-	}
-	return res, nil
+	return a.Result, nil
 }
 
 // known tells whether c is a wsgate.v1 error code, which a backend's error keeps.
@@ -205,11 +205,7 @@ type wireIdentity struct {
 }
 
 // identity checks a connect or refresh result; user is the connection's user for a refresh.
-func (p *Proxy) identity(k callKind, res json.RawMessage, user string) (*hub.Identity, error) {
-	var w wireIdentity
-	if err := json.Unmarshal(res, &w); err != nil {
-		return nil, badAnswer(k, "%v", err)
-	}
+func (p *Proxy) identity(k callKind, w *wireIdentity, user string) (*hub.Identity, error) {
 	if w.Expired && k == callRefresh {
 		return nil, &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeTokenExpired, "session expired")}
 	}
@@ -223,7 +219,7 @@ func (p *Proxy) identity(k callKind, res json.RawMessage, user string) (*hub.Ide
 	default:
 		id.User = *w.User
 	}
-	if info := bytes.TrimSpace(w.Info); len(info) > 0 && !bytes.Equal(info, []byte("null")) {
+	if info := compact(w.Info); len(info) > 0 && !bytes.Equal(info, []byte("null")) {
 		if len(info) > hub.MaxInfoLen {
 			return nil, badAnswer(k, "info of %d bytes, at most %d", len(info), hub.MaxInfoLen)
 		}
@@ -255,19 +251,33 @@ func (p *Proxy) identity(k callKind, res json.RawMessage, user string) (*hub.Ide
 	return id, nil
 }
 
-// data reads the "data" of a publish or rpc result: dflt when it has none.
-func (p *Proxy) data(k callKind, res json.RawMessage, dflt json.RawMessage) (json.RawMessage, error) {
-	var w struct {
-		Data json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(res, &w); err != nil {
-		return nil, badAnswer(k, "%v", err)
-	}
+// wireData is the result of a publish or rpc.
+type wireData struct {
+	Data json.RawMessage `json:"data"`
+}
+
+// data checks the "data" of a publish or rpc result: dflt when it has none.
+func (p *Proxy) data(k callKind, w *wireData, dflt json.RawMessage) (json.RawMessage, error) {
 	if len(w.Data) == 0 {
 		return dflt, nil
 	}
-	if len(w.Data) > p.cfg.MaxDataSize {
-		return nil, badAnswer(k, "data of %d bytes, at most %d", len(w.Data), p.cfg.MaxDataSize)
+	data := compact(w.Data)
+	if len(data) > p.cfg.MaxDataSize {
+		return nil, badAnswer(k, "data of %d bytes, at most %d", len(data), p.cfg.MaxDataSize)
 	}
-	return w.Data, nil
+	return data, nil
+}
+
+// compact drops the insignificant spaces of raw, valid JSON: info goes into every presence
+// page, data to every subscriber, and a bound applies to what they carry, not to the layout.
+func compact(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	var b bytes.Buffer
+	b.Grow(len(raw))
+	if json.Compact(&b, raw) != nil {
+		return raw // json.Unmarshal checked it
+	}
+	return b.Bytes()
 }

@@ -58,11 +58,22 @@ type outcome struct {
 	retry  bool
 }
 
-// call POSTs w, completed with cl, to ep, retrying as ep allows within ctx, and returns the
-// answer's result, or an *Error.
-func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w *wireRequest) (json.RawMessage, error) {
+// invoke makes a call and decodes its answer into a T, the call's result.
+func invoke[T any](ctx context.Context, p *Proxy, k callKind, ep *Endpoint, cl Client, w *wireRequest) (*T, error) {
+	var res *T
+	err := p.call(ctx, k, ep, cl, w, func(body []byte) *Error {
+		var e *Error
+		res, e = decode[T](k, body)
+		return e
+	})
+	return res, err
+}
+
+// call POSTs w, completed with cl, to ep, retrying as ep allows within ctx, and hands the body
+// of a 200 answer to decode; it returns decode's *Error, or its own.
+func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w *wireRequest, decode func([]byte) *Error) error {
 	if ep.URL == "" {
-		return nil, &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeNotAvailable, "%s not available", k)}
+		return &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeNotAvailable, "%s not available", k)}
 	}
 	w.Client, w.Transport, w.Remote, w.User = cl.Name, cl.Transport, cl.Remote, cl.User
 	if w.Transport == "" {
@@ -72,27 +83,34 @@ func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w
 	hdr, w.Headers = p.headers(cl.Header)
 	body, err := json.Marshal(w)
 	if err != nil { // only invalid data can fail, which the hub never passes on
-		return nil, &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeBadRequest, "invalid data"), Cause: err}
+		return &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeBadRequest, "invalid data"), Cause: err}
 	}
 	retries := max(ep.Retries, 0)
 	for attempt := 1; ; attempt++ {
 		o := p.attempt(ctx, k, ep, hdr, body)
 		if o.err == nil && o.status == http.StatusOK {
-			res, e := p.answer(k, o.body)
-			if e != nil {
+			if e := decode(o.body); e != nil {
 				e.Status, e.Attempts = o.status, attempt
-				return nil, e
+				return e
 			}
-			return res, nil
+			return nil
 		}
-		if !o.retry || attempt > retries || ctx.Err() != nil || !p.backoff(ctx, attempt) {
-			e := p.failure(k, o)
-			e.Attempts = attempt
-			if ctx.Err() != nil && o.err != nil {
-				e.Cause = fmt.Errorf("%w (the caller's context ended: %w)", e.Cause, context.Cause(ctx))
+		retry := o.retry && attempt <= retries && ctx.Err() == nil
+		if retry && p.backoff(ctx, attempt) {
+			continue
+		}
+		e := p.failure(k, o)
+		e.Attempts = attempt
+		switch {
+		case ctx.Err() != nil:
+			if !errors.Is(e.Cause, ctx.Err()) {
+				e.Cause = errors.Join(e.Cause, context.Cause(ctx))
 			}
-			return nil, e
+			e.Cause = fmt.Errorf("the call's context ended: %w", e.Cause)
+		case retry:
+			e.Cause = fmt.Errorf("%w; no time left for a retry before the call's deadline", e.Cause)
 		}
+		return e
 	}
 }
 

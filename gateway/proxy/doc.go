@@ -5,6 +5,7 @@
 // Refresh, Authorize for subscribe, Publish, RPC).
 //
 // The formats follow Centrifugo's proxy, so that a backend written for one reads the other.
+// docs/PROXY.md says the same for backend authors who do not read Go.
 //
 // # Requests
 //
@@ -80,7 +81,8 @@
 // user is at most hub.MaxUserLen bytes, its info valid JSON of at most hub.MaxInfoLen bytes, its
 // channels valid names (protocol.ValidChannel), at most Config.MaxChannels of them (duplicates
 // dropped); the data of a publish or rpc result is valid JSON of at most Config.MaxDataSize
-// bytes; the expiry within year 9999.
+// bytes; the expiry within year 9999. Info and data are compacted (their insignificant spaces
+// dropped: presence pages and subscribers carry them) before their bounds apply.
 //
 // # Retries
 //
@@ -100,7 +102,10 @@
 //
 // # Concurrency and cost
 //
-// A Proxy is safe for concurrent use; it starts no goroutine of its own. Its default client keeps
-// up to DefaultMaxIdleConnsPerHost idle connections to the backend; CloseIdleConnections closes
-// them (on shutdown). A call costs the node one request and at most MaxResponseBytes of answer.
+// A Proxy is safe for concurrent use; it starts no goroutine of its own. Its default client opens
+// at most DefaultMaxConnsPerHost connections to the backend (calls beyond wait for one, within
+// their ctx) and keeps up to DefaultMaxIdleConnsPerHost of them idle; CloseIdleConnections
+// closes those (on shutdown). Cookies the backend sets are never kept: each call carries its own
+// client's. A call costs the node one request and at most MaxResponseBytes of answer, measured
+// decompressed.
 package proxy

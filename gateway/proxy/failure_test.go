@@ -1,14 +1,18 @@
 package proxy_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,17 +158,19 @@ func TestPublishRetriedOnlyUnsent(t *testing.T) {
 	}
 }
 
-// TestNoWaitBeyondContext: a retry that the caller's deadline would cut is not waited for.
+// TestNoWaitBeyondContext: a retry that the caller's deadline would cut is not waited for: the
+// call fails at once, not when the deadline comes.
 func TestNoWaitBeyondContext(t *testing.T) {
 	b := newBackend(t, status(503))
 	cfg := all(b.URL)
-	cfg.Backoff = 2 * time.Second
+	cfg.Backoff, cfg.MaxBackoff = 20*time.Second, 20*time.Second // a wait of 10 s or more
 	p := newProxy(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	start := time.Now()
 	_, err := p.Connect(ctx, proxy.ConnectRequest{Client: client("")})
-	if pe := wantCode(t, err, protocol.CodeUnavailable); pe.Attempts != 1 || time.Since(start) > 250*time.Millisecond {
+	if pe := wantCode(t, err, protocol.CodeUnavailable); pe.Attempts != 1 || time.Since(start) > 1500*time.Millisecond ||
+		!strings.Contains(err.Error(), "no time left for a retry") {
 		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }
@@ -176,7 +182,8 @@ func TestContextCancelled(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
 	_, err := p.Connect(ctx, proxy.ConnectRequest{Client: client("")})
-	if pe := wantCode(t, err, protocol.CodeUnavailable); !errors.Is(err, context.Canceled) || pe.Attempts != 1 || time.Since(start) > time.Second {
+	if pe := wantCode(t, err, protocol.CodeUnavailable); !errors.Is(err, context.Canceled) || pe.Attempts != 1 || time.Since(start) > time.Second ||
+		!strings.Contains(err.Error(), "context ended") {
 		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 	// Cancelled before the call: no request at all.
@@ -270,7 +277,7 @@ func TestBadAnswers(t *testing.T) {
 		{"empty", "connect", ``, "unexpected end"},
 		{"empty object", "connect", `{}`, "no result"},
 		{"null result", "subscribe", `{"result":null}`, "no result"},
-		{"array result", "subscribe", `{"result":[]}`, "no result"},
+		{"array result", "subscribe", `{"result":[]}`, "cannot unmarshal array"},
 		{"trailing garbage", "connect", `{"result":{}} x`, "invalid character"},
 		{"user not a string", "connect", `{"result":{"user":42}}`, "cannot unmarshal"},
 		{"user too long", "connect", `{"result":{"user":"` + strings.Repeat("u", hub.MaxUserLen+1) + `"}}`, "user of 1025 bytes"},
@@ -413,5 +420,103 @@ func TestErrorsHoldNoSecrets(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %v", name, err)
+	}
+}
+
+// TestCompressedBomb: the bound applies to the answer as decompressed, so a small gzip body that
+// inflates to megabytes is cut at MaxResponseBytes like any other.
+func TestCompressedBomb(t *testing.T) {
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	_, _ = io.WriteString(zw, `{"result":{"data":"`+strings.Repeat("x", 2<<20)+`"}}`)
+	_ = zw.Close()
+	b := newBackend(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = w.Write(bomb.Bytes())
+	})
+	p := newProxy(t, fast(all(b.URL)))
+	_, err := p.RPC(context.Background(), proxy.RPCRequest{Client: client("u"), Method: "m"})
+	if pe := wantCode(t, err, protocol.CodeInternal); !strings.Contains(pe.Error(), "answer longer than") {
+		t.Fatalf("%d compressed bytes: %v", bomb.Len(), err)
+	}
+}
+
+// TestNoCookieJar: cookies a backend sets are not kept for later calls, even with a client that
+// has a jar: they would carry one user's session into another user's call.
+func TestNoCookieJar(t *testing.T) {
+	b := newBackend(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		http.SetCookie(w, &http.Cookie{Name: "backend", Value: "alice-only", Path: "/"})
+		_, _ = io.WriteString(w, `{"result":{}}`)
+	})
+	jar, _ := cookiejar.New(nil)
+	cfg := all(b.URL)
+	cfg.Client = &http.Client{Jar: jar}
+	p := newProxy(t, cfg)
+	for _, user := range []string{"alice", "bob"} {
+		if err := p.Subscribe(context.Background(), proxy.SubscribeRequest{Client: client(user), Channel: "a"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.last(t).Header.Values("Cookie"); len(got) != 1 || got[0] != cookie {
+		t.Fatalf("bob's call carried cookies %q", got)
+	}
+}
+
+// TestBackendConnectionsBounded: a flood of calls opens at most DefaultMaxConnsPerHost
+// connections to the backend; the others wait for one, and all are answered.
+func TestBackendConnectionsBounded(t *testing.T) {
+	const calls = proxy.DefaultMaxConnsPerHost + 44
+	var mu sync.Mutex
+	active, most := 0, 0
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, `{"result":{}}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			active++
+			most = max(most, active)
+		case http.StateClosed, http.StateHijacked:
+			active--
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := newProxy(t, proxy.Config{Subscribe: proxy.Endpoint{URL: srv.URL, Timeout: 10 * time.Second}})
+	errs := make(chan error, calls)
+	for range calls {
+		go func() { // owner: this test; ends with its call, waited for below
+			errs <- p.Subscribe(context.Background(), proxy.SubscribeRequest{Client: client("u"), Channel: "a"})
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := active
+		mu.Unlock()
+		if n >= proxy.DefaultMaxConnsPerHost || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // time for a connection beyond the bound to show
+	close(release)
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != proxy.DefaultMaxConnsPerHost {
+		t.Fatalf("%d connections to the backend at most, want %d", most, proxy.DefaultMaxConnsPerHost)
 	}
 }

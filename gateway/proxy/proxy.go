@@ -27,6 +27,10 @@ const (
 	// backend: net/http's default of 2 would open and close a TCP connection per call under
 	// a burst of connects.
 	DefaultMaxIdleConnsPerHost = 64
+	// DefaultMaxConnsPerHost bounds the connections the default client opens to the backend:
+	// a flood of connects waits for one of them (within each call's ctx) rather than opening a
+	// connection each, so the backend sees at most this many calls at once from a node.
+	DefaultMaxConnsPerHost = 256
 )
 
 // DefaultForwardHeaders are the handshake headers forwarded by default: what identifies a
@@ -82,9 +86,10 @@ type Config struct {
 	// MaxDataSize bounds the data of a publish answer (the replacement) and of an rpc answer.
 	// Default DefaultMaxDataSize (64 KiB, the hub's default bound on a publication).
 	MaxDataSize int
-	// Client makes the calls. Redirects are never followed (a 3xx is a bad answer): the Proxy
-	// uses a copy of the client with CheckRedirect set so. Default: a client of its own on a
-	// clone of http.DefaultTransport with DefaultMaxIdleConnsPerHost.
+	// Client makes the calls. The Proxy uses a copy of it that follows no redirect (a 3xx is a
+	// bad answer) and has no cookie jar (the calls carry the clients' cookies, never cookies
+	// kept from earlier answers). Default: a client of its own on a clone of
+	// http.DefaultTransport with DefaultMaxIdleConnsPerHost and DefaultMaxConnsPerHost.
 	Client *http.Client
 }
 
@@ -93,9 +98,8 @@ type Config struct {
 type Proxy struct {
 	cfg     Config
 	client  *http.Client
-	forward []string        // canonical names of ForwardHeaders
-	static  http.Header     // Headers, canonical
-	own     *http.Transport // the default client's transport, closed by CloseIdleConnections
+	forward []string    // canonical names of ForwardHeaders
+	static  http.Header // Headers, canonical
 }
 
 // ErrConfig is wrapped by New's error when a Config cannot work.
@@ -171,11 +175,13 @@ func New(cfg Config) (*Proxy, error) {
 		cl := *c.Client
 		p.client = &cl
 	} else {
-		p.own = http.DefaultTransport.(*http.Transport).Clone()
-		p.own.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-		p.client = &http.Client{Transport: p.own}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+		tr.MaxConnsPerHost = DefaultMaxConnsPerHost
+		p.client = &http.Client{Transport: tr}
 	}
 	p.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	p.client.Jar = nil // a jar would hand one user's session cookie from the backend to the next user
 	return p, nil
 }
 
@@ -255,7 +261,7 @@ type RPCRequest struct {
 // the backend answered another error code or disconnect.
 func (p *Proxy) Connect(ctx context.Context, r ConnectRequest) (*hub.Identity, error) {
 	w := wireRequest{Token: r.Token}
-	res, err := p.call(ctx, callConnect, &p.cfg.Connect, r.Client, &w)
+	res, err := invoke[wireIdentity](ctx, p, callConnect, &p.cfg.Connect, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +273,7 @@ func (p *Proxy) Connect(ctx context.Context, r ConnectRequest) (*hub.Identity, e
 // protocol.CodeTokenExpired, and the connection lapses at its current expiry.
 func (p *Proxy) Refresh(ctx context.Context, r RefreshRequest) (*hub.Identity, error) {
 	w := wireRequest{Token: r.Token}
-	res, err := p.call(ctx, callRefresh, &p.cfg.Refresh, r.Client, &w)
+	res, err := invoke[wireIdentity](ctx, p, callRefresh, &p.cfg.Refresh, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +283,7 @@ func (p *Proxy) Refresh(ctx context.Context, r RefreshRequest) (*hub.Identity, e
 // Subscribe asks the backend whether the connection may subscribe to the channel: nil allows.
 func (p *Proxy) Subscribe(ctx context.Context, r SubscribeRequest) error {
 	w := wireRequest{Channel: r.Channel, Token: r.Token}
-	_, err := p.call(ctx, callSubscribe, &p.cfg.Subscribe, r.Client, &w)
+	_, err := invoke[struct{}](ctx, p, callSubscribe, &p.cfg.Subscribe, r.Client, &w)
 	return err
 }
 
@@ -285,7 +291,7 @@ func (p *Proxy) Subscribe(ctx context.Context, r SubscribeRequest) error {
 // allow the publication unchanged, data replaces it (valid JSON, at most MaxDataSize bytes).
 func (p *Proxy) Publish(ctx context.Context, r PublishRequest) (json.RawMessage, error) {
 	w := wireRequest{Channel: r.Channel, Data: r.Data}
-	res, err := p.call(ctx, callPublish, &p.cfg.Publish, r.Client, &w)
+	res, err := invoke[wireData](ctx, p, callPublish, &p.cfg.Publish, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +302,7 @@ func (p *Proxy) Publish(ctx context.Context, r PublishRequest) (json.RawMessage,
 // MaxDataSize bytes, null when the answer had none.
 func (p *Proxy) RPC(ctx context.Context, r RPCRequest) (json.RawMessage, error) {
 	w := wireRequest{Method: r.Method, Data: r.Data}
-	res, err := p.call(ctx, callRPC, &p.cfg.RPC, r.Client, &w)
+	res, err := invoke[wireData](ctx, p, callRPC, &p.cfg.RPC, r.Client, &w)
 	if err != nil {
 		return nil, err
 	}

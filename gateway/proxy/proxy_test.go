@@ -133,7 +133,7 @@ func wantCode(t *testing.T, err error, code protocol.Code) *proxy.Error {
 }
 
 func TestConnect(t *testing.T) {
-	b := newBackend(t, answering(`{"result":{"user":"alice","info":{"name":"Alice"},"expire_at":1767225600,"channels":["#alice","news","news"]}}`))
+	b := newBackend(t, answering(`{"result":{"user":"alice","info":{ "name" : "Alice" },"expire_at":1767225600,"channels":["#alice","news","news"]}}`))
 	p := newProxy(t, all(b.URL))
 	id, err := p.Connect(context.Background(), proxy.ConnectRequest{Client: client(""), Token: token})
 	if err != nil {
@@ -230,7 +230,7 @@ func TestSubscribe(t *testing.T) {
 }
 
 func TestPublish(t *testing.T) {
-	answers := []string{`{"result":{}}`, `{"result":{"data":{"text":"hi","by":"alice"}}}`, `{"result":{"data":null}}`}
+	answers := []string{`{"result":{}}`, "{\"result\":{\"data\":{\n  \"text\": \"hi\",\n  \"by\": \"alice\"\n}}}", `{"result":{"data":null}}`}
 	b := newBackend(t, func(w http.ResponseWriter, _ *http.Request, n int) { _, _ = io.WriteString(w, answers[n-1]) })
 	p := newProxy(t, all(b.URL))
 	r := proxy.PublishRequest{Client: client("alice"), Channel: "chat:lobby", Data: json.RawMessage(`{"text":"hi"}`)}

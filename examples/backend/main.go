@@ -1,0 +1,45 @@
+// Command backend is the application behind wsgate in docs/CONFIG.md's walk-through: it knows
+// its users by a session cookie, tells wsgate who a connection is (auth.connect_url), and
+// publishes through wsgate's API. Run wsgate with
+//
+//	WSGATE_API_KEY=dev-key-0123456789 wsgate -connect-url http://localhost:9000/wsgate/connect -api-path /api
+//
+// then open http://localhost:9000/login?name=alice and the chat page.
+package main
+
+import (
+	"encoding/json"
+	"log"
+	"net/http"
+
+	"github.com/wsgate/wsgate/client/apiclient"
+)
+
+func main() {
+	api, err := apiclient.New("http://localhost:8080/api", "dev-key-0123456789", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe("localhost:9000", backend(api, "http://localhost:8080/chat.html")))
+}
+
+func backend(api *apiclient.Client, chat string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) { // a real app checks a password
+		name := r.URL.Query().Get("name")
+		http.SetCookie(w, &http.Cookie{Name: "session", Value: name, Path: "/", HttpOnly: true})
+		data, _ := json.Marshal(map[string]string{"text": name + " logged in"})
+		_, _ = api.Publish(r.Context(), "chat:lobby", data, "")
+		http.Redirect(w, r, chat, http.StatusSeeOther)
+	})
+	mux.HandleFunc("POST /wsgate/connect", func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie("session") // wsgate forwards the browser's cookies
+		if err != nil || c.Value == "" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": 109, "message": "log in first"}})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"result": map[string]any{"user": c.Value,
+			"info": map[string]string{"name": c.Value}, "channels": []string{"#" + c.Value}}})
+	})
+	return mux
+}

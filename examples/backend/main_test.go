@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/client/apiclient"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/api"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The walk-through end to end: wsgate asks this backend who a connection is, from its session
+// cookie, and the backend publishes through wsgate's API.
+func TestWalkThrough(t *testing.T) {
+	const key = "dev-key-0123456789"
+	mux := http.NewServeMux()
+	wsURL := httptest.NewServer(mux) // wsgate: /ws and /api
+	defer wsURL.Close()
+	be := httptest.NewUnstartedServer(nil)
+	beURL := "http://" + be.Listener.Addr().String()
+	gw, err := gateway.New(context.Background(), &gateway.Config{Auth: gateway.Auth{ConnectURL: beURL + "/wsgate/connect"}}, gateway.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	opts := hub.Options{PingInterval: -1}
+	gw.HubOptions(&opts)
+	h, err := hub.New(context.Background(), memory.New(nil), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	if err := gw.Bind(h); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := wsgate.NewServer(gw.Handler(h.Handler(nil)), &wsgate.Config{Subprotocols: []string{protocol.Subprotocol}, Admit: gw.Admit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Shutdown(context.Background())
+	ah, err := api.New(gw.Node(), api.Options{Keys: []string{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/ws", ws)
+	mux.Handle("/api/", ah)
+
+	client, err := apiclient.New(wsURL.URL+"/api", key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Config.Handler = backend(client, wsURL.URL+"/chat.html")
+	be.Start()
+	defer be.Close()
+
+	// alice logs in: the backend sets her session cookie and publishes through the API.
+	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(wsURL.URL, "http")+"/ws", http.Header{"Cookie": {"session=alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.WriteJSON(map[string]any{"id": 1, "op": "connect"})
+	var m map[string]any
+	if err := c.ReadJSON(&m); err != nil || m["result"].(map[string]any)["user"] != "alice" {
+		t.Fatalf("connect: %v %v", m, err)
+	}
+	_ = c.WriteJSON(map[string]any{"id": 2, "op": "subscribe", "channel": "chat:lobby"})
+	if err := c.ReadJSON(&m); err != nil || m["error"] != nil {
+		t.Fatalf("subscribe: %v %v", m, err)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Get(beURL + "/login?name=bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Set-Cookie"), "session=bob") {
+		t.Fatalf("login: %d %v", resp.StatusCode, resp.Header)
+	}
+	for {
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatalf("waiting for the publication: %v", err)
+		}
+		if m["push"] == "pub" && m["channel"] == "chat:lobby" {
+			break
+		}
+	}
+	if d, _ := m["data"].(map[string]any); d == nil || d["text"] != "bob logged in" {
+		t.Fatalf("publication %v", m)
+	}
+	noRedirect.CloseIdleConnections()
+}

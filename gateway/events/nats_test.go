@@ -1,0 +1,3 @@
+package events
+
+func childMain() bool { return false }
