@@ -147,3 +147,31 @@ test('the backend API subscribes, publishes to, unsubscribes and disconnects (40
   const close = events.find((e) => e.type === 'close');
   assert.deepEqual([close.code, close.reason, close.willReconnect], [4003, 'banned', false]);
 });
+
+test('a token not refreshed in time: the server closes 4501, and the client comes back with a fresh token from getToken', async () => {
+  const config = join(dir, 'grace.yaml');
+  writeFileSync(config, `auth:\n  refresh_grace: 200ms\n  jwt:\n    hmac_secret_file: ${JSON.stringify(secretFile)}\n`);
+  const srv = await startWsgate(['-config', config]);
+  let calls = 0;
+  const client = newClient(srv.url, {
+    getToken: async () => {
+      calls++;
+      if (calls === 2) {
+        await sleep(3500); // the refresh's token comes too late: the identity lapses first
+      }
+      return mint(['-user', 'alice', '-ttl', calls <= 2 ? '2s' : '1m']);
+    },
+  });
+  /** @type {any[]} */
+  const closes = [];
+  client.on('close', (ev) => closes.push(ev));
+  let connects = 0;
+  client.on('connected', () => connects++);
+  client.connect();
+  await waitUntil(() => closes.length === 1, 'the close 4501', 10_000);
+  assert.deepEqual([closes[0].code, closes[0].willReconnect], [4501, true]);
+  await waitUntil(() => connects === 2, 'the reconnect', 10_000);
+  assert.equal(calls, 2, 'the reconnect waited for the token being fetched, and asked no other');
+  assert.equal(client.state, 'open');
+  await client.subscribe('chat').ready; // the new connection works
+});
