@@ -17,6 +17,8 @@ type sub struct {
 	channel     string
 	pos         *Position // the last publication delivered (or the subscribe's top); nil before any
 	subscribing bool      // a subscribe is on the wire: pushes wait in early for its reply
+	live        bool      // subscribed on the current connection
+	server      bool      // the server made it (this session never asked): never subscribed by the session
 	established bool      // the server accepted it once
 	attempt     int       // temporary refusals in a row
 	early       []push
@@ -43,7 +45,7 @@ type catchUp struct {
 // reset forgets what the subscription held for its connection: the next subscribe recovers from
 // the last publication delivered.
 func (sb *sub) reset() {
-	sb.subscribing, sb.early, sb.run, sb.held = false, nil, nil, nil
+	sb.subscribing, sb.live, sb.early, sb.run, sb.held = false, false, nil, nil, nil
 }
 
 func (s *Session) subscribe(ctx context.Context, sb *sub) {
@@ -59,6 +61,13 @@ func (s *Session) subscribe(ctx context.Context, sb *sub) {
 
 // subscribed takes the reply to a subscribe.
 func (s *Session) subscribed(ctx context.Context, sb *sub, r result) {
+	if s.subs[sb.channel] != sb {
+		return // the server ended it meanwhile
+	}
+	var pe *protocol.Error
+	if sb.live && errors.As(r.err, &pe) && pe.Code == protocol.CodeAlreadySubscribed {
+		return // the server subscribed it meanwhile (a subscribe push): it is
+	}
 	sb.subscribing = false
 	var res protocol.SubscribeResult
 	if r.err == nil {
@@ -76,6 +85,13 @@ func (s *Session) subscribed(ctx context.Context, sb *sub, r result) {
 		}
 		return
 	}
+	s.accept(ctx, sb, res, false)
+}
+
+// accept takes a subscription the server accepted (a subscribe reply), or made (server): from
+// since when it recovers, else from the channel's top.
+func (s *Session) accept(ctx context.Context, sb *sub, res protocol.SubscribeResult, server bool) {
+	sb.subscribing, sb.live = false, true
 	sb.attempt = 0
 	since := sb.pos
 	from := res.Offset // delivery goes on after the top, or after since if the server recovers it
@@ -88,7 +104,7 @@ func (s *Session) subscribed(ctx context.Context, sb *sub, r result) {
 	sb.pos = &Position{Epoch: res.Epoch, Offset: from}
 	if s.o.OnSubscribed != nil {
 		s.o.OnSubscribed(Subscribed{Channel: sb.channel, Epoch: res.Epoch, Offset: res.Offset, Since: since,
-			Recovered: res.Recovered, Resubscribed: sb.established, URL: s.url})
+			Recovered: res.Recovered, Resubscribed: sb.established, URL: s.url, Server: server})
 	}
 	sb.established = true
 	early := sb.early
@@ -115,8 +131,8 @@ func (s *Session) pushed(ctx context.Context, sb *sub, p push) {
 		return
 	}
 	pos := sb.pos
-	if pos == nil {
-		return
+	if pos == nil || !sb.live {
+		return // not subscribed on this connection (yet)
 	}
 	if run := sb.run; run != nil {
 		if len(sb.held) < maxHeld || p.epoch != run.epoch {

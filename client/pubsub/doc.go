@@ -28,6 +28,19 @@
 // Options.MaxDelay), so that the clients of a node that died do not all land on the next one at
 // the same moment.
 //
+// # Identity
+//
+// With Options.Token or Options.GetToken every connection sends a wsgate.v1 connect first, and
+// nothing else before its reply: the gateway's way to know who a connection is. GetToken is asked
+// before a dial that needs a token (none yet, expired, after a close 4501 or a connect refused
+// with 110), and for refreshes, which the session makes by itself a little before the token
+// expires and at once on the server's refresh push. 109 (or 110 twice) ends Run with
+// ErrUnauthorized; the close codes 4001-4003 end it too, 4501 and 4503 reconnect. The channels
+// the server subscribes the connection to (the token's, or later with a subscribe push) are
+// delivered like the session's own, with Subscribed.Server set; the session never subscribes them
+// itself: the server makes them again at connect, and the session catches up through history.
+// RPC calls the backend through the server.
+//
 // # Concurrency
 //
 // Run owns the connection: it reads, and calls the callbacks of Options, one at a time, on its

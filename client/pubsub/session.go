@@ -32,8 +32,8 @@ const (
 
 // Errors of a Session, stable for errors.Is.
 var (
-	// ErrNotConnected: Publish found no open connection (Run is reconnecting, not started, or
-	// over). The publication was not sent.
+	// ErrNotConnected: Publish or RPC found no ready connection (Run is reconnecting, waiting
+	// for its connect reply, not started, or over). The request was not sent.
 	ErrNotConnected = errors.New("pubsub: not connected")
 	// ErrDisconnected: the connection was lost after Publish sent its request and before the
 	// reply. The publication may have been made.
@@ -42,6 +42,9 @@ var (
 	ErrStarted = errors.New("pubsub: the session has started")
 	// ErrSubscribed: Subscribe twice to one channel.
 	ErrSubscribed = errors.New("pubsub: already subscribed")
+	// ErrUnauthorized ends Run when the server refuses the connect for good: 109, or 110 (token
+	// expired) again with a fresh token. It wraps the server's *protocol.Error.
+	ErrUnauthorized = errors.New("pubsub: unauthorized")
 )
 
 // Position is a place in a channel's stream: its epoch and the offset of a publication.
@@ -69,6 +72,18 @@ type Subscribed struct {
 	Recovered    bool
 	Resubscribed bool   // after a reconnect
 	URL          string // the endpoint of the connection
+	// Server is true when the server subscribed it (at connect, from the token's channels, or
+	// with a subscribe push), not this session's Subscribe.
+	Server bool
+}
+
+// Connected is the server's answer to a connect: who the connection is.
+type Connected struct {
+	URL        string
+	Client     string        // the connection's name on the server
+	User       string        // "" for anonymous
+	ExpiresIn  time.Duration // how long the identity lasts; 0 for ever
+	Subscribed []string      // the channels the server subscribed the connection to
 }
 
 // Gap says that the publications of Channel after Since, up to and including (Epoch, Offset),
@@ -102,14 +117,27 @@ type Options struct {
 	PingTimeout time.Duration
 	// Random is uniform in [0, 1), for the first endpoint and the jitter. Default math/rand/v2.
 	Random func() float64
+	// Token is the first connection's token. With it, or with GetToken, every connection sends
+	// connect first, and nothing else before its reply. Default: none, no connect.
+	Token string
+	// GetToken gives a fresh token: before a connection that needs one (none yet, expired, after
+	// a close 4501, or once more after a connect refused with 110), and for every refresh, which
+	// the session makes by itself a little before the expiry and at once on the server's refresh
+	// push. "" connects without a token. It is called on Run's goroutine before a dial (an error
+	// fails that attempt: backoff), and on a goroutine of the connection for refreshes; ctx ends
+	// with the session or the connection.
+	GetToken func(ctx context.Context) (string, error)
 
-	OnConnect     func(url string)            // a connection opened; the subscribes follow
-	OnDisconnect  func(url string, err error) // it ended: a *wsgate.CloseError, 1006 when lost
-	OnSubscribed  func(Subscribed)            // before the recovered publications it announces
-	OnPublication func(Publication)           // every publication, per channel in offset order, once
-	OnGap         func(Gap)                   // publications that cannot be had
+	OnConnect      func(url string)            // a connection opened; connect and the subscribes follow
+	OnConnected    func(Connected)             // the server accepted the connect
+	OnDisconnect   func(url string, err error) // it ended: a *wsgate.CloseError, 1006 when lost
+	OnSubscribed   func(Subscribed)            // before the recovered publications it announces
+	OnPublication  func(Publication)           // every publication, per channel in offset order, once
+	OnGap          func(Gap)                   // publications that cannot be had
+	OnUnsubscribed func(channel string)        // the server ended a subscription (a push, or not made again at connect)
 	// OnError: the server refused a subscribe (a 2xx code: retried with backoff; 1xx: the
-	// subscription ends), or refused for good the history a catch-up needed (then OnGap follows).
+	// subscription ends), or refused for good the history a catch-up needed (then OnGap follows);
+	// with channel "", a failed GetToken or refresh (tried again with backoff, or left to lapse).
 	OnError func(channel string, err error)
 }
 
@@ -122,6 +150,7 @@ type Session struct {
 	mu      sync.Mutex // guards the fields below
 	started bool
 	conn    *client.Conn // nil while not connected
+	ready   bool         // conn may carry requests: connected, or no connect needed
 	nextID  uint64
 	pending map[uint64]*pending
 
@@ -132,6 +161,8 @@ type Session struct {
 	tasks  chan func()
 	done   chan struct{} // closed when the connection's loop ends
 	timers map[*time.Timer]struct{}
+	tok    tokens
+	conn1  connState
 }
 
 // pending is a request awaiting its reply: Publish waits on reply, Run's own requests have fn,
@@ -178,7 +209,7 @@ func New(urls []string, opts *Options) (*Session, error) {
 		d = *o.Dial
 	}
 	d.Subprotocols = []string{protocol.Subprotocol}
-	return &Session{urls: slices.Clone(urls), o: o, dial: d, subs: map[string]*sub{}}, nil
+	return &Session{urls: slices.Clone(urls), o: o, dial: d, subs: map[string]*sub{}, tok: tokens{cur: o.Token, have: o.Token != ""}}, nil
 }
 
 // Subscribe adds a subscription to channel, made on every connection of Run: from since if not
@@ -213,12 +244,32 @@ func (s *Session) Publish(ctx context.Context, channel string, data json.RawMess
 	if !json.Valid(data) {
 		return Position{}, errors.New("pubsub: publish: data is not one JSON value")
 	}
-	reply := make(chan result, 1)
-	c, id := s.register(&pending{reply: reply})
-	if c == nil {
-		return Position{}, ErrNotConnected
+	raw, err := s.call(ctx, protocol.Request{Op: protocol.OpPublish, Channel: channel, Data: data})
+	var pos Position
+	if err == nil {
+		err = json.Unmarshal(raw, &pos)
 	}
-	b, err := json.Marshal(protocol.Request{ID: id, Op: protocol.OpPublish, Channel: channel, Data: data})
+	return pos, err
+}
+
+// RPC calls method of the application's backend (the server's RPC hook) with data (one JSON
+// value, or nil for none) and returns its result. Errors as Publish's.
+func (s *Session) RPC(ctx context.Context, method string, data json.RawMessage) (json.RawMessage, error) {
+	if data != nil && !json.Valid(data) {
+		return nil, errors.New("pubsub: rpc: data is not one JSON value")
+	}
+	return s.call(ctx, protocol.Request{Op: protocol.OpRPC, Method: method, Data: data})
+}
+
+// call sends req on the ready connection and waits for its result.
+func (s *Session) call(ctx context.Context, req protocol.Request) (json.RawMessage, error) {
+	reply := make(chan result, 1)
+	c, id := s.register(&pending{reply: reply}, false)
+	if c == nil {
+		return nil, ErrNotConnected
+	}
+	req.ID = id
+	b, err := json.Marshal(req)
 	if err == nil {
 		err = c.Write(ctx, wsgate.Text, b)
 	}
@@ -227,26 +278,23 @@ func (s *Session) Publish(ctx context.Context, channel string, data json.RawMess
 		if errors.Is(err, client.ErrClosed) {
 			err = ErrNotConnected
 		}
-		return Position{}, err
+		return nil, err
 	}
 	select {
 	case r := <-reply:
-		var pos Position
-		if r.err == nil {
-			r.err = json.Unmarshal(r.raw, &pos)
-		}
-		return pos, r.err
+		return r.raw, r.err
 	case <-ctx.Done():
 		s.forget(id)
-		return Position{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-// register gives p an id on the open connection, which it returns; nil when not connected.
-func (s *Session) register(p *pending) (*client.Conn, uint64) {
+// register gives p an id on the ready connection (or just open, for connect: early), which it
+// returns; nil when there is none.
+func (s *Session) register(p *pending, early bool) (*client.Conn, uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn == nil {
+	if s.conn == nil || !s.ready && !early {
 		return nil, 0
 	}
 	s.nextID++
@@ -293,7 +341,12 @@ func (s *Session) Run(ctx context.Context) error {
 		for k, j := range order {
 			rotated[k] = s.urls[j]
 		}
-		c, i, err := client.DialAny(ctx, rotated, &s.dial)
+		err := s.prepareToken(ctx) // before the dial: connect goes out at once, well within the server's connect timeout
+		var c *client.Conn
+		var i int
+		if err == nil {
+			c, i, err = client.DialAny(ctx, rotated, &s.dial)
+		}
 		if ctx.Err() != nil {
 			if c != nil {
 				c.CloseNow()
@@ -413,26 +466,35 @@ func (s *Session) serve(ctx context.Context, c *client.Conn, url string) error {
 	s.conn, s.nextID, s.pending = c, 0, map[uint64]*pending{}
 	s.mu.Unlock()
 	s.url, s.tasks, s.done, s.timers = url, make(chan func()), done, map[*time.Timer]struct{}{}
+	connCtx, cancelConn := context.WithCancel(ctx)
+	s.conn1 = connState{ctx: connCtx}
 	var end error
 	defer func() {
 		close(done)
+		cancelConn()
 		for t := range s.timers {
 			t.Stop()
 		}
-		if end == nil { // ctx ended: a close handshake, bounded by Options.Dial.CloseTimeout
+		switch {
+		case end == nil: // ctx ended: a close handshake, bounded by Options.Dial.CloseTimeout
 			_ = c.Close(wsgate.CloseNormal, "")
-		} else {
+		case errors.Is(end, ErrUnauthorized):
+			_ = c.Close(protocol.CloseUnauthorized, "unauthorized")
+		default:
 			c.CloseNow()
 		}
 		wg.Wait()
+		s.conn1.wg.Wait() // the GetToken calls of the connection: their ctx has ended
 		s.disconnected(url, end)
 	}()
 
 	call(s.o.OnConnect, url)
-	for _, sb := range s.order {
-		if s.subs[sb.channel] == sb {
-			s.subscribe(ctx, sb)
-		}
+	if s.tok.enabled(s.o) {
+		s.connect(ctx, s.tok.cur, false)
+	} else {
+		s.setReady()
+		s.restore(ctx, nil) // without connect the server keeps no subscription for this session
+		s.subscribeAll(ctx)
 	}
 	var idle *time.Timer
 	var idleC <-chan time.Time // nil, never ready, without a ping timeout
@@ -460,6 +522,10 @@ func (s *Session) serve(ctx context.Context, c *client.Conn, url string) error {
 		case <-ctx.Done():
 			return nil
 		}
+		if s.conn1.fail != nil {
+			end = s.conn1.fail
+			return end
+		}
 	}
 }
 
@@ -476,8 +542,12 @@ func closeError(err error) error {
 func (s *Session) disconnected(url string, err error) {
 	s.mu.Lock()
 	pend := s.pending
-	s.conn, s.pending = nil, nil
+	s.conn, s.pending, s.ready = nil, nil, false
 	s.mu.Unlock()
+	var ce *wsgate.CloseError
+	if errors.As(err, &ce) && ce.Code == protocol.CloseTokenExpired {
+		s.tok.stale = true // the next connection asks GetToken first
+	}
 	for _, p := range pend {
 		if p.reply != nil {
 			p.reply <- result{err: ErrDisconnected}
@@ -501,8 +571,16 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 		return // not wsgate.v1: nothing to do with it
 	}
 	if f.Push != "" {
-		if sb := s.subs[f.Channel]; sb != nil && (f.Push == "pub" || f.Push == "gap") {
+		sb := s.subs[f.Channel]
+		switch {
+		case sb != nil && (f.Push == "pub" || f.Push == "gap"):
 			s.pushed(ctx, sb, push{gap: f.Push == "gap", epoch: f.Epoch, offset: f.Offset, data: f.Data})
+		case f.Push == "refresh":
+			s.refresh(ctx)
+		case f.Push == "subscribe" && protocol.ValidChannel(f.Channel) == nil && s.isReady():
+			s.serverSubscribed(ctx, protocol.SubscribedChannel{Channel: f.Channel, Epoch: f.Epoch, Offset: f.Offset}, false)
+		case f.Push == "unsubscribe" && sb != nil:
+			s.ended(sb)
 		}
 		return
 	}
@@ -527,7 +605,7 @@ func (s *Session) handle(ctx context.Context, data []byte) {
 // request sends one of Run's own requests; fn gets its reply on Run's goroutine. A write that
 // fails ends the connection, which the reader reports.
 func (s *Session) request(ctx context.Context, req protocol.Request, fn func(result)) {
-	c, id := s.register(&pending{fn: fn})
+	c, id := s.register(&pending{fn: fn}, req.Op == protocol.OpConnect)
 	if c == nil {
 		return
 	}

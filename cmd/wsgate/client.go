@@ -50,6 +50,8 @@ type clientOptions struct {
 	quiet          bool
 	compression    bool
 	subs           []string // -sub: the wsgate.v1 channels to follow (pub/sub mode)
+	token          string   // -token, or the variable named by -token-env
+	tokenEnv       string
 }
 
 func newClientFlagSet(o *clientOptions) *flag.FlagSet {
@@ -86,6 +88,8 @@ func newClientFlagSet(o *clientOptions) *flag.FlagSet {
 	fs.StringVar(&o.closeReason, "close-reason", "", "close `reason` sent with -close-code (at most 123 bytes)")
 	fs.BoolVar(&o.quiet, "q", false, "quiet: no status lines (connected, subprotocol, closed) on stderr; errors are still printed")
 	fs.BoolVar(&o.compression, "compression", false, "offer permessage-deflate")
+	fs.StringVar(&o.token, "token", "", "identify with this `token`: an Authorization: Bearer header in raw mode, a wsgate.v1 connect with -sub (shown by ps and kept by the shell's history: prefer -token-env)")
+	fs.StringVar(&o.tokenEnv, "token-env", "", "read the -token from this environment `variable`")
 	fs.Func("sub", "pub/sub mode: subscribe to this wsgate.v1 `channel` (repeatable), print its publications as JSON lines, publish stdin's lines on the first one", func(s string) error {
 		o.subs = append(o.subs, s)
 		return nil
@@ -120,6 +124,19 @@ func parseClientArgs(o *clientOptions, args []string) (*flag.FlagSet, error) {
 		return fs, fmt.Errorf("-close-code %d: want 1000-1003, 1007-1014 or 3000-4999", o.closeCode)
 	case len(o.closeReason) > 123:
 		return fs, fmt.Errorf("-close-reason is %d bytes, at most 123 fit a close frame", len(o.closeReason))
+	case o.token != "" && o.tokenEnv != "":
+		return fs, errors.New("-token and -token-env: give one")
+	}
+	if o.tokenEnv != "" {
+		if o.token = os.Getenv(o.tokenEnv); o.token == "" {
+			return fs, fmt.Errorf("-token-env %s: the variable is unset or empty", o.tokenEnv)
+		}
+	}
+	if o.token != "" && len(o.subs) == 0 {
+		if o.header.Get("Authorization") != "" {
+			return fs, errors.New("-token sends an Authorization header: it goes without -H Authorization")
+		}
+		o.header.Set("Authorization", "Bearer "+o.token)
 	}
 	o.urls = urls
 	return fs, nil
@@ -158,6 +175,15 @@ publication printed: what was published meanwhile is printed first if that node 
 history, else a "not recovered" status line says it is lost.
 
   wsgate client -sub chat ws://node1:8080/ws ws://node2:8080/ws
+
+A token (-token, or better -token-env VAR, which keeps it out of ps and the shell's history)
+identifies the client: in raw mode it is sent as "Authorization: Bearer TOKEN"; with -sub it goes
+in a wsgate.v1 connect, first on every connection. A server that refuses it ends the client with
+status 1 ("unauthorized"), or closes with 4001 (status 3); a token that expires on a live -sub
+connection closes it with 4501: the client connects again with the same token, and the server
+refuses it (status 1): get a fresh token and start again.
+
+  WSGATE_TOKEN=$(wsgate token -user alice) wsgate client -token-env WSGATE_TOKEN -sub '#alice' ws://localhost:8080/ws
 
 Exit status:
   0  the connection closed normally (1000, or without a code); with -x, the reply was printed

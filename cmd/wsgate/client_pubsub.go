@@ -36,9 +36,14 @@ func runPubSub(ctx context.Context, o *clientOptions, stdin io.Reader, out *prin
 	var refused error // a subscription the server refused for good
 	s, err := pubsub.New(o.urls, &pubsub.Options{
 		Dial:        o.dialOptions(),
+		Token:       o.token,
 		InOrder:     true,
 		MaxAttempts: 1, // after a loss, one round over the URLs, the one lost last
 		OnConnect:   func(url string) { out.status("connected: %s", url) },
+		OnConnected: func(c pubsub.Connected) {
+			out.status("identified: user %q, connection %s, expires in %v", c.User, c.Client, c.ExpiresIn)
+		},
+		OnUnsubscribed: func(channel string) { out.status("unsubscribed by the server: %s", channel) },
 		OnDisconnect: func(url string, err error) {
 			var ce *wsgate.CloseError
 			if errors.As(err, &ce) && ctx.Err() == nil {
@@ -63,6 +68,10 @@ func runPubSub(ctx context.Context, o *clientOptions, stdin io.Reader, out *prin
 			out.errorf("lost: %s publications after %s/%d up to %s/%d", g.Channel, g.Since.Epoch, g.Since.Offset, g.Epoch, g.Offset)
 		},
 		OnError: func(channel string, err error) {
+			if channel == "" { // the connection's identity (a refresh): the session goes on
+				out.errorf("%v", err)
+				return
+			}
 			out.errorf("%s: %v", channel, err)
 			var pe *protocol.Error
 			if !errors.As(err, &pe) || pe.Code < 200 || pe.Code >= 300 { // 2xx: retried
@@ -154,6 +163,8 @@ func pubsubResult(out *printer, o *clientOptions, err error, refused error) erro
 		return nil
 	case errors.Is(err, client.ErrBadURL), errors.Is(err, client.ErrBadOptions):
 		return usageError{err}
+	case errors.Is(err, pubsub.ErrUnauthorized):
+		return exitError{1, err}
 	case !errors.As(err, &ce):
 		return connectError(o.urls, err)
 	}

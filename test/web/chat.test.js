@@ -187,3 +187,40 @@ test('a channel name the server refuses is reported with its error code', async 
   await page.click('#join-button');
   await waitFor(page, 'cannot join #no spaces: error 102: channel "no spaces"');
 });
+
+test('-demo: alice and bob join under their names, see each other\'s names in presence, and the page says anyone can pick any name', async (t) => {
+  const srv = await startWsgate(['-demo']);
+  const alice = await openChat(t, srv.pageURL, 'room-4', 'alice');
+  const bob = await openChat(t, srv.pageURL, 'room-4', 'bob');
+  const names = (/** @type {import('playwright-core').Page} */ page) =>
+    page.locator('#people li').evaluateAll((els) => els.map((el) => /** @type {HTMLElement} */ (el).dataset.name).sort());
+  for (const page of [alice, bob]) {
+    await waitForCount(page, 2);
+    assert.deepEqual(await names(page), ['alice', 'bob']);
+    assert.ok(await page.locator('#demo-note').isVisible(), 'no demo note');
+    assert.match(await page.textContent('#demo-note') ?? '', /anyone can pick any name/i);
+  }
+  await waitFor(alice, 'bob joined');
+  assert.match(await alice.textContent('#me') ?? '', /you are alice/);
+  await say(bob, 'hi, I am bob');
+  await waitFor(alice, 'bob: hi, I am bob');
+
+  // Alice becomes carol: a token for the new name, a new connection, and bob sees the change.
+  await alice.fill('#nick', 'carol');
+  await alice.click('#join-button');
+  await bob.waitForFunction(() => [...document.querySelectorAll('#people li')].some((li) => /** @type {HTMLElement} */ (li).dataset.name === 'carol'),
+    null, { timeout, polling: 50 });
+  await waitForCount(bob, 2);
+  assert.deepEqual(await names(bob), ['bob', 'carol']);
+  await say(alice, 'now carol');
+  await waitFor(bob, 'carol: now carol');
+  await screenshotSideBySide([alice, bob], 'chat-demo.png');
+});
+
+test('without -demo the page connects anonymously and shows no demo note', async (t) => {
+  const srv = await startWsgate();
+  const page = await openChat(t, srv.pageURL, 'room-5', 'dave');
+  assert.equal(await page.locator('#demo-note').isVisible(), false);
+  await waitForCount(page, 1);
+  assert.match(await page.textContent('#people') ?? '', /^connection \d+$/);
+});

@@ -75,7 +75,7 @@ test('what one client publishes reaches the other, in order, with its position',
   const info = await rec.sub.ready;
   assert.equal(rec.sub.state, 'subscribed');
   assert.deepEqual({ ...info, epoch: '' }, {
-    channel: 'chat', epoch: '', offset: 0, since: null, recovered: false, resubscribed: false, publications: 0,
+    channel: 'chat', epoch: '', offset: 0, since: null, recovered: false, resubscribed: false, publications: 0, server: false,
   });
   const positions = await publishAll(b, 'chat', [{ text: 'hi' }, 'two', 3, null, [true]]);
   assert.deepEqual(positions.map((p) => p.offset), [1, 2, 3, 4, 5]);
@@ -309,7 +309,7 @@ test('recovery: a client whose network is cut gets every missed publication once
   await waitUntil(() => rec.subscribed.length === 2, 'the re-subscribe', 10_000);
   const epoch = rec.subscribed[0].epoch;
   assert.deepEqual(rec.subscribed[1], {
-    channel: 'chat', epoch, offset: 7, since: { epoch, offset: 2 }, recovered: true, resubscribed: true, publications: 5,
+    channel: 'chat', epoch, offset: 7, since: { epoch, offset: 2 }, recovered: true, resubscribed: true, publications: 5, server: false,
   });
   await publishAll(b, 'chat', range('after', 2));
   await waitUntil(() => rec.pubs.length === 9, 'nine publications');
@@ -438,7 +438,7 @@ test('a recovering subscribe whose reply is paged: the rest comes from history b
   assert.deepEqual(rec.pubs.map((p) => [p.offset, p.data, p.recovered]),
     [[2, 'd2', true], [3, 'd3', true], [4, 'd4', true], [5, 'd5', true], [6, 'd6', false]], 'ready once caught up');
   assert.deepEqual({ ...info }, {
-    channel: 'r', epoch: 'e', offset: 5, since: { epoch: 'e', offset: 1 }, recovered: true, resubscribed: false, publications: 4,
+    channel: 'r', epoch: 'e', offset: 5, since: { epoch: 'e', offset: 1 }, recovered: true, resubscribed: false, publications: 4, server: false,
   });
   assert.deepEqual(asked, [[{ epoch: 'e', offset: 3 }, 2], [{ epoch: 'e', offset: 3 }, 2]]);
 });
@@ -530,7 +530,7 @@ test('a server restart loses the in-memory history: the client is told recovered
   const again = rec.subscribed[1];
   assert.notEqual(again.epoch, first.epoch);
   assert.deepEqual({ ...again, epoch: '' }, {
-    channel: 'chat', epoch: '', offset: 0, since: { epoch: first.epoch, offset: 1 }, recovered: false, resubscribed: true, publications: 0,
+    channel: 'chat', epoch: '', offset: 0, since: { epoch: first.epoch, offset: 1 }, recovered: false, resubscribed: true, publications: 0, server: false,
   });
   await publishAll(a, 'chat', ['after']);
   await waitUntil(() => rec.pubs.length === 2, 'a publication in the new epoch');

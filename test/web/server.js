@@ -16,7 +16,8 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let builtBinary = '';
 
-function wsgateBinary() {
+/** The wsgate binary the tests run: WSGATE_BIN, or one built here once. */
+export function wsgateBinary() {
   if (process.env.WSGATE_BIN) {
     return process.env.WSGATE_BIN;
   }
@@ -111,7 +112,7 @@ export async function startCluster(n, args = []) {
  * @param {number} n
  * @returns {Promise<string[]>}
  */
-async function freeAddrs(n) {
+export async function freeAddrs(n) {
   const servers = await Promise.all(Array.from({ length: n }, () => new Promise(/** @param {(s: import('node:net').Server) => void} resolve */ (resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

@@ -4,6 +4,11 @@
 // and reloads what the server still has; messages the server dropped for a slow page are fetched
 // in their place, or the page says they are lost. Everything from the network or the inputs is
 // shown with textContent only, never parsed as HTML.
+//
+// When the server runs with -demo (INSECURE: POST /demo/token signs a token for any name), the
+// page joins as the nickname typed: presence lists the names (info.name of each connection), and
+// changing the nickname reconnects under the new one. Without it (/demo/token answers 404) the
+// page connects anonymously, and presence lists connections.
 import { PubSubClient, PubSubError, RequestError } from './js/wsgate-pubsub.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -23,7 +28,67 @@ const params = new URLSearchParams(location.search);
 channelInput.value = params.get('channel') || channelInput.value;
 nickInput.value = params.get('nick') || 'guest-' + Math.floor(1000 + Math.random() * 9000);
 
-const client = new PubSubClient('/ws');
+/**
+ * A demo token for name from the server: null when the server has no demo (404). Throws with the
+ * server's words when it refuses the name.
+ * @param {string} name
+ * @returns {Promise<string | null>}
+ */
+async function demoToken(name) {
+  const res = await fetch('/demo/token', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name }),
+  });
+  if (res.status === 404 || res.status === 405) {
+    return null;
+  }
+  if (!res.ok) {
+    throw new Error(`the name ${JSON.stringify(name)} was refused: ${(await res.text()).trim()}`);
+  }
+  const { token } = await res.json();
+  if (typeof token !== 'string') {
+    throw new Error('/demo/token answered without a token');
+  }
+  return token;
+}
+
+let demo = false; // the server signs demo tokens: the page connects as the nickname
+let renaming = false; // closed to come back under a new name
+let connectedAs = nickInput.value; // the name of the demo token in use
+/** @type {string | null} */
+let firstToken = null;
+try {
+  firstToken = await demoToken(connectedAs);
+  demo = firstToken !== null;
+} catch (err) {
+  demo = true; // the server has a demo, and refused the name
+  connectedAs = ''; // no name yet: any Join renames
+  queueMicrotask(() => note('error', String(err instanceof Error ? err.message : err)));
+}
+const demoNote = /** @type {HTMLElement} */ ($('demo-note'));
+demoNote.hidden = !demo;
+
+// A name refused at load (firstToken null) connects without a token, anonymous (the demo lets
+// tokenless connections in): the page works, and the next Join with a good name renames.
+const client = new PubSubClient('/ws', demo ? {
+  token: firstToken,
+  getToken: async () => {
+    const t = await demoToken(nickInput.value.trim());
+    connectedAs = nickInput.value.trim();
+    return t;
+  },
+} : {});
+if (demo) {
+  client.on('connected', (ev) => {
+    connectedAs = ev.user || connectedAs;
+    $('me').textContent = ev.user ? `you are ${ev.user}` : '';
+  });
+  client.on('unauthorized', (ev) => note('error', `the server refused the name (${ev.code}: ${ev.reason})`));
+  client.on('error', (ev) => {
+    if (ev.message) {
+      note('error', ev.message);
+    }
+  });
+}
 
 /** @type {import('./js/wsgate-pubsub.js').Subscription | null} */
 let sub = null;
@@ -96,10 +161,25 @@ function reason(err) {
   return String(err);
 }
 
+/**
+ * Who a connection is, in words: its name (info.name, the demo token's), else its user, else
+ * its number. Info comes from the network: only a string name is taken.
+ * @param {import('./js/wsgate-pubsub.js').ClientInfo} c
+ */
+function who(c) {
+  const info = /** @type {any} */ (c.info);
+  if (info && typeof info === 'object' && typeof info.name === 'string' && info.name) {
+    return info.name;
+  }
+  return c.user || `connection ${c.conn}`;
+}
+
 function showPeople() {
   people.replaceChildren(...[...here.values()].map((c) => {
     const li = document.createElement('li');
-    li.textContent = c.user ? `${c.user} (connection ${c.conn})` : `connection ${c.conn}`;
+    const name = who(c);
+    li.textContent = name.startsWith('connection ') ? name : `${name} (connection ${c.conn})`;
+    li.dataset.name = name;
     return li;
   }));
   $('count').textContent = String(here.size);
@@ -209,7 +289,7 @@ async function join(channel) {
       void refreshPresence(channel);
       if (!info.resubscribed) {
         $('joined').textContent = '#' + channel;
-        note('join', `you joined #${channel} as ${nickInput.value}`);
+        note('join', `you joined #${channel} as ${demo ? connectedAs || 'no one (anonymous)' : nickInput.value}`);
         return;
       }
       const at = new Date().toLocaleTimeString();
@@ -237,11 +317,12 @@ async function join(channel) {
     },
     onJoin: (c) => {
       presenceChanged(c.conn, c);
-      note('join', `connection ${c.conn} joined`);
+      note('join', `${who(c)} joined`);
     },
     onLeave: (c) => {
+      const known = here.get(c.conn) ?? c; // a leave carries no info: the join did
       presenceChanged(c.conn, null);
-      note('leave', `connection ${c.conn} left`);
+      note('leave', `${who(known)} left`);
     },
     onError: (err) => note('error', `#${channel}: ${reason(err)}${err.temporary ? '; retrying' : ''}`),
   });
@@ -267,14 +348,47 @@ client.on('close', (ev) => {
     }
     here = new Map();
     showPeople();
-  } else {
+  } else if (!renaming) {
     note('error', `disconnected (code ${ev.code}${ev.reason ? ', ' + ev.reason : ''}): reload the page to reconnect`);
   }
 });
 
+/**
+ * In demo mode, a new nickname: a token for it, and a new connection under it (the subscription
+ * goes along: it is made again on the new connection).
+ * @param {string} nick
+ */
+async function rename(nick) {
+  let token;
+  try {
+    token = await demoToken(nick);
+  } catch (err) {
+    note('error', String(err instanceof Error ? err.message : err));
+    return;
+  }
+  connectedAs = nick;
+  client.setToken(token);
+  if (client.state === 'closed') {
+    client.connect();
+    return;
+  }
+  renaming = true;
+  client.on('close', function again() {
+    client.removeEventListener('close', again);
+    renaming = false;
+    client.connect();
+  });
+  client.close(1000, 'new name');
+  note('join', `reconnecting as ${nick}`);
+}
+
 $('join').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const channel = channelInput.value.trim();
+  const nick = nickInput.value.trim();
+  if (demo && nick !== connectedAs) {
+    void rename(nick);
+  }
   if (channel !== wanted) {
     void join(channel);
   }
@@ -290,7 +404,7 @@ $('say').addEventListener('submit', (ev) => {
   }
   const channel = sub.channel;
   textInput.value = '';
-  client.publish(channel, { nick: nickInput.value, text }).catch((err) => {
+  client.publish(channel, { nick: demo ? connectedAs : nickInput.value, text }).catch((err) => {
     note('error', `not sent to #${channel}: ${JSON.stringify(text)}: ${reason(err)}`);
   });
 });

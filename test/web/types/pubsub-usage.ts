@@ -1,10 +1,10 @@
 // Compiled (never run) by types.test.js: the hand-written wsgate-pubsub.d.ts must accept what
 // docs/CLIENTS.md shows and reject what the client refuses.
 import {
-  PubSubClient, PubSubError, RequestError, ErrorCode, SUBPROTOCOL,
+  PubSubClient, PubSubError, RequestError, ErrorCode, SUBPROTOCOL, refreshDelay,
   type Position, type Publication, type SubscribedInfo, type Subscription, type GapInfo,
 } from '../../../cmd/wsgate/web/js/wsgate-pubsub.js';
-import { OutboxFullError, type WsgateCloseEvent } from '../../../cmd/wsgate/web/js/wsgate.js';
+import { OutboxFullError, CloseCode, type WsgateCloseEvent } from '../../../cmd/wsgate/web/js/wsgate.js';
 
 const ps = new PubSubClient('/ws', { pingTimeout: 50_000, requestTimeout: 5_000, maxDelay: 10_000 });
 ps.on('state', (ev) => console.log(ev.state, ps.protocol === SUBPROTOCOL));
@@ -57,3 +57,24 @@ ps.subscribe('chat', { onPublish: () => {} });
 ps.publish(1, 'x');
 // @ts-expect-error: after is a connection name, as a page's next gives it
 void ps.presence('chat', { after: 17 });
+
+// The gateway: tokens, connect, refresh, rpc, the server's own subscriptions.
+const authed = new PubSubClient('/ws', {
+  token: 'first',
+  getToken: async () => (await fetch('/token')).text(),
+  getChannelToken: async (channel) => channel.startsWith('private:') ? 'ch-token' : null,
+});
+authed.on('connected', (ev) => console.log(ev.client, ev.user, ev.expiresIn, ev.subscribed.join()));
+authed.on('unauthorized', (ev) => console.log(ev.code, ev.reason));
+authed.on('refreshed', (ev) => console.log(ev.expiresIn));
+authed.on('subscribed', (ev) => console.log(ev.channel, ev.info?.server, ev.subscription?.state));
+authed.on('unsubscribed', (ev) => console.log(ev.channel));
+authed.on('publication', (ev) => console.log(ev.publication.channel, ev.publication.data));
+authed.on('gap', (ev) => console.log(ev.gap.since.offset));
+authed.on('close', (ev) => console.log(ev.code === CloseCode.UNAUTHORIZED, ev.code === CloseCode.TOKEN_EXPIRED));
+authed.subscribe('private:x', { token: 't', getToken: () => 'again', onUnsubscribed: (ch) => console.log(ch) });
+void authed.rpc('users.get', { id: 1 }).then((r: unknown) => console.log(r));
+console.log(authed.subscription('#alice')?.channel, ErrorCode.TOKEN_EXPIRED === 110, refreshDelay(3600));
+void authed.presence('chat').then((p) => p.clients.map((c) => c.info));
+// @ts-expect-error: a token is a string
+new PubSubClient('/ws', { token: 1 });

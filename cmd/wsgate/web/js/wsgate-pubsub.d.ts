@@ -1,7 +1,9 @@
 // Types of wsgate's pub/sub client, /js/wsgate-pubsub.js. Written by hand; scripts/test-web checks
 // them against the module's JSDoc and a usage file with the TypeScript compiler.
 
-import { WsgateClient, type WsgateClientOptions } from './wsgate.js';
+import { WsgateClient, type WsgateClientOptions, type WsgateEventMap } from './wsgate.js';
+
+export { refreshDelay } from './wsgate-token.js';
 
 /** The subprotocol name, always offered by PubSubClient. */
 export declare const SUBPROTOCOL: 'wsgate.v1';
@@ -21,10 +23,19 @@ export declare const ErrorCode: Readonly<{
   ALREADY_SUBSCRIBED: 106;
   LIMIT_EXCEEDED: 107;
   NOT_TEXT: 108;
+  /** No connect yet, or a token (or a backend) that identifies no one. */
+  UNAUTHORIZED: 109;
+  /** The token's exp has passed: get a fresh one. */
+  TOKEN_EXPIRED: 110;
+  ALREADY_CONNECTED: 111;
+  /** A feature this server, or the channel's namespace, does not offer (rpc, refresh, presence, history). */
+  NOT_AVAILABLE: 112;
   INTERNAL: 200;
   UNAVAILABLE: 201;
   FULL: 202;
   RATE_LIMITED: 203;
+  /** The user has as many connections as allowed. */
+  CONNECTION_LIMIT: 204;
 }>;
 
 /** Option defaults of the pub/sub layer, in milliseconds. */
@@ -66,6 +77,8 @@ export interface ClientInfo {
   conn: string;
   /** Present when the server knows the user behind the connection. */
   user?: string;
+  /** What the connection's identity shows others (a name, an avatar): the token's info claim, or the backend's. */
+  info?: unknown;
 }
 
 /** A publication as history returns it. */
@@ -101,6 +114,11 @@ export interface SubscribedInfo {
   resubscribed: boolean;
   /** How many recovered publications follow this call; the server may send them in pages. */
   publications: number;
+  /**
+   * The server subscribed it (at connect, from the token's channels, or with a subscribe push),
+   * not this client's subscribe request.
+   */
+  server: boolean;
 }
 
 /**
@@ -143,10 +161,19 @@ export interface SubscribeOptions {
    * the 1xx refusal of a history request made to fill a gap (op 'history'); onGap follows.
    */
   onError?: (err: PubSubError) => void;
+  /** The server ended the subscription (an unsubscribe push): no more deliveries. */
+  onUnsubscribed?: (channel: string) => void;
   /** Receive the presence pushes: onJoin and onLeave. */
   presence?: boolean;
   /** Recover from this position on the first subscribe (one saved earlier). */
   since?: Position;
+  /** A channel token, for a channel whose namespace asks for one (a private channel). */
+  token?: string;
+  /**
+   * Gives the channel token when there is none (before the first subscribe), and again once when
+   * the server answers 110 (expired). Default: the client's getChannelToken.
+   */
+  getToken?: (channel: string) => Promise<string | null> | string | null;
 }
 
 export interface PubSubClientOptions extends Omit<WsgateClientOptions, 'protocols'> {
@@ -154,6 +181,81 @@ export interface PubSubClientOptions extends Omit<WsgateClientOptions, 'protocol
   pingTimeout?: number;
   /** Ms a request may wait for its reply, or for a connection when sent while disconnected. Default 10000. */
   requestTimeout?: number;
+  /**
+   * The first connection's token. With it, or with getToken, every connection sends connect
+   * first, and nothing else goes before its reply.
+   */
+  token?: string | null;
+  /**
+   * A fresh token: asked before a connection that needs one (none yet, expired, closed with 4501,
+   * refused with 110: then once more) and for every refresh, which the client makes by itself a
+   * little before the expiry and at once on the server's refresh push. null or '' connects
+   * without a token (the server may identify the connection from its cookies). A rejection is
+   * reported as an error event and retried with backoff.
+   */
+  getToken?: () => Promise<string | null> | string | null;
+  /** The channel token of a subscription that has neither token nor getToken. */
+  getChannelToken?: (channel: string) => Promise<string | null> | string | null;
+}
+
+/** The client stopped because the server does not accept its identity. */
+export declare class WsgateUnauthorizedEvent extends Event {
+  constructor(code: number, reason: string);
+  /** 4001 (the server's close), or the connect's error: 109, or 110 twice. */
+  code: number;
+  reason: string;
+}
+
+/** The server accepted a connect: the connection is ready. */
+export declare class WsgateConnectedEvent extends Event {
+  constructor(client: string, user: string, expiresIn: number, subscribed: string[]);
+  /** The connection's name on the server. */
+  client: string;
+  /** The user the token names; '' for anonymous. */
+  user: string;
+  /** Seconds the identity lasts; 0 for ever. */
+  expiresIn: number;
+  /** The channels the server subscribed this connection to. */
+  subscribed: string[];
+}
+
+/** A refresh went through. */
+export declare class WsgateRefreshedEvent extends Event {
+  constructor(expiresIn: number);
+  expiresIn: number;
+}
+
+/** subscribed: the server subscribed this client to a channel; unsubscribed: it ended one it made. */
+export declare class WsgateSubscriptionEvent extends Event {
+  constructor(type: 'subscribed' | 'unsubscribed', channel: string, info: SubscribedInfo | null, subscription: Subscription | null);
+  channel: string;
+  /** With subscribed. */
+  info: SubscribedInfo | null;
+  /** With subscribed. */
+  subscription: Subscription | null;
+}
+
+/** A publication of a subscription the server made. */
+export declare class WsgatePublicationEvent extends Event {
+  constructor(publication: Publication);
+  publication: Publication;
+}
+
+/** Publications lost on a subscription the server made. */
+export declare class WsgateGapEvent extends Event {
+  constructor(gap: GapInfo);
+  gap: GapInfo;
+}
+
+/** The events of PubSubClient beside WsgateClient's. */
+export interface PubSubEventMap {
+  unauthorized: WsgateUnauthorizedEvent;
+  connected: WsgateConnectedEvent;
+  refreshed: WsgateRefreshedEvent;
+  subscribed: WsgateSubscriptionEvent;
+  unsubscribed: WsgateSubscriptionEvent;
+  publication: WsgatePublicationEvent;
+  gap: WsgateGapEvent;
 }
 
 /** Publications of a channel, and the position of its last one (its top). */
@@ -225,8 +327,24 @@ export declare class Subscription {
  */
 export declare class PubSubClient extends WsgateClient {
   constructor(url: string | URL | Array<string | URL>, options?: PubSubClientOptions);
-  /** Throws PubSubError 106 if this client already has a subscription to channel. */
+  on<K extends keyof (WsgateEventMap & PubSubEventMap)>(type: K, listener: (ev: (WsgateEventMap & PubSubEventMap)[K]) => void): () => void;
+  addEventListener<K extends keyof (WsgateEventMap & PubSubEventMap)>(
+    type: K,
+    listener: (ev: (WsgateEventMap & PubSubEventMap)[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  /** Throws PubSubError 106 if this client already has a subscription to channel (its own, or the server's). */
   subscribe(channel: string, options?: SubscribeOptions): Subscription;
+  /**
+   * Replaces the token for the next connect. The open connection keeps its identity: to be
+   * someone else now, close() and connect() again.
+   */
+  setToken(token: string | null): void;
+  /** The subscription to channel: this client's, or one the server made; null if none. */
+  subscription(channel: string): Subscription | null;
+  /** Calls method of the application's backend with data (any JSON value); resolves with its result. */
+  rpc(method: string, data?: unknown): Promise<unknown>;
   /** Publishes data (any JSON value); resolves with its position. */
   publish(channel: string, data: unknown): Promise<Position>;
   /**

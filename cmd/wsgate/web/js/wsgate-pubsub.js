@@ -28,6 +28,9 @@
 // on every connection, close() and connect() included.
 
 import { WsgateClient, CloseCode, OutboxFullError, WsgateErrorEvent, backoffDelay, defaults } from './wsgate.js';
+import { TokenSource, refreshDelay } from './wsgate-token.js';
+
+export { refreshDelay };
 
 /** The subprotocol name. */
 export const SUBPROTOCOL = 'wsgate.v1';
@@ -48,10 +51,15 @@ export const ErrorCode = Object.freeze({
   ALREADY_SUBSCRIBED: 106,
   LIMIT_EXCEEDED: 107,
   NOT_TEXT: 108,
+  UNAUTHORIZED: 109,
+  TOKEN_EXPIRED: 110,
+  ALREADY_CONNECTED: 111,
+  NOT_AVAILABLE: 112,
   INTERNAL: 200,
   UNAVAILABLE: 201,
   FULL: 202,
   RATE_LIMITED: 203,
+  CONNECTION_LIMIT: 204,
 });
 
 /**
@@ -106,6 +114,79 @@ export class RequestError extends Error {
   }
 }
 
+/** The client stopped because the server does not accept its identity. */
+export class WsgateUnauthorizedEvent extends Event {
+  /**
+   * @param {number} code the close code 4001, or the connect's error code: 109 (unauthorized) or 110 (expired, twice)
+   * @param {string} reason the server's close reason or error message
+   */
+  constructor(code, reason) {
+    super('unauthorized');
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** The server accepted a connect: the connection is ready. */
+export class WsgateConnectedEvent extends Event {
+  /**
+   * @param {string} client the connection's name on the server
+   * @param {string} user the user the token names, '' for anonymous
+   * @param {number} expiresIn seconds the token lasts, 0 for ever
+   * @param {string[]} subscribed the channels the server subscribed this connection to
+   */
+  constructor(client, user, expiresIn, subscribed) {
+    super('connected');
+    this.client = client;
+    this.user = user;
+    this.expiresIn = expiresIn;
+    this.subscribed = subscribed;
+  }
+}
+
+/** A refresh went through: the connection's identity lasts expiresIn more seconds. */
+export class WsgateRefreshedEvent extends Event {
+  /** @param {number} expiresIn */
+  constructor(expiresIn) {
+    super('refreshed');
+    this.expiresIn = expiresIn;
+  }
+}
+
+/** subscribed: the server subscribed this client to a channel; unsubscribed: it ended one it made. */
+export class WsgateSubscriptionEvent extends Event {
+  /**
+   * @param {'subscribed' | 'unsubscribed'} type
+   * @param {string} channel
+   * @param {SubscribedInfo | null} info with subscribed
+   * @param {Subscription | null} subscription with subscribed
+   */
+  constructor(type, channel, info, subscription) {
+    super(type);
+    this.channel = channel;
+    this.info = info;
+    this.subscription = subscription;
+  }
+}
+
+/** A publication of a subscription the server made. */
+export class WsgatePublicationEvent extends Event {
+  /** @param {Publication} publication */
+  constructor(publication) {
+    super('publication');
+    this.publication = publication;
+  }
+}
+
+/** Publications lost on a subscription the server made (see onGap). */
+export class WsgateGapEvent extends Event {
+  /** @param {GapInfo} gap */
+  constructor(gap) {
+    super('gap');
+    this.gap = gap;
+  }
+}
+
 /**
  * history: the protocol's default of publications per history request; historyPage and
  * presencePage: the most a history or presence request may ask for; presenceAll: what presence()
@@ -116,7 +197,7 @@ export class RequestError extends Error {
 const limits = Object.freeze({ history: 100, historyPage: 1000, presencePage: 1000, presenceAll: 10000, retries: 5, held: 1000 });
 
 /** @typedef {{epoch: string, offset: number}} Position */
-/** @typedef {{conn: string, user?: string}} ClientInfo */
+/** @typedef {{conn: string, user?: string, info?: unknown}} ClientInfo */
 /** @typedef {{offset: number, data: unknown}} StoredPublication */
 
 /**
@@ -171,6 +252,8 @@ const limits = Object.freeze({ history: 100, historyPage: 1000, presencePage: 10
  * @property {boolean} recovered with since: every publication after it follows; false: some are lost
  * @property {boolean} resubscribed whether this follows a reconnect (or close() and connect())
  * @property {number} publications how many recovered publications follow this call (fetched in pages if need be)
+ * @property {boolean} server the server subscribed it (at connect, from the token's channels, or with a
+ *   subscribe push), not this client's subscribe request
  */
 
 /**
@@ -191,14 +274,25 @@ const limits = Object.freeze({ history: 100, historyPage: 1000, presencePage: 10
  * @property {(info: SubscribedInfo) => void} [onSubscribed] each accepted subscribe, before the recovered publications
  * @property {(info: GapInfo) => void} [onGap] publications missed while subscribed that history no longer has, or refuses
  * @property {(err: PubSubError) => void} [onError] the server refused a subscribe (2xx: it is retried), or for good the history request of a catch-up
+ * @property {(channel: string) => void} [onUnsubscribed] the server ended the subscription (an unsubscribe push)
  * @property {boolean} [presence] receive the presence pushes: onJoin and onLeave
  * @property {Position} [since] recover from this position on the first subscribe (one saved earlier)
+ * @property {string} [token] a channel token, for a channel whose namespace asks for one
+ * @property {(channel: string) => Promise<string | null> | string | null} [getToken] gives the channel token
+ *   when there is none, and again once when the server answers 110 (expired)
  */
 
 /**
  * @typedef {object} PubSubClientOptions
  * @property {number} [pingTimeout] ms without any frame before the link is taken as dead and dropped (50000; 0: never)
  * @property {number} [requestTimeout] ms a request may wait for its reply, or for a connection (10000)
+ * @property {string | null} [token] the token of the first connect; with it (or getToken) every connection
+ *   sends connect first
+ * @property {() => Promise<string | null> | string | null} [getToken] a fresh token: for a connection that
+ *   needs one (none yet, expired, closed with 4501, refused with 110) and for every refresh; null or ''
+ *   connects without a token
+ * @property {(channel: string) => Promise<string | null> | string | null} [getChannelToken] the channel token
+ *   of a subscription that has neither token nor getToken
  */
 
 /** @typedef {Omit<import('./wsgate.js').WsgateClientOptions, 'protocols'> & PubSubClientOptions} Options */
@@ -228,6 +322,11 @@ const limits = Object.freeze({ history: 100, historyPage: 1000, presencePage: 10
  * @property {'subscribing' | 'subscribed' | 'failed' | 'unsubscribed'} state
  * @property {Position | null} position
  * @property {number} inflight the id of the subscribe on the wire, 0 if none
+ * @property {boolean} server the server made it and keeps it (this client never asked): it is not resubscribed
+ * @property {string | null | undefined} token the channel token its subscribes send; null: none, undefined: not fetched yet
+ * @property {boolean} fetching its channel token is being fetched: the subscribe follows
+ * @property {boolean} retried its channel token was refused as expired once since the last subscribe went through
+ * @property {Subscription | undefined} handle its Subscription, once made
  * @property {any[]} early pub and gap pushes that came before the subscribe reply
  * @property {CatchUp | null} catchup publications being fetched from history; live ones wait in held
  * @property {any[]} held pub and gap pushes that came during a catch-up, in order
@@ -298,7 +397,14 @@ export class Subscription {
  * reports a server error that answers no request, and a frame that is not wsgate.v1 JSON.
  */
 export class PubSubClient extends WsgateClient {
-  /** @type {Required<PubSubClientOptions> & {outboxMessages: number, outboxBytes: number, minDelay: number, maxDelay: number, factor: number, random: () => number}} */ #opts;
+  /** @type {TokenSource} */ #auth;
+  /** @type {PubSubClientOptions['getChannelToken']} */ #getChannelToken;
+  #ready = false; // the connection is open, and connected when there is a token: requests go out
+  #gen = 0; // counts connections: what settles after its connection ended is ignored
+  /** @type {ReturnType<typeof setTimeout> | undefined} */ #refreshTimer;
+  #refreshing = false;
+  #denied = false; // this client closed with 4001 after a refused connect, and said so already
+  /** @type {Required<Pick<PubSubClientOptions, 'pingTimeout' | 'requestTimeout'>> & {outboxMessages: number, outboxBytes: number, minDelay: number, maxDelay: number, factor: number, random: () => number}} */ #opts;
   #nextId = 1;
   /** @type {Map<number, Pending>} by request id */ #pending = new Map();
   /** @type {number[]} ids of requests waiting for a connection, in call order */ #waiting = [];
@@ -314,8 +420,19 @@ export class PubSubClient extends WsgateClient {
    * @param {Options} [options] the WsgateClient options (protocols is always wsgate.v1), and pingTimeout, requestTimeout
    */
   constructor(url, options = {}) {
-    const { pingTimeout, requestTimeout, ...transport } = { ...pubsubDefaults, ...options };
-    super(url, { ...transport, protocols: [SUBPROTOCOL] });
+    const { pingTimeout, requestTimeout, token, getToken, getChannelToken, ...transport } = { ...pubsubDefaults, ...options };
+    const auth = new TokenSource(token, getToken);
+    const before = transport.beforeConnect;
+    super(url, {
+      ...transport,
+      protocols: [SUBPROTOCOL],
+      beforeConnect: async () => {
+        await before?.();
+        await auth.prepare(); // a token fetched before the socket opens: connect goes out at once
+      },
+    });
+    this.#auth = auth;
+    this.#getChannelToken = getChannelToken;
     if (!(pingTimeout >= 0 && requestTimeout > 0)) {
       throw new RangeError('wsgate: want pingTimeout >= 0 and requestTimeout > 0');
     }
@@ -324,7 +441,7 @@ export class PubSubClient extends WsgateClient {
     // open listener sends, and the bookkeeping is done before a close listener runs.
     this.addEventListener('open', (ev) => this.#opened(ev));
     this.addEventListener('message', (ev) => this.#received(ev.data, ev.binary));
-    this.addEventListener('close', (ev) => this.#lost(ev.willReconnect));
+    this.addEventListener('close', (ev) => this.#lost(ev));
   }
 
   /**
@@ -341,6 +458,56 @@ export class PubSubClient extends WsgateClient {
     if (this.#subs.has(channel)) {
       throw new PubSubError(ErrorCode.ALREADY_SUBSCRIBED, `already subscribed to ${JSON.stringify(channel)}`, 'subscribe', channel);
     }
+    const rec = this.#record(channel, options, false);
+    if (this.#ready) {
+      this.#sendSubscribe(rec);
+    }
+    return this.#handle(rec);
+  }
+
+  /**
+   * Replaces the token: the next connect sends it (getToken is asked again only when the server
+   * says it expired). The open connection keeps its identity: to be someone else now, close()
+   * and connect() again.
+   * @param {string | null} token
+   */
+  setToken(token) {
+    this.#auth.set(token);
+  }
+
+  /**
+   * The subscription to channel: one this client made, or one the server made (at connect, from
+   * the token's channels, or later with a subscribe push); null if none.
+   * @param {string} channel
+   * @returns {Subscription | null}
+   */
+  subscription(channel) {
+    const rec = this.#subs.get(channel);
+    return rec ? this.#handle(rec) : null;
+  }
+
+  /**
+   * Calls method of the application's backend (the server's RPC hook) with data (any JSON value,
+   * or undefined for none); resolves with its result.
+   * @param {string} method 1–64 bytes of letters, digits and _ - : . /
+   * @param {unknown} [data]
+   * @returns {Promise<unknown>}
+   */
+  rpc(method, data) {
+    if (typeof method !== 'string' || method === '') {
+      return Promise.reject(new TypeError('wsgate: rpc needs a method name'));
+    }
+    return this.#request('rpc', undefined, { method, data });
+  }
+
+  /**
+   * A new subscription record in #subs.
+   * @param {string} channel
+   * @param {SubscribeOptions} options
+   * @param {boolean} server
+   * @returns {SubRecord}
+   */
+  #record(channel, options, server) {
     /** @type {(info: SubscribedInfo) => void} */ let resolve = () => {};
     /** @type {(err: Error) => void} */ let reject = () => {};
     const ready = new Promise((res, rej) => {
@@ -352,12 +519,19 @@ export class PubSubClient extends WsgateClient {
     const rec = {
       channel, opts: options, state: 'subscribing', position: options.since ? { ...options.since } : null,
       inflight: 0, early: [], catchup: null, held: [], established: false, attempt: 0, retry: undefined, ready, resolve, reject, settled: false,
+      server, token: options.token || undefined, fetching: false, retried: false, handle: undefined,
     };
     this.#subs.set(channel, rec);
-    if (this.state === 'open') {
-      this.#sendSubscribe(rec);
-    }
-    return new Subscription(rec, () => this.#unsubscribe(rec));
+    return rec;
+  }
+
+  /**
+   * @param {SubRecord} rec
+   * @returns {Subscription}
+   */
+  #handle(rec) {
+    rec.handle ??= new Subscription(rec, () => this.#unsubscribe(rec));
+    return rec.handle;
   }
 
   /**
@@ -485,9 +659,10 @@ export class PubSubClient extends WsgateClient {
    * @param {string} op
    * @param {string | undefined} channel
    * @param {object} fields
+   * @param {boolean} [now] send it on the open socket before the connection is ready (connect)
    * @returns {Promise<any>}
    */
-  #request(op, channel, fields) {
+  #request(op, channel, fields, now = false) {
     return new Promise((resolve, reject) => {
       if (this.state === 'closed' || this.state === 'closing') {
         reject(new RequestError(`wsgate: ${op}: the client is ${this.state}`, 'closed', false));
@@ -499,7 +674,8 @@ export class PubSubClient extends WsgateClient {
         op, channel, frame: JSON.stringify({ id, op, channel, ...fields }), sent: false, onWire: false, timer: undefined,
         done: (err, result) => (err ? reject(err) : resolve(result)),
       };
-      if (this.state !== 'open') {
+      const go = now || this.#ready;
+      if (!go) {
         const size = this.#encoder.encode(p.frame).byteLength;
         const { outboxMessages, outboxBytes } = this.#opts;
         if (this.#waiting.length + 1 > outboxMessages || this.#waitingBytes + size > outboxBytes) {
@@ -512,7 +688,7 @@ export class PubSubClient extends WsgateClient {
       this.#pending.set(id, p);
       p.timer = setTimeout(() => this.#settle(id, new RequestError(
         `wsgate: ${op}: no ${p.sent ? 'reply' : 'connection'} within ${this.#opts.requestTimeout} ms`, 'timeout', p.sent)), this.#opts.requestTimeout);
-      if (this.state === 'open') {
+      if (go) {
         this.#transmit(id, p);
       }
     });
@@ -563,17 +739,31 @@ export class PubSubClient extends WsgateClient {
     p.done(err, result);
   }
 
-  /** @param {SubRecord} rec */
+  /**
+   * Sends a subscribe for rec, once its channel token is at hand: one fetched first when it has
+   * none and a getToken (its own, or the client's getChannelToken).
+   * @param {SubRecord} rec
+   */
   #sendSubscribe(rec) {
     clearTimeout(rec.retry);
     rec.retry = undefined;
     rec.state = 'subscribing';
     resetDelivery(rec);
+    const getToken = rec.opts.getToken ?? this.#getChannelToken;
+    if (rec.token === undefined && getToken) {
+      if (!rec.fetching) {
+        rec.fetching = true;
+        void this.#fetchChannelToken(rec, getToken);
+      }
+      return; // the subscribe goes when the token comes
+    }
     const id = this.#nextId++;
     /** @type {Pending} */
     const p = {
       op: 'subscribe', channel: rec.channel, sent: false, onWire: false, timer: undefined,
-      frame: JSON.stringify({ id, op: 'subscribe', channel: rec.channel, presence: rec.opts.presence || undefined, since: rec.position ?? undefined }),
+      frame: JSON.stringify({
+        id, op: 'subscribe', channel: rec.channel, presence: rec.opts.presence || undefined, since: rec.position ?? undefined, token: rec.token || undefined,
+      }),
       done: (err, result) => this.#subscribed(rec, id, err, result),
     };
     // No timeout: a subscribe stays until its reply or the loss of its connection, then it is resent.
@@ -582,22 +772,60 @@ export class PubSubClient extends WsgateClient {
   }
 
   /**
-   * The reply to a subscribe, or its loss.
+   * Fetches rec's channel token, then subscribes if the connection is ready (else #flush will). A
+   * getToken that fails is reported as an error event and asked again after a backoff delay.
+   * @param {SubRecord} rec
+   * @param {(channel: string) => Promise<string | null> | string | null} getToken
+   */
+  async #fetchChannelToken(rec, getToken) {
+    try {
+      const t = await getToken(rec.channel);
+      if (t !== undefined && t !== null && typeof t !== 'string') {
+        throw new TypeError(`wsgate: the channel token of ${JSON.stringify(rec.channel)} is a ${typeof t}, want a string, or null for none`);
+      }
+      rec.token = t || null;
+    } catch (err) {
+      this.dispatchEvent(new WsgateErrorEvent(err));
+    } finally {
+      rec.fetching = false;
+    }
+    if (this.#subs.get(rec.channel) !== rec || rec.state !== 'subscribing' || rec.inflight) {
+      return;
+    }
+    if (rec.token === undefined) {
+      rec.retry = setTimeout(() => this.#ready && this.#sendSubscribe(rec), backoffDelay(++rec.attempt, this.#opts, this.#opts.random));
+    } else if (this.#ready) {
+      this.#sendSubscribe(rec);
+    }
+  }
+
+  /**
+   * The reply to a subscribe, or its loss; also a subscription the server made (id 0, server).
    * @param {SubRecord} rec
    * @param {number} id
    * @param {Error | null} err
    * @param {any} result
+   * @param {boolean} [server] the server made it: at connect, or with a subscribe push
    */
-  #subscribed(rec, id, err, result) {
+  #subscribed(rec, id, err, result, server = false) {
     if (rec.inflight === id) {
       rec.inflight = 0;
     }
     if (this.#subs.get(rec.channel) !== rec) {
       return; // unsubscribed meanwhile
     }
+    if (err instanceof PubSubError && err.code === ErrorCode.ALREADY_SUBSCRIBED && rec.state === 'subscribed') {
+      return; // the server subscribed it meanwhile (a subscribe push): it is
+    }
+    if (err instanceof PubSubError && err.code === ErrorCode.TOKEN_EXPIRED && !rec.retried && (rec.opts.getToken ?? this.#getChannelToken)) {
+      rec.retried = true; // once: a getToken that gives expired tokens would loop
+      rec.token = undefined;
+      this.#sendSubscribe(rec);
+      return;
+    }
     if (err instanceof PubSubError) {
-      if (err.temporary && this.state === 'open') {
-        rec.retry = setTimeout(() => this.state === 'open' && this.#sendSubscribe(rec), backoffDelay(++rec.attempt, this.#opts, this.#opts.random));
+      if (err.temporary && this.#ready) {
+        rec.retry = setTimeout(() => this.#ready && this.#sendSubscribe(rec), backoffDelay(++rec.attempt, this.#opts, this.#opts.random));
       } else {
         this.#subs.delete(rec.channel);
         rec.state = 'failed';
@@ -610,6 +838,7 @@ export class PubSubClient extends WsgateClient {
       return; // the connection was lost: #lost decides
     }
     rec.attempt = 0;
+    rec.retried = false;
     rec.state = 'subscribed';
     const since = rec.position;
     const epoch = String(result.epoch);
@@ -623,7 +852,7 @@ export class PubSubClient extends WsgateClient {
     rec.position = { epoch, offset: from };
     /** @type {SubscribedInfo} */
     const info = {
-      channel: rec.channel, epoch, offset, since, recovered, resubscribed: rec.established, publications: offset - from,
+      channel: rec.channel, epoch, offset, since, recovered, resubscribed: rec.established, publications: offset - from, server,
     };
     rec.established = true;
     call(rec.opts.onSubscribed, info);
@@ -843,7 +1072,7 @@ export class PubSubClient extends WsgateClient {
     rec.state = 'unsubscribed';
     resetDelivery(rec);
     settleReady(rec, new RequestError(`wsgate: unsubscribed from ${JSON.stringify(rec.channel)} before the server confirmed it`, 'unsubscribed', rec.inflight !== 0));
-    if (!known || this.state !== 'open') {
+    if (!known || !this.#ready) {
       return; // the server does not know it, or forgot it with the connection
     }
     try {
@@ -867,8 +1096,115 @@ export class PubSubClient extends WsgateClient {
     }
     this.#lastSeen = Date.now();
     this.#watch();
+    if (this.#auth.enabled) {
+      this.#connect(this.#auth.current, false);
+      return; // the rest waits for the connect reply
+    }
+    this.#ready = true;
+    this.#restore([]); // without connect the server keeps no subscription for this client
+    this.#flush();
+  }
+
+  /**
+   * Sends connect with token first on the connection. Its reply makes the connection ready; 110
+   * (expired) is answered with a fresh token from getToken, once; 109, or 110 again, stops the
+   * client (unauthorized event, then close 4001); a 2xx refusal or no reply drops the connection,
+   * to reconnect with backoff.
+   * @param {string | null} token
+   * @param {boolean} retried
+   */
+  #connect(token, retried) {
+    const gen = this.#gen;
+    this.#request('connect', undefined, token ? { token } : {}, true).then((result) => {
+      if (gen === this.#gen) {
+        this.#connected(result);
+      }
+    }, async (/** @type {unknown} */ err) => {
+      if (gen !== this.#gen) {
+        return;
+      }
+      if (err instanceof PubSubError && err.code === ErrorCode.TOKEN_EXPIRED && !retried && this.#auth.renewable) {
+        this.#auth.expire();
+        let fresh;
+        try {
+          fresh = await this.#auth.fresh();
+        } catch (e) {
+          if (gen === this.#gen) {
+            this.dispatchEvent(new WsgateErrorEvent(e));
+            this.drop('getToken failed');
+          }
+          return;
+        }
+        if (gen === this.#gen) {
+          this.#connect(fresh, true);
+        }
+        return;
+      }
+      if (err instanceof PubSubError && (err.code === ErrorCode.UNAUTHORIZED || err.code === ErrorCode.TOKEN_EXPIRED)) {
+        this.#auth.expire(); // a later connect() asks getToken first
+        this.#denied = true;
+        this.dispatchEvent(new WsgateUnauthorizedEvent(err.code, err.message));
+        if (gen === this.#gen && this.state === 'open') {
+          this.close(CloseCode.UNAUTHORIZED, truncateReason(err.message));
+        }
+        return;
+      }
+      if (err instanceof PubSubError && !err.temporary) {
+        this.dispatchEvent(new WsgateErrorEvent(err)); // it would fail again: stop
+        if (gen === this.#gen && this.state === 'open') {
+          this.close(CloseCode.NORMAL, truncateReason(`connect: ${err.message}`));
+        }
+        return;
+      }
+      if (err instanceof PubSubError || (err instanceof RequestError && err.reason === 'timeout')) {
+        this.drop(`connect: ${err.message}`); // later, with backoff
+      }
+    });
+  }
+
+  /**
+   * The server accepted the connect: requests may go, refreshes are scheduled, and the server's
+   * own subscriptions (the token's channels) are taken up.
+   * @param {any} result
+   */
+  #connected(result) {
+    const expiresIn = Number(result.expires_in) || 0;
+    this.#auth.accepted(expiresIn);
+    this.#scheduleRefresh(expiresIn);
+    this.#ready = true;
+    const subscribed = Array.isArray(result.subscribed) ? result.subscribed : [];
+    this.#restore(subscribed);
+    this.dispatchEvent(new WsgateConnectedEvent(String(result.client ?? ''), String(result.user ?? ''), expiresIn,
+      subscribed.map((/** @type {any} */ s) => String(s.channel))));
+    if (this.#ready) { // a listener may have closed it
+      this.#flush();
+    }
+  }
+
+  /**
+   * Takes up the subscriptions the server made at connect (subscribed: their channels and tops).
+   * A server-made subscription of the last connection that the server did not make again is over:
+   * the client never subscribes one itself (it may not be allowed to), so it ends, with an
+   * unsubscribed event. One this client made, that the server now made, is the server's on this
+   * connection: it catches up from its position through history instead of subscribing.
+   * @param {any[]} subscribed
+   */
+  #restore(subscribed) {
+    const made = new Map(subscribed.map((s) => [String(s.channel), s]));
+    for (const rec of [...this.#subs.values()]) {
+      if (rec.server && !made.has(rec.channel)) {
+        this.#ended(rec);
+      }
+    }
+    for (const s of made.values()) {
+      this.#serverSubscribed(s, true);
+    }
+  }
+
+  /** The connection is ready: the subscriptions, then the requests that waited for it. */
+  #flush() {
     for (const rec of this.#subs.values()) {
-      if (!rec.inflight) { // else the transport's outbox held its subscribe, and sent it as it opened
+      if (rec.state === 'subscribing' && !rec.inflight && !rec.fetching) {
         this.#sendSubscribe(rec);
       }
     }
@@ -884,10 +1220,147 @@ export class PubSubClient extends WsgateClient {
   }
 
   /**
-   * The connection closed; willReconnect says whether another comes.
-   * @param {boolean} willReconnect
+   * A subscription the server made: at connect (atConnect), or with a subscribe push on a live
+   * connection. A channel seen for the first time gets a server-made record whose callbacks are
+   * the client's events (subscribed, publication, gap); one already known (from the last
+   * connection, or subscribed by this client) goes on from its position: the publications since
+   * then are fetched from history, or reported lost when the epoch changed.
+   * @param {any} s {channel, epoch, offset}
+   * @param {boolean} atConnect
    */
-  #lost(willReconnect) {
+  #serverSubscribed(s, atConnect) {
+    const channel = String(s.channel);
+    let rec = this.#subs.get(channel);
+    if (rec && rec.state === 'subscribed' && !atConnect) {
+      return; // already subscribed on this connection: the same stream
+    }
+    if (!rec) {
+      rec = this.#record(channel, this.#serverOptions(), true);
+    }
+    clearTimeout(rec.retry);
+    rec.retry = undefined;
+    const epoch = String(s.epoch ?? '');
+    const offset = Number(s.offset) || 0;
+    const since = rec.position;
+    const recovered = Boolean(since && since.epoch === epoch && since.offset <= offset);
+    if (rec.state !== 'subscribing') {
+      rec.state = 'subscribing';
+      resetDelivery(rec);
+    }
+    this.#subscribed(rec, 0, null, { epoch, offset, recovered, publications: [] }, true);
+  }
+
+  /**
+   * The server ended a subscription (an unsubscribe push), or did not make a server-made one
+   * again on a new connection.
+   * @param {SubRecord} rec
+   */
+  #ended(rec) {
+    if (this.#subs.get(rec.channel) !== rec) {
+      return;
+    }
+    this.#subs.delete(rec.channel);
+    clearTimeout(rec.retry);
+    rec.state = 'unsubscribed';
+    resetDelivery(rec);
+    settleReady(rec, new RequestError(`wsgate: the server ended the subscription to ${JSON.stringify(rec.channel)}`, 'unsubscribed', false));
+    call(rec.opts.onUnsubscribed, rec.channel);
+  }
+
+  /**
+   * The callbacks of a server-made subscription: events of the client.
+   * @returns {SubscribeOptions}
+   */
+  #serverOptions() {
+    return {
+      onSubscribed: (info) => this.dispatchEvent(new WsgateSubscriptionEvent('subscribed', info.channel, info, this.subscription(info.channel))),
+      onUnsubscribed: (channel) => this.dispatchEvent(new WsgateSubscriptionEvent('unsubscribed', channel, null, null)),
+      onPublication: (pub) => this.dispatchEvent(new WsgatePublicationEvent(pub)),
+      onGap: (gap) => this.dispatchEvent(new WsgateGapEvent(gap)),
+      onError: (err) => this.dispatchEvent(new WsgateErrorEvent(err)),
+    };
+  }
+
+  /**
+   * Schedules the refresh of a token that lasts expiresIn more seconds (0: never).
+   * @param {number} expiresIn
+   */
+  #scheduleRefresh(expiresIn) {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (expiresIn > 0 && this.#auth.renewable) {
+      this.#refreshTimer = setTimeout(() => void this.#refresh(), refreshDelay(expiresIn, this.#opts.random));
+    }
+  }
+
+  /**
+   * Refreshes the connection's identity: a fresh token from getToken, sent in a refresh request.
+   * A failure (getToken's, or a 2xx refusal, or no reply) is reported as an error event and tried
+   * again with backoff while the connection lasts; a 1xx refusal is reported and left: the server
+   * then closes with 4501 at the expiry, and the reconnect asks getToken for a token again.
+   */
+  async #refresh() {
+    if (this.#refreshing || !this.#ready || !this.#auth.renewable) {
+      return;
+    }
+    this.#refreshing = true;
+    const gen = this.#gen;
+    try {
+      for (let attempt = 0; gen === this.#gen;) {
+        try {
+          this.#auth.expire();
+          const token = await this.#auth.fresh();
+          if (gen !== this.#gen) {
+            return;
+          }
+          const result = await this.#request('refresh', undefined, { token });
+          if (gen !== this.#gen) {
+            return;
+          }
+          const expiresIn = Number(result.expires_in) || 0;
+          this.#auth.accepted(expiresIn);
+          this.#scheduleRefresh(expiresIn);
+          this.dispatchEvent(new WsgateRefreshedEvent(expiresIn));
+          return;
+        } catch (err) {
+          if (gen !== this.#gen) {
+            return;
+          }
+          this.dispatchEvent(new WsgateErrorEvent(err));
+          if (err instanceof PubSubError && !err.temporary) {
+            return;
+          }
+          await this.#wait(++attempt);
+        }
+      }
+    } finally {
+      if (gen === this.#gen) {
+        this.#refreshing = false;
+      }
+    }
+  }
+
+  /**
+   * The connection closed; willReconnect says whether another comes. A close 4501 (the token
+   * expired) makes the next connection ask getToken for a fresh one; 4001 is told as an
+   * unauthorized event.
+   * @param {import('./wsgate.js').WsgateCloseEvent} ev
+   */
+  #lost(ev) {
+    const willReconnect = ev.willReconnect;
+    this.#ready = false;
+    this.#gen++;
+    this.#refreshing = false;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (ev.code === CloseCode.TOKEN_EXPIRED) {
+      this.#auth.expire();
+    }
+    if (ev.code === CloseCode.UNAUTHORIZED && this.#auth.enabled && !this.#denied) {
+      this.#auth.expire();
+      this.dispatchEvent(new WsgateUnauthorizedEvent(ev.code, ev.reason));
+    }
+    this.#denied = false;
     clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
     this.#waits.forEach((end) => end());
@@ -932,6 +1405,12 @@ export class PubSubClient extends WsgateClient {
         this.#pushed(rec, msg);
       } else if (msg.push === 'presence' && rec) {
         this.#presenceChanged(rec, msg.join, msg.leave);
+      } else if (msg.push === 'refresh') {
+        void this.#refresh();
+      } else if (msg.push === 'subscribe' && typeof msg.channel === 'string' && this.#ready) {
+        this.#serverSubscribed(msg, false);
+      } else if (msg.push === 'unsubscribe' && rec) {
+        this.#ended(rec);
       }
       return; // ping, or for a channel no longer subscribed: liveness is all it brings
     }
@@ -945,7 +1424,7 @@ export class PubSubClient extends WsgateClient {
         this.dispatchEvent(new WsgateErrorEvent(err)); // the server could not read a frame's id
       }
     } else if (p) {
-      this.#settle(msg.id, null, msg.result ?? {});
+      this.#settle(msg.id, null, p.op === 'rpc' ? msg.result : msg.result ?? {});
     }
   }
 
@@ -992,6 +1471,19 @@ function settleReady(rec, err, info) {
   } else {
     rec.resolve(/** @type {SubscribedInfo} */ (info));
   }
+}
+
+/**
+ * s cut to a close reason's 123 UTF-8 bytes.
+ * @param {string} s
+ * @returns {string}
+ */
+function truncateReason(s) {
+  const enc = new TextEncoder();
+  while (enc.encode(s).byteLength > 123) {
+    s = s.slice(0, -1);
+  }
+  return s;
 }
 
 /**

@@ -18,6 +18,16 @@ export declare const CloseCode: Readonly<{
   TRY_AGAIN_LATER: 1013;
   BAD_GATEWAY: 1014;
   TLS_HANDSHAKE: 1015;
+  /** wsgate.v1's own: the token, or the backend, identified no one (terminal). */
+  UNAUTHORIZED: 4001;
+  /** No connect within the server's connect timeout (terminal). */
+  CONNECT_TIMEOUT: 4002;
+  /** Disconnected by the application, its API or backend (terminal). */
+  DISCONNECTED: 4003;
+  /** The token expired and was not refreshed in time: reconnect with a fresh one. */
+  TOKEN_EXPIRED: 4501;
+  /** The user has as many connections as allowed: reconnect later. */
+  CONNECTION_LIMIT: 4503;
 }>;
 
 /**
@@ -104,6 +114,12 @@ export interface WsgateClientOptions {
   outboxBytes?: number;
   /** Uniform in [0, 1), for the jitter. Default Math.random. */
   random?: () => number;
+  /**
+   * Called before every connection attempt, which waits for it (to fetch a token, say); a
+   * rejection fails the attempt like a refused connection: an error event, a close event (1006),
+   * and a reconnect after the usual backoff.
+   */
+  beforeConnect?: () => Promise<void> | void;
 }
 
 /** A message the client was given: text, or binary as given (binary is copied while it waits). */

@@ -42,6 +42,12 @@ export const CloseCode = Object.freeze({
   TRY_AGAIN_LATER: 1013,
   BAD_GATEWAY: 1014,
   TLS_HANDSHAKE: 1015,
+  // wsgate.v1's own (docs/PROTOCOL.md): 4000-4499 terminal, 4500-4999 reconnect.
+  UNAUTHORIZED: 4001, // the token, or the backend, identified no one
+  CONNECT_TIMEOUT: 4002, // no connect within the server's connect timeout
+  DISCONNECTED: 4003, // disconnected by the application (its API or backend)
+  TOKEN_EXPIRED: 4501, // the token expired and was not refreshed in time: reconnect with a fresh one
+  CONNECTION_LIMIT: 4503, // the user has as many connections as allowed: reconnect later
 });
 
 /**
@@ -247,6 +253,8 @@ export class WsgateStateEvent extends Event {
  * @property {number} [outboxMessages] most messages held while disconnected (100)
  * @property {number} [outboxBytes] most bytes held while disconnected, UTF-8 for text (1 MiB)
  * @property {() => number} [random] uniform in [0, 1), for the jitter; Math.random by default
+ * @property {() => Promise<void> | void} [beforeConnect] called before every connection attempt, which
+ *   waits for it (to fetch a token, say); a rejection fails the attempt like a refused connection
  */
 
 /** @typedef {{data: string | ArrayBuffer | Uint8Array, size: number}} OutboxEntry */
@@ -265,7 +273,7 @@ export class WsgateClient extends EventTarget {
   /** @type {string[]} */ #urls;
   #current = 0; // index in #urls of the endpoint in use, or of the next attempt
   /** @type {number[]} when each endpoint last failed (Date.now()), 0 if never */ #failedAt;
-  /** @type {Required<Omit<WsgateClientOptions, 'protocols'>> & {protocols: string | string[] | undefined}} */ #opts;
+  /** @type {Required<Omit<WsgateClientOptions, 'protocols' | 'beforeConnect'>> & {protocols: string | string[] | undefined, beforeConnect: WsgateClientOptions['beforeConnect']}} */ #opts;
   /** @type {State} */ #state = 'closed';
   /** @type {WebSocketLike | null} */ #socket = null;
   /** @type {ReturnType<typeof setTimeout> | undefined} */ #timer;
@@ -273,6 +281,7 @@ export class WsgateClient extends EventTarget {
   #openedAt = 0; // when the current connection opened (Date.now()), 0 if it did not
   #everLost = false; // a connection failed or was lost since connect()
   #closeRequested = false;
+  #attemptId = 0; // counts attempts, so that a beforeConnect that settles late finds out it is stale
   /** @type {OutboxEntry[]} */ #outbox = [];
   #outboxSize = 0;
 
@@ -300,7 +309,7 @@ export class WsgateClient extends EventTarget {
     if (!(opts.outboxMessages >= 0 && opts.outboxBytes >= 0 && opts.maxAttempts >= 0)) {
       throw new RangeError('wsgate: outboxMessages, outboxBytes and maxAttempts must not be negative');
     }
-    this.#opts = { protocols: undefined, ...opts };
+    this.#opts = { protocols: undefined, beforeConnect: undefined, ...opts };
     if (this.#urls.length > 1) { // spread clients over the endpoints
       this.#current = Math.min(Math.floor(opts.random() * this.#urls.length), this.#urls.length - 1);
     }
@@ -445,7 +454,28 @@ export class WsgateClient extends EventTarget {
     return () => this.removeEventListener(type, listener);
   }
 
+  /**
+   * Starts a connection attempt: after beforeConnect, if set. close() or connect() meanwhile makes
+   * the attempt stale: its end is ignored.
+   */
   #dial() {
+    const id = ++this.#attemptId;
+    const before = this.#opts.beforeConnect;
+    if (!before) {
+      this.#open();
+      return;
+    }
+    const current = () => id === this.#attemptId && !this.#closeRequested && !this.#socket &&
+      (this.#state === 'connecting' || this.#state === 'reconnecting');
+    Promise.resolve().then(before).then(() => current() && this.#open(), (err) => {
+      if (current()) {
+        this.dispatchEvent(new WsgateErrorEvent(err));
+        this.#closed({ code: CloseCode.ABNORMAL, reason: `beforeConnect: ${err instanceof Error ? err.message : String(err)}`.slice(0, 123), wasClean: false });
+      }
+    });
+  }
+
+  #open() {
     let sock;
     try {
       sock = new this.#opts.WebSocket(this.url, this.#opts.protocols);
