@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -66,9 +67,38 @@ func TestWalkThrough(t *testing.T) {
 	be.Start()
 	defer be.Close()
 
-	// alice logs in: the backend sets her session cookie and publishes through the API.
+	wsAddr := "ws" + strings.TrimPrefix(wsURL.URL, "http") + "/ws"
 	d := websocket.Dialer{Subprotocols: []string{protocol.Subprotocol}}
-	c, _, err := d.Dial("ws"+strings.TrimPrefix(wsURL.URL, "http")+"/ws", http.Header{"Cookie": {"session=alice"}})
+	// Forged cookies: a bare name, another's name with alice's signature, a made-up signature.
+	for _, forged := range []string{"session=alice", "session=bob." + strings.SplitN(sign("alice"), ".", 2)[1], "session=alice.AAAA", "other=alice"} {
+		c, _, err := d.Dial(wsAddr, http.Header{"Cookie": {forged}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = c.WriteJSON(map[string]any{"id": 1, "op": "connect"})
+		var m map[string]any
+		if err := c.ReadJSON(&m); err != nil || m["error"] == nil || m["error"].(map[string]any)["code"] != float64(protocol.CodeUnauthorized) {
+			t.Fatalf("forged cookie %q: connect answered %v %v", forged, m, err)
+		}
+		_, _, err = c.ReadMessage()
+		if ce := new(websocket.CloseError); !errors.As(err, &ce) || ce.Code != protocol.CloseUnauthorized {
+			t.Fatalf("forged cookie %q: ended with %v, want close %d", forged, err, protocol.CloseUnauthorized)
+		}
+		c.Close()
+	}
+
+	// alice logs in: the backend sets her signed session cookie and publishes through the API.
+	login, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(beURL + "/login?name=alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Body.Close()
+	cookies := login.Cookies()
+	if len(cookies) != 1 || cookies[0].Name != "session" {
+		t.Fatalf("login set %v", cookies)
+	}
+	c, _, err := d.Dial(wsAddr, http.Header{"Cookie": {cookies[0].Name + "=" + cookies[0].Value}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +119,7 @@ func TestWalkThrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Set-Cookie"), "session=bob") {
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Set-Cookie"), "session=bob.") {
 		t.Fatalf("login: %d %v", resp.StatusCode, resp.Header)
 	}
 	for {
