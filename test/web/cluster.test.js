@@ -108,7 +108,7 @@ test('recovery through another endpoint of the same broker: every missed publica
   assert.deepEqual(rec.pubs.map((p) => [p.offset, p.data, p.recovered]),
     [[1, 1, false], [2, 2, true], [3, 3, true], [4, 4, true], [5, 5, true], [6, 6, false]]);
   assert.deepEqual({ ...rec.subscribed[1], epoch: '' }, {
-    channel: 'news', epoch: '', offset: 5, since: { epoch: rec.subscribed[0].epoch, offset: 1 }, recovered: true, resubscribed: true, publications: 4,
+    channel: 'news', epoch: '', offset: 5, since: { epoch: rec.subscribed[0].epoch, offset: 1 }, recovered: true, resubscribed: true, publications: 4, server: false,
   });
 });
 
@@ -162,7 +162,7 @@ test('an empty epoch at offset 0, then a new epoch beyond 1: the first ones come
   client.drop('test');
   await waitUntil(() => c.subscribed.length === 2 && c.pubs.length === 2, 'the recovery of c from the empty position');
   assert.deepEqual(c.subscribed[1], {
-    channel: 'c', epoch: 'G', offset: 2, since: { epoch: '', offset: 0 }, recovered: true, resubscribed: true, publications: 2,
+    channel: 'c', epoch: 'G', offset: 2, since: { epoch: '', offset: 0 }, recovered: true, resubscribed: true, publications: 2, server: false,
   });
   assert.deepEqual(c.pubs.map((p) => [p.epoch, p.offset, p.recovered]), [['G', 1, true], ['G', 2, true]]);
   assert.deepEqual(asked.filter((r) => r[1] === 'history').map((r) => r.slice(2)),
