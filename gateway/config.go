@@ -419,15 +419,14 @@ func (c *Config) authConfigured() bool {
 	return c.Auth.JWT.Configured() || c.Auth.ConnectURL != ""
 }
 
-// BrokerNamespaces are the namespaces' history bounds for the broker's options: those that set
-// history_size or history_ttl. defaultSize is the broker's history size, for a namespace that
-// sets only the age.
+// BrokerNamespaces are the namespaces' history bounds for the broker's options, one for every
+// namespace: the broker applies the longest prefix in its list, so a namespace left out would
+// take a shorter prefix's bounds (chat:public: those of chat:) instead of the server's.
+// defaultSize is the broker's history size, for a namespace that does not set its own; an unset
+// age is the broker's (0).
 func (c *Config) BrokerNamespaces(defaultSize int) []broker.Namespace {
 	var out []broker.Namespace
 	for _, ns := range c.Namespaces {
-		if ns.HistorySize == nil && ns.HistoryTTL == 0 {
-			continue
-		}
 		size := defaultSize
 		if ns.HistorySize != nil {
 			size = *ns.HistorySize
