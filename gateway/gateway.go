@@ -80,7 +80,7 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Gateway, error) {
 		g.log = slog.Default()
 	}
 	var err error
-	if g.auth, err = newVerifier(ctx, cfg, d.HTTPClient); err != nil {
+	if g.auth, err = newVerifier(ctx, cfg, d.HTTPClient, g.log); err != nil {
 		return nil, err
 	}
 	if g.be, err = newBackend(cfg, d.HTTPClient); err != nil {

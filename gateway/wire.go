@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/wsgate/wsgate/gateway/jwtauth"
@@ -12,7 +13,7 @@ import (
 
 // newVerifier builds the token verifier of cfg.Auth.JWT (gateway/jwtauth), reading its key
 // files; nil when no key is configured.
-func newVerifier(ctx context.Context, cfg *Config, hc *http.Client) (verifier, error) {
+func newVerifier(ctx context.Context, cfg *Config, hc *http.Client, log *slog.Logger) (verifier, error) {
 	j := &cfg.Auth.JWT
 	if !j.Configured() {
 		return nil, nil
@@ -21,7 +22,7 @@ func newVerifier(ctx context.Context, cfg *Config, hc *http.Client) (verifier, e
 	if err != nil {
 		return nil, err
 	}
-	jc := jwtauth.Config{Secret: secret, JWKSURL: j.JWKSURL, Audience: j.Audience, Issuer: j.Issuer, HTTPClient: hc}
+	jc := jwtauth.Config{Secret: secret, JWKSURL: j.JWKSURL, Audience: j.Audience, Issuer: j.Issuer, HTTPClient: hc, Logger: log}
 	for i, f := range j.PublicKeyFiles {
 		k, err := jwtauth.LoadPEMFile(f, "")
 		if err != nil {

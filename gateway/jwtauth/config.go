@@ -3,6 +3,7 @@ package jwtauth
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -76,6 +77,10 @@ type Config struct {
 	// HTTPClient fetches the JWKS. Default: a client with JWKSTimeout as its timeout that
 	// follows at most 3 redirects, none of them to a URL JWKSURL could not be.
 	HTTPClient *http.Client
+	// Logger is told when a JWKS fetch fails and when the set is back, with the URL redacted
+	// (url.URL.Redacted). Clients are only ever told that the key set is unavailable. Default:
+	// nothing is logged.
+	Logger *slog.Logger
 
 	// Audience, when set, must be one of a token's aud values.
 	Audience string

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,7 @@ type jwks struct {
 	inflight  chan struct{} // closed when the fetch in flight ends; nil when none is
 	lastFetch time.Time     // when the last fetch began
 	lastErr   error         // of the last fetch
+	log       *slog.Logger  // nil: fetch failures are not logged
 
 	kick   chan struct{} // 1 slot: a refetch was asked for (inflight set)
 	cancel context.CancelFunc
@@ -47,7 +50,7 @@ type jwks struct {
 
 func newJWKS(c Config) *jwks {
 	j := &jwks{
-		url: c.JWKSURL, client: c.HTTPClient, timeout: c.JWKSTimeout,
+		url: c.JWKSURL, client: c.HTTPClient, timeout: c.JWKSTimeout, log: c.Logger,
 		refresh: c.JWKSRefresh, minRefetch: c.JWKSMinRefetch, now: time.Now,
 		kick: make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -99,6 +102,7 @@ func (j *jwks) run(ctx context.Context) {
 		if err == nil {
 			j.keys.Store(&keys)
 		}
+		failing := j.lastErr != nil
 		j.lastErr = err
 		close(j.inflight)
 		j.inflight = nil
@@ -107,6 +111,13 @@ func (j *jwks) run(ctx context.Context) {
 			t.Reset(j.minRefetch)
 		} else {
 			t.Reset(j.refresh)
+		}
+		if j.log != nil && (err != nil || failing) {
+			if err != nil {
+				j.log.Warn("jwtauth: JWKS fetch failed; the last good key set stays in use", "url", redacted(j.url), "err", err)
+			} else {
+				j.log.Info("jwtauth: JWKS fetched again", "url", redacted(j.url))
+			}
 		}
 	}
 }
@@ -195,11 +206,14 @@ func (j *jwks) fetch(ctx context.Context) ([]key, error) {
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := j.client.Do(req)
 	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may carry a credential
+		}
 		return nil, fmt.Errorf("jwtauth: jwks: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwtauth: jwks: %s answered %s", j.url, resp.Status)
+		return nil, fmt.Errorf("jwtauth: jwks: answered %s", resp.Status)
 	}
 	if resp.ContentLength > MaxJWKSBytes {
 		return nil, fmt.Errorf("jwtauth: jwks: %d bytes, more than %d", resp.ContentLength, MaxJWKSBytes)
@@ -319,4 +333,14 @@ func (k jwk) public() (any, string, error) {
 // b64 decodes base64url, padded or not (RFC 7515 says unpadded; some servers pad).
 func b64(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// redacted is u with any password replaced and its query dropped, for logs.
+func redacted(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	p.RawQuery, p.Fragment = "", ""
+	return p.Redacted()
 }

@@ -230,7 +230,9 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	switch len(found) {
 	case 0:
 		if fetchErr != nil && !errors.Is(fetchErr, errRateLimited) {
-			return nil, invalid("no %s key for kid %s (key set unavailable: %v)", alg, short(kid), fetchErr)
+			// The cause (an address, a status) is the operator's, in Config.Logger; the client
+			// learns only that the set could not be had.
+			return nil, invalid("no %s key for kid %s (key set unavailable)", alg, short(kid))
 		}
 		return nil, invalid("no %s key for kid %s", alg, short(kid))
 	case 1:

@@ -1,11 +1,14 @@
 package gateway_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,13 +21,15 @@ import (
 // of its own, with a kid the set lacks) is told the key set's URL and its answer in the connect
 // error (and in a raw upgrade's 401 body): an internal address, and whatever the URL carries.
 // gateway/events and gateway/proxy keep URLs out of what they report; jwtauth quotes it.
-func TestReviewJWKSURLLeaksToClients(t *testing.T) {
+func TestJWKSFailureStaysServerSide(t *testing.T) {
 	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusInternalServerError)
 	}))
 	defer idp.Close()
 	jwksURL := idp.URL + "/internal/jwks.json?access=s3cr3t"
-	s := start(t, &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{JWKSURL: jwksURL}}}, nil)
+	var logs syncBuffer
+	s := startLogged(t, &gateway.Config{Auth: gateway.Auth{JWT: gateway.JWT{JWKSURL: jwksURL}}}, nil,
+		slog.New(slog.NewTextHandler(&logs, nil)))
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -43,4 +48,27 @@ func TestReviewJWKSURLLeaksToClients(t *testing.T) {
 	if strings.Contains(body, "s3cr3t") || strings.Contains(body, idp.URL) {
 		t.Errorf("the raw upgrade's 401 body quotes the JWKS URL: %q", body)
 	}
+	// The operator is told, with the URL's query (where a credential may be) left out.
+	if l := logs.String(); !strings.Contains(l, "JWKS fetch failed") || !strings.Contains(l, "500") ||
+		!strings.Contains(l, idp.URL+"/internal/jwks.json") || strings.Contains(l, "s3cr3t") {
+		t.Errorf("the log does not tell the operator (or quotes the query): %s", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
