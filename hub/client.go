@@ -223,7 +223,7 @@ func (hd *handler) OnClose(c *wsgate.Conn, err error) {
 		h.unsubscribe(cl, name)
 	}
 	h.clients.remove(c)
-	h.dl.cancel(cl)
+	h.dropDeadline(cl)
 	if id, connected := cl.identity(); connected && h.opts.OnDisconnect != nil {
 		h.opts.OnDisconnect(c, id)
 	}
@@ -270,4 +270,12 @@ func cutUser(u string) string {
 		i--
 	}
 	return u[:i]
+}
+
+// dropDeadline removes cl's deadline at its close. dlSeq changes under both cl.mu and Hub.dl.mu,
+// and actOn reads it under cl.mu only: the close takes both, like every other change.
+func (h *Hub) dropDeadline(cl *client) {
+	cl.mu.Lock()
+	h.dl.cancel(cl)
+	cl.mu.Unlock()
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/wsgate/wsgate/protocol"
 )
 
-// client.dlSeq "changes under both mu and Hub.dl.mu" (client.go), and actOn reads it under the
-// client's mu only; but the handler's OnClose calls h.dl.cancel(cl) without the client's mu, so
-// a close racing a due deadline is a data race on dlSeq (run with -race).
-func TestReviewCancelOnCloseRacesActOn(t *testing.T) {
+// client.dlSeq changes under both mu and Hub.dl.mu (client.go), and actOn reads it under the
+// client's mu only: the close's removal of the deadline (dropDeadline) racing a due deadline
+// must take both, or -race reports it (found by review).
+func TestCloseRacingADueDeadline(t *testing.T) {
 	connect := func(context.Context, *wsgate.Conn, string) (*Identity, error) {
 		return &Identity{User: "u", ExpiresAt: time.Now().Add(time.Hour)}, nil
 	}
@@ -40,6 +40,6 @@ func TestReviewCancelOnCloseRacesActOn(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); h.actOn([]due{{cl: cl, kind: deadlineGrace, seq: seq}}, time.Now()) }()
-	go func() { defer wg.Done(); h.dl.cancel(cl) }() // as handler.OnClose does
+	go func() { defer wg.Done(); h.dropDeadline(cl) }() // as handler.OnClose does
 	wg.Wait()
 }
