@@ -142,3 +142,27 @@ func TestPublishAndRPCThroughBackend(t *testing.T) {
 		t.Fatalf("rpc answered %s", res)
 	}
 }
+
+// An rpc call is made once by default: the backend may have run a method that is not idempotent
+// when its answer is lost. backend.rpc_retries opts in to more attempts; connect keeps its own.
+func TestRPCRetriesAreOptIn(t *testing.T) {
+	var calls atomic.Int32
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer be.Close()
+	for _, tc := range []struct{ retries, want int32 }{{0, 1}, {2, 3}} {
+		calls.Store(0)
+		cfg := &gateway.Config{Backend: gateway.Backend{RPCURL: be.URL, RPCRetries: int(tc.retries)}}
+		s := start(t, cfg, nil)
+		c := dialV1(t, s.url, nil)
+		c.fails(map[string]any{"op": "rpc", "method": "charge.card", "data": map[string]any{}}, protocol.CodeUnavailable)
+		if n := calls.Load(); n != tc.want {
+			t.Errorf("rpc_retries %d: the backend was called %d times, want %d", tc.retries, n, tc.want)
+		}
+	}
+	if err := (&gateway.Config{Backend: gateway.Backend{RPCRetries: -1}}).Check(); err == nil || !strings.Contains(err.Error(), "backend.rpc_retries") {
+		t.Errorf("rpc_retries -1: Check said %v, want an error naming backend.rpc_retries", err)
+	}
+}

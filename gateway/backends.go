@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strconv"
@@ -33,7 +34,7 @@ func newBackend(cfg *Config, hc *http.Client) (*proxy.Proxy, error) {
 		Refresh:   ep(cfg.Auth.RefreshURL),
 		Subscribe: ep(b.SubscribeURL),
 		Publish:   ep(b.PublishURL),
-		RPC:       ep(b.RPCURL),
+		RPC:       proxy.Endpoint{URL: b.RPCURL, Timeout: b.Timeout, Retries: cmp.Or(b.RPCRetries, -1)},
 		Client:    hc,
 		Headers:   secretHeader(b.Secret),
 	})

@@ -165,6 +165,10 @@ type Backend struct {
 	// 502-504 (a publish only when the backend cannot have seen it). Default 0: 2
 	// (proxy.DefaultRetries); negative: none.
 	Retries int `koanf:"retries"`
+	// RPCRetries is the same for rpc calls, on their own: an rpc method may not be idempotent,
+	// and a timeout or a 502-504 may come after the backend ran it, so by default (0) an rpc
+	// call is made once. Set it for methods that may run twice.
+	RPCRetries int `koanf:"rpc_retries"`
 }
 
 // Limits bound what one user and one address may cost, beyond the hub's per-connection ones
@@ -362,6 +366,9 @@ func (c *Config) Check() error {
 	}
 	if c.Backend.Timeout < 0 {
 		bad("backend.timeout", "must not be negative")
+	}
+	if c.Backend.RPCRetries < 0 || c.Backend.RPCRetries > 10 {
+		bad("backend.rpc_retries", "want 0 to 10, got %d", c.Backend.RPCRetries)
 	}
 	if c.Backend.Retries > 10 {
 		bad("backend.retries", "want at most 10, got %d", c.Backend.Retries)
