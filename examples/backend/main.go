@@ -15,6 +15,7 @@ import (
 	"log"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/wsgate/wsgate/client/apiclient"
 )
@@ -39,7 +40,11 @@ func sign(name string) string {
 func backend(api *apiclient.Client, chat string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) { // a real app checks a password
-		name := r.URL.Query().Get("name")
+		name := r.URL.Query().Get("name") // letters and digits: "#"+name must be this user's channel only
+		if name == "" || len(name) > 32 || strings.ContainsFunc(name, func(c rune) bool { return !unicode.IsLetter(c) && !unicode.IsDigit(c) }) {
+			http.Error(w, "a name is 1-32 letters and digits", http.StatusBadRequest)
+			return
+		}
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: sign(name), Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
 		data, _ := json.Marshal(map[string]string{"text": name + " logged in"})
 		_, _ = api.Publish(r.Context(), "chat:lobby", data, "")

@@ -88,6 +88,18 @@ func TestWalkThrough(t *testing.T) {
 		c.Close()
 	}
 
+	// A name that would make "#"+name someone else's channel ("bob,alice": bob's and alice's) is refused.
+	for _, bad := range []string{"bob,alice", "%23alice", "a.b", ""} {
+		resp, err := http.Get(beURL + "/login?name=" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("login as %q: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+
 	// alice logs in: the backend sets her signed session cookie and publishes through the API.
 	login, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(beURL + "/login?name=alice")
 	if err != nil {
