@@ -49,6 +49,9 @@ type subscription struct {
 	// noted says that the subscription is in Hub.gaps already.
 	gap   uint64
 	noted bool
+	// done: the subscribe succeeded (its top is known, its reply or push queued); Subscribed
+	// reports only such subscriptions, not one still being made.
+	done bool
 }
 
 // deliver is the Broker's DeliverFunc: encode once, queue to every local subscriber.
@@ -272,7 +275,7 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, r subReq) 
 	if ch.subs[cl] != sub { // unsubscribed or closed meanwhile: removeSub did the rest
 		return nil, protocol.Errorf(protocol.CodeNotSubscribed, "unsubscribed from %q while subscribing", name)
 	}
-	sub.epoch, sub.last = hist.Epoch, hist.Offset
+	sub.epoch, sub.last, sub.done = hist.Epoch, hist.Offset, true
 	if since != nil {
 		res.Recovered = hist.Complete && !hist.More
 		if res.Recovered {

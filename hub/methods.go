@@ -73,6 +73,26 @@ func (h *Hub) Unsubscribe(c *wsgate.Conn, channel string) error {
 	return nil
 }
 
+// Subscribed reports whether c is subscribed to channel now: its subscribe (its own, a server-side
+// Subscribe, or its identity's at connect) succeeded, and it has not been unsubscribed (by
+// itself or Unsubscribe) nor closed since. A subscribe still being made is not counted. What a
+// subscription let in (a private channel's presence, history and publish) is asked here, so that
+// it ends with the subscription.
+func (h *Hub) Subscribed(c *wsgate.Conn, channel string) bool {
+	cl := h.clients.get(c)
+	if cl == nil || !cl.live(channel) {
+		return false
+	}
+	ch := h.channel(channel)
+	if ch == nil {
+		return false
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	sub, ok := ch.subs[cl]
+	return ok && sub.done
+}
+
 // ChannelInfo is a channel with subscribers, in Hub.Channels.
 type ChannelInfo struct {
 	Name        string `json:"channel"`
