@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/gateway/proxy"
@@ -34,7 +35,7 @@ func (g *Gateway) authorize(ctx context.Context, c *wsgate.Conn, id *hub.Identit
 		if !r.publish {
 			return protocol.Errorf(protocol.CodeForbidden, "clients may not publish on %q", ch)
 		}
-		return g.granted(c, r, ch) // a private channel's publishers are those it let in
+		return g.granted(c, id, r, ch) // a private channel's publishers are those it let in
 	case protocol.OpSubscribe:
 		if req.Events && r.opts.NoJoinLeave {
 			return protocol.Errorf(protocol.CodeNotAvailable, "no join and leave pushes on %q", ch)
@@ -44,18 +45,18 @@ func (g *Gateway) authorize(ctx context.Context, c *wsgate.Conn, id *hub.Identit
 		if r.opts.NoPresence {
 			return protocol.Errorf(protocol.CodeNotAvailable, "no presence on %q", ch)
 		}
-		return g.granted(c, r, ch)
+		return g.granted(c, id, r, ch)
 	case protocol.OpHistory:
 		if r.opts.NoHistory {
 			return protocol.Errorf(protocol.CodeNotAvailable, "no history on %q", ch)
 		}
-		return g.granted(c, r, ch)
+		return g.granted(c, id, r, ch)
 	}
 	return nil
 }
 
 // authorizeSubscribe checks a subscription to a private channel: its channel token, or the
-// backend's answer. What was let in is remembered for presence and history.
+// backend's answer. What it lets in lasts as long as the subscription (granted).
 func (g *Gateway) authorizeSubscribe(ctx context.Context, c *wsgate.Conn, id *hub.Identity, r *rules, req *protocol.Request) error {
 	user := ""
 	if id != nil {
@@ -79,43 +80,23 @@ func (g *Gateway) authorizeSubscribe(ctx context.Context, c *wsgate.Conn, id *hu
 			return err
 		}
 	}
-	g.grant(c, req.Channel)
 	return nil
 }
 
-// grant remembers that c was let into the private channel ch (a token, the backend, or a
-// server-side subscription), for its presence, history and publish requests.
-func (g *Gateway) grant(c *wsgate.Conn, ch ...string) {
-	s := g.state(c)
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, name := range ch {
-		if g.ns.of(name).subscribe == SubscribeOpen {
-			continue
-		}
-		if s.granted == nil || len(s.granted) >= maxGranted {
-			s.granted = map[string]struct{}{} // forget the old grants rather than grow
-		}
-		s.granted[name] = struct{}{}
-	}
-}
-
-// granted lets presence and history of a private channel through only for a connection that
-// was let in to it.
-func (g *Gateway) granted(c *wsgate.Conn, r *rules, ch string) error {
+// granted lets presence, history and publish of a private channel through only for a
+// connection that is subscribed to it now (let in by its channel token, the backend, or a
+// server-side subscription, and not unsubscribed since), or whose identity names it (its
+// token's or the backend's channels). The hub's subscription is the one record: what an
+// unsubscribe (the client's, the API's, on any node) ends, it ends here too.
+func (g *Gateway) granted(c *wsgate.Conn, id *hub.Identity, r *rules, ch string) error {
 	if r.subscribe == SubscribeOpen {
 		return nil
 	}
-	if s := g.state(c); s != nil {
-		s.mu.Lock()
-		_, ok := s.granted[ch]
-		s.mu.Unlock()
-		if ok {
-			return nil
-		}
+	if id != nil && slices.Contains(id.Channels, ch) {
+		return nil
+	}
+	if g.hub != nil && g.hub.Subscribed(c, ch) {
+		return nil
 	}
 	return protocol.Errorf(protocol.CodeForbidden, "channel %q is private: subscribe to it first", ch)
 }

@@ -55,18 +55,12 @@ type Gateway struct {
 
 // connState is the gateway's own state of one open connection.
 type connState struct {
-	mu      sync.Mutex
-	user    string        // registered under this user in reg; "" none
-	id      *hub.Identity // raw: from Admit; wsgate.v1: from Connect
-	expiry  *time.Timer   // raw: closes with 4501 at the identity's expiry
-	granted map[string]struct{}
-	event   *events.ConnectInfo // the connect event sent: its disconnect is owed
+	mu     sync.Mutex
+	user   string              // registered under this user in reg; "" none
+	id     *hub.Identity       // raw: from Admit; wsgate.v1: from Connect
+	expiry *time.Timer         // raw: closes with 4501 at the identity's expiry
+	event  *events.ConnectInfo // the connect event sent: its disconnect is owed
 }
-
-// maxGranted bounds the private channels a connection's token or the backend let it into, as
-// remembered for its presence and history requests: a connection that collects more forgets
-// the oldest grants and must subscribe again with a token to read those.
-const maxGranted = 4 * hub.DefaultMaxSubscriptions
 
 // New checks cfg and builds a Gateway: it reads the key files, starts the JWKS cache (stopped
 // by Close), and prepares the backend calls. ctx bounds what it waits for at start.
@@ -189,7 +183,6 @@ func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*h
 	if id == nil {
 		id = &hub.Identity{} // a backend that answered no one: anonymous
 	}
-	g.grant(c, id.Channels...) // the token's or the backend's channels are the connection's
 	if !g.register(c, id) {
 		return nil, &hub.Disconnect{Code: protocol.CloseConnectionLimit, Reason: "connection limit",
 			Err: protocol.Errorf(protocol.CodeConnectionLimit, "user %q has %d connections, the limit", id.User, g.cfg.Limits.ConnectionsPerUser)}

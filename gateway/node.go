@@ -100,7 +100,6 @@ func (g *Gateway) localUserOp(ctx context.Context, op, user, ch string, code int
 		var err error
 		switch op {
 		case "subscribe":
-			g.grant(c, ch) // the backend's server-side subscription lets it in
 			err = g.hub.Subscribe(ctx, c, ch)
 		case "unsubscribe":
 			err = g.hub.Unsubscribe(c, ch)
