@@ -183,6 +183,12 @@ func (g *Gateway) connect(ctx context.Context, c *wsgate.Conn, token string) (*h
 	if id == nil {
 		id = &hub.Identity{} // a backend that answered no one: anonymous
 	}
+	// An identity already expired (a token within the verifier's leeway past its exp, a backend's
+	// expire_at in the past) is refused here, before it is counted under its user: the hub would
+	// refuse it anyway.
+	if !id.ExpiresAt.IsZero() && !id.ExpiresAt.After(g.now()) {
+		return nil, expired(fmt.Errorf("the identity expired at %s", id.ExpiresAt.UTC().Format(time.RFC3339)))
+	}
 	if !g.register(c, id) {
 		return nil, &hub.Disconnect{Code: protocol.CloseConnectionLimit, Reason: "connection limit",
 			Err: protocol.Errorf(protocol.CodeConnectionLimit, "user %q has %d connections, the limit", id.User, g.cfg.Limits.ConnectionsPerUser)}
@@ -205,15 +211,23 @@ func isRefusal(a any) bool { _, ok := a.(*upgradeRefusal); return ok }
 // verifyErr is the answer to a token refused with err.
 func (g *Gateway) verifyErr(err error) (*hub.Identity, error) {
 	if g.auth.Expired(err) {
-		return nil, &hub.Disconnect{Code: protocol.CloseTokenExpired, Reason: "token expired",
-			Err: protocol.Errorf(protocol.CodeTokenExpired, "%v", err)}
+		return nil, expired(err)
 	}
 	return nil, &hub.Disconnect{Code: protocol.CloseUnauthorized, Reason: "invalid token",
 		Err: protocol.Errorf(protocol.CodeUnauthorized, "%v", err)}
 }
 
+// expired is the answer to an expired identity: error 110, then close 4501 (get a fresh token
+// and reconnect).
+func expired(err error) *hub.Disconnect {
+	return &hub.Disconnect{Code: protocol.CloseTokenExpired, Reason: "token expired",
+		Err: protocol.Errorf(protocol.CodeTokenExpired, "%v", err)}
+}
+
 // register counts c as its user's; false when the user is at the cap. Anonymous connections
-// are not counted. A connection is registered once: a second call (none should come) is true.
+// are not counted. A second call should not come (a connect the hub refuses after this hook
+// is closed); should one come, the registration follows the identity given last: c is taken
+// from its former user first, so that it counts for, and is reached as, the user it is.
 func (g *Gateway) register(c *wsgate.Conn, id *hub.Identity) bool {
 	s := g.state(c)
 	if s == nil || id == nil {
@@ -222,7 +236,14 @@ func (g *Gateway) register(c *wsgate.Conn, id *hub.Identity) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.id = id
-	if id.User == "" || s.user != "" {
+	if s.user == id.User {
+		return true
+	}
+	if s.user != "" {
+		g.reg.remove(s.user, c)
+		s.user = ""
+	}
+	if id.User == "" {
 		return true
 	}
 	if !g.reg.add(id.User, c, g.cfg.Limits.ConnectionsPerUser) {

@@ -45,7 +45,11 @@ func (h *Hub) serveConnect(ctx context.Context, cl *client, req protocol.Request
 	}
 	now := time.Now()
 	if !id.ExpiresAt.IsZero() && !id.ExpiresAt.After(now) {
-		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeTokenExpired, "token expired"))
+		// As an expiry while connected: 110, then close 4501 (reconnect with a fresh token). The
+		// hook took the identity as good (it may have counted the connection as its user's): the
+		// connection does not stay to connect again as someone else.
+		return h.refuse(cl, req.ID, &Disconnect{Code: protocol.CloseTokenExpired, Reason: "token expired",
+			Err: protocol.Errorf(protocol.CodeTokenExpired, "token expired")}, protocol.CodeTokenExpired, true)
 	}
 	// The hub keeps its own copy: what the hook holds may change, the connection's may not.
 	own := &Identity{User: id.User, Info: slices.Clone(id.Info), ExpiresAt: id.ExpiresAt, Channels: slices.Clone(id.Channels)}

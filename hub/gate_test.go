@@ -397,3 +397,19 @@ func TestRefreshWithoutConnect(t *testing.T) {
 		t.Fatalf("refresh naming a user: %d", code)
 	}
 }
+
+// TestConnectOfExpiredIdentity: an identity the Connect hook gives already expired is refused
+// with 110 and the connection closed with 4501, as at its expiry while connected: it does not
+// stay to connect again as someone else (the hook may have counted it as the first user's).
+func TestConnectOfExpiredIdentity(t *testing.T) {
+	e := start(t, &hub.Options{Connect: func(ctx context.Context, c *wsgate.Conn, token string) (*hub.Identity, error) {
+		return &hub.Identity{User: token, ExpiresAt: time.Now().Add(-time.Second)}, nil
+	}}, nil)
+	c := e.dial(t)
+	if code := errCode(t, c.call("connect", `,"token":"alice"`, nil)); code != protocol.CodeTokenExpired {
+		t.Fatalf("connect with an expired identity: %d, want %d", code, protocol.CodeTokenExpired)
+	}
+	if code := c.closed(2 * time.Second); code != protocol.CloseTokenExpired {
+		t.Fatalf("closed with %d, want %d", code, protocol.CloseTokenExpired)
+	}
+}

@@ -37,8 +37,10 @@ type Options struct {
 	// Identity. Until then other requests get protocol.CodeUnauthorized, and a connection that
 	// has not connected within ConnectTimeout is closed with protocol.CloseConnectTimeout. An
 	// error refuses: a *protocol.Error is the reply, a *Disconnect closes; any other error
-	// answers CodeUnauthorized and closes with protocol.CloseUnauthorized. Default: nil, anyone
-	// is anonymous (UserID names them) and connect is optional.
+	// answers CodeUnauthorized and closes with protocol.CloseUnauthorized. An Identity whose
+	// ExpiresAt has passed is refused with protocol.CodeTokenExpired and closed with
+	// protocol.CloseTokenExpired (a hook that counts connections should refuse it itself, before
+	// counting). Default: nil, anyone is anonymous (UserID names them) and connect is optional.
 	Connect func(ctx context.Context, c *wsgate.Conn, token string) (*Identity, error)
 	// Refresh checks a refresh request's token for a connected c and returns its new identity
 	// (the same user). An error answers the request and leaves the connection as it was, to
