@@ -127,6 +127,8 @@ func (g *Gateway) localUserOp(ctx context.Context, op, user, ch string, code int
 	return n, nil
 }
 
+// Presence, PresenceStats and History answer on every channel: a namespace's presence and
+// history switches are for clients, and the API is the application's own (docs/API.md).
 func (n *node) Presence(ctx context.Context, ch, after string, limit int) (protocol.PresenceResult, error) {
 	all := n.hub.Presence(ch)
 	sort.Slice(all, func(i, j int) bool { return all[i].Conn < all[j].Conn })
