@@ -87,18 +87,7 @@ func TestUserOperationsAcrossNodes(t *testing.T) {
 	raw := dialRaw(t, b.url, http.Header{"Authorization": {"Bearer " + token(t, "alice", time.Hour, "")}})
 
 	ctx := context.Background()
-	// The nodes learn of each other by their heartbeats.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		info, _ := a.gw.Node().Info(ctx)
-		if len(info.Nodes) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node A knows of %v", info.Nodes)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPeer(t, a)
 	n, err := a.gw.Node().Subscribe(ctx, "alice", "news:alice")
 	if err != nil || n != 1 {
 		t.Fatalf("subscribe across nodes: %d, %v; want 1 (the raw connection cannot subscribe)", n, err)
@@ -124,6 +113,42 @@ func TestUserOperationsAcrossNodes(t *testing.T) {
 }
 
 // waitPush reads until the push of kind for channel.
+// waitPeer waits until node a knows of the other node: the nodes learn of each other by their
+// heartbeats.
+func waitPeer(t *testing.T, a *natsNode) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, _ := a.gw.Node().Info(context.Background())
+		if len(info.Nodes) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node A knows of %v", info.Nodes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The API's unsubscribe of a user connected to another node ends the connection's access to
+// the private channel there: access is that node's live subscription.
+func TestAPIUnsubscribeAcrossNodesEndsPrivateChannelAccess(t *testing.T) {
+	url := runNATS(t)
+	cfg := namespacesConfig()
+	a, b := startNATSNode(t, url, cfg), startNATSNode(t, url, cfg)
+	alice := dialV1(t, b.url, nil)
+	alice.ok(map[string]any{"op": "connect", "token": token(t, "alice", time.Hour, "")})
+	alice.ok(map[string]any{"op": "subscribe", "channel": "private:a", "token": channelToken(t, "alice", "private:a")})
+	alice.ok(map[string]any{"op": "history", "channel": "private:a"})
+	waitPeer(t, a)
+	if n, err := a.gw.Node().Unsubscribe(context.Background(), "alice", "private:a"); err != nil || n != 1 {
+		t.Fatalf("unsubscribe across nodes: %d, %v", n, err)
+	}
+	waitPush(t, alice, "unsubscribe", "private:a")
+	alice.fails(map[string]any{"op": "history", "channel": "private:a"}, protocol.CodeForbidden)
+	alice.fails(map[string]any{"op": "publish", "channel": "private:a", "data": 1}, protocol.CodeForbidden)
+}
+
 func waitPush(t *testing.T, c *v1, kind, channel string) {
 	t.Helper()
 	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
