@@ -10,8 +10,10 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/gorilla/websocket"
 	"github.com/wsgate/wsgate"
 	natsbroker "github.com/wsgate/wsgate/broker/nats"
+
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/protocol"
@@ -85,6 +87,16 @@ func TestUserOperationsAcrossNodes(t *testing.T) {
 	alice := dialV1(t, b.url, nil)
 	alice.ok(map[string]any{"op": "connect", "token": token(t, "alice", time.Hour, "")})
 	raw := dialRaw(t, b.url, http.Header{"Authorization": {"Bearer " + token(t, "alice", time.Hour, "")}})
+	// The raw connection is registered by OnOpen, after the upgrade's answer: one echo (OnMessage
+	// follows OnOpen) makes sure it is, before the disconnect below counts it.
+	if err := raw.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := raw.ReadMessage(); err != nil {
+		t.Fatalf("raw echo: %v", err)
+	}
+	_ = raw.SetReadDeadline(time.Time{})
 
 	ctx := context.Background()
 	waitPeer(t, a)
