@@ -139,9 +139,41 @@ func TestMetricsCountSlowConsumerAndDrops(t *testing.T) {
 				return
 			}
 			waitFor(t, 10*time.Second, "drops", func() bool { return ts.Metrics().SendQueueDropped > 0 })
-			if m := ts.Metrics(); m.SlowConsumerCloses != 0 || m.Connections != 1 {
-				t.Fatalf("drop policy closed the connection: %+v", m)
+			if m := ts.Metrics(); m.SlowConsumerCloses != 0 {
+				t.Fatalf("drop policy counted a slow-consumer close: %+v", m)
 			}
 		})
+	}
+}
+
+// TestMetricsCountPongTimeouts: a gorilla client that never reads never answers a ping.
+func TestMetricsCountPongTimeouts(t *testing.T) {
+	ts := startServer(t, echoDone, &wsgate.Config{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	dial(t, ts.URL, nil) // and never read: no pong
+	waitFor(t, 5*time.Second, "the pong timeout", func() bool { return ts.Metrics().PongTimeouts == 1 })
+	m := ts.Metrics()
+	if m.Connections != 0 || m.Closed[closedIndex(wsgate.CloseAbnormal)] != 1 || m.WriteTimeouts != 0 {
+		t.Fatalf("after a pong timeout: %+v, want the connection closed 1006", m)
+	}
+}
+
+// TestMetricsCountWriteTimeouts: 32 MiB to a gorilla client that never reads, within the send
+// queue's bound: a write waits past WriteTimeout, and the close counts as a write timeout.
+func TestMetricsCountWriteTimeouts(t *testing.T) {
+	big := make([]byte, 4<<20)
+	flood := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		for range 8 {
+			if c.Send(wsgate.Binary, big) != nil {
+				return
+			}
+		}
+	})
+	ts := startServer(t, flood, &wsgate.Config{WriteTimeout: 200 * time.Millisecond, SendQueueBytes: 64 << 20})
+	ws := dial(t, ts.URL, nil) // never reads
+	ws.WriteMessage(websocket.TextMessage, []byte("go"))
+	waitFor(t, 10*time.Second, "the write timeout", func() bool { return ts.Metrics().WriteTimeouts == 1 })
+	m := ts.Metrics()
+	if m.PongTimeouts != 0 || m.SlowConsumerCloses != 0 || m.Closed[closedIndex(wsgate.CloseAbnormal)] != 1 {
+		t.Fatalf("after a write timeout: %+v, want one 1006 and nothing else", m)
 	}
 }
