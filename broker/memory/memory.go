@@ -249,6 +249,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
 	}
+	trace := broker.TraceFromContext(ctx)
 	lim := b.limitsOf(channel)
 	keep := lim.size > 0
 	if keep {
@@ -264,7 +265,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 		if s == nil {
 			return broker.Position{Epoch: newEpoch(), Offset: 1}, nil
 		}
-		pos, need := b.publish(s, data)
+		pos, need := b.publish(s, data, trace)
 		if need == 0 {
 			return pos, nil
 		}
@@ -275,9 +276,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 	}
 }
 
-// publish appends data to s, locked, delivers it and unlocks s. When keeping it would pass
-// MaxBytes it does nothing and returns the bytes it needs.
-func (b *Broker) publish(s *stream, data []byte) (_ broker.Position, need int64) {
+// publish appends data to s, locked, delivers it (with its trace context) and unlocks s. When
+// keeping it would pass MaxBytes it does nothing and returns the bytes it needs.
+func (b *Broker) publish(s *stream, data []byte, trace string) (_ broker.Position, need int64) {
 	defer s.mu.Unlock()
 	now := b.opts.now()
 	b.expire(s, now)
@@ -292,9 +293,10 @@ func (b *Broker) publish(s *stream, data []byte) (_ broker.Position, need int64)
 	s.published = now
 	p := broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: s.offset, Data: data}
 	if keep {
-		s.push(entry{pub: p, at: now}, s.size)
+		s.push(entry{pub: p, at: now}, s.size) // history keeps no trace context
 	}
 	if b.deliver != nil && s.interest {
+		p.Trace = trace
 		b.deliver(p)
 	}
 	return broker.Position{Epoch: s.epoch, Offset: s.offset}, 0
