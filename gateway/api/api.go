@@ -61,6 +61,17 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Endpoints lists the paths of the API's endpoints under its base path ("/publish", ...), in
+// api/openapi.yaml's order: the bounded set of names a program observing the API may use
+// (a span's or a metric's), where a request's own path is whatever its sender made it.
+func Endpoints() []string {
+	out := make([]string, len(routes))
+	for i, rt := range routes {
+		out[i] = rt.path
+	}
+	return out
+}
+
 // ErrOptions is wrapped by New's error when Options cannot work.
 var ErrOptions = errors.New("api: invalid Options")
 
