@@ -37,6 +37,8 @@ type options struct {
 	configFile string            // -config: YAML file of settings
 	gwSet      map[string]string // the gateway flags given (or their variables), by file key
 	gw         gateway.Config    // the gateway: file sections, env secrets, gateway flags
+
+	otel otelOptions // OpenTelemetry traces: off without an endpoint
 }
 
 // httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
@@ -84,6 +86,7 @@ func defaultOptions() options {
 			idle: defaultHTTPIdleTimeout},
 		maxHTTPConns: defaultMaxHTTPConns,
 		cluster:      clusterOptions{name: natsserver.DefaultClusterName},
+		otel:         otelOptions{sampleRatio: defaultOtelSampleRatio},
 	}
 }
 
@@ -148,6 +151,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. 0 means 1 with -nats, and with -cluster-listen 3, or 1 plus the peers if fewer")
 	fs.Var(newValue(&o.hub.PresenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
 	addGatewayFlags(fs, o)
+	addOtelFlags(fs, o)
 	return fs
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/telemetry"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -116,7 +117,8 @@ type node struct {
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
-	backend         *backend // the hub's broker and the embedded NATS server, if any
+	backend         *backend           // the hub's broker and the embedded NATS server, if any
+	tel             *telemetry.Tracing // OpenTelemetry traces; nil when off
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	tls             bool // ln serves TLS (-tls-cert, -tls-key)
@@ -141,7 +143,7 @@ func checkGateway(o *options) error {
 
 // newGateway builds the routes for o on the broker of be; it fails for a configuration wsgate
 // refuses, or a broker that does not start. Nil be is the in-memory broker.
-func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*node, error) {
+func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (_ *node, err error) {
 	cfg := o.ws
 	cfg.Logger = log
 	if err := checkGateway(o); err != nil {
@@ -163,12 +165,27 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if c, ok := be.broker.(broker.Cluster); ok {
 		deps.Node = c.Node()
 	}
+	tel, err := newTracing(ctx, &o.otel, cmp.Or(o.cluster.node, deps.Node))
+	if err != nil {
+		return nil, errors.Join(err, be.broker.Close(context.Background()))
+	}
+	if tel != nil { // a nil *Tracing in an interface would not be nil
+		deps.Tracer = tel
+		defer func() {
+			if err != nil {
+				_ = tel.Shutdown(context.Background())
+			}
+		}()
+	}
 	gw, err := gateway.New(ctx, gwCfg, deps)
 	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
 	hubOpts := o.hub
 	hubOpts.Logger = log
+	if tel != nil {
+		hubOpts.Tracer = tel
+	}
 	gw.HubOptions(&hubOpts)
 	h, err := be.startHub(ctx, &hubOpts, log)
 	if err != nil { // the broker did not start (its options are checked): the hub did not take it
@@ -201,6 +218,9 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 			_ = h.Close(context.Background())
 			return nil, errors.Join(err, gw.Close(context.Background()))
 		}
+		if tel != nil {
+			ah = tel.Handler(ah, cmp.Or(gwCfg.API.Path, api.DefaultBasePath), api.Endpoints())
+		}
 		if gwCfg.API.Path != "" {
 			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
 			mux.Handle("POST "+gwCfg.API.Path+"/", ah)
@@ -220,7 +240,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
+	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, backend: be, tel: tel, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
@@ -298,6 +318,11 @@ func (g *node) shutdown() error {
 	}
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
 	natsErr := g.backend.close(ctx)
+	if g.tel != nil { // last: the spans of everything above, exported within what is left of ctx
+		if err := g.tel.Shutdown(ctx); err != nil {
+			g.log.Warn("telemetry: the last spans were not exported", "err", err)
+		}
+	}
 	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}
