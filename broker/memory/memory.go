@@ -293,7 +293,7 @@ func (b *Broker) publish(s *stream, data []byte, trace string) (_ broker.Positio
 	s.published = now
 	p := broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: s.offset, Data: data}
 	if keep {
-		s.push(entry{pub: p, at: now}, s.size) // history keeps no trace context
+		s.push(entry{data: data, at: now}, s.size)
 	}
 	if b.deliver != nil && s.interest {
 		p.Trace = trace
@@ -350,7 +350,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	r.Publications = make([]broker.Publication, 0, count)
 	for i := range count {
 		idx := (s.head + int(from-oldest) + i) % len(s.entries)
-		r.Publications = append(r.Publications, s.entries[idx].pub)
+		r.Publications = append(r.Publications, broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: from + uint64(i), Data: s.entries[idx].data})
 	}
 	return r, nil
 }
