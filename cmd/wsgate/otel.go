@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/wsgate/wsgate/internal/telemetry"
 )
@@ -18,6 +20,10 @@ type otelOptions struct {
 }
 
 const defaultOtelSampleRatio = 1
+
+// otelFlushTimeout bounds the export of the last spans at shutdown (within -shutdown-timeout):
+// a collector that is down must not hold a stopping node.
+const otelFlushTimeout = 2 * time.Second
 
 // addOtelFlags adds the tracing flags to fs. The switch is -otel-endpoint alone, not the
 // standard OTEL_EXPORTER_OTLP_ENDPOINT: a platform may set that variable for every process of
@@ -48,7 +54,7 @@ func parseRatio(s string) (float64, error) {
 }
 
 // newTracing starts the node's tracing; nil when -otel-endpoint is not set.
-func newTracing(ctx context.Context, o *otelOptions, node string) (*telemetry.Tracing, error) {
+func newTracing(ctx context.Context, o *otelOptions, node string, log *slog.Logger) (*telemetry.Tracing, error) {
 	return telemetry.New(ctx, telemetry.Options{Endpoint: o.endpoint, SampleRatio: o.sampleRatio,
-		ChannelNames: o.channelNames, Node: node})
+		ChannelNames: o.channelNames, Node: node, Logger: log})
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 )
 
 // collector is an OTLP/HTTP trace receiver: it keeps the bodies POSTed to /v1/traces.
@@ -84,4 +86,36 @@ func TestOtelOffByDefault(t *testing.T) {
 	if got, other := col.all(); len(got) > 0 || len(other) > 0 {
 		t.Errorf("the collector got %d bytes and %q without -otel-endpoint", len(got), other)
 	}
+}
+
+// TestOtelCollectorDownDoesNotHoldShutdown: with a collector that cannot be reached, a node
+// still stops promptly (the last spans get otelFlushTimeout) and says its spans were lost.
+func TestOtelCollectorDownDoesNotHoldShutdown(t *testing.T) {
+	keyFile := writeFile(t, "keys", "api-key-0123456789abcdef\n")
+	r := startRun(t, "-otel-endpoint", "http://"+closedAddr(t), "-api-path", "/api", "-api-key-file", keyFile)
+	resp, body := post(t, "http://"+r.addr+"/api/publish", `{"channel":"news","data":1}`, http.Header{"X-Api-Key": {"api-key-0123456789abcdef"}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, body)
+	}
+	start := time.Now()
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > otelFlushTimeout+2*time.Second {
+		t.Errorf("stopping took %v with the collector down", d)
+	}
+	if r.logs.find("telemetry: the last spans were not exported", nil) == nil && r.logs.find("telemetry: spans not exported", nil) == nil {
+		t.Errorf("no warning that spans were lost; logs:\n%s", r.logs)
+	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

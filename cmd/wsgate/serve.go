@@ -165,7 +165,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if c, ok := be.broker.(broker.Cluster); ok {
 		deps.Node = c.Node()
 	}
-	tel, err := newTracing(ctx, &o.otel, cmp.Or(o.cluster.node, deps.Node))
+	tel, err := newTracing(ctx, &o.otel, cmp.Or(o.cluster.node, deps.Node), log)
 	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
@@ -318,10 +318,12 @@ func (g *node) shutdown() error {
 	}
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
 	natsErr := g.backend.close(ctx)
-	if g.tel != nil { // last: the spans of everything above, exported within what is left of ctx
-		if err := g.tel.Shutdown(ctx); err != nil {
+	if g.tel != nil { // last: the spans of everything above; a collector that is down delays the exit by otelFlushTimeout at most
+		tctx, cancel := context.WithTimeout(ctx, otelFlushTimeout)
+		if err := g.tel.Shutdown(tctx); err != nil {
 			g.log.Warn("telemetry: the last spans were not exported", "err", err)
 		}
+		cancel()
 	}
 	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -34,6 +36,9 @@ type Options struct {
 	// Exporter, when set, gets every span as it ends instead of Endpoint (tests:
 	// tracetest.NewInMemoryExporter).
 	Exporter sdktrace.SpanExporter
+	// Logger gets OpenTelemetry's errors (a collector that cannot be reached: one warning per
+	// batch that could not be sent). Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Tracing traces what the library's seams report; see the package doc. Its methods are safe
@@ -82,6 +87,13 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 	if env, err := resource.New(ctx, resource.WithFromEnv()); err == nil { // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES win
 		res, _ = resource.Merge(res, env)
 	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	// OpenTelemetry reports export failures to one handler per process; the last Tracing made
+	// gets them (a process runs one).
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry: spans not exported", "err", err) }))
 	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SampleRatio))
 	var export sdktrace.TracerProviderOption
 	if o.Exporter != nil {
