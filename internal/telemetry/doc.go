@@ -35,4 +35,11 @@
 // Spans are exported in batches from a bounded queue (the SDK's 2,048 spans): beyond it spans
 // are dropped, never waited for. With tracing off (no endpoint) nothing of this package runs:
 // the library's seams are nil.
+//
+// Measured on the project's shared 2-core machine (BenchmarkPublishTraced, a server-side
+// publication delivered to one local subscriber, the subscriber's reads included): 6
+// allocations and 793 bytes a publication with tracing off, as before the seams existed; 14
+// and 1.4 KB on and not sampled (the publish span's sampling decision); 39 and 5.8 KB on and
+// sampled (a publish and a deliver span, exported to nowhere). Time per publication: within
+// this machine's noise off and unsampled, about 1.5× off when sampled.
 package telemetry
