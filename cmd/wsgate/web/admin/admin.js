@@ -1,8 +1,10 @@
 // The admin page: every view calls the backend API through /admin/api/…, which checks the
 // session cookie (and, on POST, the X-Wsgate-Csrf header) and hands the call to the API's
-// handler with the admin page's key. Message rates come from /metrics when the server serves it.
+// handler with the admin page's key. Message rates come from the API's info; publications per
+// second from /metrics when the server serves it on this listener.
 
-/* global uPlot */
+/** uPlot, from uplot/uPlot.iife.min.js (a classic script the page loads first). */
+const UPlot = /** @type {any} */ (globalThis).uPlot;
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -14,7 +16,12 @@ let csrf = '';
 /** @type {ReturnType<typeof setInterval> | undefined} */
 let poller;
 
-/** Calls the backend API's endpoint with body; resolves with its JSON answer or throws its error. */
+/**
+ * Calls the backend API's endpoint with body; resolves with its JSON answer or throws its error.
+ * @param {string} endpoint
+ * @param {object} [body]
+ * @returns {Promise<any>}
+ */
 export async function api(endpoint, body = {}) {
   const res = await fetch(`api/${endpoint}`, {
     method: 'POST',
@@ -89,21 +96,32 @@ let lastMetrics;
 let metricsMissing = 0; // polls left before /metrics is tried again
 
 function charts() {
-  if (connChart || typeof uPlot === 'undefined') {
+  if (connChart || !UPlot) {
     return;
   }
   const size = { width: 460, height: 200 };
-  connChart = new uPlot({ ...size, series: [{}, { label: 'connections', stroke: '#1a4f9c' }, { label: 'subscriptions', stroke: '#176b1b' }] },
+  connChart = new UPlot({ ...size, series: [{}, { label: 'connections', stroke: '#1a4f9c' }, { label: 'subscriptions', stroke: '#176b1b' }] },
     [t, conns, subs], $('chart-conns'));
-  rateChart = new uPlot({ ...size, series: [{}, { label: 'in/s', stroke: '#5c2d91' }, { label: 'out/s', stroke: '#7a5200' }, { label: 'publications/s', stroke: '#b00020' }] },
+  rateChart = new UPlot({ ...size, series: [{}, { label: 'in/s', stroke: '#5c2d91' }, { label: 'out/s', stroke: '#7a5200' }, { label: 'publications/s', stroke: '#b00020' }] },
     [t, rin, rout, rpub], $('chart-rates'));
 }
 
-/** Reads /metrics when the server serves it; the rates per second since the last read. */
-async function readRates() {
+/** The rate per second of counter name between two samples, or null. */
+function rate(/** @type {{at: number, m: Map<string, number>} | undefined} */ prev, /** @type {{at: number, m: Map<string, number>}} */ cur, /** @type {string} */ name) {
+  if (!prev || !prev.m.has(name) || !cur.m.has(name) || cur.at <= prev.at) {
+    return null;
+  }
+  return Math.max(0, ((cur.m.get(name) ?? 0) - (prev.m.get(name) ?? 0)) / ((cur.at - prev.at) / 1000));
+}
+
+/** @type {{at: number, m: Map<string, number>} | undefined} */
+let lastInfo;
+
+/** Reads /metrics when the server serves it on this listener: the publications per second. */
+async function readPublications() {
   if (metricsMissing > 0) {
     metricsMissing--;
-    return undefined;
+    return null;
   }
   let text = '';
   try {
@@ -114,20 +132,13 @@ async function readRates() {
     text = await res.text();
   } catch {
     metricsMissing = 30;
-    $('rates-note').textContent = 'message rates need /metrics on this listener (not served here)';
-    return undefined;
+    $('rates-note').textContent = 'publications/s needs /metrics on this listener';
+    return null;
   }
   $('rates-note').textContent = '';
-  const now = performance.now();
-  const m = parseMetrics(text);
   const prev = lastMetrics;
-  lastMetrics = { at: now, m };
-  if (!prev) {
-    return undefined;
-  }
-  const secs = (now - prev.at) / 1000;
-  const rate = (/** @type {string} */ name) => (m.has(name) && prev.m.has(name) ? Math.max(0, (m.get(name) - prev.m.get(name)) / secs) : null);
-  return { in: rate('wsgate_messages_received_total'), out: rate('wsgate_messages_sent_total'), pub: rate('wsgate_hub_publications_total') };
+  lastMetrics = { at: performance.now(), m: parseMetrics(text) };
+  return rate(prev, lastMetrics, 'wsgate_hub_publications_total');
 }
 
 const fmt = (/** @type {number|null|undefined} */ v) => (v == null ? '–' : v.toFixed(v < 10 ? 1 : 0));
@@ -140,19 +151,25 @@ function uptime(/** @type {number} */ s) {
 
 async function poll() {
   try {
-    const [info, chans, rates] = await Promise.all([
+    const prefix = /** @type {HTMLInputElement} */ ($('channel-filter')).value;
+    const [info, all, filtered, pub] = await Promise.all([
       api('info'),
-      api('channels', { prefix: /** @type {HTMLInputElement} */ ($('channel-filter')).value, limit: 1000 }),
-      readRates(),
+      api('channels', { limit: 1000 }),
+      prefix ? api('channels', { prefix, limit: 1000 }) : null,
+      readPublications(),
     ]);
+    const chans = filtered ?? all;
+    const cur = { at: performance.now(), m: new Map([['in', info.messages_received], ['out', info.messages_sent]]) };
+    const rates = { in: rate(lastInfo, cur, 'in'), out: rate(lastInfo, cur, 'out'), pub };
+    lastInfo = cur;
     $('node-name').textContent = info.name;
     $('node-version').textContent = info.version;
     $('node-uptime').textContent = uptime(info.uptime_seconds);
     $('node-nodes').textContent = info.nodes?.length ? info.nodes.join(', ') : '(one node)';
-    const subscriptions = chans.channels.reduce((n, c) => n + c.subscribers, 0);
+    const subscriptions = all.channels.reduce((/** @type {number} */ n, /** @type {{subscribers: number}} */ c) => n + c.subscribers, 0);
     $('connections').textContent = String(info.connections);
-    $('channel-count').textContent = chans.next ? `${chans.channels.length}+` : String(chans.channels.length);
-    $('subscriptions').textContent = String(subscriptions);
+    $('channel-count').textContent = all.next ? `${all.channels.length}+` : String(all.channels.length);
+    $('subscriptions').textContent = all.next ? `${subscriptions}+` : String(subscriptions);
     $('rate-in').textContent = fmt(rates?.in);
     $('rate-out').textContent = fmt(rates?.out);
     $('rate-pub').textContent = fmt(rates?.pub);
@@ -175,8 +192,13 @@ async function poll() {
   }
 }
 
-/** Fills tbody with rows of cells; text only, never HTML. */
-function fill(/** @type {string} */ tableId, /** @type {string[][]} */ rows, onClick = undefined) {
+/**
+ * Fills a table's body with rows of cells; text only, never HTML.
+ * @param {string} tableId
+ * @param {string[][]} rows
+ * @param {(cells: string[]) => void} [onClick]
+ */
+function fill(tableId, rows, onClick) {
   const tbody = /** @type {HTMLTableElement} */ ($(tableId)).tBodies[0];
   tbody.replaceChildren(...rows.map((cells) => {
     const tr = document.createElement('tr');
@@ -201,13 +223,23 @@ function renderChannels(/** @type {{channels: {name: string, subscribers: number
   $('channels-more').textContent = chans.next ? 'more channels: narrow the filter' : '';
 }
 
+/** Shows the channels the filter keeps, at once (poll does it every second). */
+async function refreshChannels() {
+  const prefix = /** @type {HTMLInputElement} */ ($('channel-filter')).value;
+  try {
+    renderChannels(await api('channels', { prefix, limit: 1000 }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
 const channel = () => /** @type {HTMLInputElement} */ ($('channel')).value.trim();
 
 async function showPresence() {
   try {
     const res = await api('presence', { channel: channel(), limit: 1000 });
     $('presence-total').textContent = `${res.total} connection(s)`;
-    fill('presence', res.clients.map((c) => [c.conn, c.user ?? '']));
+    fill('presence', res.clients.map((/** @type {{conn: string, user?: string}} */ c) => [c.conn, c.user ?? '']));
   } catch (err) {
     showError(err);
   }
@@ -215,9 +247,9 @@ async function showPresence() {
 
 async function showHistory() {
   try {
-    const res = await api('history', { channel: channel(), limit: 50 });
+    const res = await api('history', { channel: channel(), limit: 20 });
     $('history-epoch').textContent = res.epoch ? `epoch ${res.epoch}, ${res.publications.length} shown` : 'no history';
-    fill('history', res.publications.map((p) => [String(p.offset), JSON.stringify(p.data)]));
+    fill('history', res.publications.map((/** @type {{offset: number, data: unknown}} */ p) => [String(p.offset), JSON.stringify(p.data)]));
   } catch (err) {
     showError(err);
   }
@@ -303,7 +335,7 @@ async function start() {
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   $('channels-form').addEventListener('submit', (ev) => ev.preventDefault());
-  $('channel-filter').addEventListener('input', poll);
+  $('channel-filter').addEventListener('input', refreshChannels);
   $('show-presence').addEventListener('click', showPresence);
   $('show-history').addEventListener('click', showHistory);
   $('channel-form').addEventListener('submit', (ev) => { ev.preventDefault(); showPresence(); showHistory(); });
