@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate"
@@ -51,6 +52,9 @@ type Gateway struct {
 
 	hub   *hub.Hub // set by Bind
 	conns sync.Map // *wsgate.Conn → *connState, for every open connection
+
+	// The message counts of the connections closed so far: Info adds the open ones'.
+	closedReceived, closedSent atomic.Uint64
 
 	cluster clusterLink // the user operations across nodes, after Bind
 	now     func() time.Time
@@ -355,6 +359,9 @@ func (h *handler) OnClose(c *wsgate.Conn, err error) {
 	h.next.OnClose(c, err)
 	g := h.g
 	s := g.state(c)
+	st := c.Stats()
+	g.closedReceived.Add(st.Received)
+	g.closedSent.Add(st.Sent)
 	g.conns.Delete(c)
 	if s == nil {
 		return

@@ -236,10 +236,10 @@ that each node embeds, clustered with the others (-cluster-listen host:6222
 Every flag can also be set by an environment variable: WSGATE_ and the flag name in
 upper snake case, e.g. WSGATE_READ_LIMIT=1048576 for -read-limit, and in the YAML file
 of -config by its name ("read-limit: 1048576"). The gateway's settings (auth, channels,
-namespaces, user_channels, backend, limits, api, demo) are sections of that file; the
+namespaces, user_channels, backend, limits, api, demo, admin) are sections of that file; the
 most used are flags too. A flag given on the command line wins over the environment, the
 environment over the file; an empty variable counts as unset. Secrets come from the
-environment or files only: WSGATE_JWT_HMAC_SECRET, WSGATE_API_KEY.
+environment or files only: WSGATE_JWT_HMAC_SECRET, WSGATE_API_KEY, WSGATE_ADMIN_SECRET.
 Durations are written like 10s, 1m30s or 500ms. docs/CONFIG.md lists every setting;
 "wsgate config check FILE" checks a file; "wsgate token -user alice" mints a token.
 

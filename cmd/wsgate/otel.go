@@ -1,14 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"log/slog"
 	"math"
+	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/internal/telemetry"
 )
 
@@ -57,4 +61,13 @@ func parseRatio(s string) (float64, error) {
 func newTracing(ctx context.Context, o *otelOptions, node string, log *slog.Logger) (*telemetry.Tracing, error) {
 	return telemetry.New(ctx, telemetry.Options{Endpoint: o.endpoint, SampleRatio: o.sampleRatio,
 		ChannelNames: o.channelNames, Node: node, Logger: log})
+}
+
+// traceAPI makes the backend API's requests server spans when tracing is on (the admin page's
+// calls too: they go through the same handler).
+func traceAPI(tel *telemetry.Tracing, h http.Handler, cfg *gateway.Config) http.Handler {
+	if tel == nil {
+		return h
+	}
+	return tel.Handler(h, cmp.Or(cfg.API.Path, api.DefaultBasePath), api.Endpoints())
 }

@@ -70,18 +70,40 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	if tlsConfig != nil {
 		ln, g.tls = tls.NewListener(ln, tlsConfig), true
+		if g.admin != nil {
+			g.admin.secure = true
+		}
 	}
 	return g.serve(ctx, ln)
 }
 
-// newAPI is the backend HTTP API over the gateway's Node, with the configured keys.
-func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger) (http.Handler, error) {
-	keys, err := cfg.API.LoadKeys()
-	if err != nil {
-		return nil, err
+// newAPI is the backend HTTP API over the gateway's Node, with the configured keys and extra
+// ones (the admin page's).
+func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger, extra ...string) (http.Handler, error) {
+	var keys []string
+	if cfg.API.Enabled() {
+		var err error
+		if keys, err = cfg.API.LoadKeys(); err != nil {
+			return nil, err
+		}
 	}
-	return api.New(gw.Node(), api.Options{Keys: keys, BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
+	return api.New(gw.Node(), api.Options{Keys: append(keys, extra...), BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
 		MaxDataSize: cmp.Or(hubOpts.MaxDataSize, hub.DefaultMaxDataSize), Logger: log})
+}
+
+// newAdminPage is /admin when admin.secret is set (nil otherwise), and the API key it calls
+// the backend API with.
+func newAdminPage(cfg *gateway.Config, log *slog.Logger) (*admin, string, error) {
+	if !cfg.Admin.Enabled() {
+		return nil, "", nil
+	}
+	secret, err := cfg.Admin.LoadSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	key := newAdminKey()
+	return newAdmin(secret, cmp.Or(cfg.Admin.SessionTTL, gateway.DefaultAdminSessionTTL), nil,
+		cmp.Or(cfg.API.Path, api.DefaultBasePath), key, log), key, nil
 }
 
 // loadTLS reads the certificate and key for -tls-cert and -tls-key; nil if neither is set.
@@ -117,6 +139,7 @@ type node struct {
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
+	admin           *admin             // /admin; nil without admin.secret
 	backend         *backend           // the hub's broker and the embedded NATS server, if any
 	tel             *telemetry.Tracing // OpenTelemetry traces; nil when off
 	log             *slog.Logger
@@ -212,14 +235,35 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		mux.Handle("POST /demo/token", demo)
 	}
 	var apiServer *http.Server
-	if gwCfg.API.Enabled() {
-		ah, err := newAPI(gw, gwCfg, &hubOpts, log)
-		if err != nil {
+	adm, adminKey, err := newAdminPage(gwCfg, log)
+	if err != nil {
+		_ = h.Close(context.Background())
+		return nil, errors.Join(err, gw.Close(context.Background()))
+	}
+	if adm != nil {
+		// The admin page calls the same API handler as the backend, with a key of its own.
+		if adm.api, err = newAPI(gw, gwCfg, &hubOpts, log, adminKey); err != nil {
 			_ = h.Close(context.Background())
 			return nil, errors.Join(err, gw.Close(context.Background()))
 		}
-		if tel != nil {
-			ah = tel.Handler(ah, cmp.Or(gwCfg.API.Path, api.DefaultBasePath), api.Endpoints())
+		adm.api = traceAPI(tel, adm.api, gwCfg)
+	}
+	adminPage := http.Handler(adm)
+	if adm == nil {
+		adminPage = http.NotFoundHandler() // web/admin is served only as the admin page
+	}
+	for _, p := range []string{"GET /admin", "GET /admin/", "POST /admin/"} {
+		mux.Handle(p, adminPage)
+	}
+	if gwCfg.API.Enabled() {
+		ah := http.Handler(nil)
+		if adm != nil {
+			ah = adm.api // traced already
+		} else if ah, err = newAPI(gw, gwCfg, &hubOpts, log); err != nil {
+			_ = h.Close(context.Background())
+			return nil, errors.Join(err, gw.Close(context.Background()))
+		} else {
+			ah = traceAPI(tel, ah, gwCfg)
 		}
 		if gwCfg.API.Path != "" {
 			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
@@ -240,7 +284,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, backend: be, tel: tel, log: log, shutdownTimeout: o.shutdownTimeout,
+	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, admin: adm, backend: be, tel: tel, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
 }
 
