@@ -44,6 +44,30 @@ func TestNATSOnlyInItsBroker(t *testing.T) {
 	}
 }
 
+// TestOpenTelemetryOnlyInTheBinary: the library (the root package, hub, the brokers, the
+// gateway, the clients) imports no OpenTelemetry, directly or not: it reports through its own
+// small Tracer seams, and only the binary's adapter, internal/telemetry, speaks OpenTelemetry
+// (ARCHITECTURE.md, "Observability").
+func TestOpenTelemetryOnlyInTheBinary(t *testing.T) {
+	allowed := map[string]bool{
+		"github.com/wsgate/wsgate/internal/telemetry": true,
+		"github.com/wsgate/wsgate/cmd/wsgate":         true,
+	}
+	out := goList(t, "-f", `{{.ImportPath}} {{join .Deps " "}}`, "./...")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		pkg, deps, _ := strings.Cut(line, " ")
+		if allowed[pkg] {
+			continue
+		}
+		for _, d := range strings.Fields(deps) {
+			if strings.HasPrefix(d, "go.opentelemetry.io/") {
+				t.Errorf("%s depends on %s; only internal/telemetry and the binary may", pkg, d)
+				break
+			}
+		}
+	}
+}
+
 // yardsticks are the packages that measure upstream gws on purpose: the raw-gws echo server of the
 // benchmarks is what a user of gws runs, so it must not get wsgate's fixes.
 var yardsticks = map[string]bool{

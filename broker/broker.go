@@ -28,6 +28,10 @@ type Publication struct {
 	Epoch   string          `json:"-"`
 	Offset  uint64          `json:"offset"`
 	Data    json.RawMessage `json:"data"` // JSON; immutable once published
+	// Trace is the trace context the publication was made with (ContextWithTrace), given back
+	// on its live delivery on every node; "" when it was made without one. History and a
+	// broker's catch-ups (publications read back after a loss) leave it empty.
+	Trace string `json:"-"`
 }
 
 // HistoryResult is what a Broker knows of a channel's stream after a requested position.
@@ -56,8 +60,9 @@ type Broker interface {
 	// Start begins delivering publications to deliver; it is called once, before anything else.
 	Start(ctx context.Context, deliver DeliverFunc) error
 	// Publish appends data to the channel's stream and returns its position. Delivery to this and
-	// other nodes' subscribers happens through their DeliverFunc. A broker at capacity refuses
-	// with an error wrapping ErrFull.
+	// other nodes' subscribers happens through their DeliverFunc, with the trace context of ctx
+	// (TraceFromContext) as the Publication's Trace. A broker at capacity refuses with an error
+	// wrapping ErrFull.
 	Publish(ctx context.Context, channel string, data []byte) (Position, error)
 	// Subscribe and Unsubscribe declare this node's interest in a channel; a broker delivers a
 	// channel's publications only while this node is subscribed to it.

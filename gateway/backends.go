@@ -21,7 +21,7 @@ type verifier interface {
 }
 
 // newBackend builds the backend calls of cfg (gateway/proxy); nil when none is configured.
-func newBackend(cfg *Config, hc *http.Client) (*proxy.Proxy, error) {
+func newBackend(cfg *Config, hc *http.Client, tr proxy.Tracer) (*proxy.Proxy, error) {
 	b := &cfg.Backend
 	if cfg.Auth.ConnectURL == "" && b.SubscribeURL == "" && b.PublishURL == "" && b.RPCURL == "" {
 		return nil, nil
@@ -37,6 +37,7 @@ func newBackend(cfg *Config, hc *http.Client) (*proxy.Proxy, error) {
 		RPC:       proxy.Endpoint{URL: b.RPCURL, Timeout: b.Timeout, Retries: cmp.Or(b.RPCRetries, -1)},
 		Client:    hc,
 		Headers:   secretHeader(b.Secret),
+		Tracer:    tr,
 	})
 	if err != nil {
 		return nil, errorf("backend: %w", err)

@@ -31,6 +31,7 @@ type Config struct {
 	Limits       Limits       `koanf:"limits"`
 	API          API          `koanf:"api"`
 	Demo         Demo         `koanf:"demo"`
+	Admin        Admin        `koanf:"admin"`
 }
 
 // Auth says who a connection is. With none of JWT, ConnectURL set every connection is
@@ -228,6 +229,37 @@ func (a *API) LoadKeys() ([]string, error) {
 // Enabled reports whether the API is served.
 func (a *API) Enabled() bool { return a.Listen != "" || a.Path != "" }
 
+// Admin is the admin page of wsgate serve at /admin: off (404) unless a secret is set. The
+// page logs in with the secret and calls the backend API (gateway/api) with the session.
+type Admin struct {
+	// Secret is what an admin types to log in, at least 16 bytes. Keep it out of files others
+	// read: set it from the environment (WSGATE_ADMIN_SECRET) or SecretFile.
+	Secret string `koanf:"secret"`
+	// SecretFile is a file holding the secret (its trailing newline dropped).
+	SecretFile string `koanf:"secret_file"`
+	// SessionTTL is how long a login lasts. Default 0: DefaultAdminSessionTTL.
+	SessionTTL time.Duration `koanf:"session_ttl"`
+}
+
+// Enabled reports whether the admin page is served.
+func (a *Admin) Enabled() bool { return a.Secret != "" || a.SecretFile != "" }
+
+// LoadSecret returns Secret, or SecretFile's content without its trailing newline.
+func (a *Admin) LoadSecret() (string, error) {
+	if a.Secret != "" || a.SecretFile == "" {
+		return a.Secret, nil
+	}
+	b, err := os.ReadFile(a.SecretFile)
+	if err != nil {
+		return "", fmt.Errorf("gateway: admin.secret_file: %w", err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if len(s) < MinAdminSecretLen {
+		return "", fmt.Errorf("gateway: admin.secret_file: %d bytes: want at least %d", len(s), MinAdminSecretLen)
+	}
+	return s, nil
+}
+
 // Demo is wsgate serve -demo: insecure, for trying the chat page with names.
 type Demo struct {
 	// Enabled adds POST /demo/token, which signs a token for any name asked: anyone is anyone.
@@ -240,6 +272,10 @@ type Demo struct {
 const (
 	DefaultHandshakeAddresses = 1 << 16
 	DefaultDemoTokenTTL       = time.Hour
+	// DefaultAdminSessionTTL is how long an admin login lasts by default.
+	DefaultAdminSessionTTL = 8 * time.Hour
+	// MinAdminSecretLen is the shortest admin secret accepted, in bytes.
+	MinAdminSecretLen = 16
 	// SecretHeader carries Backend.Secret.
 	SecretHeader = "X-Wsgate-Secret"
 	// MaxNamespaces bounds the namespace list: each channel name is matched against it.
@@ -398,8 +434,8 @@ func (c *Config) Check() error {
 	}
 	checkFile("api.key_file", c.API.KeyFile)
 	if c.API.Path != "" && (!strings.HasPrefix(c.API.Path, "/") || strings.HasSuffix(c.API.Path, "/") ||
-		c.API.Path == "/ws" || c.API.Path == "/demo") {
-		bad("api.path", "want a path such as /api (a leading /, no trailing /, not /ws), got %q", c.API.Path)
+		c.API.Path == "/ws" || c.API.Path == "/demo" || c.API.Path == "/admin" || strings.HasPrefix(c.API.Path, "/admin/")) {
+		bad("api.path", "want a path such as /api (a leading /, no trailing /, not /ws or /admin), got %q", c.API.Path)
 	}
 	if c.API.Path != "" && c.API.Listen != "" {
 		bad("api.path", "give api.listen or api.path, not both")
@@ -417,6 +453,20 @@ func (c *Config) Check() error {
 	}
 	if c.Demo.TokenTTL < 0 {
 		bad("demo.token_ttl", "must not be negative")
+	}
+	ad := &c.Admin
+	if ad.Secret != "" && ad.SecretFile != "" {
+		bad("admin.secret_file", "give the secret or its file, not both")
+	}
+	if n := len(ad.Secret); n > 0 && n < MinAdminSecretLen {
+		bad("admin.secret", "%d bytes: want at least %d", n, MinAdminSecretLen)
+	}
+	checkFile("admin.secret_file", ad.SecretFile)
+	if ad.SessionTTL < 0 {
+		bad("admin.session_ttl", "must not be negative")
+	}
+	if ad.SessionTTL != 0 && !ad.Enabled() {
+		bad("admin.session_ttl", "means nothing without admin.secret (WSGATE_ADMIN_SECRET) or admin.secret_file")
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate"
@@ -29,6 +30,9 @@ type Deps struct {
 	Node string
 	// HTTPClient makes the calls to the backend and the JWKS fetches. Default: their own.
 	HTTPClient *http.Client
+	// Tracer, when set, makes every backend call (gateway/proxy) and event POST
+	// (gateway/events) a client span. Default nil.
+	Tracer proxy.Tracer
 }
 
 // Gateway is the layer between the binary and the hub: it admits upgrades, identifies
@@ -48,6 +52,9 @@ type Gateway struct {
 
 	hub   *hub.Hub // set by Bind
 	conns sync.Map // *wsgate.Conn → *connState, for every open connection
+
+	// The message counts of the connections closed so far: Info adds the open ones'.
+	closedReceived, closedSent atomic.Uint64
 
 	cluster clusterLink // the user operations across nodes, after Bind
 	now     func() time.Time
@@ -77,13 +84,14 @@ func New(ctx context.Context, cfg *Config, d Deps) (*Gateway, error) {
 	if g.auth, err = newVerifier(ctx, cfg, d.HTTPClient, g.log); err != nil {
 		return nil, err
 	}
-	if g.be, err = newBackend(cfg, d.HTTPClient); err != nil {
+	if g.be, err = newBackend(cfg, d.HTTPClient, d.Tracer); err != nil {
 		_ = g.Close(ctx)
 		return nil, err
 	}
 	if cfg.Backend.EventsURL != "" {
 		g.ev, err = events.New(ctx, events.Options{URL: cfg.Backend.EventsURL, Outbox: d.Outbox, Node: d.Node,
-			Timeout: cfg.Backend.Timeout, HTTPClient: d.HTTPClient, Logger: g.log, Headers: secretHeader(cfg.Backend.Secret)})
+			Timeout: cfg.Backend.Timeout, HTTPClient: d.HTTPClient, Logger: g.log, Headers: secretHeader(cfg.Backend.Secret),
+			Tracer: d.Tracer})
 		if err != nil {
 			_ = g.Close(ctx)
 			return nil, errorf("backend.events_url: %w", err)
@@ -351,6 +359,9 @@ func (h *handler) OnClose(c *wsgate.Conn, err error) {
 	h.next.OnClose(c, err)
 	g := h.g
 	s := g.state(c)
+	st := c.Stats()
+	g.closedReceived.Add(st.Received)
+	g.closedSent.Add(st.Sent)
 	g.conns.Delete(c)
 	if s == nil {
 		return

@@ -180,9 +180,18 @@ var started = time.Now()
 
 func (n *node) Info(ctx context.Context) (api.NodeInfo, error) {
 	count := 0
-	n.conns.Range(func(any, any) bool { count++; return true })
+	var recv, sent uint64
+	n.conns.Range(func(k, _ any) bool {
+		count++
+		st := k.(*wsgate.Conn).Stats()
+		recv, sent = recv+st.Received, sent+st.Sent
+		return true
+	})
+	// The closed ones' after the open ones': OnClose adds a connection's counts before it
+	// leaves conns, so one closing meanwhile may count twice here, never not at all.
+	recv, sent = recv+n.closedReceived.Load(), sent+n.closedSent.Load()
 	info := api.NodeInfo{Name: "wsgate", Version: version(), UptimeSeconds: int64(time.Since(started) / time.Second),
-		Connections: count}
+		Connections: count, MessagesReceived: recv, MessagesSent: sent}
 	if bus := n.hub.Cluster(); bus != nil {
 		info.Name = bus.Node()
 		info.Nodes = append([]string{bus.Node()}, n.cluster.peers()...)

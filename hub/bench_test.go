@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -27,5 +28,27 @@ func BenchmarkHistoryBig(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		c.call("history", `,"channel":"big","limit":100`, nil)
+	}
+}
+
+// BenchmarkPublishFanOut: a server-side publication delivered to 10 local subscribers, tracing
+// off: the allocations per publication of the publish and delivery path.
+func BenchmarkPublishFanOut(b *testing.B) {
+	e := startOn(b, memory.New(nil), &hub.Options{RequestRate: -1}, nil)
+	subs := make([]*client, 10)
+	for i := range subs {
+		subs[i] = e.dial(b)
+		subs[i].call("subscribe", `,"channel":"fan"`, nil)
+	}
+	ctx := context.Background()
+	data := json.RawMessage(`{"text":"hello"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.hub.Publish(ctx, "fan", data); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range subs {
+			c.next()
+		}
 	}
 }

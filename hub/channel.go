@@ -60,14 +60,26 @@ func (h *Hub) deliver(p broker.Publication) {
 	if ch == nil {
 		return
 	}
-	var msg *wsgate.PreparedMessage
-	var sent, drops uint64 // added once per publication, not once per subscriber
-	defer func() {
-		h.metrics.deliveries.Add(sent)
-		h.metrics.deliveryDrops.Add(drops)
-	}()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	if p.Trace != "" && h.opts.Tracer != nil {
+		if end := h.opts.Tracer.StartDelivery(p.Channel, p.Trace, p.Offset); end != nil {
+			end(len(ch.subs), h.fanOut(ch, p))
+			return
+		}
+	}
+	h.fanOut(ch, p)
+}
+
+// fanOut queues p to every subscriber of ch, encoded once, and returns to how many it was
+// queued. Called with ch.mu held.
+func (h *Hub) fanOut(ch *channel, p broker.Publication) (queued int) {
+	var msg *wsgate.PreparedMessage
+	var drops uint64 // added once per publication, not once per subscriber
+	defer func() {
+		h.metrics.deliveries.Add(uint64(queued))
+		h.metrics.deliveryDrops.Add(drops)
+	}()
 	for cl, sub := range ch.subs {
 		if sub.recovering {
 			if len(sub.pending) < h.opts.RecoverLimit && sub.pendingLen+len(p.Data) <= h.opts.MaxReplyBytes {
@@ -85,7 +97,7 @@ func (h *Hub) deliver(p broker.Publication) {
 			var err error
 			if msg, err = wsgate.NewPreparedMessage(wsgate.Text, protocol.PubPush(p)); err != nil {
 				h.opts.Logger.Error("hub: publication not delivered", "channel", p.Channel, "offset", p.Offset, "err", err)
-				return
+				return queued
 			}
 		}
 		// A full queue is the connection's policy's business: it closes the connection (1013, the
@@ -96,8 +108,8 @@ func (h *Hub) deliver(p broker.Publication) {
 		dropped := cl.conn.Dropped()
 		switch err := cl.conn.SendPrepared(msg); {
 		case err == nil:
-			sent++
 			sub.gap = 0
+			queued++
 			h.checkEvicted(cl, dropped)
 		case errors.Is(err, wsgate.ErrQueueFull) || errors.Is(err, wsgate.ErrMessageTooLarge):
 			drops++
@@ -105,6 +117,7 @@ func (h *Hub) deliver(p broker.Publication) {
 			h.noteGap(ch, cl, sub)
 		}
 	}
+	return queued
 }
 
 // accept reports whether p is new to the subscription (no duplicate after a recovery) and

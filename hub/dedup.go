@@ -48,8 +48,7 @@ func (h *Hub) PublishOnce(ctx context.Context, channel string, data []byte, key 
 	if key == "" || len(key) > MaxPublishKeyLen {
 		return broker.Position{}, protocol.Errorf(protocol.CodeBadRequest, "idempotency key must be 1 to %d bytes", MaxPublishKeyLen)
 	}
-	d, ok := h.broker.(broker.Deduplicator)
-	if !ok {
+	if _, ok := h.broker.(broker.Deduplicator); !ok {
 		return h.publishOnceLocal(ctx, channel, data, key)
 	}
 	if err := h.checkPublication(channel, data); err != nil {
@@ -59,9 +58,7 @@ func (h *Hub) PublishOnce(ctx context.Context, channel string, data []byte, key 
 		return broker.Position{}, ErrDraining
 	}
 	defer h.endPublish()
-	start := time.Now()
-	pos, err := d.PublishOnce(ctx, channel, append([]byte(nil), data...), key)
-	h.published1(start, err)
+	pos, err := h.brokerPublish(ctx, channel, append([]byte(nil), data...), key)
 	if err != nil {
 		return pos, brokerError(err)
 	}

@@ -40,6 +40,15 @@
 // Offsets are contiguous: a publication the connection's policy dropped shows as a jump in
 // offset, and a "gap" push tells the client when no later publication could.
 //
+// # Tracing
+//
+// With Options.Tracer set (the binary's OpenTelemetry adapter), a client's publish request, the
+// publication's broker call and its delivery on every node are spans of one trace: the broker
+// carries the publication's trace context to each node (broker.ContextWithTrace,
+// broker.Publication's Trace), where the delivery span counts the local subscribers. The hub
+// imports no tracing library; without a Tracer it makes no call and allocates nothing more
+// (TestTracingOffAllocatesNothingMore).
+//
 // # Bounds
 //
 // Every request waits for room in the connection's send queue first, so that a client pipelining

@@ -110,6 +110,8 @@ type Options struct {
 	// often, so a node that died is in presence for at most PresenceTTL + PresenceTTL/5 after
 	// its last heartbeat, and its leave pushes follow within a PresenceInterval. Default 5 s.
 	PresenceTTL time.Duration
+	// Tracer, when set, traces publications (Tracer). Default nil: nothing traced, at no cost.
+	Tracer Tracer
 	// Logger, default slog.Default().
 	Logger *slog.Logger
 }
@@ -384,7 +386,7 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.
 		return broker.Position{}, ErrDraining
 	}
 	defer h.endPublish()
-	pos, err := h.publish(ctx, channel, append([]byte(nil), data...))
+	pos, err := h.brokerPublish(ctx, channel, append([]byte(nil), data...), "")
 	if err != nil {
 		return pos, brokerError(err)
 	}

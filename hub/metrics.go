@@ -94,14 +94,6 @@ func (h *Hub) Metrics() Metrics {
 		BrokerPublish: m.publish.snapshot(), BrokerHistory: m.history.snapshot()}
 }
 
-// publish is the broker's Publish, timed and counted.
-func (h *Hub) publish(ctx context.Context, channel string, data []byte) (broker.Position, error) {
-	start := time.Now()
-	pos, err := h.broker.Publish(ctx, channel, data)
-	h.published1(start, err)
-	return pos, err
-}
-
 // published1 records one broker publish call that began at start and ended with err.
 func (h *Hub) published1(start time.Time, err error) {
 	h.metrics.publish.observe(time.Since(start))

@@ -104,36 +104,54 @@ func (h *Hub) serve(cl *client, req protocol.Request) []byte {
 	return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnknownOp, "unknown op %q", req.Op))
 }
 
+// servePublish answers a publish request, within a span when traced.
 func (h *Hub) servePublish(ctx context.Context, cl *client, req protocol.Request, id *Identity) []byte {
+	if h.opts.Tracer == nil {
+		reply, _ := h.publishRequest(ctx, cl, req, id)
+		return reply
+	}
+	ctx, end := h.opts.Tracer.StartRequest(ctx, string(req.Op), req.Channel)
+	reply, err := h.publishRequest(ctx, cl, req, id)
+	end(err)
+	return reply
+}
+
+// publishRequest answers a publish request; err is why it was refused, nil when published.
+func (h *Hub) publishRequest(ctx context.Context, cl *client, req protocol.Request, id *Identity) ([]byte, error) {
 	if len(req.Data) > h.opts.MaxDataSize {
-		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(req.Data), h.opts.MaxDataSize))
+		return failed(req, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes, limit %d", len(req.Data), h.opts.MaxDataSize))
 	}
 	// req.Data aliases the frame, which is reused after OnMessage: the publication keeps a copy.
 	data := json.RawMessage(append([]byte(nil), req.Data...))
 	if h.opts.Publish != nil {
 		out, err := h.opts.Publish(ctx, cl.conn, id, req.Channel, data)
 		if err != nil {
-			return h.refuse(cl, req.ID, err, protocol.CodeForbidden, false)
+			return h.refuse(cl, req.ID, err, protocol.CodeForbidden, false), err
 		}
 		// The hook's data is checked as the client's was: JSON in UTF-8, within MaxDataSize.
 		switch {
 		case len(out) > h.opts.MaxDataSize:
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes after the publish hook, limit %d", len(out), h.opts.MaxDataSize))
+			return failed(req, protocol.Errorf(protocol.CodeTooLarge, "data of %d bytes after the publish hook, limit %d", len(out), h.opts.MaxDataSize))
 		case !json.Valid(out) || !utf8.Valid(out):
 			h.opts.Logger.Error("hub: the publish hook returned data that is not JSON in UTF-8", "channel", req.Channel)
-			return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeInternal, "the publish hook returned data that is not JSON"))
+			return failed(req, protocol.Errorf(protocol.CodeInternal, "the publish hook returned data that is not JSON"))
 		}
 		data = out
 	}
 	if !h.beginPublish() {
-		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnavailable, "server shutting down"))
+		return failed(req, protocol.Errorf(protocol.CodeUnavailable, "server shutting down"))
 	}
 	defer h.endPublish()
-	pos, err := h.publish(ctx, req.Channel, data)
+	pos, err := h.brokerPublish(ctx, req.Channel, data, "")
 	if err != nil {
-		return protocol.ErrorReply(req.ID, brokerError(err))
+		return failed(req, brokerError(err))
 	}
-	return protocol.Reply(req.ID, pos)
+	return protocol.Reply(req.ID, pos), nil
+}
+
+// failed is the error reply to req, and its error.
+func failed(req protocol.Request, err *protocol.Error) ([]byte, error) {
+	return protocol.ErrorReply(req.ID, err), err
 }
 
 // serveHistory answers a history request with one page: at most limit publications, within

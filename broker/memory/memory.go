@@ -259,6 +259,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 	if err := ctx.Err(); err != nil {
 		return broker.Position{}, err
 	}
+	trace := broker.TraceFromContext(ctx)
 	lim := b.limitsOf(channel)
 	keep := lim.size > 0
 	if keep {
@@ -274,7 +275,7 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 		if s == nil {
 			return broker.Position{Epoch: newEpoch(), Offset: 1}, nil
 		}
-		pos, need := b.publish(s, data)
+		pos, need := b.publish(s, data, trace)
 		if need == 0 {
 			return pos, nil
 		}
@@ -285,9 +286,9 @@ func (b *Broker) Publish(ctx context.Context, channel string, data []byte) (brok
 	}
 }
 
-// publish appends data to s, locked, delivers it and unlocks s. When keeping it would pass
-// MaxBytes it does nothing and returns the bytes it needs.
-func (b *Broker) publish(s *stream, data []byte) (_ broker.Position, need int64) {
+// publish appends data to s, locked, delivers it (with its trace context) and unlocks s. When
+// keeping it would pass MaxBytes it does nothing and returns the bytes it needs.
+func (b *Broker) publish(s *stream, data []byte, trace string) (_ broker.Position, need int64) {
 	defer s.mu.Unlock()
 	now := b.opts.now()
 	b.expire(s, now)
@@ -302,9 +303,10 @@ func (b *Broker) publish(s *stream, data []byte) (_ broker.Position, need int64)
 	s.published = now
 	p := broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: s.offset, Data: data}
 	if keep {
-		s.push(entry{pub: p, at: now}, s.size)
+		s.push(entry{data: data, at: now}, s.size)
 	}
 	if b.deliver != nil && s.interest {
+		p.Trace = trace
 		b.deliver(p)
 	}
 	return broker.Position{Epoch: s.epoch, Offset: s.offset}, 0
@@ -358,7 +360,7 @@ func (b *Broker) History(ctx context.Context, channel string, since *broker.Posi
 	r.Publications = make([]broker.Publication, 0, count)
 	for i := range count {
 		idx := (s.head + int(from-oldest) + i) % len(s.entries)
-		r.Publications = append(r.Publications, s.entries[idx].pub)
+		r.Publications = append(r.Publications, broker.Publication{Channel: s.name, Epoch: s.epoch, Offset: from + uint64(i), Data: s.entries[idx].data})
 	}
 	return r, nil
 }

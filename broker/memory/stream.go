@@ -3,8 +3,6 @@ package memory
 import (
 	"sync"
 	"time"
-
-	"github.com/wsgate/wsgate/broker"
 )
 
 // stream is one channel's history: a ring that grows with its content up to HistorySize and
@@ -24,9 +22,11 @@ type stream struct {
 	dead      bool          // removed from the map: a Publish that raced with the removal looks again
 }
 
+// entry is one publication kept: its channel and epoch are the stream's, its offset follows
+// from its place in the ring, so only its data and time are stored.
 type entry struct {
-	pub broker.Publication
-	at  time.Time
+	data []byte
+	at   time.Time
 }
 
 // grownLen is the ring's length once it must grow to take one more entry, up to size.
@@ -39,7 +39,7 @@ func (s *stream) pushCost(data []byte, size int) int64 {
 		if s.n < size {
 			cost += ringCost(s.grownLen(size)) - ringCost(len(s.entries))
 		} else {
-			cost -= entryCost(s.entries[s.head].pub.Data) // the oldest makes room
+			cost -= entryCost(s.entries[s.head].data) // the oldest makes room
 		}
 	}
 	return cost
@@ -75,7 +75,7 @@ func (s *stream) resize(k int) {
 // dropOldest forgets the oldest entry and returns what it held; the ring keeps its slots until
 // fit. Called with s.mu and s.n > 0.
 func (s *stream) dropOldest() int64 {
-	freed := entryCost(s.entries[s.head].pub.Data)
+	freed := entryCost(s.entries[s.head].data)
 	s.entries[s.head] = entry{}
 	s.head = (s.head + 1) % len(s.entries)
 	s.n--
@@ -103,7 +103,7 @@ func (s *stream) fit() int64 {
 func (s *stream) held() int64 {
 	sum := streamCost(s.name) + ringCost(len(s.entries))
 	for i := range s.n {
-		sum += entryCost(s.entries[(s.head+i)%len(s.entries)].pub.Data)
+		sum += entryCost(s.entries[(s.head+i)%len(s.entries)].data)
 	}
 	return sum
 }

@@ -189,7 +189,7 @@ func (b *Broker) dispatch() {
 			if err != nil {
 				continue
 			}
-			p := broker.Publication{Channel: s.channel, Epoch: st.pos.Epoch, Offset: st.pos.Offset, Data: st.data}
+			p := broker.Publication{Channel: s.channel, Epoch: st.pos.Epoch, Offset: st.pos.Offset, Data: st.data, Trace: st.trace}
 			if b.lose != nil && b.lose(p) {
 				continue
 			}

@@ -12,7 +12,8 @@
 // stored reaches anyone.
 //
 // A channel's offsets and epoch travel in headers of its stored messages (Wsgate-Offset,
-// Wsgate-Epoch). Each Publish carries the stream sequence of the channel's last message as it
+// Wsgate-Epoch), and a traced publication's trace context in a traceparent header
+// (broker.ContextWithTrace), which the republication carries to every node's delivery. Each Publish carries the stream sequence of the channel's last message as it
 // knows it (Nats-Expected-Last-Subject-Sequence); the stream refuses a publication whose
 // expectation is stale, and the publisher reads the new top from the stream's leader and tries
 // again. So offsets are contiguous across all the nodes that publish to a channel, and a new

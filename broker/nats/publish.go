@@ -118,6 +118,9 @@ func (b *Broker) publish(ctx context.Context, c *pubChan, data []byte, msgID str
 			epochHeader:                   []string{next.Epoch},
 		}}
 		c.lim.headers(m.Header)
+		if trace := broker.TraceFromContext(ctx); trace != "" {
+			m.Header[traceHeader] = []string{trace}
+		}
 		if msgID != "" {
 			m.Header[natsgo.MsgIdHdr] = []string{msgID}
 		}

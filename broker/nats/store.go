@@ -19,6 +19,9 @@ const (
 	epochHeader  = "Wsgate-Epoch"
 	seqHeader    = "Nats-Sequence"
 	statusHeader = "Status"
+	// traceHeader carries a publication's trace context (broker.ContextWithTrace), under the
+	// name of the W3C header it holds, which the stream keeps and its republication carries.
+	traceHeader = "traceparent"
 )
 
 // batchMax bounds the messages asked for in one batched direct get.
@@ -26,9 +29,10 @@ const batchMax = 1024
 
 // stored is a publication as the stream holds it.
 type stored struct {
-	seq  uint64 // stream sequence
-	pos  broker.Position
-	data []byte
+	seq   uint64 // stream sequence
+	pos   broker.Position
+	data  []byte
+	trace string // its trace context, if parseStored found one
 }
 
 // errForeign is a message in the broker's subjects without its headers: not one of ours.
@@ -43,7 +47,7 @@ func parseStored(m *natsgo.Msg) (stored, error) {
 		return stored{}, errForeign
 	}
 	seq, _ := strconv.ParseUint(m.Header.Get(seqHeader), 10, 64)
-	return stored{seq: seq, pos: broker.Position{Epoch: epoch, Offset: off}, data: m.Data}, nil
+	return stored{seq: seq, pos: broker.Position{Epoch: epoch, Offset: off}, data: m.Data, trace: m.Header.Get(traceHeader)}, nil
 }
 
 // directAPI is the subject of the stream's direct get.

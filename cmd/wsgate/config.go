@@ -19,7 +19,7 @@ import (
 
 // The config file (-config FILE, YAML) holds every setting: the flags by their own names at
 // its top level ("read-limit: 1048576"), and the gateway's settings in nested sections (auth,
-// channels, namespaces, user_channels, backend, limits, api, demo: see docs/CONFIG.md).
+// channels, namespaces, user_channels, backend, limits, api, demo, admin: see docs/CONFIG.md).
 // Precedence is flags > environment > file > defaults, for each setting on its own.
 
 // gatewayFlags are the gateway settings that are also flags (and so WSGATE_ variables): the
@@ -41,6 +41,7 @@ var gatewayFlags = []struct{ name, key, usage string }{
 	{"api-listen", "api.listen", "`host:port` of the backend HTTP API's own listener"},
 	{"api-path", "api.path", "`path` of the backend HTTP API on the main listener, such as /api"},
 	{"api-key-file", "api.key_file", "`file` of backend API keys, one a line (or env WSGATE_API_KEY)"},
+	{"admin-secret-file", "admin.secret_file", "`file` holding the secret that logs in to the admin page at /admin (or env WSGATE_ADMIN_SECRET); neither: no admin page"},
 }
 
 // gatewaySecrets are set from the environment only: a command line is visible to every user of
@@ -49,6 +50,7 @@ var gatewaySecrets = []struct{ env, key string }{
 	{"WSGATE_JWT_HMAC_SECRET", "auth.jwt.hmac_secret"},
 	{"WSGATE_API_KEY", "api.keys"},
 	{"WSGATE_BACKEND_SECRET", "backend.secret"},
+	{"WSGATE_ADMIN_SECRET", "admin.secret"},
 }
 
 // gatewayValue is a gateway flag: it keeps the string given (by the flag or its variable), to

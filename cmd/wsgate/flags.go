@@ -38,8 +38,9 @@ type options struct {
 	gwSet      map[string]string // the gateway flags given (or their variables), by file key
 	gw         gateway.Config    // the gateway: file sections, env secrets, gateway flags
 
-	metrics       bool   // serve /metrics (Prometheus)
-	metricsListen string // its own listener, with pprof; "": /metrics on -addr, no pprof
+	metrics       bool        // serve /metrics (Prometheus)
+	metricsListen string      // its own listener, with pprof; "": /metrics on -addr, no pprof
+	otel          otelOptions // OpenTelemetry traces: off without an endpoint
 }
 
 // httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
@@ -88,6 +89,7 @@ func defaultOptions() options {
 		maxHTTPConns: defaultMaxHTTPConns,
 		cluster:      clusterOptions{name: natsserver.DefaultClusterName},
 		metrics:      true,
+		otel:         otelOptions{sampleRatio: defaultOtelSampleRatio},
 	}
 }
 
@@ -154,6 +156,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.metrics, "metrics", o.metrics, "serve Prometheus metrics at /metrics (docs/METRICS.md): on -addr, or on -metrics-listen")
 	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "`host:port` of a listener of its own for /metrics, /readyz and pprof (/debug/pprof/), which are then not on -addr. Empty: /metrics on -addr, and no pprof anywhere")
 	addGatewayFlags(fs, o)
+	addOtelFlags(fs, o)
 	return fs
 }
 
@@ -238,10 +241,10 @@ that each node embeds, clustered with the others (-cluster-listen host:6222
 Every flag can also be set by an environment variable: WSGATE_ and the flag name in
 upper snake case, e.g. WSGATE_READ_LIMIT=1048576 for -read-limit, and in the YAML file
 of -config by its name ("read-limit: 1048576"). The gateway's settings (auth, channels,
-namespaces, user_channels, backend, limits, api, demo) are sections of that file; the
+namespaces, user_channels, backend, limits, api, demo, admin) are sections of that file; the
 most used are flags too. A flag given on the command line wins over the environment, the
 environment over the file; an empty variable counts as unset. Secrets come from the
-environment or files only: WSGATE_JWT_HMAC_SECRET, WSGATE_API_KEY.
+environment or files only: WSGATE_JWT_HMAC_SECRET, WSGATE_API_KEY, WSGATE_ADMIN_SECRET.
 Durations are written like 10s, 1m30s or 500ms. docs/CONFIG.md lists every setting;
 "wsgate config check FILE" checks a file; "wsgate token -user alice" mints a token.
 

@@ -52,6 +52,8 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{args: []string{"-cluster-listen", "6222", "-cluster-peers", "b:6222"}, want: []string{`"6222"`, "host:port"}},
 		{args: []string{"-nats", "a:4222"}, want: []string{`-nats "a:4222"`, "nats://"}},
 		{env: map[string]string{"WSGATE_PRESENCE_TTL": "-1s"}, want: []string{"WSGATE_PRESENCE_TTL", "negative"}},
+		{args: []string{"-otel-endpoint", "collector:4318"}, want: []string{"-otel-endpoint", `"collector:4318"`, "http://"}},
+		{env: map[string]string{"WSGATE_OTEL_SAMPLE_RATIO": "1.5"}, want: []string{"WSGATE_OTEL_SAMPLE_RATIO", "0 to 1"}},
 		{env: map[string]string{"WSGATE_PING_INTERVAL": "soon", "WSGATE_SLOW_CONSUMER": "x"},
 			want: []string{"WSGATE_PING_INTERVAL", `"soon"`, "WSGATE_SLOW_CONSUMER", `"x"`}},
 	} {
@@ -209,7 +211,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"data-dir", "nats-listen", "node", "replicas", "presence-ttl", "request-burst", "config",
 			"demo", "jwt-hmac-secret-file", "jwt-public-key-files", "jwt-jwks-url", "jwt-audience", "jwt-issuer",
 			"auth-cookie", "auth-query", "auth-anonymous", "connect-url", "events-url", "max-connections-per-user",
-			"handshakes-per-second", "api-listen", "api-path", "api-key-file"} {
+			"handshakes-per-second", "api-listen", "api-path", "api-key-file",
+			"otel-endpoint", "otel-sample-ratio", "otel-channel-names"} {
 			if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
 				t.Errorf("run(%q): usage does not document -%s", args, name)
 			}
@@ -229,8 +232,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 66 {
-		t.Errorf("flags %v: the help check above lists 66; update it", all)
+	if len(all) != 70 {
+		t.Errorf("flags %v: the help check above lists 70; update it", all)
 	}
 }
 

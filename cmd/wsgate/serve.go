@@ -24,6 +24,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/telemetry"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -70,18 +71,40 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	if tlsConfig != nil {
 		ln, g.tls = tls.NewListener(ln, tlsConfig), true
+		if g.admin != nil {
+			g.admin.secure = true
+		}
 	}
 	return g.serve(ctx, ln)
 }
 
-// newAPI is the backend HTTP API over the gateway's Node, with the configured keys.
-func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger) (http.Handler, error) {
-	keys, err := cfg.API.LoadKeys()
-	if err != nil {
-		return nil, err
+// newAPI is the backend HTTP API over the gateway's Node, with the configured keys and extra
+// ones (the admin page's).
+func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger, extra ...string) (http.Handler, error) {
+	var keys []string
+	if cfg.API.Enabled() {
+		var err error
+		if keys, err = cfg.API.LoadKeys(); err != nil {
+			return nil, err
+		}
 	}
-	return api.New(gw.Node(), api.Options{Keys: keys, BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
+	return api.New(gw.Node(), api.Options{Keys: append(keys, extra...), BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
 		MaxDataSize: cmp.Or(hubOpts.MaxDataSize, hub.DefaultMaxDataSize), Logger: log})
+}
+
+// newAdminPage is /admin when admin.secret is set (nil otherwise), and the API key it calls
+// the backend API with.
+func newAdminPage(cfg *gateway.Config, log *slog.Logger) (*admin, string, error) {
+	if !cfg.Admin.Enabled() {
+		return nil, "", nil
+	}
+	secret, err := cfg.Admin.LoadSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	key := newAdminKey()
+	return newAdmin(secret, cmp.Or(cfg.Admin.SessionTTL, gateway.DefaultAdminSessionTTL), nil,
+		cmp.Or(cfg.API.Path, api.DefaultBasePath), key, log), key, nil
 }
 
 // loadTLS reads the certificate and key for -tls-cert and -tls-key; nil if neither is set.
@@ -120,7 +143,9 @@ type node struct {
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
-	backend         *backend // the hub's broker and the embedded NATS server, if any
+	admin           *admin             // /admin; nil without admin.secret
+	backend         *backend           // the hub's broker and the embedded NATS server, if any
+	tel             *telemetry.Tracing // OpenTelemetry traces; nil when off
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	tls             bool // ln serves TLS (-tls-cert, -tls-key)
@@ -145,7 +170,7 @@ func checkGateway(o *options) error {
 
 // newGateway builds the routes for o on the broker of be; it fails for a configuration wsgate
 // refuses, or a broker that does not start. Nil be is the in-memory broker.
-func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (*node, error) {
+func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) (_ *node, err error) {
 	cfg := o.ws
 	cfg.Logger = log
 	if err := checkGateway(o); err != nil {
@@ -167,12 +192,27 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if c, ok := be.broker.(broker.Cluster); ok {
 		deps.Node = c.Node()
 	}
+	tel, err := newTracing(ctx, &o.otel, cmp.Or(o.cluster.node, deps.Node), log)
+	if err != nil {
+		return nil, errors.Join(err, be.broker.Close(context.Background()))
+	}
+	if tel != nil { // a nil *Tracing in an interface would not be nil
+		deps.Tracer = tel
+		defer func() {
+			if err != nil {
+				_ = tel.Shutdown(context.Background())
+			}
+		}()
+	}
 	gw, err := gateway.New(ctx, gwCfg, deps)
 	if err != nil {
 		return nil, errors.Join(err, be.broker.Close(context.Background()))
 	}
 	hubOpts := o.hub
 	hubOpts.Logger = log
+	if tel != nil {
+		hubOpts.Tracer = tel
+	}
 	gw.HubOptions(&hubOpts)
 	h, err := be.startHub(ctx, &hubOpts, log)
 	if err != nil { // the broker did not start (its options are checked): the hub did not take it
@@ -203,12 +243,38 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		mux.Handle("POST /demo/token", demo)
 	}
 	var apiServer *http.Server
-	var ah http.Handler
-	if gwCfg.API.Enabled() {
-		ah, err = newAPI(gw, gwCfg, &hubOpts, log)
-		if err != nil {
+	var apiRaw http.Handler // the API's own handler, unwrapped, for its counters (api.MetricsOf)
+	adm, adminKey, err := newAdminPage(gwCfg, log)
+	if err != nil {
+		_ = h.Close(context.Background())
+		return nil, errors.Join(err, gw.Close(context.Background()))
+	}
+	if adm != nil {
+		// The admin page calls the same API handler as the backend, with a key of its own.
+		if adm.api, err = newAPI(gw, gwCfg, &hubOpts, log, adminKey); err != nil {
 			_ = h.Close(context.Background())
 			return nil, errors.Join(err, gw.Close(context.Background()))
+		}
+		apiRaw = adm.api
+		adm.api = traceAPI(tel, adm.api, gwCfg)
+	}
+	adminPage := http.Handler(adm)
+	if adm == nil {
+		adminPage = http.NotFoundHandler() // web/admin is served only as the admin page
+	}
+	for _, p := range []string{"GET /admin", "GET /admin/", "POST /admin/"} {
+		mux.Handle(p, adminPage)
+	}
+	if gwCfg.API.Enabled() {
+		ah := http.Handler(nil)
+		if adm != nil {
+			ah = adm.api // traced already
+		} else if ah, err = newAPI(gw, gwCfg, &hubOpts, log); err != nil {
+			_ = h.Close(context.Background())
+			return nil, errors.Join(err, gw.Close(context.Background()))
+		} else {
+			apiRaw = ah
+			ah = traceAPI(tel, ah, gwCfg)
 		}
 		if gwCfg.API.Path != "" {
 			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
@@ -221,7 +287,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		}
 	}
 	if o.metrics {
-		mh := n.metricsHandler(ah)
+		mh := n.metricsHandler(apiRaw)
 		if o.metricsListen == "" {
 			mux.Handle("GET /metrics", mh)
 		} else {
@@ -238,7 +304,7 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	n.http, n.api = hs, apiServer
+	n.http, n.api, n.admin, n.tel = hs, apiServer, adm, tel
 	return n, nil
 }
 
@@ -330,6 +396,13 @@ func (g *node) shutdown() error {
 	}
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
 	natsErr := g.backend.close(ctx)
+	if g.tel != nil { // last: the spans of everything above; a collector that is down delays the exit by otelFlushTimeout at most
+		tctx, cancel := context.WithTimeout(ctx, otelFlushTimeout)
+		if err := g.tel.Shutdown(tctx); err != nil {
+			g.log.Warn("telemetry: the last spans were not exported", "err", err)
+		}
+		cancel()
+	}
 	if g.metrics != nil { // last: /readyz said 503 and /metrics counted until the end
 		if err := g.metrics.Shutdown(ctx); err != nil {
 			_ = g.metrics.Close()

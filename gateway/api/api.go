@@ -62,6 +62,17 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Endpoints lists the paths of the API's endpoints under its base path ("/publish", ...), in
+// api/openapi.yaml's order: the bounded set of names a program observing the API may use
+// (a span's or a metric's), where a request's own path is whatever its sender made it.
+func Endpoints() []string {
+	out := make([]string, len(routes))
+	for i, rt := range routes {
+		out[i] = rt.path
+	}
+	return out
+}
+
 // ErrOptions is wrapped by New's error when Options cannot work.
 var ErrOptions = errors.New("api: invalid Options")
 
@@ -78,7 +89,7 @@ type apiHandler struct {
 	maxBody  int64
 	inflight chan struct{} // a token per request served
 	byPath   map[string]int // the index of a path's route, in routes and in Endpoints
-	counts   [][len(MetricsStatuses) + 1]atomic.Uint64 // by endpoint (Endpoints), then status; metrics.go
+	counts   [][len(MetricsStatuses) + 1]atomic.Uint64 // by endpoint (MetricsEndpoints), then status; metrics.go
 }
 
 // New returns the API's handler over node. It refuses (an error wrapping ErrOptions) Options
@@ -103,7 +114,7 @@ func New(node Node, opts Options) (http.Handler, error) {
 	}
 	a := &apiHandler{node: node, opts: o, keys: keys, maxBody: int64(o.MaxDataSize) + BodyOverhead,
 		inflight: make(chan struct{}, o.MaxInFlight), byPath: map[string]int{},
-		counts: make([][len(MetricsStatuses) + 1]atomic.Uint64, len(Endpoints))}
+		counts: make([][len(MetricsStatuses) + 1]atomic.Uint64, len(MetricsEndpoints))}
 	for i, rt := range routes {
 		a.byPath[o.BasePath+rt.path] = i
 	}

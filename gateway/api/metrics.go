@@ -12,9 +12,10 @@ var MetricsStatuses = [...]int{http.StatusOK, http.StatusBadRequest, http.Status
 	http.StatusUnsupportedMediaType, http.StatusTooManyRequests, http.StatusInternalServerError,
 	http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 
-// Endpoints names the API's endpoints as Metrics counts them, in api/openapi.yaml's order, then
-// "unknown" for a path that is none of them: a bounded set whatever the requests' paths.
-var Endpoints = func() []string {
+// MetricsEndpoints names the API's endpoints as Metrics counts them (Endpoints without the
+// slash), then "unknown" for a path that is none of them: a bounded set whatever the requests'
+// paths.
+var MetricsEndpoints = func() []string {
 	names := make([]string, 0, len(routes)+1)
 	for _, rt := range routes {
 		names = append(names, strings.TrimPrefix(rt.path, "/"))
@@ -31,7 +32,7 @@ func MetricsStatusLabel(i int) string {
 }
 
 // Metrics counts the API's answered requests: Metrics[e][s] is the requests to endpoint
-// Endpoints[e] answered with status MetricsStatuses[s] (the last s: any other status).
+// MetricsEndpoints[e] answered with status MetricsStatuses[s] (the last s: any other status).
 type Metrics [][len(MetricsStatuses) + 1]uint64
 
 // MetricsOf returns a snapshot of the counters of h, a handler New returned; false for any other.

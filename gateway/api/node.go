@@ -144,6 +144,11 @@ type (
 		Version       string `json:"version"`
 		UptimeSeconds int64  `json:"uptime_seconds"`
 		Connections   int    `json:"connections"`
+		// MessagesReceived and MessagesSent count the WebSocket messages this node's
+		// connections have received from their peers and had written to them since the node
+		// started (connections since closed included): their rates are the node's traffic.
+		MessagesReceived uint64 `json:"messages_received"`
+		MessagesSent     uint64 `json:"messages_sent"`
 		// Nodes names every node of the cluster this node knows of, itself included; empty
 		// on one node.
 		Nodes []string `json:"nodes,omitempty"`

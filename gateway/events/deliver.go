@@ -75,8 +75,20 @@ func (s *Sender) post(ctx context.Context, ev []byte) error {
 	}
 }
 
-// attempt makes one POST.
+// attempt makes one POST, within a span when traced.
 func (s *Sender) attempt(ctx context.Context, ev []byte) error {
+	if s.opts.Tracer == nil {
+		return s.post1(ctx, ev, nil)
+	}
+	h := http.Header{}
+	end := s.opts.Tracer.StartCall(ctx, "event", h)
+	err := s.post1(ctx, ev, h)
+	end(err)
+	return err
+}
+
+// post1 makes one POST, with trace's headers added.
+func (s *Sender) post1(ctx context.Context, ev []byte, trace http.Header) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.URL, bytes.NewReader(ev))
@@ -87,6 +99,9 @@ func (s *Sender) attempt(ctx context.Context, ev []byte) error {
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
+	}
+	for k, vs := range trace {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.opts.HTTPClient.Do(req)

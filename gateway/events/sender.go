@@ -48,6 +48,8 @@ type Options struct {
 	// HTTPClient makes the POSTs. Default: a client of its own. Redirects are never followed:
 	// a 3xx is not an acknowledgement.
 	HTTPClient *http.Client
+	// Tracer, when set, makes each POST a span. Default nil.
+	Tracer Tracer
 	// Logger receives the outages of the backend and the events dropped. Default slog.Default().
 	Logger *slog.Logger
 	// Node names this node in the events' IDs: unique in the cluster and new at every start
@@ -57,6 +59,13 @@ type Options struct {
 	// the outbox yet (it is unreachable, or full). Beyond it a call's events are dropped: logged
 	// and counted (Stats.Dropped). Default 10,000.
 	QueueLen int
+}
+
+// Tracer is the seam to a tracing system (the binary's OpenTelemetry adapter): this package
+// imports none. StartCall starts the client span of one POST of an event (call "event") and
+// adds its trace context to header, the POST's headers; end ends it with the attempt's error.
+type Tracer interface {
+	StartCall(ctx context.Context, call string, header http.Header) (end func(err error))
 }
 
 // Stats count what a Sender did.

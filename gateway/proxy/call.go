@@ -85,6 +85,17 @@ func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w
 	if err != nil { // only invalid data can fail, which the hub never passes on
 		return &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeBadRequest, "invalid data"), Cause: err}
 	}
+	if p.cfg.Tracer == nil {
+		return p.attempts(ctx, k, ep, hdr, body, decode)
+	}
+	end := p.cfg.Tracer.StartCall(ctx, k.String(), hdr)
+	err = p.attempts(ctx, k, ep, hdr, body, decode)
+	end(err)
+	return err
+}
+
+// attempts makes the call's attempts, as many as ep allows within ctx.
+func (p *Proxy) attempts(ctx context.Context, k callKind, ep *Endpoint, hdr http.Header, body []byte, decode func([]byte) *Error) error {
 	retries := max(ep.Retries, 0)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {

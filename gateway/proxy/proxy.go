@@ -91,6 +91,18 @@ type Config struct {
 	// kept from earlier answers). Default: a client of its own on a clone of
 	// http.DefaultTransport with DefaultMaxIdleConnsPerHost and DefaultMaxConnsPerHost.
 	Client *http.Client
+	// Tracer, when set, makes each call a span (its attempts included). Default nil.
+	Tracer Tracer
+}
+
+// Tracer is the seam to a tracing system (the binary's OpenTelemetry adapter): this package
+// imports none. StartCall starts the client span of a call to the backend named call
+// ("connect", "refresh", "subscribe", "publish" or "rpc"), a child of ctx's span (the client's
+// request), and adds its trace context to header, the call's HTTP headers (a W3C traceparent,
+// by which the backend continues the trace); end ends it with the call's error, nil when the
+// backend answered and its answer was good.
+type Tracer interface {
+	StartCall(ctx context.Context, call string, header http.Header) (end func(err error))
 }
 
 // Proxy makes the calls of a Config to the backend. It is safe for concurrent use; it holds no

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,43 @@ func Run(t *testing.T, newBroker func(t *testing.T) broker.Broker) {
 		for i, p := range pubs {
 			if p.Offset != uint64(i+1) || p.Epoch != pubs[0].Epoch || p.Channel != "a" {
 				t.Fatalf("publication %d: %+v", i, p)
+			}
+		}
+	})
+
+	t.Run("TraceTravelsWithThePublication", func(t *testing.T) {
+		b, col := start(t)
+		if err := b.Subscribe(ctx, "tr"); err != nil {
+			t.Fatal(err)
+		}
+		const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+		for _, trace := range []string{tp, "", "bad\r\nheader", strings.Repeat("x", broker.MaxTraceLen+1)} {
+			if _, err := b.Publish(broker.ContextWithTrace(ctx, trace), "tr", []byte(`1`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.Publish(ctx, "tr", []byte(`2`)); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{tp, "", "", "", ""} // a bad or oversized trace is not carried
+		if d, ok := b.(broker.Deduplicator); ok {
+			if _, err := d.PublishOnce(broker.ContextWithTrace(ctx, tp), "tr", []byte(`3`), "k"); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, tp)
+		}
+		for i, p := range col.wait(t, "tr", len(want)) {
+			if p.Trace != want[i] {
+				t.Errorf("publication %d delivered with trace %q, want %q", i+1, p.Trace, want[i])
+			}
+		}
+		h, err := b.History(ctx, "tr", nil, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range h.Publications {
+			if p.Trace != "" {
+				t.Errorf("history's publication %d has trace %q: history keeps none", p.Offset, p.Trace)
 			}
 		}
 	})

@@ -163,7 +163,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 					// Every endpoint's 200 always, so that each endpoint has a series from the
 					// start; the other statuses once they occur.
 					if n > 0 || s == 0 {
-						ch <- counter(dAPI, n, api.Endpoints[e], api.MetricsStatusLabel(s))
+						ch <- counter(dAPI, n, api.MetricsEndpoints[e], api.MetricsStatusLabel(s))
 					}
 				}
 			}

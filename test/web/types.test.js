@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-test('the client modules, their .d.ts, app.js and chat.js type-check', () => {
+test('the client modules, their .d.ts, app.js, chat.js and admin.js type-check', () => {
   const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
     execFileSync(process.execPath, [tsc, '-p', join(here, 'types', 'tsconfig.json')], { encoding: 'utf8', timeout: 60_000 });
