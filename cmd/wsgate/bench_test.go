@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +200,63 @@ func TestBenchProgressLine(t *testing.T) {
 	}
 	if isTerminalWriter(&b) {
 		t.Fatal("a buffer is not a terminal")
+	}
+}
+
+// The server's side: "wsgate serve" without /metrics is reported as not available, and the run
+// stands; -metrics-url reads another address (here a stand-in that serves the text format), and
+// the summary and the JSON carry its figures; -metrics-url off reads nothing.
+func TestBenchServerMetrics(t *testing.T) {
+	r := startRun(t)
+	url := r.wsURL()
+	var scrapes atomic.Int64
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n := scrapes.Add(1) // one CPU second and one drop per scrape; goroutines up while sampled
+		fmt.Fprintf(w, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %d\n", n)
+		fmt.Fprintf(w, "# TYPE go_goroutines gauge\ngo_goroutines %d\n", 10*n)
+		fmt.Fprintf(w, "# TYPE wsgate_send_queue_dropped_total counter\nwsgate_send_queue_dropped_total %d\n", n)
+	}))
+	t.Cleanup(metrics.Close)
+
+	out, err := runBenchT(t, nil, "echo", "-url", url, "-c", "2", "-duration", "300ms", "-suffix", " done")
+	if err != nil || !strings.Contains(out, "server "+url+": metrics not available ("+strings.Replace(strings.TrimSuffix(url, "/ws"), "ws:", "http:", 1)+"/metrics: HTTP 404") {
+		t.Fatalf("without /metrics: %v\n%s", err, out)
+	}
+
+	out, err = runBenchT(t, nil, "echo", "-url", url, "-c", "2", "-duration", "1500ms", "-suffix", " done", "-metrics-url", metrics.URL+"/metrics", "-json")
+	var res loadgen.Result
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Server == nil || len(res.Server.Nodes) != 1 {
+		t.Fatalf("-metrics-url: %v\n%s", err, out)
+	}
+	n := res.Server.Nodes[0]
+	k := float64(n.Samples - 1) // scrapes between the first and the last one kept
+	if !n.Available || n.Samples < 3 || int64(n.Samples) > scrapes.Load() || *n.CPUSeconds < k || *n.SendQueueDropped < k ||
+		n.Goroutines.Peak != n.Goroutines.After || n.Goroutines.After <= n.Goroutines.Before || n.RSS != nil {
+		t.Fatalf("server: %+v (scrapes %d)", n, scrapes.Load())
+	}
+
+	out, err = runBenchT(t, nil, "connect", "-url", url, "-c", "1", "-duration", "200ms", "-metrics-url", metrics.URL+"/metrics")
+	if err != nil || !strings.Contains(out, "server "+url+" ("+metrics.URL+"/metrics, 2 samples") || !strings.Contains(out, "rss n/a") {
+		t.Fatalf("summary: %v\n%s", err, out)
+	}
+	before := scrapes.Load()
+	out, err = runBenchT(t, nil, "connect", "-url", url, "-c", "1", "-duration", "200ms", "-metrics-url", "off", "-json")
+	res = loadgen.Result{}
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Server != nil || scrapes.Load() != before {
+		t.Fatalf("-metrics-url off: %v\n%s", err, out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"echo", "-metrics-url", "http://192.0.2.1/metrics"}, "not a loopback address"},
+		{[]string{"echo", "-metrics-url", "ws://127.0.0.1/metrics"}, "http:// or https://"},
+		{[]string{"fanout", "-url", url + "?1," + url + "?2", "-metrics-url", metrics.URL}, "lists 1 URLs for 2 targets"},
+	} {
+		_, err := runBenchT(t, nil, tc.args...)
+		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bench %q: got %v (exit %d), want a usage error containing %q", tc.args, err, exitCode(err), tc.want)
+		}
 	}
 }
