@@ -97,3 +97,14 @@ func goList(t *testing.T, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestPrometheusOnlyInTheBinary: the library counts with atomics (ARCHITECTURE.md,
+// "Observability"); client_golang is imported by internal/metrics alone, which the binary uses.
+func TestPrometheusOnlyInTheBinary(t *testing.T) {
+	out := goList(t, "-deps", "-f", "{{.ImportPath}}", ".", "./hub", "./gateway/...", "./broker/...")
+	for _, p := range strings.Fields(out) {
+		if strings.HasPrefix(p, "github.com/prometheus/") || p == "github.com/wsgate/wsgate/internal/metrics" {
+			t.Errorf("a library package depends on %s", p)
+		}
+	}
+}

@@ -59,6 +59,7 @@ func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
 	defer m.Close()
 	c.received.Add(1)
+	countMessage(&c.srv.metrics.msgsIn, MessageType(m.Opcode))
 	if c.closing.Load() {
 		return // closing: the handler has seen its last message
 	}
@@ -180,6 +181,7 @@ func (c *Conn) finish(err error) {
 	c.result = res
 	c.mu.Unlock()
 
+	c.srv.metrics.ended(res)
 	c.srv.unregister(c)
 	c.call("OnClose", func() { c.srv.handler.OnClose(c, res) })
 }

@@ -33,6 +33,7 @@ type Server struct {
 	ending  ending        // shutdown.go
 
 	accepted, rejected, dropped, panics atomic.Uint64
+	metrics                             serverMetrics // metrics.go
 
 	shards [connShards]connShard
 	addrs  addrCounts // live connections per client address, with MaxConnectionsPerIP
@@ -169,6 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.unreserve(slot)
 		s.rejected.Add(1)
+		s.metrics.handshake(0) // the transport answered, or the socket failed: "other"
 		s.cfg.Logger.Debug("wsgate: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -177,6 +179,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.lastRead.Store(s.clock.Load())
 	sock.Session().(*session).c = c
 	s.accepted.Add(1)
+	s.metrics.handshake(http.StatusSwitchingProtocols)
 	s.register(c)
 	s.goroutines.Add(1)
 	go func() { // owner: the Server; ends when the connection does (finish runs on it)
@@ -190,6 +193,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // idle timeout (none by default).
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.rejected.Add(1)
+	s.metrics.handshake(status)
 	w.Header().Set("Connection", "close")
 	s.cfg.Logger.Debug("wsgate: handshake rejected", "remote", r.RemoteAddr, "status", status, "reason", msg,
 		"origin", r.Header.Get("Origin"))

@@ -65,6 +65,8 @@ type wire struct {
 	// message, which counts in Stats().Sent once its last byte is written (countStash).
 	cut    int
 	cutMsg bool
+	cutOp  byte // the first byte of the cut frame, for its message type
+	tailOp byte // the first byte of tail's frame, for its message type
 	armed  bool // this send, flush or Write set the write deadline, for a write that waits
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
@@ -142,6 +144,7 @@ func (w *wire) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		w.c.inbound.observe(w.c, p[:n])
+		w.c.srv.metrics.bytesIn.Add(uint64(n))
 	}
 	if err != nil {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
@@ -210,7 +213,7 @@ func (w *wire) Write(p []byte) (int, error) {
 		if closeFrame {
 			w.closeOut()
 		} else if isMessageFrame(p) { // permessage-deflate: the transport writes each message whole
-			w.c.sent.Add(1)
+			w.countSent(p[0])
 		}
 	}
 	return n, err
@@ -300,11 +303,11 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 	}
 	k, err := w.put(f, block)
 	if k == len(f) {
-		w.c.sent.Add(1)
+		w.countSent(f[0])
 	} else if err == nil {
 		// The socket took part of the frame: the rest waits for the writer goroutine where it
 		// is, in the message's own buffer, which the wire now owns, rather than copied.
-		w.tail, w.tailBuf = f[k:], m.pooled
+		w.tail, w.tailBuf, w.tailOp = f[k:], m.pooled, f[0]
 		m.pooled = nil
 	}
 	return err
@@ -317,6 +320,9 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 // the wire: it seals the wire, so that nothing, not even the transport's close frame, follows.
 func (w *wire) put(p []byte, block bool) (int, error) {
 	k, err := w.putBytes(p, block)
+	if k > 0 {
+		w.c.srv.metrics.bytesOut.Add(uint64(k))
+	}
 	if err != nil {
 		w.sealed.Store(true)
 		failed := err // declared here, so that only a failed write allocates it
@@ -358,7 +364,7 @@ func (w *wire) drainLocked(block bool) error {
 		k, err = w.put(w.tail, block)
 		w.tail = w.tail[k:]
 		if len(w.tail) == 0 {
-			w.c.sent.Add(1) // the tail is the rest of a data message's frame
+			w.countSent(w.tailOp) // the tail is the rest of a data message's frame
 		}
 		if len(w.tail) == 0 || err != nil {
 			if w.tailBuf != nil {
@@ -391,7 +397,8 @@ func (w *wire) drainLocked(block bool) error {
 // not when it is taken from the queue or stashed, so that Sent is what the peer can receive. The
 // stash holds whole frames, but for its first, which a cut write may have begun (w.cut).
 func (w *wire) countStash(k int) {
-	n, off := 0, 0
+	var n [2]uint64 // text, binary: added once per write, not once per message
+	off := 0
 	if w.cut > 0 {
 		if k < w.cut {
 			w.cut -= k
@@ -399,7 +406,7 @@ func (w *wire) countStash(k int) {
 		}
 		off = w.cut
 		if w.cutMsg {
-			n++
+			n[w.cutOp&0x0f-1]++
 		}
 		w.cut, w.cutMsg = 0, false
 	}
@@ -407,17 +414,28 @@ func (w *wire) countStash(k int) {
 		f := w.stash[off:]
 		end := off + stashedFrameLen(f)
 		if end > k {
-			w.cut, w.cutMsg = end-k, isMessageFrame(f)
+			w.cut, w.cutMsg, w.cutOp = end-k, isMessageFrame(f), f[0]
 			break
 		}
 		if isMessageFrame(f) {
-			n++
+			n[f[0]&0x0f-1]++ // Text (1) or Binary (2)
 		}
 		off = end
 	}
-	if n > 0 {
-		w.c.sent.Add(uint64(n))
+	if n[0]+n[1] > 0 {
+		w.c.sent.Add(n[0] + n[1])
+		for i := range n {
+			if n[i] > 0 {
+				w.c.srv.metrics.msgsOut[i].Add(n[i])
+			}
+		}
 	}
+}
+
+// countSent counts a data message whose frame began with byte b0, once the socket took it all.
+func (w *wire) countSent(b0 byte) {
+	w.c.sent.Add(1)
+	countMessage(&w.c.srv.metrics.msgsOut, MessageType(b0&0x0f))
 }
 
 // stashedFrameLen is the length of the whole server frame (unmasked) that f begins with.

@@ -101,6 +101,14 @@ type Cluster interface {
 	Listen(topic string, fn func(from string, msg []byte)) (cancel func(), err error)
 }
 
+// Health is an optional capability: Ready reports whether the broker can serve publications and
+// history now, asking its remote store if it has one, within ctx. It returns nil, or an error
+// wrapping ErrUnavailable (or ErrClosed) that says what is missing. A readiness probe (the
+// binary's /readyz) calls it; a broker without it is taken as always ready.
+type Health interface {
+	Ready(ctx context.Context) error
+}
+
 // Namespace gives the channels whose names start with Prefix ("chat:") history bounds of their
 // own; a broker's options take a list of them, and the longest matching prefix wins. HistorySize
 // 0 keeps no history for them (nothing to recover), HistoryTTL 0 the broker's default age.

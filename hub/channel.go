@@ -61,6 +61,11 @@ func (h *Hub) deliver(p broker.Publication) {
 		return
 	}
 	var msg *wsgate.PreparedMessage
+	var sent, drops uint64 // added once per publication, not once per subscriber
+	defer func() {
+		h.metrics.deliveries.Add(sent)
+		h.metrics.deliveryDrops.Add(drops)
+	}()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	for cl, sub := range ch.subs {
@@ -91,9 +96,11 @@ func (h *Hub) deliver(p broker.Publication) {
 		dropped := cl.conn.Dropped()
 		switch err := cl.conn.SendPrepared(msg); {
 		case err == nil:
+			sent++
 			sub.gap = 0
 			h.checkEvicted(cl, dropped)
 		case errors.Is(err, wsgate.ErrQueueFull) || errors.Is(err, wsgate.ErrMessageTooLarge):
+			drops++
 			sub.gap = p.Offset
 			h.noteGap(ch, cl, sub)
 		}
@@ -244,6 +251,7 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, r subReq) 
 	sub := &subscription{recovering: true, events: r.events}
 	ch.mu.Lock()
 	ch.subs[cl] = sub
+	h.metrics.subscriptions.Add(1)
 	ch.insertOrdered(cl)
 	if r.events {
 		ch.events++
@@ -263,7 +271,7 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, r subReq) 
 	if since != nil {
 		limit = h.opts.RecoverLimit
 	}
-	hist, err := h.broker.History(ctx, name, since, limit)
+	hist, err := h.history(ctx, name, since, limit)
 	if err != nil {
 		h.removeSub(cl, ch)
 		return nil, brokerError(err)
@@ -278,6 +286,11 @@ func (h *Hub) subscribe(ctx context.Context, cl *client, name string, r subReq) 
 	sub.epoch, sub.last, sub.done = hist.Epoch, hist.Offset, true
 	if since != nil {
 		res.Recovered = hist.Complete && !hist.More
+		if res.Recovered {
+			h.metrics.recovered.Add(1)
+		} else {
+			h.metrics.notRecovered.Add(1)
+		}
 		if res.Recovered {
 			res.Publications, res.More = h.page(cl, hist.Publications)
 		}
@@ -322,8 +335,10 @@ func (h *Hub) goLiveLocked(ch *channel, cl *client, sub *subscription) {
 		dropped := cl.conn.Dropped()
 		if free -= len(push); free < 0 || cl.conn.Send(wsgate.Text, push) != nil {
 			sub.gap = max(sub.gap, sub.pending[len(sub.pending)-1].Offset)
+			h.metrics.deliveryDrops.Add(1)
 			break
 		}
+		h.metrics.deliveries.Add(1)
 		h.checkEvicted(cl, dropped)
 	}
 	if sub.gap != 0 {
@@ -416,6 +431,7 @@ func (h *Hub) removeSub(cl *client, ch *channel) {
 	sub, ok := ch.subs[cl]
 	if ok {
 		delete(ch.subs, cl)
+		h.metrics.subscriptions.Add(-1)
 		ch.removeOrdered(cl)
 		if sub.events {
 			ch.events--

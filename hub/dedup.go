@@ -59,7 +59,9 @@ func (h *Hub) PublishOnce(ctx context.Context, channel string, data []byte, key 
 		return broker.Position{}, ErrDraining
 	}
 	defer h.endPublish()
+	start := time.Now()
 	pos, err := d.PublishOnce(ctx, channel, append([]byte(nil), data...), key)
+	h.published1(start, err)
 	if err != nil {
 		return pos, brokerError(err)
 	}

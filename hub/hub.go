@@ -140,6 +140,8 @@ type Hub struct {
 	dl    deadlines   // the connections' connect, expiry and grace deadlines
 	dedup dedupWindow // PublishOnce's keys, without a broker.Deduplicator
 
+	metrics hubMetrics // metrics.go
+
 	ping *wsgate.PreparedMessage
 	stop chan struct{}
 	done chan struct{}
@@ -382,7 +384,7 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (broker.
 		return broker.Position{}, ErrDraining
 	}
 	defer h.endPublish()
-	pos, err := h.broker.Publish(ctx, channel, append([]byte(nil), data...))
+	pos, err := h.publish(ctx, channel, append([]byte(nil), data...))
 	if err != nil {
 		return pos, brokerError(err)
 	}
@@ -408,7 +410,7 @@ func (h *Hub) History(ctx context.Context, channel string, since *broker.Positio
 	if err := protocol.ValidChannel(channel); err != nil {
 		return broker.HistoryResult{}, err
 	}
-	return h.broker.History(ctx, channel, since, limit)
+	return h.history(ctx, channel, since, limit)
 }
 
 // Presence lists the connections subscribed to channel, on every node of a cluster, ordered by

@@ -129,7 +129,7 @@ func (h *Hub) servePublish(ctx context.Context, cl *client, req protocol.Request
 		return protocol.ErrorReply(req.ID, protocol.Errorf(protocol.CodeUnavailable, "server shutting down"))
 	}
 	defer h.endPublish()
-	pos, err := h.broker.Publish(ctx, req.Channel, data)
+	pos, err := h.publish(ctx, req.Channel, data)
 	if err != nil {
 		return protocol.ErrorReply(req.ID, brokerError(err))
 	}
@@ -144,7 +144,7 @@ func (h *Hub) serveHistory(ctx context.Context, cl *client, req protocol.Request
 	if limit == 0 {
 		limit = protocol.DefaultHistoryLimit
 	}
-	hist, err := h.broker.History(ctx, req.Channel, req.Since, limit)
+	hist, err := h.history(ctx, req.Channel, req.Since, limit)
 	if err != nil {
 		return protocol.ErrorReply(req.ID, brokerError(err))
 	}

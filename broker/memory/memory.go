@@ -168,6 +168,16 @@ func (b *Broker) Start(_ context.Context, deliver broker.DeliverFunc) error {
 }
 
 // Close implements broker.Broker.
+// Ready implements broker.Health: an in-process broker is ready until it is closed.
+func (b *Broker) Ready(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return broker.ErrClosed
+	}
+	return nil
+}
+
 func (b *Broker) Close(context.Context) error {
 	b.mu.Lock()
 	if b.closed {

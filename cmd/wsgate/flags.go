@@ -37,6 +37,9 @@ type options struct {
 	configFile string            // -config: YAML file of settings
 	gwSet      map[string]string // the gateway flags given (or their variables), by file key
 	gw         gateway.Config    // the gateway: file sections, env secrets, gateway flags
+
+	metrics       bool   // serve /metrics (Prometheus)
+	metricsListen string // its own listener, with pprof; "": /metrics on -addr, no pprof
 }
 
 // httpTimeouts bound the plain HTTP side of the server (the page, /healthz, the upgrade request).
@@ -84,6 +87,7 @@ func defaultOptions() options {
 			idle: defaultHTTPIdleTimeout},
 		maxHTTPConns: defaultMaxHTTPConns,
 		cluster:      clusterOptions{name: natsserver.DefaultClusterName},
+		metrics:      true,
 	}
 }
 
@@ -147,6 +151,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&cl.node, "node", cl.node, "`name` of this node in the cluster, unique among its peers and the same across restarts. Default: host name and the port of -cluster-listen, else of -addr (HOST-PORT)")
 	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. 0 means 1 with -nats, and with -cluster-listen 3, or 1 plus the peers if fewer")
 	fs.Var(newValue(&o.hub.PresenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
+	fs.BoolVar(&o.metrics, "metrics", o.metrics, "serve Prometheus metrics at /metrics (docs/METRICS.md): on -addr, or on -metrics-listen")
+	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "`host:port` of a listener of its own for /metrics, /readyz and pprof (/debug/pprof/), which are then not on -addr. Empty: /metrics on -addr, and no pprof anywhere")
 	addGatewayFlags(fs, o)
 	return fs
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate"
@@ -112,7 +113,10 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 // WebSocket connections it hijacks (http.Server does not track those, so both are shut down).
 type node struct {
 	http            *http.Server
-	api             *http.Server // the backend API on its own listener (api.listen); nil otherwise
+	api             *http.Server  // the backend API on its own listener (api.listen); nil otherwise
+	metrics         *http.Server  // /metrics, /readyz and pprof on -metrics-listen; nil otherwise
+	stopping        atomic.Bool   // shutdown has begun: /readyz answers 503
+	health          broker.Health // the broker's readiness; nil: always ready
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
@@ -190,13 +194,18 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	}
 	mux.Handle("GET /", page)
 	mux.HandleFunc("GET /healthz", healthz)
+	n := &node{ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
+		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}
+	n.health, _ = be.broker.(broker.Health)
+	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /ws", ws)
 	if demo != nil {
 		mux.Handle("POST /demo/token", demo)
 	}
 	var apiServer *http.Server
+	var ah http.Handler
 	if gwCfg.API.Enabled() {
-		ah, err := newAPI(gw, gwCfg, &hubOpts, log)
+		ah, err = newAPI(gw, gwCfg, &hubOpts, log)
 		if err != nil {
 			_ = h.Close(context.Background())
 			return nil, errors.Join(err, gw.Close(context.Background()))
@@ -211,6 +220,15 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		}
 	}
+	if o.metrics {
+		mh := n.metricsHandler(ah)
+		if o.metricsListen == "" {
+			mux.Handle("GET /metrics", mh)
+		} else {
+			n.metrics = &http.Server{Addr: o.metricsListen, Handler: debugMux(mh, n.readyz), ReadHeaderTimeout: o.http.readHeader,
+				IdleTimeout: o.http.idle, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		}
+	}
 	hs := &http.Server{
 		Handler:           canonicalPaths(mux),
 		ReadHeaderTimeout: o.http.readHeader,
@@ -220,8 +238,8 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		MaxHeaderBytes:    cmp.Or(cfg.MaxHeaderBytes, wsgate.DefaultMaxHeaderBytes), // net/http allows 4 KiB more; /ws answers precisely within that
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &node{http: hs, api: apiServer, ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
-		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}, nil
+	n.http, n.api = hs, apiServer
+	return n, nil
 }
 
 // serve serves on ln until ctx ends or serving fails, then shuts down; ln is closed on return.
@@ -233,7 +251,7 @@ func (g *node) serve(ctx context.Context, ln net.Listener) error {
 	g.log.Info("listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/")
 	hc := newHTTPConns(ln, g.maxHTTPConns, g.maxHTTPConnsPerIP, g.log)
 	g.http.ConnState = hc.connState
-	served := make(chan error, 2)
+	served := make(chan error, 3)
 	if g.api != nil {
 		aln, err := net.Listen("tcp", g.api.Addr)
 		if err != nil {
@@ -243,6 +261,19 @@ func (g *node) serve(ctx context.Context, ln net.Listener) error {
 		g.log.Info("backend API listening", "addr", aln.Addr().String())
 		go func() { // owner: serve; ends when shutdown closes the listener
 			if err := g.api.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+				served <- err
+			}
+		}()
+	}
+	if g.metrics != nil {
+		mln, err := net.Listen("tcp", g.metrics.Addr)
+		if err != nil {
+			_ = ln.Close()
+			return errors.Join(fmt.Errorf("-metrics-listen: %w", err), g.shutdown())
+		}
+		g.log.Info("metrics listening", "addr", mln.Addr().String())
+		go func() { // owner: serve; ends when shutdown closes the listener
+			if err := g.metrics.Serve(mln); !errors.Is(err, http.ErrServerClosed) {
 				served <- err
 			}
 		}()
@@ -271,6 +302,7 @@ func (g *node) serve(ctx context.Context, ln net.Listener) error {
 // shutdown stops accepting and closes every WebSocket connection with 1001, at the same time so that
 // a slow HTTP client does not delay the WebSocket goodbyes. After shutdownTimeout what is left is cut.
 func (g *node) shutdown() error {
+	g.stopping.Store(true) // /readyz: 503 from now on, so that a load balancer stops sending
 	g.log.Info("shutting down", "timeout", g.shutdownTimeout, "connections", g.ws.Stats().Connections)
 	ctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
 	defer cancel()
@@ -298,6 +330,11 @@ func (g *node) shutdown() error {
 	}
 	_ = g.hub.Close(ctx) // after the connections: nothing publishes any more; closes the broker
 	natsErr := g.backend.close(ctx)
+	if g.metrics != nil { // last: /readyz said 503 and /metrics counted until the end
+		if err := g.metrics.Shutdown(ctx); err != nil {
+			_ = g.metrics.Close()
+		}
+	}
 	if err := cmp.Or(drainErr, wsErr, httpErr, natsErr); err != nil { // all are ctx's error, if any
 		return fmt.Errorf("shutdown after %v, remaining connections cut: %w", g.shutdownTimeout, err)
 	}

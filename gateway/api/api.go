@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,7 +77,8 @@ type apiHandler struct {
 	keys     keyring
 	maxBody  int64
 	inflight chan struct{} // a token per request served
-	byPath   map[string]route
+	byPath   map[string]int // the index of a path's route, in routes and in Endpoints
+	counts   [][len(MetricsStatuses) + 1]atomic.Uint64 // by endpoint (Endpoints), then status; metrics.go
 }
 
 // New returns the API's handler over node. It refuses (an error wrapping ErrOptions) Options
@@ -100,9 +102,10 @@ func New(node Node, opts Options) (http.Handler, error) {
 		o.Logger.Warn("api: INSECURE: the HTTP API accepts every request without a key", "base", o.BasePath)
 	}
 	a := &apiHandler{node: node, opts: o, keys: keys, maxBody: int64(o.MaxDataSize) + BodyOverhead,
-		inflight: make(chan struct{}, o.MaxInFlight), byPath: map[string]route{}}
-	for _, rt := range routes {
-		a.byPath[o.BasePath+rt.path] = rt
+		inflight: make(chan struct{}, o.MaxInFlight), byPath: map[string]int{},
+		counts: make([][len(MetricsStatuses) + 1]atomic.Uint64, len(Endpoints))}
+	for i, rt := range routes {
+		a.byPath[o.BasePath+rt.path] = i
 	}
 	return a, nil
 }
@@ -140,12 +143,16 @@ func withDefaults(o Options) (Options, error) {
 // 404 unknown path, 401/403/400 key, 405 method, 400 query string, 429 too many in flight,
 // 413 body size, 415 content type, 413 body size again as it is read, 400 body, then the
 // endpoint.
-func (a *apiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, ok := a.byPath[r.URL.Path]
+func (a *apiHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	ri, ok := a.byPath[r.URL.Path]
 	if !ok {
-		writeError(w, errNotFound(r.URL.Path))
+		writeError(rw, errNotFound(r.URL.Path))
+		a.count(len(routes), http.StatusNotFound)
 		return
 	}
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() { a.count(ri, w.status) }()
+	rt := routes[ri]
 	if e := a.authenticate(r); e != nil {
 		writeError(w, e)
 		return

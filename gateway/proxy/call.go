@@ -86,13 +86,16 @@ func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w
 		return &Error{Call: k.String(), Reply: protocol.Errorf(protocol.CodeBadRequest, "invalid data"), Cause: err}
 	}
 	retries := max(ep.Retries, 0)
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		o := p.attempt(ctx, k, ep, hdr, body)
 		if o.err == nil && o.status == http.StatusOK {
 			if e := decode(o.body); e != nil {
 				e.Status, e.Attempts = o.status, attempt
+				p.count(k, start, e, e.Cause == nil)
 				return e
 			}
+			p.count(k, start, nil, false)
 			return nil
 		}
 		retry := o.retry && attempt <= retries && ctx.Err() == nil
@@ -101,6 +104,7 @@ func (p *Proxy) call(ctx context.Context, k callKind, ep *Endpoint, cl Client, w
 		}
 		e := p.failure(k, o)
 		e.Attempts = attempt
+		p.count(k, start, e, e.Cause == nil) // 401, 403: refused without a code of its own
 		switch {
 		case ctx.Err() != nil:
 			if !errors.Is(e.Cause, ctx.Err()) {

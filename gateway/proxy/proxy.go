@@ -100,6 +100,8 @@ type Proxy struct {
 	client  *http.Client
 	forward []string    // canonical names of ForwardHeaders
 	static  http.Header // Headers, canonical
+
+	counters [len(Hooks)]hookCounters // metrics.go
 }
 
 // ErrConfig is wrapped by New's error when a Config cannot work.

@@ -1,0 +1,147 @@
+package wsgate
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+)
+
+// Metrics is a snapshot of a Server's counters, for an exporter to read at scrape time (the
+// binary's /metrics reads it for Prometheus; see docs/METRICS.md). Counting costs the hot path one
+// atomic add per event and holds nothing per connection: the counters are the Server's, in fixed
+// arrays over bounded label sets. Every field but Connections only grows.
+type Metrics struct {
+	Connections int64  // open now (registered, not yet ended)
+	Opened      uint64 // upgrades completed
+
+	// Closed counts ended connections by the close code they ended with (CloseError.Code), one
+	// entry per code of MetricsCloseCodes and a last one for every other code (application codes
+	// 3000-4999 included).
+	Closed [len(MetricsCloseCodes) + 1]uint64
+
+	// Handshakes counts answered opening handshakes by HTTP status, one entry per status of
+	// MetricsHandshakeStatuses and a last one for any other (a transport failure after hijack, a
+	// status chosen by Config.Admit outside the list).
+	Handshakes [len(MetricsHandshakeStatuses) + 1]uint64
+
+	MessagesReceivedText, MessagesReceivedBinary uint64 // data messages read, whole
+	MessagesSentText, MessagesSentBinary         uint64 // data messages the socket took in full
+	// BytesReceived and BytesSent count what crossed the socket after the handshake: frame
+	// headers and control frames included, compressed size under permessage-deflate.
+	BytesReceived, BytesSent uint64
+
+	SendQueueDropped   uint64 // messages discarded by the slow-consumer policy (PolicyDropNewest/Oldest)
+	SlowConsumerCloses uint64 // connections closed 1013 "slow consumer" (PolicyClose)
+	PongTimeouts       uint64 // connections ended because the peer stopped answering pings
+	WriteTimeouts      uint64 // connections ended because a write passed Config.WriteTimeout
+	HandlerPanics      uint64 // handler panics recovered
+}
+
+// MetricsCloseCodes are the close codes Metrics.Closed counts one by one; the others share its
+// last entry.
+var MetricsCloseCodes = [...]CloseCode{CloseNormal, CloseGoingAway, CloseProtocolError,
+	CloseUnsupportedData, CloseNoStatus, CloseAbnormal, CloseInvalidPayload, ClosePolicyViolation,
+	CloseMessageTooBig, CloseMandatoryExt, CloseInternalError, CloseServiceRestart, CloseTryAgainLater,
+	CloseBadGateway}
+
+// MetricsHandshakeStatuses are the HTTP statuses Metrics.Handshakes counts one by one: 101 for an
+// upgrade, then every refusal wsgate answers itself or that Config.Admit commonly chooses.
+var MetricsHandshakeStatuses = [...]int{http.StatusSwitchingProtocols, http.StatusBadRequest,
+	http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed,
+	http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong, http.StatusUpgradeRequired,
+	http.StatusTooManyRequests, http.StatusRequestHeaderFieldsTooLarge, http.StatusInternalServerError,
+	http.StatusServiceUnavailable}
+
+// MetricsCloseCodeLabel names entry i of Metrics.Closed: the code in decimal, or "other".
+func MetricsCloseCodeLabel(i int) string {
+	if i < len(MetricsCloseCodes) {
+		return strconv.Itoa(int(MetricsCloseCodes[i]))
+	}
+	return "other"
+}
+
+// MetricsHandshakeStatusLabel names entry i of Metrics.Handshakes: the status in decimal, or "other".
+func MetricsHandshakeStatusLabel(i int) string {
+	if i < len(MetricsHandshakeStatuses) {
+		return strconv.Itoa(MetricsHandshakeStatuses[i])
+	}
+	return "other"
+}
+
+// serverMetrics are the Server's counters behind Metrics (accepted, dropped and panics stay in
+// the Server's own fields, which Stats reads too).
+type serverMetrics struct {
+	closed      [len(MetricsCloseCodes) + 1]atomic.Uint64
+	handshakes  [len(MetricsHandshakeStatuses) + 1]atomic.Uint64
+	msgsIn      [2]atomic.Uint64 // text, binary
+	msgsOut     [2]atomic.Uint64
+	bytesIn     atomic.Uint64
+	bytesOut    atomic.Uint64
+	slowCloses  atomic.Uint64
+	pongTimeout atomic.Uint64
+	writeTimout atomic.Uint64
+}
+
+func (m *serverMetrics) handshake(status int) {
+	i := len(MetricsHandshakeStatuses)
+	for j, s := range MetricsHandshakeStatuses {
+		if s == status {
+			i = j
+			break
+		}
+	}
+	m.handshakes[i].Add(1)
+}
+
+// ended counts a connection's end by its result.
+func (m *serverMetrics) ended(res *CloseError) {
+	i := len(MetricsCloseCodes)
+	for j, c := range MetricsCloseCodes {
+		if c == res.Code {
+			i = j
+			break
+		}
+	}
+	m.closed[i].Add(1)
+	switch {
+	case errors.Is(res.Err, ErrSlowConsumer):
+		m.slowCloses.Add(1)
+	case errors.Is(res.Err, ErrPongTimeout):
+		m.pongTimeout.Add(1)
+	case errors.Is(res.Err, ErrWriteTimeout):
+		m.writeTimout.Add(1)
+	}
+}
+
+// message counts a data message of opcode op (Text or Binary; anything else is not counted).
+func countMessage(ctr *[2]atomic.Uint64, op MessageType) {
+	switch op {
+	case Text:
+		ctr[0].Add(1)
+	case Binary:
+		ctr[1].Add(1)
+	}
+}
+
+// Metrics returns a snapshot of the server's counters. It takes the registry's shard locks briefly
+// to count open connections, as Stats does; call it at scrape time, not per message.
+func (s *Server) Metrics() Metrics {
+	st := s.Stats()
+	m := &s.metrics
+	r := Metrics{
+		Connections: st.Connections, Opened: st.Accepted,
+		MessagesReceivedText: m.msgsIn[0].Load(), MessagesReceivedBinary: m.msgsIn[1].Load(),
+		MessagesSentText: m.msgsOut[0].Load(), MessagesSentBinary: m.msgsOut[1].Load(),
+		BytesReceived: m.bytesIn.Load(), BytesSent: m.bytesOut.Load(),
+		SendQueueDropped: st.Dropped, SlowConsumerCloses: m.slowCloses.Load(),
+		PongTimeouts: m.pongTimeout.Load(), WriteTimeouts: m.writeTimout.Load(), HandlerPanics: st.Panics,
+	}
+	for i := range m.closed {
+		r.Closed[i] = m.closed[i].Load()
+	}
+	for i := range m.handshakes {
+		r.Handshakes[i] = m.handshakes[i].Load()
+	}
+	return r
+}

@@ -1,0 +1,142 @@
+package wsgate_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate"
+)
+
+func closedIndex(code wsgate.CloseCode) int {
+	for i, c := range wsgate.MetricsCloseCodes {
+		if c == code {
+			return i
+		}
+	}
+	return len(wsgate.MetricsCloseCodes)
+}
+
+func handshakeIndex(status int) int {
+	for i, s := range wsgate.MetricsHandshakeStatuses {
+		if s == status {
+			return i
+		}
+	}
+	return len(wsgate.MetricsHandshakeStatuses)
+}
+
+// TestMetricsCountRealTraffic drives a server with gorilla/websocket and checks that every counter
+// the traffic touches moved by exactly what was sent, and nothing else.
+func TestMetricsCountRealTraffic(t *testing.T) {
+	ts := startServer(t, echoDone, &wsgate.Config{MaxConnectionsPerIP: 2})
+	if m := ts.Metrics(); m != (wsgate.Metrics{}) {
+		t.Fatalf("a new server's metrics are %+v, want all zero", m)
+	}
+	a := dial(t, ts.URL, nil)
+	b := dial(t, ts.URL, nil)
+	// A third from the same address is refused 429, a plain GET 400, a foreign origin 403.
+	if _, resp, err := websocket.DefaultDialer.Dial(ts.URL, nil); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection: %v %v, want 429", resp, err)
+	}
+	resp, err := http.Get(strings.Replace(ts.URL, "ws://", "http://", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("plain GET answered %d, want 400", resp.StatusCode)
+	}
+	for i := 0; i < 3; i++ {
+		if err := a.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	m := ts.Metrics()
+	if m.Connections != 2 || m.Opened != 2 {
+		t.Fatalf("connections %d opened %d, want 2 and 2", m.Connections, m.Opened)
+	}
+	if m.MessagesReceivedText != 3 || m.MessagesReceivedBinary != 1 || m.MessagesSentText != 3 || m.MessagesSentBinary != 1 {
+		t.Fatalf("messages in %d/%d out %d/%d, want 3/1 and 3/1", m.MessagesReceivedText, m.MessagesReceivedBinary,
+			m.MessagesSentText, m.MessagesSentBinary)
+	}
+	// Client frames are masked: 6 bytes of header; ours are not: 2. "hello" in, "hello done" out.
+	if in := uint64(3*(6+5) + (6 + 3)); m.BytesReceived != in {
+		t.Fatalf("bytes received %d, want %d", m.BytesReceived, in)
+	}
+	if out := uint64(3*(2+10) + (2 + 8)); m.BytesSent != out {
+		t.Fatalf("bytes sent %d, want %d", m.BytesSent, out)
+	}
+	for st, want := range map[int]uint64{101: 2, 429: 1, 400: 1, 403: 0} {
+		if got := m.Handshakes[handshakeIndex(st)]; got != want {
+			t.Errorf("handshakes %d: %d, want %d", st, got, want)
+		}
+	}
+
+	// The client closes with 4000 (an application code: "other") and 1000.
+	a.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "bye"))
+	b.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	waitFor(t, 5*time.Second, "both connections closed", func() bool { return ts.Metrics().Connections == 0 })
+	m = ts.Metrics()
+	if m.Closed[closedIndex(wsgate.CloseNormal)] != 1 || m.Closed[closedIndex(4000)] != 1 {
+		t.Fatalf("closed by code %v, want one 1000 and one other", m.Closed)
+	}
+	var total uint64
+	for _, n := range m.Closed {
+		total += n
+	}
+	if total != 2 {
+		t.Fatalf("closed %d connections in all, want 2", total)
+	}
+	if m.SlowConsumerCloses+m.PongTimeouts+m.WriteTimeouts+m.SendQueueDropped+m.HandlerPanics != 0 {
+		t.Fatalf("failure counters moved on clean traffic: %+v", m)
+	}
+	if wsgate.MetricsCloseCodeLabel(closedIndex(4000)) != "other" || wsgate.MetricsCloseCodeLabel(0) != "1000" {
+		t.Fatal("close code labels")
+	}
+}
+
+// TestMetricsCountSlowConsumerAndDrops floods a client that never reads: under PolicyClose it is
+// closed 1013 and counted once as a slow-consumer close; under PolicyDropNewest its drops count.
+func TestMetricsCountSlowConsumerAndDrops(t *testing.T) {
+	chunk := make([]byte, 32<<10)
+	flood := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		for i := 0; i < 200; i++ { // 6 MB against a 1 MB queue
+			if c.Send(wsgate.Binary, chunk) != nil {
+				return
+			}
+		}
+	})
+	for _, p := range []wsgate.SlowConsumerPolicy{wsgate.PolicyClose, wsgate.PolicyDropNewest} {
+		t.Run(p.String(), func(t *testing.T) {
+			ts := startServer(t, flood, &wsgate.Config{SlowConsumer: p, WriteTimeout: 300 * time.Millisecond,
+				CloseTimeout: 300 * time.Millisecond})
+			ws := dial(t, ts.URL, nil)
+			ws.WriteMessage(websocket.TextMessage, []byte("flood")) // and never read
+			if p == wsgate.PolicyClose {
+				waitFor(t, 10*time.Second, "the slow consumer's close", func() bool { return ts.Metrics().Connections == 0 })
+				m := ts.Metrics()
+				if m.SlowConsumerCloses != 1 || m.Closed[closedIndex(wsgate.CloseTryAgainLater)] != 1 {
+					t.Fatalf("slow-consumer closes %d, 1013 closes %d; want 1 and 1", m.SlowConsumerCloses,
+						m.Closed[closedIndex(wsgate.CloseTryAgainLater)])
+				}
+				return
+			}
+			waitFor(t, 10*time.Second, "drops", func() bool { return ts.Metrics().SendQueueDropped > 0 })
+			if m := ts.Metrics(); m.SlowConsumerCloses != 0 || m.Connections != 1 {
+				t.Fatalf("drop policy closed the connection: %+v", m)
+			}
+		})
+	}
+}
