@@ -203,11 +203,11 @@ func TestBenchProgressLine(t *testing.T) {
 	}
 }
 
-// The server's side: "wsgate serve" without /metrics is reported as not available, and the run
-// stands; -metrics-url reads another address (here a stand-in that serves the text format), and
-// the summary and the JSON carry its figures; -metrics-url off reads nothing.
+// The server's side: "wsgate serve -metrics=false" (no /metrics) is reported as not available,
+// and the run stands; -metrics-url reads another address (here a stand-in that serves the text
+// format), and the summary and the JSON carry its figures; -metrics-url off reads nothing.
 func TestBenchServerMetrics(t *testing.T) {
-	r := startRun(t)
+	r := startRun(t, "-metrics=false")
 	url := r.wsURL()
 	var scrapes atomic.Int64
 	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -258,5 +258,55 @@ func TestBenchServerMetrics(t *testing.T) {
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("bench %q: got %v (exit %d), want a usage error containing %q", tc.args, err, exitCode(err), tc.want)
 		}
+	}
+}
+
+// End to end against "wsgate serve" and its /metrics: the run's connections show in the server's
+// figures. The server runs in the test's process, so its CPU and goroutines include the load's.
+func TestBenchServerMetricsEndToEnd(t *testing.T) {
+	r := startRun(t)
+	url := r.wsURL()
+	// 1.5s: the watch samples once a second, so at least one sample falls while the 8 are open.
+	out, err := runBenchT(t, nil, "echo", "-url", url, "-c", "8", "-duration", "1500ms", "-suffix", " done", "-json")
+	var res loadgen.Result
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Server == nil || len(res.Server.Nodes) != 1 {
+		t.Fatalf("echo: %v\n%s", err, out)
+	}
+	n := res.Server.Nodes[0]
+	if !n.Available || n.Note != "" || n.Samples < 3 || n.MetricsURL != "http://"+r.addr+"/metrics" {
+		t.Fatalf("server: %+v", n)
+	}
+	if n.CPUSeconds == nil || *n.CPUSeconds <= 0 || *n.CPUPercent <= 0 || n.RSS == nil || n.RSS.Peak < n.RSS.Before ||
+		n.HeapInuse == nil || n.HeapInuse.Peak <= 0 {
+		t.Errorf("cpu and memory: %+v", n)
+	}
+	if n.Connections == nil || n.Connections.Before != 0 || n.Connections.Peak != 8 {
+		t.Errorf("connections: %+v, want 0 before and 8 at the peak", n.Connections)
+	}
+	if n.Goroutines == nil || n.Goroutines.Peak < n.Goroutines.Before+8 {
+		t.Errorf("goroutines: %+v, want a peak of 8 more than before at least", n.Goroutines)
+	}
+	if n.SendQueueDropped == nil || *n.SendQueueDropped != 0 || n.SlowConsumerCloses == nil || *n.SlowConsumerCloses != 0 {
+		t.Errorf("drops %v, slow-consumer closes %v: want 0 and 0", n.SendQueueDropped, n.SlowConsumerCloses)
+	}
+
+	// Three "nodes" that are one server (the query tells them apart): read once, no sum.
+	nodes := url + "?node=1," + url + "?node=2," + url + "?node=3"
+	out, err = runBenchT(t, nil, "fanout", "-url", nodes, "-subscribers", "4", "-rate", "20", "-duration", "300ms")
+	if err != nil || strings.Count(out, "  server ") != 1 || !strings.Contains(out, "server "+url+"?node=1, "+url+"?node=2, "+url+"?node=3 (http://"+r.addr+"/metrics") ||
+		strings.Contains(out, "servers in sum") || !strings.Contains(out, "send-queue drops 0, slow-consumer closes 0") {
+		t.Fatalf("fanout: %v\n%s", err, out)
+	}
+
+	// -metrics-listen: /metrics is not on -addr, the default says so; -metrics-url finds it.
+	own := startRun(t, "-metrics-listen", "127.0.0.1:0")
+	maddr := listenerAddr(t, own, "metrics listening")
+	out, err = runBenchT(t, nil, "connect", "-url", own.wsURL(), "-c", "1", "-duration", "200ms")
+	if err != nil || !strings.Contains(out, "metrics not available (http://"+own.addr+"/metrics: HTTP 404") {
+		t.Fatalf("-metrics-listen, default -metrics-url: %v\n%s", err, out)
+	}
+	out, err = runBenchT(t, nil, "connect", "-url", own.wsURL(), "-c", "1", "-duration", "200ms", "-metrics-url", "http://"+maddr+"/metrics")
+	if err != nil || !strings.Contains(out, "server "+own.wsURL()+" (http://"+maddr+"/metrics, 2 samples") || !strings.Contains(out, "% of one core)") {
+		t.Fatalf("-metrics-url to the metrics listener: %v\n%s", err, out)
 	}
 }
