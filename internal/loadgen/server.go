@@ -32,6 +32,10 @@ const (
 	metricsTimeout = 5 * time.Second
 	// DefaultMetricsInterval is the time between two scrapes during a run.
 	DefaultMetricsInterval = time.Second
+	// settleTimeout bounds the wait, after the run, for the server to close the run's
+	// connections (wsgate_connections back to its value before); settlePoll is its pace.
+	settleTimeout = 2 * time.Second
+	settlePoll    = 100 * time.Millisecond
 )
 
 // The metrics read (names fixed by docs/METRICS.md). Each is summed over its label sets.
@@ -98,6 +102,7 @@ type ServerWatch struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	transport *http.Transport
+	settleFor time.Duration // settleTimeout; shorter in tests
 }
 
 // nodeWatch is one target's figures. The sampling goroutine writes them; Stop reads them after
@@ -135,7 +140,7 @@ func WatchServers(ctx context.Context, targets []MetricsTarget, interval time.Du
 		MaxIdleConnsPerHost:   1,
 		IdleConnTimeout:       2 * interval,
 	}
-	w := &ServerWatch{transport: tr}
+	w := &ServerWatch{transport: tr, settleFor: settleTimeout}
 	var first sync.WaitGroup
 	for _, t := range targets {
 		n := &nodeWatch{target: t, client: &http.Client{Transport: tr, Timeout: metricsTimeout}, peak: map[string]float64{}}
@@ -185,13 +190,8 @@ func (w *ServerWatch) Stop(ctx context.Context) *ServerReport {
 		if n.unavailable != "" {
 			continue
 		}
-		last.Go(func() { // owner: Stop; ends within metricsTimeout
-			s, err := n.scrape(ctx)
-			if err != nil {
-				n.finalErr = err
-				return
-			}
-			n.note(s)
+		last.Go(func() { // owner: Stop; ends within settleTimeout plus one scrape's bound
+			n.finalErr = n.settle(ctx, w.settleFor)
 		})
 	}
 	last.Wait()
@@ -202,6 +202,29 @@ func (w *ServerWatch) Stop(ctx context.Context) *ServerReport {
 	}
 	rep.Sum = sumNodes(rep.Nodes)
 	return rep
+}
+
+// settle makes the last scrape: again every settlePoll while the server still counts more
+// connections than before the run (it is closing the run's), for settleTimeout at most, so that
+// "after" is after the run's connections are gone. Each of these scrapes is a sample.
+func (n *nodeWatch) settle(ctx context.Context, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		s, err := n.scrape(ctx)
+		if err != nil {
+			return err
+		}
+		n.note(s)
+		before, ok := n.first.v[metricConns]
+		if !ok || s.v[metricConns] <= before || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(settlePoll):
+		}
+	}
 }
 
 // note records s as the last sample (the first too, if none yet) and raises the peaks.
