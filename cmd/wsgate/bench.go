@@ -334,7 +334,9 @@ func printBenchUsage(w io.Writer) {
 Load a WebSocket server and measure it. Every run is bounded in connections, rate and
 time, and targets a loopback address unless -allow-remote is given. On a terminal a
 progress line shows connections, rate and p50/p99 so far; at the end a summary (or,
-with -json, one JSON object). Exit status 0: no errors; 3: the run completed with
+with -json, one JSON object). When the target serves Prometheus metrics (wsgate serve
+does, at /metrics), the summary adds the server's CPU, memory, goroutines and drops
+during the run (-metrics-url). Exit status 0: no errors; 3: the run completed with
 errors (summary printed); 2: bad usage; 1: the run could not be made.
 
 Modes:

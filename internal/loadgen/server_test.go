@@ -165,6 +165,11 @@ func TestServerWatchDeltasAndPeaks(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
+	var page bytes.Buffer
+	if err := WriteHTML(&page, "t", "", []Named{{Name: "echo", Result: &Result{Mode: ModeEcho, Server: rep}}}); err != nil ||
+		!strings.Contains(page.String(), "goroutines 10/510/12 before/peak/after") {
+		t.Errorf("the HTML report lacks the server's side: %v", err)
+	}
 	js, err := json.Marshal(&Result{Server: rep})
 	if err != nil {
 		t.Fatal(err)
