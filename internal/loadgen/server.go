@@ -132,18 +132,22 @@ func WatchServers(ctx context.Context, targets []MetricsTarget, interval time.Du
 		interval = DefaultMetricsInterval
 	}
 	tr := &http.Transport{
-		Proxy:                 nil, // the target is measured directly, never through a proxy
-		DialContext:           (&net.Dialer{Timeout: metricsTimeout}).DialContext,
-		TLSClientConfig:       tlsConfig,
-		TLSHandshakeTimeout:   metricsTimeout,
-		ResponseHeaderTimeout: metricsTimeout,
-		MaxIdleConnsPerHost:   1,
-		IdleConnTimeout:       2 * interval,
+		Proxy:                  nil, // the target is measured directly, never through a proxy
+		DialContext:            (&net.Dialer{Timeout: metricsTimeout}).DialContext,
+		TLSClientConfig:        tlsConfig,
+		TLSHandshakeTimeout:    metricsTimeout,
+		ResponseHeaderTimeout:  metricsTimeout,
+		MaxResponseHeaderBytes: 64 << 10,
+		MaxIdleConnsPerHost:    1,
+		IdleConnTimeout:        2 * interval,
 	}
 	w := &ServerWatch{transport: tr, settleFor: settleTimeout}
 	var first sync.WaitGroup
 	for _, t := range targets {
-		n := &nodeWatch{target: t, client: &http.Client{Transport: tr, Timeout: metricsTimeout}, peak: map[string]float64{}}
+		// No redirect is followed: it could lead off the loopback address that was checked.
+		client := &http.Client{Transport: tr, Timeout: metricsTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		n := &nodeWatch{target: t, client: client, peak: map[string]float64{}}
 		w.nodes = append(w.nodes, n)
 		first.Go(func() { // owner: WatchServers; ends within metricsTimeout
 			s, err := n.scrape(ctx)

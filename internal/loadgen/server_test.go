@@ -207,6 +207,9 @@ func TestServerWatchUnavailable(t *testing.T) {
 	mux.HandleFunc("/other", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("# TYPE http_requests_total counter\nhttp_requests_total 3\n"))
 	})
+	mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://192.0.2.1/metrics", http.StatusMovedPermanently)
+	})
 	mux.HandleFunc("/huge", func(w http.ResponseWriter, r *http.Request) {
 		line := append(bytes.Repeat([]byte("# a comment line, repeated until the response is over the bound "), 1000), '\n')
 		for range MaxMetricsBytes/len(line) + 2 {
@@ -229,6 +232,7 @@ func TestServerWatchUnavailable(t *testing.T) {
 		{hs.URL + "/html", "not the Prometheus text format"},
 		{hs.URL + "/other", "none of process_cpu_seconds_total"},
 		{hs.URL + "/huge", "response larger than 8 MiB"},
+		{hs.URL + "/moved", "HTTP 301 Moved Permanently"}, // not followed off the loopback address
 		{refused, "connection refused"},
 	}
 	var targets []MetricsTarget
