@@ -63,6 +63,11 @@ func TestMetricsCountRealTraffic(t *testing.T) {
 	if _, _, err := b.ReadMessage(); err != nil {
 		t.Fatal(err)
 	}
+	// A message counts as sent once its write returned, which may be just after the client read it.
+	waitFor(t, 5*time.Second, "the replies counted", func() bool {
+		m := ts.Metrics()
+		return m.MessagesSentText == 3 && m.MessagesSentBinary == 1
+	})
 	m := ts.Metrics()
 	if m.Connections != 2 || m.Opened != 2 {
 		t.Fatalf("connections %d opened %d, want 2 and 2", m.Connections, m.Opened)

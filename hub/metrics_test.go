@@ -37,6 +37,8 @@ func TestMetricsCountPubSub(t *testing.T) {
 	for range 4 {
 		b.push("pub")
 	}
+	// Deliveries are added once per publication, after its fan-out: maybe just after the push left.
+	waitUntil(t, "deliveries counted", func() bool { return e.hub.Metrics().Deliveries == 7 })
 	m = e.hub.Metrics()
 	if m.Publications != 4 || m.PublicationsFailed != 0 || m.Deliveries != 7 || m.DeliveriesDropped != 0 {
 		t.Fatalf("publications %d (failed %d), deliveries %d (dropped %d); want 4, 0, 7, 0", m.Publications,

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -21,27 +23,34 @@ func (g *node) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	if g.stopping.Load() {
+	if err := g.ready(r.Context()); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, "shutting down")
+		_, _ = io.WriteString(w, err.Error())
 		return
 	}
+	_, _ = io.WriteString(w, "ready")
+}
+
+// ready is /readyz's check: nil, or why the node is not ready.
+func (g *node) ready(ctx context.Context) error {
+	if g.stopping.Load() {
+		return errors.New("shutting down")
+	}
 	if g.health != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
 		if err := g.health.Ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "broker not ready: "+err.Error())
-			return
+			return fmt.Errorf("broker not ready: %w", err)
 		}
 	}
-	_, _ = io.WriteString(w, "ready")
+	return nil
 }
 
 // metricsHandler serves the node's counters in Prometheus' format; ah is the backend API's
 // handler, nil when the API is off.
 func (g *node) metricsHandler(ah http.Handler) http.Handler {
-	src := metrics.Sources{Server: g.ws.Metrics, Hub: g.hub.Metrics, Gateway: g.gw.Metrics}
+	src := metrics.Sources{Server: g.ws.Metrics, Hub: g.hub.Metrics, Gateway: g.gw.Metrics,
+		Ready: func() bool { return g.ready(context.Background()) == nil }}
 	if ah != nil {
 		src.API = func() (api.Metrics, bool) { return api.MetricsOf(ah) }
 	}

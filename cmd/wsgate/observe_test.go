@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -102,8 +103,9 @@ func TestMetricsCountRealTraffic(t *testing.T) {
 	if resp, _ := post(t, base+"/api/info", `{}`, nil); resp.StatusCode != 401 {
 		t.Fatalf("API without a key: %d", resp.StatusCode)
 	}
-	m := scrape(t, base+"/metrics")
-	for _, c := range []struct {
+	// A message counts as sent once the write returned, which may be just after the client read
+	// it: scrape until every count is in, or the deadline.
+	want := []struct {
 		name string
 		kv   []string
 		want float64
@@ -121,9 +123,21 @@ func TestMetricsCountRealTraffic(t *testing.T) {
 		{"wsgate_api_requests_total", []string{"endpoint", "info", "status", "401"}, 1},
 		{"wsgate_api_requests_total", []string{"endpoint", "publish", "status", "200"}, 0},
 		{"wsgate_connections_closed_total", []string{"code", "1000"}, 0},
-	} {
-		if got := metricValue(m, c.name, c.kv...); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.kv, got, c.want)
+	}
+	var m map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m = scrape(t, base+"/metrics")
+		var wrong []string
+		for _, c := range want {
+			if got := metricValue(m, c.name, c.kv...); got != c.want {
+				wrong = append(wrong, fmt.Sprintf("%s%v = %v, want %v", c.name, c.kv, got, c.want))
+			}
+		}
+		if len(wrong) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s:\n%s", strings.Join(wrong, "\n"))
 		}
 	}
 	for _, std := range []string{"process_cpu_seconds_total", "process_resident_memory_bytes", "go_goroutines", "go_memstats_heap_inuse_bytes"} {

@@ -25,6 +25,7 @@ type Sources struct {
 	Hub     func() hub.Metrics
 	Gateway func() gateway.Metrics
 	API     func() (api.Metrics, bool) // false: no API on this node
+	Ready   func() bool                // what /readyz answers: true for 200
 }
 
 // NewHandler returns the /metrics handler of a registry holding src's Collector and the
@@ -41,6 +42,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
+	dReady        = desc("wsgate_ready", "1 while /readyz answers 200, 0 while it answers 503 (shutting down, or the broker not ready).")
 	dConns        = desc("wsgate_connections", "WebSocket connections open now.")
 	dOpened       = desc("wsgate_connections_opened_total", "WebSocket upgrades completed.")
 	dClosed       = desc("wsgate_connections_closed_total", "WebSocket connections ended, by close code (the known codes, else \"other\").", "code")
@@ -82,7 +84,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dConns, dOpened, dClosed, dHandshakes, dMsgsIn, dMsgsOut, dBytesIn,
+	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dClosed, dHandshakes, dMsgsIn, dMsgsOut, dBytesIn,
 		dBytesOut, dDropped, dSlow, dPongTimeout, dWriteTimeout, dPanics, dChannels, dSubs, dPubs, dPubsFailed,
 		dDeliveries, dDelivDropped, dRecoveries, dBroker, dHook, dHookFailures, dHookRefusals, dAPI,
 		dEvDelivered, dEvFailed, dEvDropped, dEvPending} {
@@ -100,6 +102,13 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.src.Ready != nil {
+		v := 0.0
+		if c.src.Ready() {
+			v = 1
+		}
+		ch <- gauge(dReady, v)
+	}
 	if c.src.Server != nil {
 		m := c.src.Server()
 		ch <- gauge(dConns, float64(m.Connections))

@@ -33,7 +33,8 @@
 // every raw measurement to -raw as JSON, latency-by-percentile plots to -plots as SVG, and an HTML
 // report to -html. With -base DIR (another checkout, e.g. a git worktree of main), DIR's wsgate
 // runs as one more server and the table adds wsgate/wsgate-base: run it from a patched tree to
-// measure the patch against its baseline, interleaved like the rest.
+// measure the patch against its baseline, interleaved like the rest. The echo suites run DIR's
+// internal/cmd/echoserve, the fanout suite DIR's "wsgate serve".
 //
 // Everything talks to 127.0.0.1 only, every child is bounded in time, and every child it starts it
 // stops itself, by PID.
@@ -288,7 +289,11 @@ func build(ctx context.Context, c config, log io.Writer) error {
 		}
 	}
 	if c.base != "" {
-		if err := goBuild(c.base, "echoserve-base", "./internal/cmd/echoserve"); err != nil {
+		out, pkg := "echoserve-base", "./internal/cmd/echoserve"
+		if c.suite == suiteFanout { // the base's "wsgate serve", beside this tree's
+			out, pkg = "wsgate-base", "./cmd/wsgate"
+		}
+		if err := goBuild(c.base, out, pkg); err != nil {
 			return err
 		}
 	}

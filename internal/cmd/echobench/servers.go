@@ -39,6 +39,7 @@ var echoServers = map[string]serverSpec{
 var pubsubServers = map[string]serverSpec{
 	"wsgate":     {bin: "wsgate", path: "/ws", protocol: loadgen.ProtoWsgate},
 	"centrifugo": {bin: "centrifugo", path: "/connection/websocket", protocol: loadgen.ProtoCentrifugo},
+	baseImpl:     {bin: "wsgate-base", path: "/ws", protocol: loadgen.ProtoWsgate}, // -base's "wsgate serve"
 }
 
 func specsFor(suite string) map[string]serverSpec {
