@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/internal/loadgen"
 )
@@ -309,4 +312,79 @@ func TestBenchServerMetricsEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "server "+own.wsURL()+" (http://"+maddr+"/metrics, 2 samples") || !strings.Contains(out, "% of one core)") {
 		t.Fatalf("-metrics-url to the metrics listener: %v\n%s", err, out)
 	}
+}
+
+// Drops, end to end: a subscriber that stops reading fills its send queue under "wsgate serve
+// -slow-consumer drop-newest" while bench's fan-out publishes; the server drops what does not fit,
+// and bench reports it from /metrics. Bench's own two subscribers read, but with a queue of 4
+// they may lose some too: each publication they lost is a drop the server counted, so the drops
+// are more than what they lost (the silent one's come on top), and at most one per publication
+// and subscriber.
+func TestBenchServerMetricsCountsDrops(t *testing.T) {
+	r := startRun(t, "-send-queue-messages", "4", "-slow-consumer", "drop-newest", "-write-timeout", "30s")
+	stuckSubscriber(t, r.wsURL(), "bench")
+
+	out, err := runBenchT(t, nil, "fanout", "-url", r.wsURL(), "-subscribers", "2", "-rate", "200", "-size", "32768",
+		"-duration", "1s", "-drain", "2s", "-json")
+	var res loadgen.Result
+	if (err != nil && exitCode(err) != exitBenchErrors) || json.Unmarshal([]byte(out), &res) != nil || res.Server == nil ||
+		res.Errors != res.Lost+res.OffsetGaps {
+		t.Fatalf("fanout: %v\n%s", err, out)
+	}
+	n := res.Server.Nodes[0]
+	if n.SendQueueDropped == nil || *n.SendQueueDropped <= float64(res.Lost) || *n.SendQueueDropped > 3*float64(res.Published) ||
+		n.SlowConsumerCloses == nil || *n.SlowConsumerCloses != 0 {
+		t.Fatalf("drops %v (bench's subscribers lost %d of %d publications), slow-consumer closes %v: want more drops than that, at most 3 per publication, and no close",
+			n.SendQueueDropped, res.Lost, res.Published, n.SlowConsumerCloses)
+	}
+	t.Logf("server drops %.0f; bench's subscribers lost %d of %d publications", *n.SendQueueDropped, res.Lost, res.Published)
+}
+
+// With -slow-consumer close, the silent subscriber is closed (1013) once its queue overflows:
+// one slow-consumer close in bench's report, and no drop.
+func TestBenchServerMetricsCountsSlowConsumerCloses(t *testing.T) {
+	r := startRun(t, "-send-queue-messages", "16", "-slow-consumer", "close", "-write-timeout", "30s", "-close-timeout", "200ms")
+	stuckSubscriber(t, r.wsURL(), "bench")
+	out, err := runBenchT(t, nil, "fanout", "-url", r.wsURL(), "-subscribers", "2", "-rate", "400", "-size", "60000",
+		"-duration", "1s", "-drain", "2s", "-json")
+	var res loadgen.Result
+	if err != nil || json.Unmarshal([]byte(out), &res) != nil || res.Server == nil {
+		t.Fatalf("fanout: %v\n%s", err, out)
+	}
+	n := res.Server.Nodes[0]
+	if n.SlowConsumerCloses == nil || *n.SlowConsumerCloses != 1 || n.SendQueueDropped == nil || *n.SendQueueDropped != 0 {
+		t.Fatalf("slow-consumer closes %v, drops %v: want 1 and 0", count(n.SlowConsumerCloses), count(n.SendQueueDropped))
+	}
+}
+
+// stuckSubscriber subscribes a wsgate.v1 connection with a small receive buffer to channel, reads
+// the answer, and then reads nothing: its send queue on the server fills.
+func stuckSubscriber(t *testing.T, url, channel string) {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"wsgate.v1"}, NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			err = c.(*net.TCPConn).SetReadBuffer(4096) // little room on our side: the server's queue fills
+		}
+		return c, err
+	}}
+	ws, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"id":1,"op":"subscribe","channel":`+strconv.Quote(channel)+`}`)); err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, reply, err := ws.ReadMessage(); err != nil || !strings.Contains(string(reply), `"id":1`) {
+		t.Fatalf("subscribe: %v %s", err, reply)
+	}
+}
+
+func count(v *float64) string {
+	if v == nil {
+		return "absent"
+	}
+	return strconv.FormatFloat(*v, 'f', -1, 64)
 }
