@@ -38,7 +38,7 @@ var benchModes = []struct {
 }
 
 // commonBenchFlags are taken by every mode.
-var commonBenchFlags = []string{"url", "duration", "json", "html", "allow-remote", "source-ips", "dialers", "connect-timeout", "interval", "quiet"}
+var commonBenchFlags = []string{"url", "duration", "json", "html", "allow-remote", "source-ips", "dialers", "connect-timeout", "interval", "quiet", "metrics-url"}
 
 // benchOptions is the command line of "wsgate bench MODE".
 type benchOptions struct {
@@ -47,6 +47,8 @@ type benchOptions struct {
 	html      string
 	quiet     bool
 	holdStdin bool
+	// metricsURL: "" derives each target's /metrics, "off" reads none, else one URL per target.
+	metricsURL string
 }
 
 // newBenchFlagSet binds every flag of every mode to o; the mode's defaults are already in o.cfg.
@@ -65,6 +67,7 @@ func newBenchFlagSet(o *benchOptions, mode loadgen.Mode) *flag.FlagSet {
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", c.ConnectTimeout, "bound on each dial with its handshake, and on each setup request")
 	fs.DurationVar(&c.Interval, "interval", 0, "time between progress updates and time line samples; 0: duration/60 within [100ms, 1s]")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line (there is none anyway when stdout is not a terminal)")
+	fs.StringVar(&o.metricsURL, "metrics-url", "", "`URL` of the target's Prometheus metrics, read before, every second during and after the run to report the server's CPU, memory, goroutines and drops; with several -url nodes, one per node, comma-separated; off: none (default: each -url's http(s)://host:port/metrics)")
 
 	fs.IntVar(&c.Conns, "c", c.Conns, "connections (echo, idle) or workers (connect, where the default is 10), at most 50000")
 	fs.IntVar(&c.Size, "size", c.Size, "echo: message size in `bytes`; fanout: padding added to each publication's data")
@@ -162,7 +165,18 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}()
 		}
 	}
+	watch, err := watchServers(ctx, o.metricsURL, cfg)
+	if err != nil {
+		return usageError{fmt.Errorf("bench %s: %w", mode, err)}
+	}
 	res, err := runMode(ctx, cfg)
+	if watch != nil {
+		// The last scrape is made even after an interrupt: what the run cost is still of interest.
+		server := watch.Stop(context.WithoutCancel(ctx))
+		if res != nil {
+			res.Server = server
+		}
+	}
 	if progress != nil {
 		progress.clear()
 	}
@@ -186,6 +200,32 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return exitError{exitBenchErrors, fmt.Errorf("bench %s: %d errors; first: %s", mode, res.Errors, res.FirstError)}
 	}
 	return nil
+}
+
+// watchServers starts reading the metrics of the run's targets, unless -metrics-url is off. A
+// target without metrics is reported so in the result; only a bad -metrics-url is an error.
+func watchServers(ctx context.Context, metricsURL string, cfg loadgen.Config) (*loadgen.ServerWatch, error) {
+	if metricsURL == "off" {
+		return nil, nil
+	}
+	urls := cfg.Nodes
+	if len(urls) == 0 {
+		urls = []string{cfg.URL}
+	}
+	var given []string
+	if metricsURL != "" {
+		given = splitNodes(metricsURL)
+		for _, u := range given {
+			if err := loadgen.CheckMetricsURL(u, cfg.AllowRemote); err != nil {
+				return nil, err
+			}
+		}
+	}
+	targets, err := loadgen.MetricsTargets(urls, given)
+	if err != nil {
+		return nil, err
+	}
+	return loadgen.WatchServers(ctx, targets, 0, nil), nil
 }
 
 // splitNodes splits -url's list of nodes at its commas, dropping spaces and empty entries.
@@ -294,7 +334,9 @@ func printBenchUsage(w io.Writer) {
 Load a WebSocket server and measure it. Every run is bounded in connections, rate and
 time, and targets a loopback address unless -allow-remote is given. On a terminal a
 progress line shows connections, rate and p50/p99 so far; at the end a summary (or,
-with -json, one JSON object). Exit status 0: no errors; 3: the run completed with
+with -json, one JSON object). When the target serves Prometheus metrics (wsgate serve
+does, at /metrics), the summary adds the server's CPU, memory, goroutines and drops
+during the run (-metrics-url). Exit status 0: no errors; 3: the run completed with
 errors (summary printed); 2: bad usage; 1: the run could not be made.
 
 Modes:

@@ -16,6 +16,14 @@
 //     protocol), one more connection publishing Rate messages per second: delivery latency from the
 //     publisher's timestamp in the data, and loss, duplicates and reordering per subscriber.
 //
+// The server's side: WatchServers reads each target's Prometheus metrics (text format, parsed with
+// prometheus/common's expfmt) before a run, every second during it and after it, and reports per
+// node and in sum the CPU seconds spent, resident memory, heap in use, goroutines and connections
+// (before, peak, after) and the send-queue drops and slow-consumer closes. A target without
+// metrics is reported as not available, never an error. One goroutine per node that answered,
+// owned by the watch and ended by Stop; every response is bounded (MaxMetricsBytes) and every
+// scrape has a timeout.
+//
 // Every run is bounded: connections, rate and duration are capped by Config.Check, every read and
 // write has a deadline, and each mode returns within its duration plus a bounded drain. Targets
 // must be loopback addresses unless AllowRemote is set.

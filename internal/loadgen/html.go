@@ -72,6 +72,13 @@ func LatencyChart(title string, runs []Named) *Chart {
 
 func writeSection(b *strings.Builder, runs []Named) {
 	writeSummary(b, runs)
+	for _, r := range runs {
+		if r.Result.Server != nil {
+			var t strings.Builder
+			r.Result.Server.Print(&t)
+			fmt.Fprintf(b, "<p>The server's side (%s), from its metrics:</p>\n<pre>%s</pre>\n", esc(r.Name), esc(t.String()))
+		}
+	}
 	var rate, p99 []Line
 	unit := ""
 	for _, r := range runs {

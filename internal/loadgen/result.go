@@ -68,6 +68,10 @@ type Result struct {
 	// Nodes: per node of a cluster (Config.Nodes), the publisher's first; nil against one server.
 	Nodes []NodeResult `json:"nodes,omitempty"`
 
+	// Server: what the target spent during the run, from its Prometheus metrics (WatchServers);
+	// nil when not asked for.
+	Server *ServerReport `json:"server,omitempty"`
+
 	Spectrum []SpectrumPoint `json:"spectrum,omitempty"`
 	Series   []Sample        `json:"series,omitempty"`
 }
@@ -149,6 +153,7 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "; first: %s", r.FirstError)
 	}
 	fmt.Fprintln(w)
+	r.Server.Print(w)
 }
 
 func (r *Result) shape() string {

@@ -130,7 +130,9 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 		return m, err
 	}
 	urls := srv.urls()
-	args := []string{"bench", string(sc.kind), "-url", strings.Join(urls, ","), "-duration", c.duration.String(), "-json"}
+	// -metrics-url off: the harness reads the server's CPU and memory itself, from /proc, for every
+	// implementation alike; bench's scrape a second would cost the servers with /metrics only.
+	args := []string{"bench", string(sc.kind), "-url", strings.Join(urls, ","), "-duration", c.duration.String(), "-json", "-metrics-url", "off"}
 	if len(urls) > 1 {
 		args = append(args, "-publish-node", "1") // alone on its node: every delivery crosses nodes
 	}
@@ -188,7 +190,7 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := clientCmd(lctx, c, "bench", "idle", "-url", srv.wsURL(), "-c", strconv.Itoa(sc.conns), "-duration", "90s",
-		"-source-ips", "4", "-hold-stdin", "-json")
+		"-source-ips", "4", "-hold-stdin", "-json", "-metrics-url", "off")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
