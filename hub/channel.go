@@ -87,6 +87,7 @@ func (h *Hub) fanOut(ch *channel, p broker.Publication) (queued int) {
 				sub.pendingLen += len(p.Data)
 			} else {
 				sub.gap = p.Offset // the client is told, and recovers it from history
+				drops++
 			}
 			continue
 		}
@@ -340,7 +341,7 @@ func (h *Hub) goLiveLocked(ch *channel, cl *client, sub *subscription) {
 	// The live publications held back follow, as far as the queue takes them without its policy
 	// applying; the rest is a gap the client fills from history.
 	_, free := cl.conn.SendQueueFree()
-	for _, p := range sub.pending {
+	for i, p := range sub.pending {
 		if !sub.accept(p) {
 			continue
 		}
@@ -348,7 +349,14 @@ func (h *Hub) goLiveLocked(ch *channel, cl *client, sub *subscription) {
 		dropped := cl.conn.Dropped()
 		if free -= len(push); free < 0 || cl.conn.Send(wsgate.Text, push) != nil {
 			sub.gap = max(sub.gap, sub.pending[len(sub.pending)-1].Offset)
-			h.metrics.deliveryDrops.Add(1)
+			// This one and every later one the subscriber had not had are left to history.
+			n := uint64(1)
+			for _, q := range sub.pending[i+1:] {
+				if q.Epoch != sub.epoch || q.Offset > p.Offset {
+					n++
+				}
+			}
+			h.metrics.deliveryDrops.Add(n)
 			break
 		}
 		h.metrics.deliveries.Add(1)
