@@ -59,7 +59,7 @@ func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
 	defer m.Close()
 	c.received.Add(1)
-	countMessage(&c.srv.metrics.msgsIn, MessageType(m.Opcode))
+	countMessage(&c.srv.metrics.hotOf(c.id).msgsIn, MessageType(m.Opcode))
 	if c.closing.Load() {
 		return // closing: the handler has seen its last message
 	}

@@ -144,7 +144,7 @@ func (w *wire) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		w.c.inbound.observe(w.c, p[:n])
-		w.c.srv.metrics.bytesIn.Add(uint64(n))
+		w.c.srv.metrics.hotOf(w.c.id).bytesIn.Add(uint64(n))
 	}
 	if err != nil {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
@@ -321,7 +321,7 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 func (w *wire) put(p []byte, block bool) (int, error) {
 	k, err := w.putBytes(p, block)
 	if k > 0 {
-		w.c.srv.metrics.bytesOut.Add(uint64(k))
+		w.c.srv.metrics.hotOf(w.c.id).bytesOut.Add(uint64(k))
 	}
 	if err != nil {
 		w.sealed.Store(true)
@@ -426,7 +426,7 @@ func (w *wire) countStash(k int) {
 		w.c.sent.Add(n[0] + n[1])
 		for i := range n {
 			if n[i] > 0 {
-				w.c.srv.metrics.msgsOut[i].Add(n[i])
+				w.c.srv.metrics.hotOf(w.c.id).msgsOut[i].Add(n[i])
 			}
 		}
 	}
@@ -435,7 +435,7 @@ func (w *wire) countStash(k int) {
 // countSent counts a data message whose frame began with byte b0, once the socket took it all.
 func (w *wire) countSent(b0 byte) {
 	w.c.sent.Add(1)
-	countMessage(&w.c.srv.metrics.msgsOut, MessageType(b0&0x0f))
+	countMessage(&w.c.srv.metrics.hotOf(w.c.id).msgsOut, MessageType(b0&0x0f))
 }
 
 // stashedFrameLen is the length of the whole server frame (unmasked) that f begins with.
