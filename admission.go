@@ -163,6 +163,17 @@ func ClientAddr(r *http.Request) netip.Addr {
 	return remoteAddr(r)
 }
 
+// ClientAddr is the address of the client behind r, any request on the Server's listener, as
+// the Server finds it for MaxConnectionsPerIP and Config.Admit: the peer's, or behind a
+// TrustedProxies proxy the client's it names in X-Forwarded-For. The zero Addr when there is
+// none. For limits an application keeps on its other routes (a login form's, say).
+func (s *Server) ClientAddr(r *http.Request) netip.Addr { return s.cfg.clientAddr(r) }
+
+// Scheme is the scheme of the client's request, as the Server finds it for its origin checks:
+// "https" over TLS, or from a TrustedProxies proxy whose X-Forwarded-Proto says https, and
+// "http" otherwise. For what an application sets on its other routes (a cookie's Secure, say).
+func (s *Server) Scheme(r *http.Request) string { return s.cfg.requestScheme(r) }
+
 // clientAddr is the client's address: the peer's, or from a trusted proxy the last
 // X-Forwarded-For entry that is not itself a trusted proxy (entries left of it are the client's
 // own say). The zero Addr if there is none.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -17,12 +18,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wsgate/wsgate"
 )
 
 // The admin page at /admin (admin.secret, WSGATE_ADMIN_SECRET): off, 404, without a secret.
 //
 // An admin logs in by posting the secret; the answer sets a session cookie (HttpOnly,
-// SameSite=Strict, Secure under TLS, Path=/admin) signed with a key drawn at start, so that a
+// SameSite=Strict, Secure when the client's request is https, Path=/admin) signed with a key drawn at start, so that a
 // restart logs everyone out, and gives a CSRF token. Every view calls the backend API
 // (gateway/api) through /admin/api/…: that route checks the session, on POST the
 // X-Wsgate-CSRF header too, strips whatever credentials the request carries and hands it to
@@ -31,8 +34,10 @@ import (
 // validation, bounds and in-flight cap, whether or not the API is served on a listener too.
 //
 // Bounds: a login costs one SHA-256; attempts are limited per client address (loginBurst at
-// once, then one every loginEvery), over at most loginAddrs addresses; at most maxSessions
-// sessions are kept (the oldest gives way). The secret is never logged or answered.
+// once, then one every loginEvery), over at most loginAddrs addresses, the least recently seen
+// giving way to a new one; at most maxSessions sessions are kept (the oldest gives way). The
+// client's address and scheme are the WebSocket server's findings (-trusted-proxies believed).
+// The secret is never logged or answered.
 
 const (
 	adminCookie   = "wsgate_admin"
@@ -54,21 +59,27 @@ type admin struct {
 	secret  [sha256.Size]byte // the secret's SHA-256, compared in constant time
 	key     []byte            // signs the session cookies and derives the CSRF tokens
 	ttl     time.Duration
-	secure  bool         // the listener serves TLS: cookies are Secure
 	api     http.Handler // the backend API's handler
 	apiBase string       // its BasePath
 	apiKey  string       // the key it accepts from the admin page
 	files   http.Handler // web/admin
 	log     *slog.Logger
 	now     func() time.Time
+	// clientAddr and scheme are the client's address and the scheme it asked with, as the
+	// WebSocket server finds them (wsgate.Server's, believing -trusted-proxies); by default the
+	// peer's address and the listener's TLS.
+	clientAddr func(*http.Request) netip.Addr
+	scheme     func(*http.Request) string
 
 	mu       sync.Mutex
 	sessions map[string]time.Time // session id → expiry
-	attempts map[netip.Prefix]*bucket
+	attempts map[netip.Prefix]*list.Element
+	lru      list.List // of *bucket, the most recently used first
 }
 
 // bucket is one address's login attempts: tokens left at last.
 type bucket struct {
+	addr   netip.Prefix
 	tokens float64
 	last   time.Time
 }
@@ -89,8 +100,20 @@ func newAdmin(secret string, ttl time.Duration, apiHandler http.Handler, apiBase
 	_, _ = rand.Read(key)
 	return &admin{secret: sha256.Sum256([]byte(secret)), key: key, ttl: ttl, api: apiHandler, apiBase: apiBase,
 		apiKey: apiKey, files: http.StripPrefix(adminBasePath, http.FileServerFS(files)), log: log, now: time.Now,
-		sessions: map[string]time.Time{}, attempts: map[netip.Prefix]*bucket{}}
+		clientAddr: wsgate.ClientAddr, scheme: listenerScheme,
+		sessions: map[string]time.Time{}, attempts: map[netip.Prefix]*list.Element{}}
 }
+
+// listenerScheme is the request's scheme, proxies not believed: https over TLS.
+func listenerScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// secure tells whether the client asked over https: its cookies are then Secure.
+func (a *admin) secure(r *http.Request) bool { return a.scheme(r) == "https" }
 
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
@@ -150,38 +173,36 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := sha256.Sum256([]byte(r.PostForm.Get("secret")))
 	if subtle.ConstantTimeCompare(sum[:], a.secret[:]) != 1 {
-		a.log.Warn("admin: login refused", "addr", r.RemoteAddr) // never the secret tried
+		a.log.Warn("admin: login refused", "addr", a.clientAddr(r)) // never the secret tried
 		adminError(w, http.StatusUnauthorized, "wrong secret")
 		return
 	}
 	id, expiry := a.newSession()
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: a.sign(id, expiry), Path: adminBasePath + "/",
-		Expires: expiry, MaxAge: int(a.ttl / time.Second), HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
-	a.log.Info("admin: logged in", "addr", r.RemoteAddr)
+		Expires: expiry, MaxAge: int(a.ttl / time.Second), HttpOnly: true, Secure: a.secure(r), SameSite: http.SameSiteStrictMode})
+	a.log.Info("admin: logged in", "addr", a.clientAddr(r))
 	writeAdminJSON(w, http.StatusOK, map[string]any{"csrf": a.csrf(id), "expires": expiry.Unix()})
 }
 
-// allowLogin takes one attempt from the address's bucket; it returns how long to wait when
-// there is none left.
+// allowLogin takes one attempt from the client address's bucket; it returns how long to wait
+// when there is none left. With loginAddrs addresses tracked, a new one takes the place of the
+// least recently seen: whoever holds many addresses can spend only their own attempts, never
+// lock out an address they do not hold.
 func (a *admin) allowLogin(r *http.Request) time.Duration {
-	addr := clientPrefix(r.RemoteAddr)
+	addr := clientPrefix(a.clientAddr(r))
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	b := a.attempts[addr]
-	if b == nil {
-		if len(a.attempts) >= loginAddrs {
-			for k, v := range a.attempts { // forget the addresses whose buckets are full again
-				if v.tokens+now.Sub(v.last).Seconds()/loginEvery.Seconds() >= loginBurst {
-					delete(a.attempts, k)
-				}
-			}
-			if len(a.attempts) >= loginAddrs {
-				return loginEvery
-			}
+	var b *bucket
+	if e := a.attempts[addr]; e != nil {
+		a.lru.MoveToFront(e)
+		b = e.Value.(*bucket)
+	} else {
+		if a.lru.Len() >= loginAddrs {
+			delete(a.attempts, a.lru.Remove(a.lru.Back()).(*bucket).addr)
 		}
-		b = &bucket{tokens: loginBurst, last: now}
-		a.attempts[addr] = b
+		b = &bucket{addr: addr, tokens: loginBurst, last: now}
+		a.attempts[addr] = a.lru.PushFront(b)
 	}
 	b.tokens = min(loginBurst, b.tokens+now.Sub(b.last).Seconds()/loginEvery.Seconds())
 	b.last = now
@@ -194,12 +215,8 @@ func (a *admin) allowLogin(r *http.Request) time.Duration {
 
 // clientPrefix is the address a login attempt is counted under, as clientKey counts sockets:
 // IPv4, or an IPv6 /64.
-func clientPrefix(remote string) netip.Prefix {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return clientKey(net.TCPAddrFromAddrPort(ap))
+func clientPrefix(a netip.Addr) netip.Prefix {
+	return clientKey(net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
 }
 
 func (a *admin) newSession() (string, time.Time) {
@@ -317,7 +334,7 @@ func (a *admin) logout(w http.ResponseWriter, r *http.Request) {
 	delete(a.sessions, id)
 	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: "", Path: adminBasePath + "/", MaxAge: -1,
-		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: a.secure(r), SameSite: http.SameSiteStrictMode})
 	writeAdminJSON(w, http.StatusOK, map[string]any{})
 }
 

@@ -71,9 +71,6 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 	}
 	if tlsConfig != nil {
 		ln, g.tls = tls.NewListener(ln, tlsConfig), true
-		if g.admin != nil {
-			g.admin.secure = true
-		}
 	}
 	return g.serve(ctx, ln)
 }
@@ -250,6 +247,8 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		return nil, errors.Join(err, gw.Close(context.Background()))
 	}
 	if adm != nil {
+		// Client address and scheme as /ws finds them, -trusted-proxies believed.
+		adm.clientAddr, adm.scheme = ws.ClientAddr, ws.Scheme
 		// The admin page calls the same API handler as the backend, with a key of its own.
 		if adm.api, err = newAPI(gw, gwCfg, &hubOpts, log, adminKey); err != nil {
 			_ = h.Close(context.Background())
