@@ -87,8 +87,8 @@ type apiHandler struct {
 	opts     Options
 	keys     keyring
 	maxBody  int64
-	inflight chan struct{} // a token per request served
-	byPath   map[string]int // the index of a path's route, in routes and in Endpoints
+	inflight chan struct{}                             // a token per request served
+	byPath   map[string]int                            // the index of a path's route, in routes and in Endpoints
 	counts   [][len(MetricsStatuses) + 1]atomic.Uint64 // by endpoint (MetricsEndpoints), then status; metrics.go
 }
 
