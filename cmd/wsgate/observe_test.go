@@ -250,3 +250,19 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	ns.restart(t)
 	await(200, "NATS back")
 }
+
+// wsgate_api_requests_total is the backend API's requests, served only when the API is on: with
+// the admin page on and the API off it must not be served, nor count the admin page's polls.
+func TestMetricsAPICountersNotServedWithAPIOff(t *testing.T) {
+	r := startRun(t, "-admin-secret-file", writeFile(t, "admin", adminSecret))
+	a := newAdminClient(t, "http://"+r.addr, nil)
+	if resp, body := a.login(adminSecret); resp.StatusCode != 200 {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := a.do(http.MethodPost, "/admin/api/info", "{}", a.withCSRF()); resp.StatusCode != 200 {
+		t.Fatalf("info: %d %s", resp.StatusCode, body)
+	}
+	if m := scrape(t, "http://"+r.addr+"/metrics"); m["wsgate_api_requests_total"] != nil {
+		t.Fatalf("the API is off, yet /metrics serves wsgate_api_requests_total: %v", m["wsgate_api_requests_total"])
+	}
+}
