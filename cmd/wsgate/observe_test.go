@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,6 +253,46 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	}
 	ns.restart(t)
 	await(200, "NATS back")
+}
+
+// countingHealth is a broker.Health that counts its calls and takes a while, like a JetStream
+// STREAM.INFO round trip.
+type countingHealth struct{ n atomic.Int64 }
+
+func (h *countingHealth) Ready(ctx context.Context) error {
+	h.n.Add(1)
+	select {
+	case <-time.After(20 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// /readyz is public and unauthenticated: concurrent requests (and wsgate_ready's scrapes) must
+// share one broker round trip (with NATS, a JetStream STREAM.INFO), not make one each.
+func TestReadyzSharesBrokerCalls(t *testing.T) {
+	h := &countingHealth{}
+	g := &node{health: h}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			g.readyz(w, httptest.NewRequest("GET", "/readyz", nil))
+			if w.Code != http.StatusOK {
+				t.Errorf("/readyz: %d %s", w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := h.n.Load(); n > 1 {
+		t.Fatalf("100 anonymous /readyz requests made %d broker readiness round trips, want them shared (cached or single-flight)", n)
+	}
+	if g.ready(context.Background()) != nil { // what wsgate_ready reads
+		t.Fatal("wsgate_ready: not ready")
+	}
+	if n := h.n.Load(); n > 1 {
+		t.Fatalf("wsgate_ready after /readyz made its own broker round trip (%d in all), want the cached answer", n)
+	}
 }
 
 // wsgate_api_requests_total is the backend API's requests, served only when the API is on: with

@@ -143,6 +143,7 @@ type node struct {
 	metrics         *http.Server  // /metrics, /readyz and pprof on -metrics-listen; nil otherwise
 	stopping        atomic.Bool   // shutdown has begun: /readyz answers 503
 	health          broker.Health // the broker's readiness; nil: always ready
+	readyCache      readyCache    // health's answer, shared by /readyz and wsgate_ready
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
