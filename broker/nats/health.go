@@ -14,7 +14,8 @@ var _ broker.Health = (*Broker)(nil)
 
 // Ready implements broker.Health: the connection to NATS is up, and JetStream answers for the
 // stream (which also says that the stream has a leader). It makes one request, bounded by ctx
-// and Options.Timeout.
+// and Options.Timeout. It is not cached here: a caller on a public path (wsgate's /readyz and
+// wsgate_ready) reuses one answer for about a second, and shares the call under way.
 func (b *Broker) Ready(ctx context.Context) error {
 	b.mu.Lock()
 	closed := b.closed

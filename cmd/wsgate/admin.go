@@ -348,7 +348,7 @@ func (a *admin) proxy(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = a.apiBase + strings.TrimPrefix(r.URL.Path, adminBasePath+"/api")
 	r2.URL.RawPath = ""
 	r2.RequestURI = ""
-	for _, k := range []string{"Authorization", "X-Api-Key", "Cookie", csrfHeader} {
+	for _, k := range []string{"Authorization", "X-Api-Key", "Cookie", csrfHeader, "Traceparent", "Tracestate"} {
 		r2.Header.Del(k)
 	}
 	r2.Header.Set("X-Api-Key", a.apiKey)

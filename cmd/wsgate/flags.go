@@ -154,7 +154,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&cl.replicas, parseCount, strconv.Itoa), "replicas", "copies of the history that NATS JetStream keeps, on as many nodes; a majority must be up to publish. 0 means 1 with -nats, and with -cluster-listen 3, or 1 plus the peers if fewer")
 	fs.Var(newValue(&o.hub.PresenceTTL, parseTimeout, time.Duration.String), "presence-ttl", "with NATS: how soon the clients of a node that died leave the presence lists of the others")
 	fs.BoolVar(&o.metrics, "metrics", o.metrics, "serve Prometheus metrics at /metrics (docs/METRICS.md): on -addr, or on -metrics-listen")
-	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "`host:port` of a listener of its own for /metrics, /readyz and pprof (/debug/pprof/), which are then not on -addr. Empty: /metrics on -addr, and no pprof anywhere")
+	fs.StringVar(&o.metricsListen, "metrics-listen", o.metricsListen, "`host:port` of a listener of its own for /metrics, pprof (/debug/pprof/) and /readyz: /metrics is then not on -addr, /readyz stays on -addr too (load balancers probe it there), and pprof is only ever here. Empty: /metrics on -addr, public (set this to a private address in production), and no pprof anywhere")
 	addGatewayFlags(fs, o)
 	addOtelFlags(fs, o)
 	return fs

@@ -7,13 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/internal/metrics"
 )
 
-// readyTimeout bounds the broker's readiness check of one /readyz request.
+// readyTimeout bounds one broker readiness check (shared by the /readyz requests and scrapes
+// that wait for it).
 const readyTimeout = 2 * time.Second
 
 // readyz answers 200 while the node serves, and 503 once shutdown has begun or while the broker
@@ -37,13 +40,60 @@ func (g *node) ready(ctx context.Context) error {
 		return errors.New("shutting down")
 	}
 	if g.health != nil {
-		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-		defer cancel()
-		if err := g.health.Ready(ctx); err != nil {
+		if err := g.readyCache.check(ctx, g.health); err != nil {
 			return fmt.Errorf("broker not ready: %w", err)
 		}
 	}
 	return nil
+}
+
+// readyTTL is how long a broker readiness answer is reused. /readyz is public on -addr and
+// every /metrics scrape reads wsgate_ready: without it, each anonymous request would be a broker
+// round trip (with NATS, a JetStream STREAM.INFO to the stream's leader).
+const readyTTL = time.Second
+
+// readyCache shares the broker's readiness among /readyz and wsgate_ready: an answer is reused
+// for readyTTL, and while a check is under way, callers wait for it (single flight) rather than
+// start their own. Its zero value is ready to use.
+type readyCache struct {
+	mu      sync.Mutex
+	at      time.Time     // when err was learnt; zero: never
+	err     error         // the last answer
+	pending chan struct{} // closed when the check under way ends; nil: none under way
+}
+
+// check is h.Ready's answer, at most readyTTL old. The broker call is bounded by readyTimeout,
+// not by ctx: a caller that gives up does not fail the others waiting for the same answer.
+func (c *readyCache) check(ctx context.Context, h broker.Health) error {
+	c.mu.Lock()
+	if !c.at.IsZero() && time.Since(c.at) < readyTTL {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	wait := c.pending
+	if wait == nil {
+		wait = make(chan struct{})
+		c.pending = wait
+		go func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+			err := h.Ready(cctx)
+			cancel()
+			c.mu.Lock()
+			c.at, c.err, c.pending = time.Now(), err, nil
+			c.mu.Unlock()
+			close(wait)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-wait:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // metricsHandler serves the node's counters in Prometheus' format; ah is the backend API's

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,4 +253,60 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	}
 	ns.restart(t)
 	await(200, "NATS back")
+}
+
+// countingHealth is a broker.Health that counts its calls and takes a while, like a JetStream
+// STREAM.INFO round trip.
+type countingHealth struct{ n atomic.Int64 }
+
+func (h *countingHealth) Ready(ctx context.Context) error {
+	h.n.Add(1)
+	select {
+	case <-time.After(20 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// /readyz is public and unauthenticated: concurrent requests (and wsgate_ready's scrapes) must
+// share one broker round trip (with NATS, a JetStream STREAM.INFO), not make one each.
+func TestReadyzSharesBrokerCalls(t *testing.T) {
+	h := &countingHealth{}
+	g := &node{health: h}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			g.readyz(w, httptest.NewRequest("GET", "/readyz", nil))
+			if w.Code != http.StatusOK {
+				t.Errorf("/readyz: %d %s", w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := h.n.Load(); n > 1 {
+		t.Fatalf("100 anonymous /readyz requests made %d broker readiness round trips, want them shared (cached or single-flight)", n)
+	}
+	if g.ready(context.Background()) != nil { // what wsgate_ready reads
+		t.Fatal("wsgate_ready: not ready")
+	}
+	if n := h.n.Load(); n > 1 {
+		t.Fatalf("wsgate_ready after /readyz made its own broker round trip (%d in all), want the cached answer", n)
+	}
+}
+
+// wsgate_api_requests_total is the backend API's requests, served only when the API is on: with
+// the admin page on and the API off it must not be served, nor count the admin page's polls.
+func TestMetricsAPICountersNotServedWithAPIOff(t *testing.T) {
+	r := startRun(t, "-admin-secret-file", writeFile(t, "admin", adminSecret))
+	a := newAdminClient(t, "http://"+r.addr, nil)
+	if resp, body := a.login(adminSecret); resp.StatusCode != 200 {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := a.do(http.MethodPost, "/admin/api/info", "{}", a.withCSRF()); resp.StatusCode != 200 {
+		t.Fatalf("info: %d %s", resp.StatusCode, body)
+	}
+	if m := scrape(t, "http://"+r.addr+"/metrics"); m["wsgate_api_requests_total"] != nil {
+		t.Fatalf("the API is off, yet /metrics serves wsgate_api_requests_total: %v", m["wsgate_api_requests_total"])
+	}
 }

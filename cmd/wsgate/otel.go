@@ -38,7 +38,7 @@ const otelFlushTimeout = 2 * time.Second
 func addOtelFlags(fs *flag.FlagSet, o *options) {
 	t := &o.otel
 	fs.Var(newValue(&t.endpoint, parseOtelEndpoint, identity), "otel-endpoint", "OpenTelemetry: OTLP/HTTP `URL` to send traces to (http://collector:4318; /v1/traces is added when the URL has no path); the OTEL_EXPORTER_OTLP_* variables set the rest (headers, certificate, compression). Empty: no tracing, at no cost")
-	fs.Var(newValue(&t.sampleRatio, parseRatio, formatRate), "otel-sample-ratio", "OpenTelemetry: share of traces started here that are sampled, 0 to 1 (a client's publish, an API request without a traceparent, an event POST); a span whose parent was sampled is sampled")
+	fs.Var(newValue(&t.sampleRatio, parseRatio, formatRate), "otel-sample-ratio", "OpenTelemetry: share of traces started here that are sampled, 0 to 1 (a client's publish, an API request without a traceparent, an event POST); a span whose parent in this process was sampled is sampled; a remote parent's sampled flag is ignored")
 	fs.BoolVar(&t.channelNames, "otel-channel-names", t.channelNames, "OpenTelemetry: record channel names in spans (they may name users: off by default)")
 }
 

@@ -77,15 +77,18 @@ func runServe(ctx context.Context, args []string, env func(string) string, stdou
 
 // newAPI is the backend HTTP API over the gateway's Node, with the configured keys and extra
 // ones (the admin page's).
-func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger, extra ...string) (http.Handler, error) {
-	var keys []string
-	if cfg.API.Enabled() {
-		var err error
-		if keys, err = cfg.API.LoadKeys(); err != nil {
-			return nil, err
-		}
+func newAPI(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger) (http.Handler, error) {
+	keys, err := cfg.API.LoadKeys()
+	if err != nil {
+		return nil, err
 	}
-	return api.New(gw.Node(), api.Options{Keys: append(keys, extra...), BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
+	return newAPIWithKeys(gw, cfg, hubOpts, log, keys)
+}
+
+// newAPIWithKeys is an API handler that takes keys only: the admin page's own instance gets
+// the admin page's key and none of the backend's.
+func newAPIWithKeys(gw *gateway.Gateway, cfg *gateway.Config, hubOpts *hub.Options, log *slog.Logger, keys []string) (http.Handler, error) {
+	return api.New(gw.Node(), api.Options{Keys: keys, BasePath: cmp.Or(cfg.API.Path, api.DefaultBasePath),
 		MaxDataSize: cmp.Or(hubOpts.MaxDataSize, hub.DefaultMaxDataSize), Logger: log})
 }
 
@@ -137,6 +140,7 @@ type node struct {
 	metrics         *http.Server  // /metrics, /readyz and pprof on -metrics-listen; nil otherwise
 	stopping        atomic.Bool   // shutdown has begun: /readyz answers 503
 	health          broker.Health // the broker's readiness; nil: always ready
+	readyCache      readyCache    // health's answer, shared by /readyz and wsgate_ready
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
@@ -249,12 +253,13 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	if adm != nil {
 		// Client address and scheme as /ws finds them, -trusted-proxies believed.
 		adm.clientAddr, adm.scheme = ws.ClientAddr, ws.Scheme
-		// The admin page calls the same API handler as the backend, with a key of its own.
-		if adm.api, err = newAPI(gw, gwCfg, &hubOpts, log, adminKey); err != nil {
+		// The admin page has an API handler of its own, which takes only the admin page's key:
+		// its polls are not counted in wsgate_api_requests_total (the backend's requests), which
+		// is not served at all with the API off, and its key opens nothing on the API's path.
+		if adm.api, err = newAPIWithKeys(gw, gwCfg, &hubOpts, log, []string{adminKey}); err != nil {
 			_ = h.Close(context.Background())
 			return nil, errors.Join(err, gw.Close(context.Background()))
 		}
-		apiRaw = adm.api
 		adm.api = traceAPI(tel, adm.api, gwCfg)
 	}
 	adminPage := http.Handler(adm)
@@ -265,16 +270,13 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 		mux.Handle(p, adminPage)
 	}
 	if gwCfg.API.Enabled() {
-		ah := http.Handler(nil)
-		if adm != nil {
-			ah = adm.api // traced already
-		} else if ah, err = newAPI(gw, gwCfg, &hubOpts, log); err != nil {
+		ah, err := newAPI(gw, gwCfg, &hubOpts, log)
+		if err != nil {
 			_ = h.Close(context.Background())
 			return nil, errors.Join(err, gw.Close(context.Background()))
-		} else {
-			apiRaw = ah
-			ah = traceAPI(tel, ah, gwCfg)
 		}
+		apiRaw = ah
+		ah = traceAPI(tel, ah, gwCfg)
 		if gwCfg.API.Path != "" {
 			// GET too, so that a GET is answered by the API (405 with Allow: POST), not the pages.
 			mux.Handle("POST "+gwCfg.API.Path+"/", ah)

@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,8 +26,14 @@ type Sources struct {
 	Hub     func() hub.Metrics
 	Gateway func() gateway.Metrics
 	API     func() (api.Metrics, bool) // false: no API on this node
-	Ready   func() bool                // what /readyz answers: true for 200
+	Ready   func() bool                // what /readyz answers: true for 200 (the binary's is cached ~1 s, shared with /readyz)
 }
+
+// MaxScrapesInFlight and ScrapeTimeout bound NewHandler's scrapes.
+const (
+	MaxScrapesInFlight = 4
+	ScrapeTimeout      = 10 * time.Second
+)
 
 // NewHandler returns the /metrics handler of a registry holding src's Collector and the
 // standard Go runtime and process collectors.
@@ -34,7 +41,10 @@ func NewHandler(src Sources) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		NewCollector(src))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	// /metrics may be public (on -addr): a bounded number of scrapes gather at once (one more is
+	// answered 503 at once), and one that takes too long is answered 503 rather than held.
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError,
+		MaxRequestsInFlight: MaxScrapesInFlight, Timeout: ScrapeTimeout})
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {

@@ -94,7 +94,13 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 	// OpenTelemetry reports export failures to one handler per process; the last Tracing made
 	// gets them (a process runs one).
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry: spans not exported", "err", err) }))
-	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SampleRatio))
+	// A remote parent's sampled flag is not trusted: the API's traceparent is read before its key
+	// is checked, so an anonymous caller sending flags 01 would have every refused request
+	// exported, whatever the ratio. A remote parent still gives its trace id, so a caller's trace
+	// continues; whether it is recorded is the ratio's choice (of that trace id, so consistent
+	// across services that use the same ratio). A local parent's decision is kept.
+	ratio := sdktrace.TraceIDRatioBased(o.SampleRatio)
+	sampler := sdktrace.ParentBased(ratio, sdktrace.WithRemoteParentSampled(ratio), sdktrace.WithRemoteParentNotSampled(ratio))
 	var export sdktrace.TracerProviderOption
 	if o.Exporter != nil {
 		export = sdktrace.WithSyncer(o.Exporter)

@@ -179,3 +179,25 @@ func TestUnsampledPublicationCarriesNothing(t *testing.T) {
 		t.Errorf("%d spans exported at ratio ~0: %v", len(got), got[0].Name)
 	}
 }
+
+// An anonymous caller of the API's public path must not choose what is sampled: the Handler
+// extracts its traceparent (flags 01) before the API checks the key, so with a ratio of 0 a
+// trusted sampled flag would make every refused request an exported span.
+func TestHandlerUnauthenticatedTraceparentDoesNotForceSampling(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := telemetry.New(context.Background(), telemetry.Options{Exporter: exp, SampleRatio: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	refuse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no key", http.StatusUnauthorized) })
+	h := tr.Handler(refuse, "/api", []string{"/publish"})
+	for range 100 {
+		r := httptest.NewRequest("POST", "/api/publish", nil)
+		r.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Fatalf("sample ratio 0: %d spans exported for 100 refused, unauthenticated requests (the caller's traceparent decided)", n)
+	}
+}
