@@ -27,8 +27,12 @@ type addrCounts struct {
 	m  map[netip.Prefix]*addrSlot
 }
 
-// addrKey is the address a client is counted by.
-func addrKey(a netip.Addr) netip.Prefix {
+// ClientPrefix is what a client is counted by, in MaxConnectionsPerIP and in any per-address
+// limit an application keeps beside it (a gateway's handshake rate, a login form's): an IPv4
+// address (an IPv4-mapped IPv6 one counts as that IPv4), or an IPv6 /64, the block one subscriber
+// is usually given. The zero Prefix for the zero Addr.
+func ClientPrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
 	bits := 64
 	if a.Is4() {
 		bits = 32
@@ -48,7 +52,7 @@ func (s *Server) reserveAddr(r *http.Request) (*addrSlot, bool) {
 	if !a.IsValid() {
 		return nil, true
 	}
-	key := addrKey(a)
+	key := ClientPrefix(a)
 	ac := &s.addrs
 	ac.mu.Lock()
 	defer ac.mu.Unlock()

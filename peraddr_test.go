@@ -3,6 +3,7 @@ package wsgate_test
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 
 	"github.com/wsgate/wsgate"
@@ -72,5 +73,22 @@ func TestMaxConnectionsPerIPBehindAProxy(t *testing.T) {
 	rc.mustUpgrade(resp)
 	if _, resp := handshakeFrom(t, untrusted, "127.0.0.1", xff("192.0.2.2")); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("a second connection from one peer claiming another X-Forwarded-For: %s, want 429", resp.Status)
+	}
+}
+
+// ClientPrefix is the one rule every per-address limit counts by (the Server's, the gateway's,
+// the binary's sockets and admin logins): an IPv4-mapped address counts as its IPv4.
+func TestClientPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.9":          "203.0.113.9/32",
+		"::ffff:203.0.113.9":   "203.0.113.9/32",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+	} {
+		if got := wsgate.ClientPrefix(netip.MustParseAddr(in)).String(); got != want {
+			t.Errorf("ClientPrefix(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if p := wsgate.ClientPrefix(netip.Addr{}); p.IsValid() {
+		t.Errorf("ClientPrefix of no address = %s, want the zero Prefix", p)
 	}
 }

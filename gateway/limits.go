@@ -47,24 +47,13 @@ func newHandshakes(l *Limits) *handshakes {
 	return h
 }
 
-// addrKey is the address a client is counted by: an IPv4 address, an IPv6 /64 (what one
-// subscriber usually gets), as wsgate's MaxConnectionsPerIP counts.
-func addrKey(a netip.Addr) netip.Prefix {
-	bits := 64
-	if a.Is4() {
-		bits = 32
-	}
-	p, _ := a.Prefix(bits)
-	return p
-}
-
 // allow takes a token for a's bucket; when there is none it returns how long until there is.
 // A request without an address (a Unix socket) is not limited.
 func (h *handshakes) allow(a netip.Addr, now time.Time) (ok bool, retry time.Duration) {
 	if h == nil || !a.IsValid() {
 		return true, 0
 	}
-	key := addrKey(a)
+	key := wsgate.ClientPrefix(a)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var b *bucket

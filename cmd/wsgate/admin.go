@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -189,7 +188,7 @@ func (a *admin) login(w http.ResponseWriter, r *http.Request) {
 // least recently seen: whoever holds many addresses can spend only their own attempts, never
 // lock out an address they do not hold.
 func (a *admin) allowLogin(r *http.Request) time.Duration {
-	addr := clientPrefix(a.clientAddr(r))
+	addr := wsgate.ClientPrefix(a.clientAddr(r)) // as sockets and /ws count clients
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -211,12 +210,6 @@ func (a *admin) allowLogin(r *http.Request) time.Duration {
 	}
 	b.tokens--
 	return 0
-}
-
-// clientPrefix is the address a login attempt is counted under, as clientKey counts sockets:
-// IPv4, or an IPv6 /64.
-func clientPrefix(a netip.Addr) netip.Prefix {
-	return clientKey(net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0)))
 }
 
 func (a *admin) newSession() (string, time.Time) {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate"
 )
 
 // httpConns bounds the sockets of the HTTP side: every connection accepted and not yet upgraded
@@ -159,11 +161,5 @@ func clientKey(a net.Addr) netip.Prefix {
 	if !ok {
 		return netip.Prefix{}
 	}
-	ip = ip.Unmap()
-	bits := 64
-	if ip.Is4() {
-		bits = 32
-	}
-	p, _ := ip.Prefix(bits)
-	return p
+	return wsgate.ClientPrefix(ip)
 }
