@@ -78,6 +78,7 @@ const (
 	DefaultHandshakeTimeout  = 5 * time.Second
 	DefaultCloseTimeout      = 5 * time.Second
 	DefaultMessageTimeout    = 30 * time.Second
+	DefaultParkAfter         = time.Second
 )
 
 // Config configures a Server. The zero value is a valid, secure configuration: every zero field takes
@@ -148,6 +149,18 @@ type Config struct {
 	// Compression enables permessage-deflate (RFC 7692) without context takeover, for messages of
 	// 512 bytes and more. Default off: it costs CPU and memory per connection.
 	Compression bool
+	// ParkAfter is how long a connection may complete no frame before it is parked: its reader
+	// goroutine and read buffer are given back, and the connection waits on the operating
+	// system's readiness notification (epoll) until the peer sends again (docs/RUNTIME.md).
+	// Default 1 s (DefaultParkAfter), rounded up to the heartbeat's tick; negative never parks,
+	// keeping a reader goroutine per connection. Only plain TCP connections on Linux park; TLS
+	// connections and other systems keep their reader goroutine.
+	ParkAfter time.Duration
+	// MaxHandshakeRate caps the upgrades the Server accepts per second, across all clients, with a
+	// burst of as many: above it an upgrade is answered 503 Service Unavailable with Retry-After,
+	// before any work is done for it, so that a reconnect storm is spread over the next seconds
+	// instead of timing everyone out. Default 0: no cap.
+	MaxHandshakeRate int
 	// MaxConnections caps live connections, counting those whose socket is still open after their
 	// close (at most CloseTimeout); further upgrades are answered 503. Default 0: no cap.
 	MaxConnections int
@@ -221,6 +234,7 @@ func (c *Config) withDefaults() (Config, error) {
 	neg("SendQueueMessages", r.SendQueueMessages)
 	neg("SendQueueBytes", r.SendQueueBytes)
 	neg("MaxConnections", r.MaxConnections)
+	neg("MaxHandshakeRate", r.MaxHandshakeRate)
 	for name, d := range map[string]time.Duration{"PongTimeout": r.PongTimeout, "WriteTimeout": r.WriteTimeout,
 		"HandshakeTimeout": r.HandshakeTimeout, "CloseTimeout": r.CloseTimeout} {
 		if d < 0 {
@@ -263,6 +277,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&r.HandshakeTimeout, DefaultHandshakeTimeout)
 	defd(&r.CloseTimeout, DefaultCloseTimeout)
 	defd(&r.MessageTimeout, DefaultMessageTimeout)
+	defd(&r.ParkAfter, DefaultParkAfter)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
