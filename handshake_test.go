@@ -150,6 +150,7 @@ func TestBadConfigIsRefused(t *testing.T) {
 		field string
 	}{
 		{wsgate.Config{ReadLimit: -1}, "ReadLimit"},
+		{wsgate.Config{MaxHandshakeRate: -1}, "MaxHandshakeRate"},
 		{wsgate.Config{SlowConsumer: wsgate.SlowConsumerPolicy(7)}, "SlowConsumer"},
 		{wsgate.Config{AllowedOrigins: []string{"["}}, "AllowedOrigins"},
 		{wsgate.Config{Subprotocols: []string{"two words"}}, "Subprotocols"},

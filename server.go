@@ -29,8 +29,9 @@ type Server struct {
 	nextID  atomic.Uint64
 	live    atomic.Int64 // connections reserved, registered or lingering; lower it with s.release
 	closing atomic.Bool
-	gone    chan struct{} // closed when live falls to 0 while closing (Shutdown waits on it)
-	ending  ending        // shutdown.go
+	gone    chan struct{}     // closed when live falls to 0 while closing (Shutdown waits on it)
+	ending  ending            // shutdown.go
+	rate    *handshakeLimiter // MaxHandshakeRate, nil without one (shed.go)
 
 	accepted, rejected, dropped, panics atomic.Uint64
 	metrics                             serverMetrics // metrics.go
@@ -64,7 +65,7 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 		h = HandlerFunc(func(*Conn, Message) {})
 	}
 	s := &Server{cfg: c, handler: h, hbStop: make(chan struct{}), hbDone: make(chan struct{}),
-		gone: make(chan struct{})}
+		gone: make(chan struct{}), rate: newHandshakeLimiter(c.MaxHandshakeRate)}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]*Conn)
 	}
@@ -103,6 +104,9 @@ func (l gwsLogger) Error(v ...any) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
+		return
+	}
+	if s.rate != nil && s.checkRate(w, r) {
 		return
 	}
 	if status, msg := s.cfg.checkSize(r); status != 0 {

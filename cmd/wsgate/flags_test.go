@@ -206,7 +206,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
 			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
-			"max-http-connections", "max-http-connections-per-ip", "http-read-header-timeout", "http-idle-timeout",
+			"max-handshake-rate", "max-http-connections", "max-http-connections-per-ip", "http-read-header-timeout", "http-idle-timeout",
 			"history-max-channels", "history-max-bytes", "request-rate", "nats", "cluster-listen", "cluster-peers", "cluster-name",
 			"data-dir", "nats-listen", "node", "replicas", "presence-ttl", "request-burst", "config",
 			"demo", "jwt-hmac-secret-file", "jwt-public-key-files", "jwt-jwks-url", "jwt-audience", "jwt-issuer",
@@ -232,8 +232,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 70 {
-		t.Errorf("flags %v: the help check above lists 70; update it", all)
+	if len(all) != 71 {
+		t.Errorf("flags %v: the help check above lists 71; update it", all)
 	}
 }
 
