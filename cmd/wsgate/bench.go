@@ -31,8 +31,8 @@ var benchModes = []struct {
 		[]string{"c", "size", "window", "rate", "text", "suffix", "drain"}},
 	{loadgen.ModeIdle, "open C connections (spread over 127.0.0.x source addresses when one has too few ports) and hold them for D without traffic; with -pid, the server's resident memory per connection",
 		[]string{"c", "pid", "hold-stdin", "ramp-timeout"}},
-	{loadgen.ModeConnect, "C workers open a connection and close it (with the close handshake), again and again, for D: handshakes/s and handshake latency percentiles",
-		[]string{"c"}},
+	{loadgen.ModeConnect, "C workers open a connection and close it (with the close handshake), again and again, for D: handshakes/s and handshake latency percentiles. With -storm, a reconnect storm instead: C clients dial at once (spread over 127.0.0.x source addresses when one has too few ports), each until it is in, waiting what a 503 or 429 says in Retry-After (plus up to 1 s of jitter), else backing off 100 ms to 5 s; then held for D. Reports clients in, handshakes/s, p50/p99 handshake time and time to get in, 503s and retries honoured",
+		[]string{"c", "storm", "storm-at", "ramp-timeout"}},
 	{loadgen.ModeFanout, "N subscribers on one channel (wsgate.v1, or Centrifugo's JSON protocol), one publisher at R publications/s for D: delivery latency percentiles (from the publisher's timestamp in the data), publications lost, duplicated or reordered per subscriber. Against a cluster, -url lists its nodes: the publisher on the node -publish-node numbers, the subscribers dealt round robin over the others, so that every delivery crosses nodes; the figures also per node",
 		[]string{"subscribers", "rate", "size", "channel", "protocol", "publish-node", "drain", "ramp-timeout"}},
 }
@@ -78,7 +78,13 @@ func newBenchFlagSet(o *benchOptions, mode loadgen.Mode) *flag.FlagSet {
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "after the sending phase, how long to wait for echoes or deliveries still in flight")
 	fs.IntVar(&c.PID, "pid", 0, "idle: the server's process id, to read its VmRSS (/proc/PID/status) before and after")
 	fs.BoolVar(&o.holdStdin, "hold-stdin", false, "idle: print \"open N\" once the connections are up, and let go of them when stdin closes (or -duration passes); for scripts that measure the server meanwhile")
-	fs.DurationVar(&c.RampTimeout, "ramp-timeout", c.RampTimeout, "idle, fanout: bound on opening (and subscribing) every connection")
+	fs.DurationVar(&c.RampTimeout, "ramp-timeout", c.RampTimeout, "idle, fanout, connect -storm: bound on opening (and subscribing) every connection")
+	fs.BoolVar(&c.Storm, "storm", false, "connect: a reconnect storm of -c clients dialling at once, each until it is in (or -ramp-timeout), honouring Retry-After")
+	fs.Func("storm-at", "connect -storm: when to release the clients, an RFC 3339 `time` (so that the storms of several processes fire together); default: at once", func(v string) error {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		c.StormAt = t
+		return err
+	})
 	fs.IntVar(&c.Subscribers, "subscribers", c.Subscribers, "fanout: subscribed connections")
 	fs.StringVar(&c.Channel, "channel", c.Channel, "fanout: channel name")
 	fs.IntVar(&c.PublishNode, "publish-node", c.PublishNode, "fanout: the publisher's node, `N` from 1 in the list -url gives; with two nodes or more it takes no subscribers")

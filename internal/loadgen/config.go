@@ -101,6 +101,14 @@ type Config struct {
 	// Ready, for idle, is called once every connection has been dialled, with the number open.
 	Ready func(open int)
 
+	// Storm, for connect: instead of workers in a loop, Conns clients dial at once (at StormAt),
+	// each until it is in, honouring Retry-After (storm.go); RampTimeout bounds the storm,
+	// Duration the hold once every client is in.
+	Storm bool
+	// StormAt is when a storm's clients are released, so that the storms of several processes
+	// fire together; zero: as soon as they are ready.
+	StormAt time.Time
+
 	// SourceIPs spreads connections over 127.0.0.1..127.0.0.N as local addresses, for more than
 	// one address's worth of ports; 0 (the default) picks what the connection count needs.
 	SourceIPs int

@@ -9,8 +9,11 @@ import (
 
 // Connect runs c.Conns workers that each open a connection (TCP connect and WebSocket upgrade),
 // then close it with the close handshake, and again, for c.Duration: handshakes per second and
-// the latency of each opening.
+// the latency of each opening. With c.Storm it runs a storm instead (Storm).
 func Connect(ctx context.Context, c Config) (*Result, error) {
+	if c.Storm {
+		return Storm(ctx, c)
+	}
 	c, err := prepare(c, ModeConnect)
 	if err != nil {
 		return nil, err

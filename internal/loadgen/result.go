@@ -68,6 +68,9 @@ type Result struct {
 	// Nodes: per node of a cluster (Config.Nodes), the publisher's first; nil against one server.
 	Nodes []NodeResult `json:"nodes,omitempty"`
 
+	// Storm: what a connect storm measured (Config.Storm); nil otherwise.
+	Storm *StormResult `json:"storm,omitempty"`
+
 	// Server: what the target spent during the run, from its Prometheus metrics (WatchServers);
 	// nil when not asked for.
 	Server *ServerReport `json:"server,omitempty"`
@@ -126,6 +129,10 @@ func (r *Result) Print(w io.Writer) {
 		r.printLatency(w, "round trip")
 		r.printFairness(w, "per connection")
 	case ModeConnect:
+		if r.Storm != nil {
+			r.Storm.Print(w)
+			break
+		}
 		fmt.Fprintf(w, "  %d handshakes in %.1fs: %.0f handshakes/s\n", r.Messages, r.Seconds, r.MsgsPerSec)
 		r.printLatency(w, "handshake")
 	case ModeIdle:
@@ -169,6 +176,9 @@ func (r *Result) shape() string {
 		}
 		return s
 	case ModeConnect:
+		if r.Storm != nil {
+			return fmt.Sprintf("a storm of %d clients at once", r.Conns)
+		}
 		return fmt.Sprintf("%d workers", r.Conns)
 	case ModeIdle:
 		return fmt.Sprintf("%d conns", r.Conns)
