@@ -6,6 +6,7 @@
 //	go run ./internal/cmd/echobench -suite compare    # + olahol/melody, Node ws; under 20 minutes
 //	go run ./internal/cmd/echobench -suite fanout     # wsgate serve against Centrifugo v6
 //	go run ./internal/cmd/echobench -suite cluster    # one node against three, and Centrifugo's
+//	go run ./internal/cmd/echobench -suite storm      # 15,000 clients at once: gws, wsgate, wsgate shedding
 //
 // Suites: "default" runs the echo scenarios of the runtime's own benchmarks against internal/
 // echoserver's gws, gorilla and wsgate servers; "compare" runs the comparison (echo 100
@@ -17,7 +18,9 @@
 // topologies (cluster.go): wsgate on one node (in-memory broker), wsgate on three nodes over a
 // NATS cluster of three nats-server processes and over its embedded NATS cluster, and Centrifugo
 // on three nodes with its NATS broker and with its Redis engine (Debian's redis-server), the
-// publisher alone on the first node so that every delivery crosses nodes.
+// publisher alone on the first node so that every delivery crosses nodes; "storm" releases
+// -storm-clients clients at once against raw gws, wsgate and wsgate shedding above -storm-rate
+// handshakes a second, from several load generator processes (storm.go).
 //
 // It builds what it needs into bench/bin (and installs bench/node's packages with npm ci, and
 // Centrifugo and nats-server with go install, when they are missing), then runs -rounds rounds; in each, every
@@ -114,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	var impls string
 	fs := flag.NewFlagSet("echobench", flag.ContinueOnError)
-	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect), fanout (wsgate serve, Centrifugo) or cluster (one node against three, wsgate and Centrifugo)")
+	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect), fanout (wsgate serve, Centrifugo) cluster (one node against three, wsgate and Centrifugo) or storm (a reconnect storm: gws, wsgate, wsgate shedding; storm.go)")
 	fs.StringVar(&impls, "impls", "", "comma-separated servers to run (default: the suite's)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds")
 	fs.DurationVar(&c.duration, "duration", 0, "duration of each measurement (default: 5s default, 3s compare, 10s fanout)")
@@ -134,6 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.budget, "budget", 0, "stop waiting for quiet and redoing disturbed measurements after this long (default: 12m default, 10m compare, 4m fanout)")
 	fs.DurationVar(&c.quietWait, "quiet-wait", 30*time.Second, "before each measurement, wait up to this long for the machine to be quiet")
 	fs.StringVar(&c.base, "base", "", "another checkout of this module (e.g. a git worktree of main): its wsgate runs beside this one as "+baseImpl)
+	stormFlags(fs)
 	poolFiles := fs.Bool("pool", false, "measure nothing: pool the per-round ratios of the -raw files given as arguments")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -154,10 +158,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute, 0, ""},
 		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute, 10000, "5,20"},
 		suiteCluster: {defaultClusterImpls, 10 * time.Second, 6 * time.Minute, 3000, "10,40"},
+		suiteStorm:   {stormImpls, 2 * time.Second, 4 * time.Minute, 0, ""},
 	}
 	d, ok := defaults[c.suite]
 	if !ok {
-		return fmt.Errorf("unknown -suite %q (want default, compare, fanout or cluster)", c.suite)
+		return fmt.Errorf("unknown -suite %q (want default, compare, fanout, cluster or storm)", c.suite)
 	}
 	if c.subscribers == 0 {
 		c.subscribers = d.subscribers
@@ -199,6 +204,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 ||
 		c.subscribers < 0 || c.subscribers > 20000 {
 		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000, -subscribers ≤ 20000")
+	}
+	if c.suite == suiteStorm {
+		if err := checkStorm(); err != nil {
+			return err
+		}
 	}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		c.pin = true
@@ -258,6 +268,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	report(stdout, c, scenarios, all)
 	if c.suite == suiteCluster {
 		reportCluster(stdout, c, scenarios, all)
+	}
+	if c.suite == suiteStorm {
+		reportStorm(stdout, c, scenarios, all)
 	}
 	return nil
 }
@@ -374,6 +387,8 @@ func selectScenarios(c config) []scenario {
 		all = []scenario{echo(100, 32, 1), echo(100, 1<<10, 1), echo(100, 64<<10, 1),
 			echo(1000, 32, 1), echo(1000, 1<<10, 1), echo(1000, 64<<10, 1), echo(1000, 32, 16), idle,
 			{name: "connect 8 workers", kind: loadgen.ModeConnect, conns: 8}}
+	case suiteStorm:
+		all = []scenario{stormScenario()}
 	case suiteFanout, suiteCluster:
 		for _, r := range c.pubRates {
 			all = append(all, scenario{name: fmt.Sprintf("%s %d subs × %g/s", c.suite, c.subscribers, r), kind: loadgen.ModeFanout,

@@ -50,6 +50,8 @@ type measurement struct {
 	RSSPerConn        float64 `json:"rss_per_conn,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 	Before, After     *serverStats
+	// Kernel: the storm suite's listen-queue counters, their increase during the storm.
+	Kernel *listenCounters `json:"kernel,omitempty"`
 	// StartFailures: why a cluster topology failed to come up before the start that was measured.
 	StartFailures []string `json:"start_failures,omitempty"`
 	Err           string   `json:"error,omitempty"`
@@ -111,6 +113,9 @@ func startTarget(ctx context.Context, c config, impl string, m *measurement) (ta
 
 // measure starts a fresh server (or cluster) for impl, runs sc against it, and stops it.
 func measure(ctx context.Context, c config, sc scenario, impl string) (measurement, error) {
+	if c.suite == suiteStorm {
+		return measureStorm(ctx, c, sc, impl)
+	}
 	m := measurement{Scenario: sc.name, Impl: impl}
 	if sc.kind == loadgen.ModeIdle {
 		srv, err := startServer(ctx, c, impl)

@@ -43,6 +43,9 @@ var pubsubServers = map[string]serverSpec{
 }
 
 func specsFor(suite string) map[string]serverSpec {
+	if suite == suiteStorm {
+		return stormServers
+	}
 	if suite == suiteFanout {
 		return pubsubServers
 	}
