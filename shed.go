@@ -60,14 +60,20 @@ func (l *handshakeLimiter) take() time.Duration {
 }
 
 // shedding reports, without taking a token, whether a handshake now would be turned away, and if
-// so how long the client should wait (a place in the queue, as for a handshake: a browser's probe
-// stands for the handshake it lost, whose status it could not read).
+// so how long a browser's probe should be told to wait. The server cannot tell which refused
+// handshake the probe stands for (a browser hides that refusal's status, so it asks), and the
+// handshake already took its place in the queue: the probe is told a place drawn uniformly from
+// the queue as it stands, and takes none, so that probing browsers come back spread as their
+// handshakes were.
 func (l *handshakeLimiter) shedding() time.Duration {
 	now := l.now()
-	if t := max(l.tat.Load(), now); t-now > l.tolerance {
-		return l.enqueue(now, t)
+	t := max(l.tat.Load(), now)
+	if t-now <= l.tolerance {
+		return 0
 	}
-	return 0
+	first := t - l.tolerance - now // until the next token
+	last := min(max(l.queue.Load()-now, first), int64(maxShedWait))
+	return time.Duration(first + rand.Int64N(last-first+1))
 }
 
 // enqueue gives a client turned away at now, when the bucket's next token is due at

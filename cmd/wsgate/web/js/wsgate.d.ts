@@ -46,6 +46,7 @@ export declare const defaults: Readonly<{
   factor: number;
   maxAttempts: number;
   stableAfter: number;
+  probe: boolean;
   outboxMessages: number;
   outboxBytes: number;
 }>;
@@ -61,6 +62,12 @@ export interface Backoff {
  * [0, min(maxDelay, minDelay × factor^(attempt−1))) — exponential backoff with full jitter.
  */
 export declare function backoffDelay(attempt: number, backoff: Backoff, random?: () => number): number;
+
+/**
+ * The wait a Retry-After header asks (seconds, or an HTTP date), in whole milliseconds, plus a jitter
+ * uniform in [0, 1000); -1 when the value is missing or malformed.
+ */
+export declare function retryAfterDelay(value: string | null | undefined, random?: () => number, now?: number): number;
 
 /** send() failed because the client is closed or closing. */
 export declare class ClosedError extends Error {
@@ -108,6 +115,13 @@ export interface WsgateClientOptions {
   maxAttempts?: number;
   /** A connection open at least this long, ms, restarts the backoff at attempt 1. Default 5000. */
   stableAfter?: number;
+  /**
+   * After a handshake that failed before the connection opened, when the implementation hides the
+   * HTTP status (browsers), ask the server with a HEAD request of the same URL over http(s) whether
+   * it sheds load: a 503 or 429 with Retry-After sets the wait (plus up to 1 s of jitter) instead of
+   * the backoff. Default true.
+   */
+  probe?: boolean;
   /** Most messages held while disconnected. Default 100. */
   outboxMessages?: number;
   /** Most bytes held while disconnected (UTF-8 for text). Default 1 MiB. */
@@ -143,7 +157,7 @@ export declare class WsgateMessageEvent extends Event {
 }
 
 export declare class WsgateCloseEvent extends Event {
-  constructor(init: { code: number; reason: string; wasClean: boolean; willReconnect: boolean; unsent: OutgoingMessage[]; url?: string });
+  constructor(init: { code: number; reason: string; wasClean: boolean; willReconnect: boolean; unsent: OutgoingMessage[]; url?: string; status?: number });
   /** The endpoint of the connection or attempt that ended. */
   url: string;
   /** The close code; 1006 when the connection broke or never opened. */
@@ -155,6 +169,8 @@ export declare class WsgateCloseEvent extends Event {
   willReconnect: boolean;
   /** Messages still in the outbox when the client gave up: never sent. */
   unsent: OutgoingMessage[];
+  /** The HTTP status of a refused handshake when the implementation shows it (Node's ws does; browsers do not), else 0. */
+  status: number;
 }
 
 export declare class WsgateErrorEvent extends Event {

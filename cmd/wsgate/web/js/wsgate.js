@@ -17,6 +17,12 @@
 // one service: the client starts at a random one, to spread the load, and each reconnect attempt
 // goes to the next one, those that failed recently last.
 //
+// A server that sheds load refuses a handshake with 503 (or 429) and Retry-After: the client waits
+// that long, plus up to a second of jitter, instead of its backoff. Node's ws shows the refusal; a
+// browser hides it, so after a handshake that failed before the connection opened the client asks
+// the server with a HEAD request of the same URL over http(s) (options.probe), which a shedding
+// wsgate answers 503 + Retry-After. Otherwise it backs off as usual.
+//
 // Delivery is at most once. The outbox holds what is sent while no connection is open and is flushed,
 // in order, when one opens; a message already handed to a socket that then dies is lost, as with a
 // plain WebSocket. Nothing is dropped silently: send() throws when the outbox is full, and the close
@@ -82,6 +88,7 @@ export const defaults = Object.freeze({
   factor: 2,
   maxAttempts: Infinity,
   stableAfter: 5000,
+  probe: true,
   outboxMessages: 100,
   outboxBytes: 1 << 20,
 });
@@ -100,6 +107,32 @@ export function backoffDelay(attempt, backoff, random = Math.random) {
   const ceiling = Math.min(maxDelay, minDelay * Math.pow(factor, Math.max(0, attempt - 1)));
   return Math.min(Math.floor(random() * ceiling), Math.max(0, Math.ceil(ceiling) - 1));
 }
+
+/**
+ * The wait asked by a Retry-After header (RFC 9110 §10.2.3: seconds, or an HTTP date), in ms, plus a
+ * jitter uniform in [0, 1000): Retry-After counts whole seconds, and clients told the same second
+ * should not all come back at its start. -1 when value is missing or malformed.
+ * @param {string | null | undefined} value
+ * @param {() => number} [random] uniform in [0, 1); Math.random by default
+ * @param {number} [now] Date.now() by default, for an HTTP date
+ * @returns {number} milliseconds, an integer, or -1
+ */
+export function retryAfterDelay(value, random = Math.random, now = Date.now()) {
+  const v = (value ?? '').trim();
+  let ms = -1;
+  if (/^\d+$/.test(v)) {
+    ms = Number(v) * 1000;
+  } else if (/^[A-Za-z]{3}/.test(v) && !Number.isNaN(Date.parse(v))) { // an HTTP date starts with the day's name
+    ms = Math.max(0, Date.parse(v) - now);
+  }
+  if (ms < 0 || !Number.isFinite(ms)) {
+    return -1;
+  }
+  return Math.floor(ms + Math.min(random() * 1000, 999));
+}
+
+/** ms a probe (see WsgateClientOptions.probe) may take before the client backs off without its answer */
+const probeTimeout = 5000;
 
 /** send() failed because the client is closed: call connect() first. */
 export class ClosedError extends Error {
@@ -160,7 +193,7 @@ export class WsgateMessageEvent extends Event {
 /** A connection closed, or a connection attempt failed (code 1006). */
 export class WsgateCloseEvent extends Event {
   /**
-   * @param {{code: number, reason: string, wasClean: boolean, willReconnect: boolean, unsent: Array<string | ArrayBuffer | Uint8Array>, url?: string}} init
+   * @param {{code: number, reason: string, wasClean: boolean, willReconnect: boolean, unsent: Array<string | ArrayBuffer | Uint8Array>, url?: string, status?: number}} init
    */
   constructor(init) {
     super('close');
@@ -176,6 +209,11 @@ export class WsgateCloseEvent extends Event {
     this.willReconnect = init.willReconnect;
     /** Messages still in the outbox when the client gave up: they were never sent. */
     this.unsent = init.unsent;
+    /**
+     * The HTTP status of a refused handshake when the WebSocket implementation shows it (Node's ws
+     * does, browsers do not), else 0.
+     */
+    this.status = init.status ?? 0;
   }
 }
 
@@ -253,6 +291,9 @@ export class WsgateStateEvent extends Event {
  * @property {number} [outboxMessages] most messages held while disconnected (100)
  * @property {number} [outboxBytes] most bytes held while disconnected, UTF-8 for text (1 MiB)
  * @property {() => number} [random] uniform in [0, 1), for the jitter; Math.random by default
+ * @property {boolean} [probe] after a handshake that failed before the connection opened, when the
+ *   implementation hides the HTTP status (browsers), ask the server with a HEAD request of the same
+ *   URL whether it sheds load: a 503 or 429 with Retry-After sets the wait (true)
  * @property {() => Promise<void> | void} [beforeConnect] called before every connection attempt, which
  *   waits for it (to fetch a token, say); a rejection fails the attempt like a refused connection
  */
@@ -281,7 +322,9 @@ export class WsgateClient extends EventTarget {
   #openedAt = 0; // when the current connection opened (Date.now()), 0 if it did not
   #everLost = false; // a connection failed or was lost since connect()
   #closeRequested = false;
-  #attemptId = 0; // counts attempts, so that a beforeConnect that settles late finds out it is stale
+  #attemptId = 0; // counts attempts, so that a beforeConnect or a probe that settles late finds out it is stale
+  /** @type {{status: number, retryAfter: string} | null} the refusal of the attempt under way, when shown */ #refusal = null;
+  #statusShown = false; // the implementation shows a refused handshake's response (Node's ws)
   /** @type {OutboxEntry[]} */ #outbox = [];
   #outboxSize = 0;
 
@@ -488,6 +531,19 @@ export class WsgateClient extends EventTarget {
     }
     sock.binaryType = 'arraybuffer';
     this.#socket = sock;
+    this.#refusal = null;
+    this.#statusShown = typeof (/** @type {any} */ (sock).on) === 'function';
+    if (this.#statusShown) {
+      // Node's ws hands a refused handshake's response to this listener, and leaves the socket to
+      // it: close() ends the attempt (an error event, then close with 1006).
+      /** @type {any} */ (sock).on('unexpected-response', (/** @type {any} */ _req, /** @type {any} */ res) => {
+        if (sock === this.#socket) {
+          this.#refusal = { status: res.statusCode, retryAfter: String(res.headers?.['retry-after'] ?? '') };
+        }
+        res.resume?.();
+        sock.close();
+      });
+    }
     sock.addEventListener('open', () => sock === this.#socket && this.#opened(sock));
     sock.addEventListener('message', (ev) => {
       if (sock === this.#socket) {
@@ -533,29 +589,79 @@ export class WsgateClient extends EventTarget {
     if (this.#openedAt && Date.now() - this.#openedAt >= this.#opts.stableAfter) {
       this.#attempt = 0;
     }
+    const neverOpened = this.#openedAt === 0;
     this.#openedAt = 0;
+    const refusal = this.#refusal;
+    this.#refusal = null;
+    const status = refusal?.status ?? 0;
     this.#everLost = true;
     const url = this.url;
     const retry = !this.#closeRequested && shouldReconnect(code) && this.#attempt < this.#opts.maxAttempts;
     if (!retry) {
       const unsent = this.#takeOutbox();
       this.#setState('closed');
-      this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: false, unsent, url }));
+      this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: false, unsent, url, status }));
       return;
     }
     this.#failedAt[this.#current] = Date.now();
     this.#current = nextEndpoint(this.#current, this.#failedAt, Date.now() - this.#opts.maxDelay);
     const attempt = ++this.#attempt;
-    const delay = backoffDelay(attempt, this.#opts, this.#opts.random);
+    this.#setState('reconnecting');
+    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: true, unsent: [], url, status }));
+    if (this.#state !== 'reconnecting') { // a close listener called close()
+      return;
+    }
+    const told = refusal && (status === 503 || status === 429) ? retryAfterDelay(refusal.retryAfter, this.#opts.random) : -1;
+    if (told >= 0) {
+      this.#schedule(attempt, told);
+    } else if (neverOpened && !refusal && !this.#statusShown && code === CloseCode.ABNORMAL && this.#opts.probe &&
+      typeof globalThis.fetch === 'function') {
+      this.#probe(attempt, url);
+    } else {
+      this.#schedule(attempt, backoffDelay(attempt, this.#opts, this.#opts.random));
+    }
+  }
+
+  /**
+   * Schedules reconnect attempt number attempt in delay ms and announces it.
+   * @param {number} attempt
+   * @param {number} delay
+   */
+  #schedule(attempt, delay) {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#dial();
     }, delay);
-    this.#setState('reconnecting');
-    this.dispatchEvent(new WsgateCloseEvent({ code, reason, wasClean, willReconnect: true, unsent: [], url }));
-    if (this.#state === 'reconnecting') { // a close listener may have called close()
-      this.dispatchEvent(new WsgateReconnectingEvent(attempt, delay, this.url));
+    this.dispatchEvent(new WsgateReconnectingEvent(attempt, delay, this.url));
+  }
+
+  /**
+   * Asks the server whether it refused the handshake to url because it sheds load: a HEAD request of
+   * the same URL over http(s), which a shedding wsgate answers 503 with Retry-After (readable from
+   * another origin when the server allows it). Then schedules attempt: after Retry-After, or after
+   * the usual backoff when the answer says nothing (no server, another status, CORS, a timeout).
+   * @param {number} attempt
+   * @param {string} url
+   */
+  async #probe(attempt, url) {
+    const id = this.#attemptId;
+    let delay = -1;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), probeTimeout);
+    try {
+      const res = await globalThis.fetch(httpURL(url), { method: 'HEAD', cache: 'no-store', signal: abort.signal });
+      if (res.status === 503 || res.status === 429) {
+        delay = retryAfterDelay(res.headers.get('Retry-After'), this.#opts.random);
+      }
+    } catch {
+      // unreachable, refused by CORS, timed out: no hint
+    } finally {
+      clearTimeout(timer);
     }
+    if (id !== this.#attemptId || this.#state !== 'reconnecting' || this.#timer !== undefined) {
+      return; // close() or connect() meanwhile
+    }
+    this.#schedule(attempt, delay >= 0 ? delay : backoffDelay(attempt, this.#opts, this.#opts.random));
   }
 
   /** @returns {Array<string | ArrayBuffer | Uint8Array>} */
@@ -627,6 +733,17 @@ function webSocketURL(url) {
     throw new SyntaxError(`wsgate: ${u.href}: want a ws:, wss:, http: or https: URL`);
   }
   u.hash = '';
+  return u.href;
+}
+
+/**
+ * The http:// or https:// URL of a WebSocket URL, for the probe.
+ * @param {string} url
+ * @returns {string}
+ */
+function httpURL(url) {
+  const u = new URL(url);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
   return u.href;
 }
 
