@@ -4,35 +4,54 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate"
 )
 
-// startShedding serves a wsgate echo that upgrades at most rate handshakes a second (0: no cap).
-func startShedding(t *testing.T, rate int) string {
+// startShedding serves a wsgate echo that upgrades at most rate handshakes a second (0: no cap),
+// and returns the client addresses of its upgrades so far.
+func startShedding(t *testing.T, rate int) (string, func() map[string]int) {
 	t.Helper()
+	var mu sync.Mutex
+	hosts := map[string]int{}
 	srv, err := wsgate.NewServer(nil, &wsgate.Config{MaxHandshakeRate: rate, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			mu.Lock()
+			hosts[host]++
+			mu.Unlock()
+		}
+		srv.ServeHTTP(w, r)
+	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		hs.Close()
 	})
-	return wsURL(hs)
+	return wsURL(hs), func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(hosts)
+	}
 }
 
 // TestStormHonoursRetryAfter: a storm against a server that sheds gets every client in, by
 // waiting the Retry-After it was told, over about clients/rate seconds.
 func TestStormHonoursRetryAfter(t *testing.T) {
 	const clients, rate = 60, 20
-	res, err := Connect(context.Background(), Config{URL: startShedding(t, rate), Storm: true, Conns: clients,
+	url, _ := startShedding(t, rate)
+	res, err := Connect(context.Background(), Config{URL: url, Storm: true, Conns: clients,
 		Duration: 50 * time.Millisecond, RampTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -56,14 +75,19 @@ func TestStormHonoursRetryAfter(t *testing.T) {
 	}
 }
 
-// TestStormWithoutShedding: without a cap every client is in at the first attempt.
+// TestStormWithoutShedding: without a cap every client is in at the first attempt, and the
+// clients come from the source addresses asked for, 127.0.0.1 to 127.0.0.3, in equal shares.
 func TestStormWithoutShedding(t *testing.T) {
-	res, err := Connect(context.Background(), Config{URL: startShedding(t, 0), Storm: true, Conns: 200, Duration: 50 * time.Millisecond})
+	url, hosts := startShedding(t, 0)
+	res, err := Connect(context.Background(), Config{URL: url, Storm: true, Conns: 150, SourceIPs: 3, Duration: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := res.Storm; s.Accepted != 200 || s.Shed != 0 || s.Honoured != 0 || res.Errors != 0 {
+	if s := res.Storm; s.Accepted != 150 || s.Shed != 0 || s.Honoured != 0 || res.Errors != 0 {
 		t.Fatalf("storm: %+v, %s", s, res.FirstError)
+	}
+	if got, want := hosts(), map[string]int{"127.0.0.1": 50, "127.0.0.2": 50, "127.0.0.3": 50}; !maps.Equal(got, want) {
+		t.Errorf("upgrades by client address %v, want %v", got, want)
 	}
 }
 

@@ -113,10 +113,10 @@ func measureStorm(ctx context.Context, c config, sc scenario, impl string) (meas
 	var wg sync.WaitGroup
 	for p := range procs {
 		n := min(storm.perProcess, sc.conns-p*storm.perProcess)
-		// -source-ips: each process spreads its sockets over addresses of its own (127.0.0.1+),
-		// as -c asks; the server's port takes them all.
+		// -source-ips: every process spreads its sockets over 127.0.0.1-4, so that the server's one
+		// port takes them from several addresses, as it must beyond one address's port range.
 		cmds[p] = clientCmd(lctx, c, "bench", "connect", "-storm", "-storm-at", fire.Format(time.RFC3339Nano),
-			"-url", srv.wsURL(), "-c", strconv.Itoa(n), "-duration", c.duration.String(), "-ramp-timeout", "2m",
+			"-url", srv.wsURL(), "-c", strconv.Itoa(n), "-source-ips", "4", "-duration", c.duration.String(), "-ramp-timeout", "2m",
 			"-connect-timeout", "30s", "-json", "-metrics-url", "off")
 		cmds[p].Stdout, cmds[p].Stderr = &outs[p], os.Stderr
 		wg.Go(func() { errs[p] = cmds[p].Run() }) // owner: measureStorm; ends with the process, bounded by lctx
