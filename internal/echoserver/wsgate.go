@@ -3,6 +3,7 @@ package echoserver
 import (
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/wsgate/wsgate"
 )
@@ -12,12 +13,18 @@ import (
 // others check none); heartbeats stay on at their defaults, a cost wsgate really pays.
 type Wsgate struct{ *wsgate.Server }
 
-// NewWsgate returns a wsgate echo server.
-func NewWsgate() (*Wsgate, error) {
+// NewWsgate returns a wsgate echo server with the default runtime (idle connections parked).
+func NewWsgate() (*Wsgate, error) { return newWsgate(Options{}, 0) }
+
+// newWsgate returns a wsgate echo server with o's heartbeat and Config.ParkAfter parkAfter (0: the
+// default; negative: a reader goroutine per connection, the runtime before parking).
+func newWsgate(o Options, parkAfter time.Duration) (*Wsgate, error) {
 	echo := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) { _ = c.Send(m.Type, m.Data) })
 	s, err := wsgate.NewServer(echo, &wsgate.Config{
 		ReadLimit:      ReadLimit,
 		AllowedOrigins: []string{"*"},
+		PingInterval:   o.PingInterval,
+		ParkAfter:      parkAfter,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -57,7 +57,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/echoserver"
 	"github.com/wsgate/wsgate/internal/loadgen"
 )
 
@@ -150,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		subscribers      int
 		pubRates         string
 	}{
-		suiteDefault: {echoserver.Impls, 5 * time.Second, 12 * time.Minute, 0, ""},
+		suiteDefault: {[]string{"gws", "gorilla", "wsgate"}, 5 * time.Second, 12 * time.Minute, 0, ""},
 		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute, 0, ""},
 		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute, 10000, "5,20"},
 		suiteCluster: {defaultClusterImpls, 10 * time.Second, 6 * time.Minute, 3000, "10,40"},

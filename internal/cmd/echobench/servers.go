@@ -28,9 +28,11 @@ var echoServers = map[string]serverSpec{
 	"gws":     {bin: "echoserve", args: []string{"-impl", "gws"}, stats: true},
 	"gorilla": {bin: "echoserve", args: []string{"-impl", "gorilla"}, stats: true},
 	"wsgate":  {bin: "echoserve", args: []string{"-impl", "wsgate"}, stats: true},
-	baseImpl:  {bin: "echoserve-base", args: []string{"-impl", "wsgate"}, stats: true},
-	"melody":  {bin: "echoserve-melody", args: []string{"-impl", "melody"}, stats: true},
-	"ws":      {node: true, stats: true},
+	// wsgate with a reader goroutine per connection (Config.ParkAfter -1): the runtime before parking.
+	"wsgate-goroutine": {bin: "echoserve", args: []string{"-impl", "wsgate-goroutine"}, stats: true},
+	baseImpl:           {bin: "echoserve-base", args: []string{"-impl", "wsgate"}, stats: true},
+	"melody":           {bin: "echoserve-melody", args: []string{"-impl", "melody"}, stats: true},
+	"ws":               {node: true, stats: true},
 }
 
 // pubsubServers are the fanout suite's: "wsgate serve" (wsgate.v1 on the hub and the in-memory
