@@ -47,10 +47,13 @@ type idleSample struct {
 // kernelMem is the machine's kernel memory that sockets take (system-wide: both ends of a
 // loopback connection, and anything else the machine runs).
 type kernelMem struct {
-	Slab       uint64 `json:"slab"`        // bytes of slab objects in use
-	SlabSource string `json:"slab_source"` // "slabinfo" (objects × size) or "meminfo" (Slab pages)
-	TCPMem     uint64 `json:"tcp_mem"`     // bytes in TCP buffers (sockstat "mem" pages)
-	TCPInuse   int    `json:"tcp_inuse"`   // TCP sockets in use
+	Slab uint64 `json:"slab"` // bytes of slab objects in use, in the caches SlabSource says
+	// SlabSource: "slabinfo" (socketCaches' objects × size), "slabinfo, all caches" (a kernel that
+	// merged them away) or "meminfo" (Slab pages, when /proc/slabinfo is not readable).
+	SlabSource string            `json:"slab_source"`
+	Caches     map[string]uint64 `json:"caches,omitempty"` // bytes per cache of socketCaches
+	TCPMem     uint64            `json:"tcp_mem"`          // bytes in TCP buffers (sockstat "mem" pages)
+	TCPInuse   int               `json:"tcp_inuse"`        // TCP sockets in use
 }
 
 // idleFigures are what one idle-suite measurement adds to measurement.
@@ -223,7 +226,21 @@ func httpGet(ctx context.Context, url string, w io.Writer) error {
 func readKernel() (kernelMem, error) {
 	var k kernelMem
 	if b, err := os.ReadFile("/proc/slabinfo"); err == nil { // root only
-		k.Slab, k.SlabSource = parseSlabinfo(string(b)), "slabinfo"
+		all := parseSlabinfo(string(b))
+		k.Caches = map[string]uint64{}
+		for _, name := range socketCaches {
+			if v, ok := all[name]; ok {
+				k.Caches[name] = v
+				k.Slab += v
+			}
+		}
+		k.SlabSource = "slabinfo"
+		if _, ok := all["TCP"]; !ok {
+			k.Caches, k.Slab, k.SlabSource = nil, 0, "slabinfo, all caches"
+			for _, v := range all {
+				k.Slab += v
+			}
+		}
 	} else {
 		b, err := os.ReadFile("/proc/meminfo")
 		if err != nil {
@@ -240,11 +257,17 @@ func readKernel() (kernelMem, error) {
 	return k, nil
 }
 
-// parseSlabinfo sums active objects × object size over every cache of /proc/slabinfo (2.1).
-// Caches are merged by the kernel (sockets, inodes and dentries may share caches with others),
-// so no cache can be picked out: the whole is read, and the machine must be quiet.
-func parseSlabinfo(text string) uint64 {
-	var sum uint64
+// socketCaches are the slab caches a connected TCP socket allocates from: the socket, its inode
+// and the LSM's blobs, its file and dentry, its epoll item in the server's (and the client's)
+// netpoller. Processes that start and exit, and builds, churn other caches; only these are
+// read, though the same caches also hold other files' dentries and epoll items, so a quiet
+// machine is still needed.
+var socketCaches = []string{"TCP", "TCPv6", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq",
+	"lsm_inode_cache", "lsm_file_cache"}
+
+// parseSlabinfo returns active objects × object size per cache of /proc/slabinfo (2.1).
+func parseSlabinfo(text string) map[string]uint64 {
+	caches := map[string]uint64{}
 	for line := range strings.Lines(text) {
 		if strings.HasPrefix(line, "slabinfo") || strings.HasPrefix(line, "#") {
 			continue
@@ -256,10 +279,10 @@ func parseSlabinfo(text string) uint64 {
 		active, err1 := strconv.ParseUint(f[1], 10, 64)
 		size, err2 := strconv.ParseUint(f[3], 10, 64)
 		if err1 == nil && err2 == nil {
-			sum += active * size
+			caches[f[0]] += active * size
 		}
 	}
-	return sum
+	return caches
 }
 
 // meminfoKB returns the value of key (e.g. "Slab:") in /proc/meminfo's text, in kB.

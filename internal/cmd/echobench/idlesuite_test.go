@@ -90,8 +90,8 @@ func TestBookIdle(t *testing.T) {
 
 func TestKernelAndMetricsParsing(t *testing.T) {
 	slab := "slabinfo - version: 2.1\n# name <active_objs> <num_objs> <objsize> ...\nTCP 26 26 2368 13 8 : tunables 0 0 0\nfilp 903 910 192 21 1 : tunables\n"
-	if got := parseSlabinfo(slab); got != 26*2368+903*192 {
-		t.Errorf("slabinfo %d", got)
+	if got := parseSlabinfo(slab); got["TCP"] != 26*2368 || got["filp"] != 903*192 || len(got) != 2 {
+		t.Errorf("slabinfo %v", got)
 	}
 	pages, inuse := parseSockstat("sockets: used 13\nTCP: inuse 4003 orphan 0 tw 3 alloc 4003 mem 257\nUDP: inuse 0 mem 9\n")
 	if pages != 257 || inuse != 4003 {
