@@ -75,7 +75,7 @@ func (m *measurement) brief() string {
 	s := fmt.Sprintf("%7.0f B/conn heap+stack  %7.0f B/conn RSS  %.2f goroutines/conn",
 		m.HeapStackPerConn, m.RSSPerConn, m.GoroutinesPerConn)
 	if m.Samples != nil {
-		s += fmt.Sprintf("  (peak %.0f)  %.0f B/socket kernel  %.1f pings/conn", m.HeapStackPeak, m.KernelPerSocket, m.PingsPerConn)
+		s += fmt.Sprintf("  (peak %.0f)  %.0f B/socket kernel  %.1f pings/conn  noise %.2f", m.HeapStackPeak, m.KernelPerSocket, m.PingsPerConn, m.ForeignCPU)
 	}
 	return s
 }

@@ -116,7 +116,7 @@ var (
 func metricsFor(sc scenario, idleSuite bool) []metric {
 	switch {
 	case sc.kind == loadgen.ModeIdle && idleSuite:
-		return []metric{heapStack, heapStackPeak, rss, goroutines, kernelSocket, onPaperGB, pingsPerConn}
+		return []metric{heapStack, heapStackPeak, rss, goroutines, kernelSocket, onPaperGB, pingsPerConn, foreign}
 	case sc.kind == loadgen.ModeIdle:
 		return []metric{heapStack, rss, goroutines}
 	case sc.kind == loadgen.ModeConnect:
