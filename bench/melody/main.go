@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/olahol/melody"
@@ -13,7 +14,7 @@ import (
 )
 
 func main() {
-	echoserver.Main("echoserve-melody", map[string]func() (echoserver.Server, error){"melody": newMelody})
+	echoserver.Main("echoserve-melody", map[string]func(echoserver.Options) (echoserver.Server, error){"melody": newMelody})
 }
 
 // melodyEcho echoes every message in the frame type it came in. Melody's defaults are kept but
@@ -22,7 +23,10 @@ func main() {
 // window of 16 never reaches.
 type melodyEcho struct{ m *melody.Melody }
 
-func newMelody() (echoserver.Server, error) {
+func newMelody(o echoserver.Options) (echoserver.Server, error) {
+	if o.PingInterval != 0 { // melody pings on its own pace (Config.PingPeriod); not tuned here
+		return nil, errors.New("melody: -ping-interval is not supported")
+	}
 	m := melody.New()
 	m.Config.MaxMessageSize = echoserver.ReadLimit
 	m.Upgrader.CheckOrigin = func(*http.Request) bool { return true } // as the other yardsticks

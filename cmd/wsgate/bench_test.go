@@ -125,8 +125,8 @@ func TestBenchSmokeEveryMode(t *testing.T) {
 		t.Fatalf("connect: %v\n%s", err, out)
 	}
 
-	out, err = runBenchT(t, nil, "idle", "-url", url, "-c", "20", "-duration", "300ms", "-pid", strconv.Itoa(os.Getpid()))
-	if err != nil || !strings.Contains(out, "20 of 20 open") || !strings.Contains(out, "B per connection") {
+	out, err = runBenchT(t, nil, "idle", "-url", url, "-c", "20", "-duration", "300ms", "-pid", strconv.Itoa(os.Getpid()), "-reset")
+	if err != nil || !strings.Contains(out, "20 of 20 open") || !strings.Contains(out, "B per connection") || !strings.Contains(out, "pings answered") {
 		t.Fatalf("idle: %v\n%s", err, out)
 	}
 

@@ -64,3 +64,52 @@ func TestEcho(t *testing.T) {
 		t.Fatal("New accepted an unknown implementation")
 	}
 }
+
+// With Options.PingInterval every server that has heartbeats pings an idle connection at that
+// pace, and a peer that answers stays connected; gorilla, which has none, refuses the option.
+func TestPingInterval(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	for _, impl := range []string{"gws", "wsgate", "wsgate-goroutine"} {
+		t.Run(impl, func(t *testing.T) {
+			srv, err := echoserver.NewWith(impl, echoserver.Options{PingInterval: interval})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := httptest.NewServer(srv)
+			defer hs.Close()
+			defer srv.Close()
+			ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			pings := make(chan struct{}, 100)
+			ws.SetPingHandler(func(data string) error {
+				pings <- struct{}{}
+				return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			})
+			echoed := make(chan string, 1)
+			go func() { // answers pings until the echo comes or the connection ends
+				_, p, _ := ws.ReadMessage()
+				echoed <- string(p)
+			}()
+			for i := range 3 {
+				select {
+				case <-pings:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("ping %d did not come", i+1)
+				}
+			}
+			// Still connected: an echo comes back.
+			if err := ws.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+				t.Fatal(err)
+			}
+			if got := <-echoed; got != "still here" {
+				t.Fatalf("echo %q after the pings", got)
+			}
+		})
+	}
+	if _, err := echoserver.NewWith("gorilla", echoserver.Options{PingInterval: interval}); err == nil {
+		t.Error("gorilla accepted a ping interval")
+	}
+}

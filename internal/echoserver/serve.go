@@ -20,11 +20,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Main is the main function of an echoserve process: Serve with the process's arguments until
 // SIGINT or SIGTERM, then exit (status 1 on an error, printed with name).
-func Main(name string, impls map[string]func() (Server, error)) {
+func Main(name string, impls map[string]func(Options) (Server, error)) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := Serve(ctx, name, os.Args[1:], os.Stdout, impls)
 	stop()
@@ -36,12 +40,15 @@ func Main(name string, impls map[string]func() (Server, error)) {
 
 // Serve is the whole of an echoserve process: it runs the server named by -impl (one of impls)
 // alone, prints the address it listens on as its first line of output, serves the echo at /ws,
-// its own figures at GET /stats (JSON; ?gc=1 collects garbage first) and net/http/pprof at
-// /debug/pprof/, and returns when ctx ends or -lifetime has passed.
+// its own figures at GET /stats (JSON; ?gc=1 collects garbage first), the Go runtime's and the
+// process's Prometheus metrics at GET /metrics (client_golang's Go and process collectors, as
+// Centrifugo serves them: go_memstats_heap_inuse_bytes, go_goroutines, …) and net/http/pprof at
+// /debug/pprof/, and returns when ctx ends or -lifetime has passed. -ping-interval sets
+// Options.PingInterval.
 //
 // internal/cmd/echoserve calls it with this package's servers; nested modules under bench/ call
 // it with theirs (olahol/melody), so that every Go server of a comparison is measured alike.
-func Serve(ctx context.Context, name string, args []string, stdout io.Writer, impls map[string]func() (Server, error)) error {
+func Serve(ctx context.Context, name string, args []string, stdout io.Writer, impls map[string]func(Options) (Server, error)) error {
 	names := slices.Sorted(maps.Keys(impls))
 	def := names[0]
 	if _, ok := impls["wsgate"]; ok {
@@ -51,6 +58,8 @@ func Serve(ctx context.Context, name string, args []string, stdout io.Writer, im
 	impl := fs.String("impl", def, "echo server: "+strings.Join(names, ", "))
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	lifetime := fs.Duration("lifetime", time.Hour, "stop by itself after this long")
+	var o Options
+	fs.DurationVar(&o.PingInterval, "ping-interval", 0, "heartbeat: ping every connection this often (0: the server's default, which is none but for wsgate's 25s)")
 	memRate := fs.Int("memprofilerate", 0, "set runtime.MemProfileRate (1 = record every allocation; 0 = Go's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,7 +71,7 @@ func Serve(ctx context.Context, name string, args []string, stdout io.Writer, im
 	if !ok {
 		return fmt.Errorf("unknown -impl %q (want %s)", *impl, strings.Join(names, ", "))
 	}
-	echo, err := newServer()
+	echo, err := newServer(o)
 	if err != nil {
 		return err
 	}
@@ -76,6 +85,9 @@ func Serve(ctx context.Context, name string, args []string, stdout io.Writer, im
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(ReadStats(*impl, r.URL.Query().Get("gc") == "1"))
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)

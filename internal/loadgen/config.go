@@ -86,13 +86,18 @@ type Config struct {
 	Suffix string
 
 	// Subscribers for fanout (default 100), Channel they subscribe to (default "bench"), and the
-	// Protocol spoken (default ProtoWsgate).
+	// Protocol spoken (default ProtoWsgate). Idle speaks no protocol but, with ProtoCentrifugo,
+	// Centrifugo's: its connect command on each connection, its pings answered.
 	Subscribers int
 	Channel     string
 	Protocol    Protocol
 	// Drain bounds how long, after the last publication or echo, the run waits for what is still in
 	// flight. Default 10s.
 	Drain time.Duration
+
+	// Reset, for idle, ends the connections with a TCP reset (SO_LINGER 0) instead of a FIN, so
+	// that none is left in TIME_WAIT: back-to-back runs then read the kernel's memory cleanly.
+	Reset bool
 
 	// PID of the server process, for idle: its VmRSS is read before and after. 0: not measured.
 	PID int

@@ -2,25 +2,34 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Idle opens c.Conns connections and holds them without traffic for c.Duration (or until c.Hold
-// fires or ctx ends). Each connection keeps a reader, so that the server's pings are answered;
-// a connection the server ends meanwhile counts as dropped. With c.PID, the process's VmRSS is
-// read before dialling and once it has settled after, and divided by the connections opened.
+// fires or ctx ends). Each connection keeps a reader, so that the server's pings are answered
+// (WebSocket pings with a pong; with ProtoCentrifugo, which sends its connect command first, its
+// {} pings with {}) and counted; a connection the server ends meanwhile counts as dropped. With
+// c.PID, the process's VmRSS is read before dialling and once it has settled after, and divided
+// by the connections opened. With c.Reset the connections end with a TCP reset.
 func Idle(ctx context.Context, c Config) (*Result, error) {
 	c, err := prepare(c, ModeIdle)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Mode: ModeIdle, URL: c.URL, Conns: c.Conns, PID: c.PID}
+	if c.Protocol == ProtoCentrifugo {
+		res.Protocol = string(c.Protocol)
+	}
 	if c.PID > 0 {
 		rss, err := ReadRSS(c.PID)
 		if err != nil {
@@ -31,36 +40,42 @@ func Idle(ctx context.Context, c Config) (*Result, error) {
 	m := newMeter(&c, "conns", c.Conns)
 	res.Started = m.begun
 	m.start()
+	var setup func(int, *websocket.Conn) error
+	if c.Protocol == ProtoCentrifugo {
+		setup = func(_ int, ws *websocket.Conn) error { return centrifugo{}.hello(ws, time.Now().Add(c.ConnectTimeout)) }
+	}
 	rctx, cancel := context.WithTimeout(ctx, c.RampTimeout)
-	conns, failed, err := dialAll(rctx, &c, newDialer(&c, c.Conns, 0, nil), c.Conns, &m.conns, nil)
+	conns, failed, err := dialAll(rctx, &c, newDialer(&c, c.Conns, 0, nil), c.Conns, &m.conns, setup)
 	cancel()
 	res.RampSeconds = time.Since(m.begun).Seconds()
 	res.Opened, res.DialErrors = c.Conns-failed, failed
 	res.noteError(wrapDial(err))
 
 	var closing atomic.Bool
-	var dropped atomic.Int64
+	var dropped, pings atomic.Int64
 	var firstDrop sync.Once
 	var dropErr error
 	var wg sync.WaitGroup
+	end := func() {
+		if c.Reset {
+			resetAll(conns)
+		}
+		closeAll(conns)
+	}
 	defer wg.Wait()
-	defer closeAll(conns) // before wg.Wait: it ends the readers
+	defer end() // before wg.Wait: it ends the readers
 	defer closing.Store(true)
 	for _, ws := range conns {
 		if ws == nil {
 			continue
 		}
-		wg.Go(func() { // owner: Idle; ends when closeAll closes ws, or the server ends it
-			for {
-				if _, _, err := ws.NextReader(); err != nil {
-					if !closing.Load() {
-						dropped.Add(1)
-						m.conns.Add(-1)
-						m.errs.Add(1)
-						firstDrop.Do(func() { dropErr = err })
-					}
-					return
-				}
+		wg.Go(func() { // owner: Idle; ends when end closes ws, or the server ends it
+			err := holdIdle(ws, c.Protocol, &pings)
+			if !closing.Load() {
+				dropped.Add(1)
+				m.conns.Add(-1)
+				m.errs.Add(1)
+				firstDrop.Do(func() { dropErr = err })
 			}
 		})
 	}
@@ -86,16 +101,68 @@ func Idle(ctx context.Context, c Config) (*Result, error) {
 	}
 	closing.Store(true)
 	res.Seconds = time.Since(held).Seconds()
-	closeAll(conns)
+	end()
 	wg.Wait() // every reader has ended: what they recorded can be read
 	res.Series = m.finish()
 	res.Dropped = int(dropped.Load())
+	res.Pings = uint64(pings.Load())
 	if res.Dropped > 0 {
 		res.noteError(fmt.Errorf("connection lost while idle: %w", dropErr))
 	}
 	res.IOErrors = uint64(res.Dropped)
 	res.Errors = uint64(res.DialErrors) + res.IOErrors
 	return res, nil
+}
+
+// holdIdle reads ws until it ends, answering the server's pings and counting them in pings:
+// WebSocket pings (with a pong, as gorilla's default handler does) and, with ProtoCentrifugo,
+// Centrifugo's {} pings (with {}).
+func holdIdle(ws *websocket.Conn, p Protocol, pings *atomic.Int64) error {
+	ws.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		var ne net.Error
+		if errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil // as gorilla's default handler: the read that follows reports the end
+		}
+		return err
+	})
+	if p != ProtoCentrifugo {
+		for {
+			if _, _, err := ws.NextReader(); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		_, frame, err := ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		answer := centrifugo{}.scan(frame, func(publication) {}, func(uint64, bool) {})
+		if answer != nil {
+			pings.Add(1)
+			if err := send(ws, answer, time.Now().Add(writeWait)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// writeWait bounds a pong (or any answer to a ping) of an idle connection.
+const writeWait = 10 * time.Second
+
+// resetAll makes the connections end with a TCP reset when closed (SO_LINGER 0), so that no
+// socket is left in TIME_WAIT on either side to weigh on the next measurement's kernel memory.
+func resetAll(conns []*websocket.Conn) {
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		if tc, ok := c.NetConn().(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+	}
 }
 
 // settledRSS reads pid's VmRSS until two readings 200 ms apart differ by less than 0.5 % (the

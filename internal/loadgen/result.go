@@ -57,6 +57,9 @@ type Result struct {
 	RSSBefore   uint64  `json:"rss_before,omitempty"`
 	RSSAfter    uint64  `json:"rss_after,omitempty"`
 	RSSPerConn  float64 `json:"rss_per_conn,omitempty"`
+	// Pings the server sent and the connections answered while open (WebSocket pings, and
+	// Centrifugo's {} with -protocol centrifugo): the heartbeats ran.
+	Pings uint64 `json:"pings,omitempty"`
 
 	// Fanout: publications sent, refused by the server, and what subscribers missed.
 	Published     uint64 `json:"published,omitempty"`
@@ -136,7 +139,7 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %d handshakes in %.1fs: %.0f handshakes/s\n", r.Messages, r.Seconds, r.MsgsPerSec)
 		r.printLatency(w, "handshake")
 	case ModeIdle:
-		fmt.Fprintf(w, "  %d of %d open in %.1fs, held %.1fs, %d dropped meanwhile\n", r.Opened, r.Conns, r.RampSeconds, r.Seconds, r.Dropped)
+		fmt.Fprintf(w, "  %d of %d open in %.1fs, held %.1fs, %d dropped meanwhile, %d pings answered\n", r.Opened, r.Conns, r.RampSeconds, r.Seconds, r.Dropped, r.Pings)
 		if r.PID > 0 {
 			fmt.Fprintf(w, "  pid %d VmRSS %s before, %s after: %.0f B per connection\n", r.PID, mib(r.RSSBefore), mib(r.RSSAfter), r.RSSPerConn)
 		}
@@ -181,6 +184,9 @@ func (r *Result) shape() string {
 		}
 		return fmt.Sprintf("%d workers", r.Conns)
 	case ModeIdle:
+		if r.Protocol != "" {
+			return fmt.Sprintf("%d conns, %s protocol", r.Conns, r.Protocol)
+		}
 		return fmt.Sprintf("%d conns", r.Conns)
 	}
 	s := fmt.Sprintf("%d subscribers, %s protocol, %g publications/s, %d B padding", r.Conns, r.Protocol, r.Rate, r.Size)

@@ -19,14 +19,14 @@ import (
 // comparable from commit to commit.
 func TestDefaultScenarioNames(t *testing.T) {
 	var names []string
-	for _, s := range selectScenarios(config{suite: suiteDefault, idle: 10000}) {
+	for _, s := range selectScenarios(config{suite: suiteDefault, idles: []int{10000}}) {
 		names = append(names, s.name)
 	}
 	want := []string{"echo 100×32B", "echo 1000×32B", "echo 100×64KiB", "echo 1000×64KiB", "pipelined w16 100×32B", "idle 10000"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("got %q, want %q", names, want)
 	}
-	cmp := selectScenarios(config{suite: suiteCompare, idle: 10000, only: "1KiB"})
+	cmp := selectScenarios(config{suite: suiteCompare, idles: []int{10000}, only: "1KiB"})
 	if len(cmp) != 2 || cmp[0].name != "echo 100×1KiB" || cmp[1].size != 1024 {
 		t.Fatalf("compare, only 1KiB: %+v", cmp)
 	}

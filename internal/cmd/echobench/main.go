@@ -7,6 +7,7 @@
 //	go run ./internal/cmd/echobench -suite fanout     # wsgate serve against Centrifugo v6
 //	go run ./internal/cmd/echobench -suite cluster    # one node against three, and Centrifugo's
 //	go run ./internal/cmd/echobench -suite storm      # 15,000 clients at once: gws, wsgate, wsgate shedding
+//	go run ./internal/cmd/echobench -suite idle       # idle, heartbeating connections: memory each
 //
 // Suites: "default" runs the echo scenarios of the runtime's own benchmarks against internal/
 // echoserver's gws, gorilla and wsgate servers; "compare" runs the comparison (echo 100
@@ -20,7 +21,10 @@
 // on three nodes with its NATS broker and with its Redis engine (Debian's redis-server), the
 // publisher alone on the first node so that every delivery crosses nodes; "storm" releases
 // -storm-clients clients at once against raw gws, wsgate and wsgate shedding above -storm-rate
-// handshakes a second, from several load generator processes (storm.go).
+// handshakes a second, from several load generator processes (storm.go); "idle" holds 1,000,
+// 10,000 and 15,000 idle connections with heartbeats every -ping-interval against wsgate (parked),
+// wsgate-goroutine, raw gws and Centrifugo, and reads each server's heap+stack, RSS, goroutines
+// and the kernel's memory per socket the same way for all (idlesuite.go).
 //
 // It builds what it needs into bench/bin (and installs bench/node's packages with npm ci, and
 // Centrifugo and nats-server with go install, when they are missing), then runs -rounds rounds; in each, every
@@ -60,7 +64,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/echoserver"
 	"github.com/wsgate/wsgate/internal/loadgen"
 )
 
@@ -74,19 +77,21 @@ func main() {
 }
 
 type config struct {
-	suite     string
-	rounds    int
-	duration  time.Duration
-	idle      int
-	bin       string
-	benchDir  string // bench/: the nested module, the Node server, Centrifugo's config
-	raw       string
-	plots     string
-	html      string
-	only      string
-	serverCPU string
-	clientCPU string
-	pin       bool
+	suite    string
+	rounds   int
+	duration time.Duration
+	idles    []int // connection counts of the idle scenarios, one scenario each
+	// pingInterval: the idle suite's heartbeat, for every server.
+	pingInterval time.Duration
+	bin          string
+	benchDir     string // bench/: the nested module, the Node server, Centrifugo's config
+	raw          string
+	plots        string
+	html         string
+	only         string
+	serverCPU    string
+	clientCPU    string
+	pin          bool
 	// maxForeign is the CPU, in CPUs' worth, that other processes may take during a measurement
 	// before it is redone (up to retries times).
 	maxForeign float64
@@ -108,6 +113,7 @@ const (
 	suiteCompare = "compare"
 	suiteFanout  = "fanout"
 	suiteCluster = "cluster"
+	suiteIdle    = "idle"
 )
 
 // baseImpl names the baseline checkout's wsgate in measurements and tables.
@@ -117,11 +123,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
 	var impls string
 	fs := flag.NewFlagSet("echobench", flag.ContinueOnError)
-	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect), fanout (wsgate serve, Centrifugo) cluster (one node against three, wsgate and Centrifugo) or storm (a reconnect storm: gws, wsgate, wsgate shedding; storm.go)")
+	fs.StringVar(&c.suite, "suite", suiteDefault, "what to compare: default (gws, gorilla, wsgate echo), compare (+ melody, Node ws; idle, connect), fanout (wsgate serve, Centrifugo), cluster (one node against three, wsgate and Centrifugo), storm (a reconnect storm: gws, wsgate, wsgate shedding; storm.go) or idle (idle connections with heartbeats: wsgate, wsgate-goroutine, gws, Centrifugo)")
 	fs.StringVar(&impls, "impls", "", "comma-separated servers to run (default: the suite's)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds")
 	fs.DurationVar(&c.duration, "duration", 0, "duration of each measurement (default: 5s default, 3s compare, 10s fanout)")
-	fs.IntVar(&c.idle, "idle", 10000, "connections held for the idle-memory measurement")
+	idles := fs.String("idle", "", "comma-separated connection counts held for the idle-memory measurement, one scenario each (default: 10000; 1000,10000,15000 in the idle suite)")
+	fs.DurationVar(&c.pingInterval, "ping-interval", 0, "idle suite: every server pings each connection this often (default 5s)")
 	fs.IntVar(&c.subscribers, "subscribers", 0, "fanout, cluster: subscribers on the channel (default: 10000 fanout, 3000 cluster)")
 	pubRates := fs.String("pub-rates", "", "fanout, cluster: comma-separated publication rates per second, one scenario each (default: 5,20 fanout, 10,40 cluster)")
 	fs.StringVar(&c.bin, "bin", "bench/bin", "where to build the servers and the load generator")
@@ -153,16 +160,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		duration, budget time.Duration
 		subscribers      int
 		pubRates         string
+		idles            string
 	}{
-		suiteDefault: {echoserver.Impls, 5 * time.Second, 12 * time.Minute, 0, ""},
-		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute, 0, ""},
-		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute, 10000, "5,20"},
-		suiteCluster: {defaultClusterImpls, 10 * time.Second, 6 * time.Minute, 3000, "10,40"},
-		suiteStorm:   {stormImpls, 2 * time.Second, 4 * time.Minute, 0, ""},
+		suiteDefault: {[]string{"gws", "gorilla", "wsgate"}, 5 * time.Second, 12 * time.Minute, 0, "", "10000"},
+		suiteCompare: {[]string{"gws", "gorilla", "melody", "ws", "wsgate"}, 3 * time.Second, 10 * time.Minute, 0, "", "10000"},
+		suiteFanout:  {[]string{"wsgate", "centrifugo"}, 10 * time.Second, 4 * time.Minute, 10000, "5,20", ""},
+		suiteCluster: {defaultClusterImpls, 10 * time.Second, 6 * time.Minute, 3000, "10,40", ""},
+		// The idle suite's duration is unused: each measurement holds its connections for two
+		// heartbeat rounds, then reads the server over a third (idleHold).
+		suiteIdle:  {[]string{"wsgate", "wsgate-goroutine", "gws", "centrifugo"}, time.Second, 30 * time.Minute, 0, "", "1000,10000,15000"},
+		suiteStorm: {stormImpls, 2 * time.Second, 4 * time.Minute, 0, "", ""},
 	}
 	d, ok := defaults[c.suite]
 	if !ok {
-		return fmt.Errorf("unknown -suite %q (want default, compare, fanout, cluster or storm)", c.suite)
+		return fmt.Errorf("unknown -suite %q (want default, compare, fanout, cluster, storm or idle)", c.suite)
+	}
+	if *idles == "" {
+		*idles = d.idles
+	}
+	if *idles != "" && d.idles == "" {
+		return fmt.Errorf("-idle: suite %s has no idle scenario", c.suite)
+	}
+	for _, f := range strings.Split(*idles, ",") {
+		if *idles == "" {
+			break
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 30000 {
+			return fmt.Errorf("-idle: %q is not a connection count within 1..30000", f)
+		}
+		c.idles = append(c.idles, n)
+	}
+	if c.pingInterval != 0 && c.suite != suiteIdle {
+		return errors.New("-ping-interval applies to the idle suite only (the echo servers keep their defaults elsewhere)")
+	}
+	if c.suite == suiteIdle && c.pingInterval == 0 {
+		c.pingInterval = 5 * time.Second
+	}
+	if c.pingInterval < 0 || c.pingInterval > time.Minute {
+		return errors.New("-ping-interval must be within (0, 1m]")
+	}
+	if err := checkFileLimit(c.idles); err != nil {
+		return err
 	}
 	if c.subscribers == 0 {
 		c.subscribers = d.subscribers
@@ -201,9 +240,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		c.pubRates = append(c.pubRates, r)
 	}
-	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute || c.idle < 1 || c.idle > 30000 ||
+	if c.rounds < 1 || c.rounds > 20 || c.duration <= 0 || c.duration > time.Minute ||
 		c.subscribers < 0 || c.subscribers > 20000 {
-		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, 1 ≤ -idle ≤ 30000, -subscribers ≤ 20000")
+		return errors.New("need 1 ≤ -rounds ≤ 20, 0 < -duration ≤ 1m, -subscribers ≤ 20000")
 	}
 	if c.suite == suiteStorm {
 		if err := checkStorm(); err != nil {
@@ -271,6 +310,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.suite == suiteStorm {
 		reportStorm(stdout, c, scenarios, all)
+	}
+	if c.suite == suiteIdle {
+		reportOnPaper(stdout, c, scenarios, all)
 	}
 	return nil
 }
@@ -378,15 +420,20 @@ func selectScenarios(c config) []scenario {
 		}
 		return scenario{name: name, kind: loadgen.ModeEcho, conns: conns, size: size, window: window}
 	}
-	idle := scenario{name: fmt.Sprintf("idle %d", c.idle), kind: loadgen.ModeIdle, conns: c.idle}
+	var idle []scenario
+	for _, n := range c.idles {
+		idle = append(idle, scenario{name: fmt.Sprintf("idle %d", n), kind: loadgen.ModeIdle, conns: n})
+	}
 	var all []scenario
 	switch c.suite {
 	case suiteDefault:
-		all = []scenario{echo(100, 32, 1), echo(1000, 32, 1), echo(100, 64<<10, 1), echo(1000, 64<<10, 1), echo(100, 32, 16), idle}
+		all = append([]scenario{echo(100, 32, 1), echo(1000, 32, 1), echo(100, 64<<10, 1), echo(1000, 64<<10, 1), echo(100, 32, 16)}, idle...)
 	case suiteCompare:
-		all = []scenario{echo(100, 32, 1), echo(100, 1<<10, 1), echo(100, 64<<10, 1),
-			echo(1000, 32, 1), echo(1000, 1<<10, 1), echo(1000, 64<<10, 1), echo(1000, 32, 16), idle,
-			{name: "connect 8 workers", kind: loadgen.ModeConnect, conns: 8}}
+		all = append([]scenario{echo(100, 32, 1), echo(100, 1<<10, 1), echo(100, 64<<10, 1),
+			echo(1000, 32, 1), echo(1000, 1<<10, 1), echo(1000, 64<<10, 1), echo(1000, 32, 16)}, idle...)
+		all = append(all, scenario{name: "connect 8 workers", kind: loadgen.ModeConnect, conns: 8})
+	case suiteIdle:
+		all = idle
 	case suiteStorm:
 		all = []scenario{stormScenario()}
 	case suiteFanout, suiteCluster:

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,8 @@ type measurement struct {
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 	Before, After     *serverStats
 	// Kernel: the storm suite's listen-queue counters, their increase during the storm.
-	Kernel *listenCounters `json:"kernel,omitempty"`
+	Kernel      *listenCounters `json:"kernel,omitempty"`
+	idleFigures                 // the idle suite's
 	// StartFailures: why a cluster topology failed to come up before the start that was measured.
 	StartFailures []string `json:"start_failures,omitempty"`
 	Err           string   `json:"error,omitempty"`
@@ -72,8 +74,12 @@ func (m *measurement) brief() string {
 		}
 		return s
 	}
-	return fmt.Sprintf("%7.0f B/conn heap+stack  %7.0f B/conn RSS  %.2f goroutines/conn",
+	s := fmt.Sprintf("%7.0f B/conn heap+stack  %7.0f B/conn RSS  %.2f goroutines/conn",
 		m.HeapStackPerConn, m.RSSPerConn, m.GoroutinesPerConn)
+	if m.Samples != nil {
+		s += fmt.Sprintf("  (peak %.0f)  %.0f B/socket kernel  %.1f pings/conn  noise %.2f", m.HeapStackPeak, m.KernelPerSocket, m.PingsPerConn, m.ForeignCPU)
+	}
+	return s
 }
 
 // target is what a measurement loads: one server process, or a cluster topology's processes.
@@ -123,6 +129,9 @@ func measure(ctx context.Context, c config, sc scenario, impl string) (measureme
 			return m, err
 		}
 		defer srv.stop()
+		if c.suite == suiteIdle {
+			return m, measureIdleSuite(ctx, c, sc, srv, &m)
+		}
 		return m, measureIdle(ctx, c, sc, srv, &m)
 	}
 	srv, err := startTarget(ctx, c, impl, &m)
@@ -194,34 +203,14 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 	}
 	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := clientCmd(lctx, c, "bench", "idle", "-url", srv.wsURL(), "-c", strconv.Itoa(sc.conns), "-duration", "90s",
-		"-source-ips", "4", "-hold-stdin", "-json", "-metrics-url", "off")
-	stdin, err := cmd.StdinPipe()
+	cl, err := startIdleClient(lctx, c, sc.conns, "-url", srv.wsURL(), "-duration", "90s")
 	if err != nil {
 		return err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() {
-		_ = stdin.Close() // the load generator lets go of its connections and exits
-		_ = cmd.Wait()
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("wsgate bench idle: %w", err)
-	}
-	var opened int
-	if _, err := fmt.Sscanf(line, "open %d", &opened); err != nil || opened != sc.conns {
-		return fmt.Errorf("wsgate bench idle: %q, want \"open %d\"", strings.TrimSpace(line), sc.conns)
-	}
+	defer cl.end()
 	// Wait until the server has settled: nothing moving (goroutines for Go servers, resident
-	// memory for the others).
+	// memory for the others), and not before 3 s, so that wsgate has parked the connections.
+	openedAt := time.Now()
 	prev := -1
 	for range 100 {
 		st, err := srv.stats(false)
@@ -232,7 +221,7 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 		if before.Goroutines == 0 { // not a Go server
 			cur = int(st.VmRSS >> 16)
 		}
-		if cur == prev && (before.Goroutines == 0 || cur >= before.Goroutines+sc.conns/2) {
+		if cur == prev && time.Since(openedAt) >= 3*time.Second {
 			break
 		}
 		prev = cur
@@ -249,6 +238,56 @@ func measureIdle(ctx context.Context, c config, sc scenario, srv *server, m *mea
 	m.RSSPerConn = (float64(after.VmRSS) - float64(before.VmRSS)) / n
 	m.GoroutinesPerConn = float64(after.Goroutines-before.Goroutines) / n
 	return nil
+}
+
+// idleClient is "wsgate bench idle -hold-stdin" holding its connections open.
+type idleClient struct {
+	cmd   *exec.Cmd
+	stdin io.Closer
+	out   *bufio.Reader // what it prints after "open N"
+	ended bool
+}
+
+// startIdleClient starts the load generator's idle mode with conns connections and args, and
+// waits until it says every one is open.
+func startIdleClient(ctx context.Context, c config, conns int, args ...string) (*idleClient, error) {
+	args = append([]string{"bench", "idle", "-c", strconv.Itoa(conns), "-source-ips", "4", "-hold-stdin", "-json", "-metrics-url", "off"}, args...)
+	cmd := clientCmd(ctx, c, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	cl := &idleClient{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	line, err := cl.out.ReadString('\n')
+	var opened int
+	if err == nil {
+		_, err = fmt.Sscanf(line, "open %d", &opened)
+	}
+	if err != nil || opened != conns {
+		cl.end()
+		return nil, fmt.Errorf("wsgate bench idle: %q (%v), want \"open %d\"", strings.TrimSpace(line), err, conns)
+	}
+	return cl, nil
+}
+
+// end lets go of the connections (the load generator closes them and exits) and returns what
+// it printed then, once it has exited; later calls do nothing.
+func (cl *idleClient) end() ([]byte, error) {
+	if cl.ended {
+		return nil, nil
+	}
+	cl.ended = true
+	_ = cl.stdin.Close()
+	rest, _ := io.ReadAll(cl.out)
+	return rest, cl.cmd.Wait()
 }
 
 // clientCmd runs the load generator ("wsgate bench"), pinned to the client CPUs.

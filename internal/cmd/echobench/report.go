@@ -78,7 +78,33 @@ var (
 		}
 		return m.HeapStackPerConn
 	})
-	rss        = idleMetric("RSS B/conn", "%.0f", func(m *measurement) float64 { return m.RSSPerConn })
+	heapStackPeak = idleMetric("heap+stack peak B/conn", "%.0f", func(m *measurement) float64 {
+		if m.Samples == nil {
+			return math.NaN()
+		}
+		return m.HeapStackPeak
+	})
+	rss          = idleMetric("RSS B/conn", "%.0f", func(m *measurement) float64 { return m.RSSPerConn })
+	kernelSocket = idleMetric("kernel B/socket", "%.0f", func(m *measurement) float64 {
+		if m.Samples == nil {
+			return math.NaN()
+		}
+		return m.KernelPerSocket
+	})
+	// pingsPerConn proves the heartbeats ran: about 3 per connection at any -ping-interval (two
+	// rounds held, a third while reading).
+	pingsPerConn = metric{"pings answered/conn", "-", "%.1f", func(m *measurement) float64 {
+		if m.Samples == nil || m.Err != "" {
+			return math.NaN()
+		}
+		return m.PingsPerConn
+	}}
+	onPaperGB = idleMetric("1M conns on paper GB", "%.2f", func(m *measurement) float64 {
+		if m.Samples == nil {
+			return math.NaN()
+		}
+		return onPaper(m) / 1e9
+	})
 	goroutines = idleMetric("goroutines/conn", "%.2f", func(m *measurement) float64 {
 		if m.Before == nil || m.Before.Goroutines == 0 {
 			return math.NaN()
@@ -87,8 +113,10 @@ var (
 	})
 )
 
-func metricsFor(sc scenario) []metric {
+func metricsFor(sc scenario, idleSuite bool) []metric {
 	switch {
+	case sc.kind == loadgen.ModeIdle && idleSuite:
+		return []metric{heapStack, heapStackPeak, rss, goroutines, kernelSocket, onPaperGB, pingsPerConn, foreign}
 	case sc.kind == loadgen.ModeIdle:
 		return []metric{heapStack, rss, goroutines}
 	case sc.kind == loadgen.ModeConnect:
@@ -104,11 +132,32 @@ func metricsFor(sc scenario) []metric {
 // pair is one ratio column of the report: num's figure over den's.
 type pair struct{ num, den string }
 
+// idleRatioPairs are the idle suite's ratio columns: every server over raw gws, then wsgate over
+// wsgate-goroutine (what parking saves) and over Centrifugo; servers not in impls are left out.
+func idleRatioPairs(impls []string) []pair {
+	var pairs []pair
+	has := func(s string) bool { return slices.Contains(impls, s) }
+	for _, o := range impls {
+		if o != "gws" && has("gws") {
+			pairs = append(pairs, pair{o, "gws"})
+		}
+	}
+	for _, o := range []string{"wsgate-goroutine", "centrifugo", baseImpl} {
+		if has(o) {
+			pairs = append(pairs, pair{"wsgate", o})
+		}
+	}
+	return pairs
+}
+
 // ratioPairs are the report's ratio columns: wsgate over every other server; in the cluster
 // suite, every topology over wsgate on one node (what scaling out costs), then every wsgate
 // cluster over every Centrifugo cluster of as many nodes.
 func ratioPairs(c config) []pair {
 	var pairs []pair
+	if c.suite == suiteIdle {
+		return idleRatioPairs(c.impls)
+	}
 	if c.suite != suiteCluster {
 		for _, o := range c.impls {
 			if o != "wsgate" {
@@ -150,7 +199,7 @@ func report(w io.Writer, c config, scenarios []scenario, all []measurement) {
 	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
 	fmt.Fprintln(w, "| "+strings.Join(align, " | ")+" |")
 	for _, sc := range scenarios {
-		for _, mt := range metricsFor(sc) {
+		for _, mt := range metricsFor(sc, c.suite == suiteIdle) {
 			perImpl := perRound(c, all, sc, mt)
 			med := map[string]float64{}
 			cells := []string{sc.name, mt.name, mt.better}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,9 +29,11 @@ var echoServers = map[string]serverSpec{
 	"gws":     {bin: "echoserve", args: []string{"-impl", "gws"}, stats: true},
 	"gorilla": {bin: "echoserve", args: []string{"-impl", "gorilla"}, stats: true},
 	"wsgate":  {bin: "echoserve", args: []string{"-impl", "wsgate"}, stats: true},
-	baseImpl:  {bin: "echoserve-base", args: []string{"-impl", "wsgate"}, stats: true},
-	"melody":  {bin: "echoserve-melody", args: []string{"-impl", "melody"}, stats: true},
-	"ws":      {node: true, stats: true},
+	// wsgate with a reader goroutine per connection (Config.ParkAfter -1): the runtime before parking.
+	"wsgate-goroutine": {bin: "echoserve", args: []string{"-impl", "wsgate-goroutine"}, stats: true},
+	baseImpl:           {bin: "echoserve-base", args: []string{"-impl", "wsgate"}, stats: true},
+	"melody":           {bin: "echoserve-melody", args: []string{"-impl", "melody"}, stats: true},
+	"ws":               {node: true, stats: true},
 }
 
 // pubsubServers are the fanout suite's: "wsgate serve" (wsgate.v1 on the hub and the in-memory
@@ -42,12 +45,25 @@ var pubsubServers = map[string]serverSpec{
 	baseImpl:     {bin: "wsgate-base", path: "/ws", protocol: loadgen.ProtoWsgate}, // -base's "wsgate serve"
 }
 
+// idleServers are the idle suite's: the echo servers with heartbeats (gorilla has none) and
+// Centrifugo configured by bench/centrifugo/idle.json (anonymous connections, Prometheus metrics
+// and pprof on its port), all pinging every -ping-interval.
+var idleServers = map[string]serverSpec{
+	"wsgate":           echoServers["wsgate"],
+	"wsgate-goroutine": echoServers["wsgate-goroutine"],
+	"gws":              echoServers["gws"],
+	baseImpl:           echoServers[baseImpl],
+	"centrifugo":       pubsubServers["centrifugo"],
+}
+
 func specsFor(suite string) map[string]serverSpec {
-	if suite == suiteStorm {
+	switch suite {
+	case suiteStorm:
 		return stormServers
-	}
-	if suite == suiteFanout {
+	case suiteFanout:
 		return pubsubServers
+	case suiteIdle:
+		return idleServers
 	}
 	return echoServers
 }
@@ -99,13 +115,25 @@ func startServer(ctx context.Context, c config, impl string) (*server, error) {
 		}
 		addr = "127.0.0.1:" + strconv.Itoa(port)
 		if impl == "centrifugo" {
-			cmd = pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, spec.bin), "--config", filepath.Join(c.benchDir, "centrifugo", "config.json"))
-			cmd.Env = append(os.Environ(), "CENTRIFUGO_HTTP_SERVER_PORT="+strconv.Itoa(port))
+			conf := "config.json"
+			env := []string{"CENTRIFUGO_HTTP_SERVER_PORT=" + strconv.Itoa(port)}
+			if c.suite == suiteIdle {
+				// Its pong timeout must be shorter than its ping interval (Centrifugo refuses it otherwise).
+				conf = "idle.json"
+				env = append(env, "CENTRIFUGO_CLIENT_PING_INTERVAL="+c.pingInterval.String(),
+					"CENTRIFUGO_CLIENT_PONG_TIMEOUT="+(c.pingInterval*4/5).String())
+			}
+			cmd = pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, spec.bin), "--config", filepath.Join(c.benchDir, "centrifugo", conf))
+			cmd.Env = append(os.Environ(), env...)
 		} else {
 			cmd = pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, spec.bin), "serve", "-addr", addr, "-log-level", "warn")
 		}
 	default:
-		cmd = pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, spec.bin), append(spec.args, "-addr", "127.0.0.1:0", "-lifetime", "10m")...)
+		args := append(slices.Clip(spec.args), "-addr", "127.0.0.1:0", "-lifetime", "10m")
+		if c.suite == suiteIdle {
+			args = append(args, "-ping-interval", c.pingInterval.String())
+		}
+		cmd = pinned(ctx, c, c.serverCPU, filepath.Join(c.bin, spec.bin), args...)
 	}
 	s, err := launch(impl, cmd, spec, addr, os.Stderr)
 	if err != nil || addr == "" {
