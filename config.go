@@ -158,8 +158,9 @@ type Config struct {
 	ParkAfter time.Duration
 	// MaxHandshakeRate caps the upgrades the Server accepts per second, across all clients, with a
 	// burst of as many: above it an upgrade is answered 503 Service Unavailable with Retry-After,
-	// before any work is done for it, so that a reconnect storm is spread over the next seconds
-	// instead of timing everyone out. Default 0: no cap.
+	// after the checks that cost nothing (size, handshake, host, origin) and before Admit and the
+	// upgrade; one then refused 429 by a per-address limit gives its token back. So a reconnect
+	// storm is spread over the next seconds instead of timing everyone out. Default 0: no cap.
 	MaxHandshakeRate int
 	// MaxConnections caps live connections, counting those whose socket is still open after their
 	// close (at most CloseTimeout); further upgrades are answered 503. Default 0: no cap.

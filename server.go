@@ -106,7 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, "server shutting down")
 		return
 	}
-	if s.rate != nil && s.checkRate(w, r) {
+	if s.rate != nil && isProbe(r) && s.answerProbe(w, r) {
 		return
 	}
 	if status, msg := s.cfg.checkSize(r); status != 0 {
@@ -125,8 +125,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
+	// The node's handshake rate is spent only by handshakes that passed the checks above, which
+	// cost nothing to make; one refused after it by a per-address limit (429) gives its token
+	// back, so that a flooding address refused by its own bucket does not spend the others'.
+	if s.rate != nil {
+		if wait := s.rate.take(); wait > 0 {
+			s.shed(w, r, wait)
+			return
+		}
+	}
 	slot, ok := s.reserveAddr(r)
 	if !ok {
+		s.rate.refund()
 		w.Header().Set("Retry-After", retryAfter)
 		s.reject(w, r, http.StatusTooManyRequests, "too many connections from this address")
 		return
@@ -149,6 +159,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ar := r.WithContext(context.WithValue(r.Context(), clientAddrKey{}, s.cfg.clientAddr(r)))
 		if auth, err = s.cfg.Admit(ar); err != nil {
 			s.unreserve(slot)
+			if re := (*RejectError)(nil); errors.As(err, &re) && re.Status == http.StatusTooManyRequests {
+				s.rate.refund()
+			}
 			s.refuse(w, r, err)
 			return
 		}

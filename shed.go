@@ -37,7 +37,7 @@ func newHandshakeLimiter(rate int) *handshakeLimiter {
 	if rate <= 0 {
 		return nil
 	}
-	iv := int64(time.Second) / int64(rate)
+	iv := max(1, int64(time.Second)/int64(rate)) // beyond 1e9 a second: one a nanosecond
 	return &handshakeLimiter{interval: iv, tolerance: int64(time.Second) - iv, base: time.Now()}
 }
 
@@ -55,6 +55,25 @@ func (l *handshakeLimiter) take() time.Duration {
 		}
 		if l.tat.CompareAndSwap(tat, t+l.interval) {
 			return 0
+		}
+	}
+}
+
+// refund gives back the token of a handshake refused after it was taken by a limit that did no
+// work for it (a per-address limit): the bucket's next token comes one interval sooner, but never
+// sooner than now. A nil limiter (no MaxHandshakeRate) does nothing.
+func (l *handshakeLimiter) refund() {
+	if l == nil {
+		return
+	}
+	now := l.now()
+	for {
+		tat := l.tat.Load()
+		if tat <= now {
+			return // the bucket is full again already
+		}
+		if l.tat.CompareAndSwap(tat, max(tat-l.interval, now)) {
+			return
 		}
 	}
 }
@@ -109,25 +128,19 @@ func isProbe(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("Upgrade") == ""
 }
 
-// checkRate applies MaxHandshakeRate; it reports whether the request was answered.
-func (s *Server) checkRate(w http.ResponseWriter, r *http.Request) bool {
-	if isProbe(r) {
-		wait := s.rate.shedding()
-		if wait == 0 {
-			return false
-		}
-		if o := r.Header.Get("Origin"); o != "" && s.cfg.originAllowed(o, r.Host, s.cfg.requestScheme(r)) {
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", o)
-			h.Set("Access-Control-Expose-Headers", "Retry-After")
-			h.Add("Vary", "Origin")
-		}
-		s.shed(w, r, wait)
-		return true
+// answerProbe answers a browser's probe with 503 and Retry-After while MaxHandshakeRate sheds;
+// it reports whether it answered (otherwise the probe falls through to the handshake checks).
+func (s *Server) answerProbe(w http.ResponseWriter, r *http.Request) bool {
+	wait := s.rate.shedding()
+	if wait == 0 {
+		return false
 	}
-	if wait := s.rate.take(); wait > 0 {
-		s.shed(w, r, wait)
-		return true
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	if o := r.Header.Get("Origin"); o != "" && s.cfg.originAllowed(o, r.Host, s.cfg.requestScheme(r)) {
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Expose-Headers", "Retry-After")
 	}
-	return false
+	s.shed(w, r, wait)
+	return true
 }

@@ -139,3 +139,31 @@ func TestShedProbe(t *testing.T) {
 			resp.Status, resp.Header.Get("Access-Control-Allow-Origin"))
 	}
 }
+
+// TestHandshakeRateSpentOnlyByWhatPassed: handshakes refused for a bad origin never take a token,
+// and those refused 429 by MaxConnectionsPerIP give theirs back, so another client still gets
+// in within the same second.
+func TestHandshakeRateSpentOnlyByWhatPassed(t *testing.T) {
+	const rate = 3
+	ts := startServer(t, echoOrClose, &wsgate.Config{MaxHandshakeRate: rate, MaxConnectionsPerIP: 1,
+		TrustedProxies: []string{"127.0.0.1"}})
+	from := func(addr string) func(http.Header) {
+		return func(h http.Header) { h.Set("X-Forwarded-For", addr) }
+	}
+	held, resp := handshake(t, ts, upgradeRequest(http.MethodGet, ts.addr(), from("203.0.113.7")), nil)
+	defer held.nc.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("first handshake answered %d, want 101", resp.StatusCode)
+	}
+	for range 3 * rate {
+		if status, _ := tryUpgrade(t, ts, from("203.0.113.7")); status != http.StatusTooManyRequests {
+			t.Fatalf("a second connection from a capped address answered %d, want 429", status)
+		}
+		if status, _ := tryUpgrade(t, ts, func(h http.Header) { h.Set("Origin", "https://evil.example") }); status != http.StatusForbidden {
+			t.Fatalf("a foreign origin answered %d, want 403", status)
+		}
+	}
+	if status, _ := tryUpgrade(t, ts, from("198.51.100.9")); status != http.StatusSwitchingProtocols {
+		t.Errorf("another address after %d refusals answered %d, want 101: refused handshakes spent the node's rate", 6*rate, status)
+	}
+}

@@ -29,9 +29,9 @@ import (
 // must be in at the end: one that is not counts as an error.
 //
 // The kernel decides what a SYN burst costs before any server code runs: a listener's accept
-// queue holds min(backlog, net.core.somaxconn) connections (Go asks for somaxconn), and
-// half-open ones are bounded by net.ipv4.tcp_max_syn_backlog, beyond which SYN cookies are sent
-// (tcp_syncookies=1). When the accept queue is full the final ACK of a handshake is dropped
+// queue holds min(backlog, net.core.somaxconn) connections (Go asks for somaxconn), and with
+// tcp_syncookies=1 half-open ones beyond that same backlog are answered with SYN cookies
+// (net.ipv4.tcp_max_syn_backlog matters only with cookies off). When the accept queue is full the final ACK of a handshake is dropped
 // (ListenOverflows, ListenDrops in /proc/net/netstat) and the client retransmits after its RTO,
 // from 1 s upwards: that is the tail a storm shows. Each measurement reports those counters'
 // increase (machine-wide: other processes' listeners count too).

@@ -68,6 +68,8 @@ export declare function backoffDelay(attempt: number, backoff: Backoff, random?:
  * uniform in [0, 1000); -1 when the value is missing or malformed.
  */
 export declare function retryAfterDelay(value: string | null | undefined, random?: () => number, now?: number): number;
+/** the longest Retry-After the client honours, ms (an hour); a longer one is cut to it */
+export declare const maxRetryAfter: number;
 
 /** send() failed because the client is closed or closing. */
 export declare class ClosedError extends Error {

@@ -128,8 +128,13 @@ export function retryAfterDelay(value, random = Math.random, now = Date.now()) {
   if (ms < 0 || !Number.isFinite(ms)) {
     return -1;
   }
-  return Math.floor(ms + Math.min(random() * 1000, 999));
+  // A wait past maxRetryAfter is cut to it: setTimeout runs a delay beyond 2^31-1 ms at once,
+  // and no server of ours asks for more than a minute.
+  return Math.floor(Math.min(ms, maxRetryAfter) + Math.min(random() * 1000, 999));
 }
+
+/** the longest Retry-After the client honours, ms (an hour); a longer one is cut to it */
+export const maxRetryAfter = 3600 * 1000;
 
 /** ms a probe (see WsgateClientOptions.probe) may take before the client backs off without its answer */
 const probeTimeout = 5000;
