@@ -92,10 +92,13 @@ func (p *PreparedMessage) Len() int { return p.m.size() }
 
 // Conn is one WebSocket connection.
 //
-// Concurrency: every method is safe for concurrent use. Internally a connection has one reader
-// (the goroutine that calls the Handler, in order) and at most one writer goroutine, started when
-// there is something to write and gone when the queue is empty; only the writer writes to the
-// socket, everyone else enqueues. An idle connection therefore costs one goroutine.
+// Concurrency: every method is safe for concurrent use. Internally a connection has at most one
+// reader (the goroutine that calls the Handler, in order) and at most one writer goroutine,
+// started when there is something to write and gone when the queue is empty; only the holder of
+// the wire's lock writes to the socket (the writer, or the reader inline after a handler, never
+// both), everyone else enqueues. On Linux a plain TCP connection idle for Config.ParkAfter parks:
+// its reader ends and a new one is started, by whoever wins c.park's swap from parkParked, when
+// the socket is readable again (park.go). An idle connection then has no goroutine of its own.
 type Conn struct {
 	srv    *Server
 	sock   *gws.Conn
