@@ -77,7 +77,13 @@ func (s *Server) pollLoop(epfd int) {
 			continue
 		}
 		if err != nil {
-			s.cfg.Logger.Error("wsgate: epoll_wait failed; parked connections wake only on close", "err", err)
+			// Never seen: epoll_wait fails only on a bad descriptor or buffer. Parking stops, and
+			// every parked connection gets its reader back.
+			s.cfg.Logger.Error("wsgate: epoll_wait failed; connections no longer park", "err", err)
+			s.poll.mu.Lock()
+			s.poll.stopped = true
+			s.poll.mu.Unlock()
+			s.Range(func(c *Conn) bool { c.unpark(); return true })
 			return
 		}
 		for i := range events[:n] {

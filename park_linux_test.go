@@ -48,6 +48,14 @@ func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
 	if m := ts.Metrics(); m.Parked != n {
 		t.Fatalf("Metrics().Parked = %d, want %d", m.Parked, n)
 	}
+	// Writing does not need a reader: a message sent to parked connections leaves them parked.
+	ts.Range(func(c *wsgate.Conn) bool { _ = c.Send(wsgate.Text, []byte("push done")); return true })
+	for _, rc := range conns {
+		rc.expectEcho("push")
+	}
+	if p := ts.Stats().Parked; p != n {
+		t.Fatalf("Parked = %d after a push, want %d", p, n)
+	}
 	for round := range 3 {
 		for i, rc := range conns {
 			rc.write(text(fmt.Sprintf("r%d c%d a", round, i)), text(fmt.Sprintf("r%d c%d b", round, i)))
@@ -386,4 +394,17 @@ func TestParkAfterNegativeKeepsReaders(t *testing.T) {
 			t.Fatalf("%d goroutines, want at least %d: readers gone", g, base+n)
 		}
 	}
+}
+
+// The default configuration parks too: ParkAfter 1 s, on a 1 s tick.
+func TestDefaultParkAfterParks(t *testing.T) {
+	ts := startServer(t, echoDone, nil)
+	rc, _ := dialRaw(t, ts, nil)
+	start := time.Now()
+	waitParked(t, ts, 1)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("parked after %v, want within ParkAfter plus two ticks (3s)", took)
+	}
+	rc.write(text("after the park"))
+	rc.expectEcho("after the park")
 }
