@@ -92,10 +92,13 @@ func (p *PreparedMessage) Len() int { return p.m.size() }
 
 // Conn is one WebSocket connection.
 //
-// Concurrency: every method is safe for concurrent use. Internally a connection has one reader
-// (the goroutine that calls the Handler, in order) and at most one writer goroutine, started when
-// there is something to write and gone when the queue is empty; only the writer writes to the
-// socket, everyone else enqueues. An idle connection therefore costs one goroutine.
+// Concurrency: every method is safe for concurrent use. Internally a connection has at most one
+// reader (the goroutine that calls the Handler, in order) and at most one writer goroutine,
+// started when there is something to write and gone when the queue is empty; only the holder of
+// the wire's lock writes to the socket (the writer, or the reader inline after a handler, never
+// both), everyone else enqueues. On Linux a plain TCP connection idle for Config.ParkAfter parks:
+// its reader ends and a new one is started, by whoever wins c.park's swap from parkParked, when
+// the socket is readable again (park.go). An idle connection then has no goroutine of its own.
 type Conn struct {
 	srv    *Server
 	sock   *gws.Conn
@@ -125,11 +128,20 @@ type Conn struct {
 	// to the reader when the callback returns (deferred). Only the reader sets it, without the
 	// lock; it clears it under the lock, where Sends read it, so that no deferred write is lost.
 	inHandler atomic.Bool
-	data      atomic.Pointer[any]
-	auth      any // what Config.Admit returned; set before the connection is shared
+	// Parking (park.go): park says who reads (parkReading, parkStopping, parkParked); pongBy is
+	// when the outstanding ping's pong is due (server clock, while awaitPong); woke is the server
+	// clock when a reader last resumed; watched is set while the socket is in the poller's epoll
+	// set; parkReq (under mu) is set while the scanner asks the reader to park.
+	park    atomic.Uint32
+	pongBy  atomic.Int64
+	woke    atomic.Int64
+	watched atomic.Bool
+	data    atomic.Pointer[any]
+	auth    any // what Config.Admit returned; set before the connection is shared
 
 	mu       sync.Mutex // guards the fields below
 	state    connState
+	parkReq  bool
 	writing  bool // a writer goroutine is running, or the reader is writing inline
 	async    bool // WriteBehind was called in the current handler callback: Sends kick the writer
 	deferred bool // a Send during a handler callback left its writing to the reader

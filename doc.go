@@ -19,10 +19,14 @@
 //
 // # Concurrency
 //
-// Every exported method is safe for concurrent use. Per connection there is one reader goroutine,
-// which also runs the Handler (so a connection's callbacks never overlap), and at most one writer
-// goroutine; one of the two writes at a time. Heartbeats are driven by one ticker per Server. An
-// idle connection costs one goroutine.
+// Every exported method is safe for concurrent use. Per connection there is at most one reader
+// goroutine, which also runs the Handler (so a connection's callbacks never overlap), and at most
+// one writer goroutine; one of the two writes at a time. Heartbeats are driven by one ticker per
+// Server. On Linux, a plain TCP connection that completed no frame for Config.ParkAfter is parked:
+// its reader goroutine and read buffer are given back and its socket waits on the Server's epoll
+// instance; when the peer sends again, a reader resumes where the last one stopped, in order. An
+// idle connection then costs no goroutine (over TLS, or elsewhere, one). docs/RUNTIME.md has the
+// states, the goroutines and their owners.
 //
 // # Limits and policies
 //

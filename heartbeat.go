@@ -7,7 +7,9 @@ import "time"
 // a read deadline PongTimeout ahead, which any complete inbound frame disarms (wire.Read →
 // frameWatch → Conn.touch). A peer that completed no frame since time T is disconnected by
 // T+PingInterval+PongTimeout at the latest. The same tick closes a connection whose message has
-// been arriving for longer than MessageTimeout (Conn.checkMessageTime).
+// been arriving for longer than MessageTimeout (Conn.checkMessageTime), and parks the connections
+// idle for ParkAfter (Conn.scanPark). A parked connection has no read for a deadline to fail: the
+// scanner wakes it when its pong is overdue, and its reader's first read fails at once.
 
 // heartbeatTick is the scan period: a tenth of the shorter interval, within [5ms, 1s].
 func heartbeatTick(ping, pong time.Duration) time.Duration {
@@ -58,7 +60,7 @@ func (s *Server) heartbeat(stop <-chan struct{}) {
 		case now := <-t.C:
 			ns := now.UnixNano()
 			s.clock.Store(ns)
-			if s.cfg.PingInterval < 0 && s.cfg.MessageTimeout < 0 {
+			if s.cfg.PingInterval < 0 && s.cfg.MessageTimeout < 0 && s.parkAfter < 0 {
 				continue
 			}
 			for i := range s.shards {
@@ -68,6 +70,7 @@ func (s *Server) heartbeat(stop <-chan struct{}) {
 					if s.cfg.PingInterval >= 0 {
 						c.heartbeat(ns)
 					}
+					c.scanPark(ns)
 				}
 				clear(buf)
 			}
@@ -84,6 +87,7 @@ func (c *Conn) heartbeat(now int64) {
 	c.mu.Lock()
 	// A reader busy in a handler reads nothing: that silence is ours, not the peer's.
 	if c.state == stateOpen && !c.inHandler.Load() {
+		c.pongBy.Store(now + int64(cfg.PongTimeout))
 		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, now).Add(cfg.PongTimeout))
 		c.awaitPong.Store(true)
 		c.pingDue = true

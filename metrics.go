@@ -10,10 +10,14 @@ import (
 // Metrics is a snapshot of a Server's counters, for an exporter to read at scrape time (the
 // binary's /metrics reads it for Prometheus; see docs/METRICS.md). Counting costs the hot path one
 // atomic add per event and holds nothing per connection: the counters are the Server's, in fixed
-// arrays over bounded label sets. Every field but Connections only grows.
+// arrays over bounded label sets. Every field but Connections and Parked only grows.
 type Metrics struct {
 	Connections int64  // open now (registered, not yet ended)
 	Opened      uint64 // upgrades completed
+	// Parked is how many open connections are parked now: no reader goroutine, no read buffer
+	// (Config.ParkAfter); Wakeups counts the times a parked connection got a reader again.
+	Parked  int64
+	Wakeups uint64
 
 	// Closed counts ended connections by the close code they ended with (CloseError.Code), one
 	// entry per code of MetricsCloseCodes and a last one for every other code (application codes
@@ -146,7 +150,7 @@ func (s *Server) Metrics() Metrics {
 	st := s.Stats()
 	m := &s.metrics
 	r := Metrics{
-		Connections: st.Connections, Opened: st.Accepted,
+		Connections: st.Connections, Opened: st.Accepted, Parked: st.Parked, Wakeups: st.Wakeups,
 		SendQueueDropped: st.Dropped, SlowConsumerCloses: m.slowCloses.Load(),
 		PongTimeouts: m.pongTimeout.Load(), WriteTimeouts: m.writeTimout.Load(), HandlerPanics: st.Panics,
 	}

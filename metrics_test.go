@@ -130,11 +130,15 @@ func TestMetricsCountSlowConsumerAndDrops(t *testing.T) {
 			ws := dial(t, ts.URL, nil)
 			ws.WriteMessage(websocket.TextMessage, []byte("flood")) // and never read
 			if p == wsgate.PolicyClose {
-				waitFor(t, 10*time.Second, "the slow consumer's close", func() bool { return ts.Metrics().Connections == 0 })
+				// Opened first: the client may read the 101 before the server has registered the connection.
+				waitFor(t, 10*time.Second, "the slow consumer's close", func() bool {
+					m := ts.Metrics()
+					return m.Opened == 1 && m.Connections == 0
+				})
 				m := ts.Metrics()
 				if m.SlowConsumerCloses != 1 || m.Closed[closedIndex(wsgate.CloseTryAgainLater)] != 1 {
-					t.Fatalf("slow-consumer closes %d, 1013 closes %d; want 1 and 1", m.SlowConsumerCloses,
-						m.Closed[closedIndex(wsgate.CloseTryAgainLater)])
+					t.Fatalf("slow-consumer closes %d, 1013 closes %d; want 1 and 1 (%+v)", m.SlowConsumerCloses,
+						m.Closed[closedIndex(wsgate.CloseTryAgainLater)], m)
 				}
 				return
 			}

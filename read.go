@@ -112,17 +112,6 @@ func (c *Conn) call(what string, f func()) {
 	f()
 }
 
-// serve is the connection's reader goroutine: the transport's read loop, which ends with finish
-// (OnClose), then linger, which closes the socket; then the connection gives back its place.
-func (c *Conn) serve() {
-	defer c.srv.forget(c)
-	func() {
-		defer c.recoverTransport()
-		c.sock.ReadLoop()
-	}()
-	c.wire.linger(c.srv.cfg.CloseTimeout)
-}
-
 // finish ends the connection on its reader goroutine once the transport has stopped reading: it
 // settles why the connection closed, releases the queue, and calls OnClose.
 func (c *Conn) finish(err error) {

@@ -24,6 +24,7 @@ type Server struct {
 	handler   Handler
 	upgraders []*gws.Upgrader // one per subprotocol, in cfg.Subprotocols order; the last for none
 	tick      time.Duration
+	parkAfter int64 // Config.ParkAfter in nanoseconds, rounded up to tick; -1: never park
 
 	clock   atomic.Int64 // coarse unix nanoseconds, advanced by the heartbeat
 	nextID  atomic.Uint64
@@ -39,7 +40,11 @@ type Server struct {
 	shards [connShards]connShard
 	addrs  addrCounts // live connections per client address, with MaxConnectionsPerIP
 
-	goroutines sync.WaitGroup // every reader and writer goroutine, and the heartbeat
+	goroutines sync.WaitGroup // every reader and writer goroutine, the heartbeat and the poller
+
+	poll    poller       // park_linux.go: the epoll instance of parked connections
+	parked  atomic.Int64 // connections parked now
+	wakeups atomic.Uint64
 
 	hbMu      sync.Mutex
 	hbStarted bool
@@ -71,6 +76,7 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 	}
 	s.clock.Store(time.Now().UnixNano())
 	s.tick = min(heartbeatTick(c.PingInterval, c.PongTimeout), messageTimeoutTick(c.MessageTimeout))
+	s.parkAfter = parkAfterOf(c.ParkAfter, s.tick)
 	ev := &events{s: s}
 	for i := 0; i <= len(c.Subprotocols); i++ {
 		opt := &gws.ServerOption{
@@ -199,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.handshake(http.StatusSwitchingProtocols)
 	s.register(c)
 	s.goroutines.Add(1)
-	go func() { // owner: the Server; ends when the connection does (finish runs on it)
+	go func() { // owner: the Server; ends when the connection parks (park.go) or ends (finish runs on it)
 		defer s.goroutines.Done()
 		c.serve()
 	}()
@@ -326,6 +332,8 @@ type ServerStats struct {
 	Rejected    uint64 // handshakes refused
 	Dropped     uint64 // messages discarded by the slow-consumer policy
 	Panics      uint64 // handler panics recovered
+	Parked      int64  // live connections parked now: no reader goroutine, no read buffer (docs/RUNTIME.md)
+	Wakeups     uint64 // times a parked connection got a reader again
 }
 
 // Stats returns the server's counters.
@@ -338,5 +346,5 @@ func (s *Server) Stats() ServerStats {
 		sh.mu.Unlock()
 	}
 	return ServerStats{Connections: n, Accepted: s.accepted.Load(), Rejected: s.rejected.Load(),
-		Dropped: s.dropped.Load(), Panics: s.panics.Load()}
+		Dropped: s.dropped.Load(), Panics: s.panics.Load(), Parked: s.parked.Load(), Wakeups: s.wakeups.Load()}
 }

@@ -104,6 +104,7 @@ func (s *Server) wait(ctx context.Context) error {
 		_ = s.drained(grace)
 	}
 	s.stopHeartbeat()
+	s.stopPoller()
 	if s.live.Load() == 0 {
 		// Every reader has closed its socket and given back its place, so no goroutine can be
 		// added any more; the writers left end at once on their closed sockets.

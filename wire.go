@@ -138,6 +138,17 @@ func (w *wire) Read(p []byte) (int, error) {
 	var n int
 	if err == nil {
 		n, err = w.Conn.Read(p)
+		for n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The scanner's request to park, or the pong's deadline (park.go).
+			park, again := w.c.stopReading()
+			if park {
+				return 0, errParked
+			}
+			if !again {
+				break
+			}
+			n, err = w.Conn.Read(p)
+		}
 	}
 	if closing {
 		w.closeRead += n
@@ -478,6 +489,7 @@ func (w *wire) drop() {
 	s.fireGone()
 	s.fireOut()
 	_ = w.Conn.Close()
+	w.c.unpark() // a closed socket leaves epoll without an event: its reader finds it closed
 }
 
 // flush writes, blocking, what inline writes left in the stash. The writer goroutine does this
@@ -514,6 +526,7 @@ func (w *wire) reserve(n int) {
 // is written (or while it waits to be), Close leaves the socket open: closeOut shuts our side
 // (FIN) after the close frame, and linger reads what the peer still sends and closes.
 func (w *wire) Close() error {
+	defer w.c.unpark() // the reader, if parked, ends the connection (or reads the peer's close frame)
 	if w.lingers() {
 		return nil
 	}

@@ -77,6 +77,7 @@ func defaultOptions() options {
 			HandshakeTimeout:  wsgate.DefaultHandshakeTimeout,
 			CloseTimeout:      wsgate.DefaultCloseTimeout,
 			MessageTimeout:    wsgate.DefaultMessageTimeout,
+			ParkAfter:         wsgate.DefaultParkAfter,
 			MaxHeaderBytes:    wsgate.DefaultMaxHeaderBytes,
 			KeepHeaders:       wsgate.DefaultKeepHeaders,
 		},
@@ -118,6 +119,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.HandshakeTimeout, parseTimeout, time.Duration.String), "handshake-timeout", "bound on writing the upgrade response")
 	fs.Var(newValue(&c.CloseTimeout, parseTimeout, time.Duration.String), "close-timeout", "how long the server waits for the peer's close frame after sending its own")
 	fs.Var(newValue(&c.MessageTimeout, time.ParseDuration, time.Duration.String), "message-timeout", "how long a peer may take to send one message, first byte to last frame, before it is closed with 1008; negative: no limit")
+	fs.Var(newValue(&c.ParkAfter, time.ParseDuration, time.Duration.String), "park-after", "how long a connection may complete no frame before it is parked: no goroutine and no read buffer until the peer sends again (Linux, plain TCP; docs/RUNTIME.md); negative never parks")
 	fs.Var(newValue(&c.AllowedOrigins, parseList, formatList), "allowed-origins", "comma-separated browser `origins` allowed to connect: hosts (example.com, *.example.com) or full origins (https://app.example.com); \"*\" allows any. Empty: same origin only")
 	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")

@@ -118,6 +118,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_COMPRESSION":                 "true", // overridden by the flag
 		"WSGATE_MAX_CONNECTIONS":             "100",
 		"WSGATE_MAX_HEADER_BYTES":            "8192",
+		"WSGATE_PARK_AFTER":                  "-1s",
 		"WSGATE_KEEP_HEADERS":                "Cookie,X-User",
 		"WSGATE_ALLOWED_HOSTS":               "example.com,*.example.com",
 		"WSGATE_TRUSTED_PROXIES":             "10.0.0.0/8",
@@ -160,6 +161,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		HandshakeTimeout:    time.Second,
 		CloseTimeout:        2 * time.Second,
 		MessageTimeout:      -time.Second,
+		ParkAfter:           -time.Second,
 		AllowedOrigins:      []string{"example.com", "https://app.example.com"},
 		Subprotocols:        []string{"wsgate.v1"},
 		MaxConnections:      100,
@@ -202,7 +204,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		}
 		help := stdout.String()
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
-			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "message-timeout", "allowed-origins",
+			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "message-timeout", "park-after", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
 			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",

@@ -192,7 +192,11 @@ func (c *connector) handshake() (*Conn, *http.Response, error) {
 		closed:            0,
 		deflater:          new(deflater),
 		writeQueue:        workerQueue{maxConcurrency: 1},
-		readQueue:         make(channel, c.option.ParallelGolimit),
+	}
+	// 只有并行处理消息时才需要读取队列
+	// The read queue is used only when messages are handled in parallel
+	if c.option.ParallelEnabled {
+		socket.readQueue = make(channel, c.option.ParallelGolimit)
 	}
 
 	// 压缩字典和解压字典内存开销比较大, 故使用懒加载

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -95,10 +96,52 @@ type Conn struct {
 // If HTTP Server is reused, it is recommended to enable goroutine, as blocking will prevent the context from being GC.
 func (c *Conn) ReadLoop() {
 	c.handler.OnOpen(c)
+	c.readLoop(false)
+}
 
+// ReadLoopPausable
+// 与 ReadLoop 相同, 但底层连接的 Read 在两帧之间返回 ErrReadPaused 时暂停: 不调用 OnClose, 连接保持打开,
+// 缓冲读取器归还到池中, 返回 true. 之后用 ResumeReadLoop 继续 (不再调用 OnOpen).
+// 这让服务器可以在连接空闲时不占用 goroutine 和读缓冲区 (例如用 epoll 等待可读).
+// ReadLoop that pauses when the underlying connection's Read returns ErrReadPaused between two
+// frames: OnClose is not called, the connection stays open, its bufio.Reader goes back to the
+// pool, and it returns true. ResumeReadLoop continues it later (without a second OnOpen). A
+// server can so hold no goroutine and no read buffer for an idle connection, waiting for it to
+// be readable (epoll, kqueue) instead. It returns false once the connection is closed (OnClose has
+// run). The caller runs at most one of ReadLoopPausable and ResumeReadLoop at a time.
+func (c *Conn) ReadLoopPausable() (paused bool) {
+	c.handler.OnOpen(c)
+	return c.readLoop(true)
+}
+
+// ResumeReadLoop
+// 继续一个已暂停的读循环, 使用池中的缓冲读取器. 返回值同 ReadLoopPausable.
+// Continues a paused read loop with a bufio.Reader from the pool. It returns as
+// ReadLoopPausable does.
+func (c *Conn) ResumeReadLoop() (paused bool) {
+	c.br = c.config.brPool.Get()
+	c.br.Reset(c.conn)
+	return c.readLoop(true)
+}
+
+func (c *Conn) readLoop(pausable bool) (paused bool) {
 	// 无限循环读取消息, 如果发生错误则触发错误事件并退出循环
 	// Infinite loop to read messages, if an error occurs, trigger the error event and exit the loop
 	for {
+		// 在帧的边界上才能暂停: 缓冲区为空且下一帧尚未开始
+		// A read loop pauses only at a frame boundary: nothing buffered, no byte of the next frame read
+		if pausable {
+			if _, err := c.br.Peek(1); err != nil {
+				if errors.Is(err, ErrReadPaused) {
+					c.br.Reset(nil)
+					c.config.brPool.Put(c.br)
+					c.br = nil
+					return true
+				}
+				c.emitError(true, err)
+				break
+			}
+		}
 		if err := c.readMessage(); err != nil {
 			c.emitError(true, err)
 			break
@@ -123,6 +166,7 @@ func (c *Conn) ReadLoop() {
 			c.dpsWindow.dict = nil
 		}
 	}
+	return false
 }
 
 // 检查连接是否已关闭

@@ -86,6 +86,12 @@ var (
 	// Connection closed
 	ErrConnClosed = net.ErrClosed
 
+	// ErrReadPaused 由底层连接的 Read 在一帧的第一个字节之前返回时, 暂停 ReadLoopPausable 和 ResumeReadLoop
+	// Returned (or wrapped) by the underlying connection's Read before the first byte of a frame,
+	// it pauses ReadLoopPausable and ResumeReadLoop instead of closing the connection. Anywhere
+	// else it is an ordinary read error.
+	ErrReadPaused = errors.New("gws: read paused")
+
 	// ErrUnsupportedProtocol 不支持的网络协议
 	// Unsupported network protocols
 	ErrUnsupportedProtocol = errors.New("gws: unsupported protocol")

@@ -242,7 +242,11 @@ func (c *Upgrader) doUpgradeFromConn(netConn net.Conn, br *bufio.Reader, r *http
 		handler:           c.eventHandler,
 		closed:            0,
 		writeQueue:        workerQueue{maxConcurrency: 1},
-		readQueue:         make(channel, c.option.ParallelGolimit),
+	}
+	// 只有并行处理消息时才需要读取队列
+	// The read queue is used only when messages are handled in parallel
+	if config.ParallelEnabled {
+		socket.readQueue = make(channel, c.option.ParallelGolimit)
 	}
 
 	// 压缩字典和解压字典内存开销比较大, 故使用懒加载

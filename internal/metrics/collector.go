@@ -55,6 +55,8 @@ var (
 	dReady        = desc("wsgate_ready", "1 while /readyz answers 200, 0 while it answers 503 (shutting down, or the broker not ready).")
 	dConns        = desc("wsgate_connections", "WebSocket connections open now.")
 	dOpened       = desc("wsgate_connections_opened_total", "WebSocket upgrades completed.")
+	dParked       = desc("wsgate_connections_parked", "WebSocket connections parked now: idle, waiting on epoll with no reader goroutine and no read buffer.")
+	dWakeups      = desc("wsgate_connection_wakeups_total", "Times a parked connection got a reader goroutine again (bytes arrived, it closed, or its pong was overdue).")
 	dClosed       = desc("wsgate_connections_closed_total", "WebSocket connections ended, by close code (the known codes, else \"other\").", "code")
 	dHandshakes   = desc("wsgate_handshakes_total", "Opening handshakes answered, by HTTP status (101 upgraded).", "status")
 	dMsgsIn       = desc("wsgate_messages_received_total", "Data messages received, by type.", "type")
@@ -94,7 +96,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dClosed, dHandshakes, dMsgsIn, dMsgsOut, dBytesIn,
+	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dParked, dWakeups, dClosed, dHandshakes, dMsgsIn, dMsgsOut, dBytesIn,
 		dBytesOut, dDropped, dSlow, dPongTimeout, dWriteTimeout, dPanics, dChannels, dSubs, dPubs, dPubsFailed,
 		dDeliveries, dDelivDropped, dRecoveries, dBroker, dHook, dHookFailures, dHookRefusals, dAPI,
 		dEvDelivered, dEvFailed, dEvDropped, dEvPending} {
@@ -123,6 +125,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		m := c.src.Server()
 		ch <- gauge(dConns, float64(m.Connections))
 		ch <- counter(dOpened, m.Opened)
+		ch <- gauge(dParked, float64(m.Parked))
+		ch <- counter(dWakeups, m.Wakeups)
 		for i, n := range m.Closed {
 			ch <- counter(dClosed, n, wsgate.MetricsCloseCodeLabel(i))
 		}

@@ -1,0 +1,188 @@
+package wsgate
+
+import (
+	"errors"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/gws"
+)
+
+// Parked connections (docs/RUNTIME.md). A plain TCP connection on Linux that has completed no
+// frame for Config.ParkAfter gives back its reader goroutine and its read buffer and waits on the
+// Server's epoll instance (park_linux.go) until the peer sends again:
+//
+//   - the heartbeat scanner, which visits every connection each tick, asks an idle reader to park
+//     (scanPark): parkReq, and a read deadline in the past;
+//   - the reader's read fails on that deadline; at a frame boundary (stopReading) the wire turns it
+//     into gws.ErrReadPaused, and the transport's read loop returns, paused, its bufio.Reader back in
+//     the pool; the reader registers the socket with the poller (parkSelf) and ends;
+//   - when the socket becomes readable (bytes, FIN, reset), or the connection is closed, or its
+//     pong is overdue, unpark starts a reader again, which resumes the transport's read loop with
+//     a pooled buffer, without a second OnOpen.
+//
+// c.park says who owns reading: parkReading (a reader goroutine runs, or is about to), parkStopping
+// (the reader is on its way out to park), parkParked (no reader; whoever wins the CAS from
+// parkParked starts the next). So there is never more than one reader, and handlers keep their
+// order.
+const (
+	parkReading uint32 = iota
+	parkStopping
+	parkParked
+)
+
+// parkAfterOf is Config.ParkAfter in server-clock nanoseconds, rounded up to the heartbeat's
+// tick, which notices idleness; -1 never parks.
+func parkAfterOf(d, tick time.Duration) int64 {
+	if d < 0 || !parkSupported {
+		return -1
+	}
+	return int64((d + tick - 1) / tick * tick)
+}
+
+// parkable reports whether c may park: a plain TCP socket (raw is nil under TLS, whose record
+// layer buffers what the kernel has handed over, so readiness would say nothing), on a Server
+// that parks.
+func (c *Conn) parkable() bool { return c.srv.parkAfter >= 0 && c.wire.raw != nil }
+
+// aLongTimeAgo is a read deadline that has passed: a blocked read returns at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// scanPark is the heartbeat scanner's part in parking, on every tick: it asks an idle reader to
+// park, and wakes a parked connection whose pong is overdue, whose read then fails on its passed
+// deadline: the pong timeout of a reading connection.
+func (c *Conn) scanPark(now int64) {
+	if !c.parkable() {
+		return
+	}
+	switch c.park.Load() {
+	case parkParked:
+		if c.awaitPong.Load() && now >= c.pongBy.Load() {
+			c.unpark()
+		}
+		return
+	case parkStopping:
+		return
+	}
+	idle := now - max(c.lastRead.Load(), c.woke.Load())
+	if idle < c.srv.parkAfter || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
+		return
+	}
+	c.mu.Lock()
+	if c.state == stateOpen && !c.inHandler.Load() && c.park.Load() == parkReading {
+		c.parkReq = true
+		_ = c.wire.Conn.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
+}
+
+// stopReading decides, on the reader, what a read that failed on its deadline means: the park the
+// scanner asked for (park), a park refused because the reader is not at a frame boundary or the
+// connection is closing (again: the deadline is restored, the pong's or none, and reading goes
+// on), or a real timeout (neither).
+func (c *Conn) stopReading() (park, again bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.parkReq {
+		return false, false
+	}
+	c.parkReq = false
+	in := &c.inbound
+	if c.state == stateOpen && !in.inFrame && !in.fragmented && len(c.wire.pre) == 0 && !c.srv.pollerStopped() {
+		c.park.Store(parkStopping)
+		return true, false
+	}
+	if c.awaitPong.Load() {
+		by := c.pongBy.Load()
+		if time.Now().UnixNano() >= by {
+			return false, false // the pong is overdue: a real timeout
+		}
+		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, by))
+	} else {
+		_ = c.wire.Conn.SetReadDeadline(time.Time{})
+	}
+	return false, true
+}
+
+// errParked is what wire.Read returns to stop the transport's read loop at a frame boundary.
+var errParked = gws.ErrReadPaused
+
+// serve is the connection's first reader goroutine: the transport's read loop, from OnOpen until
+// the connection parks or ends.
+func (c *Conn) serve() {
+	c.afterRead(c.read(c.sock.ReadLoopPausable))
+}
+
+// resume is a reader goroutine started by unpark: it reads on from the frame boundary where the
+// last reader parked.
+func (c *Conn) resume() {
+	c.srv.wakeups.Add(1)
+	c.mu.Lock()
+	c.parkReq = false
+	c.woke.Store(c.srv.clock.Load())
+	// The park left a deadline in the past; a ping sent while parked armed the pong's.
+	if c.awaitPong.Load() {
+		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, c.pongBy.Load()))
+	} else {
+		_ = c.wire.Conn.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
+	c.afterRead(c.read(c.sock.ResumeReadLoop))
+}
+
+// read runs the transport's read loop f; a panic in it ends the connection (recoverTransport).
+func (c *Conn) read(f func() bool) (paused bool) {
+	defer c.recoverTransport()
+	return f()
+}
+
+// afterRead follows the transport's read loop: a paused loop parks the connection (or, if it
+// cannot, reads on); an ended one lingers, closes the socket, and gives back its place.
+func (c *Conn) afterRead(paused bool) {
+	for paused {
+		if c.parkSelf() {
+			return // the reader ends here; unpark starts the next
+		}
+		paused = c.read(c.sock.ResumeReadLoop)
+	}
+	c.srv.unwatch(c)
+	c.wire.linger(c.srv.cfg.CloseTimeout)
+	c.srv.forget(c)
+}
+
+// parkSelf hands the connection, at a frame boundary and with the transport's buffer given
+// back, to the poller. It returns false if the connection must be read on by this goroutine:
+// the poller refused it, or it began closing meanwhile (a close that found it not yet parked
+// cannot wake it).
+func (c *Conn) parkSelf() bool {
+	c.srv.parked.Add(1)
+	c.park.Store(parkParked)
+	err := c.srv.watch(c)
+	if err == nil && !c.closing.Load() {
+		return true
+	}
+	if err != nil && !errors.Is(err, errPollerStopped) {
+		c.srv.cfg.Logger.Debug("wsgate: cannot park", "conn", c.id, "err", err)
+	}
+	if c.park.CompareAndSwap(parkParked, parkReading) {
+		c.srv.parked.Add(-1)
+		return false
+	}
+	return true // woken already: another reader has started
+}
+
+// unpark starts a reader for c if it is parked, and reports whether it did. The poller calls it
+// when c's socket is readable; a close, CloseNow or the transport closing the socket call it,
+// since a closed socket leaves epoll without an event; the scanner calls it for an overdue pong.
+func (c *Conn) unpark() bool {
+	if c.park.Load() != parkParked || !c.park.CompareAndSwap(parkParked, parkReading) {
+		return false
+	}
+	s := c.srv
+	s.parked.Add(-1)
+	s.goroutines.Add(1)
+	go func() { // owner: the Server; a reader again, until the connection parks or ends
+		defer s.goroutines.Done()
+		c.resume()
+	}()
+	return true
+}
