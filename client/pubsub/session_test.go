@@ -327,6 +327,14 @@ func TestRunGivesUp(t *testing.T) {
 	if got := <-connected; got != n.url {
 		t.Fatalf("connected to %s, want %s: the dead one is passed over", got, n.url)
 	}
+	// OnConnect comes with the 101, which the server writes before it registers the connection:
+	// killed in between, the server would close it 1001 from its registry instead of dropping it.
+	for deadline := time.Now().Add(5 * time.Second); n.srv.Stats().Connections == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never registered the connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	n.kill()
 	err := <-done
 	var ce *wsgate.CloseError
