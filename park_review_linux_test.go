@@ -2,6 +2,7 @@ package wsgate_test
 
 import (
 	"errors"
+	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -86,4 +87,19 @@ func TestReviewParkedCloseTimeoutAndWriteTimeout(t *testing.T) {
 	}
 	_ = stuck
 	waitFor(t, 5*time.Second, "no connection left", func() bool { return ts.Stats().Connections == 0 && ts.Stats().Parked == 0 })
+}
+
+// Soundness probe (passes): a peer that resets its parked connection (RST) is noticed at once.
+func TestReviewParkedConnectionReset(t *testing.T) {
+	rec := newRecorder(nil)
+	ts := startServer(t, rec, parkConfig())
+	rc, _ := dialRaw(t, ts, nil)
+	waitParked(t, ts, 1)
+	if tc, ok := rc.nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = rc.nc.Close()
+	if _, ce := rec.nextClose(t, 2*time.Second); ce.Code != wsgate.CloseAbnormal {
+		t.Fatalf("reset while parked: %v", ce)
+	}
 }
