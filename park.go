@@ -116,17 +116,23 @@ func (c *Conn) serve() {
 // last reader parked.
 func (c *Conn) resume() {
 	c.srv.wakeups.Add(1)
+	c.woke.Store(c.srv.clock.Load())
+	c.clearPark()
+	c.afterRead(c.read(c.sock.ResumeReadLoop))
+}
+
+// clearPark clears what a park left, the deadline in the past, and restores the pong's if a ping
+// was sent meanwhile, before reading on from the frame boundary where the reader paused. Without
+// it the next read would fail on the stale deadline, and read as a pong timeout.
+func (c *Conn) clearPark() {
 	c.mu.Lock()
 	c.parkReq = false
-	c.woke.Store(c.srv.clock.Load())
-	// The park left a deadline in the past; a ping sent while parked armed the pong's.
 	if c.awaitPong.Load() {
 		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, c.pongBy.Load()))
 	} else {
 		_ = c.wire.Conn.SetReadDeadline(time.Time{})
 	}
 	c.mu.Unlock()
-	c.afterRead(c.read(c.sock.ResumeReadLoop))
 }
 
 // read runs the transport's read loop f; a panic in it ends the connection (recoverTransport).
@@ -142,6 +148,7 @@ func (c *Conn) afterRead(paused bool) {
 		if c.parkSelf() {
 			return // the reader ends here; unpark starts the next
 		}
+		c.clearPark() // refused, or closing: this goroutine stays the reader
 		paused = c.read(c.sock.ResumeReadLoop)
 	}
 	c.srv.unwatch(c)
@@ -161,7 +168,13 @@ func (c *Conn) parkSelf() bool {
 		return true
 	}
 	if err != nil && !errors.Is(err, errPollerStopped) {
-		c.srv.cfg.Logger.Debug("wsgate: cannot park", "conn", c.id, "err", err)
+		// The connection keeps its reader, as without parking. Said once at Warn (the file
+		// table or fs.epoll.max_user_watches is full: docs/TUNING.md), then at Debug.
+		if c.srv.parkFailed.CompareAndSwap(false, true) {
+			c.srv.cfg.Logger.Warn("wsgate: cannot park idle connections; they keep their reader", "conn", c.id, "err", err)
+		} else {
+			c.srv.cfg.Logger.Debug("wsgate: cannot park", "conn", c.id, "err", err)
+		}
 	}
 	if c.park.CompareAndSwap(parkParked, parkReading) {
 		c.srv.parked.Add(-1)

@@ -45,6 +45,8 @@ type Server struct {
 	poll    poller       // park_linux.go: the epoll instance of parked connections
 	parked  atomic.Int64 // connections parked now
 	wakeups atomic.Uint64
+	// parkFailed is set once a connection could not be parked (its warning is logged once).
+	parkFailed atomic.Bool
 
 	hbMu      sync.Mutex
 	hbStarted bool
