@@ -16,7 +16,7 @@ import (
 // a reconnect storm at the file limit). parkSelf falls back to ResumeReadLoop without resume(),
 // so the read deadline the scanner set in the past (aLongTimeAgo) is still there: the next read
 // fails at once, stopReading finds no parkReq, and the connection ends as a "pong timeout".
-func TestReviewParkRefusedConnectionReadsOn(t *testing.T) {
+func TestParkRefusedConnectionReadsOn(t *testing.T) {
 	rec := newRecorder(func(c *wsgate.Conn, m wsgate.Message) {
 		_ = c.Send(m.Type, append(append([]byte(nil), m.Data...), " done"...))
 	})
@@ -59,7 +59,7 @@ func TestReviewParkRefusedConnectionReadsOn(t *testing.T) {
 
 // Soundness probes (pass): a parked connection whose peer ignores Close ends at CloseTimeout, and
 // one whose peer stops reading ends on the write timeout, each with OnClose once.
-func TestReviewParkedCloseTimeoutAndWriteTimeout(t *testing.T) {
+func TestParkedCloseTimeoutAndWriteTimeout(t *testing.T) {
 	rec := newRecorder(nil)
 	cfg := parkConfig()
 	cfg.CloseTimeout, cfg.WriteTimeout = 300*time.Millisecond, 300*time.Millisecond
@@ -90,7 +90,7 @@ func TestReviewParkedCloseTimeoutAndWriteTimeout(t *testing.T) {
 }
 
 // Soundness probe (passes): a peer that resets its parked connection (RST) is noticed at once.
-func TestReviewParkedConnectionReset(t *testing.T) {
+func TestParkedConnectionReset(t *testing.T) {
 	rec := newRecorder(nil)
 	ts := startServer(t, rec, parkConfig())
 	rc, _ := dialRaw(t, ts, nil)
