@@ -97,10 +97,14 @@ test('recovery through another endpoint of the same broker: every missed publica
   await pub.publish('news', 1);
   await waitUntil(() => rec.pubs.length === 1, 'one live publication');
 
-  p1.cut(); // the node is gone, and refuses new connections
+  // The node is gone, and refuses new connections; the other one too until the four publications
+  // are stored, so that all four are missed (else the client, back at once, gets some live).
+  p2.cut();
+  p1.cut();
   for (let i = 2; i <= 5; i++) {
     await pub.publish('news', i);
   }
+  p2.restore();
   await waitUntil(() => rec.subscribed.length === 2, 'the re-subscribe through the other endpoint', 10_000);
   assert.equal(client.url, p2.url);
   await pub.publish('news', 6);
