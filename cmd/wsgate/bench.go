@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -38,7 +39,7 @@ var benchModes = []struct {
 }
 
 // commonBenchFlags are taken by every mode.
-var commonBenchFlags = []string{"url", "duration", "json", "html", "allow-remote", "source-ips", "dialers", "connect-timeout", "interval", "quiet", "metrics-url"}
+var commonBenchFlags = []string{"url", "duration", "json", "html", "allow-remote", "source-ips", "dialers", "connect-timeout", "interval", "quiet", "metrics-url", "ca"}
 
 // benchOptions is the command line of "wsgate bench MODE".
 type benchOptions struct {
@@ -62,6 +63,17 @@ func newBenchFlagSet(o *benchOptions, mode loadgen.Mode) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object instead of the summary")
 	fs.StringVar(&o.html, "html", "", "also write a self-contained HTML report (latency by percentile, throughput and latency over time, inline SVG) to `file`")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
+	fs.Func("ca", "wss://: trust only the certificates of this PEM `file` (a test server's self-signed one), not the system's", func(v string) error {
+		pem, err := os.ReadFile(v)
+		if err != nil {
+			return err
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s: no PEM certificate", v)
+		}
+		return nil
+	})
 	fs.IntVar(&c.SourceIPs, "source-ips", 0, "spread connections over local addresses 127.0.0.1..127.0.0.`N`; 0 picks what the connection count needs")
 	fs.IntVar(&c.Dialers, "dialers", c.Dialers, "connections dialled at once")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", c.ConnectTimeout, "bound on each dial with its handshake, and on each setup request")

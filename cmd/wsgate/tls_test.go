@@ -135,3 +135,23 @@ func TestServeTLSBadConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchOverTLS: the load generator reaches a wss:// server whose self-signed certificate -ca
+// names (how the TLS path's memory is measured), and without -ca the certificate is refused.
+func TestBenchOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := selfSigned(t, dir, "server")
+	r := startRun(t, "-tls-cert", certFile, "-tls-key", keyFile)
+	url := "wss://" + r.addr + "/ws"
+	out, err := runBenchT(t, nil, "idle", "-url", url, "-c", "5", "-duration", "200ms", "-ca", certFile)
+	if err != nil || !strings.Contains(out, "5 of 5 open") {
+		t.Fatalf("idle over wss with -ca: %v\n%s", err, out)
+	}
+	out, err = runBenchT(t, nil, "idle", "-url", url, "-c", "1", "-duration", "200ms", "-connect-timeout", "2s")
+	if err == nil || !strings.Contains(out+err.Error(), "certificate") {
+		t.Fatalf("idle over wss without -ca: %v\n%s; want the certificate refused", err, out)
+	}
+	if _, err := runBenchT(t, nil, "idle", "-url", url, "-c", "1", "-ca", keyFile); err == nil || exitCode(err) != 2 {
+		t.Fatalf("-ca naming a key, not a certificate: %v; want a usage error", err)
+	}
+}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -121,6 +122,9 @@ type Config struct {
 	Dialers int
 	// ConnectTimeout bounds each dial with its handshake. Default 10s.
 	ConnectTimeout time.Duration
+	// RootCAs, when set, are the only certificate authorities a wss:// server is checked against
+	// (a test server's self-signed certificate); nil: the system's.
+	RootCAs *x509.CertPool
 	// RampTimeout bounds opening all the connections of idle and fanout. Default 2m.
 	RampTimeout time.Duration
 

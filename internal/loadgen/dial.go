@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -51,6 +52,9 @@ func newDialer(c *Config, conns, size int, subprotocols []string) *dialer {
 			WriteBufferSize:  max(4096, size+14),
 			WriteBufferPool:  pool,
 			Subprotocols:     subprotocols,
+		}
+		if c.RootCAs != nil {
+			d.dialers[i].TLSClientConfig = &tls.Config{RootCAs: c.RootCAs}
 		}
 	}
 	return d
