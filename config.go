@@ -149,15 +149,16 @@ type Config struct {
 	// Compression enables permessage-deflate (RFC 7692) without context takeover, for messages of
 	// 512 bytes and more. Default off: it costs CPU and memory per connection.
 	Compression bool
-	// ParkAfter is how long a connection may complete no frame before it is parked: its reader
+	// ParkAfter is how long a connection may read nothing before it is parked: its reader
 	// goroutine and read buffer are given back, and the connection waits on the operating
 	// system's readiness notification (epoll) until the peer sends again (docs/RUNTIME.md). It
 	// parks only between messages, so a busy connection reads as it would without parking.
 	// Default 1 s (DefaultParkAfter), rounded up to the heartbeat's tick (a tenth of the shortest
 	// of PingInterval, PongTimeout and MessageTimeout, within 5 ms and 1 s): with the defaults a
-	// connection parks 1-2 s after its last frame. Negative never parks, keeping a reader
-	// goroutine per connection. Only plain TCP connections on Linux park; TLS connections and
-	// other systems keep their reader goroutine.
+	// connection parks 1-2 s after its last frame. Heartbeats are not activity: a connection that
+	// has read a pong or a ping and no message since its reader started parks again at once.
+	// Negative never parks, keeping a reader goroutine per connection. Only plain TCP connections
+	// on Linux park; TLS connections and other systems keep their reader goroutine.
 	ParkAfter time.Duration
 	// MaxHandshakeRate caps the upgrades the Server accepts per second, across all clients, with a
 	// burst of as many: above it an upgrade is answered 503 Service Unavailable with Retry-After,

@@ -131,13 +131,16 @@ type Conn struct {
 	// Parking (park.go): park says who reads (parkReading, parkStopping, parkParked); pongBy is
 	// when the outstanding ping's pong is due (server clock, while awaitPong); woke is the server
 	// clock when a reader last resumed; watched is set while the socket is in the poller's epoll
-	// set; parkReq (under mu) is set while the scanner asks the reader to park.
-	park    atomic.Uint32
-	pongBy  atomic.Int64
-	woke    atomic.Int64
-	watched atomic.Bool
-	data    atomic.Pointer[any]
-	auth    any // what Config.Admit returned; set before the connection is shared
+	// set; parkReq (under mu) is set while the scanner asks the reader to park; heartbeatOnly,
+	// the reader's own, is set while the current reader has read no message
+	// (parkAfterHeartbeat).
+	park          atomic.Uint32
+	pongBy        atomic.Int64
+	woke          atomic.Int64
+	watched       atomic.Bool
+	heartbeatOnly bool
+	data          atomic.Pointer[any]
+	auth          any // what Config.Admit returned; set before the connection is shared
 
 	mu       sync.Mutex // guards the fields below
 	state    connState

@@ -103,12 +103,31 @@ func (c *Conn) stopReading() (park, again bool) {
 	return false, true
 }
 
+// parkAfterHeartbeat parks again, at once, a connection that the poller woke for a heartbeat: a
+// pong (or a ping) read since the wake-up, and no message. Heartbeats are not activity: without
+// this, every ping round would hold a reader and its buffer for ParkAfter on every idle
+// connection (at a 5 s PingInterval, a fifth to two fifths of them). Called by the reader after
+// the control frame; the park is asked for as the scanner asks it, and happens at the next frame
+// boundary, or is refused as usual when more of a frame has arrived.
+func (c *Conn) parkAfterHeartbeat() {
+	if !c.heartbeatOnly || !c.parkable() {
+		return
+	}
+	c.mu.Lock()
+	if c.state == stateOpen && c.park.Load() == parkReading {
+		c.parkReq = true
+		_ = c.wire.Conn.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
+}
+
 // errParked is what wire.Read returns to stop the transport's read loop at a frame boundary.
 var errParked = gws.ErrReadPaused
 
 // serve is the connection's first reader goroutine: the transport's read loop, from OnOpen until
 // the connection parks or ends.
 func (c *Conn) serve() {
+	c.heartbeatOnly = true
 	c.afterRead(c.read(c.sock.ReadLoopPausable))
 }
 
@@ -117,6 +136,7 @@ func (c *Conn) serve() {
 func (c *Conn) resume() {
 	c.srv.wakeups.Add(1)
 	c.woke.Store(c.srv.clock.Load())
+	c.heartbeatOnly = true
 	c.clearPark()
 	c.afterRead(c.read(c.sock.ResumeReadLoop))
 }

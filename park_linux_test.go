@@ -408,3 +408,64 @@ func TestDefaultParkAfterParks(t *testing.T) {
 	rc.write(text("after the park"))
 	rc.expectEcho("after the park")
 }
+
+// Heartbeats are not activity: a parked connection that a pong or a ping wakes parks again at
+// once, not ParkAfter later. With pings every 200 ms and ParkAfter 2 s, a connection kept awake
+// by its pongs would never park again; here it is parked between them, and keeps its order.
+func TestHeartbeatDoesNotKeepAConnectionAwake(t *testing.T) {
+	cfg := &wsgate.Config{ParkAfter: 2 * time.Second, PingInterval: 200 * time.Millisecond, PongTimeout: time.Second}
+	ts := startServer(t, echoDone, cfg)
+	rc, _ := dialRaw(t, ts, nil)
+	// next returns the next frame that is not the server's ping, answering those.
+	next := func() frame {
+		t.Helper()
+		for {
+			f, err := rc.readFrame()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if f.opcode != opPing {
+				return f
+			}
+			rc.write(frame{fin: true, opcode: opPong, payload: f.payload})
+		}
+	}
+
+	// Answer pings: the first pong parks the new connection (it has read no message), and each
+	// next one wakes it and parks it again within a tick or two, far less than ParkAfter.
+	for i := 0; ts.Stats().Wakeups < 5; i++ {
+		if i == 50 {
+			t.Fatalf("Wakeups = %d after 50 pings answered, want 5", ts.Stats().Wakeups)
+		}
+		f := rc.nextFrame(opPing)
+		w := ts.Stats().Wakeups
+		pongAt := time.Now()
+		rc.write(frame{fin: true, opcode: opPong, payload: f.payload})
+		waitFor(t, 10*time.Second, "parked after the pong", func() bool {
+			return (i == 0 || ts.Stats().Wakeups > w) && ts.Stats().Parked == 1
+		})
+		if took := time.Since(pongAt); took > time.Second {
+			t.Fatalf("parked again %v after a pong, want well within ParkAfter (%v)", took, cfg.ParkAfter)
+		}
+	}
+
+	// A ping from the peer wakes it too: answered, with its payload, then parked again at once.
+	w1 := ts.Stats().Wakeups
+	start := time.Now()
+	rc.write(frame{fin: true, opcode: opPing, payload: []byte("are you there")})
+	if f := next(); f.opcode != opPong || string(f.payload) != "are you there" {
+		t.Fatalf("got %v, want the pong of our ping", f)
+	}
+	waitFor(t, 10*time.Second, "parked again after the ping", func() bool {
+		return ts.Stats().Wakeups > w1 && ts.Stats().Parked == 1
+	})
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("parked again %v after a ping, want well within ParkAfter", took)
+	}
+
+	// A message is still answered, in order after the heartbeats.
+	rc.write(text("after the heartbeats"))
+	if f := next(); f.opcode != opText || string(f.payload) != "after the heartbeats done" {
+		t.Fatalf("got %v, want the echo", f)
+	}
+}

@@ -51,13 +51,17 @@ func (e *events) OnPing(sock *gws.Conn, payload []byte) {
 		c.kickLocked()
 	}
 	c.mu.Unlock()
+	c.parkAfterHeartbeat() // the writer answers; a connection woken for the ping alone parks again
 }
 
-func (e *events) OnPong(*gws.Conn, []byte) {} // liveness is recorded for every complete frame (frameWatch)
+// OnPong has nothing to record (liveness is recorded for every complete frame, frameWatch); a
+// connection woken for the pong alone parks again.
+func (e *events) OnPong(sock *gws.Conn, _ []byte) { connOf(sock).parkAfterHeartbeat() }
 
 func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
 	defer m.Close()
+	c.heartbeatOnly = false
 	c.received.Add(1)
 	countMessage(&c.srv.metrics.hotOf(c.id).msgsIn, MessageType(m.Opcode))
 	if c.closing.Load() {
