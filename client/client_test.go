@@ -381,3 +381,18 @@ func TestSentinelsMatchTheServers(t *testing.T) {
 		}
 	}
 }
+
+// A wsgate that sheds handshakes (Config.MaxHandshakeRate) answers 503 with Retry-After, and the
+// HandshakeError carries the wait it asked for.
+func TestShedHandshakeCarriesRetryAfter(t *testing.T) {
+	_, url := startWsgate(t, echoDone, &wsgate.Config{MaxHandshakeRate: 1})
+	dial(t, url, nil) // takes the one handshake of this second
+	_, _, err := client.Dial(ctxT(t, 5*time.Second), url, nil)
+	var he *client.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second dial: %v, want 503", err)
+	}
+	if he.RetryAfter < time.Second || he.RetryAfter > time.Minute {
+		t.Fatalf("RetryAfter = %v, want the whole seconds until the next handshake (1 s to a minute)", he.RetryAfter)
+	}
+}

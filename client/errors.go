@@ -2,7 +2,10 @@ package client
 
 import (
 	"errors"
+	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wsgate/wsgate"
 )
@@ -39,6 +42,34 @@ type HandshakeError struct {
 	StatusCode int    // the HTTP status code, e.g. 403
 	Status     string // the status line's text, e.g. "403 Forbidden"
 	Body       string // the start of the response body (up to 1 KiB), spaces trimmed
+	// RetryAfter is the wait the answer's Retry-After header asks for (RFC 9110 §10.2.3: seconds,
+	// or an HTTP date), at most MaxRetryAfter; 0 when it has none, or a malformed one. A wsgate
+	// that sheds load answers 503 with it, a per-address limit 429 (docs/TUNING.md).
+	RetryAfter time.Duration
+}
+
+// MaxRetryAfter is the longest wait a HandshakeError's RetryAfter holds: a longer Retry-After is
+// cut to it, as in the JS client.
+const MaxRetryAfter = time.Hour
+
+// parseRetryAfter reads a Retry-After header at now: delay-seconds or an HTTP date; 0 when v is
+// neither.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		if len(v) > 5 { // beyond a day: the cap applies, and no overflow
+			return MaxRetryAfter
+		}
+		n, _ := strconv.Atoi(v)
+		return min(time.Duration(n)*time.Second, MaxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), MaxRetryAfter)
+	}
+	return 0
 }
 
 func (e *HandshakeError) Error() string {

@@ -26,7 +26,9 @@
 // over the nodes. After a loss the next attempt tries the other endpoints in turn, the one just
 // lost last (client.DialAny), after a backoff delay with full jitter (Options.MinDelay,
 // Options.MaxDelay), so that the clients of a node that died do not all land on the next one at
-// the same moment.
+// the same moment. A server that sheds load refuses the upgrade with 503 (or 429) and Retry-After:
+// the next attempt then waits what it asked, plus up to a second of jitter, instead of the backoff
+// (client.HandshakeError.RetryAfter; the shortest when several endpoints asked).
 //
 // # Identity
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -102,7 +103,9 @@ type Options struct {
 	// wsgate.v1. Default: client's defaults.
 	Dial *client.Options
 	// MinDelay and MaxDelay bound the wait before a reconnect: attempt n waits a random time
-	// below min(MaxDelay, MinDelay×2^(n−1)) (full jitter). Defaults 500 ms and 30 s.
+	// below min(MaxDelay, MinDelay×2^(n−1)) (full jitter), unless the last dial was refused with
+	// Retry-After (503, 429): then what it asked, up to client.MaxRetryAfter, plus up to a second
+	// of jitter. Defaults 500 ms and 30 s.
 	MinDelay, MaxDelay time.Duration
 	// MaxAttempts is how many rounds over the endpoints may find none answering, in a row,
 	// before Run gives up. Default 0: never.
@@ -329,10 +332,15 @@ func (s *Session) Run(ctx context.Context) error {
 	var lost error // how the last connection ended
 	lostAt := -1   // the endpoint it was on
 	failed, backoff := 0, 0
+	told := time.Duration(-1) // the wait a refusal asked for (Retry-After), if the last dial got one
 	for first := true; ; first = false {
 		if !first {
 			backoff++
-			if !sleep(ctx, s.delay(backoff)) {
+			wait := s.delay(backoff)
+			if told >= 0 {
+				wait = told
+			}
+			if !sleep(ctx, wait) {
 				return nil
 			}
 		}
@@ -353,6 +361,7 @@ func (s *Session) Run(ctx context.Context) error {
 			}
 			return nil
 		}
+		told = retryAfter(err, s.o.Random)
 		if err != nil {
 			if errors.Is(err, client.ErrBadURL) || errors.Is(err, client.ErrBadOptions) {
 				return err
@@ -411,6 +420,37 @@ func (s *Session) delay(n int) time.Duration {
 		ceiling = min(s.o.MaxDelay, s.o.MinDelay<<(n-1))
 	}
 	return time.Duration(s.o.Random() * float64(ceiling))
+}
+
+// retryAfter is the wait that the refusals in a dial's error asked for: the shortest Retry-After
+// of a 503 or 429 answer among its endpoints', plus a jitter uniform in [0, 1 s) (Retry-After
+// counts whole seconds, and the clients told the same second should not all come back at its
+// start); -1 when none asked, and the backoff applies.
+func retryAfter(err error, random func() float64) time.Duration {
+	shortest := time.Duration(-1)
+	var walk func(error)
+	walk = func(e error) {
+		switch u := e.(type) {
+		case *client.HandshakeError:
+			if (u.StatusCode == http.StatusServiceUnavailable || u.StatusCode == http.StatusTooManyRequests) &&
+				u.RetryAfter > 0 && (shortest < 0 || u.RetryAfter < shortest) {
+				shortest = u.RetryAfter
+			}
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	if shortest < 0 {
+		return -1
+	}
+	return shortest + time.Duration(random()*float64(time.Second))
 }
 
 // sleep waits d, or less if ctx ends first; it reports whether ctx is still alive.

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,5 +360,49 @@ func TestTerminalClose(t *testing.T) {
 	var ce *wsgate.CloseError
 	if !errors.As(err, &ce) || ce.Code != wsgate.ClosePolicyViolation || ce.Reason != "go away" {
 		t.Fatalf("Run: %v; want the 1008 close", err)
+	}
+}
+
+// TestRetryAfterIsHonoured: the session's dial is shed (503, Retry-After: 1) by a wsgate whose
+// MaxHandshakeRate another client has just used up. The session comes back once, after the wait
+// the server asked for, rather than every MinDelay (20 ms) with backoff.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	srv, err := wsgate.NewServer(newHub(t).Handler(nil), &wsgate.Config{
+		Subprotocols:     []string{protocol.Subprotocol},
+		MaxHandshakeRate: 1,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upgrades atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upgrades.Add(1)
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { _ = srv.Close(); hs.Close() })
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+
+	first, _, err := client.Dial(context.Background(), url, nil) // uses up this second's handshake
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.CloseNow()
+	connected := make(chan time.Time, 1)
+	o := quick()
+	o.OnConnect = func(string) { connected <- time.Now() }
+	s, _ := pubsub.New([]string{url}, o)
+	start := time.Now()
+	run(t, s)
+	select {
+	case at := <-connected:
+		if took := at.Sub(start); took < 900*time.Millisecond {
+			t.Fatalf("connected after %v: the Retry-After of the refusal was not waited for", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session never connected")
+	}
+	if n := upgrades.Load(); n != 3 { // the first client's, the shed one, the one after the wait
+		t.Fatalf("%d upgrade requests, want 3: one shed, then one after Retry-After", n)
 	}
 }
