@@ -63,8 +63,12 @@ func (c *Conn) scanPark(now int64) {
 	case parkStopping:
 		return
 	}
+	// lastRead and woke are the clock of the last tick before the event, which may have come
+	// just before this tick: only a tick more than parkAfter makes parkAfter of real silence
+	// (compared with half a tick to spare, for a ticker that fires late or early). Without it, a
+	// busy connection was parked at every tick whose scan came before its next frame.
 	idle := now - max(c.lastRead.Load(), c.woke.Load())
-	if idle < c.srv.parkAfter || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
+	if idle < c.srv.parkAfter+int64(c.srv.tick)/2 || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
 		return
 	}
 	c.mu.Lock()

@@ -469,3 +469,21 @@ func TestHeartbeatDoesNotKeepAConnectionAwake(t *testing.T) {
 		t.Fatalf("got %v, want the echo", f)
 	}
 }
+
+// A busy connection never parks: the server's clock is coarse (one tick), so a frame read just
+// before a tick must not count as a tick of silence. A peer sending every 10 ms, with ParkAfter a
+// single tick (50 ms), is never asked to park, and no reader of it is ever woken.
+func TestBusyConnectionNeverParks(t *testing.T) {
+	ts := startServer(t, echoDone, parkConfig())
+	rc, _ := dialRaw(t, ts, nil)
+	for i := range 100 {
+		msg := fmt.Sprintf("busy %d", i)
+		rc.write(text(msg))
+		rc.expectEcho(msg)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := ts.Stats(); st.Wakeups != 0 || st.Parked != 0 {
+		t.Fatalf("a connection that sent every 10 ms was parked: Wakeups %d, Parked %d", st.Wakeups, st.Parked)
+	}
+	waitParked(t, ts, 1) // and once silent, it parks
+}

@@ -100,6 +100,26 @@ func TestCloseTimeoutIsExact(t *testing.T) {
 	})
 }
 
+// answerPings answers every ping rc gets, calling onPing (if not nil) first, until the connection
+// ends; other frames are read and dropped.
+func answerPings(rc *rawConn, onPing func()) {
+	for {
+		f, err := rc.readFrame()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if f.opcode == opPing {
+			if onPing != nil {
+				onPing()
+			}
+			_ = rc.trySend(frame{fin: true, opcode: opPong, payload: f.payload}.bytes())
+		}
+	}
+}
+
 // With the default heartbeat, a peer that reads but never answers pings is dropped within
 // PingInterval+PongTimeout of its last frame, and one that answers them stays.
 func TestHeartbeatBoundsWithDefaults(t *testing.T) {
@@ -117,20 +137,7 @@ func TestHeartbeatBoundsWithDefaults(t *testing.T) {
 				}
 			}
 		}()
-		go func() { // owner: the bubble; answers pings until the server shuts down
-			for {
-				f, err := live.readFrame()
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					continue
-				}
-				if err != nil {
-					return
-				}
-				if f.opcode == opPing {
-					_ = live.trySend(frame{fin: true, opcode: opPong, payload: f.payload}.bytes())
-				}
-			}
-		}()
+		go answerPings(live, nil) // owner: the bubble; until the server shuts down
 		_, ce := rec.nextClose(t, time.Hour)
 		took := time.Since(opened)
 		// The ping comes after 80-100 % of PingInterval (its share by ID), then two ticks early.
@@ -156,25 +163,13 @@ func TestPingsOfConnectionsOpenedTogetherAreSpread(t *testing.T) {
 		firsts := make(chan time.Duration, n)
 		for range n {
 			rc := pipeClient(t, srv)
-			go func() { // owner: the bubble; ends when the server closes the pipe
-				first := true
-				for {
-					f, err := rc.readFrame()
-					if errors.Is(err, os.ErrDeadlineExceeded) {
-						continue
-					}
-					if err != nil {
-						return
-					}
-					if f.opcode == opPing {
-						if first {
-							firsts <- time.Since(opened)
-							first = false
-						}
-						_ = rc.trySend(frame{fin: true, opcode: opPong, payload: f.payload}.bytes())
-					}
+			first := true
+			go answerPings(rc, func() { // owner: the bubble; until the server closes the pipe
+				if first {
+					firsts <- time.Since(opened)
+					first = false
 				}
-			}()
+			})
 		}
 		seen := map[time.Duration]bool{}
 		for range n {
