@@ -88,6 +88,7 @@ func Storm(ctx context.Context, c Config) (*Result, error) {
 	release := make(chan struct{})
 	var closing atomic.Bool
 	var dropped atomic.Int64
+	var firstDrop atomic.Pointer[error] // why the first connection lost after it was in ended
 	var readers, wg sync.WaitGroup
 	defer readers.Wait()
 	for i := range clients {
@@ -107,6 +108,8 @@ func Storm(ctx context.Context, c Config) (*Result, error) {
 				for {
 					if _, _, err := cl.ws.NextReader(); err != nil {
 						if !closing.Load() {
+							err = fmt.Errorf("client %d lost %v after it was in: %w", i, time.Since(fire)-cl.accepted, err)
+							firstDrop.CompareAndSwap(nil, &err)
 							dropped.Add(1)
 							m.conns.Add(-1)
 							m.errs.Add(1)
@@ -161,6 +164,9 @@ func Storm(ctx context.Context, c Config) (*Result, error) {
 		}
 	}
 	readers.Wait()
+	if err := firstDrop.Load(); err != nil {
+		res.noteError(*err)
+	}
 	res.Series = m.finish()
 	res.Storm = sr
 	res.Opened, res.Dropped = sr.Accepted, int(dropped.Load())

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,3 +107,36 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestStormReportsADrop: a connection the server ends after it was in counts as an error, and
+// the report says which client and how.
+func TestStormReportsADrop(t *testing.T) {
+	var opened atomic.Int32
+	srv, err := wsgate.NewServer(dropEveryOther{&opened}, &wsgate.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { _ = srv.Close(); hs.Close() })
+	res, err := Connect(context.Background(), Config{URL: wsURL(hs), Storm: true, Conns: 4,
+		Duration: 300 * time.Millisecond, RampTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Storm.Accepted != 4 || res.Dropped != 2 || res.Errors != 2 ||
+		!strings.Contains(res.FirstError, "after it was in") || !strings.Contains(res.FirstError, "1013") {
+		t.Fatalf("accepted %d, dropped %d, errors %d, first %q; want 4 in, 2 dropped with the reason",
+			res.Storm.Accepted, res.Dropped, res.Errors, res.FirstError)
+	}
+}
+
+// dropEveryOther closes every second connection it opens, 1013, once the storm is over.
+type dropEveryOther struct{ n *atomic.Int32 }
+
+func (d dropEveryOther) OnOpen(c *wsgate.Conn) {
+	if d.n.Add(1)%2 == 0 {
+		time.AfterFunc(100*time.Millisecond, func() { _ = c.Close(wsgate.CloseTryAgainLater, "dropped by the test") })
+	}
+}
+func (dropEveryOther) OnMessage(*wsgate.Conn, wsgate.Message) {}
+func (dropEveryOther) OnClose(*wsgate.Conn, error)            {}
