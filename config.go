@@ -106,10 +106,8 @@ type Config struct {
 	SlowConsumer SlowConsumerPolicy
 
 	// PingInterval is how long a connection may stay silent before the server pings it. Any complete
-	// inbound frame proves liveness; bytes of a frame that never ends do not. Each connection is
-	// pinged after between 80 % and 100 % of it, a fixed share by its ID, so that connections
-	// opened together (a reconnect storm, a benchmark) are not pinged, and woken, together at
-	// every round. Default 25 s; negative disables heartbeats.
+	// inbound frame proves liveness; bytes of a frame that never ends do not. Default 25 s; negative
+	// disables heartbeats.
 	PingInterval time.Duration
 	// PongTimeout is how long the peer has to answer a ping (or complete any frame). A peer that
 	// completes no frame is disconnected within PingInterval+PongTimeout. Default 10 s.

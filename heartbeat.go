@@ -78,21 +78,10 @@ func (s *Server) heartbeat(stop <-chan struct{}) {
 	}
 }
 
-// pingSpread is the share of PingInterval by which a connection's ping may come early, in
-// pingSpreadSteps steps by its ID: connections silent since the same tick are pinged on
-// different ticks, and since each one's answer resets its silence, they drift further apart at
-// every round instead of waking together forever.
-const (
-	pingSpread      = 5 // a fifth
-	pingSpreadSteps = 32
-)
-
-// heartbeat pings c if it has been silent for about its share of PingInterval (pingSpread) and no
-// ping is outstanding.
+// heartbeat pings c if it has been silent for about PingInterval and no ping is outstanding.
 func (c *Conn) heartbeat(now int64) {
 	cfg := &c.srv.cfg
-	early := int64(cfg.PingInterval) / pingSpread * int64(c.id%pingSpreadSteps) / pingSpreadSteps
-	if c.awaitPong.Load() || now-c.lastRead.Load() < int64(cfg.PingInterval-2*c.srv.tick)-early {
+	if c.awaitPong.Load() || now-c.lastRead.Load() < int64(cfg.PingInterval-2*c.srv.tick) {
 		return
 	}
 	c.mu.Lock()

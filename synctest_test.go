@@ -140,8 +140,7 @@ func TestHeartbeatBoundsWithDefaults(t *testing.T) {
 		go answerPings(live, nil) // owner: the bubble; until the server shuts down
 		_, ce := rec.nextClose(t, time.Hour)
 		took := time.Since(opened)
-		// The ping comes after 80-100 % of PingInterval (its share by ID), then two ticks early.
-		if !errors.Is(ce, wsgate.ErrPongTimeout) || took > bound || took < bound-wsgate.DefaultPingInterval/5-3*time.Second {
+		if !errors.Is(ce, wsgate.ErrPongTimeout) || took > bound || took < bound-3*time.Second {
 			t.Fatalf("the mute peer was dropped after %v with %+v; want ErrPongTimeout within %v", took, ce, bound)
 		}
 		time.Sleep(10 * bound)
@@ -149,38 +148,5 @@ func TestHeartbeatBoundsWithDefaults(t *testing.T) {
 			t.Fatalf("%d connections after %v; want the live one", n, 10*bound)
 		}
 		t.Logf("mute peer dropped after %v; the live one still there after %v", took, time.Since(opened))
-	})
-}
-
-// Connections opened together are not pinged together: each is pinged after its share of
-// PingInterval (80-100 %, by its ID), so 32 connections opened at once get their first pings over
-// at least four different ticks, none before 80 % of the interval, none after it.
-func TestPingsOfConnectionsOpenedTogetherAreSpread(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		srv := bubbleServer(t, newRecorder(nil))
-		opened := time.Now()
-		const n = 32
-		firsts := make(chan time.Duration, n)
-		for range n {
-			rc := pipeClient(t, srv)
-			first := true
-			go answerPings(rc, func() { // owner: the bubble; until the server closes the pipe
-				if first {
-					firsts <- time.Since(opened)
-					first = false
-				}
-			})
-		}
-		seen := map[time.Duration]bool{}
-		for range n {
-			d := <-firsts
-			if d < wsgate.DefaultPingInterval*4/5-2*time.Second || d > wsgate.DefaultPingInterval {
-				t.Fatalf("first ping after %v, want within [80 %%, 100 %%] of %v", d, wsgate.DefaultPingInterval)
-			}
-			seen[d] = true
-		}
-		if len(seen) < 4 {
-			t.Fatalf("the first pings of %d connections opened together came at %d moments, want at least 4: %v", n, len(seen), seen)
-		}
 	})
 }
