@@ -9,7 +9,7 @@ import (
 // read and written (bytesIn, bytesOut) and the message written (msgsOut), on the connection's
 // stripe, as read.go and wire.go count them. serial: one connection's cost alone. parallel: every
 // core counting back to back on connections spread over the stripes, the most contended case.
-// paced-on and paced-off: every core does about 2 µs of other work per message (a real echo costs
+// paced-on and paced-off: every core does about 2.5 µs of other work per message (a real echo costs
 // the server 8-18 µs of CPU), with and without counting: their difference is what the counters
 // cost at a message rate several times a real server's, where another core takes a stripe's line
 // only now and then. Compare with the server CPU per echoed message in BENCHMARKS.md ("Metrics on
@@ -56,7 +56,7 @@ func BenchmarkEchoCounters(b *testing.B) {
 				var work [256]uint64
 				h := id
 				for pb.Next() {
-					for range 8 { // about 2 µs of work that touches only this core's memory
+					for range 8 { // about 2.5 µs of work that touches only this core's memory
 						for j := range work {
 							h = h*0x9E3779B97F4A7C15 + work[j]
 							work[j] = h >> 7

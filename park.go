@@ -125,6 +125,17 @@ func (c *Conn) parkAfterHeartbeat() {
 	c.mu.Unlock()
 }
 
+// keepAwake withdraws a park that a heartbeat asked for (parkAfterHeartbeat), when a message
+// follows it in the same read: the connection is busy after all, and stays until ParkAfter.
+func (c *Conn) keepAwake() {
+	c.mu.Lock()
+	if c.parkReq {
+		c.parkReq = false
+		c.restoreDeadlineLocked()
+	}
+	c.mu.Unlock()
+}
+
 // errParked is what wire.Read returns to stop the transport's read loop at a frame boundary.
 var errParked = gws.ErrReadPaused
 
@@ -151,12 +162,18 @@ func (c *Conn) resume() {
 func (c *Conn) clearPark() {
 	c.mu.Lock()
 	c.parkReq = false
+	c.restoreDeadlineLocked()
+	c.mu.Unlock()
+}
+
+// restoreDeadlineLocked sets the read deadline a reading connection has: the pong's while a ping
+// is outstanding, none otherwise.
+func (c *Conn) restoreDeadlineLocked() {
 	if c.awaitPong.Load() {
 		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, c.pongBy.Load()))
 	} else {
 		_ = c.wire.Conn.SetReadDeadline(time.Time{})
 	}
-	c.mu.Unlock()
 }
 
 // read runs the transport's read loop f; a panic in it ends the connection (recoverTransport).

@@ -463,10 +463,16 @@ func TestHeartbeatDoesNotKeepAConnectionAwake(t *testing.T) {
 		t.Fatalf("parked again %v after a ping, want well within ParkAfter", took)
 	}
 
-	// A message is still answered, in order after the heartbeats.
-	rc.write(text("after the heartbeats"))
+	// A message in the same read as a pong is answered, in order, and keeps the connection
+	// awake: the park the pong asked for is withdrawn, and it parks only after ParkAfter.
+	w2 := ts.Stats().Wakeups
+	rc.write(frame{fin: true, opcode: opPong}, text("after the heartbeats"))
 	if f := next(); f.opcode != opText || string(f.payload) != "after the heartbeats done" {
 		t.Fatalf("got %v, want the echo", f)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := ts.Stats(); st.Wakeups <= w2 || st.Parked != 0 {
+		t.Fatalf("after a pong and a message: Wakeups %d (was %d), Parked %d; want woken and still awake", st.Wakeups, w2, st.Parked)
 	}
 }
 

@@ -61,7 +61,10 @@ func (e *events) OnPong(sock *gws.Conn, _ []byte) { connOf(sock).parkAfterHeartb
 func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	c := connOf(sock)
 	defer m.Close()
-	c.heartbeatOnly = false
+	if c.heartbeatOnly {
+		c.heartbeatOnly = false
+		c.keepAwake()
+	}
 	c.received.Add(1)
 	countMessage(&c.srv.metrics.hotOf(c.id).msgsIn, MessageType(m.Opcode))
 	if c.closing.Load() {

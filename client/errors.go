@@ -60,7 +60,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if strings.Trim(v, "0123456789") == "" {
-		if len(v) > 5 { // beyond a day: the cap applies, and no overflow
+		if v = strings.TrimLeft(v, "0"); len(v) > 5 { // beyond a day: the cap applies, and no overflow
 			return MaxRetryAfter
 		}
 		n, _ := strconv.Atoi(v)

@@ -17,6 +17,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"1", time.Second},
 		{" 120 ", 2 * time.Minute},
 		{"0", 0},
+		{"000030", 30 * time.Second}, // leading zeros are digits too (RFC 9110 §10.2.3)
 		{"3600", time.Hour},
 		{"3601", time.Hour},
 		{"99999999999999999999999", time.Hour},

@@ -165,7 +165,11 @@ func Storm(ctx context.Context, c Config) (*Result, error) {
 	}
 	readers.Wait()
 	if err := firstDrop.Load(); err != nil {
-		res.noteError(*err)
+		if res.FirstError == "" {
+			res.noteError(*err)
+		} else { // a dial's error came first: say the loss too
+			res.FirstError += "; and " + (*err).Error()
+		}
 	}
 	res.Series = m.finish()
 	res.Storm = sr
