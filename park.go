@@ -95,15 +95,10 @@ func (c *Conn) stopReading() (park, again bool) {
 		c.park.Store(parkStopping)
 		return true, false
 	}
-	if c.awaitPong.Load() {
-		by := c.pongBy.Load()
-		if time.Now().UnixNano() >= by {
-			return false, false // the pong is overdue: a real timeout
-		}
-		_ = c.wire.Conn.SetReadDeadline(time.Unix(0, by))
-	} else {
-		_ = c.wire.Conn.SetReadDeadline(time.Time{})
+	if c.awaitPong.Load() && time.Now().UnixNano() >= c.pongBy.Load() {
+		return false, false // the pong is overdue: a real timeout
 	}
+	c.restoreDeadlineLocked()
 	return false, true
 }
 
