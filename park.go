@@ -72,9 +72,8 @@ func (c *Conn) scanPark(now int64) {
 		return
 	}
 	c.mu.Lock()
-	if c.state == stateOpen && !c.inHandler.Load() && c.park.Load() == parkReading {
-		c.parkReq = true
-		_ = c.wire.Conn.SetReadDeadline(aLongTimeAgo)
+	if !c.inHandler.Load() {
+		c.askParkLocked()
 	}
 	c.mu.Unlock()
 }
@@ -113,11 +112,17 @@ func (c *Conn) parkAfterHeartbeat() {
 		return
 	}
 	c.mu.Lock()
+	c.askParkLocked()
+	c.mu.Unlock()
+}
+
+// askParkLocked asks the reader of an open connection to park at its next frame boundary:
+// parkReq, and a read deadline in the past that fails its read (stopReading decides). Under mu.
+func (c *Conn) askParkLocked() {
 	if c.state == stateOpen && c.park.Load() == parkReading {
 		c.parkReq = true
 		_ = c.wire.Conn.SetReadDeadline(aLongTimeAgo)
 	}
-	c.mu.Unlock()
 }
 
 // keepAwake withdraws a park that a heartbeat asked for (parkAfterHeartbeat), when a message

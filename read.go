@@ -49,9 +49,11 @@ func (e *events) OnPing(sock *gws.Conn, payload []byte) {
 		}
 		c.pongs = append(c.pongs, payload) // the transport allocates each control payload anew
 		c.kickLocked()
+		if c.heartbeatOnly && c.parkable() {
+			c.askParkLocked() // the writer answers; a connection woken for the ping alone parks again
+		}
 	}
 	c.mu.Unlock()
-	c.parkAfterHeartbeat() // the writer answers; a connection woken for the ping alone parks again
 }
 
 // OnPong has nothing to record (liveness is recorded for every complete frame, frameWatch); a

@@ -144,8 +144,8 @@ func refusal(resp *http.Response, raw net.Conn, deadline time.Time) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status, Body: bodyText(body),
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	wait, _ := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return &HandshakeError{StatusCode: resp.StatusCode, Status: resp.Status, Body: bodyText(body), RetryAfter: wait}
 }
 
 // quiet drops the transport's log lines: errors reach the caller as values instead.

@@ -52,24 +52,26 @@ type HandshakeError struct {
 // cut to it, as in the JS client.
 const MaxRetryAfter = time.Hour
 
-// parseRetryAfter reads a Retry-After header at now: delay-seconds or an HTTP date; 0 when v is
-// neither.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+// ParseRetryAfter reads a Retry-After header's value at now (RFC 9110 §10.2.3): delay-seconds
+// or an HTTP date, a date past giving 0, and any wait cut to MaxRetryAfter. ok is false when v is
+// neither (missing, negative, fractional, text). The load generator (wsgate bench) reads its
+// refusals with it too.
+func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
-		return 0
+		return 0, false
 	}
 	if strings.Trim(v, "0123456789") == "" {
 		if v = strings.TrimLeft(v, "0"); len(v) > 5 { // beyond a day: the cap applies, and no overflow
-			return MaxRetryAfter
+			return MaxRetryAfter, true
 		}
-		n, _ := strconv.Atoi(v)
-		return min(time.Duration(n)*time.Second, MaxRetryAfter)
+		n, _ := strconv.Atoi(v) // "" (all zeros) is 0
+		return min(time.Duration(n)*time.Second, MaxRetryAfter), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), MaxRetryAfter)
+		return min(max(t.Sub(now), 0), MaxRetryAfter), true
 	}
-	return 0
+	return 0, false
 }
 
 func (e *HandshakeError) Error() string {

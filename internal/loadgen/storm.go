@@ -7,13 +7,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/client"
 )
 
 // A storm (Config.Storm, "wsgate bench connect -storm") is a reconnect storm: Conns clients
@@ -205,7 +206,7 @@ func (cl *stormClient) run(ctx context.Context, d *dialer, i int, fire, deadline
 				cl.tooMany++
 			}
 			cl.err = fmt.Errorf("handshake answered %s", resp.Status)
-			if ra, ok := RetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			if ra, ok := client.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 				// Retry-After counts whole seconds: spread the return over the second after it.
 				wait, honoured = ra+rand.N(time.Second), true
 			}
@@ -230,21 +231,6 @@ func (cl *stormClient) run(ctx context.Context, d *dialer, i int, fire, deadline
 			cl.honoured++
 		}
 	}
-}
-
-// RetryAfter reads a Retry-After header (RFC 9110 §10.2.3): delay seconds or an HTTP date,
-// relative to now. It reports false for a missing or malformed one.
-func RetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
 }
 
 func encodeHist(h *hdrhistogram.Histogram) string {

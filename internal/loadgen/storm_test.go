@@ -93,21 +93,6 @@ func TestStormWithoutShedding(t *testing.T) {
 	}
 }
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{"3": 3 * time.Second, "0": 0,
-		"Thu, 01 Jan 2026 12:00:07 GMT": 7 * time.Second, "Thu, 01 Jan 2026 11:00:00 GMT": 0} {
-		if got, ok := RetryAfter(v, now); !ok || got != want {
-			t.Errorf("RetryAfter(%q) = %v, %v; want %v", v, got, ok, want)
-		}
-	}
-	for _, v := range []string{"", "-1", "soon", "1.5"} {
-		if _, ok := RetryAfter(v, now); ok {
-			t.Errorf("RetryAfter(%q) accepted", v)
-		}
-	}
-}
-
 // TestStormReportsADrop: a connection the server ends after it was in counts as an error, and
 // the report says which client and how.
 func TestStormReportsADrop(t *testing.T) {
