@@ -120,8 +120,7 @@ type Conn struct {
 	inbound   frameWatch // the frames the peer sends, as their bytes arrive; reader only
 	awaitPong atomic.Bool
 	expired   atomic.Bool
-	received  atomic.Uint64
-	sent      atomic.Uint64
+	ctr       connCounters // messages and bytes in and out (Stats, Server.Metrics)
 	dropped   atomic.Uint64
 	closing   atomic.Bool // state != stateOpen, readable without the lock on the read path
 	// inHandler is set while the reader runs a handler callback; Sends meanwhile leave the writing
@@ -236,7 +235,8 @@ func (c *Conn) Stats() ConnStats {
 	c.mu.Lock()
 	q := c.queued
 	c.mu.Unlock()
-	return ConnStats{Received: c.received.Load(), Sent: c.sent.Load(), Dropped: c.dropped.Load(), Queued: q}
+	r := &c.ctr
+	return ConnStats{Received: r.msgsIn[0].Load() + r.msgsIn[1].Load(), Sent: r.msgsOut[0].Load() + r.msgsOut[1].Load(), Dropped: c.dropped.Load(), Queued: q}
 }
 
 // Dropped returns how many messages Config.SlowConsumer has discarded from this connection's

@@ -1,74 +1,142 @@
 package wsgate
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
 
 // What the per-message counters add to an echoed message: the message read (msgsIn), the bytes
-// read and written (bytesIn, bytesOut) and the message written (msgsOut), on the connection's
-// stripe, as read.go and wire.go count them. serial: one connection's cost alone. parallel: every
-// core counting back to back on connections spread over the stripes, the most contended case.
-// paced-on and paced-off: every core does about 2.5 µs of other work per message (a real echo costs
-// the server 8-18 µs of CPU), with and without counting: their difference is what the counters
-// cost at a message rate several times a real server's, where another core takes a stripe's line
-// only now and then. Compare with the server CPU per echoed message in BENCHMARKS.md ("Metrics on
-// against off").
+// read and written (bytesIn, bytesOut) and the message written (msgsOut), as read.go and wire.go
+// count them, on each connection's own counters (conn) and, for comparison in the same run, on
+// the 16 stripes shared by all connections that counted before (striped). serial: one
+// connection's cost alone. parallel: every core counting back to back, the most contended case.
+// paced-*: every core does about 2.5 µs of other work per message (a real echo costs the server
+// 8-18 µs of CPU), with and without counting: the difference between paced-conn or
+// paced-striped and paced-off is what counting costs at a message rate several times a real
+// server's. Compare with the server CPU per echoed message in BENCHMARKS.md ("Metrics on against
+// off").
 func BenchmarkEchoCounters(b *testing.B) {
-	count := func(m *serverMetrics, id uint64) {
-		h := m.hotOf(id)
+	countConn := func(c *connCounters) {
+		c.bytesIn.Add(38)
+		countMessage(&c.msgsIn, Binary)
+		c.bytesOut.Add(34)
+		countMessage(&c.msgsOut, Binary)
+	}
+	countStriped := func(m *stripedCounters, id uint64) {
+		h := &m[id%uint64(len(m))]
 		h.bytesIn.Add(38)
 		countMessage(&h.msgsIn, Binary)
 		h.bytesOut.Add(34)
 		countMessage(&h.msgsOut, Binary)
 	}
-	b.Run("serial", func(b *testing.B) {
-		m := new(serverMetrics)
-		for i := range b.N {
-			count(m, uint64(i))
+	// conns are real connections, so that each counts where a connection would: on its own
+	// allocation, between the fields around it.
+	conns := func(n int) []*Conn {
+		cs := make([]*Conn, n)
+		for i := range cs {
+			cs[i] = new(Conn)
 		}
-		if got := m.hot[0].msgsIn[1].Load(); got == 0 {
-			b.Fatal("nothing counted")
+		return cs
+	}
+	b.Run("serial/conn", func(b *testing.B) {
+		c := new(Conn)
+		for range b.N {
+			countConn(&c.ctr)
+		}
+		if c.ctr.msgsIn[1].Load() != uint64(b.N) {
+			b.Fatal("miscounted")
 		}
 	})
-	b.Run("parallel", func(b *testing.B) {
-		m := new(serverMetrics)
+	b.Run("serial/striped", func(b *testing.B) {
+		m := new(stripedCounters)
+		for i := range b.N {
+			countStriped(m, uint64(i))
+		}
+	})
+	// Each goroutine echoes on 64 connections of its own, one message each in turn.
+	b.Run("parallel/conn", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			cs := conns(64)
+			for i := 0; pb.Next(); i++ {
+				countConn(&cs[i&63].ctr)
+			}
+		})
+	})
+	b.Run("parallel/striped", func(b *testing.B) {
+		m := new(stripedCounters)
 		var ids atomic.Uint64
 		b.RunParallel(func(pb *testing.PB) {
 			id := ids.Add(1)
 			for pb.Next() {
-				count(m, id)
+				countStriped(m, id)
 				id += 7 // another connection of this core's, likely another stripe
 			}
 		})
 	})
-	for _, on := range []bool{true, false} {
-		name := "paced-off"
-		if on {
-			name = "paced-on"
-		}
-		b.Run(name, func(b *testing.B) {
-			m := new(serverMetrics)
+	for _, mode := range []string{"off", "conn", "striped"} {
+		b.Run("paced-"+mode, func(b *testing.B) {
+			m := new(stripedCounters)
 			var ids atomic.Uint64
 			var sink atomic.Uint64
 			b.RunParallel(func(pb *testing.PB) {
+				cs := conns(64)
 				id := ids.Add(1)
 				var work [256]uint64
 				h := id
-				for pb.Next() {
+				for i := 0; pb.Next(); i++ {
 					for range 8 { // about 2.5 µs of work that touches only this core's memory
 						for j := range work {
 							h = h*0x9E3779B97F4A7C15 + work[j]
 							work[j] = h >> 7
 						}
 					}
-					if on {
-						count(m, id)
+					switch mode {
+					case "conn":
+						countConn(&cs[i&63].ctr)
+					case "striped":
+						countStriped(m, id)
 					}
 					id += 7
 				}
 				sink.Add(h)
 			})
+		})
+	}
+}
+
+// stripedCounters are the counters as they were before each connection had its own: 16 stripes
+// shared by every connection, 128 bytes each. BenchmarkEchoCounters compares them in the same run.
+type stripedCounters [16]struct {
+	msgsIn   [2]atomic.Uint64
+	msgsOut  [2]atomic.Uint64
+	bytesIn  atomic.Uint64
+	bytesOut atomic.Uint64
+	_        [128 - 6*8]byte
+}
+
+// BenchmarkMetricsScrape: what one Server.Metrics costs with n live connections, every one with
+// counts, in a registry of real Conns (the scrape reads 48 bytes of each connection, a cache miss
+// or two per connection).
+func BenchmarkMetricsScrape(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s, err := NewServer(nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				c := &Conn{srv: s, id: uint64(i + 1)}
+				c.ctr.msgsIn[0].Add(1)
+				c.ctr.bytesIn.Add(7)
+				s.shard(c.id).m[c.id] = c
+			}
+			b.ResetTimer()
+			for range b.N {
+				if m := s.Metrics(); m.MessagesReceivedText != uint64(n) || m.Connections != int64(n) {
+					b.Fatalf("read %d messages on %d connections, want %d", m.MessagesReceivedText, m.Connections, n)
+				}
+			}
 		})
 	}
 }

@@ -1,8 +1,10 @@
 package wsgate_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +181,95 @@ func TestMetricsCountWriteTimeouts(t *testing.T) {
 	m := ts.Metrics()
 	if m.PongTimeouts != 0 || m.SlowConsumerCloses != 0 || m.Closed[closedIndex(wsgate.CloseAbnormal)] != 1 {
 		t.Fatalf("after a write timeout: %+v, want one 1006 and nothing else", m)
+	}
+}
+
+// TestMetricsNeverGoBack: 40 gorilla clients at a time open, echo 5 messages and close, 200 in
+// all, while another goroutine scrapes as fast as it can. The per-message counters are each
+// connection's own and an ended connection's are folded into its shard's totals: no scrape may
+// read less than the one before (a Prometheus counter that goes back reads as a reset), and once
+// every connection is gone the totals are exact.
+func TestMetricsNeverGoBack(t *testing.T) {
+	ts := startServer(t, echoDone, nil)
+	const clients, parallel, msgs = 200, 40, 5
+	stop := make(chan struct{})
+	scraped := make(chan error, 1)
+	go func() {
+		var last wsgate.Metrics
+		n := 0
+		for {
+			m := ts.Metrics()
+			n++
+			for _, f := range []struct {
+				name      string
+				now, then uint64
+			}{
+				{"messages received", m.MessagesReceivedText, last.MessagesReceivedText},
+				{"messages sent", m.MessagesSentText, last.MessagesSentText},
+				{"bytes received", m.BytesReceived, last.BytesReceived},
+				{"bytes sent", m.BytesSent, last.BytesSent},
+			} {
+				if f.now < f.then {
+					scraped <- fmt.Errorf("scrape %d: %s went back from %d to %d", n, f.name, f.then, f.now)
+					return
+				}
+			}
+			last = m
+			select {
+			case <-stop:
+				if n < 100 {
+					scraped <- fmt.Errorf("only %d scrapes while the clients ran", n)
+					return
+				}
+				scraped <- nil
+				return
+			default:
+			}
+		}
+	}()
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range clients {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ws, _, err := websocket.DefaultDialer.Dial(ts.URL, nil)
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+				return
+			}
+			defer ws.Close()
+			for range msgs {
+				if err := ws.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+					t.Errorf("client %d: %v", i, err)
+					return
+				}
+				if _, _, err := ws.ReadMessage(); err != nil {
+					t.Errorf("client %d: %v", i, err)
+					return
+				}
+			}
+			ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+			ws.ReadMessage() // the server's close frame
+		}()
+	}
+	wg.Wait()
+	waitFor(t, 10*time.Second, "every connection gone", func() bool { return ts.Metrics().Connections == 0 })
+	close(stop)
+	if err := <-scraped; err != nil {
+		t.Fatal(err)
+	}
+	m := ts.Metrics()
+	if m.MessagesReceivedText != clients*msgs || m.MessagesSentText != clients*msgs {
+		t.Fatalf("messages in %d out %d, want %d each", m.MessagesReceivedText, m.MessagesSentText, clients*msgs)
+	}
+	// Per connection: 5 masked "hello" frames and a masked close frame (6 + 2 bytes) in; 5
+	// "hello done" frames and our close frame (2 + 2) out.
+	if in := uint64(clients * (msgs*(6+5) + 6 + 2)); m.BytesReceived != in {
+		t.Errorf("bytes received %d, want %d", m.BytesReceived, in)
+	}
+	if out := uint64(clients * (msgs*(2+10) + 2 + 2)); m.BytesSent != out {
+		t.Errorf("bytes sent %d, want %d", m.BytesSent, out)
 	}
 }

@@ -67,8 +67,7 @@ func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 		c.heartbeatOnly = false
 		c.keepAwake()
 	}
-	c.received.Add(1)
-	countMessage(&c.srv.metrics.hotOf(c.id).msgsIn, MessageType(m.Opcode))
+	countMessage(&c.ctr.msgsIn, MessageType(m.Opcode))
 	if c.closing.Load() {
 		return // closing: the handler has seen its last message
 	}

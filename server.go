@@ -57,8 +57,9 @@ type Server struct {
 const connShards = 32
 
 type connShard struct {
-	mu sync.Mutex
-	m  map[uint64]*Conn
+	mu   sync.Mutex
+	m    map[uint64]*Conn
+	gone connTotals // the counters of the shard's ended connections (Server.Metrics)
 }
 
 // NewServer returns a Server running h with cfg (nil means all defaults). It fails only for a
@@ -277,6 +278,7 @@ func (s *Server) unregister(c *Conn) {
 	sh := s.shard(c.id)
 	sh.mu.Lock()
 	delete(sh.m, c.id)
+	sh.gone.add(&c.ctr) // what is counted on c from now on is not counted: a total never goes back
 	sh.mu.Unlock()
 	s.ending.add(c)
 }

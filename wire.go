@@ -155,7 +155,7 @@ func (w *wire) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		w.c.inbound.observe(w.c, p[:n])
-		w.c.srv.metrics.hotOf(w.c.id).bytesIn.Add(uint64(n))
+		w.c.ctr.bytesIn.Add(uint64(n))
 	}
 	if err != nil {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
@@ -332,7 +332,7 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 func (w *wire) put(p []byte, block bool) (int, error) {
 	k, err := w.putBytes(p, block)
 	if k > 0 {
-		w.c.srv.metrics.hotOf(w.c.id).bytesOut.Add(uint64(k))
+		w.c.ctr.bytesOut.Add(uint64(k))
 	}
 	if err != nil {
 		w.sealed.Store(true)
@@ -433,20 +433,16 @@ func (w *wire) countStash(k int) {
 		}
 		off = end
 	}
-	if n[0]+n[1] > 0 {
-		w.c.sent.Add(n[0] + n[1])
-		for i := range n {
-			if n[i] > 0 {
-				w.c.srv.metrics.hotOf(w.c.id).msgsOut[i].Add(n[i])
-			}
+	for i := range n {
+		if n[i] > 0 {
+			w.c.ctr.msgsOut[i].Add(n[i])
 		}
 	}
 }
 
 // countSent counts a data message whose frame began with byte b0, once the socket took it all.
 func (w *wire) countSent(b0 byte) {
-	w.c.sent.Add(1)
-	countMessage(&w.c.srv.metrics.hotOf(w.c.id).msgsOut, MessageType(b0&0x0f))
+	countMessage(&w.c.ctr.msgsOut, MessageType(b0&0x0f))
 }
 
 // stashedFrameLen is the length of the whole server frame (unmasked) that f begins with.
