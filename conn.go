@@ -147,11 +147,11 @@ type Conn struct {
 	writing  bool // a writer goroutine is running, or the reader is writing inline
 	async    bool // WriteBehind was called in the current handler callback: Sends kick the writer
 	deferred bool // a Send during a handler callback left its writing to the reader
+	pingDue  bool // with the other bools: alone before pongs it took 8 bytes
 	queue    []outMsg
 	spare    []outMsg
-	queued   int // payload bytes queued or being written
-	stashed  int // bytes of c.wire.stash counted in queued
-	pingDue  bool
+	queued   int           // payload bytes queued or being written
+	stashed  int           // bytes of c.wire.stash counted in queued
 	pongs    [][]byte      // payloads of the pings not yet answered, oldest first; see maxPendingPongs
 	space    chan struct{} // closed when the queue shrinks, if WaitSendQueue waits
 	closeMsg []byte        // close frame payload to write after the queue; set once

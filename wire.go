@@ -59,7 +59,6 @@ type wire struct {
 	tailBuf  *[]byte    // the pooled buffer holding tail, if it is one, owned by the wire
 	stash    []byte     // in stashBuf, a pooled buffer, returned when the stash empties
 	stashBuf *[]byte
-	full     bool // a non-blocking write in this send came back short
 	// cut is how many bytes are left to write of the stash's first frame when a write took only
 	// part of it (0: the stash starts with a whole frame); cutMsg, whether that frame is a data
 	// message, which counts in Stats().Sent once its last byte is written (countStash).
@@ -68,6 +67,7 @@ type wire struct {
 	cutOp  byte // the first byte of the cut frame, for its message type
 	tailOp byte // the first byte of tail's frame, for its message type
 	armed  bool // this send, flush or Write set the write deadline, for a write that waits
+	full   bool // a non-blocking write in this send came back short
 
 	// tryWrite's state, kept here so that a non-blocking write allocates nothing.
 	rawWrite func(fd uintptr) bool
