@@ -175,19 +175,18 @@ const payloadChunk = 4096
 // readPayload 读取 n 字节的负载到内存池的缓冲区中, 缓冲区的长度就是负载, 其后留有 flateTail 的空间.
 // 缓冲区随读到的数据增长, 而不是按声明的长度预先分配: 声明一个大帧却只发送几个字节的对端, 只占用几 KiB.
 // readPayload reads a payload of n bytes into a pooled buffer whose bytes are the payload, with
-// room for flateTail after it. The buffer starts small and grows as the bytes arrive, instead of
-// being allocated for the announced length up front: a peer that announces a large frame and
-// sends a few bytes holds a few KiB, not the read limit. A full buffer grows to sixteen times what
-// was received, or to the whole payload if that is less: at most sixteen times what was received,
-// plus payloadChunk. A peer that sends at once costs one copy of the first chunk and one more
-// read, for payloads up to sixteen chunks (64 KiB).
+// room for flateTail after it. The buffer is sized by what has arrived, and grows as more
+// arrives, instead of being allocated for the announced length up front: a peer that announces
+// a large frame and sends a few bytes holds a few KiB, not the read limit (payloadRoom). A peer
+// that sends a frame at once has it read with no copy: what the bufio.Reader holds already sizes
+// the buffer for the whole payload, up to sixteen times that (64 KiB for a 4 KiB reader).
 func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
-	var buf = binaryPool.Get(internal.Min(n+len(flateTail), payloadChunk))
+	var buf = binaryPool.Get(payloadRoom(n, c.br.Buffered()))
 	var p = buf.Bytes()[:0]
 	var err error
 	for len(p) < n && err == nil {
 		if room := cap(p) - len(flateTail); len(p) >= room {
-			var next = binaryPool.Get(internal.Min(16*len(p), n) + len(flateTail))
+			var next = binaryPool.Get(payloadRoom(n, len(p)))
 			p = append(next.Bytes()[:0], p...)
 			binaryPool.Put(buf)
 			buf = next
@@ -201,6 +200,19 @@ func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return buf, err
+}
+
+// payloadRoom 是 n 字节负载的缓冲区大小 (含 flateTail), 已收到 got 字节: 不超过收到的 16 倍加 payloadChunk.
+// payloadRoom is the buffer size, flateTail included, for a payload of n bytes of which got have
+// been received: the whole payload when that is at most sixteen times got plus payloadChunk,
+// else sixteen times got, and at least payloadChunk. Never more than sixteen times what was
+// received, plus payloadChunk.
+func payloadRoom(n, got int) int {
+	// got >= n/16 first: 16*got cannot overflow where int has 32 bits
+	if got >= n/16 || n <= 16*got+payloadChunk-len(flateTail) {
+		return n + len(flateTail)
+	}
+	return internal.Max(16*got, payloadChunk)
 }
 
 // 分发消息和异常恢复
