@@ -21,7 +21,7 @@ import (
 const (
 	exitClosedByServer = 3 // the server closed with a code other than 1000, or before the -x reply
 	exitNoReply        = 4 // no -x reply within -timeout
-	exitTryAgain       = 5 // the server closed with a code that says come back (wsgate.CloseCode.Reconnectable)
+	exitTryAgain       = 5 // the server closed with a code that says come back (wsgate.CloseCode.Reconnectable), or refused the handshake with a Retry-After
 )
 
 // exitError is a failure of "wsgate client" with its own exit status; main prints it and exits with code.
@@ -196,7 +196,9 @@ Exit status:
   4  with -x, no reply within -timeout (or Ctrl-C first)
   5  the server closed with a code after which a client should reconnect: 1001 (shutting
      down), 1011 (server error), 1012 (restart), 1013 (try again later, or "slow consumer":
-     the client fell behind), 1014, or 4500-4999; a script may retry with backoff
+     the client fell behind), 1014, or 4500-4999; or it refused the handshake with a
+     Retry-After (503 while shedding load, 429), printed with the wait; a script may retry
+     with backoff, waiting at least what Retry-After says
 
 Flags:
 `)
@@ -301,6 +303,10 @@ func connectError(urls []string, err error) error {
 		msg := "handshake failed: " + he.Status
 		if he.Body != "" {
 			msg += ": " + he.Body
+		}
+		if he.RetryAfter > 0 {
+			// Shedding (503) or a rate limit (429) that says when: come back later, like a 1013.
+			return exitError{exitTryAgain, fmt.Errorf("%s (the server asks to retry after %s)", msg, he.RetryAfter)}
 		}
 		return exitError{1, errors.New(msg)}
 	}

@@ -328,3 +328,18 @@ func TestClientUsage(t *testing.T) {
 		t.Fatalf("run client without URL: %v (exit %d)", err, exitCode(err))
 	}
 }
+
+// A handshake shed with 503 and Retry-After says come back later: exit status 5, with the wait,
+// not 1. The server admits one upgrade a second: the first client gets in, the second, at once
+// after, is turned away.
+func TestClientShedHandshakeExits5(t *testing.T) {
+	url := startWsgate(t, replyWith(func(*wsgate.Conn, wsgate.Message) string { return "in" }),
+		&wsgate.Config{MaxHandshakeRate: 1})
+	if out, _ := runClientT(t, "", 0, "-x", "hi", url); out != "in\n" {
+		t.Fatalf("first client: stdout %q", out)
+	}
+	_, errs := runClientT(t, "", exitTryAgain, "-x", "hi", url)
+	if !strings.Contains(errs, "handshake failed: 503 Service Unavailable") || !strings.Contains(errs, "(the server asks to retry after 1s)") {
+		t.Fatalf("shed client: stderr %q, want the 503 and the wait", errs)
+	}
+}
