@@ -30,6 +30,10 @@ type Metrics struct {
 	// MetricsHandshakeStatuses and a last one for any other (a transport failure after hijack, a
 	// status chosen by Config.Admit outside the list).
 	Handshakes [len(MetricsHandshakeStatuses) + 1]uint64
+	// HandshakesShed counts the handshakes (and browsers' probes) Config.MaxHandshakeRate turned
+	// away, 503 with Retry-After; they count in Handshakes' 503 too, with the refusals at
+	// MaxConnections and while shutting down.
+	HandshakesShed uint64
 
 	MessagesReceivedText, MessagesReceivedBinary uint64 // data messages read, whole
 	MessagesSentText, MessagesSentBinary         uint64 // data messages the socket took in full
@@ -80,6 +84,7 @@ func MetricsHandshakeStatusLabel(i int) string {
 type serverMetrics struct {
 	closed      [len(MetricsCloseCodes) + 1]atomic.Uint64
 	handshakes  [len(MetricsHandshakeStatuses) + 1]atomic.Uint64
+	shed        atomic.Uint64
 	slowCloses  atomic.Uint64
 	pongTimeout atomic.Uint64
 	writeTimout atomic.Uint64
@@ -181,7 +186,7 @@ func (s *Server) Metrics() Metrics {
 	m := &s.metrics
 	r := Metrics{
 		Connections: n, Opened: s.accepted.Load(), Parked: s.parked.Load(), Wakeups: s.wakeups.Load(),
-		SendQueueDropped: s.dropped.Load(), SlowConsumerCloses: m.slowCloses.Load(),
+		HandshakesShed: m.shed.Load(), SendQueueDropped: s.dropped.Load(), SlowConsumerCloses: m.slowCloses.Load(),
 		PongTimeouts: m.pongTimeout.Load(), WriteTimeouts: m.writeTimout.Load(), HandlerPanics: s.panics.Load(),
 		MessagesReceivedText: t.msgsIn[0], MessagesReceivedBinary: t.msgsIn[1],
 		MessagesSentText: t.msgsOut[0], MessagesSentBinary: t.msgsOut[1],

@@ -117,6 +117,7 @@ func (l *handshakeLimiter) enqueue(now, tat int64) time.Duration {
 func (s *Server) shed(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	secs := max(1, int64((wait+time.Second-1)/time.Second))
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	s.metrics.shed.Add(1)
 	s.reject(w, r, http.StatusServiceUnavailable, "too many handshakes, retry later")
 }
 

@@ -59,6 +59,9 @@ func TestMaxHandshakeRateSheds(t *testing.T) {
 	if got := statusOf(m, http.StatusServiceUnavailable); got != uint64(shed) {
 		t.Errorf("Metrics.Handshakes[503] = %d, want %d", got, shed)
 	}
+	if m.HandshakesShed != uint64(shed) {
+		t.Errorf("Metrics.HandshakesShed = %d, want %d", m.HandshakesShed, shed)
+	}
 	if got := statusOf(m, http.StatusSwitchingProtocols); got != uint64(ok) {
 		t.Errorf("Metrics.Handshakes[101] = %d, want %d", got, ok)
 	}

@@ -335,7 +335,7 @@ func TestBenchServerMetricsCountsDrops(t *testing.T) {
 	if n.SendQueueDropped == nil || *n.SendQueueDropped <= float64(res.Lost) || *n.SendQueueDropped > 3*float64(res.Published) ||
 		n.SlowConsumerCloses == nil || *n.SlowConsumerCloses != 0 {
 		t.Fatalf("drops %v (bench's subscribers lost %d of %d publications), slow-consumer closes %v: want more drops than that, at most 3 per publication, and no close",
-			n.SendQueueDropped, res.Lost, res.Published, n.SlowConsumerCloses)
+			count(n.SendQueueDropped), res.Lost, res.Published, count(n.SlowConsumerCloses))
 	}
 	t.Logf("server drops %.0f; bench's subscribers lost %d of %d publications", *n.SendQueueDropped, res.Lost, res.Published)
 }

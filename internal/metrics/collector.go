@@ -59,6 +59,7 @@ var (
 	dWakeups      = desc("wsgate_connection_wakeups_total", "Times a parked connection got a reader goroutine again (bytes arrived, it closed, or its pong was overdue).")
 	dClosed       = desc("wsgate_connections_closed_total", "WebSocket connections ended, by close code (the known codes, else \"other\").", "code")
 	dHandshakes   = desc("wsgate_handshakes_total", "Opening handshakes answered, by HTTP status (101 upgraded).", "status")
+	dShed         = desc("wsgate_handshakes_shed_total", "Opening handshakes (and browsers' probes) turned away 503 with Retry-After above -max-handshake-rate; also in wsgate_handshakes_total{status=\"503\"}.")
 	dMsgsIn       = desc("wsgate_messages_received_total", "Data messages received, by type.", "type")
 	dMsgsOut      = desc("wsgate_messages_sent_total", "Data messages the socket took in full, by type.", "type")
 	dBytesIn      = desc("wsgate_bytes_received_total", "Bytes read from WebSocket connections after the handshake (frame headers included).")
@@ -96,7 +97,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dParked, dWakeups, dClosed, dHandshakes, dMsgsIn, dMsgsOut, dBytesIn,
+	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dParked, dWakeups, dClosed, dHandshakes, dShed, dMsgsIn, dMsgsOut, dBytesIn,
 		dBytesOut, dDropped, dSlow, dPongTimeout, dWriteTimeout, dPanics, dChannels, dSubs, dPubs, dPubsFailed,
 		dDeliveries, dDelivDropped, dRecoveries, dBroker, dHook, dHookFailures, dHookRefusals, dAPI,
 		dEvDelivered, dEvFailed, dEvDropped, dEvPending} {
@@ -133,6 +134,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for i, n := range m.Handshakes {
 			ch <- counter(dHandshakes, n, wsgate.MetricsHandshakeStatusLabel(i))
 		}
+		ch <- counter(dShed, m.HandshakesShed)
 		ch <- counter(dMsgsIn, m.MessagesReceivedText, "text")
 		ch <- counter(dMsgsIn, m.MessagesReceivedBinary, "binary")
 		ch <- counter(dMsgsOut, m.MessagesSentText, "text")
