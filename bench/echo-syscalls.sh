@@ -3,7 +3,7 @@
 # server of internal/cmd/echoserve (-impl IMPL) on CPU 0 under `strace -c -f`, and `wsgate bench
 # echo` on CPU 1 with C connections of SIZE-byte messages for 5 s, on loopback. Prints, per
 # message, the calls of read(2) and write(2), how many of them failed (EAGAIN, for a
-# non-blocking socket), and futex(2) and epoll_pwait(2). strace slows the server several times:
+# non-blocking socket) and how many succeeded, and futex(2) and epoll_pwait(2). strace slows the server several times:
 # read the counts, not the rate. Usage: bench/echo-syscalls.sh IMPL [C [SIZE [CHECKOUT]]], IMPL
 # one of gws, gorilla, wsgate, wsgate-goroutine; CHECKOUT another checkout of this module whose
 # echoserve to run instead (an A/B against an older tree). Needs strace and taskset.
@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 impl=${1:?usage: $0 IMPL [C [SIZE [CHECKOUT]]]}
 c=${2:-100} size=${3:-65536} src=${4:-.}
-if ! [[ $c =~ ^[0-9]+$ && $size =~ ^[0-9]+$ ]] || ((c < 1 || c > 1000 || size > 1 << 20)); then
-	echo "usage: $0 IMPL [C: 1 to 1000 [SIZE: at most 1 MiB [CHECKOUT]]]" >&2
+if ! [[ $c =~ ^[1-9][0-9]*$ && $size =~ ^[1-9][0-9]*$ ]] || ((c > 1000 || size > 1 << 20)); then
+	echo "usage: $0 IMPL [C: 1 to 1000 [SIZE: 1 byte to 1 MiB [CHECKOUT]]]" >&2
 	exit 2
 fi
 dir=$(mktemp -d)
@@ -36,6 +36,11 @@ addr=$(awk '{print $NF; exit}' "$dir/addr")
 strace -qq -c -f -p "$server" -o "$dir/strace" &
 tracer=$!
 sleep 0.5
+if ! kill -0 "$tracer" 2>/dev/null; then
+	tracer=""
+	echo "$0: strace could not attach to the server (PID $server): is strace installed, and ptrace allowed?" >&2
+	exit 1
+fi
 taskset -c 1 "$dir/wsgate" bench echo -url "ws://$addr/ws" -c "$c" -size "$size" -duration 5s -json -quiet >"$dir/run.json"
 kill -INT "$tracer"
 wait "$tracer" || true
@@ -49,5 +54,5 @@ for line in open(trace):
     f = line.split()
     if len(f) >= 5 and f[-1] in ("read", "write", "futex", "epoll_pwait"):
         calls, errors = int(f[3]), int(f[4]) if len(f) == 6 else 0
-        print(f"  {f[-1]:12} {calls / msgs:6.2f} calls, {errors / msgs:5.2f} failed")
+        print(f"  {f[-1]:12} {calls / msgs:6.2f} calls, {(calls - errors) / msgs:6.2f} succeeded, {errors / msgs:5.2f} failed")
 EOF

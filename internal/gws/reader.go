@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"unsafe"
 
 	"github.com/wsgate/wsgate/internal/gws/internal"
@@ -123,7 +125,13 @@ func (c *Conn) readMessage() error {
 	}
 
 	var fin = c.fh.GetFIN()
-	buf, err := c.readPayload(contentLength)
+	// 压缩帧的缓冲区之后留出 flateTail 的空间, 解压时追加
+	// A compressed frame's buffer keeps room for flateTail, appended when it is inflated
+	var tail = 0
+	if compressed {
+		tail = len(flateTail)
+	}
+	buf, err := c.readPayload(contentLength, tail)
 	var closer = Message{Data: buf}
 	defer closer.Close()
 	if err != nil {
@@ -172,27 +180,27 @@ func (c *Conn) readMessage() error {
 // The most a payload buffer holds before the first bytes of the payload have arrived
 const payloadChunk = 4096
 
-// readPayload 读取 n 字节的负载到内存池的缓冲区中, 缓冲区的长度就是负载, 其后留有 flateTail 的空间.
+// readPayload 读取 n 字节的负载到内存池的缓冲区中, 缓冲区的长度就是负载, 其后留有 tail 字节的空间.
 // 缓冲区随读到的数据增长, 而不是按声明的长度预先分配: 声明一个大帧却只发送几个字节的对端, 只占用几 KiB.
 // readPayload reads a payload of n bytes into a pooled buffer whose bytes are the payload, with
-// room for flateTail after it. The buffer is sized by what has arrived, and grows as more
-// arrives, instead of being allocated for the announced length up front: a peer that announces
-// a large frame and sends a few bytes holds a few KiB, not the read limit (payloadRoom). A peer
-// that sends a frame at once has it read with no copy: what the bufio.Reader holds already sizes
-// the buffer for the whole payload, up to sixteen times that (64 KiB for a 4 KiB reader).
-func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
-	var buf = binaryPool.Get(payloadRoom(n, c.br.Buffered()))
+// room for tail bytes after it (flateTail, for a compressed frame). The buffer is sized by what
+// has arrived, and grows as more arrives, instead of being allocated for the announced length up
+// front: a peer that announces a large frame and sends a few bytes holds a few KiB, not the read
+// limit (payloadRoom). A frame sent at once is read with no copy: what the bufio.Reader holds
+// already sizes the buffer for the whole payload, up to sixteen times that.
+func (c *Conn) readPayload(n, tail int) (*bytes.Buffer, error) {
+	var buf = binaryPool.Get(payloadRoom(n, c.br.Buffered(), tail))
 	var p = buf.Bytes()[:0]
 	var err error
 	for len(p) < n && err == nil {
-		if room := cap(p) - len(flateTail); len(p) >= room {
-			var next = binaryPool.Get(payloadRoom(n, len(p)))
+		if room := cap(p) - tail; len(p) >= room {
+			var next = binaryPool.Get(payloadRoom(n, len(p), tail))
 			p = append(next.Bytes()[:0], p...)
 			binaryPool.Put(buf)
 			buf = next
 		}
 		var k int
-		k, err = c.br.Read(p[len(p):internal.Min(n, cap(p)-len(flateTail))])
+		k, err = c.br.Read(p[len(p):internal.Min(n, cap(p)-tail)])
 		p = p[:len(p)+k]
 	}
 	*(*[]byte)(unsafe.Pointer(buf)) = p
@@ -202,17 +210,23 @@ func (c *Conn) readPayload(n int) (*bytes.Buffer, error) {
 	return buf, err
 }
 
-// payloadRoom 是 n 字节负载的缓冲区大小 (含 flateTail), 已收到 got 字节: 不超过收到的 16 倍加 payloadChunk.
-// payloadRoom is the buffer size, flateTail included, for a payload of n bytes of which got have
-// been received: the whole payload when that is at most sixteen times got plus payloadChunk,
-// else sixteen times got, and at least payloadChunk. Never more than sixteen times what was
-// received, plus payloadChunk.
-func payloadRoom(n, got int) int {
-	// got >= n/16 first: 16*got cannot overflow where int has 32 bits
-	if got >= n/16 || n <= 16*got+payloadChunk-len(flateTail) {
-		return n + len(flateTail)
+// payloadRoom 是 n 字节负载 (其后留 tail 字节) 的缓冲区大小, 已收到 got 字节:
+// 内存池给出的容量不超过收到的 16 倍加 payloadChunk.
+// payloadRoom is the size to ask binaryPool for, for a payload of n bytes and tail bytes after
+// it, of which got bytes have been received: the whole n+tail when the buffer the pool gives for
+// it (rounded up to its size class) holds at most sixteen times got plus payloadChunk, else the
+// largest power of two within that bound, which the pool gives exactly. The buffer held is never
+// more than sixteen times what was received, plus payloadChunk; and, since tail is small, always
+// has room for more than got bytes.
+func payloadRoom(n, got, tail int) int {
+	var bound = math.MaxInt
+	if got < (math.MaxInt-payloadChunk)/16 {
+		bound = 16*got + payloadChunk
 	}
-	return internal.Max(16*got, payloadChunk)
+	if n+tail <= bound && binaryPool.Cap(n+tail) <= bound {
+		return n + tail
+	}
+	return 1 << (bits.Len(uint(bound)) - 1)
 }
 
 // 分发消息和异常恢复

@@ -43,6 +43,17 @@ func (p *BufferPool) Put(b *bytes.Buffer) {
 	}
 }
 
+// Cap 返回 Get(n) 给出的缓冲区的容量
+// Cap is the capacity of the buffer Get(n) returns: n rounded up to the pool's size class, or n
+// beyond the largest class.
+func (p *BufferPool) Cap(n int) int {
+	var size = Max(int(binaryCeil(uint32(n))), p.begin)
+	if _, ok := p.shards[size]; ok {
+		return size
+	}
+	return n
+}
+
 // Get 从内存池中获取一个至少 n 字节的缓冲区
 // fetches a buffer from the memory pool, of at least n bytes
 func (p *BufferPool) Get(n int) *bytes.Buffer {
