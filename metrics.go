@@ -9,8 +9,8 @@ import (
 
 // Metrics is a snapshot of a Server's counters, for an exporter to read at scrape time (the
 // binary's /metrics reads it for Prometheus; see docs/METRICS.md). Counting costs the hot path one
-// uncontended atomic add per event: the per-message counters are each connection's own (48 bytes,
-// on a line only that connection's reader and writer touch), summed at scrape time; the others are
+// atomic add per event: the per-message counters are each connection's own (48 bytes of its Conn,
+// shared with no other connection), summed at scrape time; the others are
 // the Server's, in fixed arrays over bounded label sets. Every field but Connections and Parked
 // only grows.
 type Metrics struct {
@@ -96,7 +96,8 @@ type serverMetrics struct {
 // the In side; the Out side is added to under the wire's write lock. Metrics sums the live
 // connections' counters at scrape time, and the registry folds an ended connection's counters into
 // its shard's totals (connTotals) under the lock that Metrics reads them under, so that a total
-// never goes back.
+// never goes back, once a write in flight has ended (wire.quiesce), so that what it counts is
+// not lost.
 type connCounters struct {
 	msgsIn   [2]atomic.Uint64 // text, binary
 	msgsOut  [2]atomic.Uint64 // text, binary

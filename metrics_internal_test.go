@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -151,5 +152,32 @@ func BenchmarkMetricsScrape(b *testing.B) {
 func TestConnStaysInItsSizeClass(t *testing.T) {
 	if n := unsafe.Sizeof(Conn{}); n > 704 {
 		t.Fatalf("a Conn is %d bytes, past the 704-byte size class", n)
+	}
+}
+
+// TestUnregisterWaitsForAWriteInFlight: a connection ends while a write holds the wire (a
+// blocking write to a slow consumer, failing now that the socket is closed, which may still
+// count what it wrote). unregister folds the connection's counters only once that write is
+// over, so what it counted is in Metrics, not lost with the connection.
+func TestUnregisterWaitsForAWriteInFlight(t *testing.T) {
+	s, err := NewServer(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Conn{srv: s, id: 1}
+	c.wire.c = c
+	s.shard(c.id).m[c.id] = c
+	c.wire.wmu.Lock() // the write in flight
+	c.ctr.bytesOut.Add(100)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		c.ctr.bytesOut.Add(20) // the last bytes the socket took
+		c.ctr.msgsOut[1].Add(1)
+		c.wire.wmu.Unlock()
+	}()
+	s.unregister(c)
+	if m := s.Metrics(); m.BytesSent != 120 || m.MessagesSentBinary != 1 || m.Connections != 0 {
+		t.Fatalf("after the connection ended: %d bytes and %d messages sent, %d connections; want 120, 1 and 0",
+			m.BytesSent, m.MessagesSentBinary, m.Connections)
 	}
 }

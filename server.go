@@ -275,6 +275,7 @@ func (s *Server) register(c *Conn) {
 // unregister removes an ended connection from the registry; it keeps its place in s.live while it
 // lingers (see Server.linger).
 func (s *Server) unregister(c *Conn) {
+	c.wire.quiesce() // a write in flight counts what it wrote before the counters are folded
 	sh := s.shard(c.id)
 	sh.mu.Lock()
 	delete(sh.m, c.id)
