@@ -720,7 +720,12 @@ func TestWriteTimeoutClosesAPeerThatStopsReading(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				waitFor(t, 5*time.Second, "the connection", func() bool { return ts.Stats().Connections == 1 })
+				// OnOpen, not only registered: the recorder's OnMessage needs what OnOpen records.
+				waitFor(t, 5*time.Second, "the connection's OnOpen", func() bool {
+					rec.mu.Lock()
+					defer rec.mu.Unlock()
+					return len(rec.opened) == 1
+				})
 				ts.Range(func(c *wsgate.Conn) bool { rec.OnMessage(c, wsgate.Message{}); return true })
 			}
 			_, ce := rec.nextClose(t, 10*time.Second)
