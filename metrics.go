@@ -96,8 +96,8 @@ type serverMetrics struct {
 // the In side; the Out side is added to under the wire's write lock. Metrics sums the live
 // connections' counters at scrape time, and the registry folds an ended connection's counters into
 // its shard's totals (connTotals) under the lock that Metrics reads them under, so that a total
-// never goes back, once a write in flight has ended (wire.quiesce), so that what it counts is
-// not lost.
+// never goes back; what is counted after that, while it lingers, is folded in once its socket is
+// closed (Server.forget), so that it is not lost.
 type connCounters struct {
 	msgsIn   [2]atomic.Uint64 // text, binary
 	msgsOut  [2]atomic.Uint64 // text, binary
@@ -112,14 +112,33 @@ type connTotals struct {
 	bytesIn, bytesOut uint64
 }
 
-// add adds c's counts to t.
-func (t *connTotals) add(c *connCounters) {
-	for i := range 2 {
-		t.msgsIn[i] += c.msgsIn[i].Load()
-		t.msgsOut[i] += c.msgsOut[i].Load()
+// totals reads c's counts.
+func (c *connCounters) totals() connTotals {
+	return connTotals{
+		msgsIn:  [2]uint64{c.msgsIn[0].Load(), c.msgsIn[1].Load()},
+		msgsOut: [2]uint64{c.msgsOut[0].Load(), c.msgsOut[1].Load()},
+		bytesIn: c.bytesIn.Load(), bytesOut: c.bytesOut.Load(),
 	}
-	t.bytesIn += c.bytesIn.Load()
-	t.bytesOut += c.bytesOut.Load()
+}
+
+// plus adds u to t.
+func (t *connTotals) plus(u connTotals) {
+	for i := range 2 {
+		t.msgsIn[i] += u.msgsIn[i]
+		t.msgsOut[i] += u.msgsOut[i]
+	}
+	t.bytesIn += u.bytesIn
+	t.bytesOut += u.bytesOut
+}
+
+// minus takes u, counted earlier on the same connection, from t.
+func (t *connTotals) minus(u connTotals) {
+	for i := range 2 {
+		t.msgsIn[i] -= u.msgsIn[i]
+		t.msgsOut[i] -= u.msgsOut[i]
+	}
+	t.bytesIn -= u.bytesIn
+	t.bytesOut -= u.bytesOut
 }
 
 func (m *serverMetrics) handshake(status int) {
@@ -173,14 +192,9 @@ func (s *Server) Metrics() Metrics {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		n += int64(len(sh.m))
-		t.msgsIn[0] += sh.gone.msgsIn[0]
-		t.msgsIn[1] += sh.gone.msgsIn[1]
-		t.msgsOut[0] += sh.gone.msgsOut[0]
-		t.msgsOut[1] += sh.gone.msgsOut[1]
-		t.bytesIn += sh.gone.bytesIn
-		t.bytesOut += sh.gone.bytesOut
+		t.plus(sh.gone)
 		for _, c := range sh.m {
-			t.add(&c.ctr)
+			t.plus(c.ctr.totals())
 		}
 		sh.mu.Unlock()
 	}

@@ -155,29 +155,38 @@ func TestConnStaysInItsSizeClass(t *testing.T) {
 	}
 }
 
-// TestUnregisterWaitsForAWriteInFlight: a connection ends while a write holds the wire (a
-// blocking write to a slow consumer, failing now that the socket is closed, which may still
-// count what it wrote). unregister folds the connection's counters only once that write is
-// over, so what it counted is in Metrics, not lost with the connection.
-func TestUnregisterWaitsForAWriteInFlight(t *testing.T) {
+// TestLateCountsAreFolded: a connection ends while a write holds the wire (the rest of a queue
+// written while it lingers, or a blocking write to a slow consumer, failing now that the socket
+// is closed, which may still count what it wrote). unregister folds what was counted then, at
+// once; forget, once the socket is closed, waits for the write in flight and folds what it
+// counted since, so that it is in Metrics, not lost with the connection, and no total went back
+// in between.
+func TestLateCountsAreFolded(t *testing.T) {
 	s, err := NewServer(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Conn{srv: s, id: 1}
 	c.wire.c = c
+	s.live.Add(1) // the place forget gives back
 	s.shard(c.id).m[c.id] = c
-	c.wire.wmu.Lock() // the write in flight
 	c.ctr.bytesOut.Add(100)
+	c.wire.wmu.Lock() // the write in flight
+	s.unregister(c)
+	if m := s.Metrics(); m.BytesSent != 100 || m.Connections != 0 {
+		t.Fatalf("once unregistered: %d bytes sent, %d connections; want 100 and 0", m.BytesSent, m.Connections)
+	}
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		c.ctr.bytesOut.Add(20) // the last bytes the socket took
 		c.ctr.msgsOut[1].Add(1)
 		c.wire.wmu.Unlock()
 	}()
-	s.unregister(c)
-	if m := s.Metrics(); m.BytesSent != 120 || m.MessagesSentBinary != 1 || m.Connections != 0 {
-		t.Fatalf("after the connection ended: %d bytes and %d messages sent, %d connections; want 120, 1 and 0",
-			m.BytesSent, m.MessagesSentBinary, m.Connections)
+	s.forget(c)
+	if m := s.Metrics(); m.BytesSent != 120 || m.MessagesSentBinary != 1 {
+		t.Fatalf("once forgotten: %d bytes and %d messages sent; want 120 and 1", m.BytesSent, m.MessagesSentBinary)
+	}
+	if st := c.Stats(); st.Sent != 1 {
+		t.Fatalf("the connection's own Stats: %d sent, want 1", st.Sent)
 	}
 }

@@ -275,13 +275,13 @@ func (s *Server) register(c *Conn) {
 // unregister removes an ended connection from the registry; it keeps its place in s.live while it
 // lingers (see Server.linger).
 func (s *Server) unregister(c *Conn) {
-	c.wire.quiesce() // a write in flight counts what it wrote before the counters are folded
 	sh := s.shard(c.id)
 	sh.mu.Lock()
 	delete(sh.m, c.id)
-	sh.gone.add(&c.ctr) // what is counted on c from now on is not counted: a total never goes back
+	folded := c.ctr.totals()
+	sh.gone.plus(folded) // under the lock Metrics reads under: counted once, never going back
 	sh.mu.Unlock()
-	s.ending.add(c)
+	s.ending.add(c, folded)
 }
 
 // unreserve gives back what ServeHTTP reserved for a connection: its place in s.live and, if it

@@ -19,26 +19,39 @@ const (
 // their close timeout; and whether Close was called.
 type ending struct {
 	mu        sync.Mutex
-	lingering map[*Conn]struct{}
+	lingering map[*Conn]connTotals // each with its counts folded at unregister
 	closed    atomic.Bool
 	goneOnce  sync.Once
 }
 
-// add records c as lingering.
-func (e *ending) add(c *Conn) {
+// add records c as lingering, with the counts unregister folded into its shard's totals.
+func (e *ending) add(c *Conn, folded connTotals) {
 	e.mu.Lock()
 	if e.lingering == nil {
-		e.lingering = make(map[*Conn]struct{})
+		e.lingering = make(map[*Conn]connTotals)
 	}
-	e.lingering[c] = struct{}{}
+	e.lingering[c] = folded
 	e.mu.Unlock()
 }
 
-// forget is the last step of a connection, on its reader goroutine: its socket is closed.
+// forget is the last step of a connection, on its reader goroutine: its socket is closed. A
+// write still in flight then fails at once, and none starts (wire.quiesce); what was counted
+// after unregister folded the counters (the rest of a queue written while the connection
+// lingered, or by a write in flight when it ended) is folded now, so that it is not lost.
 func (s *Server) forget(c *Conn) {
+	c.wire.quiesce()
 	s.ending.mu.Lock()
+	folded, ok := s.ending.lingering[c]
 	delete(s.ending.lingering, c)
 	s.ending.mu.Unlock()
+	if ok {
+		late := c.ctr.totals()
+		late.minus(folded)
+		sh := s.shard(c.id)
+		sh.mu.Lock()
+		sh.gone.plus(late)
+		sh.mu.Unlock()
+	}
 	s.unreserve(c.addr)
 }
 
