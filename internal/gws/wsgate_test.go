@@ -73,3 +73,33 @@ func TestCopyIsUpstreamPlusPatches(t *testing.T) {
 		t.Fatalf("patches/check.sh: %v\n%s", err, out)
 	}
 }
+
+// TestPayloadBufferIsBounded (patches 12 and 13): for every announced length up to the read limit,
+// on 32 and 64 bits, the buffer readPayload holds (the pool's size class, or the exact size past
+// the largest) is at least what it asked for, at most 16 times what was received plus
+// payloadChunk, and has room for more than what was received, so that the read loop progresses.
+// Before patch 13 a length above 2 GiB came back from the pool as 128 bytes, and the loop spun.
+func TestPayloadBufferIsBounded(t *testing.T) {
+	sizes := []int{1, 100, 4087, 4096, 4097, 65536, 65545, 1 << 20, math.MaxInt32 - len(flateTail)}
+	if math.MaxInt > math.MaxInt32 {
+		for _, n := range []int64{1 << 31, 3 << 30, 5 << 30} {
+			sizes = append(sizes, int(n))
+		}
+	}
+	for _, n := range sizes {
+		for _, got := range []int{0, 1, 3900, 4082, 65536, 256 << 20} {
+			if got > n {
+				continue
+			}
+			for _, tail := range []int{0, len(flateTail)} {
+				size := payloadRoom(n, got, tail)
+				held := binaryPool.Cap(size)
+				bound := 16*int64(got) + payloadChunk // in int64: 16 × 256 MiB overflows an int of 32 bits
+				if held < size || int64(held) > bound || got < n && size-tail <= got {
+					t.Errorf("n %d, %d received, tail %d: asks %d, holds %d; want at least that, at most %d, room beyond %d",
+						n, got, tail, size, held, bound, got)
+				}
+			}
+		}
+	}
+}
