@@ -35,7 +35,7 @@ func (e *ending) add(c *Conn, folded connTotals) {
 }
 
 // forget is the last step of a connection, on its reader goroutine: its socket is closed. A
-// write still in flight then fails at once, and none starts (wire.quiesce); what was counted
+// write still in flight then fails at once, and a later one writes nothing (wire.quiesce); what was counted
 // after unregister folded the counters (the rest of a queue written while the connection
 // lingered, or by a write in flight when it ended) is folded now, so that it is not lost.
 func (s *Server) forget(c *Conn) {

@@ -480,8 +480,8 @@ func (w *wire) closeOut() {
 }
 
 // quiesce waits for a write in flight to end. Called once the socket is closed and the wire
-// sealed: such a write fails at once, and no write starts after it (each checks sealed under
-// wmu), so that after quiesce nothing more is written or counted.
+// sealed: such a write fails at once, and a write after it writes nothing (sealed, or the socket
+// closed), so that after quiesce nothing more is written or counted.
 func (w *wire) quiesce() {
 	w.wmu.Lock()
 	w.wmu.Unlock() // taking the lock is the wait: nothing is done under it
