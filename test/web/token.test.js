@@ -354,12 +354,17 @@ test('connect refused with 109 is terminal; a later connect() asks getToken firs
   assert.deepEqual(f.tokens, ['token-1']);
 });
 
-test('a getToken that fails fails the attempt: error event, then a reconnect with backoff', async () => {
+test('a getToken that fails fails the attempt: error event, then a reconnect with backoff', async (t) => {
+  // No socket was made, so no handshake was refused: the client must not probe the server (a real
+  // HTTP request, whose time made this test fail one run in five before the client stopped).
+  let probes = 0;
+  t.mock.method(globalThis, 'fetch', async () => { probes++; throw new Error('no network in this test'); });
   let fail = true;
   const f = fakeClient({ getToken: async () => { if (fail) throw new Error('backend down'); return 'ok'; } });
   f.client.connect();
   await settle();
   assert.equal(FakeSocket.all.length, 0, 'dialed without a token');
+  assert.equal(probes, 0, 'probed the server after a getToken failure');
   assert.equal(f.client.state, 'reconnecting');
   assert.match(/** @type {any} */ (f.events.find((e) => e.type === 'error')).message, /backend down/);
   fail = false;

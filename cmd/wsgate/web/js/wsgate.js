@@ -518,7 +518,7 @@ export class WsgateClient extends EventTarget {
     Promise.resolve().then(before).then(() => current() && this.#open(), (err) => {
       if (current()) {
         this.dispatchEvent(new WsgateErrorEvent(err));
-        this.#closed({ code: CloseCode.ABNORMAL, reason: `beforeConnect: ${err instanceof Error ? err.message : String(err)}`.slice(0, 123), wasClean: false });
+        this.#closed({ code: CloseCode.ABNORMAL, reason: `beforeConnect: ${err instanceof Error ? err.message : String(err)}`.slice(0, 123), wasClean: false }, false);
       }
     });
   }
@@ -531,7 +531,7 @@ export class WsgateClient extends EventTarget {
       // The URL was checked, so this is the environment refusing (a CSP, for instance): report it as
       // a failed attempt, which backs off like any other.
       this.dispatchEvent(new WsgateErrorEvent(err));
-      this.#closed({ code: CloseCode.ABNORMAL, reason: '', wasClean: false });
+      this.#closed({ code: CloseCode.ABNORMAL, reason: '', wasClean: false }, false);
       return;
     }
     sock.binaryType = 'arraybuffer';
@@ -589,8 +589,13 @@ export class WsgateClient extends EventTarget {
     this.dispatchEvent(new WsgateOpenEvent(this.#everLost, outbox.length, this.url));
   }
 
-  /** @param {{code: number, reason: string, wasClean: boolean}} ev */
-  #closed({ code, reason, wasClean }) {
+  /**
+   * @param {{code: number, reason: string, wasClean: boolean}} ev
+   * @param {boolean} [dialed] whether the attempt made a socket: one that failed before (in
+   *   beforeConnect, or a WebSocket constructor that threw) made no handshake the server could
+   *   have refused, so there is nothing to probe for.
+   */
+  #closed({ code, reason, wasClean }, dialed = true) {
     if (this.#openedAt && Date.now() - this.#openedAt >= this.#opts.stableAfter) {
       this.#attempt = 0;
     }
@@ -619,7 +624,7 @@ export class WsgateClient extends EventTarget {
     const told = refusal && (status === 503 || status === 429) ? retryAfterDelay(refusal.retryAfter, this.#opts.random) : -1;
     if (told >= 0) {
       this.#schedule(attempt, told);
-    } else if (neverOpened && !refusal && !this.#statusShown && code === CloseCode.ABNORMAL && this.#opts.probe &&
+    } else if (dialed && neverOpened && !refusal && !this.#statusShown && code === CloseCode.ABNORMAL && this.#opts.probe &&
       typeof globalThis.fetch === 'function') {
       this.#probe(attempt, url);
     } else {
