@@ -47,6 +47,9 @@ func (p *BufferPool) Put(b *bytes.Buffer) {
 // Cap is the capacity of the buffer Get(n) returns: n rounded up to the pool's size class, or n
 // beyond the largest class.
 func (p *BufferPool) Cap(n int) int {
+	// 超过最大规格的不取整: uint32(n) 会截断 2^32 以上的 n, 2^31 以上的取整会溢出
+	// Beyond the largest class, no rounding: uint32(n) truncates an n of 2^32 or more, and
+	// rounding one above 2^31 overflows, either way to a small class
 	if n > p.end {
 		return n
 	}
@@ -56,13 +59,7 @@ func (p *BufferPool) Cap(n int) int {
 // Get 从内存池中获取一个至少 n 字节的缓冲区
 // fetches a buffer from the memory pool, of at least n bytes
 func (p *BufferPool) Get(n int) *bytes.Buffer {
-	// 超过最大规格的不取整: uint32(n) 会截断 2^32 以上的 n, 2^31 以上的取整会溢出
-	// Beyond the largest class, no rounding: uint32(n) truncates an n of 2^32 or more, and
-	// rounding one above 2^31 overflows, either way to a small class
-	if n > p.end {
-		return bytes.NewBuffer(make([]byte, 0, n))
-	}
-	var size = Max(int(binaryCeil(uint32(n))), p.begin)
+	var size = p.Cap(n)
 	if pool, ok := p.shards[size]; ok {
 		b := pool.Get().(*bytes.Buffer)
 		if b.Cap() < size {
