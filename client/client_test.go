@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/client"
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 // These tests run the client against wsgate's own server on loopback; interop_test.go runs it
@@ -326,18 +327,13 @@ func TestDialFailures(t *testing.T) {
 	}
 
 	// Nothing listens: connection refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(t)
 	if _, _, err := client.Dial(ctxT(t, 5*time.Second), "ws://"+addr+"/", nil); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("closed port: %v, want connection refused", err)
 	}
 
 	// A listener that accepts and never answers: the handshake timeout, or the context, ends Dial.
-	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	neturl "net/url"
 	"strings"
 	"sync"
@@ -16,11 +15,12 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 
 	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 // runCluster starts three clustered servers with JetStream on loopback. The route ports are
-// free a moment before the servers take them, and another process on the machine may take one
-// first: then it tries again with others.
+// free a moment before the servers take them, below the ephemeral range where only another
+// explicit choice can take one first (testport); should one be taken, it tries again with others.
 func runCluster(t testing.TB) []*server.Server {
 	t.Helper()
 	return runClusterWith(t, nil)
@@ -44,15 +44,10 @@ func runClusterWith(t testing.TB, set func(*server.Options)) []*server.Server {
 // the servers shut down, when one of them could not start.
 func tryCluster(t testing.TB, set func(*server.Options)) (_ []*server.Server, ok bool) {
 	t.Helper()
-	ports := make([]int, 3) // route ports, free a moment ago
+	ports := make([]int, 3) // route ports, free a moment ago and below the ephemeral range (testport)
 	var routes []*neturl.URL
 	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
+		ports[i] = testport.Port(t)
 		routes = append(routes, &neturl.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
 	}
 	var servers []*server.Server

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -33,7 +34,7 @@ func runServerAt(t testing.TB, dir, url string) *server.Server {
 	return runServer(t, dir, port)
 }
 
-// runServer starts an in-process NATS server with JetStream on a random loopback port, storing
+// runServer starts an in-process NATS server with JetStream on a free loopback port, storing
 // in dir (a new temporary directory when empty), and shuts it down at the end of the test.
 func runServer(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
@@ -41,7 +42,9 @@ func runServer(t testing.TB, dir string, port int) *server.Server {
 		dir = t.TempDir()
 	}
 	if port == 0 {
-		port = -1
+		// Below the ephemeral range: while a test has the server down, no other process's
+		// listener or outgoing connection takes its port (testport).
+		port = testport.Port(t)
 	}
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,

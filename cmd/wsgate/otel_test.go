@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 // collector is an OTLP/HTTP trace receiver: it keeps the bodies POSTed to /v1/traces.
@@ -111,11 +112,5 @@ func TestOtelCollectorDownDoesNotHoldShutdown(t *testing.T) {
 
 // closedAddr is a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return testport.Addr(t)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/broker/memory"
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 // backend is the application's backend as the tests see it: it records every event POSTed,
@@ -144,12 +145,7 @@ func checkLifecycles(t *testing.T, evs []Event, n int) {
 // every event arrives, each connection's connect before its disconnect, with the fields
 // Connected and Disconnected were given.
 func TestBackendDownThenUp(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // refused until the backend starts on it
+	addr := testport.Addr(t) // refused until the backend starts on it
 	be := &backend{secret: "s3"}
 	logs := &logBuffer{}
 	s := newSender(t, Options{
@@ -167,6 +163,7 @@ func TestBackendDownThenUp(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "failed attempts", func() bool { return s.Stats().Failed >= 3 })
 	srv := httptest.NewUnstartedServer(be)
+	var err error
 	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wsgate/wsgate/gateway/proxy"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/testport"
 	"github.com/wsgate/wsgate/protocol"
 )
 
@@ -44,13 +45,7 @@ func hangUp(w http.ResponseWriter, _ *http.Request, _ int) {
 
 // closedURL is a loopback address nothing listens on: a dial is refused.
 func closedURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + testport.Addr(t)
 }
 
 func fast(cfg proxy.Config) proxy.Config {

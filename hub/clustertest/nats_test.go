@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	natsbroker "github.com/wsgate/wsgate/broker/nats"
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 func TestMain(m *testing.M) {
@@ -36,12 +37,13 @@ type natsServer struct {
 // URL is the server's client URL; it stays the same across a restart.
 func (n *natsServer) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
 
-// runNATS starts one server with JetStream on a temporary store and a free loopback port; it is
+// runNATS starts one server with JetStream on a temporary store and a free loopback port (below
+// the ephemeral range, where nothing else takes it while the server is down: testport); it is
 // shut down at the end of the test.
 func runNATS(t testing.TB) *natsServer {
 	t.Helper()
 	n := &natsServer{t: t, opts: server.Options{
-		ServerName: "solo", Host: "127.0.0.1", Port: freePort(t),
+		ServerName: "solo", Host: "127.0.0.1", Port: testport.Port(t),
 		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 	}}
 	n.start()
@@ -56,13 +58,13 @@ func runNATSCluster(t testing.TB) []*natsServer {
 	var routes []*url.URL
 	ports := make([]int, 3)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i] = testport.Port(t)
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", ports[i])})
 	}
 	var ns []*natsServer
 	for i := range 3 {
 		n := &natsServer{t: t, opts: server.Options{
-			ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: freePort(t),
+			ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: testport.Port(t),
 			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 			Cluster: server.ClusterOpts{Name: "wsgate-test", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  routes,
@@ -136,9 +138,29 @@ func (n *natsServer) start() {
 	go s.Start() // owner: this natsServer; stopped by stop
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		n.t.Fatal("nats server not ready within 10s")
+		s.WaitForShutdown()
+		n.t.Fatalf("nats server %s not ready within 10s; its ports now: %s", n.opts.ServerName, n.portsNow())
 	}
 	n.s = s
+}
+
+// portsNow says whether the server's ports can be listened on now (it failed to start): a port
+// another process holds is the likely cause.
+func (n *natsServer) portsNow() string {
+	var says []string
+	for _, p := range []int{n.opts.Port, n.opts.Cluster.Port} {
+		if p <= 0 {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			says = append(says, err.Error())
+			continue
+		}
+		l.Close()
+		says = append(says, fmt.Sprintf("%d free", p))
+	}
+	return strings.Join(says, "; ")
 }
 
 // stop shuts the server down and waits until it has (a no-op when stopped).
@@ -154,17 +176,6 @@ func (n *natsServer) stop() {
 func (n *natsServer) restart() {
 	n.stop()
 	n.start()
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitUntil polls ok until it holds, or fails the test after within.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testport"
 )
 
 // exposition is a /metrics page in the text format, as client_golang writes it.
@@ -220,12 +221,7 @@ func TestServerWatchUnavailable(t *testing.T) {
 	})
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String() + "/metrics"
-	ln.Close()
+	refused := "http://" + testport.Addr(t) + "/metrics"
 
 	cases := []struct{ url, reason string }{
 		{hs.URL + "/404", "HTTP 404 Not Found"},
