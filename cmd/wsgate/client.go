@@ -197,8 +197,9 @@ Exit status:
   5  the server closed with a code after which a client should reconnect: 1001 (shutting
      down), 1011 (server error), 1012 (restart), 1013 (try again later, or "slow consumer":
      the client fell behind), 1014, or 4500-4999; or it refused the handshake with a
-     Retry-After (503 while shedding load, 429), printed with the wait; a script may retry
-     with backoff, waiting at least what Retry-After says
+     Retry-After (503 while shedding load, 429; with several URLs, every one of them did),
+     printed with the wait (the shortest); a script may retry with backoff, waiting at least
+     what Retry-After says
 
 Flags:
 `)
@@ -293,6 +294,10 @@ func connectError(urls []string, err error) error {
 	}
 	if len(urls) > 1 {
 		msg := strings.ReplaceAll(strings.ReplaceAll(err.Error(), "client: ", ""), "\n", "; ")
+		if wait, ok := everyAsksToRetry(err); ok {
+			// Every node is shedding or rate-limiting: come back later, as from one of them.
+			return exitError{exitTryAgain, fmt.Errorf("cannot connect to any of the %d URLs: %s (the servers ask to retry after %s)", len(urls), msg, wait)}
+		}
 		return exitError{1, fmt.Errorf("cannot connect to any of the %d URLs: %s", len(urls), msg)}
 	}
 	if inner := errors.Unwrap(err); inner != nil {
@@ -311,6 +316,27 @@ func connectError(urls []string, err error) error {
 		return exitError{1, errors.New(msg)}
 	}
 	return exitError{1, fmt.Errorf("cannot connect to %s: %s", urls[0], strings.TrimPrefix(err.Error(), "client: "))}
+}
+
+// everyAsksToRetry reports whether each endpoint of DialAny's error refused the handshake with a
+// Retry-After, and the shortest wait among them. One refused connection or plain 403 is enough
+// for no: then retrying is not what every server asked for.
+func everyAsksToRetry(err error) (time.Duration, bool) {
+	joined, ok := errors.Unwrap(err).(interface{ Unwrap() []error })
+	if !ok {
+		return 0, false
+	}
+	var shortest time.Duration
+	for i, e := range joined.Unwrap() {
+		var he *client.HandshakeError
+		if !errors.As(e, &he) || he.RetryAfter <= 0 {
+			return 0, false
+		}
+		if i == 0 || he.RetryAfter < shortest {
+			shortest = he.RetryAfter
+		}
+	}
+	return shortest, shortest > 0
 }
 
 // isTerminal reports whether r is an interactive terminal (a character device other than /dev/null).

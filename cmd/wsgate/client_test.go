@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/testport"
 	"github.com/wsgate/wsgate/internal/wstest"
 )
 
@@ -341,5 +344,28 @@ func TestClientShedHandshakeExits5(t *testing.T) {
 	_, errs := runClientT(t, "", exitTryAgain, "-x", "hi", url)
 	if !strings.Contains(errs, "handshake failed: 503 Service Unavailable") || !strings.Contains(errs, "(the server asks to retry after 1s)") {
 		t.Fatalf("shed client: stderr %q, want the 503 and the wait", errs)
+	}
+}
+
+// With several URLs, exit status 5 only when every server asked to come back later (the shortest
+// wait is printed); a server that refuses the connection outright makes it 1.
+func TestClientSeveralShedURLsExit5(t *testing.T) {
+	shedding := func(wait string) string {
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", wait)
+			http.Error(w, "shedding load", http.StatusServiceUnavailable)
+		}))
+		t.Cleanup(hs.Close)
+		return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	}
+	a, b := shedding("7"), shedding("3")
+	_, errs := runClientT(t, "", exitTryAgain, "-x", "hi", a, b)
+	if !strings.Contains(errs, "cannot connect to any of the 2 URLs") || !strings.Contains(errs, "(the servers ask to retry after 3s)") {
+		t.Fatalf("two shedding servers: stderr %q, want both refusals and the shorter wait", errs)
+	}
+	refused := "ws://" + testport.Addr(t) + "/ws"
+	_, errs = runClientT(t, "", 1, "-x", "hi", a, refused)
+	if !strings.Contains(errs, "refused") || strings.Contains(errs, "ask to retry") {
+		t.Fatalf("a shedding server and a refused port: stderr %q, want exit 1 without a wait", errs)
 	}
 }
