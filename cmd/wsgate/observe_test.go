@@ -126,6 +126,8 @@ func TestMetricsCountRealTraffic(t *testing.T) {
 		{"wsgate_api_requests_total", []string{"endpoint", "info", "status", "200"}, 1},
 		{"wsgate_api_requests_total", []string{"endpoint", "info", "status", "401"}, 1},
 		{"wsgate_api_requests_total", []string{"endpoint", "publish", "status", "200"}, 0},
+		{"wsgate_api_request_duration_seconds", []string{"endpoint", "info"}, 2}, // its summary's count: the 200 and the 401
+		{"wsgate_api_request_duration_seconds", []string{"endpoint", "publish"}, 0},
 		{"wsgate_connections_closed_total", []string{"code", "1000"}, 0},
 	}
 	var m map[string]*dto.MetricFamily

@@ -90,6 +90,7 @@ type apiHandler struct {
 	inflight chan struct{}                             // a token per request served
 	byPath   map[string]int                            // the index of a path's route, in routes and in Endpoints
 	counts   [][len(MetricsStatuses) + 1]atomic.Uint64 // by endpoint (MetricsEndpoints), then status; metrics.go
+	nanos    []atomic.Uint64                           // the requests' total time, by endpoint (MetricsEndpoints)
 }
 
 // New returns the API's handler over node. It refuses (an error wrapping ErrOptions) Options
@@ -114,7 +115,8 @@ func New(node Node, opts Options) (http.Handler, error) {
 	}
 	a := &apiHandler{node: node, opts: o, keys: keys, maxBody: int64(o.MaxDataSize) + BodyOverhead,
 		inflight: make(chan struct{}, o.MaxInFlight), byPath: map[string]int{},
-		counts: make([][len(MetricsStatuses) + 1]atomic.Uint64, len(MetricsEndpoints))}
+		counts: make([][len(MetricsStatuses) + 1]atomic.Uint64, len(MetricsEndpoints)),
+		nanos:  make([]atomic.Uint64, len(MetricsEndpoints))}
 	for i, rt := range routes {
 		a.byPath[o.BasePath+rt.path] = i
 	}
@@ -155,14 +157,15 @@ func withDefaults(o Options) (Options, error) {
 // 413 body size, 415 content type, 413 body size again as it is read, 400 body, then the
 // endpoint.
 func (a *apiHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now() // its monotonic reading times the request: metrics.go
 	ri, ok := a.byPath[r.URL.Path]
 	if !ok {
 		writeError(rw, errNotFound(r.URL.Path))
-		a.count(len(routes), http.StatusNotFound)
+		a.count(len(routes), http.StatusNotFound, start)
 		return
 	}
 	w := &statusWriter{ResponseWriter: rw}
-	defer func() { a.count(ri, w.status) }()
+	defer func() { a.count(ri, w.status, start) }()
 	rt := routes[ri]
 	if e := a.authenticate(r); e != nil {
 		writeError(w, e)

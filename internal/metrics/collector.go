@@ -83,6 +83,7 @@ var (
 	dHookFailures = desc("wsgate_hook_failures_total", "Hook calls that got no usable answer (network error, timeout, 5xx, bad answer).", "hook")
 	dHookRefusals = desc("wsgate_hook_refusals_total", "Hook calls the backend refused (its own error or disconnect, 401, 403).", "hook")
 	dAPI          = desc("wsgate_api_requests_total", "Backend HTTP API requests answered, by endpoint and HTTP status.", "endpoint", "status")
+	dAPITime      = desc("wsgate_api_request_duration_seconds", "Backend HTTP API requests answered, whatever the status: count and total time from the handler's start to its answer, by endpoint.", "endpoint")
 	dEvDelivered  = desc("wsgate_events_delivered_total", "Connect and disconnect events the backend acknowledged.")
 	dEvFailed     = desc("wsgate_events_failed_total", "Event delivery attempts the backend did not acknowledge.")
 	dEvDropped    = desc("wsgate_events_dropped_total", "Events dropped before the outbox (queue full).")
@@ -99,7 +100,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dParked, dWakeups, dClosed, dHandshakes, dShed, dMsgsIn, dMsgsOut, dBytesIn,
 		dBytesOut, dDropped, dSlow, dPongTimeout, dWriteTimeout, dPanics, dChannels, dSubs, dPubs, dPubsFailed,
-		dDeliveries, dDelivDropped, dRecoveries, dBroker, dHook, dHookFailures, dHookRefusals, dAPI,
+		dDeliveries, dDelivDropped, dRecoveries, dBroker, dHook, dHookFailures, dHookRefusals, dAPI, dAPITime,
 		dEvDelivered, dEvFailed, dEvDropped, dEvPending} {
 		ch <- d
 	}
@@ -174,7 +175,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.API != nil {
 		if m, ok := c.src.API(); ok {
-			for e, row := range m {
+			for e, row := range m.Requests {
 				for s, n := range row {
 					// Every endpoint's 200 always, so that each endpoint has a series from the
 					// start; the other statuses once they occur.
@@ -182,6 +183,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 						ch <- counter(dAPI, n, api.MetricsEndpoints[e], api.MetricsStatusLabel(s))
 					}
 				}
+				ch <- prometheus.MustNewConstSummary(dAPITime, m.Calls(e), m.Seconds[e], nil, api.MetricsEndpoints[e])
 			}
 		}
 	}
