@@ -185,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto, addr: slot, auth: auth}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
-	if sc, ok := netConn.(*net.TCPConn); ok {
+	if sc, ok := netConn.(*net.TCPConn); ok && rawWrites {
 		wc.raw, _ = sc.SyscallConn()
 	}
 	if n := brw.Reader.Buffered(); n > 0 {

@@ -608,23 +608,3 @@ func (w *wire) tryWrite(p []byte) (int, error) {
 	w.full = n < len(p)
 	return n, cmp.Or(err, werr)
 }
-
-func (w *wire) rawWriteFD(fd uintptr) bool {
-	for len(w.tp) > 0 {
-		k, e := syscall.Write(int(fd), w.tp)
-		if k > 0 {
-			w.tn += k
-			w.tp = w.tp[k:]
-		}
-		if e == syscall.EINTR {
-			continue
-		}
-		if e != nil && e != syscall.EAGAIN {
-			w.terr = e
-		}
-		if e != nil || k <= 0 {
-			break
-		}
-	}
-	return true // never wait for the socket: the stash and the writer goroutine do
-}
