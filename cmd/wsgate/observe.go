@@ -97,9 +97,12 @@ func (c *readyCache) check(ctx context.Context, h broker.Health) error {
 }
 
 // metricsHandler serves the node's counters in Prometheus' format; ah is the backend API's
-// handler, nil when the API is off.
+// handler, nil when the API is off. The one handler serves /metrics on -addr or on
+// -metrics-listen, and so the admin page's polls too: its scrapes share one walk of the
+// connections (Server.Metrics) per metrics.ServerMaxAge.
 func (g *node) metricsHandler(ah http.Handler) http.Handler {
-	src := metrics.Sources{Server: g.ws.Metrics, Hub: g.hub.Metrics, Gateway: g.gw.Metrics,
+	ws := metrics.NewShared(g.ws.Metrics, metrics.ServerMaxAge)
+	src := metrics.Sources{Server: ws.Get, Hub: g.hub.Metrics, Gateway: g.gw.Metrics,
 		Ready: func() bool { return g.ready(context.Background()) == nil }}
 	if ah != nil {
 		src.API = func() (api.Metrics, bool) { return api.MetricsOf(ah) }

@@ -22,7 +22,7 @@ import (
 
 // Sources are the snapshots a Collector reads; a nil one is left out.
 type Sources struct {
-	Server  func() wsgate.Metrics
+	Server  func() wsgate.Metrics // it walks every connection: the binary's is a Shared's Get (ServerMaxAge)
 	Hub     func() hub.Metrics
 	Gateway func() gateway.Metrics
 	API     func() (api.Metrics, bool) // false: no API on this node
