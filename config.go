@@ -79,6 +79,7 @@ const (
 	DefaultCloseTimeout      = 5 * time.Second
 	DefaultMessageTimeout    = 30 * time.Second
 	DefaultParkAfter         = time.Second
+	DefaultMaxReaders        = 4096
 )
 
 // Config configures a Server. The zero value is a valid, secure configuration: every zero field takes
@@ -160,6 +161,17 @@ type Config struct {
 	// Negative never parks, keeping a reader goroutine per connection. Only plain TCP connections
 	// on Linux park; TLS connections and other systems keep their reader goroutine.
 	ParkAfter time.Duration
+	// MaxReaders bounds the reader goroutines that woken connections hold at once, and so their
+	// read buffers: a parked connection that becomes readable while MaxReaders readers run waits,
+	// in order, for one of them to finish with its connection, and while any waits, a reader
+	// parks its connection again after each message instead of after ParkAfter, so that the
+	// readers go round the readable connections (docs/RUNTIME.md, "The reader pool"). A
+	// connection's first reader, from its handshake until it first parks, is not counted: the
+	// handshake's limits bound those (MaxHandshakeRate, MaxConnections). Default 4096
+	// (DefaultMaxReaders): about 50 MB of stacks and buffers at most. Negative: no bound, a
+	// reader for every woken connection. Handlers run on these readers, so a handler must not
+	// wait for another connection's message: with every reader waiting, none would come.
+	MaxReaders int
 	// MaxHandshakeRate caps the upgrades the Server accepts per second, across all clients, with a
 	// burst of as many: above it an upgrade is answered 503 Service Unavailable with Retry-After,
 	// after the checks that cost nothing (size, handshake, host, origin) and before Admit and the
@@ -283,6 +295,7 @@ func (c *Config) withDefaults() (Config, error) {
 	defd(&r.CloseTimeout, DefaultCloseTimeout)
 	defd(&r.MessageTimeout, DefaultMessageTimeout)
 	defd(&r.ParkAfter, DefaultParkAfter)
+	def(&r.MaxReaders, DefaultMaxReaders)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}

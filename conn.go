@@ -132,12 +132,14 @@ type Conn struct {
 	// clock when a reader last resumed; watched is set while the socket is in the poller's epoll
 	// set; parkReq (under mu) is set while the scanner asks the reader to park; heartbeatOnly,
 	// the reader's own, is set while the current reader has read no message
-	// (parkAfterHeartbeat).
+	// (parkAfterHeartbeat); pooled, the reader's own too, while the reader is one of the
+	// Config.MaxReaders that woken connections share (readers.go).
 	park          atomic.Uint32
 	pongBy        atomic.Int64
 	woke          atomic.Int64
 	watched       atomic.Bool
 	heartbeatOnly bool
+	pooled        bool
 	data          atomic.Pointer[any]
 	auth          any // what Config.Admit returned; set before the connection is shared
 

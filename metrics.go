@@ -11,8 +11,8 @@ import (
 // binary's /metrics reads it for Prometheus; see docs/METRICS.md). Counting costs the hot path one
 // atomic add per event: the per-message counters are each connection's own (48 bytes of its Conn,
 // shared with no other connection), summed at scrape time; the others are
-// the Server's, in fixed arrays over bounded label sets. Every field but Connections and Parked
-// only grows.
+// the Server's, in fixed arrays over bounded label sets. Every field but Connections, Parked and
+// WaitingForReader only grows.
 type Metrics struct {
 	Connections int64  // open now (registered, not yet ended)
 	Opened      uint64 // upgrades completed
@@ -20,6 +20,10 @@ type Metrics struct {
 	// (Config.ParkAfter); Wakeups counts the times a parked connection got a reader again.
 	Parked  int64
 	Wakeups uint64
+	// WaitingForReader is how many woken connections wait now for one of the Config.MaxReaders
+	// readers; WaitedForReader counts the wake-ups that had to wait (docs/RUNTIME.md).
+	WaitingForReader int64
+	WaitedForReader  uint64
 
 	// Closed counts ended connections by the close code they ended with (CloseError.Code), one
 	// entry per code of MetricsCloseCodes and a last one for every other code (application codes
@@ -201,6 +205,7 @@ func (s *Server) Metrics() Metrics {
 	m := &s.metrics
 	r := Metrics{
 		Connections: n, Opened: s.accepted.Load(), Parked: s.parked.Load(), Wakeups: s.wakeups.Load(),
+		WaitingForReader: s.readers.waiting.Load(), WaitedForReader: s.readers.waited.Load(),
 		HandshakesShed: m.shed.Load(), SendQueueDropped: s.dropped.Load(), SlowConsumerCloses: m.slowCloses.Load(),
 		PongTimeouts: m.pongTimeout.Load(), WriteTimeouts: m.writeTimout.Load(), HandlerPanics: s.panics.Load(),
 		MessagesReceivedText: t.msgsIn[0], MessagesReceivedBinary: t.msgsIn[1],

@@ -67,8 +67,11 @@ func (c *Conn) scanPark(now int64) {
 	// just before this tick: only a tick more than parkAfter makes parkAfter of real silence
 	// (compared with half a tick to spare, for a ticker that fires late or early). Without it, a
 	// busy connection was parked at every tick whose scan came before its next frame.
+	// While woken connections wait for a reader (readers.go), any reader between messages is
+	// asked, silent or not: the readers go round.
 	idle := now - max(c.lastRead.Load(), c.woke.Load())
-	if idle < c.srv.parkAfter+int64(c.srv.tick)/2 || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
+	busy := idle < c.srv.parkAfter+int64(c.srv.tick)/2 && c.srv.readers.waiting.Load() == 0
+	if busy || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
 		return
 	}
 	c.mu.Lock()
@@ -146,14 +149,16 @@ func (c *Conn) serve() {
 	c.afterRead(c.read(c.sock.ReadLoopPausable))
 }
 
-// resume is a reader goroutine started by unpark: it reads on from the frame boundary where the
-// last reader parked.
-func (c *Conn) resume() {
+// resume is the work of a pooled reader (readers.go) for a connection unpark woke: it reads on
+// from the frame boundary where the last reader parked, until the connection parks again
+// (parked true) or ends (false: then the caller, no longer counted as a reader, finishes it).
+func (c *Conn) resume() bool {
 	c.srv.wakeups.Add(1)
 	c.woke.Store(c.srv.clock.Load())
 	c.heartbeatOnly = true
+	c.pooled = true // from now on every reader of c is pooled; never cleared, as the next may have begun
 	c.clearPark()
-	c.afterRead(c.read(c.sock.ResumeReadLoop))
+	return c.readOn(c.read(c.sock.ResumeReadLoop))
 }
 
 // clearPark clears what a park left, the deadline in the past, and restores the pong's if a ping
@@ -182,16 +187,29 @@ func (c *Conn) read(f func() bool) (paused bool) {
 	return f()
 }
 
-// afterRead follows the transport's read loop: a paused loop parks the connection (or, if it
-// cannot, reads on); an ended one lingers, closes the socket, and gives back its place.
+// afterRead follows the transport's read loop on a connection's first reader: readOn, then end.
 func (c *Conn) afterRead(paused bool) {
+	if !c.readOn(paused) {
+		c.end()
+	}
+}
+
+// readOn follows the transport's read loop: a paused loop parks the connection (true), or, if it
+// cannot, reads on; false once the loop has ended.
+func (c *Conn) readOn(paused bool) (parked bool) {
 	for paused {
 		if c.parkSelf() {
-			return // the reader ends here; unpark starts the next
+			return true // the reader is done here; unpark starts the next
 		}
 		c.clearPark() // refused, or closing: this goroutine stays the reader
 		paused = c.read(c.sock.ResumeReadLoop)
 	}
+	return false
+}
+
+// end finishes a connection whose read loop has ended: it lingers, closes the socket, and gives
+// back its place.
+func (c *Conn) end() {
 	c.srv.unwatch(c)
 	c.wire.linger(c.srv.cfg.CloseTimeout)
 	c.srv.forget(c)
@@ -231,12 +249,7 @@ func (c *Conn) unpark() bool {
 	if c.park.Load() != parkParked || !c.park.CompareAndSwap(parkParked, parkReading) {
 		return false
 	}
-	s := c.srv
-	s.parked.Add(-1)
-	s.goroutines.Add(1)
-	go func() { // owner: the Server; a reader again, until the connection parks or ends
-		defer s.goroutines.Done()
-		c.resume()
-	}()
+	c.srv.parked.Add(-1)
+	c.srv.startReader(c)
 	return true
 }

@@ -73,6 +73,9 @@ func (e *events) OnMessage(sock *gws.Conn, m *gws.Message) {
 	}
 	msg := Message{Type: MessageType(m.Opcode), Data: m.Bytes()}
 	c.handle("OnMessage", func() { e.s.handler.OnMessage(c, msg) })
+	if c.pooled && c.srv.readers.waiting.Load() > 0 {
+		c.yieldReader()
+	}
 }
 
 func (e *events) OnClose(sock *gws.Conn, err error) {

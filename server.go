@@ -45,6 +45,7 @@ type Server struct {
 	poll    poller       // park_linux.go: the epoll instance of parked connections
 	parked  atomic.Int64 // connections parked now
 	wakeups atomic.Uint64
+	readers readerPool // readers.go: the readers of woken connections, at most Config.MaxReaders
 	// parkFailed is set once a connection could not be parked (its warning is logged once).
 	parkFailed atomic.Bool
 
@@ -80,6 +81,7 @@ func NewServer(h Handler, cfg *Config) (*Server, error) {
 	s.clock.Store(time.Now().UnixNano())
 	s.tick = min(heartbeatTick(c.PingInterval, c.PongTimeout), messageTimeoutTick(c.MessageTimeout))
 	s.parkAfter = parkAfterOf(c.ParkAfter, s.tick)
+	s.readers.max = c.MaxReaders
 	ev := &events{s: s}
 	for i := 0; i <= len(c.Subprotocols); i++ {
 		opt := &gws.ServerOption{

@@ -78,6 +78,7 @@ func defaultOptions() options {
 			CloseTimeout:      wsgate.DefaultCloseTimeout,
 			MessageTimeout:    wsgate.DefaultMessageTimeout,
 			ParkAfter:         wsgate.DefaultParkAfter,
+			MaxReaders:        wsgate.DefaultMaxReaders,
 			MaxHeaderBytes:    wsgate.DefaultMaxHeaderBytes,
 			KeepHeaders:       wsgate.DefaultKeepHeaders,
 		},
@@ -120,6 +121,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.Var(newValue(&c.CloseTimeout, parseTimeout, time.Duration.String), "close-timeout", "how long the server waits for the peer's close frame after sending its own")
 	fs.Var(newValue(&c.MessageTimeout, time.ParseDuration, time.Duration.String), "message-timeout", "how long a peer may take to send one message, first byte to last frame, before it is closed with 1008; negative: no limit")
 	fs.Var(newValue(&c.ParkAfter, time.ParseDuration, time.Duration.String), "park-after", "how long a connection may complete no frame before it is parked: no goroutine and no read buffer until the peer sends again (Linux, plain TCP; docs/RUNTIME.md); negative never parks")
+	fs.Var(newValue(&c.MaxReaders, strconv.Atoi, strconv.Itoa), "max-readers", "most reader `goroutines` that woken (parked) connections hold at once; beyond, a woken connection waits its turn and readers park theirs after each message (docs/RUNTIME.md); negative: no bound")
 	fs.Var(newValue(&c.AllowedOrigins, parseList, formatList), "allowed-origins", "comma-separated browser `origins` allowed to connect: hosts (example.com, *.example.com) or full origins (https://app.example.com); \"*\" allows any. Empty: same origin only")
 	fs.Var(newValue(&c.Subprotocols, parseList, formatList), "subprotocols", "comma-separated `subprotocols` the server speaks, in order of preference")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "enable permessage-deflate for messages of 512 bytes and more (costs CPU and memory per connection)")

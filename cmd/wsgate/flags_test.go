@@ -119,6 +119,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_MAX_CONNECTIONS":             "100",
 		"WSGATE_MAX_HEADER_BYTES":            "8192",
 		"WSGATE_PARK_AFTER":                  "-1s",
+		"WSGATE_MAX_READERS":                 "-1",
 		"WSGATE_KEEP_HEADERS":                "Cookie,X-User",
 		"WSGATE_ALLOWED_HOSTS":               "example.com,*.example.com",
 		"WSGATE_TRUSTED_PROXIES":             "10.0.0.0/8",
@@ -162,6 +163,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		CloseTimeout:        2 * time.Second,
 		MessageTimeout:      -time.Second,
 		ParkAfter:           -time.Second,
+		MaxReaders:          -1,
 		AllowedOrigins:      []string{"example.com", "https://app.example.com"},
 		Subprotocols:        []string{"wsgate.v1"},
 		MaxConnections:      100,
@@ -204,7 +206,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		}
 		help := stdout.String()
 		for _, name := range []string{"addr", "read-limit", "send-queue-messages", "send-queue-bytes", "slow-consumer",
-			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "message-timeout", "park-after", "allowed-origins",
+			"ping-interval", "pong-timeout", "write-timeout", "handshake-timeout", "close-timeout", "message-timeout", "park-after", "max-readers", "allowed-origins",
 			"subprotocols", "compression", "max-connections", "log-level", "log-format", "shutdown-timeout",
 			"history-size", "history-ttl", "max-subscriptions", "max-data-size", "ping-push-interval", "tls-cert", "tls-key",
 			"max-header-bytes", "keep-headers", "allowed-hosts", "trusted-proxies", "max-connections-per-ip",
@@ -234,8 +236,8 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	o := defaultOptions()
 	var all []string
 	newFlagSet(&o).VisitAll(func(f *flag.Flag) { all = append(all, f.Name) })
-	if len(all) != 72 {
-		t.Errorf("flags %v: the help check above lists 72; update it", all)
+	if len(all) != 73 {
+		t.Errorf("flags %v: the help check above lists 73; update it", all)
 	}
 }
 

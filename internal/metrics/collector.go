@@ -57,6 +57,8 @@ var (
 	dOpened       = desc("wsgate_connections_opened_total", "WebSocket upgrades completed.")
 	dParked       = desc("wsgate_connections_parked", "WebSocket connections parked now: idle, waiting on epoll with no reader goroutine and no read buffer.")
 	dWakeups      = desc("wsgate_connection_wakeups_total", "Times a parked connection got a reader goroutine again (bytes arrived, it closed, or its pong was overdue).")
+	dReaderQueue  = desc("wsgate_connections_waiting_for_reader", "Woken connections waiting now for one of the -max-readers reader goroutines.")
+	dReaderWaits  = desc("wsgate_reader_waits_total", "Wake-ups that had to wait for a reader goroutine, all -max-readers being busy.")
 	dClosed       = desc("wsgate_connections_closed_total", "WebSocket connections ended, by close code (the known codes, else \"other\").", "code")
 	dHandshakes   = desc("wsgate_handshakes_total", "Opening handshakes answered, by HTTP status (101 upgraded).", "status")
 	dShed         = desc("wsgate_handshakes_shed_total", "Opening handshakes (and browsers' probes) turned away 503 with Retry-After above -max-handshake-rate; also in wsgate_handshakes_total{status=\"503\"}.")
@@ -98,7 +100,7 @@ func NewCollector(src Sources) *Collector { return &Collector{src: src} }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dParked, dWakeups, dClosed, dHandshakes, dShed, dMsgsIn, dMsgsOut, dBytesIn,
+	for _, d := range []*prometheus.Desc{dReady, dConns, dOpened, dParked, dWakeups, dReaderQueue, dReaderWaits, dClosed, dHandshakes, dShed, dMsgsIn, dMsgsOut, dBytesIn,
 		dBytesOut, dDropped, dSlow, dPongTimeout, dWriteTimeout, dPanics, dChannels, dSubs, dPubs, dPubsFailed,
 		dDeliveries, dDelivDropped, dRecoveries, dBroker, dHook, dHookFailures, dHookRefusals, dAPI, dAPITime,
 		dEvDelivered, dEvFailed, dEvDropped, dEvPending} {
@@ -129,6 +131,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(dOpened, m.Opened)
 		ch <- gauge(dParked, float64(m.Parked))
 		ch <- counter(dWakeups, m.Wakeups)
+		ch <- gauge(dReaderQueue, float64(m.WaitingForReader))
+		ch <- counter(dReaderWaits, m.WaitedForReader)
 		for i, n := range m.Closed {
 			ch <- counter(dClosed, n, wsgate.MetricsCloseCodeLabel(i))
 		}
