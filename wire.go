@@ -388,7 +388,11 @@ func (w *wire) drainLocked(block bool) error {
 		var k int
 		k, err = w.put(w.stash, block)
 		w.countStash(k)
-		w.stash = w.stash[:copy(w.stash, w.stash[k:])]
+		// Step past what was written; reserve moves what is left to the front when it needs the
+		// room. Moving it here, after every short write, copied the whole stash each time: up to
+		// SendQueueBytes per write to a slow reader, and, during a handler's long inline batch,
+		// per frame stashed behind a full socket (TestMetricsCountBytesByFrameType stalled).
+		w.stash = w.stash[k:]
 	}
 	if len(w.stash) == 0 || err != nil {
 		if w.stashBuf != nil {
