@@ -80,6 +80,9 @@ const (
 	DefaultMessageTimeout    = 30 * time.Second
 	DefaultParkAfter         = time.Second
 	DefaultMaxReaders        = 4096
+
+	// maxSubprotocols bounds Config.Subprotocols: a Conn holds its subprotocol's index in 16 bits.
+	maxSubprotocols = 1000
 )
 
 // Config configures a Server. The zero value is a valid, secure configuration: every zero field takes
@@ -265,6 +268,9 @@ func (c *Config) withDefaults() (Config, error) {
 		if _, err := path.Match(originHostPattern(o), ""); err != nil || o == "" {
 			errs = append(errs, fmt.Errorf("wsgate: bad AllowedOrigins pattern %q", o))
 		}
+	}
+	if len(r.Subprotocols) > maxSubprotocols {
+		errs = append(errs, fmt.Errorf("wsgate: %d Subprotocols, more than %d", len(r.Subprotocols), maxSubprotocols))
 	}
 	for _, p := range r.Subprotocols {
 		if p == "" || strings.ContainsAny(p, " ,\t\"") {

@@ -106,10 +106,8 @@ type Conn struct {
 	id     uint64
 	header []string // name, value, name, value...; see connHeader
 	hmap   atomic.Pointer[http.Header]
-	proto  string
-	addr   *addrSlot // its place in MaxConnectionsPerIP, nil if not counted
-	ctx    context.Context
-	cancel context.CancelFunc
+	addr   *addrSlot    // its place in MaxConnectionsPerIP, nil if not counted
+	ctx    *connContext // made by the first Context call (under mu)
 
 	// lastRead is the server clock (unix nanoseconds, coarse) at the end of the peer's last complete
 	// frame; awaitPong is set while a heartbeat read deadline is armed; expired is set when the
@@ -140,8 +138,11 @@ type Conn struct {
 	watched       atomic.Bool
 	heartbeatOnly bool
 	pooled        bool
-	data          atomic.Pointer[any]
-	auth          any // what Config.Admit returned; set before the connection is shared
+	// proto is the subprotocol's index in Config.Subprotocols, or their number for none: set
+	// before the connection is shared, and here, where it fills what would be padding.
+	proto uint16
+	data  atomic.Pointer[any]
+	auth  any // what Config.Admit returned; set before the connection is shared
 
 	mu       sync.Mutex // guards the fields below
 	state    connState
@@ -173,18 +174,26 @@ func (c *Conn) Context() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(context.Background())
+		c.ctx = &connContext{ctx, cancel}
 		if c.closing.Load() {
-			c.cancel()
+			cancel()
 		}
 	}
-	return c.ctx
+	return c.ctx.ctx
+}
+
+// connContext is a Conn's context, apart: 8 bytes in every Conn instead of 24, for the
+// connections that ask for one.
+type connContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // cancelLocked cancels the context, if one was made.
 func (c *Conn) cancelLocked() {
-	if c.cancel != nil {
-		c.cancel()
+	if c.ctx != nil {
+		c.ctx.cancel()
 	}
 }
 
@@ -207,7 +216,12 @@ func (c *Conn) Header() http.Header {
 }
 
 // Subprotocol returns the negotiated subprotocol, or "" if none was.
-func (c *Conn) Subprotocol() string { return c.proto }
+func (c *Conn) Subprotocol() string {
+	if p := c.srv.cfg.Subprotocols; int(c.proto) < len(p) {
+		return p[c.proto]
+	}
+	return ""
+}
 
 // SetData attaches an application value to the connection (a user, a session); Data returns it.
 func (c *Conn) SetData(v any) { c.data.Store(&v) }

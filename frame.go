@@ -9,9 +9,12 @@ import "encoding/binary"
 
 // Frame opcodes (RFC 6455 §5.2).
 const (
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
 )
 
 // maxFrameHeader is the longest header of a server frame: no mask, a 64-bit length.

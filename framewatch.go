@@ -22,12 +22,34 @@ type frameWatch struct {
 	have, need uint8    // header bytes received, and the header's length (2 until its 2nd byte)
 	inFrame    bool     // a frame has begun and not ended
 	fragmented bool     // the message goes on: its last data frame had no FIN
+	msgOp      byte     // the opcode (text or binary) of the message the data frames belong to
+}
+
+// kind is the bucket of the current frame's bytes (its header known at least to its first
+// byte): 0 text, 1 binary, -1 a control frame.
+func (w *frameWatch) kind() int {
+	switch op := w.hdr[0] & 0x0f; op {
+	case opText, opBinary:
+		w.msgOp = op
+		return int(op) - 1
+	case opContinuation:
+		if w.msgOp == opText || w.msgOp == opBinary {
+			return int(w.msgOp) - 1
+		}
+	}
+	return -1
 }
 
 // observe takes the next bytes received from the peer. It writes msgStart and calls touch at most
-// once per read, however many frames the read holds.
-func (w *frameWatch) observe(c *Conn, p []byte) {
+// once per read, however many frames the read holds. It returns how many of the bytes belong to
+// text and to binary frames (headers included; the rest are control frames').
+func (w *frameWatch) observe(c *Conn, p []byte) (typed [2]uint64) {
 	done, began := false, false // a frame ended in p; a message (or a control frame between messages) began
+	add := func(n int) {
+		if k := w.kind(); k >= 0 {
+			typed[k] += uint64(n)
+		}
+	}
 	for {
 		if !w.inFrame {
 			if len(p) == 0 {
@@ -39,6 +61,7 @@ func (w *frameWatch) observe(c *Conn, p []byte) {
 				w.need = headerLen(p[1])
 				w.hdr[0], w.hdr[1] = p[0], p[1]
 				w.left = payloadLen(p)
+				add(int(w.need))
 				w.need, p = 0, p[w.need:]
 			}
 		}
@@ -46,6 +69,7 @@ func (w *frameWatch) observe(c *Conn, p []byte) {
 			k := copy(w.hdr[w.have:w.need], p)
 			w.have += uint8(k)
 			p = p[k:]
+			add(k)
 			if w.have == 2 && w.need == 2 {
 				w.need = headerLen(w.hdr[1])
 			}
@@ -60,6 +84,7 @@ func (w *frameWatch) observe(c *Conn, p []byte) {
 		k := min(uint64(len(p)), w.left)
 		w.left -= k
 		p = p[k:]
+		add(int(k))
 		if w.left > 0 {
 			break
 		}
@@ -79,6 +104,7 @@ func (w *frameWatch) observe(c *Conn, p []byte) {
 	if done {
 		c.touch()
 	}
+	return typed
 }
 
 // headerLen is the length of a frame header whose second byte is b1 (RFC 6455 §5.2).

@@ -1,6 +1,7 @@
 package wsgate_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -154,6 +155,7 @@ func TestBadConfigIsRefused(t *testing.T) {
 		{wsgate.Config{SlowConsumer: wsgate.SlowConsumerPolicy(7)}, "SlowConsumer"},
 		{wsgate.Config{AllowedOrigins: []string{"["}}, "AllowedOrigins"},
 		{wsgate.Config{Subprotocols: []string{"two words"}}, "Subprotocols"},
+		{wsgate.Config{Subprotocols: manySubprotocols(1001)}, "Subprotocols"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.field, func(t *testing.T) {
@@ -166,6 +168,15 @@ func TestBadConfigIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manySubprotocols is n distinct valid subprotocol names.
+func manySubprotocols(n int) []string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = fmt.Sprintf("v%d", i)
+	}
+	return p
 }
 
 // TestHandshakeDetails holds the server to the letter of RFC 6455 §4.2.1 and §11.3 where a lax

@@ -42,8 +42,14 @@ type Metrics struct {
 	MessagesReceivedText, MessagesReceivedBinary uint64 // data messages read, whole
 	MessagesSentText, MessagesSentBinary         uint64 // data messages the socket took in full
 	// BytesReceived and BytesSent count what crossed the socket after the handshake: frame
-	// headers and control frames included, compressed size under permessage-deflate.
-	BytesReceived, BytesSent uint64
+	// headers and control frames included, compressed size under permessage-deflate. Of those,
+	// BytesReceivedText and the others are the bytes of text and of binary frames (continuation
+	// frames count as their message's type), headers included, counted as they cross; the rest
+	// are control frames' (ping, pong, close). Read Metrics once for all of them: each part is
+	// read before the total, so no part exceeds it.
+	BytesReceived, BytesSent               uint64
+	BytesReceivedText, BytesReceivedBinary uint64
+	BytesSentText, BytesSentBinary         uint64
 
 	SendQueueDropped   uint64 // messages discarded by the slow-consumer policy (PolicyDropNewest/Oldest)
 	SlowConsumerCloses uint64 // connections closed 1013 "slow consumer" (PolicyClose)
@@ -107,6 +113,11 @@ type connCounters struct {
 	msgsOut  [2]atomic.Uint64 // text, binary
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
+	// The bytes of text and of binary frames (headers included) among bytesIn and bytesOut,
+	// added after them, so that a reader that loads these first never sees more than the total:
+	// the rest, control frames, is the difference.
+	typedIn  [2]atomic.Uint64
+	typedOut [2]atomic.Uint64
 }
 
 // connTotals are a registry shard's counts: those of its ended connections (under the shard's
@@ -114,15 +125,19 @@ type connCounters struct {
 type connTotals struct {
 	msgsIn, msgsOut   [2]uint64
 	bytesIn, bytesOut uint64
+	typedIn, typedOut [2]uint64
 }
 
 // totals reads c's counts.
 func (c *connCounters) totals() connTotals {
-	return connTotals{
-		msgsIn:  [2]uint64{c.msgsIn[0].Load(), c.msgsIn[1].Load()},
-		msgsOut: [2]uint64{c.msgsOut[0].Load(), c.msgsOut[1].Load()},
-		bytesIn: c.bytesIn.Load(), bytesOut: c.bytesOut.Load(),
+	t := connTotals{ // the typed bytes before the totals they are part of
+		typedIn:  [2]uint64{c.typedIn[0].Load(), c.typedIn[1].Load()},
+		typedOut: [2]uint64{c.typedOut[0].Load(), c.typedOut[1].Load()},
+		msgsIn:   [2]uint64{c.msgsIn[0].Load(), c.msgsIn[1].Load()},
+		msgsOut:  [2]uint64{c.msgsOut[0].Load(), c.msgsOut[1].Load()},
 	}
+	t.bytesIn, t.bytesOut = c.bytesIn.Load(), c.bytesOut.Load()
+	return t
 }
 
 // plus adds u to t.
@@ -130,6 +145,8 @@ func (t *connTotals) plus(u connTotals) {
 	for i := range 2 {
 		t.msgsIn[i] += u.msgsIn[i]
 		t.msgsOut[i] += u.msgsOut[i]
+		t.typedIn[i] += u.typedIn[i]
+		t.typedOut[i] += u.typedOut[i]
 	}
 	t.bytesIn += u.bytesIn
 	t.bytesOut += u.bytesOut
@@ -140,6 +157,8 @@ func (t *connTotals) minus(u connTotals) {
 	for i := range 2 {
 		t.msgsIn[i] -= u.msgsIn[i]
 		t.msgsOut[i] -= u.msgsOut[i]
+		t.typedIn[i] -= u.typedIn[i]
+		t.typedOut[i] -= u.typedOut[i]
 	}
 	t.bytesIn -= u.bytesIn
 	t.bytesOut -= u.bytesOut
@@ -211,6 +230,8 @@ func (s *Server) Metrics() Metrics {
 		MessagesReceivedText: t.msgsIn[0], MessagesReceivedBinary: t.msgsIn[1],
 		MessagesSentText: t.msgsOut[0], MessagesSentBinary: t.msgsOut[1],
 		BytesReceived: t.bytesIn, BytesSent: t.bytesOut,
+		BytesReceivedText: t.typedIn[0], BytesReceivedBinary: t.typedIn[1],
+		BytesSentText: t.typedOut[0], BytesSentBinary: t.typedOut[1],
 	}
 	for i := range m.closed {
 		r.Closed[i] = m.closed[i].Load()

@@ -1,6 +1,7 @@
 package wsgate_test
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -84,6 +85,10 @@ func TestMetricsCountRealTraffic(t *testing.T) {
 	}
 	if out := uint64(3*(2+10) + (2 + 8)); m.BytesSent != out {
 		t.Fatalf("bytes sent %d, want %d", m.BytesSent, out)
+	}
+	if m.BytesReceivedText != 3*(6+5) || m.BytesReceivedBinary != 6+3 || m.BytesSentText != 3*(2+10) || m.BytesSentBinary != 2+8 {
+		t.Fatalf("bytes by type in %d/%d out %d/%d, want %d/%d and %d/%d", m.BytesReceivedText, m.BytesReceivedBinary,
+			m.BytesSentText, m.BytesSentBinary, 3*(6+5), 6+3, 3*(2+10), 2+8)
 	}
 	for st, want := range map[int]uint64{101: 2, 429: 1, 400: 1, 403: 0} {
 		if got := m.Handshakes[handshakeIndex(st)]; got != want {
@@ -271,5 +276,86 @@ func TestMetricsNeverGoBack(t *testing.T) {
 	}
 	if out := uint64(clients * (msgs*(2+10) + 2 + 2)); m.BytesSent != out {
 		t.Errorf("bytes sent %d, want %d", m.BytesSent, out)
+	}
+}
+
+// TestMetricsCountBytesByFrameType: a fragmented text message with a ping between its frames
+// (continuation frames count as text, the ping and its pong as control), then more binary and
+// small text messages than the sockets buffer, written to a client that reads only afterwards,
+// so that the socket takes frames in pieces (the tail of a frame bigger than maxCork, a cut in
+// the stash of smaller ones): every byte is counted once, by its frame's type.
+func TestMetricsCountBytesByFrameType(t *testing.T) {
+	// Message i of a flood, 19-24 MB, more than loopback's buffers. "tail": frames bigger than
+	// maxCork alone first (one the socket cuts leaves a tail), then smaller binary ones and small
+	// text ones by turns, then small text ones. "stash": smaller binary ones and small text ones
+	// by turns from the start (they gather in the stash, which the socket cuts), then small ones.
+	const flood = 3000
+	msg := func(kind string, i int) (wsgate.MessageType, int) {
+		switch {
+		case kind == "tail" && i < 120:
+			return wsgate.Binary, 100000
+		case i < 400 && i%2 == 0:
+			return wsgate.Binary, 60000
+		}
+		return wsgate.Text, 100
+	}
+	// A "flood" is answered from the handler, whose writes are non-blocking (the reader's inline
+	// write), so that what the socket does not take at once is cut; anything else is echoed.
+	h := wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+		kind, ok := strings.CutPrefix(string(m.Data), "flood ")
+		if !ok {
+			_ = c.Send(m.Type, append(append([]byte(nil), m.Data...), " done"...))
+			return
+		}
+		for i := range flood {
+			typ, n := msg(kind, i)
+			if err := c.Send(typ, bytes.Repeat([]byte("s"), n)); err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+		}
+	})
+	ts := startServer(t, h, &wsgate.Config{SendQueueBytes: 64 << 20, SendQueueMessages: 8192})
+	rc, _ := dialRaw(t, ts, nil)
+	rc.write(frame{opcode: opText, payload: []byte("ab")}, frame{fin: true, opcode: opPing, payload: []byte("p")},
+		frame{fin: true, opcode: opCont, payload: []byte("cd")})
+	if f := rc.nextFrame(opPong); string(f.payload) != "p" {
+		t.Fatalf("pong %q", f.payload)
+	}
+	rc.expectEcho("abcd")
+	waitFor(t, 5*time.Second, "the echo and the pong counted", func() bool { return ts.Metrics().BytesSent == (2+1)+(2+9) })
+	m := ts.Metrics()
+	if m.BytesReceivedText != 2*(6+2) || m.BytesReceivedBinary != 0 || m.BytesReceived != 2*(6+2)+(6+1) {
+		t.Fatalf("in: text %d binary %d of %d; want 16, 0 of 23 (7 the ping's)", m.BytesReceivedText, m.BytesReceivedBinary, m.BytesReceived)
+	}
+	if m.BytesSentText != 2+9 || m.BytesSentBinary != 0 {
+		t.Fatalf("out: text %d binary %d of %d; want 11, 0 of 14 (3 the pong's)", m.BytesSentText, m.BytesSentBinary, m.BytesSent)
+	}
+
+	for _, kind := range []string{"tail", "stash"} {
+		before := ts.Metrics()
+		rc, _ := dialRaw(t, ts, nil) // a connection with nothing waiting to be written, at first
+		rc.write(text("flood " + kind))
+		time.Sleep(100 * time.Millisecond) // unread meanwhile: the socket fills
+		var want [2]uint64                 // text, binary
+		for i := range flood {
+			typ, n := msg(kind, i)
+			f, err := rc.readFrame()
+			if err != nil {
+				t.Fatalf("%s: message %d: %v", kind, i, err)
+			}
+			if len(f.payload) != n || wsgate.MessageType(f.opcode) != typ {
+				t.Fatalf("%s: message %d: %s, want %d bytes of type %d", kind, i, f, n, typ)
+			}
+			want[typ-1] += uint64(len(f.bytes()) - 4) // the server's frames are not masked
+		}
+		waitFor(t, 5*time.Second, "every message counted", func() bool {
+			m := ts.Metrics()
+			return m.MessagesSentBinary+m.MessagesSentText == before.MessagesSentBinary+before.MessagesSentText+flood
+		})
+		m := ts.Metrics()
+		txt, bin, all := m.BytesSentText-before.BytesSentText, m.BytesSentBinary-before.BytesSentBinary, m.BytesSent-before.BytesSent
+		if txt != want[0] || bin != want[1] || all != want[0]+want[1] {
+			t.Fatalf("%s: out: text %d binary %d of %d; want %d, %d of %d", kind, txt, bin, all, want[0], want[1], want[0]+want[1])
+		}
 	}
 }

@@ -184,7 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusInternalServerError, "connection cannot be upgraded")
 		return
 	}
-	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: proto, addr: slot, auth: auth}
+	c := &Conn{srv: s, id: s.nextID.Add(1), header: s.cfg.connHeader(r.Header), proto: uint16(idx), addr: slot, auth: auth}
 	wc := &c.wire
 	wc.Conn, wc.c = netConn, c
 	if sc, ok := netConn.(*net.TCPConn); ok && rawWrites {

@@ -154,8 +154,9 @@ func (w *wire) Read(p []byte) (int, error) {
 		w.closeRead += n
 	}
 	if n > 0 {
-		w.c.inbound.observe(w.c, p[:n])
+		typed := w.c.inbound.observe(w.c, p[:n])
 		w.c.ctr.bytesIn.Add(uint64(n))
+		addTyped(&w.c.ctr.typedIn, typed)
 	}
 	if err != nil {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
@@ -219,6 +220,9 @@ func (w *wire) Write(p []byte) (int, error) {
 		p = ownCloseReason(p)
 	}
 	n, err := w.put(p, true)
+	if n > 0 {
+		w.countTyped(p[0], n)
+	}
 	if err == nil {
 		n = len(p0)
 		if closeFrame {
@@ -313,6 +317,7 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 		return nil
 	}
 	k, err := w.put(f, block)
+	w.countTyped(f[0], k)
 	if k == len(f) {
 		w.countSent(f[0])
 	} else if err == nil {
@@ -373,6 +378,7 @@ func (w *wire) drainLocked(block bool) error {
 	if len(w.tail) > 0 {
 		var k int
 		k, err = w.put(w.tail, block)
+		w.countTyped(w.tailOp, k)
 		w.tail = w.tail[k:]
 		if len(w.tail) == 0 {
 			w.countSent(w.tailOp) // the tail is the rest of a data message's frame
@@ -412,14 +418,17 @@ func (w *wire) drainLocked(block bool) error {
 // not when it is taken from the queue or stashed, so that Sent is what the peer can receive. The
 // stash holds whole frames, but for its first, which a cut write may have begun (w.cut).
 func (w *wire) countStash(k int) {
-	var n [2]uint64 // text, binary: added once per write, not once per message
+	var n, typed [2]uint64 // text, binary: added once per write, not once per message or frame
 	off := 0
 	if w.cut > 0 {
 		if k < w.cut {
 			w.cut -= k
+			addTypedByte(&typed, w.cutOp, k)
+			addTyped(&w.c.ctr.typedOut, typed)
 			return
 		}
 		off = w.cut
+		addTypedByte(&typed, w.cutOp, off)
 		if w.cutMsg {
 			n[w.cutOp&0x0f-1]++
 		}
@@ -430,8 +439,10 @@ func (w *wire) countStash(k int) {
 		end := off + stashedFrameLen(f)
 		if end > k {
 			w.cut, w.cutMsg, w.cutOp = end-k, isMessageFrame(f), f[0]
+			addTypedByte(&typed, f[0], k-off)
 			break
 		}
+		addTypedByte(&typed, f[0], end-off)
 		if isMessageFrame(f) {
 			n[f[0]&0x0f-1]++ // Text (1) or Binary (2)
 		}
@@ -440,6 +451,40 @@ func (w *wire) countStash(k int) {
 	for i := range n {
 		if n[i] > 0 {
 			w.c.ctr.msgsOut[i].Add(n[i])
+		}
+	}
+	addTyped(&w.c.ctr.typedOut, typed)
+}
+
+// countTyped counts k bytes just written of a frame whose first byte is b0 among the bytes of
+// text or binary frames (nothing for a control frame), after put has counted them in bytesOut.
+func (w *wire) countTyped(b0 byte, k int) {
+	if k <= 0 {
+		return
+	}
+	switch b0 & 0x0f {
+	case opText:
+		w.c.ctr.typedOut[0].Add(uint64(k))
+	case opBinary:
+		w.c.ctr.typedOut[1].Add(uint64(k))
+	}
+}
+
+// addTypedByte adds k bytes of a frame whose first byte is b0 to typed (text, binary).
+func addTypedByte(typed *[2]uint64, b0 byte, k int) {
+	switch b0 & 0x0f {
+	case opText:
+		typed[0] += uint64(k)
+	case opBinary:
+		typed[1] += uint64(k)
+	}
+}
+
+// addTyped adds the counts of n that are not 0 to ctr.
+func addTyped(ctr *[2]atomic.Uint64, n [2]uint64) {
+	for i, v := range n {
+		if v > 0 {
+			ctr[i].Add(v)
 		}
 	}
 }

@@ -64,8 +64,8 @@ var (
 	dShed         = desc("wsgate_handshakes_shed_total", "Opening handshakes (and browsers' probes) turned away 503 with Retry-After above -max-handshake-rate; also in wsgate_handshakes_total{status=\"503\"}.")
 	dMsgsIn       = desc("wsgate_messages_received_total", "Data messages received, by type.", "type")
 	dMsgsOut      = desc("wsgate_messages_sent_total", "Data messages the socket took in full, by type.", "type")
-	dBytesIn      = desc("wsgate_bytes_received_total", "Bytes read from WebSocket connections after the handshake (frame headers included).")
-	dBytesOut     = desc("wsgate_bytes_sent_total", "Bytes written to WebSocket connections after the handshake (frame headers included).")
+	dBytesIn      = desc("wsgate_bytes_received_total", "Bytes read from WebSocket connections after the handshake, by frame type (text, binary, control; headers included).", "type")
+	dBytesOut     = desc("wsgate_bytes_sent_total", "Bytes written to WebSocket connections after the handshake, by frame type (text, binary, control; headers included).", "type")
 	dDropped      = desc("wsgate_send_queue_dropped_total", "Messages discarded by the drop-newest or drop-oldest slow-consumer policy.")
 	dSlow         = desc("wsgate_slow_consumer_closes_total", "Connections closed 1013 slow consumer: their send queue overflowed.")
 	dPongTimeout  = desc("wsgate_pong_timeouts_total", "Connections ended because the peer stopped answering pings.")
@@ -144,8 +144,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(dMsgsIn, m.MessagesReceivedBinary, "binary")
 		ch <- counter(dMsgsOut, m.MessagesSentText, "text")
 		ch <- counter(dMsgsOut, m.MessagesSentBinary, "binary")
-		ch <- counter(dBytesIn, m.BytesReceived)
-		ch <- counter(dBytesOut, m.BytesSent)
+		ch <- counter(dBytesIn, m.BytesReceivedText, "text")
+		ch <- counter(dBytesIn, m.BytesReceivedBinary, "binary")
+		ch <- counter(dBytesIn, control(m.BytesReceived, m.BytesReceivedText, m.BytesReceivedBinary), "control")
+		ch <- counter(dBytesOut, m.BytesSentText, "text")
+		ch <- counter(dBytesOut, m.BytesSentBinary, "binary")
+		ch <- counter(dBytesOut, control(m.BytesSent, m.BytesSentText, m.BytesSentBinary), "control")
 		ch <- counter(dDropped, m.SendQueueDropped)
 		ch <- counter(dSlow, m.SlowConsumerCloses)
 		ch <- counter(dPongTimeout, m.PongTimeouts)
@@ -202,4 +206,14 @@ func histogram(d *prometheus.Desc, h hub.Histogram, labels ...string) prometheus
 		buckets[b] = cum
 	}
 	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, labels...)
+}
+
+// control is the bytes of control frames: the total less the text and binary frames' (Metrics
+// reads those before the total, so the difference is never negative; the guard is for a
+// Sources that does not).
+func control(total, text, binary uint64) uint64 {
+	if text+binary > total {
+		return 0
+	}
+	return total - text - binary
 }
