@@ -25,31 +25,24 @@ type frameWatch struct {
 	msgOp      byte     // the opcode (text or binary) of the message the data frames belong to
 }
 
-// kind is the bucket of the current frame's bytes (its header known at least to its first
-// byte): 0 text, 1 binary, -1 a control frame.
+// kind is the connCounters.bytesIn entry of the current frame's bytes (its header known at
+// least to its first byte): a continuation frame's is its message's.
 func (w *frameWatch) kind() int {
 	switch op := w.hdr[0] & 0x0f; op {
 	case opText, opBinary:
 		w.msgOp = op
-		return int(op) - 1
 	case opContinuation:
-		if w.msgOp == opText || w.msgOp == opBinary {
-			return int(w.msgOp) - 1
-		}
+		return bytesKind(w.msgOp) // control if no message began: the transport refuses it
 	}
-	return -1
+	return bytesKind(w.hdr[0])
 }
 
 // observe takes the next bytes received from the peer. It writes msgStart and calls touch at most
 // once per read, however many frames the read holds. It returns how many of the bytes belong to
-// text and to binary frames (headers included; the rest are control frames').
-func (w *frameWatch) observe(c *Conn, p []byte) (typed [2]uint64) {
+// text, binary and control frames (headers included), to be counted in connCounters.bytesIn.
+func (w *frameWatch) observe(c *Conn, p []byte) (typed [3]uint64) {
 	done, began := false, false // a frame ended in p; a message (or a control frame between messages) began
-	add := func(n int) {
-		if k := w.kind(); k >= 0 {
-			typed[k] += uint64(n)
-		}
-	}
+	add := func(n int) { typed[w.kind()] += uint64(n) }
 	for {
 		if !w.inFrame {
 			if len(p) == 0 {

@@ -9,7 +9,7 @@ import (
 
 // Metrics is a snapshot of a Server's counters, for an exporter to read at scrape time (the
 // binary's /metrics reads it for Prometheus; see docs/METRICS.md). Counting costs the hot path one
-// atomic add per event: the per-message counters are each connection's own (48 bytes of its Conn,
+// atomic add per event: the per-message counters are each connection's own (80 bytes of its Conn,
 // shared with no other connection), summed at scrape time; the others are
 // the Server's, in fixed arrays over bounded label sets. Every field but Connections, Parked and
 // WaitingForReader only grows.
@@ -42,14 +42,12 @@ type Metrics struct {
 	MessagesReceivedText, MessagesReceivedBinary uint64 // data messages read, whole
 	MessagesSentText, MessagesSentBinary         uint64 // data messages the socket took in full
 	// BytesReceived and BytesSent count what crossed the socket after the handshake: frame
-	// headers and control frames included, compressed size under permessage-deflate. Of those,
-	// BytesReceivedText and the others are the bytes of text and of binary frames (continuation
-	// frames count as their message's type), headers included, counted as they cross; the rest
-	// are control frames' (ping, pong, close). Read Metrics once for all of them: each part is
-	// read before the total, so no part exceeds it.
-	BytesReceived, BytesSent               uint64
-	BytesReceivedText, BytesReceivedBinary uint64
-	BytesSentText, BytesSentBinary         uint64
+	// headers and control frames included, compressed size under permessage-deflate. They are
+	// the sums of the bytes of text, binary and control (ping, pong, close) frames, headers
+	// included, each counted as it crosses (a continuation frame as its message's type).
+	BytesReceived, BytesSent                                     uint64
+	BytesReceivedText, BytesReceivedBinary, BytesReceivedControl uint64
+	BytesSentText, BytesSentBinary, BytesSentControl             uint64
 
 	SendQueueDropped   uint64 // messages discarded by the slow-consumer policy (PolicyDropNewest/Oldest)
 	SlowConsumerCloses uint64 // connections closed 1013 "slow consumer" (PolicyClose)
@@ -109,34 +107,50 @@ type serverMetrics struct {
 // never goes back; what is counted after that, while it lingers, is folded in once its socket is
 // closed (Server.forget), so that it is not lost.
 type connCounters struct {
-	msgsIn   [2]atomic.Uint64 // text, binary
-	msgsOut  [2]atomic.Uint64 // text, binary
-	bytesIn  atomic.Uint64
-	bytesOut atomic.Uint64
-	// The bytes of text and of binary frames (headers included) among bytesIn and bytesOut,
-	// added after them, so that a reader that loads these first never sees more than the total:
-	// the rest, control frames, is the difference.
-	typedIn  [2]atomic.Uint64
-	typedOut [2]atomic.Uint64
+	msgsIn  [2]atomic.Uint64 // text, binary
+	msgsOut [2]atomic.Uint64 // text, binary
+	// bytesIn and bytesOut are what crossed the socket after the handshake, each byte counted
+	// once, by the type of the frame it belongs to (header included): text, binary, control.
+	// Their sum is the total, so that every series read from them only grows.
+	bytesIn  [3]atomic.Uint64
+	bytesOut [3]atomic.Uint64
+}
+
+// Frame types, as bytesIn and bytesOut count them.
+const (
+	bytesText = iota
+	bytesBinary
+	bytesControl
+)
+
+// bytesKind is the bytesIn/bytesOut entry of a frame of opcode op; continuation frames are the
+// caller's to resolve (their message's type).
+func bytesKind(op byte) int {
+	switch op & 0x0f {
+	case opText:
+		return bytesText
+	case opBinary:
+		return bytesBinary
+	}
+	return bytesControl
 }
 
 // connTotals are a registry shard's counts: those of its ended connections (under the shard's
 // lock), or, in Metrics, those plus its live ones'.
 type connTotals struct {
 	msgsIn, msgsOut   [2]uint64
-	bytesIn, bytesOut uint64
-	typedIn, typedOut [2]uint64
+	bytesIn, bytesOut [3]uint64
 }
 
 // totals reads c's counts.
 func (c *connCounters) totals() connTotals {
-	t := connTotals{ // the typed bytes before the totals they are part of
-		typedIn:  [2]uint64{c.typedIn[0].Load(), c.typedIn[1].Load()},
-		typedOut: [2]uint64{c.typedOut[0].Load(), c.typedOut[1].Load()},
-		msgsIn:   [2]uint64{c.msgsIn[0].Load(), c.msgsIn[1].Load()},
-		msgsOut:  [2]uint64{c.msgsOut[0].Load(), c.msgsOut[1].Load()},
+	var t connTotals
+	for i := range 2 {
+		t.msgsIn[i], t.msgsOut[i] = c.msgsIn[i].Load(), c.msgsOut[i].Load()
 	}
-	t.bytesIn, t.bytesOut = c.bytesIn.Load(), c.bytesOut.Load()
+	for i := range 3 {
+		t.bytesIn[i], t.bytesOut[i] = c.bytesIn[i].Load(), c.bytesOut[i].Load()
+	}
 	return t
 }
 
@@ -145,11 +159,11 @@ func (t *connTotals) plus(u connTotals) {
 	for i := range 2 {
 		t.msgsIn[i] += u.msgsIn[i]
 		t.msgsOut[i] += u.msgsOut[i]
-		t.typedIn[i] += u.typedIn[i]
-		t.typedOut[i] += u.typedOut[i]
 	}
-	t.bytesIn += u.bytesIn
-	t.bytesOut += u.bytesOut
+	for i := range 3 {
+		t.bytesIn[i] += u.bytesIn[i]
+		t.bytesOut[i] += u.bytesOut[i]
+	}
 }
 
 // minus takes u, counted earlier on the same connection, from t.
@@ -157,11 +171,11 @@ func (t *connTotals) minus(u connTotals) {
 	for i := range 2 {
 		t.msgsIn[i] -= u.msgsIn[i]
 		t.msgsOut[i] -= u.msgsOut[i]
-		t.typedIn[i] -= u.typedIn[i]
-		t.typedOut[i] -= u.typedOut[i]
 	}
-	t.bytesIn -= u.bytesIn
-	t.bytesOut -= u.bytesOut
+	for i := range 3 {
+		t.bytesIn[i] -= u.bytesIn[i]
+		t.bytesOut[i] -= u.bytesOut[i]
+	}
 }
 
 func (m *serverMetrics) handshake(status int) {
@@ -229,9 +243,9 @@ func (s *Server) Metrics() Metrics {
 		PongTimeouts: m.pongTimeout.Load(), WriteTimeouts: m.writeTimout.Load(), HandlerPanics: s.panics.Load(),
 		MessagesReceivedText: t.msgsIn[0], MessagesReceivedBinary: t.msgsIn[1],
 		MessagesSentText: t.msgsOut[0], MessagesSentBinary: t.msgsOut[1],
-		BytesReceived: t.bytesIn, BytesSent: t.bytesOut,
-		BytesReceivedText: t.typedIn[0], BytesReceivedBinary: t.typedIn[1],
-		BytesSentText: t.typedOut[0], BytesSentBinary: t.typedOut[1],
+		BytesReceived: t.bytesIn[0] + t.bytesIn[1] + t.bytesIn[2], BytesSent: t.bytesOut[0] + t.bytesOut[1] + t.bytesOut[2],
+		BytesReceivedText: t.bytesIn[bytesText], BytesReceivedBinary: t.bytesIn[bytesBinary], BytesReceivedControl: t.bytesIn[bytesControl],
+		BytesSentText: t.bytesOut[bytesText], BytesSentBinary: t.bytesOut[bytesBinary], BytesSentControl: t.bytesOut[bytesControl],
 	}
 	for i := range m.closed {
 		r.Closed[i] = m.closed[i].Load()

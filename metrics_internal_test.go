@@ -9,7 +9,7 @@ import (
 )
 
 // What the per-message counters add to an echoed message: the message read (msgsIn), the bytes
-// read and written (bytesIn, bytesOut) and the message written (msgsOut), as read.go and wire.go
+// read and written (bytesIn, bytesOut, by frame type) and the message written (msgsOut), as read.go and wire.go
 // count them, on each connection's own counters (conn) and, for comparison in the same run, on
 // the 16 stripes shared by all connections that counted before (striped). serial: one
 // connection's cost alone. parallel: every core counting back to back, the most contended case.
@@ -20,9 +20,9 @@ import (
 // off").
 func BenchmarkEchoCounters(b *testing.B) {
 	countConn := func(c *connCounters) {
-		c.bytesIn.Add(38)
+		c.bytesIn[bytesBinary].Add(38)
 		countMessage(&c.msgsIn, Binary)
-		c.bytesOut.Add(34)
+		c.bytesOut[bytesBinary].Add(34)
 		countMessage(&c.msgsOut, Binary)
 	}
 	countStriped := func(m *stripedCounters, id uint64) {
@@ -118,7 +118,7 @@ type stripedCounters [16]struct {
 }
 
 // BenchmarkMetricsScrape: what one Server.Metrics costs with n live connections, every one with
-// counts, in a registry of real Conns (the scrape reads 48 bytes of each connection, a cache miss
+// counts, in a registry of real Conns (the scrape reads 80 bytes of each connection, a cache miss
 // or two per connection).
 func BenchmarkMetricsScrape(b *testing.B) {
 	for _, n := range []int{1_000, 100_000} {
@@ -130,7 +130,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 			for i := range n {
 				c := &Conn{srv: s, id: uint64(i + 1)}
 				c.ctr.msgsIn[0].Add(1)
-				c.ctr.bytesIn.Add(7)
+				c.ctr.bytesIn[bytesText].Add(7)
 				s.shard(c.id).m[c.id] = c
 			}
 			b.ResetTimer()
@@ -147,8 +147,9 @@ func BenchmarkMetricsScrape(b *testing.B) {
 // of an idle connection's heap (BENCHMARKS.md, "Issue 13"). A field that takes it past 704 bytes
 // costs every connection 64 bytes (the 768 class), not the field's size: the per-connection
 // counters (48 bytes) fit only after two bools moved into groups of small fields, where they no
-// longer take 8 bytes each. Make room the same way, or say in BENCHMARKS.md what a connection
-// costs now and change this bound.
+// longer take 8 bytes each, and the bytes by frame type (32 more) after the context moved behind
+// a pointer and the subprotocol became an index. Make room the same way, or say in
+// BENCHMARKS.md what a connection costs now and change this bound.
 func TestConnStaysInItsSizeClass(t *testing.T) {
 	if n := unsafe.Sizeof(Conn{}); n > 704 {
 		t.Fatalf("a Conn is %d bytes, past the 704-byte size class", n)
@@ -170,7 +171,7 @@ func TestLateCountsAreFolded(t *testing.T) {
 	c.wire.c = c
 	s.live.Add(1) // the place forget gives back
 	s.shard(c.id).m[c.id] = c
-	c.ctr.bytesOut.Add(100)
+	c.ctr.bytesOut[bytesBinary].Add(100)
 	c.wire.wmu.Lock() // the write in flight
 	s.unregister(c)
 	if m := s.Metrics(); m.BytesSent != 100 || m.Connections != 0 {
@@ -178,7 +179,7 @@ func TestLateCountsAreFolded(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(50 * time.Millisecond)
-		c.ctr.bytesOut.Add(20) // the last bytes the socket took
+		c.ctr.bytesOut[bytesBinary].Add(20) // the last bytes the socket took
 		c.ctr.msgsOut[1].Add(1)
 		c.wire.wmu.Unlock()
 	}()

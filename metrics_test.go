@@ -213,6 +213,13 @@ func TestMetricsNeverGoBack(t *testing.T) {
 				{"messages sent", m.MessagesSentText, last.MessagesSentText},
 				{"bytes received", m.BytesReceived, last.BytesReceived},
 				{"bytes sent", m.BytesSent, last.BytesSent},
+				// Each part only grows, the control bytes too, which a difference taken from
+				// the total (as first written) did not: a scrape between a write's two adds read
+				// data frames' bytes as control, and the next took them back.
+				{"text bytes received", m.BytesReceivedText, last.BytesReceivedText},
+				{"control bytes received", m.BytesReceivedControl, last.BytesReceivedControl},
+				{"text bytes sent", m.BytesSentText, last.BytesSentText},
+				{"control bytes sent", m.BytesSentControl, last.BytesSentControl},
 			} {
 				if f.now < f.then {
 					scraped <- fmt.Errorf("scrape %d: %s went back from %d to %d", n, f.name, f.then, f.now)
@@ -324,11 +331,13 @@ func TestMetricsCountBytesByFrameType(t *testing.T) {
 	rc.expectEcho("abcd")
 	waitFor(t, 5*time.Second, "the echo and the pong counted", func() bool { return ts.Metrics().BytesSent == (2+1)+(2+9) })
 	m := ts.Metrics()
-	if m.BytesReceivedText != 2*(6+2) || m.BytesReceivedBinary != 0 || m.BytesReceived != 2*(6+2)+(6+1) {
-		t.Fatalf("in: text %d binary %d of %d; want 16, 0 of 23 (7 the ping's)", m.BytesReceivedText, m.BytesReceivedBinary, m.BytesReceived)
+	if m.BytesReceivedText != 2*(6+2) || m.BytesReceivedBinary != 0 || m.BytesReceivedControl != 6+1 || m.BytesReceived != 2*(6+2)+(6+1) {
+		t.Fatalf("in: text %d binary %d control %d of %d; want 16, 0, 7 (the ping) of 23", m.BytesReceivedText, m.BytesReceivedBinary,
+			m.BytesReceivedControl, m.BytesReceived)
 	}
-	if m.BytesSentText != 2+9 || m.BytesSentBinary != 0 {
-		t.Fatalf("out: text %d binary %d of %d; want 11, 0 of 14 (3 the pong's)", m.BytesSentText, m.BytesSentBinary, m.BytesSent)
+	if m.BytesSentText != 2+9 || m.BytesSentBinary != 0 || m.BytesSentControl != 2+1 {
+		t.Fatalf("out: text %d binary %d control %d of %d; want 11, 0, 3 (the pong) of 14", m.BytesSentText, m.BytesSentBinary,
+			m.BytesSentControl, m.BytesSent)
 	}
 
 	for _, kind := range []string{"tail", "stash"} {

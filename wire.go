@@ -154,9 +154,7 @@ func (w *wire) Read(p []byte) (int, error) {
 		w.closeRead += n
 	}
 	if n > 0 {
-		typed := w.c.inbound.observe(w.c, p[:n])
-		w.c.ctr.bytesIn.Add(uint64(n))
-		addTyped(&w.c.ctr.typedIn, typed)
+		addBytes(&w.c.ctr.bytesIn, w.c.inbound.observe(w.c, p[:n]))
 	}
 	if err != nil {
 		// The peer is gone (EOF, reset) or silent past a deadline: a close frame would go nowhere,
@@ -335,10 +333,7 @@ func (w *wire) emitLocked(m *outMsg, block, last bool) error {
 // write, into a socket with room, costs no timer. A failed write may have left part of a frame on
 // the wire: it seals the wire, so that nothing, not even the transport's close frame, follows.
 func (w *wire) put(p []byte, block bool) (int, error) {
-	k, err := w.putBytes(p, block)
-	if k > 0 {
-		w.c.ctr.bytesOut.Add(uint64(k))
-	}
+	k, err := w.putBytes(p, block) // the callers count the k bytes written, by frame type
 	if err != nil {
 		w.sealed.Store(true)
 		failed := err // declared here, so that only a failed write allocates it
@@ -394,8 +389,9 @@ func (w *wire) drainLocked(block bool) error {
 		var k int
 		k, err = w.put(w.stash, block)
 		w.countStash(k)
-		// Step past what was written; reserve moves what is left to the front when it needs the
-		// room. Moving it here, after every short write, copied the whole stash each time: up to
+		// Step past what was written; reserve copies what is left into a new buffer when it
+		// needs room. Moving it to the front here, after every short write, copied the whole
+		// stash each time: up to
 		// SendQueueBytes per write to a slow reader, and, during a handler's long inline batch,
 		// per frame stashed behind a full socket (TestMetricsCountBytesByFrameType stalled).
 		w.stash = w.stash[k:]
@@ -418,17 +414,18 @@ func (w *wire) drainLocked(block bool) error {
 // not when it is taken from the queue or stashed, so that Sent is what the peer can receive. The
 // stash holds whole frames, but for its first, which a cut write may have begun (w.cut).
 func (w *wire) countStash(k int) {
-	var n, typed [2]uint64 // text, binary: added once per write, not once per message or frame
+	var n [2]uint64     // messages: text, binary; added once per write, not once per message
+	var typed [3]uint64 // bytes, as connCounters.bytesOut
 	off := 0
 	if w.cut > 0 {
 		if k < w.cut {
 			w.cut -= k
-			addTypedByte(&typed, w.cutOp, k)
-			addTyped(&w.c.ctr.typedOut, typed)
+			typed[bytesKind(w.cutOp)] += uint64(k)
+			addBytes(&w.c.ctr.bytesOut, typed)
 			return
 		}
 		off = w.cut
-		addTypedByte(&typed, w.cutOp, off)
+		typed[bytesKind(w.cutOp)] += uint64(off)
 		if w.cutMsg {
 			n[w.cutOp&0x0f-1]++
 		}
@@ -439,10 +436,10 @@ func (w *wire) countStash(k int) {
 		end := off + stashedFrameLen(f)
 		if end > k {
 			w.cut, w.cutMsg, w.cutOp = end-k, isMessageFrame(f), f[0]
-			addTypedByte(&typed, f[0], k-off)
+			typed[bytesKind(f[0])] += uint64(k - off)
 			break
 		}
-		addTypedByte(&typed, f[0], end-off)
+		typed[bytesKind(f[0])] += uint64(end - off)
 		if isMessageFrame(f) {
 			n[f[0]&0x0f-1]++ // Text (1) or Binary (2)
 		}
@@ -453,35 +450,19 @@ func (w *wire) countStash(k int) {
 			w.c.ctr.msgsOut[i].Add(n[i])
 		}
 	}
-	addTyped(&w.c.ctr.typedOut, typed)
+	addBytes(&w.c.ctr.bytesOut, typed)
 }
 
-// countTyped counts k bytes just written of a frame whose first byte is b0 among the bytes of
-// text or binary frames (nothing for a control frame), after put has counted them in bytesOut.
+// countTyped counts in bytesOut k bytes just written of a frame whose first byte is b0 (the
+// server sends no continuation frames).
 func (w *wire) countTyped(b0 byte, k int) {
-	if k <= 0 {
-		return
-	}
-	switch b0 & 0x0f {
-	case opText:
-		w.c.ctr.typedOut[0].Add(uint64(k))
-	case opBinary:
-		w.c.ctr.typedOut[1].Add(uint64(k))
+	if k > 0 {
+		w.c.ctr.bytesOut[bytesKind(b0)].Add(uint64(k))
 	}
 }
 
-// addTypedByte adds k bytes of a frame whose first byte is b0 to typed (text, binary).
-func addTypedByte(typed *[2]uint64, b0 byte, k int) {
-	switch b0 & 0x0f {
-	case opText:
-		typed[0] += uint64(k)
-	case opBinary:
-		typed[1] += uint64(k)
-	}
-}
-
-// addTyped adds the counts of n that are not 0 to ctr.
-func addTyped(ctr *[2]atomic.Uint64, n [2]uint64) {
+// addBytes adds the counts of n that are not 0 to ctr.
+func addBytes(ctr *[3]atomic.Uint64, n [3]uint64) {
 	for i, v := range n {
 		if v > 0 {
 			ctr[i].Add(v)

@@ -146,10 +146,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(dMsgsOut, m.MessagesSentBinary, "binary")
 		ch <- counter(dBytesIn, m.BytesReceivedText, "text")
 		ch <- counter(dBytesIn, m.BytesReceivedBinary, "binary")
-		ch <- counter(dBytesIn, control(m.BytesReceived, m.BytesReceivedText, m.BytesReceivedBinary), "control")
+		ch <- counter(dBytesIn, m.BytesReceivedControl, "control")
 		ch <- counter(dBytesOut, m.BytesSentText, "text")
 		ch <- counter(dBytesOut, m.BytesSentBinary, "binary")
-		ch <- counter(dBytesOut, control(m.BytesSent, m.BytesSentText, m.BytesSentBinary), "control")
+		ch <- counter(dBytesOut, m.BytesSentControl, "control")
 		ch <- counter(dDropped, m.SendQueueDropped)
 		ch <- counter(dSlow, m.SlowConsumerCloses)
 		ch <- counter(dPongTimeout, m.PongTimeouts)
@@ -206,14 +206,4 @@ func histogram(d *prometheus.Desc, h hub.Histogram, labels ...string) prometheus
 		buckets[b] = cum
 	}
 	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, labels...)
-}
-
-// control is the bytes of control frames: the total less the text and binary frames' (Metrics
-// reads those before the total, so the difference is never negative; the guard is for a
-// Sources that does not).
-func control(total, text, binary uint64) uint64 {
-	if text+binary > total {
-		return 0
-	}
-	return total - text - binary
 }
