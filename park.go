@@ -70,8 +70,11 @@ func (c *Conn) scanPark(now int64) {
 	// While woken connections wait for a reader (readers.go), any reader between messages is
 	// asked, silent or not: the readers go round.
 	idle := now - max(c.lastRead.Load(), c.woke.Load())
+	// A connection whose pong is overdue is not parked: it is about to end on its deadline (and
+	// parked, the scan would wake it again, and the queue could delay that over and over).
 	busy := idle < c.srv.parkAfter+int64(c.srv.tick)/2 && c.srv.readers.waiting.Load() == 0
-	if busy || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
+	overdue := c.awaitPong.Load() && now >= c.pongBy.Load()
+	if busy || overdue || c.msgStart.Load() != 0 || c.inHandler.Load() || c.closing.Load() {
 		return
 	}
 	c.mu.Lock()
@@ -152,13 +155,32 @@ func (c *Conn) serve() {
 // resume is the work of a pooled reader (readers.go) for a connection unpark woke: it reads on
 // from the frame boundary where the last reader parked, until the connection parks again
 // (parked true) or ends (false: then the caller, no longer counted as a reader, finishes it).
-func (c *Conn) resume() bool {
+func (c *Conn) resume(waited bool) bool {
 	c.srv.wakeups.Add(1)
 	c.woke.Store(c.srv.clock.Load())
 	c.heartbeatOnly = true
 	c.pooled = true // from now on every reader of c is pooled; never cleared, as the next may have begun
 	c.clearPark()
+	if waited {
+		c.spareQueuedPong()
+	}
 	return c.readOn(c.read(c.sock.ResumeReadLoop))
+}
+
+// spareQueuedPong gives a connection that waited for a reader a tick past its pong's deadline,
+// if that passed while it waited: the peer may well have answered in time (its pong is what woke
+// the connection, and waits in the socket), and the time in the queue was the server's, not the
+// peer's. Without it, the first read failed on the passed deadline before reading the pong, and
+// the connection ended as a pong timeout. A peer that did not answer ends a tick later.
+func (c *Conn) spareQueuedPong() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.awaitPong.Load() {
+		return
+	}
+	if grace := time.Now().Add(c.srv.tick); time.Unix(0, c.pongBy.Load()).Before(grace) {
+		_ = c.wire.Conn.SetReadDeadline(grace)
+	}
 }
 
 // clearPark clears what a park left, the deadline in the past, and restores the pong's if a ping

@@ -43,25 +43,26 @@ func (s *Server) startReader(c *Conn) {
 		p.mu.Unlock()
 	}
 	s.goroutines.Add(1)
-	go s.readWoken(c) // owner: the Server; counted in goroutines, ends when the queue is empty
+	go s.readWoken(c, false) // owner: the Server; counted in goroutines, ends when the queue is empty
 }
 
 // readWoken is a pooled reader: it reads c until c parks, then the next waiting connection, until
 // none waits. A connection that ends is finished here, after the place has been handed on.
-func (s *Server) readWoken(c *Conn) {
+// waited says c came from the queue.
+func (s *Server) readWoken(c *Conn, waited bool) {
 	defer s.goroutines.Done()
 	for c != nil {
-		parked := c.resume()
+		parked := c.resume(waited)
 		next := s.nextWoken()
 		if !parked {
 			if next != nil { // the place goes to a reader of its own: this one lingers
 				s.goroutines.Add(1)
-				go s.readWoken(next) // owner: the Server, as above
+				go s.readWoken(next, true) // owner: the Server, as above
 			}
 			c.end()
 			return
 		}
-		c = next
+		c, waited = next, true
 	}
 }
 
@@ -83,8 +84,17 @@ func (s *Server) nextWoken() *Conn {
 	p.queue[p.head] = nil
 	p.head++
 	p.waiting.Add(-1)
-	if p.head == len(p.queue) {
+	switch {
+	case p.head == len(p.queue):
 		p.reset()
+	case p.head >= 64 && p.head*2 >= len(p.queue):
+		// Under sustained overload the queue may never empty (readers park their connections
+		// after each message, and those come back): move what waits to the front, so that the
+		// array is bounded by what waits, not by every wake-up since it last emptied. Each
+		// entry moves at most once per time the queue halves: amortised constant.
+		n := copy(p.queue, p.queue[p.head:])
+		clear(p.queue[n:])
+		p.queue, p.head = p.queue[:n], 0
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package wsgate_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -208,3 +209,72 @@ func TestReaderPoolQueuedConnectionsEnd(t *testing.T) {
 		t.Errorf("WaitingForReader = %d, WaitedForReader = %d; want 0 and at least 5", m.WaitingForReader, m.WaitedForReader)
 	}
 }
+
+// TestReaderPoolSparesAQueuedPong: a parked connection that answers its ping at once, but waits
+// for the one reader (held by another connection's handler) past its pong's deadline, is not
+// ended as a pong timeout: the time in the queue was the server's. It still answers afterwards.
+func TestReaderPoolSparesAQueuedPong(t *testing.T) {
+	release := make(chan struct{})
+	var ended atomic.Pointer[wsgate.Conn]
+	h := &onClose{
+		Handler: wsgate.HandlerFunc(func(c *wsgate.Conn, m wsgate.Message) {
+			if string(m.Data) == "block" {
+				<-release
+				return
+			}
+			_ = c.Send(m.Type, append(append([]byte(nil), m.Data...), " done"...))
+		}),
+		closed: func(c *wsgate.Conn, err error) {
+			if errors.Is(err, wsgate.ErrPongTimeout) {
+				ended.Store(c)
+			}
+		},
+	}
+	cfg := parkConfig()
+	cfg.MaxReaders = 1
+	cfg.PingInterval, cfg.PongTimeout = 300*time.Millisecond, 300*time.Millisecond
+	cfg.MessageTimeout = 5 * time.Second
+	ts := startServer(t, h, cfg)
+	holder := dial(t, ts.URL, nil)
+	victim := dial(t, ts.URL, nil)
+	answered := make(chan string, 1)
+	go func() { // owner: the test; gorilla answers pings while it reads; ends with the connection
+		for {
+			_, p, err := victim.ReadMessage()
+			if err != nil {
+				close(answered)
+				return
+			}
+			answered <- string(p)
+		}
+	}()
+	waitParked(t, ts, 2)
+	send(t, holder, "block") // the one pooled reader is held
+	waitFor(t, 5*time.Second, "the victim pinged, answering, and waiting for the reader", func() bool {
+		return ts.Metrics().WaitingForReader >= 1
+	})
+	time.Sleep(600 * time.Millisecond) // past the victim's pong deadline, in the queue
+	close(release)
+	if err := victim.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p, ok := <-answered:
+		if !ok || p != "still here done" {
+			t.Fatalf("the victim's answer: %q (open %v)", p, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer for the victim")
+	}
+	if c := ended.Load(); c != nil {
+		t.Fatalf("connection %d ended as a pong timeout", c.ID())
+	}
+}
+
+// onClose is a Handler with its own OnClose.
+type onClose struct {
+	wsgate.Handler
+	closed func(*wsgate.Conn, error)
+}
+
+func (h *onClose) OnClose(c *wsgate.Conn, err error) { h.closed(c, err) }
