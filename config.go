@@ -148,7 +148,7 @@ type Config struct {
 	// browser can reach.
 	AllowedOrigins []string
 	// Subprotocols lists the subprotocols the server speaks, in order of preference. A client that
-	// offers none of them still connects, with Conn.Subprotocol() == "".
+	// offers none of them still connects, with Conn.Subprotocol() == "". At most 1000.
 	Subprotocols []string
 	// Compression enables permessage-deflate (RFC 7692) without context takeover, for messages of
 	// 512 bytes and more. Default off: it costs CPU and memory per connection.

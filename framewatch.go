@@ -26,7 +26,8 @@ type frameWatch struct {
 }
 
 // kind is the connCounters.bytesIn entry of the current frame's bytes (its header known at
-// least to its first byte): a continuation frame's is its message's.
+// least to its first byte): a continuation frame's is its message's, which kind records when
+// the message's first frame passes.
 func (w *frameWatch) kind() int {
 	switch op := w.hdr[0] & 0x0f; op {
 	case opText, opBinary:

@@ -213,9 +213,10 @@ func TestMetricsNeverGoBack(t *testing.T) {
 				{"messages sent", m.MessagesSentText, last.MessagesSentText},
 				{"bytes received", m.BytesReceived, last.BytesReceived},
 				{"bytes sent", m.BytesSent, last.BytesSent},
-				// Each part only grows, the control bytes too, which a difference taken from
-				// the total (as first written) did not: a scrape between a write's two adds read
-				// data frames' bytes as control, and the next took them back.
+				// Each part only grows, the control bytes (the close frames, as connections
+				// end throughout) too, which a difference taken from the total (as first
+				// written) did not: a scrape between a write's two adds read data frames'
+				// bytes as control, and the next took them back.
 				{"text bytes received", m.BytesReceivedText, last.BytesReceivedText},
 				{"control bytes received", m.BytesReceivedControl, last.BytesReceivedControl},
 				{"text bytes sent", m.BytesSentText, last.BytesSentText},
@@ -283,6 +284,12 @@ func TestMetricsNeverGoBack(t *testing.T) {
 	}
 	if out := uint64(clients * (msgs*(2+10) + 2 + 2)); m.BytesSent != out {
 		t.Errorf("bytes sent %d, want %d", m.BytesSent, out)
+	}
+	if m.BytesReceivedText != clients*msgs*(6+5) || m.BytesReceivedControl != clients*(6+2) ||
+		m.BytesSentText != clients*msgs*(2+10) || m.BytesSentControl != clients*(2+2) {
+		t.Errorf("by type: in text %d control %d, out text %d control %d; want %d, %d, %d, %d",
+			m.BytesReceivedText, m.BytesReceivedControl, m.BytesSentText, m.BytesSentControl,
+			clients*msgs*(6+5), clients*(6+2), clients*msgs*(2+10), clients*(2+2))
 	}
 }
 

@@ -391,9 +391,9 @@ func (w *wire) drainLocked(block bool) error {
 		w.countStash(k)
 		// Step past what was written; reserve copies what is left into a new buffer when it
 		// needs room. Moving it to the front here, after every short write, copied the whole
-		// stash each time: up to
-		// SendQueueBytes per write to a slow reader, and, during a handler's long inline batch,
-		// per frame stashed behind a full socket (TestMetricsCountBytesByFrameType stalled).
+		// stash each time: up to SendQueueBytes per write to a slow reader, and, during a
+		// handler's long inline batch, per frame stashed behind a full socket
+		// (TestMetricsCountBytesByFrameType stalled).
 		w.stash = w.stash[k:]
 	}
 	if len(w.stash) == 0 || err != nil {

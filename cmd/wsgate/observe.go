@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"time"
 
 	"github.com/wsgate/wsgate/broker"
@@ -26,7 +25,7 @@ func (g *node) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := g.ready(r.Context()); err != nil {
+	if err := g.ready(); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, err.Error())
 		return
@@ -35,12 +34,12 @@ func (g *node) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // ready is /readyz's check: nil, or why the node is not ready.
-func (g *node) ready(ctx context.Context) error {
+func (g *node) ready() error {
 	if g.stopping.Load() {
 		return errors.New("shutting down")
 	}
-	if g.health != nil {
-		if err := g.readyCache.check(ctx, g.health); err != nil {
+	if g.readyCache != nil {
+		if err := g.readyCache.Get(); err != nil {
 			return fmt.Errorf("broker not ready: %w", err)
 		}
 	}
@@ -52,48 +51,16 @@ func (g *node) ready(ctx context.Context) error {
 // round trip (with NATS, a JetStream STREAM.INFO to the stream's leader).
 const readyTTL = time.Second
 
-// readyCache shares the broker's readiness among /readyz and wsgate_ready: an answer is reused
-// for readyTTL, and while a check is under way, callers wait for it (single flight) rather than
-// start their own. Its zero value is ready to use.
-type readyCache struct {
-	mu      sync.Mutex
-	at      time.Time     // when err was learnt; zero: never
-	err     error         // the last answer
-	pending chan struct{} // closed when the check under way ends; nil: none under way
-}
-
-// check is h.Ready's answer, at most readyTTL old. The broker call is bounded by readyTimeout,
-// not by ctx: a caller that gives up does not fail the others waiting for the same answer.
-func (c *readyCache) check(ctx context.Context, h broker.Health) error {
-	c.mu.Lock()
-	if !c.at.IsZero() && time.Since(c.at) < readyTTL {
-		err := c.err
-		c.mu.Unlock()
-		return err
-	}
-	wait := c.pending
-	if wait == nil {
-		wait = make(chan struct{})
-		c.pending = wait
-		go func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
-			err := h.Ready(cctx)
-			cancel()
-			c.mu.Lock()
-			c.at, c.err, c.pending = time.Now(), err, nil
-			c.mu.Unlock()
-			close(wait)
-		}()
-	}
-	c.mu.Unlock()
-	select {
-	case <-wait:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// newReadyCache shares h's readiness among /readyz and wsgate_ready (metrics.Shared, as the
+// scrapes share Server.Metrics): an answer is reused for readyTTL, and while a check is under
+// way, callers wait for it rather than start their own. A check is bounded by readyTimeout, not
+// by any caller's context, so the one that runs it serves those that wait.
+func newReadyCache(h broker.Health) *metrics.Shared[error] {
+	return metrics.NewShared(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		return h.Ready(ctx)
+	}, readyTTL)
 }
 
 // metricsHandler serves the node's counters in Prometheus' format; ah is the backend API's
@@ -103,7 +70,7 @@ func (c *readyCache) check(ctx context.Context, h broker.Health) error {
 func (g *node) metricsHandler(ah http.Handler) http.Handler {
 	ws := metrics.NewShared(g.ws.Metrics, metrics.ServerMaxAge)
 	src := metrics.Sources{Server: ws.Get, Hub: g.hub.Metrics, Gateway: g.gw.Metrics,
-		Ready: func() bool { return g.ready(context.Background()) == nil }}
+		Ready: func() bool { return g.ready() == nil }}
 	if ah != nil {
 		src.API = func() (api.Metrics, bool) { return api.MetricsOf(ah) }
 	}

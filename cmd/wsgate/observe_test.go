@@ -280,7 +280,7 @@ func (h *countingHealth) Ready(ctx context.Context) error {
 // share one broker round trip (with NATS, a JetStream STREAM.INFO), not make one each.
 func TestReadyzSharesBrokerCalls(t *testing.T) {
 	h := &countingHealth{}
-	g := &node{health: h}
+	g := &node{readyCache: newReadyCache(h)}
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Go(func() {
@@ -295,7 +295,7 @@ func TestReadyzSharesBrokerCalls(t *testing.T) {
 	if n := h.n.Load(); n > 1 {
 		t.Fatalf("100 anonymous /readyz requests made %d broker readiness round trips, want them shared (cached or single-flight)", n)
 	}
-	if g.ready(context.Background()) != nil { // what wsgate_ready reads
+	if g.ready() != nil { // what wsgate_ready reads
 		t.Fatal("wsgate_ready: not ready")
 	}
 	if n := h.n.Load(); n > 1 {

@@ -24,6 +24,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/gateway/api"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/metrics"
 	"github.com/wsgate/wsgate/internal/telemetry"
 	"github.com/wsgate/wsgate/protocol"
 )
@@ -136,11 +137,10 @@ func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 // WebSocket connections it hijacks (http.Server does not track those, so both are shut down).
 type node struct {
 	http            *http.Server
-	api             *http.Server  // the backend API on its own listener (api.listen); nil otherwise
-	metrics         *http.Server  // /metrics, /readyz and pprof on -metrics-listen; nil otherwise
-	stopping        atomic.Bool   // shutdown has begun: /readyz answers 503
-	health          broker.Health // the broker's readiness; nil: always ready
-	readyCache      readyCache    // health's answer, shared by /readyz and wsgate_ready
+	api             *http.Server           // the backend API on its own listener (api.listen); nil otherwise
+	metrics         *http.Server           // /metrics, /readyz and pprof on -metrics-listen; nil otherwise
+	stopping        atomic.Bool            // shutdown has begun: /readyz answers 503
+	readyCache      *metrics.Shared[error] // the broker's readiness, shared by /readyz and wsgate_ready; nil: always ready
 	ws              *wsgate.Server
 	hub             *hub.Hub
 	gw              *gateway.Gateway
@@ -237,7 +237,9 @@ func newGateway(ctx context.Context, o *options, be *backend, log *slog.Logger) 
 	mux.HandleFunc("GET /healthz", healthz)
 	n := &node{ws: ws, hub: h, gw: gw, backend: be, log: log, shutdownTimeout: o.shutdownTimeout,
 		maxHTTPConns: o.maxHTTPConns, maxHTTPConnsPerIP: o.maxHTTPConnsPerIP}
-	n.health, _ = be.broker.(broker.Health)
+	if h, ok := be.broker.(broker.Health); ok {
+		n.readyCache = newReadyCache(h)
+	}
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /ws", ws)
 	if demo != nil {
